@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod error;
+pub mod lookup;
 pub mod transcript;
 
 pub use channel::{Channel, Stats};

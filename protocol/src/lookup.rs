@@ -1,0 +1,231 @@
+//! Private keyed lookup (labelled PSI from a Diffie–Hellman OPRF over Ristretto255).
+//!
+//! The *server* (the government node) holds a table `id → payload` (one u64 per entity, e.g. its
+//! fixed-point partial score). The *client* (the bank) holds a few query IDs and learns the payload
+//! of each query that is in the table, without the server learning which entities were queried.
+//!
+//! Protocol, with per-session server key `a` and per-batch client key `b`:
+//! 1. server → client, once per session: for every table entry, sorted by tag,
+//!    `tag = KDF₁(H(id)^a)[..16]` and `payload ⊕ KDF₂(H(id)^a)[..8]`;
+//! 2. client → server: `H(q)^b` for each query;  server → client: `(H(q)^b)^a` in the same order;
+//! 3. client unblinds `H(q)^a = ((H(q)^b)^a)^(1/b)`, derives tag and pad, looks the tag up.
+//!
+//! What each party learns (semi-honest, DH-OPRF security under one-more-gap-DH in the random-oracle
+//! model, 128-bit): the server learns the number of queries in each batch and nothing else (it only
+//! sees uniformly random group elements). The client learns the table size and, for each query, whether
+//! it is in the table and its payload; tags and masked payloads of entries it did not query are
+//! pseudorandom to it. Tags are 128 bits, so a false match has probability at most
+//! entries·queries / 2^128 (2^-64 for 2^32 of each), far below the 40-bit statistical bound.
+//! The policy that allows a lookup, and the number of queries, is enforced by the node.
+
+use std::collections::HashMap;
+
+use curve25519_dalek::{RistrettoPoint, Scalar, ristretto::CompressedRistretto};
+use rayon::prelude::*;
+use sha2::Sha512;
+use zeroize::Zeroize;
+
+use crate::{Channel, Error, Result};
+
+const TAG_LEN: usize = 16;
+const ENTRY_LEN: usize = TAG_LEN + 8;
+
+/// Hash of a normalised entity ID to the group, separated by the session's domain string.
+pub fn hash_to_group(domain: &str, id: &str) -> RistrettoPoint {
+    let mut input = Vec::with_capacity(16 + domain.len() + id.len());
+    input.extend_from_slice(b"tandem id v1\0");
+    input.extend_from_slice(&(domain.len() as u32).to_le_bytes());
+    input.extend_from_slice(domain.as_bytes());
+    input.extend_from_slice(id.as_bytes());
+    RistrettoPoint::hash_from_bytes::<Sha512>(&input)
+}
+
+/// Tag and payload pad derived from the server-keyed point `H(id)^a`.
+fn tag_and_pad(point: &CompressedRistretto) -> ([u8; TAG_LEN], u64) {
+    let tag = blake3::derive_key("tandem lookup tag v1", point.as_bytes());
+    let pad = blake3::derive_key("tandem lookup pad v1", point.as_bytes());
+    (tag[..TAG_LEN].try_into().expect("16 bytes"), u64::from_le_bytes(pad[..8].try_into().expect("8 bytes")))
+}
+
+/// The server's side of a lookup session: its secret key for the session.
+pub struct LookupServer {
+    key: Scalar,
+}
+
+impl Drop for LookupServer {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl LookupServer {
+    /// Starts a session with a fresh key from the caller's CSPRNG.
+    pub fn new<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> LookupServer {
+        LookupServer { key: Scalar::random(rng) }
+    }
+
+    /// Sends the keyed table (message `lookup.table`). `ids` are normalised and unique.
+    pub fn send_table(&self, ch: &mut Channel, domain: &str, ids: &[String], payloads: &[u64]) -> Result<()> {
+        assert_eq!(ids.len(), payloads.len(), "one payload per id");
+        let mut entries: Vec<([u8; TAG_LEN], u64)> = ids
+            .par_iter()
+            .zip(payloads.par_iter())
+            .map(|(id, &payload)| {
+                let (tag, pad) = tag_and_pad(&(hash_to_group(domain, id) * self.key).compress());
+                (tag, payload ^ pad)
+            })
+            .collect();
+        entries.par_sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        let mut bytes = Vec::with_capacity(entries.len() * ENTRY_LEN);
+        for (tag, masked) in &entries {
+            bytes.extend_from_slice(tag);
+            bytes.extend_from_slice(&masked.to_le_bytes());
+        }
+        ch.send_bulk("lookup.table", &bytes)
+    }
+
+    /// Answers one batch of blinded queries (`lookup.query` → `lookup.answer`); returns its size.
+    pub fn answer(&self, ch: &mut Channel, max_queries: usize) -> Result<usize> {
+        let bytes = ch.recv_bulk("lookup.query", (max_queries * 32) as u64)?;
+        if bytes.len() % 32 != 0 {
+            return Err(Error::Protocol(format!("lookup query of {} bytes is not a whole number of points", bytes.len())));
+        }
+        let answers: Vec<[u8; 32]> = bytes
+            .par_chunks_exact(32)
+            .map(|c| {
+                let point = CompressedRistretto(c.try_into().expect("32 bytes"))
+                    .decompress()
+                    .ok_or_else(|| Error::Protocol("lookup query holds an invalid group element".into()))?;
+                Ok((point * self.key).compress().to_bytes())
+            })
+            .collect::<Result<_>>()?;
+        ch.send_bulk("lookup.answer", answers.as_flattened())?;
+        Ok(answers.len())
+    }
+}
+
+/// The client's copy of the server's keyed table.
+pub struct LookupClient {
+    table: HashMap<[u8; TAG_LEN], u64>,
+}
+
+impl LookupClient {
+    /// Receives the server's table, refusing one with more than `max_entries` entries.
+    pub fn receive_table(ch: &mut Channel, max_entries: usize) -> Result<LookupClient> {
+        let bytes = ch.recv_bulk("lookup.table", (max_entries * ENTRY_LEN) as u64)?;
+        if bytes.len() % ENTRY_LEN != 0 {
+            return Err(Error::Protocol(format!("lookup table of {} bytes is not a whole number of entries", bytes.len())));
+        }
+        let table: HashMap<_, _> = bytes
+            .chunks_exact(ENTRY_LEN)
+            .map(|e| (e[..TAG_LEN].try_into().expect("16 bytes"), u64::from_le_bytes(e[TAG_LEN..].try_into().expect("8 bytes"))))
+            .collect();
+        if table.len() * ENTRY_LEN != bytes.len() {
+            return Err(Error::Protocol("lookup table repeats a tag".into()));
+        }
+        Ok(LookupClient { table })
+    }
+
+    pub fn table_len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Looks up `ids` (normalised): the payload of each one the server holds, `None` otherwise.
+    pub fn query<R: rand::CryptoRng + ?Sized>(
+        &self,
+        ch: &mut Channel,
+        domain: &str,
+        ids: &[String],
+        rng: &mut R,
+    ) -> Result<Vec<Option<u64>>> {
+        let mut blind = Scalar::random(rng);
+        let blinded: Vec<[u8; 32]> = ids.par_iter().map(|id| (hash_to_group(domain, id) * blind).compress().to_bytes()).collect();
+        ch.send_bulk("lookup.query", blinded.as_flattened())?;
+        let answer = ch.recv_bulk("lookup.answer", (ids.len() * 32) as u64)?;
+        if answer.len() != ids.len() * 32 {
+            return Err(Error::Protocol(format!("lookup answer has {} bytes for {} queries", answer.len(), ids.len())));
+        }
+        let mut unblind = blind.invert();
+        blind.zeroize();
+        let result = answer
+            .par_chunks_exact(32)
+            .map(|c| {
+                let point = CompressedRistretto(c.try_into().expect("32 bytes"))
+                    .decompress()
+                    .ok_or_else(|| Error::Protocol("lookup answer holds an invalid group element".into()))?;
+                let (tag, pad) = tag_and_pad(&(point * unblind).compress());
+                Ok(self.table.get(&tag).map(|masked| masked ^ pad))
+            })
+            .collect();
+        unblind.zeroize();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::run_pair;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn ids(range: std::ops::Range<u32>) -> Vec<String> {
+        range.map(|i| format!("ENTITY{i:06}")).collect()
+    }
+
+    #[test]
+    fn client_learns_exactly_the_payloads_of_its_queries_in_the_table() {
+        let table_ids = ids(0..500);
+        let payloads: Vec<u64> = (0..500u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let mut queries = ids(490..510); // 10 held, 10 not
+        queries.push("ENTITY000007".into());
+        let (served, got) = run_pair(
+            |ch| {
+                let server = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(1));
+                server.send_table(ch, "job-1", &table_ids, &payloads).unwrap();
+                server.answer(ch, 100).unwrap()
+            },
+            |ch| {
+                let client = LookupClient::receive_table(ch, 10_000).unwrap();
+                assert_eq!(client.table_len(), 500);
+                client.query(ch, "job-1", &queries, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()
+            },
+        );
+        assert_eq!(served, queries.len());
+        for (q, value) in queries.iter().zip(&got) {
+            let expected = table_ids.iter().position(|t| t == q).map(|i| payloads[i]);
+            assert_eq!(*value, expected, "query {q}");
+        }
+    }
+
+    #[test]
+    fn a_different_domain_finds_nothing() {
+        let table_ids = ids(0..50);
+        let (_, got) = run_pair(
+            |ch| {
+                let server = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(3));
+                server.send_table(ch, "job-a", &table_ids, &vec![1; 50]).unwrap();
+                server.answer(ch, 100).unwrap()
+            },
+            |ch| {
+                let client = LookupClient::receive_table(ch, 100).unwrap();
+                client.query(ch, "job-b", &table_ids[..5], &mut ChaCha20Rng::seed_from_u64(4)).unwrap()
+            },
+        );
+        assert!(got.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn oversized_table_and_invalid_points_are_errors() {
+        let (_, err) = run_pair(
+            |ch| LookupServer::new(&mut ChaCha20Rng::seed_from_u64(5)).send_table(ch, "d", &ids(0..20), &[0; 20]),
+            |ch| LookupClient::receive_table(ch, 10).err().unwrap(),
+        );
+        assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
+        let (err, _) = run_pair(
+            |ch| LookupServer::new(&mut ChaCha20Rng::seed_from_u64(6)).answer(ch, 4).err().unwrap(),
+            |ch| ch.send_bulk("lookup.query", &[0xff; 64]),
+        );
+        assert!(matches!(err, Error::Protocol(_)), "{err}");
+    }
+}
