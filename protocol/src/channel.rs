@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn wrong_kind_garbage_abort_and_silence_are_errors() {
-        let (mut g, mut b) = mem_transports(Duration::from_millis(50));
+        let (g, b) = mem_transports(Duration::from_millis(50));
         let (mut g, mut b) = (Channel::new(Box::new(g), Role::Gov), Channel::new(Box::new(b), Role::Bank));
         g.send("x", &1u32).unwrap();
         assert!(matches!(b.recv::<u32>("y"), Err(Error::UnexpectedMessage { .. })));
