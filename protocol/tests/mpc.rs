@@ -113,6 +113,8 @@ fn mul_matches_plaintext_products() {
         let ys = e.share(Role::Bank, (me == Role::Bank).then_some(&y[..]), y.len()).unwrap();
         let xy = e.mul(&xs, &ys).unwrap();
         let xx = e.mul(&xs, &xs).unwrap();
+        assert!(e.mul(&[], &[]).unwrap().is_empty(), "empty vectors need no OTs");
+        assert!(e.sigmoid(&[], Sigmoid::ClippedLinear).unwrap().is_empty());
         (e.reveal_both(&xy).unwrap(), e.reveal_both(&xx).unwrap())
     });
     assert_eq!(g, b);

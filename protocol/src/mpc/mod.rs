@@ -62,6 +62,9 @@ impl PlainMatrix {
     /// `M·v` in the ring (no truncation).
     pub fn mul_vec(&self, v: &[u64]) -> Vec<u64> {
         assert_eq!(v.len(), self.cols);
+        if self.cols == 0 {
+            return vec![0; self.rows];
+        }
         self.data
             .chunks_exact(self.cols.max(1))
             .take(self.rows)
