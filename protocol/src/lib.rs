@@ -6,7 +6,10 @@
 
 pub mod channel;
 pub mod error;
+pub mod fixed;
 pub mod lookup;
+pub mod mpc;
+pub mod ot;
 pub mod transcript;
 
 pub use channel::{Channel, Stats};
