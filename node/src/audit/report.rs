@@ -440,6 +440,6 @@ pub fn html(v: &Verification) -> String {
         }
         let _ = write!(o, "</ul>");
     }
-    let _ = write!(o, "</body></html>\n");
+    let _ = writeln!(o, "</body></html>");
     o
 }
