@@ -41,7 +41,8 @@ fn io_error(e: anyhow::Error) -> i32 {
     EXIT_USAGE
 }
 
-fn print_result(out: &mut dyn Write, what: &str, failures: &[Failure], notes: &[String]) -> i32 {
+/// Prints notes and failures, then `OK <ok>` or `FAILED <subject>: N problem(s)`.
+fn print_result(out: &mut dyn Write, subject: &str, ok: &str, failures: &[Failure], notes: &[String]) -> i32 {
     for n in notes {
         let _ = writeln!(out, "note: {n}");
     }
@@ -49,10 +50,10 @@ fn print_result(out: &mut dyn Write, what: &str, failures: &[Failure], notes: &[
         let _ = writeln!(out, "FAILED {f}");
     }
     if failures.is_empty() {
-        let _ = writeln!(out, "OK {what}");
+        let _ = writeln!(out, "OK {subject}: {ok}");
         EXIT_OK
     } else {
-        let _ = writeln!(out, "FAILED {what}: {} problem(s)", failures.len());
+        let _ = writeln!(out, "FAILED {subject}: {} problem(s)", failures.len());
         EXIT_FAILED
     }
 }
@@ -61,13 +62,12 @@ fn print_result(out: &mut dyn Write, what: &str, failures: &[Failure], notes: &[
 pub fn verify_cmd(file: &Path, out: &mut dyn Write) -> i32 {
     match verify(file) {
         Ok(v) => {
-            let what = format!(
-                "{}: {} records verified{}",
-                file.display(),
+            let ok = format!(
+                "{} records verified{}",
                 v.transcript.records.len(),
                 if v.transcript.payloads_checked { ", payloads re-hashed" } else { "" }
             );
-            print_result(out, &what, &v.failures, &v.notes)
+            print_result(out, &file.display().to_string(), &ok, &v.failures, &v.notes)
         }
         Err(e) => io_error(e),
     }
@@ -77,8 +77,8 @@ pub fn verify_cmd(file: &Path, out: &mut dyn Write) -> i32 {
 pub fn compare_cmd(gov: &Path, bank: &Path, out: &mut dyn Write) -> i32 {
     match compare(gov, bank) {
         Ok(c) => {
-            let what = format!("{} and {} agree", gov.display(), bank.display());
-            print_result(out, &what, &c.failures, &c.notes)
+            let subject = format!("{} vs {}", gov.display(), bank.display());
+            print_result(out, &subject, "both verify and agree on every frame, phase end and reveal", &c.failures, &c.notes)
         }
         Err(e) => io_error(e),
     }

@@ -270,11 +270,19 @@ fn hist_svg(h: &ScoreHist) -> String {
         .into_iter()
         .filter(|(c, _)| c.len() == bins && bins > 0)
         .collect();
-    let max = series.iter().flat_map(|(c, _)| c.iter()).copied().max().unwrap_or(0).max(1) as f64;
-    for (k, (counts, colour)) in series.iter().enumerate() {
+    // Each class as a share of its own total, so a rare class stays visible.
+    let shares: Vec<Vec<f64>> = series
+        .iter()
+        .map(|(c, _)| {
+            let total = c.iter().sum::<u64>().max(1) as f64;
+            c.iter().map(|&x| x as f64 / total).collect()
+        })
+        .collect();
+    let max = shares.iter().flatten().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    for (k, (share, (_, colour))) in shares.iter().zip(&series).enumerate() {
         let width = 1.0 / bins as f64 / series.len() as f64;
-        for (i, &c) in counts.iter().enumerate() {
-            let (x, y) = at(i as f64 / bins as f64 + k as f64 * width, c as f64 / max);
+        for (i, &c) in share.iter().enumerate() {
+            let (x, y) = at(i as f64 / bins as f64 + k as f64 * width, c / max);
             let _ = write!(
                 s,
                 "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\" opacity=\"0.8\"/>",
@@ -288,7 +296,7 @@ fn hist_svg(h: &ScoreHist) -> String {
     let _ = write!(
         s,
         "<text x=\"{PAD}\" y=\"{y}\" font-size=\"12\">{lo:.0}</text><text x=\"{}\" y=\"{y}\" font-size=\"12\" \
-         text-anchor=\"end\">{hi:.0}</text><text x=\"{}\" y=\"20\" font-size=\"12\" text-anchor=\"middle\">score \
+         text-anchor=\"end\">{hi:.0}</text><text x=\"{}\" y=\"20\" font-size=\"12\" text-anchor=\"middle\">score, share of each class \
          (green: good{})</text></svg>",
         PAD + PLOT,
         PAD + PLOT / 2.0,

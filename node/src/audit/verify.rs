@@ -576,7 +576,8 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
             .collect()
     };
     list_mismatch(&mut failures, g, k, Check::Heads, "phase end", &heads(g), &heads(k), |h| {
-        format!("phase '{}' (gov sent {}, bank sent {})", h.phase, h.view.sent_by_gov.frames, h.view.sent_by_bank.frames)
+        let show = |c: &ChainHead| format!("{} frames, head {}", c.frames, hex::encode(&c.hash[..8]));
+        format!("phase '{}' (gov sent {}; bank sent {})", h.phase, show(&h.view.sent_by_gov), show(&h.view.sent_by_bank))
     });
     let reveals = |t: &Transcript| -> Vec<(usize, Reveal)> {
         t.records
