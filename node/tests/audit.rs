@@ -9,7 +9,7 @@ use node::audit::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, compare_cmd, report_cmd
 use node::audit::record::{append_hex_field, record_chain, split_hex_field};
 use node::audit::{
     Check, DatasetInfo, Failure, Manifest, NodeInfo, Outcome, Policies, Record, Reveal, ScoreHist, TranscriptWriter,
-    compare, exchange_phase_signatures, payloads_path, value_hash, verify,
+    compare, exchange_manifest_digest, exchange_phase_signatures, payloads_path, value_hash, verify,
 };
 use protocol::channel::run_pair;
 use protocol::{Channel, Role, Stats};
@@ -104,6 +104,8 @@ fn run_job(dir: &Path, tag: &str, job_id: &str, gov_ids: &[String], bank_ids: &[
         |ch| {
             let w = TranscriptWriter::create(&gov_path, m.clone(), &gk, true).unwrap();
             ch.set_observer(w.observer());
+            ch.set_phase("setup");
+            exchange_manifest_digest(ch, &m).unwrap();
             ch.set_phase("psi");
             let hashes: Vec<u8> = gov_ids.iter().flat_map(|id| id_hash(job_id, id)).collect();
             ch.send_bulk("psi.ids", &hashes).unwrap();
@@ -122,6 +124,8 @@ fn run_job(dir: &Path, tag: &str, job_id: &str, gov_ids: &[String], bank_ids: &[
         |ch| {
             let w = TranscriptWriter::create(&bank_path, m.clone(), &bk, false).unwrap();
             ch.set_observer(w.observer());
+            ch.set_phase("setup");
+            exchange_manifest_digest(ch, &m).unwrap();
             ch.set_phase("psi");
             let theirs = ch.recv_bulk("psi.ids", 32 * 10_000).unwrap();
             let mine: HashSet<[u8; 32]> = bank_ids.iter().map(|id| id_hash(job_id, id)).collect();
@@ -211,6 +215,7 @@ fn honest_transcripts_verify_agree_and_report() {
     for (path, stats, role) in [(&job.gov, job.gov_stats, Role::Gov), (&job.bank, job.bank_stats, Role::Bank)] {
         let v = verify(path).unwrap();
         assert!(v.ok(), "{:?}", v.failures);
+        assert!(v.notes.is_empty(), "{:?}", v.notes);
         assert_eq!(v.transcript.node, Some(role));
         let count = |dir| {
             v.transcript.records.iter().filter(|(_, r)| matches!(r, Record::Frame { dir: d, .. } if *d == dir)).count() as u64
@@ -318,6 +323,39 @@ fn forged_peer_signature_is_rejected_even_with_a_valid_chain() {
     assert_eq!(sig.record, i + 1);
     assert!(sig.reason.contains("bank node's signature"), "{}", sig.reason);
     assert!(!v.failures.iter().any(|f| f.check == Check::PhaseSignature && f.reason.contains("gov node")));
+}
+
+#[test]
+fn a_node_cannot_later_change_the_manifest_in_its_own_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let mut edited = lines(&job.bank);
+    let Record::Manifest { schema, time, node, mut manifest } = parse(&edited[0]) else { unreachable!() };
+    manifest.consent = vec!["DSA-2026-999".into()];
+    // The bank re-signs with its own key and re-chains: its own signature is fine ...
+    let unsigned = serde_json::to_vec(&Record::Manifest { schema, time, node, manifest }).unwrap();
+    let mut msg = node::audit::record::MANIFEST_SIGNING_CONTEXT.to_vec();
+    msg.extend_from_slice(&unsigned);
+    let signed = append_hex_field(&unsigned, "signature", &key(2).sign(&msg).to_bytes());
+    edited[0] = String::from_utf8(append_hex_field(&signed, "chain", &[0; 32])).unwrap();
+    let path = dir.path().join("edited.jsonl");
+    write_variant(&path, &rechain(&edited), None);
+    let v = verify(&path).unwrap();
+    // ... but the digests exchanged in frames (covered by both phase signatures) no longer match.
+    let sent = find(&edited, |r| matches!(r, Record::Frame { kind, .. } if kind == "job.manifest"));
+    assert_eq!(checks(&v.failures), vec![(Check::ManifestBinding, sent + 1), (Check::ManifestBinding, sent + 2)]);
+}
+
+#[test]
+fn exchange_refuses_a_peer_with_another_manifest() {
+    let (gk, bk) = (key(1), key(2));
+    let m = manifest("job-7", &gk, &bk, 1, 1);
+    let mut other = m.clone();
+    other.parameters = serde_json::json!({"epochs": 2});
+    let (g, b) = run_pair(|ch| exchange_manifest_digest(ch, &m), |ch| exchange_manifest_digest(ch, &other));
+    for r in [g, b] {
+        assert!(matches!(r, Err(protocol::Error::Protocol(e)) if e.contains("differs from this node's")));
+    }
 }
 
 #[test]

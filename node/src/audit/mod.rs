@@ -3,7 +3,8 @@
 //!
 //! Job runner wiring, per node and job:
 //! 1. `TranscriptWriter::create(path, manifest, &node_key, capture)` before the first frame;
-//! 2. `channel.set_observer(writer.observer())`;
+//! 2. `channel.set_observer(writer.observer())`, `channel.set_phase("setup")`,
+//!    `exchange_manifest_digest(&mut channel, &manifest)?`;
 //! 3. per phase: `channel.set_phase(name)`, run the protocol, then
 //!    `writer.phase_end(exchange_phase_signatures(&mut channel, job_id, name, &node_key, &peer_key)?)?`;
 //! 4. `writer.reveal(..)` for every value that leaves a party (both nodes record it);
@@ -16,8 +17,8 @@ pub mod verify;
 pub mod writer;
 
 pub use record::{
-    DatasetInfo, Manifest, NodeInfo, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Policies, Record, Reveal,
+    DatasetInfo, MANIFEST_KIND, Manifest, NodeInfo, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Policies, Record, Reveal,
     SCHEMA, ScoreHist, Status, value_hash,
 };
 pub use verify::{Check, Comparison, Failure, Transcript, Verification, compare, verify};
-pub use writer::{TranscriptWriter, exchange_phase_signatures, payloads_path};
+pub use writer::{TranscriptWriter, exchange_manifest_digest, exchange_phase_signatures, payloads_path};

@@ -21,6 +21,11 @@ pub const RECORD_CHAIN_CONTEXT: &str = "tandem transcript record v1";
 pub const MANIFEST_SIGNING_CONTEXT: &[u8] = b"tandem transcript manifest v1\0";
 /// Frame kind that carries a node's signature over the shared view at a phase end.
 pub const PHASE_SIG_KIND: &str = "phase.sig";
+/// Frame kind that carries the manifest digest, exchanged before the first protocol message so
+/// that both nodes' phase signatures cover the manifest.
+pub const MANIFEST_KIND: &str = "job.manifest";
+/// BLAKE3 key-derivation context of [`manifest_digest`].
+pub const MANIFEST_DIGEST_CONTEXT: &str = "tandem manifest digest v1";
 /// Longest accepted transcript line (bounds what a verifier allocates for a hostile file).
 pub const MAX_LINE: usize = 16 << 20;
 
@@ -90,6 +95,13 @@ impl Manifest {
             .map_err(|_| format!("manifest field nodes[{role}].ed25519_public_key is not a valid Ed25519 public key"))
     }
 
+    /// `BLAKE3-derive("tandem manifest digest v1", compact JSON of the manifest)`: the bytes are
+    /// exactly the `manifest` field of the transcript's first record.
+    pub fn digest(&self) -> [u8; 32] {
+        let json = serde_json::to_vec(self).expect("a manifest always encodes as JSON");
+        manifest_digest_of_json(&json)
+    }
+
     /// Checks the structure a verifier relies on; the error names the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
         if self.job_id.is_empty() {
@@ -133,6 +145,11 @@ pub struct Reveal {
 /// Hash of a revealed value's canonical bytes, for [`Reveal::value_hash`].
 pub fn value_hash(canonical_bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(canonical_bytes).as_bytes()
+}
+
+/// Digest of a manifest given its JSON text, as written in the transcript.
+pub fn manifest_digest_of_json(json: &[u8]) -> [u8; 32] {
+    blake3::derive_key(MANIFEST_DIGEST_CONTEXT, json)
 }
 
 /// Both nodes' signatures over `SharedView::signing_bytes(job_id, phase)`.

@@ -25,7 +25,7 @@ use protocol::Role;
 use protocol::transcript::{ChainHead, Direction, SharedView};
 
 use super::record::{
-    MANIFEST_SIGNING_CONTEXT, MAX_LINE, Manifest, PHASE_SIG_KIND, PhaseHeads, Record, Reveal, SCHEMA, record_chain,
+    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, MAX_LINE, manifest_digest_of_json, Manifest, PHASE_SIG_KIND, PhaseHeads, Record, Reveal, SCHEMA, record_chain,
     split_hex_field,
 };
 use super::writer::payloads_path;
@@ -43,6 +43,8 @@ pub enum Check {
     Chain,
     /// The manifest signature does not verify against the manifest's key for this node.
     ManifestSignature,
+    /// A `job.manifest` frame carried another manifest digest than this transcript's manifest.
+    ManifestBinding,
     /// Frame sequence numbers are not 0, 1, 2, ...
     FrameSeq,
     /// The `phase.sig` frames before a phase end are missing or carried other signatures.
@@ -180,6 +182,9 @@ struct Verifier {
     payloads: Option<PayloadFile>,
     frames_with_offset: u64,
     outcome_at: Option<usize>,
+    /// Digest of the manifest exactly as written, and how many `job.manifest` frames matched it.
+    manifest_digest: Option<[u8; 32]>,
+    manifest_frames: usize,
 }
 
 impl Verifier {
@@ -203,6 +208,8 @@ impl Verifier {
             payloads,
             frames_with_offset: 0,
             outcome_at: None,
+            manifest_digest: None,
+            manifest_frames: 0,
         }
     }
 
@@ -280,6 +287,13 @@ impl Verifier {
     fn manifest(&mut self, n: usize, node: Role, manifest: &Manifest, body: &[u8], signature: Option<[u8; 64]>) {
         self.t.node = Some(node);
         self.t.manifest = Some(manifest.clone());
+        // The manifest object is the record's last field: `{…,"manifest":<json>}`. A `,"` cannot
+        // occur inside a JSON string, so the first `,"manifest":` is the field itself.
+        let key = b",\"manifest\":";
+        self.manifest_digest = body
+            .windows(key.len())
+            .position(|w| w == key)
+            .map(|at| manifest_digest_of_json(&body[at + key.len()..body.len() - 1]));
         if let Err(e) = manifest.validate() {
             self.fail(n, Check::Format, e);
             return;
@@ -315,6 +329,20 @@ impl Verifier {
             self.frames_with_offset += 1;
         }
         self.check_payload(n, len, hash, offset)?;
+        if kind == MANIFEST_KIND
+            && let Some(digest) = self.manifest_digest
+        {
+            if *hash == *blake3::hash(&digest).as_bytes() {
+                self.manifest_frames += 1;
+            } else {
+                let whose = if dir == Direction::Sent { "this node" } else { "the peer" };
+                self.fail(
+                    n,
+                    Check::ManifestBinding,
+                    format!("the manifest digest {whose} sent differs from this transcript's manifest (record 1)"),
+                );
+            }
+        }
         if let Some(me) = self.t.node {
             let sender = if dir == Direction::Sent { me } else { me.peer() };
             if self.recent.len() == 2 {
@@ -429,6 +457,11 @@ impl Verifier {
     }
 
     fn finish(mut self, lines: usize) -> Verification {
+        if self.manifest_frames == 0 && self.t.manifest.is_some() {
+            self.notes.push(format!(
+                "no '{MANIFEST_KIND}' exchange: the manifest is signed by this node only, not covered by the peer's signatures"
+            ));
+        }
         if lines == 0 {
             self.fail(0, Check::Format, "file is empty".into());
         } else if self.outcome_at.is_none() {

@@ -15,7 +15,7 @@ use protocol::transcript::{FrameEvent, FrameObserver};
 use protocol::{Channel, Error, Role};
 
 use super::record::{
-    MANIFEST_SIGNING_CONTEXT, Manifest, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Record, Reveal,
+    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, Manifest, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Record, Reveal,
     SCHEMA, append_hex_field, now_rfc3339, record_chain,
 };
 
@@ -246,6 +246,25 @@ impl FrameObserver for Observer {
             tracing::error!("transcript: {e}");
         }
     }
+}
+
+/// First step of every job, right after the observer is set: each node sends the digest of its
+/// manifest (frame kind [`MANIFEST_KIND`], 32 bytes) and checks the peer's is equal. The two
+/// frames enter the shared view, so every later phase signature of both nodes covers the manifest.
+pub fn exchange_manifest_digest(ch: &mut Channel, manifest: &Manifest) -> protocol::Result<()> {
+    let mine = manifest.digest();
+    ch.send_frame(MANIFEST_KIND, mine.to_vec())?;
+    let theirs = ch.recv_frame(MANIFEST_KIND)?;
+    if theirs != mine {
+        return Err(Error::Protocol(format!(
+            "the peer's manifest for job '{}' differs from this node's (digest {} vs {}): the nodes \
+             disagree on the job; compare both manifests",
+            manifest.job_id,
+            hex::encode(&theirs[..theirs.len().min(8)]),
+            hex::encode(&mine[..8])
+        )));
+    }
+    Ok(())
 }
 
 /// Phase-end step of every protocol: both nodes sign the channel's current shared view for
