@@ -1,0 +1,462 @@
+//! Transcripts of a real two-party exchange over the in-memory channel: both verify and agree,
+//! and every kind of tampering is caught by the check meant to catch it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signer, SigningKey};
+use node::audit::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, audit_main, compare_cmd, report_cmd, verify_cmd};
+use node::audit::record::{append_hex_field, record_chain, split_hex_field};
+use node::audit::{
+    Check, DatasetInfo, Failure, Manifest, NodeInfo, Outcome, Policies, Record, Reveal, ScoreHist, TranscriptWriter,
+    compare, exchange_manifest_digest, exchange_phase_signatures, payloads_path, value_hash, verify,
+};
+use protocol::channel::run_pair;
+use protocol::{Channel, Role, Stats};
+
+/// Test-only deterministic node keys (production keys come from the OS RNG).
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn manifest(job_id: &str, gov: &SigningKey, bank: &SigningKey, gov_rows: u64, bank_rows: u64) -> Manifest {
+    let node = |name: &str, role, k: &SigningKey| NodeInfo {
+        name: name.into(),
+        role,
+        tls_cert_sha256: *blake3::hash(name.as_bytes()).as_bytes(),
+        ed25519_public_key: k.verifying_key().to_bytes(),
+    };
+    Manifest {
+        job_id: job_id.into(),
+        kind: "train".into(),
+        created: "2026-03-01T09:00:00Z".into(),
+        proposer: Role::Bank,
+        nodes: vec![node("gov-node", Role::Gov, gov), node("bank-node", Role::Bank, bank)],
+        datasets: vec![
+            DatasetInfo { party: Role::Gov, name: "tax".into(), columns: vec!["id".into(), "revenue".into()], rows: gov_rows },
+            DatasetInfo { party: Role::Bank, name: "loans".into(), columns: vec!["id".into(), "default".into()], rows: bank_rows },
+        ],
+        parameters: serde_json::json!({"epochs": 1, "learning_rate": 0.5}),
+        policies: Policies {
+            gov: serde_json::json!({"reveal_intersection": "size"}),
+            bank: serde_json::json!({"reveal_intersection": "size", "metrics_to_peer": true}),
+        },
+        operator: "analyst@bank".into(),
+        consent: vec!["DSA-2026-017".into()],
+    }
+}
+
+fn id_hash(job_id: &str, id: &str) -> [u8; 32] {
+    *blake3::keyed_hash(blake3::hash(job_id.as_bytes()).as_bytes(), id.as_bytes()).as_bytes()
+}
+
+/// Both nodes record a reveal the same way.
+fn size_reveal(size: u64) -> Reveal {
+    Reveal {
+        phase: "psi".into(),
+        name: "intersection_size".into(),
+        value_hash: value_hash(&size.to_le_bytes()),
+        summary: format!("intersection size {size}"),
+        from: Role::Bank,
+        to: vec![Role::Gov],
+        rule: "bank policy reveal_intersection=size".into(),
+    }
+}
+
+fn metrics_reveal(sum: u64, count: usize) -> Reveal {
+    let summary = serde_json::json!({"sum": sum, "count": count}).to_string();
+    Reveal {
+        phase: "train".into(),
+        name: "metrics".into(),
+        value_hash: value_hash(summary.as_bytes()),
+        summary,
+        from: Role::Bank,
+        to: vec![Role::Gov],
+        rule: "bank policy metrics_to_peer".into(),
+    }
+}
+
+/// Phase end: sign and swap heads, record them.
+fn end_phase(ch: &mut Channel, w: &TranscriptWriter, m: &Manifest, phase: &str, mine: &SigningKey) {
+    let peer = m.verifying_key(ch.role().peer()).unwrap();
+    let heads = exchange_phase_signatures(ch, &m.job_id, phase, mine, &peer).unwrap();
+    w.phase_end(heads).unwrap();
+}
+
+struct Job {
+    gov: PathBuf,
+    bank: PathBuf,
+    gov_size: u64,
+    bank_size: u64,
+    gov_stats: Stats,
+    bank_stats: Stats,
+}
+
+/// A small two-party job: toy ID matching (gov sends keyed hashes of its IDs, bank answers with
+/// the intersection size), then a "training" round (bank sends values, gov returns their sum).
+/// Gov captures payloads, bank does not.
+fn run_job(dir: &Path, tag: &str, job_id: &str, gov_ids: &[String], bank_ids: &[String]) -> Job {
+    let (gk, bk) = (key(1), key(2));
+    let m = manifest(job_id, &gk, &bk, gov_ids.len() as u64, bank_ids.len() as u64);
+    let (gov_path, bank_path) = (dir.join(format!("{tag}-gov.jsonl")), dir.join(format!("{tag}-bank.jsonl")));
+    let values: Vec<u64> = (0..300u64).map(|i| i * i + 7).collect();
+    let ((gov_size, gov_stats), (bank_size, bank_stats)) = run_pair(
+        |ch| {
+            let w = TranscriptWriter::create(&gov_path, m.clone(), &gk, true).unwrap();
+            ch.set_observer(w.observer());
+            ch.set_phase("setup");
+            exchange_manifest_digest(ch, &m).unwrap();
+            ch.set_phase("psi");
+            let hashes: Vec<u8> = gov_ids.iter().flat_map(|id| id_hash(job_id, id)).collect();
+            ch.send_bulk("psi.ids", &hashes).unwrap();
+            let size: u64 = ch.recv("psi.size").unwrap();
+            end_phase(ch, &w, &m, "psi", &gk);
+            w.reveal(size_reveal(size)).unwrap();
+            ch.set_phase("train");
+            let v = ch.recv_u64s("train.values", 300).unwrap();
+            let sum = v.iter().fold(0u64, |a, x| a.wrapping_add(*x));
+            ch.send("train.sum", &sum).unwrap();
+            end_phase(ch, &w, &m, "train", &gk);
+            w.reveal(metrics_reveal(sum, v.len())).unwrap();
+            w.outcome(Outcome::completed()).unwrap();
+            (size, ch.stats())
+        },
+        |ch| {
+            let w = TranscriptWriter::create(&bank_path, m.clone(), &bk, false).unwrap();
+            ch.set_observer(w.observer());
+            ch.set_phase("setup");
+            exchange_manifest_digest(ch, &m).unwrap();
+            ch.set_phase("psi");
+            let theirs = ch.recv_bulk("psi.ids", 32 * 10_000).unwrap();
+            let mine: HashSet<[u8; 32]> = bank_ids.iter().map(|id| id_hash(job_id, id)).collect();
+            let size = theirs.chunks_exact(32).filter(|c| mine.contains(*c)).count() as u64;
+            ch.send("psi.size", &size).unwrap();
+            end_phase(ch, &w, &m, "psi", &bk);
+            w.reveal(size_reveal(size)).unwrap();
+            ch.set_phase("train");
+            ch.send_u64s("train.values", &values).unwrap();
+            let sum: u64 = ch.recv("train.sum").unwrap();
+            end_phase(ch, &w, &m, "train", &bk);
+            w.reveal(metrics_reveal(sum, values.len())).unwrap();
+            let mut outcome = Outcome::completed();
+            outcome.roc = Some(vec![[0.0, 0.0], [0.1, 0.5], [0.4, 0.8], [1.0, 1.0]]);
+            outcome.score_hist =
+                Some(ScoreHist { edges: vec![300.0, 500.0, 700.0, 900.0], good: vec![5, 20, 40], bad: vec![9, 6, 1] });
+            w.outcome(outcome).unwrap();
+            (size, ch.stats())
+        },
+    );
+    Job { gov: gov_path, bank: bank_path, gov_size, bank_size, gov_stats, bank_stats }
+}
+
+fn ids(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("9131000{i:011}")).collect()
+}
+
+fn standard_job(dir: &Path, tag: &str) -> Job {
+    run_job(dir, tag, "job-42", &ids(0..400), &ids(250..700))
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap().lines().map(str::to_string).collect()
+}
+
+/// Writes `lines` as a new transcript, with a copy of the payload file of `payloads_of` if given.
+fn write_variant(to: &Path, lines: &[String], payloads_of: Option<&Path>) {
+    std::fs::write(to, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    if let Some(from) = payloads_of {
+        std::fs::copy(payloads_path(from), payloads_path(to)).unwrap();
+    }
+}
+
+/// What a forger without the signing keys can do: recompute every chain hash.
+fn rechain(lines: &[String]) -> Vec<String> {
+    let mut prev = [0u8; 32];
+    lines
+        .iter()
+        .map(|l| {
+            let (canonical, _) = split_hex_field::<32>(l.as_bytes(), "chain").unwrap();
+            prev = record_chain(&prev, &canonical);
+            String::from_utf8(append_hex_field(&canonical, "chain", &prev)).unwrap()
+        })
+        .collect()
+}
+
+fn parse(line: &str) -> Record {
+    let (canonical, _) = split_hex_field::<32>(line.as_bytes(), "chain").unwrap();
+    let body = split_hex_field::<64>(&canonical, "signature").map_or(canonical, |(body, _)| body);
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn unparse(r: &Record) -> String {
+    String::from_utf8(append_hex_field(&serde_json::to_vec(r).unwrap(), "chain", &[0; 32])).unwrap()
+}
+
+/// 0-based line index of the first record matching `pred`.
+fn find(lines: &[String], pred: impl Fn(&Record) -> bool) -> usize {
+    lines.iter().position(|l| pred(&parse(l))).expect("record present")
+}
+
+fn has(failures: &[Failure], check: Check, record: usize) -> bool {
+    failures.iter().any(|f| f.check == check && f.record == record)
+}
+
+fn checks(failures: &[Failure]) -> Vec<(Check, usize)> {
+    failures.iter().map(|f| (f.check, f.record)).collect()
+}
+
+#[test]
+fn honest_transcripts_verify_agree_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let expected = ids(0..400).iter().collect::<HashSet<_>>().intersection(&ids(250..700).iter().collect()).count();
+    assert_eq!((job.gov_size, job.bank_size), (expected as u64, expected as u64));
+
+    for (path, stats, role) in [(&job.gov, job.gov_stats, Role::Gov), (&job.bank, job.bank_stats, Role::Bank)] {
+        let v = verify(path).unwrap();
+        assert!(v.ok(), "{:?}", v.failures);
+        assert!(v.notes.is_empty(), "{:?}", v.notes);
+        assert_eq!(v.transcript.node, Some(role));
+        let count = |dir| {
+            v.transcript.records.iter().filter(|(_, r)| matches!(r, Record::Frame { dir: d, .. } if *d == dir)).count() as u64
+        };
+        use protocol::transcript::Direction::*;
+        assert_eq!((count(Sent), count(Received)), (stats.frames_sent, stats.frames_received));
+        let types: Vec<&str> = v.transcript.records.iter().map(|(_, r)| r.type_name()).collect();
+        assert_eq!(types.first(), Some(&"manifest"));
+        assert_eq!(types.last(), Some(&"outcome"));
+        assert_eq!(types.iter().filter(|t| **t == "phase_end").count(), 2);
+    }
+    assert!(verify(&job.gov).unwrap().transcript.payloads_checked);
+    assert!(!verify(&job.bank).unwrap().transcript.payloads_checked);
+    let c = compare(&job.gov, &job.bank).unwrap();
+    assert!(c.ok(), "{:?}", c.failures);
+    assert!(compare(&job.bank, &job.gov).unwrap().ok(), "either argument order");
+
+    let mut out = Vec::new();
+    assert_eq!(verify_cmd(&job.gov, &mut out), EXIT_OK);
+    assert_eq!(compare_cmd(&job.gov, &job.bank, &mut out), EXIT_OK);
+    let html = dir.path().join("report.html");
+    let mut text = Vec::new();
+    assert_eq!(report_cmd(&job.bank, Some(&html), &mut text), EXIT_OK);
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains(&format!("intersection size {expected}")), "{text}");
+    assert!(text.contains("job-42") && text.contains("DSA-2026-017") && text.contains("loans: 450 rows"), "{text}");
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.contains("<h2>Metrics</h2>") && html.contains("<td>sum</td>"), "metrics table from the reveal");
+    assert!(html.contains("<polyline") && html.contains("score distribution"), "ROC and histogram plots");
+}
+
+#[test]
+fn changed_byte_breaks_the_chain_and_rechaining_breaks_the_signed_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let orig = lines(&job.bank);
+    let i = find(&orig, |r| matches!(r, Record::Frame { kind, .. } if kind == "train.values"));
+    let mut changed = orig.clone();
+    let (from, to) = (r#""len":8,"#, r#""len":9,"#);
+    assert!(changed[i].contains(from));
+    changed[i] = changed[i].replacen(from, to, 1);
+    let path = dir.path().join("changed.jsonl");
+    write_variant(&path, &changed, None);
+    let v = verify(&path).unwrap();
+    assert!(has(&v.failures, Check::Chain, i + 1), "{:?}", checks(&v.failures));
+    assert_eq!(v.failures.iter().filter(|f| f.check == Check::Chain).count(), 1, "each break reported once");
+
+    // A forger who recomputes the chain is caught by the heads both nodes signed.
+    let path = dir.path().join("rechained.jsonl");
+    write_variant(&path, &rechain(&changed), None);
+    let v = verify(&path).unwrap();
+    let phase_end = find(&orig, |r| matches!(r, Record::PhaseEnd { heads, .. } if heads.phase == "train"));
+    assert!(!v.failures.iter().any(|f| f.check == Check::Chain));
+    assert!(has(&v.failures, Check::PhaseHeads, phase_end + 1), "{:?}", checks(&v.failures));
+    let mut out = Vec::new();
+    assert_eq!(verify_cmd(&path, &mut out), EXIT_FAILED);
+    assert!(String::from_utf8(out).unwrap().contains(&format!("record {}: signed heads of phase 'train'", phase_end + 1)));
+}
+
+#[test]
+fn dropped_and_reordered_records_break_the_chain_where_they_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let orig = lines(&job.gov);
+    let i = find(&orig, |r| matches!(r, Record::Frame { kind, .. } if kind == "train.values"));
+
+    let mut dropped = orig.clone();
+    dropped.remove(i);
+    let path = dir.path().join("dropped.jsonl");
+    write_variant(&path, &dropped, None);
+    let v = verify(&path).unwrap();
+    assert!(has(&v.failures, Check::Chain, i + 1), "{:?}", checks(&v.failures));
+    assert!(has(&v.failures, Check::FrameSeq, i + 1), "{:?}", checks(&v.failures));
+
+    let mut swapped = orig.clone();
+    swapped.swap(i, i + 1);
+    let path = dir.path().join("swapped.jsonl");
+    write_variant(&path, &swapped, None);
+    let v = verify(&path).unwrap();
+    assert!(has(&v.failures, Check::Chain, i + 1), "{:?}", checks(&v.failures));
+
+    let mut truncated = orig.clone();
+    truncated.pop();
+    let path = dir.path().join("truncated.jsonl");
+    write_variant(&path, &truncated, None);
+    let v = verify(&path).unwrap();
+    assert_eq!(checks(&v.failures), vec![(Check::Incomplete, truncated.len())]);
+}
+
+#[test]
+fn forged_peer_signature_is_rejected_even_with_a_valid_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let mut forged = lines(&job.gov);
+    let i = find(&forged, |r| matches!(r, Record::PhaseEnd { heads, .. } if heads.phase == "psi"));
+    let Record::PhaseEnd { time, mut heads } = parse(&forged[i]) else { unreachable!() };
+    let intruder = key(99);
+    heads.signatures.bank = intruder.sign(&heads.view.signing_bytes("job-42", "psi")).to_bytes();
+    forged[i] = unparse(&Record::PhaseEnd { time, heads });
+    let path = dir.path().join("forged.jsonl");
+    write_variant(&path, &rechain(&forged), Some(&job.gov));
+    let v = verify(&path).unwrap();
+    assert!(!v.failures.iter().any(|f| f.check == Check::Chain), "{:?}", checks(&v.failures));
+    let sig = v.failures.iter().find(|f| f.check == Check::PhaseSignature).expect("signature failure");
+    assert_eq!(sig.record, i + 1);
+    assert!(sig.reason.contains("bank node's signature"), "{}", sig.reason);
+    assert!(!v.failures.iter().any(|f| f.check == Check::PhaseSignature && f.reason.contains("gov node")));
+}
+
+#[test]
+fn a_node_cannot_later_change_the_manifest_in_its_own_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let mut edited = lines(&job.bank);
+    let Record::Manifest { schema, time, node, mut manifest } = parse(&edited[0]) else { unreachable!() };
+    manifest.consent = vec!["DSA-2026-999".into()];
+    // The bank re-signs with its own key and re-chains: its own signature is fine ...
+    let unsigned = serde_json::to_vec(&Record::Manifest { schema, time, node, manifest }).unwrap();
+    let mut msg = node::audit::record::MANIFEST_SIGNING_CONTEXT.to_vec();
+    msg.extend_from_slice(&unsigned);
+    let signed = append_hex_field(&unsigned, "signature", &key(2).sign(&msg).to_bytes());
+    edited[0] = String::from_utf8(append_hex_field(&signed, "chain", &[0; 32])).unwrap();
+    let path = dir.path().join("edited.jsonl");
+    write_variant(&path, &rechain(&edited), None);
+    let v = verify(&path).unwrap();
+    // ... but the digests exchanged in frames (covered by both phase signatures) no longer match.
+    let sent = find(&edited, |r| matches!(r, Record::Frame { kind, .. } if kind == "job.manifest"));
+    assert_eq!(checks(&v.failures), vec![(Check::ManifestBinding, sent + 1), (Check::ManifestBinding, sent + 2)]);
+}
+
+#[test]
+fn exchange_refuses_a_peer_with_another_manifest() {
+    let (gk, bk) = (key(1), key(2));
+    let m = manifest("job-7", &gk, &bk, 1, 1);
+    let mut other = m.clone();
+    other.parameters = serde_json::json!({"epochs": 2});
+    let (g, b) = run_pair(|ch| exchange_manifest_digest(ch, &m), |ch| exchange_manifest_digest(ch, &other));
+    for r in [g, b] {
+        assert!(matches!(r, Err(protocol::Error::Protocol(e)) if e.contains("differs from this node's")));
+    }
+}
+
+#[test]
+fn exchange_refuses_a_peer_signing_with_a_key_not_in_the_manifest() {
+    let (gk, bk) = (key(1), key(2));
+    let m = manifest("job-7", &gk, &bk, 1, 1);
+    let (g, _) = run_pair(
+        |ch| {
+            ch.send("x", &1u8).unwrap();
+            exchange_phase_signatures(ch, "job-7", "p", &gk, &m.verifying_key(Role::Bank).unwrap())
+        },
+        |ch| {
+            let _: u8 = ch.recv("x").unwrap();
+            exchange_phase_signatures(ch, "job-7", "p", &key(3), &gk.verifying_key())
+        },
+    );
+    assert!(matches!(g, Err(protocol::Error::Protocol(r)) if r.contains("does not verify")));
+}
+
+#[test]
+fn transcripts_of_different_runs_do_not_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = standard_job(dir.path(), "a");
+    // Same manifest, different bank data: each transcript verifies alone, but not together.
+    let b = run_job(dir.path(), "b", "job-42", &ids(0..400), &ids(300..750));
+    assert!(verify(&b.bank).unwrap().ok());
+    let c = compare(&a.gov, &b.bank).unwrap();
+    assert!(!c.failures.iter().any(|f| f.check == Check::Manifest), "{:?}", checks(&c.failures));
+    // First differing send each way: bank's answer (another intersection size), and gov's
+    // signature over heads that now differ.
+    let size_sent = find(&lines(&b.bank), |r| matches!(r, Record::Frame { kind, .. } if kind == "psi.size"));
+    let sig_sent = find(&lines(&a.gov), |r| matches!(r, Record::Frame { kind, .. } if kind == "phase.sig"));
+    let frames: Vec<(&str, usize)> =
+        c.failures.iter().filter(|f| f.check == Check::Frames).map(|f| (f.file.as_str(), f.record)).collect();
+    assert!(frames.contains(&(b.bank.to_str().unwrap(), size_sent + 1)), "{frames:?}");
+    assert!(frames.contains(&(a.gov.to_str().unwrap(), sig_sent + 1)), "{frames:?}");
+    assert!(c.failures.iter().any(|f| f.check == Check::Heads));
+    assert!(c.failures.iter().any(|f| f.check == Check::Reveals));
+    let mut out = Vec::new();
+    assert_eq!(compare_cmd(&a.gov, &b.bank, &mut out), EXIT_FAILED);
+
+    // Another job altogether: the manifests differ.
+    let other = run_job(dir.path(), "c", "job-43", &ids(0..400), &ids(250..700));
+    let c = compare(&a.gov, &other.bank).unwrap();
+    let m = c.failures.iter().find(|f| f.check == Check::Manifest).expect("manifest mismatch");
+    assert!(m.reason.contains("job_id"), "{}", m.reason);
+    // Two transcripts of the same node are not a pair.
+    let c = compare(&a.gov, &other.gov).unwrap();
+    assert_eq!(checks(&c.failures), vec![(Check::Manifest, 1)]);
+}
+
+#[test]
+fn tampered_payload_file_is_caught_at_its_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let orig = lines(&job.gov);
+    let i = find(&orig, |r| matches!(r, Record::Frame { kind, len, .. } if kind == "train.values" && *len > 8));
+    let Record::Frame { offset: Some(offset), .. } = parse(&orig[i]) else { panic!("gov captures payloads") };
+    let mut payloads = std::fs::read(payloads_path(&job.gov)).unwrap();
+    payloads[offset as usize + 17] ^= 1;
+    std::fs::write(payloads_path(&job.gov), &payloads).unwrap();
+    let v = verify(&job.gov).unwrap();
+    assert_eq!(checks(&v.failures), vec![(Check::Payload, i + 1)]);
+
+    payloads.push(0);
+    std::fs::write(payloads_path(&job.gov), &payloads).unwrap();
+    let v = verify(&job.gov).unwrap();
+    assert!(has(&v.failures, Check::Payload, 0), "extra bytes: {:?}", checks(&v.failures));
+
+    std::fs::remove_file(payloads_path(&job.gov)).unwrap();
+    let v = verify(&job.gov).unwrap();
+    assert!(v.ok() && v.notes.iter().any(|n| n.contains("payload file is absent")));
+}
+
+#[test]
+fn writer_never_overwrites_and_rejects_foreign_keys_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gk, bk) = (key(1), key(2));
+    let m = manifest("job-1", &gk, &bk, 1, 1);
+    let path = dir.path().join("t.jsonl");
+    let w = TranscriptWriter::create(&path, m.clone(), &gk, false).unwrap();
+    assert_eq!(w.role(), Role::Gov);
+    let before = std::fs::read(&path).unwrap();
+    let e = TranscriptWriter::create(&path, m.clone(), &bk, false).err().expect("existing file refused");
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "untouched");
+    let e = TranscriptWriter::create(&dir.path().join("u.jsonl"), m.clone(), &key(5), false).err().unwrap();
+    assert!(e.to_string().contains("neither node"), "{e}");
+    let mut bad = m.clone();
+    bad.created = "yesterday".into();
+    let e = TranscriptWriter::create(&dir.path().join("v.jsonl"), bad, &gk, false).err().unwrap();
+    assert!(e.to_string().contains("field created"), "{e}");
+    w.outcome(Outcome::failed("peer unreachable")).unwrap();
+    assert!(w.reveal(size_reveal(1)).is_err(), "nothing after the outcome");
+    assert!(verify(&path).unwrap().ok());
+
+    let mut out = Vec::new();
+    assert_eq!(verify_cmd(&dir.path().join("missing.jsonl"), &mut out), EXIT_USAGE);
+    assert_eq!(audit_main(&["verify".into()]), EXIT_USAGE, "missing FILE");
+    assert_eq!(audit_main(&["verify".into(), path.to_str().unwrap().into()]), EXIT_OK);
+    std::fs::write(dir.path().join("junk.jsonl"), "{\"schema\":\"other/9\"}\n").unwrap();
+    let v = verify(&dir.path().join("junk.jsonl")).unwrap();
+    assert_eq!(checks(&v.failures)[0], (Check::Format, 1), "no chain field");
+}
