@@ -1,0 +1,3 @@
+//! Jobs: what operators submit, how the peer's policy is checked, how they are stored and run.
+
+pub mod spec;

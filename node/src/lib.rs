@@ -1,0 +1,10 @@
+//! Tandem node: QUIC/mTLS transport, daemon, jobs, policy, storage, admin API.
+//!
+//! Layout: [`config`] (the TOML file), [`identity`] (`tandem init` keys), [`transport`] (QUIC,
+//! mTLS, hello, job streams), [`jobs`] (specs, policy, store, runner with per-kind phases,
+//! transcript hook), [`daemon`] (the running node), [`admin`] (local HTTP API and its client).
+
+pub mod config;
+pub mod identity;
+pub mod jobs;
+pub mod transport;
