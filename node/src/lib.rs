@@ -4,7 +4,10 @@
 //! mTLS, hello, job streams), [`jobs`] (specs, policy, store, runner with per-kind phases,
 //! transcript hook), [`daemon`] (the running node), [`admin`] (local HTTP API and its client).
 
+pub mod admin;
 pub mod config;
+pub mod daemon;
+pub mod datasets;
 pub mod identity;
 pub mod jobs;
 pub mod transport;

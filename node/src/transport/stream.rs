@@ -51,7 +51,7 @@ pub async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T, Erro
 /// A job's stream as a synchronous [`Transport`]. Must be used from a thread outside the tokio
 /// runtime (e.g. `spawn_blocking`): each call blocks on the runtime `handle`.
 /// Every read and write is bounded by `io_timeout`; setting the `cancel` flag fails pending and
-/// later calls at once.
+/// later reads at once.
 pub struct QuicTransport {
     send: SendStream,
     recv: RecvStream,
@@ -71,24 +71,21 @@ impl QuicTransport {
         QuicTransport { send, recv, handle, io_timeout, cancel }
     }
 
-    fn run<T>(&mut self, op: impl AsyncFnOnce(&mut SendStream, &mut RecvStream) -> Result<T, Error>) -> Result<T, Error> {
-        let QuicTransport { send, recv, handle, io_timeout, cancel } = self;
-        let limit = *io_timeout;
-        handle.block_on(async move {
-            tokio::select! {
-                r = within(limit, op(send, recv)) => r,
-                _ = cancel.wait_for(|c| *c) => Err(Error::Closed("job cancelled by the operator".into())),
-            }
-        })
-    }
 }
 
 impl Transport for QuicTransport {
+    /// Sends are not cut by cancellation, so the abort message still reaches the peer.
     fn send(&mut self, frame: Frame) -> Result<(), Error> {
-        self.run(async move |send, _| write_frame(send, &frame).await)
+        self.handle.block_on(within(self.io_timeout, write_frame(&mut self.send, &frame)))
     }
     fn recv(&mut self, max_payload: usize) -> Result<Frame, Error> {
-        let r = self.run(async move |_, recv| read_frame(recv, max_payload).await);
+        let QuicTransport { recv, handle, io_timeout, cancel, .. } = self;
+        let r = handle.block_on(async {
+            tokio::select! {
+                r = within(*io_timeout, read_frame(recv, max_payload)) => r,
+                _ = cancel.wait_for(|c| *c) => Err(Error::Closed("job cancelled by the operator".into())),
+            }
+        });
         if matches!(r, Err(Error::FrameTooLarge { .. } | Error::Decode { .. })) {
             // The rest of the stream cannot be trusted; tell the peer to stop sending.
             let _ = self.recv.stop(ABORT_CODE.into());
@@ -102,4 +99,25 @@ impl Drop for QuicTransport {
         // Deliver what was written (the peer may still be reading our last frame).
         let _ = self.send.finish();
     }
+}
+
+/// Kind of the first frame on every job stream; its payload is the job id (ASCII).
+pub const JOB_OPEN: &str = "job.open";
+const MAX_JOB_ID: usize = 64;
+
+/// Opens a job stream on `conn`; the first frame names the job.
+pub async fn open_job_stream(conn: &quinn::Connection, job_id: &str) -> Result<(SendStream, RecvStream), Error> {
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| Error::Closed(e.to_string()))?;
+    write_frame(&mut send, &Frame { kind: JOB_OPEN.into(), payload: job_id.as_bytes().to_vec() }).await?;
+    Ok((send, recv))
+}
+
+/// Reads the first frame of a job stream the peer opened; returns the job id it names.
+pub async fn read_job_open(recv: &mut RecvStream, limit: Duration) -> Result<String, Error> {
+    let frame = within(limit, read_frame(recv, MAX_JOB_ID)).await?;
+    if frame.kind != JOB_OPEN {
+        return Err(Error::UnexpectedMessage { expected: JOB_OPEN.into(), got: frame.kind });
+    }
+    String::from_utf8(frame.payload)
+        .map_err(|_| Error::Decode { kind: JOB_OPEN.into(), reason: "job id is not UTF-8".into() })
 }
