@@ -100,6 +100,7 @@ fn run(cli: Cli) -> Result<()> {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let config = Config::load(&config)?;
             tokio::runtime::Runtime::new()
