@@ -1,5 +1,7 @@
 //! Two real daemons in one process (QUIC on 127.0.0.1, admin API over HTTP), driven as an operator would.
 
+mod common;
+
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -191,4 +193,58 @@ fn restart_keeps_the_job_list_and_fails_interrupted_jobs() {
     assert_eq!(interrupted.state, JobState::Failed);
     assert_eq!(interrupted.error.as_deref(), Some(INTERRUPTED));
     let _ = &p.dir;
+}
+
+#[test]
+fn cancelling_a_job_stops_it_and_tells_the_peer() {
+    // gov is a real daemon; the "bank" is a bare endpoint that accepts the job but never answers.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    node::identity::init_node_dir("gov", dir.path()).unwrap();
+    let (bank_id, bank_fp) = common::tls_identity("bank");
+    let gov_fp = node::config::cert_fingerprint(&node::identity::load_cert(&dir.path().join("tls.crt")).unwrap());
+    let bank = {
+        let _guard = rt.enter();
+        common::link(
+            &bank_id,
+            &node::transport::PeerTrust::Pinned(gov_fp),
+            common::settings("bank", protocol::Role::Bank, "gov", protocol::Role::Gov),
+        )
+    };
+    let gov_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gov_config = config(
+        "gov.toml",
+        dir.path(),
+        gov_socket.local_addr().unwrap(),
+        bank.local_addr().unwrap(),
+        &format_fingerprint(&bank_fp),
+    );
+    let silent_bank = rt.spawn(async move {
+        use node::transport::stream::{read_frame, read_job_open};
+        let conn = bank.handshake(bank.accept().await.unwrap()).await.unwrap();
+        let (_send, mut recv) = conn.connection.accept_bi().await.unwrap();
+        let id = read_job_open(&mut recv, Duration::from_secs(5)).await.unwrap();
+        let proposal = read_frame(&mut recv, 1 << 20).await.unwrap();
+        let next = read_frame(&mut recv, 1 << 20).await.unwrap();
+        (id, proposal.kind, next.kind, String::from_utf8(next.payload).unwrap(), bank)
+    });
+    let (gov, api) = start(&rt, &gov_config, gov_socket);
+    let submitted = api.submit(&demo_job()).unwrap();
+    // Wait until the job is waiting for the peer's decision, then cancel it.
+    for _ in 0..100 {
+        if api.job(&submitted.id).unwrap().steps[1].state == node::jobs::record::StepState::Running {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    api.cancel(&submitted.id).unwrap();
+    let r = api.wait(&submitted.id, Duration::from_secs(5), |_| {}).unwrap();
+    assert_eq!(r.state, JobState::Cancelled);
+    assert_eq!(r.error.as_deref(), Some("cancelled by the operator of 'gov'"));
+    let (id, first, next, reason, _bank) = rt.block_on(silent_bank).unwrap();
+    assert_eq!((id.as_str(), first.as_str(), next.as_str()), (submitted.id.as_str(), "job.proposal", "abort"));
+    assert_eq!(reason, "node 'gov': cancelled by the operator of 'gov'");
+    let err = api.cancel(&submitted.id).unwrap_err().to_string();
+    assert!(err.contains("already ended"), "{err}");
+    rt.block_on(gov.shutdown());
 }
