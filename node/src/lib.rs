@@ -1,1 +1,15 @@
+//! Tandem node: QUIC/mTLS transport, daemon, jobs, policy, storage, admin API, audit.
+//!
+//! Layout: [`config`] (the TOML file), [`identity`] (`tandem init` keys), [`transport`] (QUIC,
+//! mTLS, hello, job streams), [`jobs`] (specs, policy, store, runner with per-kind phases,
+//! transcript hook), [`daemon`] (the running node), [`admin`] (local HTTP API and its client),
+//! [`audit`] (signed transcripts and the auditor's verify/compare/report).
+
+pub mod admin;
 pub mod audit;
+pub mod config;
+pub mod daemon;
+pub mod datasets;
+pub mod identity;
+pub mod jobs;
+pub mod transport;

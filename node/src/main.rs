@@ -1,1 +1,232 @@
-fn main(){}
+//! `tandem`: the Tandem node daemon and its command-line client.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use node::admin::AdminClient;
+use node::config::Config;
+use node::jobs::record::{JobRecord, JobState, StepState};
+use node::jobs::spec::JobSpec;
+use protocol::Role;
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "Tandem: joint credit computation between a government and a bank node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node directory: TLS key and certificate, transcript signing key, admin token.
+    Init {
+        /// Node name (also the certificate's DNS name), e.g. gov.
+        #[arg(long)]
+        name: String,
+        /// Node role: gov or bank.
+        #[arg(long)]
+        role: Role,
+        /// Directory to create the files in.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the node until SIGINT/SIGTERM.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Show this node's status (name, role, peer connection).
+    Status {
+        /// Node config (default: $TANDEM_CONFIG).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Submit and follow jobs on a running node.
+    Job {
+        /// Node config (default: $TANDEM_CONFIG).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Propose the job described by a TOML file to the peer; prints the job id.
+    Submit {
+        file: PathBuf,
+        /// Follow the job until it ends (like `job watch`).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// List all jobs of this node.
+    List,
+    /// Show one job as JSON.
+    Status { id: String },
+    /// Follow a job's phases until it ends; exits non-zero unless it succeeded.
+    Watch { id: String },
+    /// Cancel a running job (the peer is told).
+    Cancel { id: String },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn config_path(given: Option<PathBuf>) -> Result<PathBuf> {
+    match given.or_else(|| std::env::var_os("TANDEM_CONFIG").map(PathBuf::from)) {
+        Some(p) => Ok(p),
+        None => bail!("no node config: pass --config FILE or set TANDEM_CONFIG"),
+    }
+}
+
+fn client(config: Option<PathBuf>) -> Result<AdminClient> {
+    AdminClient::from_config(&Config::load(&config_path(config)?)?)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init { name, role, out } => init(&name, role, &out),
+        Command::Serve { config } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let config = Config::load(&config)?;
+            tokio::runtime::Runtime::new()
+                .context("cannot start the async runtime")?
+                .block_on(node::daemon::serve(config))
+        }
+        Command::Status { config } => {
+            let s = client(config)?.status()?;
+            println!(
+                "node '{}' (role {}), peer '{}': {}, protocol version {}",
+                s.name,
+                s.role,
+                s.peer,
+                if s.peer_connected { "connected" } else { "not connected" },
+                s.protocol_version
+            );
+            Ok(())
+        }
+        Command::Job { config, command } => {
+            let c = client(config)?;
+            match command {
+                JobCommand::Submit { file, watch: follow } => {
+                    let spec = JobSpec::load(&file)?;
+                    let r = c.submit(&spec)?;
+                    println!("{}", r.id);
+                    if follow { watch(&c, &r.id) } else { Ok(()) }
+                }
+                JobCommand::List => {
+                    println!("{:<22} {:<6} {:<10} {:<10} {:<8} ERROR", "ID", "KIND", "STATE", "SUBMITTER", "STEP");
+                    for r in c.list()? {
+                        println!(
+                            "{:<22} {:<6} {:<10} {:<10} {:<8} {}",
+                            r.id,
+                            r.spec.kind.as_str(),
+                            state_name(r.state),
+                            r.submitted_by,
+                            current_step(&r),
+                            r.error.as_deref().unwrap_or("")
+                        );
+                    }
+                    Ok(())
+                }
+                JobCommand::Status { id } => {
+                    println!("{}", serde_json::to_string_pretty(&c.job(&id)?)?);
+                    Ok(())
+                }
+                JobCommand::Watch { id } => watch(&c, &id),
+                JobCommand::Cancel { id } => {
+                    c.cancel(&id)?;
+                    println!("cancel requested for job {id}");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn init(name: &str, role: Role, out: &Path) -> Result<()> {
+    let o = node::identity::init_node_dir(name, out)?;
+    println!("created node directory {} for '{name}' (role {role})", o.dir.display());
+    println!("  tls.crt, tls.key      TLS certificate and key (ECDSA P-256)");
+    println!("  signing.key/.pub      Ed25519 transcript signing key (public: {})", o.signing_public_key);
+    println!("  admin.token           bearer token of the local admin API");
+    println!();
+    println!("certificate fingerprint (give it to the peer's operator for their peer.fingerprint):");
+    println!("{}", o.fingerprint);
+    Ok(())
+}
+
+fn state_name(s: JobState) -> &'static str {
+    match s {
+        JobState::Pending => "pending",
+        JobState::Running => "running",
+        JobState::Succeeded => "succeeded",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+fn current_step(r: &JobRecord) -> &str {
+    r.steps
+        .iter()
+        .find(|s| matches!(s.state, StepState::Running | StepState::Failed))
+        .or_else(|| r.steps.iter().rev().find(|s| s.state == StepState::Done))
+        .map(|s| s.name.as_str())
+        .unwrap_or("-")
+}
+
+/// Progress bar over the job's steps; prints the outcome and fails unless the job succeeded.
+fn watch(c: &AdminClient, id: &str) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(100);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:30}] {pos}% {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let record = c.wait(id, Duration::from_secs(7 * 24 * 3600), |r| {
+        let total = r.steps.len().max(1) as f64;
+        let done: f64 = r
+            .steps
+            .iter()
+            .map(|s| match s.state {
+                StepState::Done => 1.0,
+                StepState::Running | StepState::Failed => s.progress,
+                StepState::Pending => 0.0,
+            })
+            .sum();
+        bar.set_position((100.0 * done / total) as u64);
+        let step = current_step(r);
+        let detail = r.steps.iter().find(|s| s.name == step).map(|s| s.message.as_str()).unwrap_or("");
+        bar.set_message(format!("{step} {detail}"));
+    })?;
+    bar.finish_and_clear();
+    println!("job {id} ({}) {}", record.spec.kind.as_str(), state_name(record.state));
+    for s in &record.steps {
+        println!("  {:<10} {:?} {}", s.name, s.state, s.message);
+    }
+    if let Some(e) = &record.error {
+        println!("error: {e}");
+    }
+    if !record.outcome.is_empty() {
+        println!("outcome: {}", serde_json::to_string_pretty(&record.outcome)?);
+    }
+    if record.state != JobState::Succeeded {
+        std::process::exit(2);
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! Local admin API (HTTP/JSON on 127.0.0.1, bearer token from the node directory) and the
+//! client the CLI uses.
+//!
+//! | method | path                   | body / answer                   |
+//! |--------|------------------------|---------------------------------|
+//! | GET    | `/v1/status`           | [`Status`]                      |
+//! | GET    | `/v1/jobs`             | `[JobRecord]`, oldest first     |
+//! | POST   | `/v1/jobs`             | `JobSpec` → `JobRecord`         |
+//! | GET    | `/v1/jobs/{id}`        | `JobRecord`                     |
+//! | POST   | `/v1/jobs/{id}/cancel` | `JobRecord`                     |
+//!
+//! Errors answer `{"error": "..."}` with a 4xx/5xx status.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::daemon::Node;
+use crate::jobs::record::JobRecord;
+use crate::jobs::spec::JobSpec;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub name: String,
+    pub role: protocol::Role,
+    pub peer: String,
+    pub peer_connected: bool,
+    pub protocol_version: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+}
+
+#[derive(Clone)]
+struct AppState {
+    node: Arc<Node>,
+    token: Arc<String>,
+}
+
+/// Constant-time comparison of the presented token with ours.
+fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len() && presented.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !token_matches(presented.as_bytes(), state.token.as_bytes()) {
+        return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (admin.token_file)".into())
+            .into_response();
+    }
+    next.run(request).await
+}
+
+async fn status(State(s): State<AppState>) -> Json<Status> {
+    let c = &s.node.config;
+    Json(Status {
+        name: c.node.name.clone(),
+        role: c.node.role,
+        peer: c.peer.name.clone(),
+        peer_connected: s.node.peer_connected().await,
+        protocol_version: crate::transport::PROTOCOL_VERSION,
+    })
+}
+
+async fn list(State(s): State<AppState>) -> Result<Json<Vec<JobRecord>>, ApiError> {
+    s.node.store.list().map(Json).map_err(internal)
+}
+
+async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<JobRecord>, ApiError> {
+    match s.node.store.get(&id).map_err(internal)? {
+        Some(r) => Ok(Json(r)),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no job '{id}' on this node"))),
+    }
+}
+
+async fn submit(State(s): State<AppState>, Json(spec): Json<JobSpec>) -> Result<Json<JobRecord>, ApiError> {
+    s.node.submit(spec).map(Json).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))
+}
+
+async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<JobRecord>, ApiError> {
+    s.node.cancel(&id).map(Json).map_err(|e| ApiError(StatusCode::CONFLICT, format!("{e:#}")))
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes.
+pub async fn serve(
+    node: Arc<Node>,
+    token: String,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let state = AppState { node, token: Arc::new(token) };
+    let app = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/jobs", get(list).post(submit))
+        .route("/v1/jobs/{id}", get(job))
+        .route("/v1/jobs/{id}/cancel", post(cancel))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state);
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        tracing::error!("admin API stopped: {e}");
+    }
+}
+
+/// Blocking client of the admin API (used by the CLI and tests).
+pub struct AdminClient {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl AdminClient {
+    pub fn new(addr: SocketAddr, token: String) -> AdminClient {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        AdminClient { base: format!("http://{addr}"), token, agent }
+    }
+
+    /// Client for the node described by `config` (its admin port and token file).
+    pub fn from_config(config: &Config) -> Result<AdminClient> {
+        let token = crate::identity::load_token(&config.admin.token_file)?;
+        Ok(AdminClient::new(SocketAddr::from(([127, 0, 0, 1], config.admin.port)), token))
+    }
+
+    fn answer<T: serde::de::DeserializeOwned>(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<T> {
+        let mut r = r.map_err(|e| anyhow!("cannot reach the node's admin API at {}: {e}; is `tandem serve` running?", self.base))?;
+        if r.status().is_success() {
+            return Ok(r.body_mut().read_json()?);
+        }
+        let status = r.status();
+        match r.body_mut().read_json::<ErrorBody>() {
+            Ok(b) => bail!("{}", b.error),
+            Err(_) => bail!("admin API answered {status}"),
+        }
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        self.answer(self.agent.get(format!("{}/v1/status", self.base)).header("Authorization", self.bearer()).call())
+    }
+
+    pub fn list(&self) -> Result<Vec<JobRecord>> {
+        self.answer(self.agent.get(format!("{}/v1/jobs", self.base)).header("Authorization", self.bearer()).call())
+    }
+
+    pub fn job(&self, id: &str) -> Result<JobRecord> {
+        self.answer(self.agent.get(format!("{}/v1/jobs/{id}", self.base)).header("Authorization", self.bearer()).call())
+    }
+
+    pub fn submit(&self, spec: &JobSpec) -> Result<JobRecord> {
+        self.answer(
+            self.agent.post(format!("{}/v1/jobs", self.base)).header("Authorization", self.bearer()).send_json(spec),
+        )
+    }
+
+    pub fn cancel(&self, id: &str) -> Result<JobRecord> {
+        self.answer(
+            self.agent
+                .post(format!("{}/v1/jobs/{id}/cancel", self.base))
+                .header("Authorization", self.bearer())
+                .send_empty(),
+        )
+    }
+
+    /// Polls job `id` until it ends, calling `on_update` with every new state.
+    pub fn wait(&self, id: &str, timeout: Duration, mut on_update: impl FnMut(&JobRecord)) -> Result<JobRecord> {
+        let start = std::time::Instant::now();
+        let mut last: Option<JobRecord> = None;
+        loop {
+            let r = self.job(id)?;
+            if last.as_ref() != Some(&r) {
+                on_update(&r);
+                last = Some(r.clone());
+            }
+            if r.state.is_final() {
+                return Ok(r);
+            }
+            if start.elapsed() > timeout {
+                bail!("job '{id}' did not end within {} s", timeout.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Node configuration (`tandem serve --config FILE`): one TOML file per node.
+//!
+//! Unknown keys are errors naming the key; every other error names the key and the fix.
+//! Relative paths are resolved against the directory of the config file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use protocol::Role;
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::spec::{JobKind, Reveal};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeSection,
+    pub admin: AdminSection,
+    pub peer: PeerSection,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub transcript: TranscriptSettings,
+    #[serde(default)]
+    pub datasets: BTreeMap<String, DatasetConfig>,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// This node's identity and where it keeps its state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub name: String,
+    pub role: Role,
+    /// UDP address the QUIC endpoint binds (it both accepts and dials from it).
+    pub listen: SocketAddr,
+    /// Job database and per-job transcripts live here.
+    pub data_dir: PathBuf,
+    /// PEM certificate and PKCS#8 key from `tandem init`.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Ed25519 key (hex) that signs transcript heads.
+    pub signing_key: PathBuf,
+}
+
+/// The local admin API (HTTP on 127.0.0.1 only).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// TCP port on 127.0.0.1; 0 picks a free port (tests).
+    pub port: u16,
+    /// File holding the bearer token (written by `tandem init`).
+    pub token_file: PathBuf,
+}
+
+/// The one peer this node works with. Its role is fixed here and bound to its certificate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    pub name: String,
+    pub role: Role,
+    /// `host:port` of the peer's QUIC endpoint.
+    pub addr: String,
+    /// SHA-256 fingerprint of the peer's DER certificate (`sha256:<64 hex>`), as printed by
+    /// `tandem init` on the peer. Exactly one of `fingerprint` and `ca` is set.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// PEM file of a private CA; the peer's certificate must chain to it and name `peer.name`.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Connection set-up including the hello.
+    pub connect_secs: u64,
+    /// Longest silence while waiting for one frame from the peer during a job.
+    pub read_secs: u64,
+    /// QUIC idle timeout (the connection is dropped after this long without any packet).
+    pub idle_secs: u64,
+    /// QUIC keep-alive interval; must be below `idle_secs`.
+    pub keepalive_secs: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect_secs: 10, read_secs: 300, idle_secs: 60, keepalive_secs: 5 }
+    }
+}
+
+impl Timeouts {
+    pub fn connect(&self) -> Duration {
+        Duration::from_secs(self.connect_secs)
+    }
+    pub fn read(&self) -> Duration {
+        Duration::from_secs(self.read_secs)
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranscriptSettings {
+    /// Also store every payload (hex) in the transcript. Off by default: payloads can be large and
+    /// the hashes are enough to check a transcript against the peer's.
+    pub payloads: bool,
+}
+
+/// Kind of entity identifier in a dataset's id column (normalisation is done by PSI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdKind {
+    /// Used as is (trimmed).
+    Raw,
+    /// Unified social credit code (GB 32100-2015).
+    Uscc,
+    /// Resident identity number (ISO 7064 MOD 11-2 check digit).
+    ResidentId,
+}
+
+/// A local CSV file the node may use in jobs, under a name both operators refer to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    pub path: PathBuf,
+    pub id_column: String,
+    pub id_kind: IdKind,
+    /// Label column (bank only).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// What this node agrees to do with its peer. Checked on every job before any protocol step.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Peers (by configured name or `sha256:` certificate fingerprint) allowed to run jobs.
+    pub allowed_peers: Vec<String>,
+    pub job_kinds: Vec<JobKind>,
+    pub reveals: Vec<Reveal>,
+    /// A job must ask for at least this minimum intersection size (PSI enforces it).
+    pub min_intersection: u64,
+    /// Datasets and columns allowed for joint use; a dataset not listed cannot be used at all.
+    pub datasets: BTreeMap<String, DatasetPolicy>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetPolicy {
+    pub columns: Vec<String>,
+}
+
+impl Config {
+    /// Reads, parses, resolves relative paths and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate().with_context(|| format!("config {}", path.display()))?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.node.data_dir);
+        fix(&mut self.node.tls_cert);
+        fix(&mut self.node.tls_key);
+        fix(&mut self.node.signing_key);
+        fix(&mut self.admin.token_file);
+        if let Some(ca) = self.peer.ca.as_mut() {
+            fix(ca);
+        }
+        for d in self.datasets.values_mut() {
+            fix(&mut d.path);
+        }
+    }
+
+    /// Checks cross-field rules that serde cannot express.
+    pub fn validate(&self) -> Result<()> {
+        if self.node.name.trim().is_empty() {
+            bail!("node.name is empty: set it to this node's name, e.g. \"gov\"");
+        }
+        if self.node.role == self.peer.role {
+            bail!(
+                "node.role and peer.role are both '{}': one node is 'gov' and the other 'bank'",
+                self.node.role
+            );
+        }
+        if self.peer.name == self.node.name {
+            bail!("peer.name equals node.name '{}': give the peer its own name", self.node.name);
+        }
+        match (&self.peer.fingerprint, &self.peer.ca) {
+            (Some(fp), None) => {
+                parse_fingerprint(fp).context("peer.fingerprint")?;
+            }
+            (None, Some(_)) => {}
+            _ => bail!(
+                "peer: set exactly one of `fingerprint` (the peer's certificate fingerprint printed by \
+                 `tandem init`) or `ca` (PEM file of the private CA that signed the peer's certificate)"
+            ),
+        }
+        let t = &self.timeouts;
+        if t.connect_secs == 0 || t.read_secs == 0 || t.idle_secs == 0 {
+            bail!("timeouts: connect_secs, read_secs and idle_secs must be at least 1");
+        }
+        if t.keepalive_secs == 0 || t.keepalive_secs >= t.idle_secs {
+            bail!(
+                "timeouts.keepalive_secs = {} must be at least 1 and below timeouts.idle_secs = {}",
+                t.keepalive_secs,
+                t.idle_secs
+            );
+        }
+        for name in self.policy.datasets.keys() {
+            if !self.datasets.contains_key(name) {
+                bail!(
+                    "policy.datasets.{name} names a dataset that is not configured: add [datasets.{name}] \
+                     or remove the policy entry"
+                );
+            }
+        }
+        for (name, d) in &self.datasets {
+            if d.id_column.trim().is_empty() {
+                bail!("datasets.{name}.id_column is empty: name the CSV column holding entity ids");
+            }
+            if d.label.is_some() && self.node.role != Role::Bank {
+                bail!("datasets.{name}.label: only the bank node holds a label; remove the key");
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer's address, resolved.
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.peer
+            .addr
+            .to_socket_addrs()
+            .with_context(|| format!("peer.addr '{}' is not a reachable host:port", self.peer.addr))?
+            .next()
+            .with_context(|| format!("peer.addr '{}' resolves to no address", self.peer.addr))
+    }
+
+    /// Directory of one job's files (transcript, outputs).
+    pub fn job_dir(&self, job_id: &str) -> PathBuf {
+        self.node.data_dir.join("jobs").join(job_id)
+    }
+}
+
+/// Parses `sha256:<64 hex>` (colons between bytes and upper case are accepted).
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
+    let hex_part = text.trim().strip_prefix("sha256:").unwrap_or(text.trim()).replace(':', "");
+    let bytes = hex::decode(&hex_part)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .with_context(|| format!("'{text}' is not a SHA-256 fingerprint: expected sha256:<64 hex digits> as printed by `tandem init`"))?;
+    Ok(bytes.try_into().expect("32 bytes"))
+}
+
+/// Formats a certificate fingerprint the way configs and `tandem init` show it.
+pub fn format_fingerprint(fp: &[u8; 32]) -> String {
+    format!("sha256:{}", hex::encode(fp))
+}
+
+/// SHA-256 fingerprint of a DER certificate.
+pub fn cert_fingerprint(der: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(der).into()
+}

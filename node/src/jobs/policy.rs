@@ -1,0 +1,57 @@
+//! The node's policy check, run on every job before any protocol step, on both nodes: the
+//! submitter checks its own side when the operator submits, the peer checks its side when the
+//! proposal arrives. A refusal names the rule (config key) that refused the job.
+
+use crate::config::Config;
+use crate::datasets;
+
+use super::spec::JobSpec;
+
+/// Checks `spec`, proposed by or to `peer_name` (whose certificate has `peer_fingerprint` when
+/// pinned), against this node's policy and datasets. `Err` is the refusal text shown to both
+/// operators, starting with `policy:` (or `dataset:` when the data itself does not fit).
+pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint: Option<&str>) -> Result<(), String> {
+    let p = &config.policy;
+    let me = &config.node.name;
+    let peer_allowed = p.allowed_peers.iter().any(|a| {
+        a == peer_name || peer_fingerprint.is_some_and(|fp| a.eq_ignore_ascii_case(fp))
+    });
+    if !peer_allowed {
+        return Err(format!("policy: peer '{peer_name}' is not allowed to run jobs with node '{me}' (policy.allowed_peers)"));
+    }
+    if !p.job_kinds.contains(&spec.kind) {
+        return Err(format!("policy: job kind '{}' is not allowed on node '{me}' (policy.job_kinds)", spec.kind.as_str()));
+    }
+    for r in &spec.reveal {
+        if !p.reveals.contains(r) {
+            return Err(format!("policy: reveal '{}' is not allowed on node '{me}' (policy.reveals)", r.as_str()));
+        }
+    }
+    if spec.min_intersection < p.min_intersection {
+        return Err(format!(
+            "policy: the job's min_intersection {} is below node '{me}''s minimum of {} (policy.min_intersection)",
+            spec.min_intersection, p.min_intersection
+        ));
+    }
+    let side = spec.side(config.node.role);
+    let name = &side.dataset;
+    let Some(dataset) = config.datasets.get(name) else {
+        return Err(format!("policy: dataset '{name}' is not configured on node '{me}' (datasets.{name})"));
+    };
+    let Some(allowed) = p.datasets.get(name) else {
+        return Err(format!("policy: dataset '{name}' is not allowed for joint use (policy.datasets.{name})"));
+    };
+    for c in side.used_columns() {
+        if !allowed.columns.contains(c) {
+            return Err(format!(
+                "policy: column '{c}' of dataset '{name}' is not allowed for joint use (policy.datasets.{name}.columns)"
+            ));
+        }
+    }
+    if let Some(label) = &side.label
+        && dataset.label.as_ref() != Some(label)
+    {
+        return Err(format!("dataset: '{label}' is not the label column of dataset '{name}' (datasets.{name}.label)"));
+    }
+    datasets::check_columns(name, dataset, side.used_columns()).map_err(|e| format!("dataset: {e:#}"))
+}

@@ -1,0 +1,123 @@
+//! Frames over one QUIC bidirectional stream, and the blocking [`QuicTransport`] that lets the
+//! synchronous protocol code (run on a blocking thread) use such a stream.
+//!
+//! Wire format is `protocol::channel`'s: `u32 LE payload length ‖ u8 kind length ‖ kind ‖ payload`.
+//! The declared length is checked against the limit before any payload byte is read.
+
+use std::time::Duration;
+
+use protocol::Error;
+use protocol::channel::{Frame, HEADER_LEN, Transport};
+use quinn::{ReadExactError, RecvStream, SendStream};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+/// Application error code sent when a stream or connection is abandoned by this node.
+pub const ABORT_CODE: u32 = 1;
+
+fn read_error(e: ReadExactError) -> Error {
+    match e {
+        ReadExactError::FinishedEarly(_) => Error::Closed("peer closed the job stream".into()),
+        ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => Error::Closed(c.to_string()),
+        ReadExactError::ReadError(e) => Error::Closed(e.to_string()),
+    }
+}
+
+/// Reads one frame, refusing a declared payload over `max_payload` before reading it.
+pub async fn read_frame(recv: &mut RecvStream, max_payload: usize) -> Result<Frame, Error> {
+    let mut prefix = [0u8; HEADER_LEN];
+    recv.read_exact(&mut prefix).await.map_err(read_error)?;
+    let (len, kind_len) = Frame::parse_header(prefix, max_payload)?;
+    let mut kind = vec![0u8; kind_len];
+    recv.read_exact(&mut kind).await.map_err(read_error)?;
+    let kind = Frame::parse_kind(&kind)?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload).await.map_err(read_error)?;
+    Ok(Frame { kind, payload })
+}
+
+/// Writes one frame.
+pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), Error> {
+    let closed = |e: quinn::WriteError| Error::Closed(e.to_string());
+    send.write_all(&frame.header()).await.map_err(closed)?;
+    send.write_all(&frame.payload).await.map_err(closed)
+}
+
+/// Awaits `fut` for at most `limit`; a timeout becomes [`Error::Timeout`].
+pub async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::time::timeout(limit, fut).await.unwrap_or(Err(Error::Timeout(limit.as_secs())))
+}
+
+/// A job's stream as a synchronous [`Transport`]. Must be used from a thread outside the tokio
+/// runtime (e.g. `spawn_blocking`): each call blocks on the runtime `handle`.
+/// Every read and write is bounded by `io_timeout`; setting the `cancel` flag fails pending and
+/// later reads at once.
+pub struct QuicTransport {
+    send: SendStream,
+    recv: RecvStream,
+    handle: Handle,
+    io_timeout: Duration,
+    cancel: watch::Receiver<bool>,
+}
+
+impl QuicTransport {
+    pub fn new(
+        send: SendStream,
+        recv: RecvStream,
+        handle: Handle,
+        io_timeout: Duration,
+        cancel: watch::Receiver<bool>,
+    ) -> QuicTransport {
+        QuicTransport { send, recv, handle, io_timeout, cancel }
+    }
+
+}
+
+impl Transport for QuicTransport {
+    /// Sends are not cut by cancellation, so the abort message still reaches the peer.
+    fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        self.handle.block_on(within(self.io_timeout, write_frame(&mut self.send, &frame)))
+    }
+    fn recv(&mut self, max_payload: usize) -> Result<Frame, Error> {
+        let QuicTransport { recv, handle, io_timeout, cancel, .. } = self;
+        let r = handle.block_on(async {
+            tokio::select! {
+                r = within(*io_timeout, read_frame(recv, max_payload)) => r,
+                _ = cancel.wait_for(|c| *c) => Err(Error::Closed("job cancelled by the operator".into())),
+            }
+        });
+        if matches!(r, Err(Error::FrameTooLarge { .. } | Error::Decode { .. })) {
+            // The rest of the stream cannot be trusted; tell the peer to stop sending.
+            let _ = self.recv.stop(ABORT_CODE.into());
+        }
+        r
+    }
+}
+
+impl Drop for QuicTransport {
+    fn drop(&mut self) {
+        // Deliver what was written (the peer may still be reading our last frame).
+        let _ = self.send.finish();
+    }
+}
+
+/// Kind of the first frame on every job stream; its payload is the job id (ASCII).
+pub const JOB_OPEN: &str = "job.open";
+const MAX_JOB_ID: usize = 64;
+
+/// Opens a job stream on `conn`; the first frame names the job.
+pub async fn open_job_stream(conn: &quinn::Connection, job_id: &str) -> Result<(SendStream, RecvStream), Error> {
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| Error::Closed(e.to_string()))?;
+    write_frame(&mut send, &Frame { kind: JOB_OPEN.into(), payload: job_id.as_bytes().to_vec() }).await?;
+    Ok((send, recv))
+}
+
+/// Reads the first frame of a job stream the peer opened; returns the job id it names.
+pub async fn read_job_open(recv: &mut RecvStream, limit: Duration) -> Result<String, Error> {
+    let frame = within(limit, read_frame(recv, MAX_JOB_ID)).await?;
+    if frame.kind != JOB_OPEN {
+        return Err(Error::UnexpectedMessage { expected: JOB_OPEN.into(), got: frame.kind });
+    }
+    String::from_utf8(frame.payload)
+        .map_err(|_| Error::Decode { kind: JOB_OPEN.into(), reason: "job id is not UTF-8".into() })
+}
