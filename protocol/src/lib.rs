@@ -6,6 +6,9 @@
 
 pub mod channel;
 pub mod error;
+pub mod fixed;
+pub mod mpc;
+pub mod ot;
 pub mod transcript;
 
 pub use channel::{Channel, Stats};

@@ -1,0 +1,334 @@
+//! Two-party additive secret sharing over Z_2^64 with fixed-point values, no dealer.
+//!
+//! Every shared value is `x = x_gov + x_bank (mod 2^64)`; each party's share alone is uniformly
+//! random. All correlated randomness comes from OT run by the two parties together (base OT +
+//! IKNP in both directions, set up once in [`Engine::new`]); no party ever holds both shares of
+//! anything, correlated randomness included.
+//!
+//! Protocols and what each party learns (semi-honest):
+//! - `share`: the owner sends `values − r` for fresh uniform `r`; the peer sees a uniform vector.
+//! - `reveal_to` / `reveal_both`: the receiving party learns the opened value (and by design
+//!   nothing else: the other share is `value − own share`).
+//! - `mul`, `matvec`, `matvec_t`: Gilboa OT multiplication on correlated OT ([`cot`]); see there.
+//! - `sigmoid(ClippedLinear)`: secure comparison (MSB extraction) with OT-made AND triples and
+//!   OT multiplexers ([`boolean`]).
+//!
+//! Truncation (after every product, and in `mul_public`) is SecureML's local truncation: gov
+//! shifts its share, bank negates, shifts and negates back. For a true value `x` (in ring units,
+//! i.e. `2f` fractional bits before truncating) the result is `⌊x/2^f⌋` or `⌊x/2^f⌋ + 1` (±1 ulp)
+//! except with probability `|x| / 2^64` per element (a share wraps across the shift), in which
+//! case the result is off by about `2^(64−f)`. For a real value `v` after a product that is
+//! `|v| · 2^(2f − 64)`: with f = 16 and |v| ≤ 1024, below 2^-22 per element.
+
+mod boolean;
+pub mod bench;
+mod cot;
+pub mod sigmoid;
+
+pub use sigmoid::Sigmoid;
+
+use rand::{CryptoRng, Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::channel::Stats;
+use crate::fixed::FixedPoint;
+use crate::ot::{CrHash, base, iknp};
+use crate::{Channel, Error, Result, Role};
+
+/// A plaintext matrix held by one party, fixed-point encoded, row-major.
+#[derive(Clone, Debug)]
+pub struct PlainMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<u64>,
+}
+
+impl PlainMatrix {
+    /// Encodes a row-major real matrix. Panics if `data.len() != rows * cols`.
+    pub fn from_f64(rows: usize, cols: usize, data: &[f64], fp: FixedPoint) -> PlainMatrix {
+        assert_eq!(data.len(), rows * cols, "PlainMatrix::from_f64: data length must be rows × cols");
+        PlainMatrix { rows, cols, data: fp.encode_all(data) }
+    }
+
+    /// The given rows, in the given order (a mini-batch). Panics on an out-of-range row index.
+    pub fn select_rows(&self, rows: &[usize]) -> PlainMatrix {
+        let mut data = Vec::with_capacity(rows.len() * self.cols);
+        for &r in rows {
+            data.extend_from_slice(&self.data[r * self.cols..(r + 1) * self.cols]);
+        }
+        PlainMatrix { rows: rows.len(), cols: self.cols, data }
+    }
+
+    /// `M·v` in the ring (no truncation).
+    pub fn mul_vec(&self, v: &[u64]) -> Vec<u64> {
+        assert_eq!(v.len(), self.cols);
+        self.data
+            .chunks_exact(self.cols.max(1))
+            .take(self.rows)
+            .map(|row| row.iter().zip(v).fold(0u64, |acc, (a, b)| acc.wrapping_add(a.wrapping_mul(*b))))
+            .collect()
+    }
+
+    /// `Mᵀ·v` in the ring (no truncation), row-major loop.
+    pub fn mul_vec_t(&self, v: &[u64]) -> Vec<u64> {
+        assert_eq!(v.len(), self.rows);
+        let mut out = vec![0u64; self.cols];
+        for (row, &x) in self.data.chunks_exact(self.cols.max(1)).zip(v) {
+            for (o, a) in out.iter_mut().zip(row) {
+                *o = o.wrapping_add(a.wrapping_mul(x));
+            }
+        }
+        out
+    }
+}
+
+/// One party's side of a two-party session. See the module docs.
+pub struct Engine<'c> {
+    ch: &'c mut Channel,
+    role: Role,
+    fp: FixedPoint,
+    rng: ChaCha20Rng,
+    /// IKNP instance in which this party is the OT sender (holds Δ).
+    ot_send: iknp::Sender,
+    /// IKNP instance in which this party is the OT receiver.
+    ot_recv: iknp::Receiver,
+    hash: CrHash,
+}
+
+impl<'c> Engine<'c> {
+    /// Runs 128 base OTs in each direction and sets up both IKNP instances (two flights).
+    /// `rng` is a CSPRNG owned by the caller; the engine seeds its own ChaCha20 from it.
+    pub fn new<R: CryptoRng>(ch: &'c mut Channel, fp: FixedPoint, rng: &mut R) -> Result<Engine<'c>> {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let delta = ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128;
+        let choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
+        let (pairs, chosen) = base::both_directions(ch, &mut rng, &choices)?;
+        let role = ch.role();
+        Ok(Engine {
+            ch,
+            role,
+            fp,
+            rng,
+            ot_send: iknp::Sender::new(delta, &chosen),
+            ot_recv: iknp::Receiver::new(&pairs),
+            hash: CrHash::default(),
+        })
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn fixed(&self) -> FixedPoint {
+        self.fp
+    }
+    /// For protocol messages of the caller (e.g. reveals of metrics).
+    pub fn channel(&mut self) -> &mut Channel {
+        self.ch
+    }
+    /// Channel counters (bytes, rounds) so far; diff two snapshots with [`Stats::since`].
+    pub fn stats(&self) -> Stats {
+        self.ch.stats()
+    }
+    /// Number of OTs extended so far (as sender, as receiver).
+    pub fn ot_counts(&self) -> (u64, u64) {
+        (self.ot_send.count, self.ot_recv.count)
+    }
+
+    fn random_vec(&mut self, n: usize) -> Vec<u64> {
+        (0..n).map(|_| self.rng.next_u64()).collect()
+    }
+
+    // ---- input / output
+
+    /// `owner` secret-shares its ring-encoded `values`; the other party passes None and `len`.
+    /// The owner keeps a fresh uniform `r` and sends `values − r`.
+    pub fn share(&mut self, owner: Role, values: Option<&[u64]>, len: usize) -> Result<Vec<u64>> {
+        if owner == self.role {
+            let values = values.ok_or_else(|| Error::Input("share: the owner must pass its values".into()))?;
+            if values.len() != len {
+                return Err(Error::Input(format!("share: {} values but len {len}", values.len())));
+            }
+            let r = self.random_vec(len);
+            let peer: Vec<u64> = values.iter().zip(&r).map(|(v, r)| v.wrapping_sub(*r)).collect();
+            self.ch.send_u64s("mpc.share", &peer)?;
+            Ok(r)
+        } else {
+            self.ch.recv_u64s("mpc.share", len)
+        }
+    }
+
+    /// Opens x to `to` only: returns Some(plaintext ring values) there, None at the other party.
+    pub fn reveal_to(&mut self, to: Role, x: &[u64]) -> Result<Option<Vec<u64>>> {
+        if to == self.role {
+            let other = self.ch.recv_u64s("mpc.reveal", x.len())?;
+            Ok(Some(self.add(x, &other)))
+        } else {
+            self.ch.send_u64s("mpc.reveal", x)?;
+            Ok(None)
+        }
+    }
+
+    /// Opens x to both parties.
+    pub fn reveal_both(&mut self, x: &[u64]) -> Result<Vec<u64>> {
+        self.ch.send_u64s("mpc.reveal", x)?;
+        let other = self.ch.recv_u64s("mpc.reveal", x.len())?;
+        Ok(self.add(x, &other))
+    }
+
+    // ---- local operations
+
+    pub fn add(&self, x: &[u64], y: &[u64]) -> Vec<u64> {
+        assert_eq!(x.len(), y.len(), "add: length mismatch");
+        x.iter().zip(y).map(|(a, b)| a.wrapping_add(*b)).collect()
+    }
+
+    pub fn sub(&self, x: &[u64], y: &[u64]) -> Vec<u64> {
+        assert_eq!(x.len(), y.len(), "sub: length mismatch");
+        x.iter().zip(y).map(|(a, b)| a.wrapping_sub(*b)).collect()
+    }
+
+    /// Adds a public ring vector (gov adds it, bank keeps its share).
+    pub fn add_public(&self, x: &[u64], c: &[u64]) -> Vec<u64> {
+        assert_eq!(x.len(), c.len(), "add_public: length mismatch");
+        if self.role == Role::Gov { self.add(x, c) } else { x.to_vec() }
+    }
+
+    /// Adds `owner`'s private ring vector: the owner passes Some(values) and adds it to its
+    /// share, the other passes None and keeps its share.
+    pub fn add_private(&self, owner: Role, x: &[u64], values: Option<&[u64]>) -> Vec<u64> {
+        if owner == self.role {
+            self.add(x, values.expect("add_private: the owner must pass its values"))
+        } else {
+            x.to_vec()
+        }
+    }
+
+    /// Multiplies by a public real constant and truncates (local; error as in the module docs).
+    pub fn mul_public(&self, x: &[u64], c: f64) -> Vec<u64> {
+        let c = self.fp.encode(c);
+        let prod: Vec<u64> = x.iter().map(|v| v.wrapping_mul(c)).collect();
+        self.truncate(&prod, self.fp.frac_bits)
+    }
+
+    /// Sum of all elements (local).
+    pub fn sum(&self, x: &[u64]) -> u64 {
+        x.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+    }
+
+    /// SecureML local truncation by `bits` (see module docs for the error).
+    pub fn truncate(&self, x: &[u64], bits: u32) -> Vec<u64> {
+        match self.role {
+            Role::Gov => x.iter().map(|v| v >> bits).collect(),
+            Role::Bank => x.iter().map(|v| (v.wrapping_neg() >> bits).wrapping_neg()).collect(),
+        }
+    }
+
+    // ---- interactive operations
+
+    /// Element-wise product of two shared vectors, truncated. Each party is COT sender with its
+    /// `x` share as correlation and COT receiver with the bits of its `y` share, so the two
+    /// Gilboa cross terms `x_me·y_peer` and `x_peer·y_me` run at once (two flights).
+    pub fn mul(&mut self, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
+        if x.len() != y.len() {
+            return Err(Error::Input(format!("mul: lengths {} and {} differ", x.len(), y.len())));
+        }
+        let n = x.len();
+        let (s, r) = self.cot(
+            Some(cot::CotSend { corr: x, groups: n, width: 1, bits: 64 }),
+            Some(cot::CotRecv { choices: y, groups: n, width: 1, bits: 64 }),
+        )?;
+        let z: Vec<u64> = (0..n).map(|i| x[i].wrapping_mul(y[i]).wrapping_add(s[i]).wrapping_add(r[i])).collect();
+        Ok(self.truncate(&z, self.fp.frac_bits))
+    }
+
+    fn check_matrix(&self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize) -> Result<()> {
+        if owner == self.role {
+            match m {
+                Some(m) if m.rows == rows && m.cols == cols && m.data.len() == rows * cols => Ok(()),
+                Some(m) => Err(Error::Input(format!(
+                    "matrix is {}×{} with {} entries, the call says {rows}×{cols}",
+                    m.rows,
+                    m.cols,
+                    m.data.len()
+                ))),
+                None => Err(Error::Input("the matrix owner must pass its matrix".into())),
+            }
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `owner` holds the plaintext matrix `m` (Some at the owner, None + dims at the other party);
+    /// `v` is a shared vector of length cols. Returns shares of m·v (length rows), truncated.
+    ///
+    /// The owner computes `M·v_owner` locally; the cross term `M·v_peer` is one Gilboa product
+    /// per column `j`: the peer is OT receiver with the 64 bits of `v_peer[j]` as choices, the
+    /// owner's correlation for bit `k` is column `j` scaled by `2^k` (only the low `64 − k` bits of
+    /// each correction are sent). Bytes: `cols · (64·16 + rows · 260)` from owner side + receiver.
+    pub fn matvec(&mut self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize, v: &[u64]) -> Result<Vec<u64>> {
+        self.check_matrix(owner, m, rows, cols)?;
+        if v.len() != cols {
+            return Err(Error::Input(format!("matvec: vector has {} entries, matrix has {cols} columns", v.len())));
+        }
+        let out = match m.filter(|_| owner == self.role) {
+            Some(m) => {
+                let mut cols_major = vec![0u64; rows * cols];
+                for i in 0..rows {
+                    for j in 0..cols {
+                        cols_major[j * rows + i] = m.data[i * cols + j];
+                    }
+                }
+                let (s, _) = self.cot(Some(cot::CotSend { corr: &cols_major, groups: cols, width: rows, bits: 64 }), None)?;
+                let mut out = m.mul_vec(v);
+                add_groups(&mut out, &s);
+                out
+            }
+            None => {
+                let (_, r) = self.cot(None, Some(cot::CotRecv { choices: v, groups: cols, width: rows, bits: 64 }))?;
+                let mut out = vec![0u64; rows];
+                add_groups(&mut out, &r);
+                out
+            }
+        };
+        Ok(self.truncate(&out, self.fp.frac_bits))
+    }
+
+    /// Same with the transpose: `v` shared of length rows; returns shares of mᵀ·v (length cols).
+    /// One Gilboa product per row `i`: choices are the bits of `v_peer[i]`, the correlation is
+    /// row `i` of the matrix.
+    pub fn matvec_t(&mut self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize, v: &[u64]) -> Result<Vec<u64>> {
+        self.check_matrix(owner, m, rows, cols)?;
+        if v.len() != rows {
+            return Err(Error::Input(format!("matvec_t: vector has {} entries, matrix has {rows} rows", v.len())));
+        }
+        let out = match m.filter(|_| owner == self.role) {
+            Some(m) => {
+                let (s, _) = self.cot(Some(cot::CotSend { corr: &m.data, groups: rows, width: cols, bits: 64 }), None)?;
+                let mut out = m.mul_vec_t(v);
+                add_groups(&mut out, &s);
+                out
+            }
+            None => {
+                let (_, r) = self.cot(None, Some(cot::CotRecv { choices: v, groups: rows, width: cols, bits: 64 }))?;
+                let mut out = vec![0u64; cols];
+                add_groups(&mut out, &r);
+                out
+            }
+        };
+        Ok(self.truncate(&out, self.fp.frac_bits))
+    }
+}
+
+/// `out += Σ_g shares[g]` where `shares` holds groups of `out.len()` values.
+fn add_groups(out: &mut [u64], shares: &[u64]) {
+    if out.is_empty() {
+        return;
+    }
+    for group in shares.chunks_exact(out.len()) {
+        for (o, s) in out.iter_mut().zip(group) {
+            *o = o.wrapping_add(*s);
+        }
+    }
+}

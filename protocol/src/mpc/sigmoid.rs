@@ -1,0 +1,80 @@
+//! Sigmoid approximations: the plaintext definition (shared with the reference trainer) and the
+//! secure evaluation on shares.
+
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::Result;
+
+/// Sigmoid approximations. `eval` is the plaintext function the reference trainer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sigmoid {
+    /// 0.5 + x/4 (local, no communication).
+    Linear,
+    /// clip(0.5 + x/4, 0, 1) (two secure comparisons and two multiplexers).
+    ClippedLinear,
+    /// 0.5 + 0.197 x − 0.004 x³ (two secure multiplications).
+    Poly3,
+}
+
+const POLY3_C1: f64 = 0.197;
+const POLY3_C3: f64 = -0.004;
+
+/// The true logistic function.
+pub fn exact(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Sigmoid {
+    pub fn eval(&self, x: f64) -> f64 {
+        match self {
+            Sigmoid::Linear => 0.5 + x / 4.0,
+            Sigmoid::ClippedLinear => (0.5 + x / 4.0).clamp(0.0, 1.0),
+            Sigmoid::Poly3 => 0.5 + POLY3_C1 * x + POLY3_C3 * x * x * x,
+        }
+    }
+
+    /// (max |approx − true sigmoid|, on |x| ≤ this range), found by a dense scan (test
+    /// `stated_max_errors_match_a_dense_scan`). Linear and ClippedLinear peak at |x| = 2
+    /// (|1 − σ(2)| = 0.1192); ClippedLinear keeps that bound on the whole real line. Poly3 peaks
+    /// near |x| = 3.9 and diverges fast beyond 5 (error 0.18 at 6, 0.97 at 8).
+    pub fn max_error(&self) -> (f64, f64) {
+        match self {
+            Sigmoid::Linear => (0.1193, 2.0),
+            Sigmoid::ClippedLinear => (0.1193, f64::INFINITY),
+            Sigmoid::Poly3 => (0.0511, 5.0),
+        }
+    }
+}
+
+impl Engine<'_> {
+    /// Secure sigmoid approximation, element-wise (results carry `frac_bits`).
+    /// Linear: local. Poly3: `0.5 + x·(c1 + c3·x²)`, two multiplications (four flights).
+    /// ClippedLinear: `y = 0.5 + x/4`, then `y − [y<0]·y + [y>1]·(1−y)` with one batched MSB
+    /// extraction over `(y, 1−y)` and one batched multiplexer.
+    pub fn sigmoid(&mut self, x: &[u64], approx: Sigmoid) -> Result<Vec<u64>> {
+        let fp = self.fp;
+        let n = x.len();
+        let half = vec![fp.encode(0.5); n];
+        match approx {
+            Sigmoid::Linear => Ok(self.add_public(&self.truncate(x, 2), &half)),
+            Sigmoid::Poly3 => {
+                let x2 = self.mul(x, x)?;
+                let t = self.add_public(&self.mul_public(&x2, POLY3_C3), &vec![fp.encode(POLY3_C1); n]);
+                let y = self.mul(&t, x)?;
+                Ok(self.add_public(&y, &half))
+            }
+            Sigmoid::ClippedLinear => {
+                let y = self.add_public(&self.truncate(x, 2), &half);
+                let neg_y: Vec<u64> = y.iter().map(|v| v.wrapping_neg()).collect();
+                let one_minus_y = self.add_public(&neg_y, &vec![fp.encode(1.0); n]);
+                let both = [y.as_slice(), one_minus_y.as_slice()].concat();
+                let below = self.msb(&both)?;
+                let picked = self.mux(&below, &both)?;
+                let out = self.sub(&y, &picked[..n]);
+                Ok(self.add(&out, &picked[n..]))
+            }
+        }
+    }
+}
