@@ -7,3 +7,5 @@ pub mod dataset;
 pub mod metrics;
 pub mod scorecard;
 pub mod standardize;
+pub mod reference;
+pub mod secure_lr;
