@@ -23,7 +23,7 @@
 //! Both parties must call these functions with the same public arguments; a setup message with a
 //! digest of the job checks that before any secret is shared.
 
-use protocol::mpc::{Engine, PlainMatrix};
+use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
 use protocol::{Error, Result, Role};
 use serde::{Deserialize, Serialize};
 
@@ -264,36 +264,12 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     let fp = engine.fixed();
     let own = PlainMatrix::from_f64(rows, cols, data.x, fp);
     let plan = BatchPlan::new(job.train_rows, params.batch_size, params.seed);
-    let batches: Vec<PlainMatrix> = plan.batches.iter().map(|b| own.select_rows(b)).collect();
-    let neg_labels: Option<Vec<Vec<u64>>> =
-        labels.map(|y| plan.batches.iter().map(|b| b.iter().map(|&r| fp.encode(-y[r])).collect()).collect());
-    let decay = 1.0 - params.learning_rate * params.l2_lambda(job.train_rows.len());
-
-    // Shares of zero: both parties start from all-zero shares.
-    let mut w: PerRole<Vec<u64>> = [vec![0; ncols[0]], vec![0; ncols[1]]];
-    let mut bias: u64 = 0;
-    for epoch in 0..params.epochs {
-        for k in plan.epoch_order(epoch) {
-            let n = plan.batches[k].len();
-            let mut z = vec![bias; n];
-            for owner in ROLES {
-                let m = (me == owner).then_some(&batches[k]);
-                let part = engine.matvec(owner, m, n, ncols[owner.index()], &w[owner.index()])?;
-                z = engine.add(&z, &part);
-            }
-            let p = engine.sigmoid(&z, params.sigmoid)?;
-            let e = engine.add_private(Role::Bank, &p, neg_labels.as_ref().map(|l| l[k].as_slice()));
-            let step = params.learning_rate / n as f64;
-            for owner in ROLES {
-                let m = (me == owner).then_some(&batches[k]);
-                let g = engine.matvec_t(owner, m, n, ncols[owner.index()], &e)?;
-                let wo = &mut w[owner.index()];
-                let decayed = if decay != 1.0 { engine.mul_public(wo, decay) } else { std::mem::take(wo) };
-                *wo = engine.sub(&decayed, &engine.mul_public(&g, step));
-            }
-            bias = engine.sub(&[bias], &engine.mul_public(&[engine.sum(&e)], step))[0];
-        }
-    }
+    let train = Training { me, ncols, own: &own, x: data.x, labels, plan: &plan, params };
+    let (w, bias) = if params.sigmoid == Sigmoid::Linear {
+        train.run_linear_gram(engine)?
+    } else {
+        train.run_general(engine)?
+    };
 
     engine.channel().set_phase("lr-reveal-model");
     let mut blocks: Vec<BlockModel> = Vec::with_capacity(2);
@@ -436,4 +412,205 @@ fn score_rows(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Resul
     }
     let opened = engine.reveal_to(Role::Bank, &z)?;
     Ok(opened.map(|v| v.iter().map(|&zi| Score::from_logit(fp.decode(zi), &artifact.scorecard)).collect()))
+}
+
+/// Everything the training loop of one party needs. Both loops return this party's shares of the
+/// gov weights, the bank weights and the bias.
+struct Training<'a> {
+    me: Role,
+    ncols: PerRole<usize>,
+    /// This party's aligned block, fixed-point encoded.
+    own: &'a PlainMatrix,
+    /// The same block as reals (row-major, `ncols[me]` columns).
+    x: &'a [f64],
+    labels: Option<&'a [f64]>,
+    plan: &'a BatchPlan,
+    params: &'a TrainParams,
+}
+
+type Shares = (PerRole<Vec<u64>>, u64);
+
+impl Training<'_> {
+    fn decay(&self) -> f64 {
+        let n_train: usize = self.plan.batches.iter().map(Vec::len).sum();
+        1.0 - self.params.learning_rate * self.params.l2_lambda(n_train)
+    }
+
+    /// w ← w·decay − step·g (shares; the decay multiplication is skipped without L2).
+    fn update(engine: &Engine, w: &[u64], g: &[u64], decay: f64, step: f64) -> Vec<u64> {
+        let decayed = if decay != 1.0 { engine.mul_public(w, decay) } else { w.to_vec() };
+        engine.sub(&decayed, &engine.mul_public(g, step))
+    }
+
+    /// Any sigmoid: per batch a secure forward pass, the engine sigmoid and a secure backward pass
+    /// (four matrix–vector products of batch size per iteration).
+    fn run_general(&self, engine: &mut Engine) -> Result<Shares> {
+        let (me, ncols, fp) = (self.me, self.ncols, engine.fixed());
+        let batches: Vec<PlainMatrix> = self.plan.batches.iter().map(|b| self.own.select_rows(b)).collect();
+        let neg_labels: Option<Vec<Vec<u64>>> =
+            self.labels.map(|y| self.plan.batches.iter().map(|b| b.iter().map(|&r| fp.encode(-y[r])).collect()).collect());
+        let decay = self.decay();
+        // Shares of zero: both parties start from all-zero shares.
+        let mut w: PerRole<Vec<u64>> = [vec![0; ncols[0]], vec![0; ncols[1]]];
+        let mut bias: u64 = 0;
+        for epoch in 0..self.params.epochs {
+            for k in self.plan.epoch_order(epoch) {
+                let n = self.plan.batches[k].len();
+                let mut z = vec![bias; n];
+                for owner in ROLES {
+                    let m = (me == owner).then_some(&batches[k]);
+                    let part = engine.matvec(owner, m, n, ncols[owner.index()], &w[owner.index()])?;
+                    z = engine.add(&z, &part);
+                }
+                let p = engine.sigmoid(&z, self.params.sigmoid)?;
+                let e = engine.add_private(Role::Bank, &p, neg_labels.as_ref().map(|l| l[k].as_slice()));
+                let step = self.params.learning_rate / n as f64;
+                for owner in ROLES {
+                    let m = (me == owner).then_some(&batches[k]);
+                    let g = engine.matvec_t(owner, m, n, ncols[owner.index()], &e)?;
+                    w[owner.index()] = Self::update(engine, &w[owner.index()], &g, decay, step);
+                }
+                bias = Self::update(engine, &[bias], &[engine.sum(&e)], 1.0, step)[0];
+            }
+        }
+        Ok((w, bias))
+    }
+
+    /// Linear sigmoid σ̃(z) = ½ + z/4 makes the batch gradient affine in θ = (w_g, w_b, b):
+    /// with x̃ = (x, 1), ĝ = X̃ᵀ(½ − y)/n + ¼·(X̃ᵀX̃/n)·θ. The batches are fixed, so every
+    /// batch's Gram matrix is computed once and reused in every epoch:
+    /// - the gov's block (X_gᵀX_g, X_gᵀ1) and the bank's (X_bᵀX_b, X_bᵀ1, n, X_bᵀ(½ − y),
+    ///   1ᵀ(½ − y)) are local plaintext;
+    /// - the cross block X_gᵀ[X_b | ½ − y] is computed securely once per batch (one `matvec_t`
+    ///   per gov column, the column entering as the gov's private input) and stays shared.
+    ///
+    /// Per iteration only small products remain: the two local blocks (owner's plaintext × shared
+    /// θ, `matvec` of size (cols+1)²) and the shared cross block × shared θ (`mul` of 2·c_g·c_b
+    /// elements). Nothing is opened; each party learns nothing beyond `run_general`. Same
+    /// algorithm and same batches as the reference trainer, so only fixed-point error differs.
+    fn run_linear_gram(&self, engine: &mut Engine) -> Result<Shares> {
+        let (me, fp) = (self.me, engine.fixed());
+        let (cg, cb) = (self.ncols[0], self.ncols[1]);
+        let own_cols = self.ncols[me.index()];
+        let lr = self.params.learning_rate;
+        let decay = self.decay();
+
+        struct BatchGram {
+            /// Owner's plaintext ¼·[[XᵀX/n, Xᵀ1/n], [1ᵀX/n, (bank: 1, gov: 0)]].
+            local: PlainMatrix,
+            /// Shares of ¼·X_gᵀX_b/n, row-major cg × cb.
+            cross: Vec<u64>,
+            /// Shares of X_gᵀ(½ − y)/n.
+            c_gov: Vec<u64>,
+            /// Bank only: X_bᵀ(½ − y)/n and 1ᵀ(½ − y)/n, encoded.
+            c_bank: Option<Vec<u64>>,
+        }
+        let mut grams = Vec::with_capacity(self.plan.batches.len());
+        for batch in &self.plan.batches {
+            let n = batch.len();
+            let nf = n as f64;
+            let row = |r: usize| &self.x[r * own_cols..(r + 1) * own_cols];
+            // Local block ¼·X̃ᵀX̃/n of this party (the bank holds the 1ᵀ1 entry).
+            let d = own_cols + 1;
+            let mut local = vec![0.0; d * d];
+            for &r in batch {
+                let xr = row(r);
+                for i in 0..own_cols {
+                    for j in 0..own_cols {
+                        local[i * d + j] += xr[i] * xr[j];
+                    }
+                    local[i * d + own_cols] += xr[i];
+                    local[own_cols * d + i] += xr[i];
+                }
+            }
+            if me == Role::Bank {
+                local[d * d - 1] = nf;
+            }
+            local.iter_mut().for_each(|v| *v /= 4.0 * nf);
+            // Cross block: the bank's matrix [X_b | ½ − y], pre-scaled by 2^s/n ∈ (1/2, 1] so the
+            // division by n needs only exact power-of-two rescaling later.
+            let s = usize::BITS - (n - 1).leading_zeros(); // 2^s ≥ n
+            let scale = (1u64 << s) as f64 / nf;
+            let bank_m = self.labels.map(|y| {
+                let m: Vec<f64> =
+                    batch.iter().flat_map(|&r| row(r).iter().map(|v| v * scale).chain([(0.5 - y[r]) * scale])).collect();
+                PlainMatrix::from_f64(n, cb + 1, &m, fp)
+            });
+            let mut cross = Vec::with_capacity(cg * cb);
+            let mut c_gov = Vec::with_capacity(cg);
+            for j in 0..cg {
+                // Gov column j as the gov's private input (its share is the value, the bank's 0).
+                let col: Option<Vec<u64>> = (me == Role::Gov).then(|| batch.iter().map(|&r| fp.encode(row(r)[j])).collect());
+                let v = engine.add_private(Role::Gov, &vec![0; n], col.as_deref());
+                let out = engine.matvec_t(Role::Bank, bank_m.as_ref(), n, cb + 1, &v)?;
+                cross.extend(scale_pow2(engine, &out[..cb], s + 2));
+                c_gov.extend(scale_pow2(engine, &out[cb..], s));
+            }
+            let c_bank = self.labels.map(|y| {
+                let mut c = vec![0.0; cb + 1];
+                for &r in batch {
+                    let e0 = 0.5 - y[r];
+                    row(r).iter().zip(c.iter_mut()).for_each(|(v, ci)| *ci += v * e0);
+                    c[cb] += e0;
+                }
+                c.iter().map(|v| fp.encode(v / nf)).collect()
+            });
+            grams.push(BatchGram { local: PlainMatrix::from_f64(d, d, &local, fp), cross, c_gov, c_bank });
+        }
+
+        // θ_g = (w_g, b), θ_b = (w_b, b) as shares; all zero at the start.
+        let mut w: PerRole<Vec<u64>> = [vec![0; cg], vec![0; cb]];
+        let mut bias: u64 = 0;
+        for epoch in 0..self.params.epochs {
+            for k in self.plan.epoch_order(epoch) {
+                let gram = &grams[k];
+                let theta = |wo: &Vec<u64>| [wo.as_slice(), &[bias]].concat();
+                let mut u: PerRole<Vec<u64>> = Default::default();
+                for owner in ROLES {
+                    let d = self.ncols[owner.index()] + 1;
+                    let m = (me == owner).then_some(&gram.local);
+                    u[owner.index()] = engine.matvec(owner, m, d, d, &theta(&w[owner.index()]))?;
+                }
+                // Cross terms ¼·G_gb·w_b (length cg) and ¼·G_gbᵀ·w_g (length cb) in one `mul`.
+                let tiled_wb: Vec<u64> = (0..cg).flat_map(|_| w[1].iter().copied()).collect();
+                let repeated_wg: Vec<u64> = w[0].iter().flat_map(|&v| std::iter::repeat_n(v, cb)).collect();
+                let prod = engine.mul(&[gram.cross.as_slice(), &gram.cross].concat(), &[tiled_wb, repeated_wg].concat())?;
+                let (to_gov, to_bank) = prod.split_at(cg * cb);
+                let g_gov = engine.add(&gram.c_gov, &engine.add(&u[0][..cg], &row_sums(to_gov, cb)));
+                let c_bank = gram.c_bank.as_deref();
+                let g_bank = engine.add_private(Role::Bank, &engine.add(&u[1][..cb], &col_sums(to_bank, cb)), c_bank.map(|c| &c[..cb]));
+                let g_bias = engine.add_private(Role::Bank, &[u[0][cg].wrapping_add(u[1][cb])], c_bank.map(|c| &c[cb..]));
+                w[0] = Self::update(engine, &w[0], &g_gov, decay, lr);
+                w[1] = Self::update(engine, &w[1], &g_bank, decay, lr);
+                bias = Self::update(engine, &[bias], &g_bias, 1.0, lr)[0];
+            }
+        }
+        Ok((w, bias))
+    }
+}
+
+/// Multiplies shares by 2^−k exactly (public powers of two, at most 2^−f per step).
+fn scale_pow2(engine: &Engine, x: &[u64], mut k: u32) -> Vec<u64> {
+    let f = engine.fixed().frac_bits;
+    let mut out = x.to_vec();
+    while k > 0 {
+        let step = k.min(f);
+        out = engine.mul_public(&out, 0.5f64.powi(step as i32));
+        k -= step;
+    }
+    out
+}
+
+/// Sums of consecutive groups of `width` (rows of a row-major matrix).
+fn row_sums(x: &[u64], width: usize) -> Vec<u64> {
+    x.chunks_exact(width).map(|r| r.iter().fold(0u64, |a, b| a.wrapping_add(*b))).collect()
+}
+
+/// Column sums of a row-major matrix with `width` columns.
+fn col_sums(x: &[u64], width: usize) -> Vec<u64> {
+    let mut out = vec![0u64; width];
+    for r in x.chunks_exact(width) {
+        out.iter_mut().zip(r).for_each(|(o, v)| *o = o.wrapping_add(*v));
+    }
+    out
 }
