@@ -37,7 +37,7 @@ impl Default for TrainParams {
             learning_rate: 0.5,
             l2_c: None,
             sigmoid: Sigmoid::Linear,
-            frac_bits: 20,
+            frac_bits: 16,
             seed: 0,
         }
     }
@@ -204,13 +204,13 @@ mod tests {
         for i in 0..n {
             let row = &x[i * cols..(i + 1) * cols];
             let e = 1.0 / (1.0 + (-(dot(row, &m.weights) + m.bias)).exp()) - y[i];
-            for c in 0..cols {
-                g[c] += e * row[c] / n as f64;
+            for (gc, v) in g.iter_mut().zip(row) {
+                *gc += e * v / n as f64;
             }
             g[cols] += e / n as f64;
         }
-        for c in 0..cols {
-            g[c] += lambda * m.weights[c];
+        for (gc, w) in g.iter_mut().zip(&m.weights) {
+            *gc += lambda * w;
         }
         assert!(g.iter().all(|v| v.abs() < 1e-6), "gradient at the optimum: {g:?}");
         assert!(m.weights[0] > 1.0 && m.weights[1] < -0.3, "recovers the signs: {:?}", m.weights);

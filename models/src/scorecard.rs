@@ -53,7 +53,7 @@ impl Scorecard {
             return Err("scorecard.base_points must be a finite number".into());
         }
         for w in self.grades.windows(2) {
-            if !(w[0].min_points > w[1].min_points) {
+            if w[0].min_points <= w[1].min_points || w[0].min_points.is_nan() {
                 return Err(format!(
                     "scorecard.grades: cut-off of '{}' ({}) must be above that of '{}' ({}); list grades best first with descending points",
                     w[0].grade, w[0].min_points, w[1].grade, w[1].min_points

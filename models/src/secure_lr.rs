@@ -235,7 +235,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         )));
     }
     let cols = data.features.len();
-    if cols == 0 || data.x.len() % cols != 0 {
+    if cols == 0 || !data.x.len().is_multiple_of(cols) {
         return Err(input_err(format!("feature matrix of {} values does not have {cols} columns", data.x.len())));
     }
     let rows = data.x.len() / cols;
@@ -359,7 +359,7 @@ pub fn secure_score(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) ->
     }
     let own = artifact.block(me);
     let cols = own.features.len();
-    if x.len() % cols != 0 {
+    if !x.len().is_multiple_of(cols) {
         return Err(input_err(format!("feature matrix of {} values does not have {cols} columns", x.len())));
     }
     engine.channel().set_phase("lr-score");

@@ -35,7 +35,7 @@ impl Standardizer {
         let std: Vec<f64> = var.iter().map(|s| (s / n).sqrt()).collect();
         for (c, (s, m)) in std.iter().zip(&mean).enumerate() {
             // Relative threshold: a column whose spread is rounding noise is constant.
-            if train_rows.is_empty() || !(*s > 1e-12 * m.abs().max(1.0)) {
+            if train_rows.is_empty() || s.is_nan() || *s <= 1e-12 * m.abs().max(1.0) {
                 return Err(DataError::ConstantColumn {
                     file: ds.source.clone(),
                     column: ds.columns[c].clone(),
