@@ -29,7 +29,7 @@ use crate::{Result, Role};
 const LOW_BITS: usize = 63;
 
 /// XOR shares of AND triples, packed.
-struct Triples {
+pub(crate) struct Triples {
     a: Vec<u64>,
     b: Vec<u64>,
     c: Vec<u64>,
@@ -52,7 +52,7 @@ fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
 
 impl Engine<'_> {
     /// `64·words` AND triples from random OTs in both directions (one flight).
-    fn and_triples(&mut self, words: usize) -> Result<Triples> {
+    pub(crate) fn and_triples(&mut self, words: usize) -> Result<Triples> {
         let m = 64 * words;
         let choice_words: Vec<u128> =
             (0..m.div_ceil(128)).map(|_| ((self.rng.next_u64() as u128) << 64) | self.rng.next_u64() as u128).collect();

@@ -62,6 +62,9 @@ impl PlainMatrix {
     /// `M·v` in the ring (no truncation).
     pub fn mul_vec(&self, v: &[u64]) -> Vec<u64> {
         assert_eq!(v.len(), self.cols);
+        if self.cols == 0 {
+            return vec![0; self.rows];
+        }
         self.data
             .chunks_exact(self.cols.max(1))
             .take(self.rows)
@@ -219,10 +222,7 @@ impl<'c> Engine<'c> {
 
     /// SecureML local truncation by `bits` (see module docs for the error).
     pub fn truncate(&self, x: &[u64], bits: u32) -> Vec<u64> {
-        match self.role {
-            Role::Gov => x.iter().map(|v| v >> bits).collect(),
-            Role::Bank => x.iter().map(|v| (v.wrapping_neg() >> bits).wrapping_neg()).collect(),
-        }
+        x.iter().map(|&v| truncate_share(self.role, v, bits)).collect()
     }
 
     // ---- interactive operations
@@ -318,6 +318,15 @@ impl<'c> Engine<'c> {
             }
         };
         Ok(self.truncate(&out, self.fp.frac_bits))
+    }
+}
+
+/// One party's step of SecureML local truncation by `bits`: gov shifts its share, bank negates,
+/// shifts and negates back (see the module docs for the error).
+pub fn truncate_share(role: Role, share: u64, bits: u32) -> u64 {
+    match role {
+        Role::Gov => share >> bits,
+        Role::Bank => (share.wrapping_neg() >> bits).wrapping_neg(),
     }
 }
 
