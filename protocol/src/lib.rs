@@ -6,6 +6,8 @@
 
 pub mod channel;
 pub mod error;
+pub mod ids;
+pub mod psi;
 pub mod transcript;
 
 pub use channel::{Channel, Stats};
