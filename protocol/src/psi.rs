@@ -357,7 +357,7 @@ fn send_blinded_ids(ch: &mut Channel, kind: &str, ids: &[String], order: &[u32],
         let idx = &order[start..start + out.len() / 32];
         out.par_chunks_mut(BATCH * 32).zip(idx.par_chunks(BATCH)).for_each(|(out, idx)| {
             let points: Vec<RistrettoPoint> =
-                idx.iter().map(|&i| &*job.key_half * &hash_to_group(&job.prefix, &ids[i as usize])).collect();
+                idx.iter().map(|&i| *job.key_half * hash_to_group(&job.prefix, &ids[i as usize])).collect();
             for (o, c) in out.chunks_exact_mut(32).zip(RistrettoPoint::double_and_compress_batch(&points)) {
                 o.copy_from_slice(c.as_bytes());
             }
@@ -381,7 +381,7 @@ fn recv_points_as_tags(ch: &mut Channel, kind: &str, n: usize, job: &Job) -> Res
                             start + b * BATCH + i
                         ))
                     })?;
-                    points.push(&*job.key_half * &p);
+                    points.push(*job.key_half * p);
                 }
                 for (o, c) in out.iter_mut().zip(RistrettoPoint::double_and_compress_batch(&points)) {
                     *o = tag(&job.tag_key, &c, job.tag_len);
@@ -477,7 +477,7 @@ pub fn ec_reference_work(n_per_party: usize) -> usize {
         .into_par_iter()
         .map(|i| {
             let p = RistrettoPoint::hash_from_bytes::<Sha512>(&i.to_le_bytes());
-            std::hint::black_box(&(&p * &k1) * &k2);
+            std::hint::black_box(p * k1 * k2);
             1
         })
         .sum()
@@ -528,10 +528,10 @@ mod tests {
         let half = half_scalar(&mut rng);
         let key = *half * Scalar::from(2u64);
         let points: Vec<RistrettoPoint> = (0..5).map(|_| RistrettoPoint::random(&mut rng)).collect();
-        let halves: Vec<RistrettoPoint> = points.iter().map(|p| &*half * p).collect();
+        let halves: Vec<RistrettoPoint> = points.iter().map(|p| *half * p).collect();
         let batch = RistrettoPoint::double_and_compress_batch(&halves);
         for (p, c) in points.iter().zip(batch) {
-            assert_eq!((&key * p).compress(), c);
+            assert_eq!((key * p).compress(), c);
         }
     }
 
