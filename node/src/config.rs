@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub transcript: TranscriptSettings,
     #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
     pub datasets: BTreeMap<String, DatasetConfig>,
     #[serde(default)]
     pub policy: Policy,
@@ -99,6 +101,21 @@ impl Timeouts {
     }
     pub fn read(&self) -> Duration {
         Duration::from_secs(self.read_secs)
+    }
+}
+
+/// Bounds on what the peer (or the local operator) can make this node do at once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Jobs running at once on this node (submitted here or proposed by the peer); a job beyond
+    /// it is refused with an error naming this key.
+    pub max_concurrent_jobs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_concurrent_jobs: 8 }
     }
 }
 
@@ -221,6 +238,9 @@ impl Config {
                 t.idle_secs
             );
         }
+        if self.limits.max_concurrent_jobs == 0 {
+            bail!("limits.max_concurrent_jobs = 0 would refuse every job: set it to at least 1 (default 8)");
+        }
         for name in self.policy.datasets.keys() {
             if !self.datasets.contains_key(name) {
                 bail!(
@@ -236,6 +256,26 @@ impl Config {
             if d.label.is_some() && self.node.role != Role::Bank {
                 bail!("datasets.{name}.label: only the bank node holds a label; remove the key");
             }
+        }
+        Ok(())
+    }
+
+    /// Start-up check of everything the config points to on disk, so that `tandem serve` stops
+    /// before binding any port when a file is missing or unusable: every configured dataset
+    /// exists and its header has the id column, the label and the columns its policy allows.
+    /// (Key files are checked by loading them, see [`crate::identity`].)
+    pub fn check_datasets(&self) -> Result<()> {
+        for (name, d) in &self.datasets {
+            if !d.path.is_file() {
+                bail!(
+                    "datasets.{name}.path: {} does not exist or is not a file; fix the path (relative paths are \
+                     relative to the config file) or remove [datasets.{name}]",
+                    d.path.display()
+                );
+            }
+            let allowed = self.policy.datasets.get(name).map(|p| p.columns.as_slice()).unwrap_or_default();
+            crate::datasets::check_columns(name, d, allowed.iter().chain(d.label.iter()))
+                .with_context(|| format!("datasets.{name} / policy.datasets.{name}.columns"))?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
-use protocol::channel::Transport;
+use protocol::channel::{ABORT, Frame, Transport};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -20,7 +20,11 @@ use crate::jobs::record::{JobRecord, JobState, new_job_id, valid_job_id};
 use crate::jobs::runner::{self, JobEnv};
 use crate::jobs::spec::JobSpec;
 use crate::jobs::store::Store;
-use crate::transport::stream::{open_job_stream, read_job_open};
+use crate::transport::stream::{open_job_stream, read_frame, read_job_open, within, write_frame};
+
+/// Largest proposal read (and discarded) from a job stream refused for the job limit.
+const MAX_REFUSED_PROPOSAL: usize = 64 << 10;
+use crate::transport::link::LinkConfig;
 use crate::transport::{Hello, Link, LinkSettings, PROTOCOL_VERSION, PeerTrust, QuicTransport, TlsIdentity};
 
 /// State shared by the daemon's tasks and the admin API.
@@ -48,17 +52,22 @@ impl Daemon {
     /// Starts the node, binding `node.listen` and the admin port.
     pub async fn start(config: Config) -> Result<Daemon> {
         let socket = UdpSocket::bind(config.node.listen)
-            .with_context(|| format!("cannot bind UDP {} (node.listen)", config.node.listen))?;
+            .map_err(|e| bind_error(e, &format!("UDP {}", config.node.listen), "node.listen"))?;
         Daemon::start_on(config, socket).await
     }
 
     /// Starts the node on an already bound UDP socket.
+    ///
+    /// Everything that can be checked is checked before any side effect: key files, admin token,
+    /// peer trust, TLS configuration and datasets first; then the admin port is bound, the job
+    /// database opened (creating `node.data_dir`) and finally the QUIC endpoint started. On any
+    /// error nothing stays bound: the listener and the socket are dropped.
     pub async fn start_on(config: Config, socket: UdpSocket) -> Result<Daemon> {
         let identity = TlsIdentity {
             cert: identity::load_cert(&config.node.tls_cert)?,
             key: identity::load_key(&config.node.tls_key)?,
         };
-        identity::load_signing_key(&config.node.signing_key)?;
+        identity::load_signing_key(&config.node.signing_key).context("node.signing_key")?;
         let token = identity::load_token(&config.admin.token_file)?;
         let (trust, peer_fingerprint) = match (&config.peer.fingerprint, &config.peer.ca) {
             (Some(fp), _) => {
@@ -77,13 +86,20 @@ impl Daemon {
             idle_timeout: std::time::Duration::from_secs(t.idle_secs),
             keepalive: std::time::Duration::from_secs(t.keepalive_secs),
         };
-        let store = Store::open(&config.node.data_dir)?;
+        let link_config = LinkConfig::new(&identity, &trust, settings)?;
+        config.check_datasets()?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.admin.port))
+            .await
+            .map_err(|e| bind_error(e, &format!("admin API on 127.0.0.1:{}", config.admin.port), "admin.port"))?;
+        let admin_addr = listener.local_addr()?;
+        // The store before the endpoint: once quinn owns the socket it is released asynchronously.
+        let store = Store::open(&config.node.data_dir).context("node.data_dir")?;
+        let link = link_config.bind(socket)?;
+        let quic_addr = link.local_addr()?;
         let interrupted = store.mark_interrupted()?;
         if interrupted > 0 {
             tracing::warn!("{interrupted} job(s) were running when the node stopped; marked failed");
         }
-        let link = Link::bind(&identity, &trust, settings, socket)?;
-        let quic_addr = link.local_addr()?;
         let node = Arc::new(Node {
             config: Arc::new(config),
             store,
@@ -93,10 +109,6 @@ impl Daemon {
             running: Mutex::new(HashMap::new()),
             handle: tokio::runtime::Handle::current(),
         });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", node.config.admin.port))
-            .await
-            .with_context(|| format!("cannot bind admin API on 127.0.0.1:{} (admin.port)", node.config.admin.port))?;
-        let admin_addr = listener.local_addr()?;
         let (stop_admin, stopped) = tokio::sync::oneshot::channel();
         let admin_task = tokio::spawn(admin::serve(node.clone(), token, listener, async {
             let _ = stopped.await;
@@ -166,6 +178,7 @@ impl Node {
         policy::check(&self.config, &spec, &self.config.peer.name, self.peer_fingerprint.as_deref())
             .map_err(|reason| anyhow!("refused by this node: {reason}"))?;
         let id = new_job_id();
+        let cancel = self.try_register(&id)?;
         let record = JobRecord::new(
             &id,
             spec.clone(),
@@ -173,8 +186,10 @@ impl Node {
             &self.config.peer.name,
             &runner::step_names(spec.kind),
         );
-        self.store.insert(&record)?;
-        let cancel = self.register(&id);
+        if let Err(e) = self.store.insert(&record) {
+            self.unregister(&id);
+            return Err(e);
+        }
         let node = self.clone();
         let job_id = id.clone();
         self.handle.spawn(async move {
@@ -208,10 +223,21 @@ impl Node {
         Ok(record)
     }
 
-    fn register(&self, id: &str) -> watch::Receiver<bool> {
+    /// Registers a starting job and returns its cancel flag, unless
+    /// `limits.max_concurrent_jobs` jobs already run on this node.
+    fn try_register(&self, id: &str) -> Result<watch::Receiver<bool>> {
+        let max = self.config.limits.max_concurrent_jobs;
+        let mut running = self.running.lock().expect("running lock");
+        if running.len() >= max {
+            bail!(
+                "node '{}' already runs {max} jobs, its limit (limits.max_concurrent_jobs = {max}); \
+                 wait for one to end or raise the limit",
+                self.config.node.name
+            );
+        }
         let (tx, rx) = watch::channel(false);
-        self.running.lock().expect("running lock").insert(id.to_string(), tx);
-        rx
+        running.insert(id.to_string(), tx);
+        Ok(rx)
     }
 
     fn unregister(&self, id: &str) {
@@ -251,6 +277,18 @@ impl Node {
     }
 }
 
+/// A bind failure naming what was bound, the config key, and the fix.
+fn bind_error(e: std::io::Error, what: &str, key: &str) -> anyhow::Error {
+    let fix = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another process (another tandem node?) already uses this port: stop it or choose a free port".to_string()
+        }
+        std::io::ErrorKind::AddrNotAvailable => "the address is not one of this machine's addresses".to_string(),
+        _ => "check the address and port".to_string(),
+    };
+    anyhow!("cannot bind {what} ({key}): {e}; {fix} in {key}")
+}
+
 async fn accept_loop(node: Arc<Node>) {
     while let Some(incoming) = node.link.accept().await {
         let node = node.clone();
@@ -288,8 +326,21 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection) {
                 let _ = recv.stop(crate::transport::stream::ABORT_CODE.into());
                 return tracing::warn!("peer proposed an invalid or already known job id '{id:.64}'");
             }
-            let cancel = node.register(&id);
-            node.run_blocking(id, send, recv, cancel, false).await;
+            match node.try_register(&id) {
+                Ok(cancel) => node.run_blocking(id, send, recv, cancel, false).await,
+                Err(e) => {
+                    // Answer the proposal with an abort so the peer's job fails with the reason.
+                    tracing::warn!("refused job '{id}' proposed by the peer: {e:#}");
+                    let mut send = send;
+                    let abort = Frame { kind: ABORT.into(), payload: format!("{e:#}").into_bytes() };
+                    let limit = node.config.timeouts.connect();
+                    let _ = within(limit, write_frame(&mut send, &abort)).await;
+                    let _ = send.finish();
+                    // Take the proposal off the wire (bounded) so the peer's write of it does not
+                    // fail before it reads the abort.
+                    let _ = within(limit, read_frame(&mut recv, MAX_REFUSED_PROPOSAL)).await;
+                }
+            }
         });
     }
 }

@@ -113,9 +113,17 @@ pub fn describe_close(e: &ConnectionError) -> String {
     }
 }
 
-impl Link {
-    /// Binds the endpoint on an already bound UDP socket (lets tests and the daemon pick ports).
-    pub fn bind(identity: &TlsIdentity, trust: &PeerTrust, settings: LinkSettings, socket: UdpSocket) -> Result<Link> {
+/// The QUIC/TLS configuration of a [`Link`], built (and so checked) before any socket is used.
+pub struct LinkConfig {
+    server: quinn::ServerConfig,
+    client: quinn::ClientConfig,
+    settings: LinkSettings,
+}
+
+impl LinkConfig {
+    /// Builds both TLS configurations; fails if the certificate and key do not form a pair or
+    /// the peer trust is unusable.
+    pub fn new(identity: &TlsIdentity, trust: &PeerTrust, settings: LinkSettings) -> Result<LinkConfig> {
         let transport = Arc::new(transport_config(&settings)?);
         let server_tls = server_config(identity, trust, &settings.peer_name)?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(
@@ -127,11 +135,23 @@ impl Link {
             quinn::crypto::rustls::QuicClientConfig::try_from(client_tls).context("QUIC client TLS config")?,
         ));
         client.transport_config(transport);
+        Ok(LinkConfig { server, client, settings })
+    }
+
+    /// Opens the endpoint on an already bound UDP socket.
+    pub fn bind(self, socket: UdpSocket) -> Result<Link> {
         let runtime = quinn::default_runtime().context("no async runtime for QUIC")?;
-        let mut endpoint = Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)
+        let mut endpoint = Endpoint::new(quinn::EndpointConfig::default(), Some(self.server), socket, runtime)
             .context("cannot open the QUIC endpoint")?;
-        endpoint.set_default_client_config(client);
-        Ok(Link { endpoint, settings: Arc::new(settings) })
+        endpoint.set_default_client_config(self.client);
+        Ok(Link { endpoint, settings: Arc::new(self.settings) })
+    }
+}
+
+impl Link {
+    /// Binds the endpoint on an already bound UDP socket (lets tests and the daemon pick ports).
+    pub fn bind(identity: &TlsIdentity, trust: &PeerTrust, settings: LinkSettings, socket: UdpSocket) -> Result<Link> {
+        LinkConfig::new(identity, trust, settings)?.bind(socket)
     }
 
     /// Binds a fresh UDP socket on `addr`.
