@@ -1,0 +1,436 @@
+//! A hostile peer: a fake `gov` that holds the real gov keys, completes mTLS and the hello with
+//! the transport's own functions, and then misbehaves on job streams. The real `bank` daemon must
+//! end each job with a clear reason within its configured timeouts, never allocate a payload
+//! beyond the frame limit (an oversized header is refused before anything after it is read), bound
+//! the jobs it runs at once, and keep serving: `/v1/status` answers, later streams work, and a
+//! normal job with the real gov daemon still succeeds.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use node::admin::AdminClient;
+use node::config::{Config, format_fingerprint};
+use node::daemon::Daemon;
+use node::jobs::record::{JobRecord, JobState};
+use node::jobs::spec::JobSpec;
+use node::transport::stream::{open_job_stream, read_frame, read_job_open, write_frame};
+use node::transport::{Link, PeerConnection, PeerTrust, TlsIdentity};
+use protocol::Role;
+use protocol::channel::{DEFAULT_MAX_FRAME, Frame};
+use quinn::{RecvStream, SendStream};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn demo_job() -> JobSpec {
+    JobSpec::load(&repo_root().join("configs/demo-job.toml")).unwrap()
+}
+
+fn cert_fp(dir: &Path) -> [u8; 32] {
+    node::config::cert_fingerprint(&node::identity::load_cert(&dir.join("tls.crt")).unwrap())
+}
+
+/// Node config from a bundled template, for the node directory `dir`, with short timeouts.
+fn config(template: &str, dir: &Path, listen: std::net::SocketAddr, peer: std::net::SocketAddr, peer_fp: [u8; 32]) -> Config {
+    let mut c = Config::load(&repo_root().join("configs").join(template)).unwrap();
+    c.node.listen = listen;
+    c.node.data_dir = dir.join("data");
+    c.node.tls_cert = dir.join("tls.crt");
+    c.node.tls_key = dir.join("tls.key");
+    c.node.signing_key = dir.join("signing.key");
+    c.admin.port = 0;
+    c.admin.token_file = dir.join("admin.token");
+    c.peer.addr = peer.to_string();
+    c.peer.fingerprint = Some(format_fingerprint(&peer_fp));
+    c.timeouts.connect_secs = 2;
+    c.timeouts.read_secs = 2;
+    c.timeouts.idle_secs = 10;
+    c.timeouts.keepalive_secs = 1;
+    c
+}
+
+/// A real bank daemon and a fake gov endpoint holding gov's real keys.
+struct Harness {
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    bank: Option<Daemon>,
+    bank_config: Config,
+    api: AdminClient,
+    fake: Option<Link>,
+}
+
+impl Harness {
+    fn new(tweak: impl FnOnce(&mut Config)) -> Harness {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (gov_dir, bank_dir) = (dir.path().join("gov"), dir.path().join("bank"));
+        node::identity::init_node_dir("gov", &gov_dir).unwrap();
+        node::identity::init_node_dir("bank", &bank_dir).unwrap();
+        let gov_identity = TlsIdentity {
+            cert: node::identity::load_cert(&gov_dir.join("tls.crt")).unwrap(),
+            key: node::identity::load_key(&gov_dir.join("tls.key")).unwrap(),
+        };
+        let fake = {
+            let _guard = rt.enter();
+            common::link(
+                &gov_identity,
+                &PeerTrust::Pinned(cert_fp(&bank_dir)),
+                common::settings("gov", Role::Gov, "bank", Role::Bank),
+            )
+        };
+        let bank_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut bank_config =
+            config("bank.toml", &bank_dir, bank_socket.local_addr().unwrap(), fake.local_addr().unwrap(), cert_fp(&gov_dir));
+        tweak(&mut bank_config);
+        let bank = rt.block_on(Daemon::start_on(bank_config.clone(), bank_socket)).unwrap();
+        let api = AdminClient::new(bank.admin_addr(), node::identity::load_token(&bank_config.admin.token_file).unwrap());
+        Harness { rt, dir, bank: Some(bank), bank_config, api, fake: Some(fake) }
+    }
+
+    fn bank_addr(&self) -> std::net::SocketAddr {
+        self.bank.as_ref().unwrap().quic_addr()
+    }
+
+    /// The fake gov dials the bank and passes TLS and the hello; returns once the bank uses
+    /// this connection for its own jobs too.
+    fn connect(&self) -> PeerConnection {
+        let fake = self.fake.as_ref().unwrap();
+        let conn = self.rt.block_on(fake.connect(self.bank_addr())).unwrap();
+        for _ in 0..400 {
+            if self.api.status().unwrap().peer_connected {
+                return conn;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the bank did not register the connection");
+    }
+
+    /// Opens a job stream for a fresh job id (as a submitting gov would).
+    fn open(&self, conn: &PeerConnection, id: &str) -> (SendStream, RecvStream) {
+        self.rt.block_on(open_job_stream(&conn.connection, id)).unwrap()
+    }
+
+    fn write(&self, send: &mut SendStream, bytes: &[u8]) {
+        self.rt.block_on(send.write_all(bytes)).unwrap();
+    }
+
+    fn send_frame(&self, send: &mut SendStream, kind: &str, payload: &[u8]) {
+        self.rt.block_on(write_frame(send, &Frame { kind: kind.into(), payload: payload.to_vec() })).unwrap();
+    }
+
+    /// Next frame from the bank (a guard of 20 s so a broken node fails the test instead of hanging it).
+    fn read(&self, recv: &mut RecvStream) -> Frame {
+        self.rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(recv, 1 << 20)).await })
+            .expect("the bank answered nothing")
+            .expect("a frame from the bank")
+    }
+
+    /// Reads the bank's answer to a hostile stream: it must be an abort; returns its reason.
+    fn abort_reason(&self, recv: &mut RecvStream) -> String {
+        let f = self.read(recv);
+        assert_eq!(f.kind, "abort", "expected an abort, got '{}'", f.kind);
+        String::from_utf8(f.payload).unwrap()
+    }
+
+    /// A well-formed proposal of the demo job, which the bank's policy accepts.
+    fn proposal(&self, id: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "id": id, "submitted_by": "gov", "spec": demo_job() })).unwrap()
+    }
+
+    /// Proves the bank still serves job streams: a valid proposal on a new stream is accepted;
+    /// the fake then aborts that job and the bank records the abort.
+    fn assert_still_serving(&self, conn: &PeerConnection) {
+        let status = self.api.status().unwrap();
+        assert_eq!((status.name.as_str(), status.peer.as_str()), ("bank", "gov"));
+        let id = node::jobs::record::new_job_id();
+        let (mut send, mut recv) = self.open(conn, &id);
+        self.send_frame(&mut send, "job.proposal", &self.proposal(&id));
+        let decision = self.read(&mut recv);
+        assert_eq!(decision.kind, "job.decision");
+        assert_eq!(String::from_utf8(decision.payload).unwrap(), "\"Accept\"");
+        self.send_frame(&mut send, "abort", b"test: done");
+        let r = self.wait_final(&id);
+        assert_eq!(r.state, JobState::Failed);
+        assert!(r.error.as_deref().unwrap().contains("peer aborted: test: done"), "{:?}", r.error);
+    }
+
+    /// Waits until the bank's record of job `id` ends (bounded by 20 s as a hang guard).
+    fn wait_final(&self, id: &str) -> JobRecord {
+        for _ in 0..400 {
+            if let Ok(r) = self.api.job(id)
+                && r.state.is_final()
+            {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("job {id} did not end at the bank");
+    }
+
+    /// The bank submits the demo job; the fake gov takes the stream and the proposal.
+    /// Returns the job id and the fake's ends of the stream.
+    fn bank_submits(&self, conn: &PeerConnection) -> (String, SendStream, RecvStream) {
+        let submitted = self.api.submit(&demo_job()).unwrap();
+        let (send, mut recv) = self.rt.block_on(conn.connection.accept_bi()).unwrap();
+        let id = self.rt.block_on(read_job_open(&mut recv, Duration::from_secs(20))).unwrap();
+        assert_eq!(id, submitted.id);
+        let proposal = self.read(&mut recv);
+        assert_eq!(proposal.kind, "job.proposal");
+        (id, send, recv)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(d) = self.bank.take() {
+            self.rt.block_on(d.shutdown());
+        }
+        if let Some(f) = self.fake.take() {
+            self.rt.block_on(f.shutdown());
+        }
+    }
+}
+
+/// A frame header claiming `len` payload bytes of `kind`, with nothing behind it.
+fn header_only(kind: &str, len: u32) -> Vec<u8> {
+    let mut h = Frame { kind: kind.into(), payload: vec![] }.header();
+    h[..4].copy_from_slice(&len.to_le_bytes());
+    h
+}
+
+// ---- the fake gov proposes jobs; the bank is the responder ------------------------------------
+
+#[test]
+fn hostile_proposals_are_refused_with_a_reason_and_the_bank_keeps_serving() {
+    let h = Harness::new(|_| {});
+    let conn = h.connect();
+    let limit = DEFAULT_MAX_FRAME;
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        // 4 GiB announced: refused from the header alone. Had the node waited for the payload,
+        // the answer would be a timeout instead.
+        ("oversized header", header_only("job.proposal", u32::MAX), format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX)),
+        // The announced length is fine but only part of the payload arrives, then silence.
+        ("truncated frame", [header_only("job.proposal", 100), b"{\"id\":".to_vec()].concat(), "peer sent nothing for 2 s (timeout)".into()),
+        ("garbage: kind length 0", b"\x10\x00\x00\x00\x00garbage garbage!".to_vec(), "kind length 0 outside 1..=64".into()),
+        ("garbage: binary kind", b"\x01\x00\x00\x00\x03\xff\xfe\xfd\x00".to_vec(), "kind is not a printable ASCII name".into()),
+        ("wrong message kind", [Frame { kind: "job.decision".into(), payload: b"\"Accept\"".to_vec() }.header(), b"\"Accept\"".to_vec()].concat(),
+            "expected message 'job.proposal' from peer but got 'job.decision'".into()),
+        ("malformed JSON", [Frame { kind: "job.proposal".into(), payload: vec![0; 9] }.header(), b"{not json".to_vec()].concat(),
+            "cannot decode 'job.proposal' from the peer".into()),
+        ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
+    ];
+    for (name, bytes, expected) in cases {
+        let id = node::jobs::record::new_job_id();
+        let (mut send, mut recv) = h.open(&conn, &id);
+        if !bytes.is_empty() {
+            h.write(&mut send, &bytes);
+        }
+        let reason = h.abort_reason(&mut recv);
+        assert!(reason.starts_with("node 'bank' could not read the proposal: "), "{name}: {reason}");
+        assert!(reason.contains(&expected), "{name}: expected {expected:?} in {reason:?}");
+        assert!(h.api.job(&id).is_err(), "{name}: no job is recorded for an unreadable proposal");
+        h.assert_still_serving(&conn);
+    }
+}
+
+#[test]
+fn proposals_the_bank_cannot_accept_are_rejected_naming_the_problem() {
+    let h = Harness::new(|_| {});
+    let conn = h.connect();
+    // An unknown job kind (e.g. from a newer node): the proposal does not decode.
+    let id = node::jobs::record::new_job_id();
+    let (mut send, mut recv) = h.open(&conn, &id);
+    let mut spec = serde_json::to_value(demo_job()).unwrap();
+    spec["kind"] = "quantum".into();
+    let body = serde_json::to_vec(&serde_json::json!({ "id": id, "submitted_by": "gov", "spec": spec })).unwrap();
+    h.send_frame(&mut send, "job.proposal", &body);
+    let reason = h.abort_reason(&mut recv);
+    assert!(reason.contains("unknown variant `quantum`"), "{reason}");
+
+    // A proposal for another job than the stream names, and one claiming another submitter:
+    // both are decoded, recorded and rejected with the reason.
+    for (field, value, expected) in [
+        ("id", "1-00000000", "but the stream was opened for job"),
+        ("submitted_by", "mallory", "proposal claims to come from 'mallory' but the peer is 'gov'"),
+    ] {
+        let id = node::jobs::record::new_job_id();
+        let (mut send, mut recv) = h.open(&conn, &id);
+        let mut p: serde_json::Value = serde_json::from_slice(&h.proposal(&id)).unwrap();
+        p[field] = value.into();
+        h.send_frame(&mut send, "job.proposal", &serde_json::to_vec(&p).unwrap());
+        let decision = h.read(&mut recv);
+        assert_eq!(decision.kind, "job.decision");
+        assert!(String::from_utf8_lossy(&decision.payload).contains(expected), "{field}");
+        let r = h.wait_final(&id);
+        assert_eq!(r.state, JobState::Failed);
+        assert!(r.error.as_deref().unwrap().contains(expected), "{:?}", r.error);
+    }
+
+    // A job id that could escape the data directory is refused before anything is written.
+    let (mut send, mut recv) = h.open(&conn, "../../etc");
+    h.send_frame(&mut send, "job.proposal", &h.proposal("../../etc"));
+    let stopped = h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await });
+    assert!(matches!(stopped, Ok(Err(_))), "the stream is dropped without an answer");
+    assert!(!h.bank_config.node.data_dir.join("etc").exists());
+    h.assert_still_serving(&conn);
+}
+
+#[test]
+fn streams_without_a_job_and_many_streams_do_not_stop_the_node() {
+    let h = Harness::new(|_| {});
+    let conn = h.connect();
+    // Streams that announce a job but never finish the job.open frame, and oversized job.open
+    // frames: each is dropped after timeouts.connect_secs (or at once); none becomes a job.
+    let mut held = Vec::new();
+    for i in 0..20u32 {
+        let (mut send, recv) = h.rt.block_on(conn.connection.open_bi()).unwrap();
+        let bytes = if i % 2 == 0 { header_only("job.open", 10)[..3].to_vec() } else { header_only("job.open", 1 << 30) };
+        h.write(&mut send, &bytes);
+        held.push((send, recv));
+    }
+    h.assert_still_serving(&conn);
+    assert!(h.api.list().unwrap().iter().all(|r| r.state.is_final()));
+    for (_, mut recv) in held {
+        let r = h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await });
+        assert!(matches!(r, Ok(Err(_))), "the bank drops a stream without a job");
+    }
+}
+
+#[test]
+fn concurrent_jobs_are_bounded_by_the_configured_limit() {
+    let h = Harness::new(|c| {
+        c.limits.max_concurrent_jobs = 2;
+        // Long enough that the two held jobs are still running when the third arrives.
+        c.timeouts.read_secs = 60;
+    });
+    let conn = h.connect();
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let id = node::jobs::record::new_job_id();
+        let (mut send, mut recv) = h.open(&conn, &id);
+        h.send_frame(&mut send, "job.proposal", &h.proposal(&id));
+        assert_eq!(h.read(&mut recv).kind, "job.decision");
+        running.push((id, send, recv));
+    }
+    let limit_reason = "node 'bank' already runs 2 jobs, its limit (limits.max_concurrent_jobs = 2)";
+    // A third proposal from the peer is answered with an abort naming the limit.
+    let id = node::jobs::record::new_job_id();
+    let (mut send, mut recv) = h.open(&conn, &id);
+    h.send_frame(&mut send, "job.proposal", &h.proposal(&id));
+    let reason = h.abort_reason(&mut recv);
+    assert!(reason.starts_with(limit_reason), "{reason}");
+    assert!(h.api.job(&id).is_err());
+    // The bank's own operator is refused too, with the same reason.
+    let err = h.api.submit(&demo_job()).unwrap_err().to_string();
+    assert!(err.contains(limit_reason), "{err}");
+
+    // Once a job ends, a new one is accepted.
+    let (ended, mut send, _recv) = running.remove(0);
+    h.send_frame(&mut send, "abort", b"test: make room");
+    assert_eq!(h.wait_final(&ended).state, JobState::Failed);
+    let mut accepted = false;
+    for _ in 0..100 {
+        let id = node::jobs::record::new_job_id();
+        let (mut send, mut recv) = h.open(&conn, &id);
+        h.send_frame(&mut send, "job.proposal", &h.proposal(&id));
+        let f = h.read(&mut recv);
+        if f.kind == "job.decision" {
+            accepted = true;
+            h.send_frame(&mut send, "abort", b"test: done");
+            break;
+        }
+        // The ended job's record is final a moment before its slot is released.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(accepted, "a job slot was freed when a job ended");
+}
+
+// ---- the bank submits; the fake gov is the responder -------------------------------------------
+
+#[test]
+fn hostile_answers_fail_the_submitted_job_with_a_reason() {
+    let h = Harness::new(|_| {});
+    let conn = h.connect();
+    let limit = DEFAULT_MAX_FRAME;
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        ("oversized header", header_only("job.decision", u32::MAX), format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX)),
+        ("truncated frame", [header_only("job.decision", 50), b"\"Acc".to_vec()].concat(), "peer sent nothing for 2 s (timeout)".into()),
+        ("garbage", b"\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec(), "kind length 0 outside 1..=64".into()),
+        ("wrong message kind", [Frame { kind: "check.rows".into(), payload: vec![0; 1] }.header(), vec![7]].concat(),
+            "expected message 'job.decision' from peer but got 'check.rows'".into()),
+        ("malformed JSON", [Frame { kind: "job.decision".into(), payload: vec![0; 5] }.header(), b"{{{{{".to_vec()].concat(),
+            "cannot decode 'job.decision' from the peer".into()),
+        ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
+    ];
+    for (name, bytes, expected) in cases {
+        let (id, mut send, mut recv) = h.bank_submits(&conn);
+        if !bytes.is_empty() {
+            h.write(&mut send, &bytes);
+        }
+        let r = h.wait_final(&id);
+        assert_eq!(r.state, JobState::Failed, "{name}");
+        let error = r.error.clone().unwrap();
+        assert!(error.contains(&expected), "{name}: expected {expected:?} in {error:?}");
+        // The bank tells the peer why it gave up.
+        let reason = h.abort_reason(&mut recv);
+        assert_eq!(reason, format!("node 'bank': {error}"), "{name}");
+        h.assert_still_serving(&conn);
+    }
+}
+
+#[test]
+fn garbage_in_a_protocol_phase_fails_that_phase() {
+    let h = Harness::new(|_| {});
+    let conn = h.connect();
+    let (id, mut send, mut recv) = h.bank_submits(&conn);
+    h.send_frame(&mut send, "job.decision", b"\"Accept\"");
+    // Whatever the first phase is, a frame whose kind is not a name ends it.
+    h.write(&mut send, b"\x02\x00\x00\x00\x02\x00\x01\xaa\xbb");
+    let r = h.wait_final(&id);
+    assert_eq!(r.state, JobState::Failed);
+    let error = r.error.clone().unwrap();
+    assert!(error.starts_with("phase '") && error.contains("kind is not a printable ASCII name"), "{error}");
+    let mut last = h.read(&mut recv);
+    while last.kind != "abort" {
+        last = h.read(&mut recv); // the phase's own messages before the bank gave up
+    }
+    assert_eq!(String::from_utf8(last.payload).unwrap(), format!("node 'bank': {error}"));
+    h.assert_still_serving(&conn);
+}
+
+// ---- after all that, a real gov daemon ---------------------------------------------------------
+
+#[test]
+fn after_a_hostile_session_a_normal_job_with_the_real_gov_succeeds() {
+    let mut h = Harness::new(|_| {});
+    {
+        let conn = h.connect();
+        let id = node::jobs::record::new_job_id();
+        let (mut send, mut recv) = h.open(&conn, &id);
+        h.write(&mut send, &header_only("job.proposal", u32::MAX));
+        assert!(h.abort_reason(&mut recv).contains("exceeds the limit"));
+        let (_id, mut send, _recv) = h.bank_submits(&conn);
+        h.write(&mut send, b"\x00\x00\x00\x00\x00");
+    }
+    let fake = h.fake.take().unwrap();
+    h.rt.block_on(fake.shutdown());
+
+    let gov_dir = h.dir.path().join("gov");
+    let gov_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gov_config =
+        config("gov.toml", &gov_dir, gov_socket.local_addr().unwrap(), h.bank_addr(), cert_fp(&h.dir.path().join("bank")));
+    let gov = h.rt.block_on(Daemon::start_on(gov_config.clone(), gov_socket)).unwrap();
+    let gov_api = AdminClient::new(gov.admin_addr(), node::identity::load_token(&gov_config.admin.token_file).unwrap());
+    let submitted = gov_api.submit(&demo_job()).unwrap();
+    let at_gov = gov_api.wait(&submitted.id, Duration::from_secs(60), |_| {}).unwrap();
+    let at_bank = h.wait_final(&submitted.id);
+    h.rt.block_on(gov.shutdown());
+    assert_eq!(at_gov.state, JobState::Succeeded, "{:?}", at_gov.error);
+    assert_eq!(at_bank.state, JobState::Succeeded, "{:?}", at_bank.error);
+    assert_eq!(at_gov.outcome["shared_view"], at_bank.outcome["shared_view"]);
+}
