@@ -253,8 +253,8 @@ impl Node {
         cancel: watch::Receiver<bool>,
         submitter: bool,
     ) {
-        let transport: Box<dyn Transport> =
-            Box::new(QuicTransport::new(send, recv, self.handle.clone(), self.config.timeouts.read(), cancel.clone()));
+        let stream = QuicTransport::new(send, recv, self.handle.clone(), self.config.timeouts.read(), cancel.clone());
+        let transport: Box<dyn Transport> = Box::new(PeerStream { stream, peer: self.config.peer.name.clone() });
         let env = JobEnv {
             config: self.config.clone(),
             store: self.store.clone(),
@@ -274,6 +274,31 @@ impl Node {
             let _ = self.store.update(&id, |r| r.fail(JobState::Failed, &format!("job thread failed: {e}")));
         }
         self.unregister(&id);
+    }
+}
+
+/// A job stream whose connection failures name the peer ("... timed out (peer 'gov')"), so the
+/// job's error says whom this node lost.
+struct PeerStream {
+    stream: QuicTransport,
+    peer: String,
+}
+
+impl PeerStream {
+    fn name_peer(&self, e: protocol::Error) -> protocol::Error {
+        match e {
+            protocol::Error::Closed(why) => protocol::Error::Closed(format!("{why} (peer '{}')", self.peer)),
+            other => other,
+        }
+    }
+}
+
+impl Transport for PeerStream {
+    fn send(&mut self, frame: Frame) -> Result<(), protocol::Error> {
+        self.stream.send(frame).map_err(|e| self.name_peer(e))
+    }
+    fn recv(&mut self, max_payload: usize) -> Result<Frame, protocol::Error> {
+        self.stream.recv(max_payload).map_err(|e| self.name_peer(e))
     }
 }
 

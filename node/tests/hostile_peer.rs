@@ -403,6 +403,26 @@ fn garbage_in_a_protocol_phase_fails_that_phase() {
     h.assert_still_serving(&conn);
 }
 
+#[test]
+fn a_peer_that_goes_away_mid_job_is_named_in_the_error() {
+    let h = Harness::new(|_| {});
+    let conn = h.connect();
+    let (id, mut send, _recv) = h.bank_submits(&conn);
+    h.send_frame(&mut send, "job.decision", b"\"Accept\"");
+    conn.connection.close(0u32.into(), b"gone");
+    let r = h.wait_final(&id);
+    assert_eq!(r.state, JobState::Failed);
+    let error = r.error.unwrap();
+    assert!(error.contains("connection to peer closed") && error.ends_with("(peer 'gov')"), "{error}");
+    // The bank redials for its next job; nobody answers at the fake's address now, so the job
+    // fails at connect, naming the peer, and the node keeps serving.
+    h.rt.block_on(h.fake.as_ref().unwrap().shutdown());
+    let next = h.api.submit(&demo_job()).unwrap();
+    let r = h.wait_final(&next.id);
+    assert!(r.error.as_deref().unwrap().starts_with("connect: connecting to peer 'gov'"), "{:?}", r.error);
+    h.api.status().unwrap();
+}
+
 // ---- after all that, a real gov daemon ---------------------------------------------------------
 
 #[test]

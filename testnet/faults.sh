@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Tandem fault drill (run by hand, not by CI): kill -9 one node in the middle of a job.
+#
+# For each scenario: start gov and bank (release binary, testnet layout of run.sh, under
+# testnet/faults-run/), submit a long job at gov, wait until the victim runs the job's main phase,
+# kill -9 the victim, and check that
+#   1. the surviving node marks the job failed within its timeouts, naming the lost peer;
+#   2. the survivor's transcript ends with a failed outcome (signed transcripts; skipped with a
+#      note when this build writes the plain frame log);
+#   3. no result file (intersection.csv, model.json, scores.csv) exists in either job directory;
+#   4. after a restart the victim lists the job as failed, "interrupted by node restart";
+#   5. the same job submitted again completes.
+# Scenarios: kill gov / kill bank, mid-PSI and (when the train phase exists) mid-training. Before
+# the PSI phase exists the job's only phase ("check", which counts rows) runs on a generated
+# dataset large enough to be killed in the middle of it.
+# Prints one PASS/FAIL line per scenario; exits 1 if any failed.
+# Env: TANDEM_PORT_BASE (default 7500), TANDEM_NO_BUILD=1 to skip the build.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="$ROOT/testnet/faults-run"
+BASE="${TANDEM_PORT_BASE:-7500}"
+IDLE=5       # timeouts.idle_secs: how long a silent (killed) peer goes unnoticed
+READ=60      # timeouts.read_secs
+cd "$ROOT"
+source "$ROOT/testnet/lib.sh"
+
+[ "${TANDEM_NO_BUILD:-}" = 1 ] || build_tandem
+trap stop_nodes EXIT
+trap 'exit 130' INT TERM
+
+init_pair
+write_pair_configs "$BASE"
+
+HAVE_PHASES=0
+[ -d "$ROOT/node/src/jobs/phases" ] && HAVE_PHASES=1
+SYN="$ROOT/testdata/synthetic_30k"
+if [ "$HAVE_PHASES" = 1 ]; then
+    GOV_CSV="$SYN/gov.csv"
+    BANK_CSV="$SYN/bank.csv"
+else
+    # The row-count phase is fast: repeat the synthetic rows (fresh ids) to make it last seconds.
+    echo "== no PSI phase in this build: generating large datasets for the row-count phase"
+    GOV_CSV="$RUN/big_gov.csv"
+    BANK_CSV="$RUN/big_bank.csv"
+    for side in gov bank; do
+        out="$RUN/big_$side.csv"
+        awk -F, -v OFS=, 'NR == 1 { print; next } { rows[++n] = $0 }
+            END { for (r = 0; r < 120; r++) for (i = 1; i <= n; i++) { split(rows[i], f, ","); f[1] = r "x" f[1];
+                  line = f[1]; for (k = 2; k <= length(f); k++) line = line "," f[k]; print line } }' \
+            "$SYN/$side.csv" > "$out"
+    done
+    echo "   $(wc -l < "$GOV_CSV") gov rows, $(wc -l < "$BANK_CSV") bank rows"
+fi
+
+# Short timeouts so a killed peer is noticed quickly; synthetic datasets allowed by policy.
+for n in gov bank; do
+    sed -i -e "s/^connect_secs = .*/connect_secs = 5/" -e "s/^read_secs = .*/read_secs = $READ/" \
+        -e "s/^idle_secs = .*/idle_secs = $IDLE/" -e "s/^keepalive_secs = .*/keepalive_secs = 1/" \
+        -e "s/^min_intersection = .*/min_intersection = 100/" "$RUN/$n/tandem.toml"
+done
+cat >> "$RUN/gov/tandem.toml" <<EOF
+
+[datasets.gov_synth]
+path = "$GOV_CSV"
+id_column = "uscc"
+id_kind = "uscc"
+
+[policy.datasets.gov_synth]
+columns = ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9"]
+EOF
+cat >> "$RUN/bank/tandem.toml" <<EOF
+
+[datasets.bank_synth]
+path = "$BANK_CSV"
+id_column = "uscc"
+id_kind = "uscc"
+label = "default_12m"
+
+[policy.datasets.bank_synth]
+columns = ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11", "b12", "default_12m"]
+EOF
+if [ "$HAVE_PHASES" = 1 ]; then
+    # The aligned ids are revealed to both so that PSI writes intersection.csv (checked below).
+    for n in gov bank; do
+        sed -i 's/^reveals = \[/reveals = ["intersection_ids", /' "$RUN/$n/tandem.toml"
+    done
+fi
+
+sides='
+[gov]
+dataset = "gov_synth"
+columns = ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9"]
+
+[bank]
+dataset = "bank_synth"
+columns = ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11", "b12"]'
+if [ "$HAVE_PHASES" = 1 ]; then
+    printf 'kind = "psi"\nreveal = ["intersection_ids"]\nmin_intersection = 1000\n%s\n' "$sides" > "$RUN/psi-job.toml"
+else
+    printf 'kind = "psi"\nreveal = ["intersection_size"]\nmin_intersection = 1000\n%s\n' "$sides" > "$RUN/psi-job.toml"
+fi
+printf 'kind = "train"\nreveal = ["intersection_ids", "model_to_owners", "metrics"]\nmin_intersection = 1000\n%s\nlabel = "default_12m"\n\n[params]\ntest_fraction = 0.2\nepochs = 20\n' \
+    "$sides" > "$RUN/train-job.toml"
+
+# job_field NODE ID EXPR: a field of the node's job record (jq expression), empty if unknown.
+job_field() {
+    tandem_at "$1" job status "$2" 2> /dev/null | jq -r "$3" 2> /dev/null || true
+}
+
+other() { if [ "$1" = gov ]; then echo bank; else echo gov; fi; }
+
+RESULTS=()
+FAILED=0
+
+# scenario VICTIM JOB_FILE PHASE
+scenario() {
+    local victim="$1" job="$2" phase="$3" survivor problems="" id state error t0 t1 waited
+    survivor="$(other "$victim")"
+    local name="kill -9 $victim mid-$phase"
+    echo
+    echo "== scenario: $name"
+    for n in gov bank; do
+        [ -n "${NODE_PID[$n]:-}" ] && kill -0 "${NODE_PID[$n]}" 2> /dev/null || start_node "$n" > /dev/null
+    done
+    id="$(tandem_at gov job submit "$job")"
+    echo "job $id submitted at gov; waiting until $victim runs phase '$phase'"
+    for _ in $(seq 600); do
+        state="$(job_field "$victim" "$id" ".steps[] | select(.name == \"$phase\") | .state")"
+        [ "$state" = running ] && break
+        [ "$(job_field gov "$id" .state)" = succeeded ] && break
+        sleep 0.05
+    done
+    if [ "$state" != running ]; then
+        RESULTS+=("FAIL  $name: the job never ran phase '$phase' at $victim (state '$state'); nothing was killed")
+        FAILED=1
+        return
+    fi
+    sleep "${KILL_DELAY:-0.3}"
+    echo "$(job_field "$victim" "$id" ".steps[] | select(.name == \"$phase\") | \"$victim at \\(.name): \\(.progress * 100 | floor)% \\(.message)\"")"
+    kill -9 "${NODE_PID[$victim]}"
+    wait "${NODE_PID[$victim]}" 2> /dev/null || true
+    unset "NODE_PID[$victim]"
+    t0=$(date +%s.%N)
+    echo "killed $victim (kill -9); waiting for $survivor to give up"
+    for _ in $(seq $(((IDLE + READ + 30) * 10))); do
+        state="$(job_field "$survivor" "$id" .state)"
+        case "$state" in failed | succeeded | cancelled) break ;; esac
+        sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    waited="$(printf '%.1f' "$(echo "$t1 - $t0" | bc)")"
+    error="$(job_field "$survivor" "$id" .error)"
+    echo "$survivor: $state after ${waited} s: $error"
+    [ "$state" = failed ] || problems+="; $survivor's job is '$state', not failed"
+    case "$error" in *"peer '$victim'"*) ;; *) problems+="; $survivor's error does not name peer '$victim'" ;; esac
+    if [ "$(echo "$waited > $IDLE + 5" | bc)" = 1 ] && [ "$(echo "$waited > $READ" | bc)" = 1 ]; then
+        problems+="; $survivor took ${waited} s (timeouts: idle $IDLE s, read $READ s)"
+    fi
+
+    # The survivor's transcript must end with a failed outcome (signed transcript format).
+    local dir="$RUN/$survivor/data/jobs/$id" last
+    last="$(ls "$dir"/transcript*.jsonl 2> /dev/null | head -1)"
+    if [ -z "$last" ]; then
+        problems+="; no transcript in $dir"
+    elif grep -q '"type"' "$last"; then
+        case "$(tail -n 1 "$last")" in
+            *'"type":"outcome"'*'"failed"'*) echo "$survivor transcript ends: $(tail -n 1 "$last" | jq -c .outcome)" ;;
+            *) problems+="; $survivor's transcript does not end with a failed outcome" ;;
+        esac
+    else
+        echo "note: $survivor's transcript is the plain frame log (no outcome record in this build)"
+    fi
+
+    # Result files appear only on success.
+    local leftovers
+    leftovers="$(find "$RUN/gov/data/jobs/$id" "$RUN/bank/data/jobs/$id" \( -name intersection.csv -o -name model.json -o -name scores.csv \) 2> /dev/null | sed "s|$RUN/||" | tr '\n' ' ')"
+    [ -z "$leftovers" ] || problems+="; result files of the failed job exist: $leftovers"
+
+    # Restart the victim: the interrupted job is listed as failed.
+    start_node "$victim" > /dev/null
+    state="$(job_field "$victim" "$id" .state)"
+    error="$(job_field "$victim" "$id" .error)"
+    echo "$victim after restart: $state: $error"
+    [ "$state" = failed ] && [ "$error" = "interrupted by node restart" ] ||
+        problems+="; restarted $victim lists the job as '$state' ($error)"
+
+    # The same job again completes.
+    local again
+    again="$(tandem_at gov job submit "$job")"
+    if tandem_at gov job watch "$again" > "$RUN/watch-$again.log" 2>&1; then
+        echo "resubmitted as $again: succeeded"
+    else
+        problems+="; the resubmitted job $again did not succeed: $(job_field gov "$again" .error)"
+    fi
+
+    if [ -z "$problems" ]; then
+        RESULTS+=("PASS  $name: $survivor failed the job after ${waited} s naming '$victim'; restart and resubmit OK")
+    else
+        RESULTS+=("FAIL  $name${problems}")
+        FAILED=1
+    fi
+}
+
+if [ "$HAVE_PHASES" = 1 ]; then
+    scenario gov "$RUN/psi-job.toml" psi
+    scenario bank "$RUN/psi-job.toml" psi
+    if grep -q '"train"' "$ROOT/node/src/jobs/runner.rs" 2> /dev/null || [ -f "$ROOT/node/src/jobs/phases/train.rs" ]; then
+        scenario gov "$RUN/train-job.toml" train
+        scenario bank "$RUN/train-job.toml" train
+    fi
+else
+    scenario gov "$RUN/psi-job.toml" check
+    scenario bank "$RUN/psi-job.toml" check
+fi
+stop_nodes
+
+echo
+echo "== fault drill summary (logs: testnet/faults-run/{gov,bank}/node.log)"
+printf '%s\n' "${RESULTS[@]}"
+exit "$FAILED"
