@@ -2,7 +2,7 @@
 # Tandem fault drill (run by hand, not by CI): kill -9 one node in the middle of a job.
 #
 # For each scenario: start gov and bank (release binary, testnet layout of run.sh, under
-# testnet/faults-run/), submit a long job at gov, wait until the victim runs the job's main phase,
+# testnet/run/faults/), submit a long job at gov, wait until the victim runs the job's main phase,
 # kill -9 the victim, and check that
 #   1. the surviving node marks the job failed within its timeouts, naming the lost peer;
 #   2. the survivor's transcript ends with a failed outcome (signed transcripts; skipped with a
@@ -18,7 +18,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN="$ROOT/testnet/faults-run"
+RUN="$ROOT/testnet/run/faults"
 BASE="${TANDEM_PORT_BASE:-7500}"
 IDLE=5       # timeouts.idle_secs: how long a silent (killed) peer goes unnoticed
 READ=60      # timeouts.read_secs
@@ -216,6 +216,6 @@ fi
 stop_nodes
 
 echo
-echo "== fault drill summary (logs: testnet/faults-run/{gov,bank}/node.log)"
+echo "== fault drill summary (logs: testnet/run/faults/{gov,bank}/node.log)"
 printf '%s\n' "${RESULTS[@]}"
 exit "$FAILED"
