@@ -6,16 +6,17 @@
 //! an unbounded allocation into a reported crash. The scripted transport returns
 //! [`Error::Closed`] once its frames run out, so no step can hang.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use protocol::channel::{Frame, Transport, mem_transports};
 use protocol::fixed::FixedPoint;
-use protocol::mpc::Engine;
+use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
 use protocol::{Channel, Error, Result, Role};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 
 /// Message kinds the protocols receive; a frame selector below `KINDS.len()` picks one, so the
 /// fuzzer gets past the kind check without guessing strings.
@@ -96,10 +97,39 @@ impl<'a> Input<'a> {
     }
 }
 
-/// A transport that discards what is sent and receives a fixed list of frames, then `Closed`.
+/// The frames a scripted peer still has to "send".
+type Frames = Arc<Mutex<VecDeque<Frame>>>;
+
+/// Encodes frames in the layout [`Input::frames`] reads (seed corpora): known kinds by selector,
+/// other kinds raw; payloads above 0x7fff bytes in fill mode from their first 16 bytes (only
+/// lengths steer the protocols, so such a seed still takes the honest path).
+pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        match KINDS.iter().position(|k| *k == f.kind) {
+            Some(i) => out.push(i as u8),
+            None => {
+                out.push((72 + f.kind.len()) as u8);
+                out.extend_from_slice(f.kind.as_bytes());
+            }
+        }
+        let n = f.payload.len();
+        if n < 0x8000 {
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+            out.extend_from_slice(&f.payload);
+        } else {
+            assert!(n % 8 == 0 && n / 8 < 0x8000, "payload of {n} bytes has no fill-mode encoding");
+            out.extend_from_slice(&((n / 8) as u16 | 0x8000).to_le_bytes());
+            out.extend_from_slice(&f.payload[..16]);
+        }
+    }
+    out
+}
+
+/// A transport that discards what is sent and receives the frames of its script, then `Closed`.
 /// It does not enforce `max_payload`, so the channel's own limit check is exercised too.
-pub struct Script {
-    frames: VecDeque<Frame>,
+struct Script {
+    frames: Frames,
 }
 
 impl Transport for Script {
@@ -107,13 +137,36 @@ impl Transport for Script {
         Ok(())
     }
     fn recv(&mut self, _max_payload: usize) -> Result<Frame> {
-        self.frames.pop_front().ok_or_else(|| Error::Closed("fuzz script ended".into()))
+        let next = self.frames.lock().expect("script lock").pop_front();
+        next.ok_or_else(|| Error::Closed("fuzz script ended".into()))
     }
 }
 
 /// A channel for `me` whose peer "sends" exactly `frames`.
 pub fn scripted_channel(me: Role, frames: VecDeque<Frame>) -> Channel {
-    Channel::new(Box::new(Script { frames }), me)
+    Channel::new(Box::new(Script { frames: Arc::new(Mutex::new(frames)) }), me)
+}
+
+thread_local! {
+    /// One long-lived engine per role and the script its channel reads from.
+    static ENGINES: RefCell<[Option<(Engine<'static>, Frames)>; 2]> = const { RefCell::new([None, None]) };
+}
+
+/// Runs `f` on this process's engine of role `me`, whose peer will "send" exactly `frames`.
+/// The engine is set up once from [`recorded_setup`] (its channel is leaked, once per role):
+/// 2 × 128 base OTs per input would cap the target at ~40 inputs/s. Its OT counters carry over
+/// between inputs, which changes pseudorandom values only, never which path a step takes.
+pub fn with_engine<T>(me: Role, frames: VecDeque<Frame>, f: impl FnOnce(&mut Engine<'static>) -> T) -> T {
+    ENGINES.with_borrow_mut(|engines| {
+        let (engine, script) = engines[me.index()].get_or_insert_with(|| {
+            let script: Frames = Arc::new(Mutex::new(recorded_setup(me).iter().cloned().collect()));
+            let ch = Box::leak(Box::new(Channel::new(Box::new(Script { frames: script.clone() }), me)));
+            let engine = Engine::new(ch, fixed(), &mut engine_rng(me)).expect("recorded setup replays");
+            (engine, script)
+        });
+        *script.lock().expect("script lock") = frames;
+        f(engine)
+    })
 }
 
 /// Fixed-point format used by the engine targets.
@@ -143,20 +196,60 @@ impl<T: Transport> Transport for Recorder<T> {
     }
 }
 
+/// Runs `f` at an honest gov and bank over connected in-memory channels and returns the frames
+/// each party received (indexed by `Role::index`).
+pub fn record_pair(f: impl Fn(&mut Channel) + Sync) -> [Vec<Frame>; 2] {
+    let (g, b) = mem_transports(Duration::from_secs(30));
+    let logs = [Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new()))];
+    let mut gov = Channel::new(Box::new(Recorder { inner: g, log: logs[0].clone() }), Role::Gov);
+    let mut bank = Channel::new(Box::new(Recorder { inner: b, log: logs[1].clone() }), Role::Bank);
+    std::thread::scope(|s| {
+        s.spawn(|| f(&mut gov));
+        f(&mut bank);
+    });
+    logs.map(|l| std::mem::take(&mut *l.lock().expect("recorder lock")))
+}
+
 /// The frames each party receives during an honest `Engine::new` between two engines seeded with
 /// [`engine_rng`] (indexed by `Role::index`). Since a party's own messages depend only on its
 /// seed, replaying these to a fresh engine of that role completes its setup.
 pub fn recorded_setup(me: Role) -> &'static [Frame] {
     static SETUP: OnceLock<[Vec<Frame>; 2]> = OnceLock::new();
     &SETUP.get_or_init(|| {
-        let (g, b) = mem_transports(Duration::from_secs(30));
-        let logs = [Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new()))];
-        let mut gov = Channel::new(Box::new(Recorder { inner: g, log: logs[0].clone() }), Role::Gov);
-        let mut bank = Channel::new(Box::new(Recorder { inner: b, log: logs[1].clone() }), Role::Bank);
-        std::thread::scope(|s| {
-            s.spawn(|| Engine::new(&mut gov, fixed(), &mut engine_rng(Role::Gov)).map(|_| ()).expect("gov setup"));
-            Engine::new(&mut bank, fixed(), &mut engine_rng(Role::Bank)).map(|_| ()).expect("bank setup");
-        });
-        logs.map(|l| std::mem::take(&mut *l.lock().expect("recorder lock")))
+        record_pair(|ch| {
+            let me = ch.role();
+            Engine::new(ch, fixed(), &mut engine_rng(me)).map(drop).expect("honest setup");
+        })
     })[me.index()]
+}
+
+/// One engine operation of the `engine_ops` target, decoded from 4 input bytes
+/// `[op, n, shape, seed]`: `n % 17` elements, a `(shape % 5) × (shape / 5 % 5)` matrix, local
+/// values from `seed`. `target` is the fuzzed party; run at the other party, the same call is
+/// the honest mirror step (which is how the seed corpus is made).
+pub fn engine_op(engine: &mut Engine, target: Role, [op, n, shape, seed]: [u8; 4]) -> Result<()> {
+    let (n, rows, cols) = (n as usize % 17, shape as usize % 5, (shape / 5) as usize % 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
+    let mut vec = |len: usize| -> Vec<u64> { (0..len).map(|_| rng.next_u64()).collect() };
+    let (x, y, v_cols, v_rows) = (vec(n), vec(n), vec(cols), vec(rows));
+    let m = PlainMatrix { rows, cols, data: vec(rows * cols) };
+    let bits = vec(n.div_ceil(64));
+    let me = engine.role();
+    let mine = |owner: Role| (owner == me).then_some(&m);
+    let (peer, xs) = (target.peer(), (target.peer() == me).then_some(&x[..]));
+    match op % 13 {
+        0 => engine.share(peer, xs, n).map(drop),
+        1 => engine.reveal_to(target, &x).map(drop),
+        2 => engine.reveal_both(&x).map(drop),
+        3 => engine.mul(&x, &y).map(drop),
+        4 => engine.matvec(target, mine(target), rows, cols, &v_cols).map(drop),
+        5 => engine.matvec(peer, mine(peer), rows, cols, &v_cols).map(drop),
+        6 => engine.matvec_t(target, mine(target), rows, cols, &v_rows).map(drop),
+        7 => engine.matvec_t(peer, mine(peer), rows, cols, &v_rows).map(drop),
+        8 => engine.msb(&x).map(drop),
+        9 => engine.mux(&bits, &y).map(drop),
+        10 => engine.less_than_zero(&x).map(drop),
+        11 => engine.sigmoid(&x, Sigmoid::ClippedLinear).map(drop),
+        _ => engine.sigmoid(&x, Sigmoid::Poly3).map(drop),
+    }
 }
