@@ -5,8 +5,11 @@
 #   testnet/fuzz.sh [SECONDS] [TARGET...]
 #
 # Works on the stable toolchain: cargo-fuzz with `-s none` (no sanitizer) needs no nightly
-# flags. Installs cargo-fuzz if missing. Exits non-zero if any target crashed; crashing inputs
-# are in fuzz/artifacts/<target>/ (reproduce: cargo fuzz run -s none <target> <file>).
+# flags. FUZZ_SANITIZER=address builds with ASan instead (needs -Zsanitizer, so the script sets
+# RUSTC_BOOTSTRAP=1; about 15x slower, separate target dir). Installs cargo-fuzz if missing.
+# Known crashing inputs in fuzz/regressions/<target>/ are copied into the corpus first, so a
+# regression shows at once. Exits non-zero if any target crashed; crashing inputs are in
+# fuzz/artifacts/<target>/ (reproduce: cargo fuzz run -s none <target> <file>).
 set -euo pipefail
 
 seconds="${1:-60}"
@@ -18,8 +21,18 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-cargo fuzz build -s none
+sanitizer="${FUZZ_SANITIZER:-none}"
+build=(-s "$sanitizer")
+if [ "$sanitizer" != none ]; then
+    export RUSTC_BOOTSTRAP=1
+    build+=(--target-dir "target/$sanitizer")
+fi
+
+cargo fuzz build "${build[@]}"
 cargo run --release --quiet --example seeds -- corpus
+for d in regressions/*/; do
+    [ -d "$d" ] && mkdir -p "corpus/$(basename "$d")" && cp "$d"* "corpus/$(basename "$d")/"
+done
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -35,8 +48,8 @@ for t in "${targets[@]}"; do
     log="$root/fuzz/artifacts/$t.log"
     mkdir -p "$root/fuzz/artifacts"
     echo "== $t (${seconds}s)"
-    if cargo fuzz run -s none "$t" -- "${flags[@]}" >"$log" 2>&1; then
-        grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true
+    if cargo fuzz run "${build[@]}" "$t" -- "${flags[@]}" >"$log" 2>&1; then
+        grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 | sed 's/^/   /' || true
     else
         echo "   CRASH: see $log and fuzz/artifacts/$t/"
         grep -E 'panicked at|ERROR: libFuzzer' "$log" | head -3 | sed 's/^/   /'
