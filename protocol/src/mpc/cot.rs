@@ -14,6 +14,8 @@
 //! share is masked by `m0`. Both output shares are uniform on their own. Nothing is reused: each
 //! call extends fresh OTs, and pads are bound to the OT index and element block by the tweak.
 
+use zeroize::Zeroize;
+
 use super::Engine;
 use crate::ot::iknp;
 use crate::{Result, Role};
@@ -134,17 +136,20 @@ impl Engine<'_> {
                 let m = s.groups * s.bits as usize;
                 let start = self.ot_send.count;
                 let msg = self.ch.recv_bulk("mpc.cot.u", iknp::message_len(m) as u64)?;
-                let q = self.ot_send.extend(m, &msg)?;
+                let mut q = self.ot_send.extend(m, &msg)?;
                 let (shares, packed) = self.sender_corrections(s, &q, tweak_base(self.role, start));
+                q.zeroize();
                 self.ch.send_u64s("mpc.cot.d", &packed)?;
                 shares
             }
             None => Vec::new(),
         };
         let receiver_shares = match (&recv, recv_state) {
-            (Some(r), Some((start, t))) => {
-                let d = self.ch.recv_u64s("mpc.cot.d", correction_words(r.groups, r.width, r.bits))?;
-                self.receiver_outputs(r, &t, &d, tweak_base(self.role.peer(), start))
+            (Some(r), Some((start, mut t))) => {
+                let d = self.ch.recv_u64s("mpc.cot.d", correction_words(r.groups, r.width, r.bits));
+                let shares = d.map(|d| self.receiver_outputs(r, &t, &d, tweak_base(self.role.peer(), start)));
+                t.zeroize();
+                shares?
             }
             _ => Vec::new(),
         };
@@ -163,12 +168,13 @@ impl Engine<'_> {
         for g0 in (0..s.groups).step_by(per) {
             let g1 = (g0 + per).min(s.groups);
             let rows = &q[g0 * bits..g1 * bits];
-            let flipped: Vec<u128> = rows.iter().map(|x| x ^ delta).collect();
+            let mut flipped: Vec<u128> = rows.iter().map(|x| x ^ delta).collect();
             let tw = tweak + (((g0 * bits) as u128) << 32);
             m0.resize(rows.len() * blocks, 0);
             m1.resize(rows.len() * blocks, 0);
             self.hash.expand(rows, tw, blocks, &mut m0);
             self.hash.expand(&flipped, tw, blocks, &mut m1);
+            flipped.zeroize();
             for g in g0..g1 {
                 let c = &s.corr[g * width..(g + 1) * width];
                 let out = &mut shares[g * width..(g + 1) * width];
@@ -183,6 +189,8 @@ impl Engine<'_> {
                 }
             }
         }
+        m0.zeroize();
+        m1.zeroize();
         (shares, w.finish())
     }
 
@@ -212,6 +220,7 @@ impl Engine<'_> {
                 }
             }
         }
+        mb.zeroize();
         shares
     }
 }

@@ -28,6 +28,7 @@ pub use sigmoid::Sigmoid;
 
 use rand::{CryptoRng, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroize;
 
 use crate::channel::Stats;
 use crate::fixed::FixedPoint;
@@ -84,12 +85,26 @@ impl PlainMatrix {
     }
 }
 
-/// One party's side of a two-party session. See the module docs.
+/// The engine's private ChaCha20 stream (share masks, OT choices). `rand_chacha` 0.10 has no
+/// `zeroize` support, so on drop the state is overwritten with a fixed-seed state and passed to
+/// `black_box`, which keeps the overwrite from being optimised away (best effort, no `unsafe`).
+/// Kept as its own type so that `Engine` itself needs no `Drop` (its channel borrow ends early).
+struct SessionRng(ChaCha20Rng);
+
+impl Drop for SessionRng {
+    fn drop(&mut self) {
+        self.0 = ChaCha20Rng::from_seed([0; 32]);
+        std::hint::black_box(&mut self.0);
+    }
+}
+
+/// One party's side of a two-party session. See the module docs. Secret session state (Δ, PRG
+/// key schedules, the ChaCha state) is wiped when the engine is dropped.
 pub struct Engine<'c> {
     ch: &'c mut Channel,
     role: Role,
     fp: FixedPoint,
-    rng: ChaCha20Rng,
+    rng: SessionRng,
     /// IKNP instance in which this party is the OT sender (holds Δ).
     ot_send: iknp::Sender,
     /// IKNP instance in which this party is the OT receiver.
@@ -103,20 +118,19 @@ impl<'c> Engine<'c> {
     pub fn new<R: CryptoRng>(ch: &'c mut Channel, fp: FixedPoint, rng: &mut R) -> Result<Engine<'c>> {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        let mut rng = ChaCha20Rng::from_seed(seed);
-        let delta = ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128;
-        let choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
-        let (pairs, chosen) = base::both_directions(ch, &mut rng, &choices)?;
+        let mut rng = SessionRng(ChaCha20Rng::from_seed(seed));
+        seed.zeroize();
+        let mut delta = ((rng.0.next_u64() as u128) << 64) | rng.0.next_u64() as u128;
+        let mut choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
+        let base = base::both_directions(ch, &mut rng.0, &choices);
+        choices.zeroize();
+        let (mut pairs, mut chosen) = base.inspect_err(|_| delta.zeroize())?;
+        let (ot_send, ot_recv) = (iknp::Sender::new(delta, &chosen), iknp::Receiver::new(&pairs));
+        delta.zeroize();
+        pairs.zeroize();
+        chosen.zeroize();
         let role = ch.role();
-        Ok(Engine {
-            ch,
-            role,
-            fp,
-            rng,
-            ot_send: iknp::Sender::new(delta, &chosen),
-            ot_recv: iknp::Receiver::new(&pairs),
-            hash: CrHash::default(),
-        })
+        Ok(Engine { ch, role, fp, rng, ot_send, ot_recv, hash: CrHash::default() })
     }
 
     pub fn role(&self) -> Role {
@@ -139,7 +153,7 @@ impl<'c> Engine<'c> {
     }
 
     fn random_vec(&mut self, n: usize) -> Vec<u64> {
-        (0..n).map(|_| self.rng.next_u64()).collect()
+        (0..n).map(|_| self.rng.0.next_u64()).collect()
     }
 
     // ---- input / output
