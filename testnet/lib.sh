@@ -5,6 +5,8 @@
 
 BIN="$ROOT/target/release/tandem"
 declare -A NODE_PID=()
+# Optional command prefix per node, e.g. NODE_EXEC[gov]="ip netns exec tandem-gov" (netem.sh).
+declare -A NODE_EXEC=()
 
 build_tandem() {
     echo "== building tandem (release)"
@@ -40,19 +42,19 @@ write_pair_configs() {
     write_config "$ROOT/configs/bank.toml" "$RUN/bank/tandem.toml" "127.0.0.1:$((base + 2))" $((base + 12)) "127.0.0.1:$((base + 1))" "$FP_GOV"
 }
 
-# start_node NAME [COMMAND PREFIX...]: starts `tandem serve` for node NAME in the background
-# (appending to its node.log), records its pid in NODE_PID[NAME] and waits until its admin API answers.
+# start_node NAME: starts `tandem serve` for node NAME in the background (appending to its
+# node.log), records its pid in NODE_PID[NAME] and waits until its admin API answers.
 start_node() {
     local n="$1"
-    shift
-    "$@" "$BIN" serve --config "$RUN/$n/tandem.toml" >> "$RUN/$n/node.log" 2>&1 < /dev/null &
+    # shellcheck disable=SC2086 # NODE_EXEC is a word list
+    ${NODE_EXEC[$n]:-} "$BIN" serve --config "$RUN/$n/tandem.toml" >> "$RUN/$n/node.log" 2>&1 < /dev/null &
     NODE_PID[$n]=$!
     for _ in $(seq 100); do
-        "$BIN" status --config "$RUN/$n/tandem.toml" > /dev/null 2>&1 && break
+        tandem_at "$n" status > /dev/null 2>&1 && break
         kill -0 "${NODE_PID[$n]}" 2>/dev/null || break
         sleep 0.1
     done
-    "$BIN" status --config "$RUN/$n/tandem.toml" || { echo "node $n did not start:"; tail -20 "$RUN/$n/node.log"; return 1; }
+    tandem_at "$n" status || { echo "node $n did not start:"; tail -20 "$RUN/$n/node.log"; return 1; }
 }
 
 # stop_nodes: SIGTERM to every node still running, then wait for them.
@@ -67,5 +69,6 @@ stop_nodes() {
 tandem_at() {
     local n="$1"
     shift
-    "$BIN" "$@" --config "$RUN/$n/tandem.toml"
+    # shellcheck disable=SC2086
+    ${NODE_EXEC[$n]:-} "$BIN" "$@" --config "$RUN/$n/tandem.toml"
 }
