@@ -172,6 +172,10 @@ scenario() {
         echo "note: $survivor's transcript is the plain frame log (no outcome record in this build)"
     fi
 
+    # The victim died mid-write: its transcript has no outcome (an auditor sees it incomplete).
+    local vt="$RUN/$victim/data/jobs/$id/transcript.jsonl"
+    [ -f "$vt" ] && echo "$victim transcript: $(wc -l < "$vt") records, last: $(tail -n 1 "$vt" | jq -r '.type // .kind' 2> /dev/null)"
+
     # Result files appear only on success.
     local leftovers
     leftovers="$(find "$RUN/gov/data/jobs/$id" "$RUN/bank/data/jobs/$id" \( -name intersection.csv -o -name model.json -o -name scores.csv \) 2> /dev/null | sed "s|$RUN/||" | tr '\n' ' ')"

@@ -1,9 +1,10 @@
-# Shared functions of the testnet scripts (run.sh, faults.sh, netem.sh); source it after setting
+# Shared functions of the testnet scripts (faults.sh, netem.sh); source it after setting
 #   ROOT  repository root
 #   RUN   directory for node directories, configs and logs
 # Node n's files live in $RUN/n/: keys from `tandem init`, tandem.toml, node.log.
 
 BIN="$ROOT/target/release/tandem"
+export USER="${USER:-testnet}"   # `tandem job submit` names the operator after $USER
 declare -A NODE_PID=()
 # Optional command prefix per node, e.g. NODE_EXEC[gov]="ip netns exec tandem-gov" (netem.sh).
 declare -A NODE_EXEC=()
@@ -13,24 +14,30 @@ build_tandem() {
     (cd "$ROOT" && cargo build --release -p node --bin tandem)
 }
 
-# init_pair: fresh keys for gov and bank under $RUN; sets FP_GOV and FP_BANK.
+# init_pair: fresh keys for gov and bank under $RUN; sets FP_GOV, FP_BANK (certificate
+# fingerprints) and KEY_GOV, KEY_BANK (transcript signing public keys, when `init` prints them).
 init_pair() {
     rm -rf "$RUN"
     mkdir -p "$RUN"
     echo "== creating node keys"
-    FP_GOV="$("$BIN" init --name gov --role gov --out "$RUN/gov" | grep -o 'sha256:[0-9a-f]\{64\}')"
-    FP_BANK="$("$BIN" init --name bank --role bank --out "$RUN/bank" | grep -o 'sha256:[0-9a-f]\{64\}')"
+    local n
+    for n in gov bank; do "$BIN" init --name "$n" --role "$n" --out "$RUN/$n" > "$RUN/$n-init.txt"; done
+    FP_GOV="$(grep -o 'sha256:[0-9a-f]\{64\}' "$RUN/gov-init.txt" | head -1)"
+    FP_BANK="$(grep -o 'sha256:[0-9a-f]\{64\}' "$RUN/bank-init.txt" | head -1)"
+    KEY_GOV="$(sed -n 's|^signing_key = "\([^"]*\)"$|\1|p' "$RUN/gov-init.txt")"
+    KEY_BANK="$(sed -n 's|^signing_key = "\([^"]*\)"$|\1|p' "$RUN/bank-init.txt")"
     echo "gov  certificate $FP_GOV"
     echo "bank certificate $FP_BANK"
 }
 
-# write_config TEMPLATE OUT MY_LISTEN MY_ADMIN_PORT PEER_ADDR PEER_FINGERPRINT
+# write_config TEMPLATE OUT MY_LISTEN MY_ADMIN_PORT PEER_ADDR PEER_FINGERPRINT [PEER_SIGNING_KEY]
 # MY_LISTEN and PEER_ADDR are host:port; dataset paths become absolute.
 write_config() {
     sed -e "s|^listen = \"[^\"]*\"|listen = \"$3\"|" \
         -e "s|^port = [0-9]*|port = $4|" \
         -e "s|^addr = \"[^\"]*\"|addr = \"$5\"|" \
         -e "s|^fingerprint = \"[^\"]*\"|fingerprint = \"$6\"|" \
+        -e "/^\[peer\]/,/^\[/ s|^signing_key = \"[^\"]*\"|signing_key = \"${7:-}\"|" \
         -e "s|^path = \"\.\./testdata/|path = \"$ROOT/testdata/|" \
         "$1" > "$2"
 }
@@ -38,8 +45,8 @@ write_config() {
 # write_pair_configs BASE: both configs on 127.0.0.1, QUIC ports BASE+1/+2, admin BASE+11/+12.
 write_pair_configs() {
     local base="$1"
-    write_config "$ROOT/configs/gov.toml" "$RUN/gov/tandem.toml" "127.0.0.1:$((base + 1))" $((base + 11)) "127.0.0.1:$((base + 2))" "$FP_BANK"
-    write_config "$ROOT/configs/bank.toml" "$RUN/bank/tandem.toml" "127.0.0.1:$((base + 2))" $((base + 12)) "127.0.0.1:$((base + 1))" "$FP_GOV"
+    write_config "$ROOT/configs/gov.toml" "$RUN/gov/tandem.toml" "127.0.0.1:$((base + 1))" $((base + 11)) "127.0.0.1:$((base + 2))" "$FP_BANK" "$KEY_BANK"
+    write_config "$ROOT/configs/bank.toml" "$RUN/bank/tandem.toml" "127.0.0.1:$((base + 2))" $((base + 12)) "127.0.0.1:$((base + 1))" "$FP_GOV" "$KEY_GOV"
 }
 
 # start_node NAME: starts `tandem serve` for node NAME in the background (appending to its

@@ -76,8 +76,8 @@ shape OFF
 
 [ "${TANDEM_NO_BUILD:-}" = 1 ] || build_tandem
 init_pair
-write_config "$ROOT/configs/gov.toml" "$RUN/gov/tandem.toml" "$ADDR_GOV:7401" 7411 "$ADDR_BANK:7402" "$FP_BANK"
-write_config "$ROOT/configs/bank.toml" "$RUN/bank/tandem.toml" "$ADDR_BANK:7402" 7412 "$ADDR_GOV:7401" "$FP_GOV"
+write_config "$ROOT/configs/gov.toml" "$RUN/gov/tandem.toml" "$ADDR_GOV:7401" 7411 "$ADDR_BANK:7402" "$FP_BANK" "$KEY_BANK"
+write_config "$ROOT/configs/bank.toml" "$RUN/bank/tandem.toml" "$ADDR_BANK:7402" 7412 "$ADDR_GOV:7401" "$FP_GOV" "$KEY_GOV"
 NODE_EXEC[gov]="ip netns exec $NS_GOV"
 NODE_EXEC[bank]="ip netns exec $NS_BANK"
 echo "== starting nodes in their namespaces (logs in testnet/run/netem/{gov,bank}/node.log)"
