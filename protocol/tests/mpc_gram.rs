@@ -2,10 +2,13 @@
 //! the in-memory channel with seeded RNGs, random inputs, results checked against plaintext
 //! integer arithmetic computed here.
 
+use std::sync::{Arc, Mutex};
+
 use protocol::channel::run_pair;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, cross_gram_ring};
-use protocol::{Error, Role};
+use protocol::transcript::{Direction, FrameEvent, FrameObserver};
+use protocol::{Channel, Error, Role};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -150,6 +153,56 @@ fn matvec_shared_matches_plaintext() {
             let want: i128 = (0..cols).map(|j| m[i * cols + j] as i64 as i128 * v[j] as i64 as i128).sum();
             let diff = (g[i] as i64).wrapping_sub((want >> F) as i64);
             assert!(diff.abs() <= 1, "row {i} of {rows}×{cols}: off by {diff} ulps");
+        }
+    }
+}
+
+/// Records every payload this party receives.
+struct Recorder(Arc<Mutex<Vec<u8>>>);
+impl FrameObserver for Recorder {
+    fn on_frame(&mut self, f: &FrameEvent<'_>) {
+        if f.direction == Direction::Received {
+            self.0.lock().unwrap().extend_from_slice(f.payload);
+        }
+    }
+}
+
+/// What `observer` (gov or bank) receives during one `cross_gram` with the gov's A and the bank's B.
+fn view_of_cross_gram(observer: Role, a: &PlainMatrix, b: &PlainMatrix) -> Vec<u8> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let party = |ch: &mut Channel, seed: u64| {
+        if ch.role() == observer {
+            ch.set_observer(Box::new(Recorder(seen.clone())));
+        }
+        let mut e = Engine::new(ch, FixedPoint::new(F), &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
+        let own = if e.role() == Role::Gov { a } else { b };
+        e.cross_gram(Role::Gov, own, a.rows, a.cols, b.cols, 12, 12).unwrap();
+    };
+    run_pair(|ch| party(ch, 5), |ch| party(ch, 6));
+    let v = seen.lock().unwrap().clone();
+    v
+}
+
+#[test]
+fn peer_views_of_cross_gram_hide_the_inputs() {
+    let mut r = ChaCha20Rng::seed_from_u64(300);
+    let mut random = |rows: usize, cols: usize| PlainMatrix {
+        rows,
+        cols,
+        data: (0..rows * cols).map(|_| r.random_range(-2000i64..2000) as u64).collect(),
+    };
+    let (a1, b1, b2) = (random(64, 2), random(64, 3), random(64, 3));
+    // Constant inputs are the easiest to spot if they leaked.
+    let a_const = PlainMatrix { rows: 64, cols: 2, data: vec![1234; 128] };
+    let b_const = PlainMatrix { rows: 64, cols: 3, data: vec![(-777i64) as u64; 192] };
+    for (observer, x, y) in [(Role::Bank, (&a1, &b1), (&a_const, &b1)), (Role::Gov, (&a1, &b2), (&a1, &b_const))] {
+        let (vx, vy) = (view_of_cross_gram(observer, x.0, x.1), view_of_cross_gram(observer, y.0, y.1));
+        assert_eq!(vx.len(), vy.len(), "{observer}: message sizes do not depend on the peer's input");
+        assert_ne!(vx, vy);
+        for view in [&vx, &vy] {
+            let ones: u64 = view.iter().map(|b| b.count_ones() as u64).sum();
+            let frac = ones as f64 / (8 * view.len()) as f64;
+            assert!((frac - 0.5).abs() < 0.02, "{observer}: fraction of 1 bits {frac}");
         }
     }
 }
