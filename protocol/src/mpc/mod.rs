@@ -9,7 +9,10 @@
 //! - `share`: the owner sends `values − r` for fresh uniform `r`; the peer sees a uniform vector.
 //! - `reveal_to` / `reveal_both`: the receiving party learns the opened value (and by design
 //!   nothing else: the other share is `value − own share`).
-//! - `mul`, `matvec`, `matvec_t`: Gilboa OT multiplication on correlated OT ([`cot`]); see there.
+//! - `mul`, `matvec`, `matvec_t`, `matvec_shared`: Gilboa OT multiplication on correlated OT
+//!   ([`cot`]); see there.
+//! - `cross_gram` (product of two parties' bounded plaintext matrices in a small ring) and
+//!   `lift` (shares mod 2^ℓ to Z_2^64): see [`gram`].
 //! - `sigmoid(ClippedLinear)`: secure comparison (MSB extraction) with OT-made AND triples and
 //!   OT multiplexers ([`boolean`]).
 //!
@@ -22,7 +25,10 @@
 
 mod boolean;
 mod cot;
+mod gram;
 pub mod sigmoid;
+
+pub use gram::cross_gram_ring;
 
 pub use sigmoid::Sigmoid;
 
@@ -57,6 +63,17 @@ impl PlainMatrix {
             data.extend_from_slice(&self.data[r * self.cols..(r + 1) * self.cols]);
         }
         PlainMatrix { rows: rows.len(), cols: self.cols, data }
+    }
+
+    /// The entries column by column (column `j` is `data[j·rows..(j+1)·rows]`).
+    pub fn column_major(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.rows * self.cols];
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                out[j * self.rows + i] = self.data[i * self.cols + j];
+            }
+        }
+        out
     }
 
     /// `M·v` in the ring (no truncation).
@@ -287,12 +304,7 @@ impl<'c> Engine<'c> {
         }
         let out = match m.filter(|_| owner == self.role) {
             Some(m) => {
-                let mut cols_major = vec![0u64; rows * cols];
-                for i in 0..rows {
-                    for j in 0..cols {
-                        cols_major[j * rows + i] = m.data[i * cols + j];
-                    }
-                }
+                let cols_major = m.column_major();
                 let (s, _) = self.cot(Some(cot::CotSend { corr: &cols_major, groups: cols, width: rows, bits: 64 }), None)?;
                 let mut out = m.mul_vec(v);
                 add_groups(&mut out, &s);
