@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -22,6 +23,11 @@ use crate::jobs::spec::JobSpec;
 use crate::jobs::store::Store;
 use crate::transport::stream::{open_job_stream, read_frame, read_job_open, within, write_frame};
 
+/// Connections from the peer served at once. A peer normally keeps one (two while both nodes
+/// dial at the same moment, a few more while dead ones from its restarts time out); the bound
+/// keeps a peer with a valid certificate from holding unbounded connection state here.
+pub const MAX_PEER_CONNECTIONS: usize = 8;
+
 /// Largest proposal read (and discarded) from a job stream refused for the job limit.
 const MAX_REFUSED_PROPOSAL: usize = 64 << 10;
 use crate::transport::link::LinkConfig;
@@ -34,6 +40,8 @@ pub struct Node {
     link: Link,
     peer_fingerprint: Option<String>,
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
+    /// Connections accepted from the peer that are still being served.
+    peer_connections: AtomicUsize,
     /// Cancel flags of jobs running on this node.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     handle: tokio::runtime::Handle,
@@ -106,6 +114,7 @@ impl Daemon {
             link,
             peer_fingerprint,
             connection: tokio::sync::Mutex::new(None),
+            peer_connections: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
             handle: tokio::runtime::Handle::current(),
         });
@@ -195,7 +204,15 @@ impl Node {
         self.handle.spawn(async move {
             let streams = async {
                 let conn = node.peer_connection().await?;
-                open_job_stream(&conn, &job_id).await.map_err(|e| anyhow!("cannot open a job stream: {e}"))
+                let limit = node.config.timeouts.connect();
+                // Bounded: a peer that grants no stream must not leave the job pending forever.
+                within(limit, open_job_stream(&conn, &job_id)).await.map_err(|e| match e {
+                    protocol::Error::Timeout(s) => anyhow!(
+                        "cannot open a job stream: peer '{}' accepted no new stream within {s} s (timeouts.connect_secs)",
+                        node.config.peer.name
+                    ),
+                    e => anyhow!("cannot open a job stream: {e}"),
+                })
             };
             match streams.await {
                 Ok((send, recv)) => node.run_blocking(job_id, send, recv, cancel, true).await,
@@ -318,14 +335,21 @@ async fn accept_loop(node: Arc<Node>) {
     while let Some(incoming) = node.link.accept().await {
         let node = node.clone();
         tokio::spawn(async move {
-            match node.link.handshake(incoming).await {
-                Ok(peer) => {
-                    tracing::info!("peer '{}' connected from {}", peer.peer.name, peer.connection.remote_address());
-                    *node.connection.lock().await = Some(peer.connection.clone());
-                    serve_streams(node, peer.connection).await;
-                }
-                Err(e) => tracing::warn!("{e:#}"),
+            let peer = match node.link.handshake(incoming).await {
+                Ok(peer) => peer,
+                Err(e) => return tracing::warn!("{e:#}"),
+            };
+            let remote = peer.connection.remote_address();
+            if node.peer_connections.fetch_add(1, Ordering::SeqCst) >= MAX_PEER_CONNECTIONS {
+                node.peer_connections.fetch_sub(1, Ordering::SeqCst);
+                let reason = format!("peer '{}' already has {MAX_PEER_CONNECTIONS} connections open", peer.peer.name);
+                tracing::warn!("refused connection from {remote}: {reason}");
+                return peer.connection.close(crate::transport::link::REFUSED_CODE.into(), reason.as_bytes());
             }
+            tracing::info!("peer '{}' connected from {remote}", peer.peer.name);
+            *node.connection.lock().await = Some(peer.connection.clone());
+            serve_streams(node.clone(), peer.connection).await;
+            node.peer_connections.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

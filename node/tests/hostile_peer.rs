@@ -159,6 +159,26 @@ impl Harness {
         assert!(r.error.as_deref().unwrap().contains("peer aborted: test: done"), "{:?}", r.error);
     }
 
+    /// Whether a valid proposal on a new stream of `conn` is answered with a decision (any
+    /// failure, such as a connection the bank closed, is `false`); the job is then aborted.
+    fn accepts_a_job(&self, conn: &PeerConnection) -> bool {
+        let id = node::jobs::record::new_job_id();
+        self.rt.block_on(async {
+            let Ok((mut send, mut recv)) = open_job_stream(&conn.connection, &id).await else { return false };
+            let proposal = Frame { kind: "job.proposal".into(), payload: self.proposal(&id) };
+            if write_frame(&mut send, &proposal).await.is_err() {
+                return false;
+            }
+            match tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await {
+                Ok(Ok(f)) if f.kind == "job.decision" => {
+                    let _ = write_frame(&mut send, &Frame { kind: "abort".into(), payload: b"test: done".to_vec() }).await;
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
+
     /// Waits until the bank's record of job `id` ends (bounded by 20 s as a hang guard).
     fn wait_final(&self, id: &str) -> JobRecord {
         for _ in 0..400 {
@@ -348,6 +368,35 @@ fn concurrent_jobs_are_bounded_by_the_configured_limit() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(accepted, "a job slot was freed when a job ended");
+}
+
+#[test]
+fn connections_from_the_peer_are_bounded() {
+    let h = Harness::new(|_| {});
+    let max = node::daemon::MAX_PEER_CONNECTIONS;
+    let mut conns: Vec<PeerConnection> = (0..max).map(|_| h.connect()).collect();
+    let fake = h.fake.as_ref().unwrap();
+    // The bank closes the extra connection right after the hello; the fake sees that either
+    // while connecting or just after.
+    let refusal = match h.rt.block_on(fake.connect(h.bank_addr())) {
+        Err(e) => format!("{e:#}"),
+        Ok(extra) => {
+            let closed = h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), extra.connection.closed()).await });
+            node::transport::link::describe_close(&closed.expect("the bank closes the extra connection"))
+        }
+    };
+    assert!(refusal.contains(&format!("peer closed the connection: peer 'gov' already has {max} connections open")), "{refusal}");
+    // Every admitted connection still serves jobs.
+    h.assert_still_serving(&conns[0]);
+    h.assert_still_serving(&conns[max - 1]);
+    // Once the peer closes one, a new one is admitted.
+    let gone = conns.pop().unwrap();
+    gone.connection.close(0u32.into(), b"bye");
+    let admitted = (0..100).find_map(|_| {
+        let c = h.rt.block_on(fake.connect(h.bank_addr())).ok()?;
+        h.accepts_a_job(&c).then_some(c)
+    });
+    h.assert_still_serving(&admitted.expect("a connection is admitted once one closed"));
 }
 
 // ---- the bank submits; the fake gov is the responder -------------------------------------------
