@@ -113,9 +113,11 @@ other() { if [ "$1" = gov ]; then echo bank; else echo gov; fi; }
 RESULTS=()
 FAILED=0
 
-# scenario VICTIM JOB_FILE PHASE
+# scenario VICTIM JOB_FILE PHASE MIN_PROGRESS [DELAY]: kills VICTIM DELAY seconds (default 0)
+# after its step PHASE runs and has reported at least MIN_PROGRESS (0..1), i.e. in the middle of
+# the phase's protocol.
 scenario() {
-    local victim="$1" job="$2" phase="$3" survivor problems="" id state error t0 t1 waited
+    local victim="$1" job="$2" phase="$3" min="$4" delay="${5:-0}" survivor problems="" id state error t0 t1 waited
     survivor="$(other "$victim")"
     local name="kill -9 $victim mid-$phase"
     echo
@@ -124,9 +126,9 @@ scenario() {
         [ -n "${NODE_PID[$n]:-}" ] && kill -0 "${NODE_PID[$n]}" 2> /dev/null || start_node "$n" > /dev/null
     done
     id="$(tandem_at gov job submit "$job")"
-    echo "job $id submitted at gov; waiting until $victim runs phase '$phase'"
-    for _ in $(seq 600); do
-        state="$(job_field "$victim" "$id" ".steps[] | select(.name == \"$phase\") | .state")"
+    echo "job $id submitted at gov; waiting until $victim is in phase '$phase' (progress >= $min)"
+    for _ in $(seq 1200); do
+        state="$(job_field "$victim" "$id" ".steps[] | select(.name == \"$phase\") | if .state == \"running\" and .progress >= $min then \"running\" else \"not yet (\\(.state))\" end")"
         [ "$state" = running ] && break
         [ "$(job_field gov "$id" .state)" = succeeded ] && break
         sleep 0.05
@@ -136,7 +138,7 @@ scenario() {
         FAILED=1
         return
     fi
-    sleep "${KILL_DELAY:-0.3}"
+    sleep "$delay"
     echo "$(job_field "$victim" "$id" ".steps[] | select(.name == \"$phase\") | \"$victim at \\(.name): \\(.progress * 100 | floor)% \\(.message)\"")"
     kill -9 "${NODE_PID[$victim]}"
     wait "${NODE_PID[$victim]}" 2> /dev/null || true
@@ -154,6 +156,7 @@ scenario() {
     echo "$survivor: $state after ${waited} s: $error"
     [ "$state" = failed ] || problems+="; $survivor's job is '$state', not failed"
     case "$error" in *"peer '$victim'"*) ;; *) problems+="; $survivor's error does not name peer '$victim'" ;; esac
+    case "$error" in "phase '$phase'"*) ;; *) problems+="; the job did not fail in phase '$phase' (killed too late?)" ;; esac
     if [ "$(echo "$waited > $IDLE + 5" | bc)" = 1 ] && [ "$(echo "$waited > $READ" | bc)" = 1 ]; then
         problems+="; $survivor took ${waited} s (timeouts: idle $IDLE s, read $READ s)"
     fi
@@ -207,15 +210,17 @@ scenario() {
 }
 
 if [ "$HAVE_PHASES" = 1 ]; then
-    scenario gov "$RUN/psi-job.toml" psi
-    scenario bank "$RUN/psi-job.toml" psi
+    # Phase progress reports are throttled (a short step may never show one): kill a fixed time
+    # into the phase; the survivor's error must then name that phase.
+    scenario gov "$RUN/psi-job.toml" psi 0 1
+    scenario bank "$RUN/psi-job.toml" psi 0 1
     if grep -q '"train"' "$ROOT/node/src/jobs/runner.rs" 2> /dev/null || [ -f "$ROOT/node/src/jobs/phases/train.rs" ]; then
-        scenario gov "$RUN/train-job.toml" train
-        scenario bank "$RUN/train-job.toml" train
+        scenario gov "$RUN/train-job.toml" train 0 3
+        scenario bank "$RUN/train-job.toml" train 0 3
     fi
 else
-    scenario gov "$RUN/psi-job.toml" check
-    scenario bank "$RUN/psi-job.toml" check
+    scenario gov "$RUN/psi-job.toml" check 0
+    scenario bank "$RUN/psi-job.toml" check 0
 fi
 stop_nodes
 
