@@ -79,6 +79,14 @@ pub enum RevealTo {
 }
 
 impl RevealTo {
+    /// The party `role` alone.
+    pub fn from_role(role: Role) -> RevealTo {
+        match role {
+            Role::Gov => RevealTo::Gov,
+            Role::Bank => RevealTo::Bank,
+        }
+    }
+
     fn roles(self) -> &'static [Role] {
         match self {
             RevealTo::Gov => &[Role::Gov],
@@ -158,7 +166,7 @@ impl PhaseContext<'_> {
         let h = &score_hist;
         if h.edges.len() != h.good.len() + 1 || !(h.bad.is_empty() || h.bad.len() == h.good.len()) {
             bail!(
-                "score histogram of phase '{}': {} edges need {} good counts (and as many bad, or none), got {} and {}",
+                "score histogram of phase '{}': {} edges need {} good counts, got {} and {} (bad counts: as many, or none)",
                 self.phase,
                 h.edges.len(),
                 h.edges.len().saturating_sub(1),
@@ -492,6 +500,12 @@ fn run_agreed(env: &JobEnv, reporter: &Reporter, transcript: &JobTranscript, ter
     Ok(Completed { outcome, plot })
 }
 
+/// The transcript outcome of a job that ran to its end.
+fn completed_outcome(plot: Option<OutcomePlot>) -> Outcome {
+    let (roc, score_hist) = plot.map(|p| (p.roc, p.score_hist)).unzip();
+    Outcome { roc, score_hist, ..Outcome::completed() }
+}
+
 /// Records how the job ended: in the job record, and as the transcript's outcome (last record).
 /// On failure tells the peer why, unless the peer ended the job or the job was refused.
 fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, transcript: Option<&JobTranscript>, result: Result<Completed>) {
@@ -499,10 +513,7 @@ fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, transcript: Optio
     let me = &env.config.node.name;
     let failure = match result {
         Ok(done) => {
-            let recorded = transcript.map_or(Ok(()), |t| {
-                let (roc, score_hist) = done.plot.map(|p| (p.roc, p.score_hist)).unzip();
-                t.writer.outcome(Outcome { roc, score_hist, ..Outcome::completed() })
-            });
+            let recorded = transcript.map_or(Ok(()), |t| t.writer.outcome(completed_outcome(done.plot)));
             match recorded {
                 Ok(()) => {
                     let _ = env.store.update(id, |r| {
@@ -538,4 +549,133 @@ fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, transcript: Optio
         }
     };
     let _ = env.store.update(id, |r| r.fail(failure.0, &failure.1));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use ed25519_dalek::SigningKey;
+    use protocol::channel::run_pair;
+
+    use super::*;
+    use crate::audit::{self, NodeInfo, Policies, Record, exchange_manifest_digest, exchange_phase_signatures};
+
+    fn repo_file(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    }
+
+    fn test_manifest(keys: &[SigningKey; 2]) -> Manifest {
+        let node = |name: &str, role, key: &SigningKey| NodeInfo {
+            name: name.into(),
+            role,
+            tls_cert_sha256: [role.index() as u8; 32],
+            ed25519_public_key: key.verifying_key().to_bytes(),
+        };
+        Manifest {
+            job_id: "1-abcdef01".into(),
+            kind: "train".into(),
+            created: "2026-01-31T12:00:00Z".into(),
+            proposer: Role::Gov,
+            nodes: vec![node("gov", Role::Gov, &keys[0]), node("bank", Role::Bank, &keys[1])],
+            datasets: vec![],
+            parameters: serde_json::json!({}),
+            policies: Policies { gov: Value::Null, bank: Value::Null },
+            operator: "tester".into(),
+            consent: vec![],
+        }
+    }
+
+    /// A phase like a training phase's end: the bank sends a metric, both record its reveal, and
+    /// the gov attaches a plot. Also makes two wrong calls and returns their errors.
+    fn metric_phase(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<Option<String>> {
+        let auc = match ctx.role {
+            Role::Bank => {
+                ch.send("metric.auc", &0.75f64)?;
+                0.75f64
+            }
+            Role::Gov => ch.recv::<f64>("metric.auc")?,
+        };
+        let summary = serde_json::json!({ "auc": auc }).to_string();
+        ctx.reveal("metrics", &auc.to_le_bytes(), &summary, Role::Bank, RevealTo::Both, "policy.reveals: metrics")?;
+        let to_self = ctx.reveal("x", b"x", "x", ctx.role, RevealTo::from_role(ctx.role), "r").unwrap_err().to_string();
+        let bad_hist = ScoreHist { edges: vec![0.0, 0.5], good: vec![1, 2], bad: vec![] };
+        let hist_err = ctx.set_outcome_plot(vec![], bad_hist).unwrap_err().to_string();
+        if ctx.role == Role::Gov {
+            let hist = ScoreHist { edges: vec![0.0, 0.5, 1.0], good: vec![3, 1], bad: vec![1, 2] };
+            ctx.set_outcome_plot(vec![[0.0, 0.0], [0.25, 0.75], [1.0, 1.0]], hist)?;
+        }
+        Ok(Some(format!("{to_self} | {hist_err}")))
+    }
+
+    /// Runs `metric_phase` on one node with a real context and transcript; returns the
+    /// transcript path and the errors of the wrong calls.
+    fn node_side(role: Role, keys: &[SigningKey; 2], dir: &Path, ch: &mut Channel) -> (PathBuf, Option<String>) {
+        let config = Config::load(&repo_file(if role == Role::Gov { "configs/gov.toml" } else { "configs/bank.toml" })).unwrap();
+        let spec = JobSpec::load(&repo_file("configs/demo-job.toml")).unwrap();
+        let dataset_name = spec.side(role).dataset.clone();
+        let path = dir.join(format!("{role}.jsonl"));
+        let manifest = test_manifest(keys);
+        let writer = TranscriptWriter::create(&path, manifest.clone(), &keys[role.index()], false).unwrap();
+        ch.set_observer(writer.observer());
+        exchange_manifest_digest(ch, &manifest).unwrap();
+        ch.set_phase("train");
+        let store = Store::open(&dir.join(role.as_str())).unwrap();
+        let reporter = Reporter::new(&store, "1-abcdef01");
+        let (mut outcome, mut artifacts, mut plot) = (Map::new(), Artifacts::new(), None);
+        let mut ctx = PhaseContext {
+            job_id: "1-abcdef01",
+            spec: &spec,
+            role,
+            config: &config,
+            dataset_name: &dataset_name,
+            dataset: &config.datasets[&dataset_name],
+            job_dir: dir,
+            outcome: &mut outcome,
+            artifacts: &mut artifacts,
+            reporter: &reporter,
+            phase: "train",
+            transcript: &writer,
+            plot: &mut plot,
+        };
+        let errors = metric_phase(&mut ctx, ch).unwrap();
+        let peer = keys[role.peer().index()].verifying_key();
+        writer.phase_end(exchange_phase_signatures(ch, "1-abcdef01", "train", &keys[role.index()], &peer).unwrap()).unwrap();
+        writer.outcome(completed_outcome(plot)).unwrap();
+        (path, errors)
+    }
+
+    #[test]
+    fn reveals_and_outcome_plot_are_recorded_and_both_transcripts_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = [SigningKey::from_bytes(&[7; 32]), SigningKey::from_bytes(&[9; 32])];
+        let ((gov, gov_err), (bank, _)) = run_pair(
+            |ch| node_side(Role::Gov, &keys, dir.path(), ch),
+            |ch| node_side(Role::Bank, &keys, dir.path(), ch),
+        );
+        let gov_err = gov_err.unwrap();
+        assert!(gov_err.contains("gov cannot reveal a value to itself only"), "{gov_err}");
+        assert!(gov_err.contains("2 edges need 1 good counts, got 2 and 0"), "{gov_err}");
+
+        let c = audit::compare(&gov, &bank).unwrap();
+        assert!(c.failures.is_empty(), "{:?}", c.failures);
+        let v = c.gov.unwrap();
+        let reveals: Vec<&Reveal> = v
+            .transcript
+            .records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Record::Reveal { reveal, .. } => Some(reveal),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reveals.len(), 1, "the refused calls recorded nothing");
+        let r = reveals[0];
+        assert_eq!((r.phase.as_str(), r.name.as_str(), r.from, r.to.as_slice()), ("train", "metrics", Role::Bank, &[Role::Gov][..]));
+        assert_eq!(r.value_hash, *blake3::hash(&0.75f64.to_le_bytes()).as_bytes());
+        let html = crate::audit::report::html(&v);
+        assert!(html.contains("ROC curve"), "the gov's outcome carries the plot");
+        let bank_html = crate::audit::report::html(&c.bank.unwrap());
+        assert!(!bank_html.contains("ROC curve"), "the bank attached none");
+    }
 }
