@@ -395,10 +395,7 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         s.state = StepState::Done;
     }
     if let Some(s) = record.step_mut(POLICY) {
-        s.state = StepState::Running;
-    }
-    if let Some(reason) = &refusal {
-        record.fail(JobState::Failed, reason);
+        s.state = StepState::Running; // a refusal is recorded by `finish`, after the transcript's outcome
     }
     if let Err(e) = env.store.insert(&record) {
         ch.abort(&format!("node '{me_name}' cannot record the job: {e:#}"));
