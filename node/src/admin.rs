@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::daemon::Node;
-use crate::jobs::record::JobRecord;
+use crate::jobs::record::{JobRecord, check_operator};
 use crate::jobs::spec::JobSpec;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,16 +47,6 @@ pub struct Submission {
     pub spec: JobSpec,
     /// Person or service account submitting the job (1..=200 printable characters).
     pub operator: String,
-}
-
-impl Submission {
-    fn check(&self) -> Result<()> {
-        let o = &self.operator;
-        if o.trim().is_empty() || o.chars().count() > 200 || o.chars().any(char::is_control) {
-            bail!("operator '{o:.200}' must be 1 to 200 printable characters naming who submits the job (--operator)");
-        }
-        Ok(())
-    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -124,7 +114,8 @@ async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<J
 }
 
 async fn submit(State(s): State<AppState>, Json(sub): Json<Submission>) -> Result<Json<JobRecord>, ApiError> {
-    sub.check()
+    check_operator(&sub.operator)
+        .map_err(|e| anyhow!(e))
         .and_then(|()| s.node.submit(sub.spec, &sub.operator))
         .map(Json)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))

@@ -114,6 +114,16 @@ pub fn new_job_id() -> String {
     format!("{}-{}", now_ms() / 1000, hex::encode(r))
 }
 
+/// Checks an operator name (it comes from the peer too, and is shown in reports):
+/// 1..=200 characters, no control characters.
+pub fn check_operator(operator: &str) -> Result<(), String> {
+    let o = operator;
+    if o.trim().is_empty() || o.chars().count() > 200 || o.chars().any(char::is_control) {
+        return Err(format!("operator '{o:.200}' must be 1 to 200 printable characters naming who submits the job (--operator)"));
+    }
+    Ok(())
+}
+
 /// Ids come from the peer too: only short `[0-9a-z-]` strings are accepted (they name directories).
 pub fn valid_job_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-')

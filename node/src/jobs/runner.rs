@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use super::policy;
-use super::record::{JobRecord, JobState, StepState};
+use super::record::{JobRecord, JobState, StepState, check_operator};
 use super::spec::{JobKind, JobSpec};
 use super::store::Store;
 use super::transcript::{EarlyFrames, JobTerms, JobTranscript, NodeKeys, Side, check_peer_side, consent_refs, dataset_info};
@@ -377,7 +377,7 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         Some(format!("proposal claims to come from '{}' but the peer is '{peer}'", proposal.submitted_by))
     } else if let Err(e) = spec.validate() {
         Some(format!("invalid job: {e:#}"))
-    } else if let Err(e) = consent_refs(spec) {
+    } else if let Err(e) = consent_refs(spec).and_then(|_| check_operator(&proposal.operator)) {
         Some(format!("invalid job: {e}"))
     } else if let Err(e) = check_peer_side(&env.config, &env.peer_cert_sha256, &proposal.side) {
         Some(e)
