@@ -43,6 +43,10 @@ fn full_job_between_two_daemons_via_the_admin_api() {
     assert!(err.contains("bearer token"), "{err}");
     let err = p.gov_api.submit(&demo_job(), " ").unwrap_err().to_string();
     assert!(err.contains("operator ' ' must be 1 to 200 printable characters"), "{err}");
+    let mut bad_consent = demo_job();
+    bad_consent.params.insert("consent_refs".into(), serde_json::json!("DSA-1"));
+    let err = p.gov_api.submit(&bad_consent, OPERATOR).unwrap_err().to_string();
+    assert!(err.contains("params.consent_refs must be a list of strings"), "{err}");
 }
 
 #[test]

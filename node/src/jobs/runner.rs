@@ -258,7 +258,7 @@ pub struct Decision {
 }
 
 /// `v` as JSON bytes and as decoded back from them: both nodes build the manifest from the
-/// decoded message, so the sender must use exactly what the receiver will see.
+/// message as decoded from its bytes, so the sender uses exactly what the receiver will see.
 fn json_round_trip<T: Serialize + DeserializeOwned>(v: &T) -> Result<(Vec<u8>, T)> {
     let bytes = serde_json::to_vec(v)?;
     let back = serde_json::from_slice(&bytes)?;
@@ -296,7 +296,6 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         reporter.step(CONNECT, StepState::Done);
         reporter.step(POLICY, StepState::Running);
         let keys = NodeKeys::load(&env.config)?;
-        consent_refs(&record.spec).map_err(|e| anyhow!(e))?;
         let me = keys.side(&env.config, &record.spec, Some(dataset_info(&env.config, &record.spec)?));
         let created = format_rfc3339((record.created_ms / 1000) as i64, (record.created_ms % 1000) as u32 * 1000);
         let proposal = Proposal {
@@ -308,11 +307,10 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             side: me,
         };
         let (bytes, proposal) = json_round_trip(&proposal)?;
-        let decision = ch.send_frame("job.proposal", bytes).map_err(anyhow::Error::from).and_then(|()| {
-            let d: Decision = recv_json(&mut ch, "job.decision")?;
-            let (_, d) = json_round_trip(&d)?;
-            Ok(d)
-        });
+        let decision = ch
+            .send_frame("job.proposal", bytes)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| recv_json::<Decision>(&mut ch, "job.decision"));
         let terms = JobTerms {
             job_id: id,
             created: &proposal.created,
@@ -349,11 +347,9 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
 pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     let me_name = env.config.node.name.clone();
     let (mut ch, early) = early_channel(env, transport);
-    let proposal = recv_json::<Proposal>(&mut ch, "job.proposal").and_then(|p| {
-        if parse_rfc3339(&p.created).is_none() {
-            bail!("proposal field created '{:.40}' is not an RFC 3339 UTC time", p.created);
-        }
-        Ok(json_round_trip(&p)?.1)
+    let proposal = recv_json::<Proposal>(&mut ch, "job.proposal").and_then(|p| match parse_rfc3339(&p.created) {
+        Some(_) => Ok(p),
+        None => bail!("proposal field created '{:.40}' is not an RFC 3339 UTC time", p.created),
     });
     let proposal = match proposal {
         Ok(p) => p,
@@ -384,10 +380,13 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     } else {
         policy::check(&env.config, spec, &peer, env.peer_fingerprint.as_deref()).err()
     };
-    let dataset = match refusal {
-        Some(_) => None,
-        None => dataset_info(&env.config, spec).map_err(|e| refusal = Some(format!("dataset: {e:#}"))).ok(),
-    };
+    let mut dataset = None;
+    if refusal.is_none() {
+        match dataset_info(&env.config, spec) {
+            Ok(d) => dataset = Some(d),
+            Err(e) => refusal = Some(format!("dataset: {e:#}")),
+        }
+    }
     let mut record = JobRecord::new(id, spec.clone(), &peer, &peer, &step_names(spec.kind));
     record.operator = proposal.operator.clone();
     record.state = JobState::Running;
