@@ -7,9 +7,11 @@
 pub mod channel;
 pub mod error;
 pub mod fixed;
+pub mod ids;
 pub mod lookup;
 pub mod mpc;
 pub mod ot;
+pub mod psi;
 pub mod transcript;
 
 pub use channel::{Channel, Stats};

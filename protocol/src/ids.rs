@@ -1,0 +1,299 @@
+//! Entity ID normalisation and validation before PSI.
+//!
+//! Both parties must normalise IDs identically, otherwise equal entities do not match: every kind
+//! is trimmed and upper-cased, then checked. Unified social credit codes (GB 32100-2015) and
+//! resident identity numbers (GB 11643, ISO 7064 MOD 11-2) carry a check character, so typos are
+//! caught here with the line number instead of silently shrinking the intersection.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which kind of entity ID a dataset column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdKind {
+    /// Unified social credit code: 18 characters with a GB 32100-2015 check character.
+    Uscc,
+    /// Resident identity number: 17 digits and an ISO 7064 MOD 11-2 check character.
+    ResidentId,
+    /// Any printable key of at most [`MAX_RAW_LEN`] bytes.
+    Raw,
+}
+
+impl IdKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdKind::Uscc => "uscc",
+            IdKind::ResidentId => "resident_id",
+            IdKind::Raw => "raw",
+        }
+    }
+}
+
+impl std::fmt::Display for IdKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IdKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<IdKind> {
+        match s.trim() {
+            "uscc" => Ok(IdKind::Uscc),
+            "resident_id" => Ok(IdKind::ResidentId),
+            "raw" => Ok(IdKind::Raw),
+            other => Err(Error::Input(format!("unknown ID kind '{other}': use 'uscc', 'resident_id' or 'raw'"))),
+        }
+    }
+}
+
+/// Longest accepted raw key, in bytes after normalisation.
+pub const MAX_RAW_LEN: usize = 256;
+
+/// The 31 characters of a unified social credit code, in check-value order (GB 32100-2015).
+const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+/// Weights of positions 1..=17 (3^(i-1) mod 31).
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+/// Weights of the first 17 digits of a resident ID (2^(18-i) mod 11).
+const RESIDENT_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+/// Resident ID check character indexed by the weighted sum mod 11.
+const RESIDENT_CHECK: &[u8; 11] = b"10X98765432";
+
+/// Normalises one ID (trim, upper-case) and checks it against `kind`. The error says what is
+/// wrong and how to fix it.
+pub fn normalize(kind: IdKind, raw: &str) -> std::result::Result<String, String> {
+    let id = raw.trim().to_uppercase();
+    match kind {
+        IdKind::Uscc => check_uscc(&id)?,
+        IdKind::ResidentId => check_resident_id(&id)?,
+        IdKind::Raw => check_raw(&id)?,
+    }
+    Ok(id)
+}
+
+fn check_uscc(id: &str) -> std::result::Result<(), String> {
+    if id.chars().count() != 18 {
+        return Err(format!(
+            "has {} characters; a unified social credit code has exactly 18: check for a truncated or \
+             merged value",
+            id.chars().count()
+        ));
+    }
+    let mut values = [0u32; 18];
+    for (pos, (c, v)) in id.chars().zip(values.iter_mut()).enumerate() {
+        *v = USCC_CHARSET.iter().position(|&x| x as char == c).ok_or_else(|| {
+            format!(
+                "character '{c}' at position {} is not allowed in a unified social credit code (allowed: \
+                 0-9 and A-H J-N P-R T U W-Y; I, O, S, V, Z never occur): correct the typo",
+                pos + 1
+            )
+        })? as u32;
+    }
+    let chars = id.as_bytes(); // all ASCII now
+    let sum: u32 = values[..17].iter().zip(USCC_WEIGHTS).map(|(v, w)| v * w).sum();
+    let expected = USCC_CHARSET[((31 - sum % 31) % 31) as usize];
+    if chars[17] != expected {
+        return Err(format!(
+            "check character is '{}' but the first 17 characters require '{}' (GB 32100-2015): the code \
+             is mistyped; correct it from the source record",
+            chars[17] as char, expected as char
+        ));
+    }
+    Ok(())
+}
+
+fn check_resident_id(id: &str) -> std::result::Result<(), String> {
+    if id.chars().count() != 18 {
+        return Err(format!(
+            "has {} characters; a resident identity number has exactly 18 (17 digits and a check \
+             character; old 15-digit numbers must be converted first)",
+            id.chars().count()
+        ));
+    }
+    if let Some((pos, c)) = id.chars().enumerate().find(|&(i, c)| !(c.is_ascii_digit() || (i == 17 && c == 'X'))) {
+        return Err(format!(
+            "character '{c}' at position {} must be a digit (only the 18th character may be 'X'): correct \
+             the typo",
+            pos + 1
+        ));
+    }
+    let chars = id.as_bytes(); // all ASCII now
+    let sum: u32 = chars[..17].iter().zip(RESIDENT_WEIGHTS).map(|(&c, w)| (c - b'0') as u32 * w).sum();
+    let expected = RESIDENT_CHECK[(sum % 11) as usize];
+    if chars[17] != expected {
+        return Err(format!(
+            "check character is '{}' but the first 17 digits require '{}' (ISO 7064 MOD 11-2): the number \
+             is mistyped; correct it from the source record",
+            chars[17] as char, expected as char
+        ));
+    }
+    Ok(())
+}
+
+fn check_raw(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        return Err("is empty: fill in the ID or remove the row".into());
+    }
+    if id.len() > MAX_RAW_LEN {
+        return Err(format!("is {} bytes long; raw IDs may have at most {MAX_RAW_LEN} bytes", id.len()));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(format!("contains the control character U+{:04X}: remove it", c as u32));
+    }
+    Ok(())
+}
+
+/// Normalised, unique IDs ready for [`crate::psi::intersect`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PreparedIds {
+    pub ids: Vec<String>,
+    /// `rows[i]` is the dataset row (0-based position in the input) that `ids[i]` came from.
+    pub rows: Vec<usize>,
+    pub skipped_invalid: usize,
+    pub skipped_duplicate: usize,
+}
+
+/// Normalises `ids` (pairs of line number in `source` and raw value). An invalid or repeated ID is
+/// an [`Error::Input`] naming `source`, the line and the ID (and, for a repeat, the first line);
+/// with `skip_bad` such rows are skipped and counted instead (the first occurrence of a repeated
+/// ID is kept).
+pub fn prepare_ids<'a>(
+    kind: IdKind,
+    source: &str,
+    ids: impl IntoIterator<Item = (usize, &'a str)>,
+    skip_bad: bool,
+) -> Result<PreparedIds> {
+    let mut out = PreparedIds::default();
+    let mut lines = Vec::new();
+    for (row, (line, raw)) in ids.into_iter().enumerate() {
+        match normalize(kind, raw) {
+            Ok(id) => {
+                out.ids.push(id);
+                out.rows.push(row);
+                lines.push(line);
+            }
+            Err(_) if skip_bad => out.skipped_invalid += 1,
+            Err(why) => {
+                return Err(Error::Input(format!(
+                    "{source} line {line}: ID '{}' {why} (kind {kind}; or skip bad IDs to drop such rows)",
+                    raw.trim()
+                )));
+            }
+        }
+    }
+    let mut keep = vec![true; out.ids.len()];
+    {
+        let mut first_line: HashMap<&str, usize> = HashMap::with_capacity(out.ids.len());
+        for (i, id) in out.ids.iter().enumerate() {
+            if let Some(&first) = first_line.get(id.as_str()) {
+                if !skip_bad {
+                    return Err(Error::Input(format!(
+                        "{source} line {}: ID '{id}' repeats the ID of line {first}: each entity must appear \
+                         once; merge or remove the repeated row (or skip bad IDs to keep the first)",
+                        lines[i]
+                    )));
+                }
+                keep[i] = false;
+                out.skipped_duplicate += 1;
+            } else {
+                first_line.insert(id, lines[i]);
+            }
+        }
+    }
+    if out.skipped_duplicate > 0 {
+        let mut k = keep.iter();
+        out.ids.retain(|_| *k.next().expect("one flag per id"));
+        let mut k = keep.iter();
+        out.rows.retain(|_| *k.next().expect("one flag per row"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_column(path: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        text.lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn uscc_check_accepts_every_id_of_synthetic_30k_and_rejects_each_altered_check_character() {
+        let dir = "/work/shared/data/synthetic_30k";
+        let mut n = 0;
+        for file in ["gov.csv", "bank.csv"] {
+            for id in first_column(&format!("{dir}/{file}")) {
+                assert_eq!(normalize(IdKind::Uscc, &id), Ok(id.clone()), "{file}: {id}");
+                // Every other check character must be refused: the check is not a constant pass.
+                let wrong = USCC_CHARSET.iter().filter(|&&c| c != id.as_bytes()[17]);
+                for &c in wrong.take(3) {
+                    let bad = format!("{}{}", &id[..17], c as char);
+                    let err = normalize(IdKind::Uscc, &bad).unwrap_err();
+                    assert!(err.contains("check character"), "{bad}: {err}");
+                }
+                n += 1;
+            }
+        }
+        assert_eq!(n, 35_000 + 33_000);
+    }
+
+    #[test]
+    fn uscc_normalises_case_and_space_and_explains_bad_length_and_charset() {
+        let id = first_column("/work/shared/data/synthetic_30k/gov.csv").remove(0);
+        assert_eq!(normalize(IdKind::Uscc, &format!("  {}\t", id.to_lowercase())), Ok(id.clone()));
+        assert!(normalize(IdKind::Uscc, &id[..17]).unwrap_err().contains("17 characters"));
+        let with_o = format!("{}O{}", &id[..3], &id[4..]);
+        assert!(normalize(IdKind::Uscc, &with_o).unwrap_err().contains("'O' at position 4"));
+    }
+
+    #[test]
+    fn resident_id_mod_11_2_accepts_published_examples_and_rejects_altered_ones() {
+        for id in ["11010519491231002X", "440524188001010014", "110101199003074477"] {
+            assert_eq!(normalize(IdKind::ResidentId, &id.to_lowercase()), Ok(id.to_string()));
+            for c in "0123456789X".chars().filter(|&c| c != id.chars().last().unwrap()) {
+                let bad = format!("{}{c}", &id[..17]);
+                assert!(normalize(IdKind::ResidentId, &bad).unwrap_err().contains("check character"), "{bad}");
+            }
+            // A transposition of two different digits changes the check value.
+            let mut b = id.as_bytes().to_vec();
+            let i = (0..16).find(|&i| b[i] != b[i + 1]).unwrap();
+            b.swap(i, i + 1);
+            assert!(normalize(IdKind::ResidentId, std::str::from_utf8(&b).unwrap()).is_err());
+        }
+        assert!(normalize(IdKind::ResidentId, "1101051949123100X2").unwrap_err().contains("position 17"));
+        assert!(normalize(IdKind::ResidentId, "110105491231002").unwrap_err().contains("15 characters"));
+    }
+
+    #[test]
+    fn raw_ids_are_trimmed_upper_cased_and_bounded() {
+        assert_eq!(normalize(IdKind::Raw, " acct-7 "), Ok("ACCT-7".into()));
+        assert!(normalize(IdKind::Raw, "   ").is_err());
+        assert!(normalize(IdKind::Raw, "a\u{7}b").unwrap_err().contains("U+0007"));
+        assert!(normalize(IdKind::Raw, &"x".repeat(MAX_RAW_LEN)).is_ok());
+        assert!(normalize(IdKind::Raw, &"x".repeat(MAX_RAW_LEN + 1)).is_err());
+        assert_eq!("resident_id".parse::<IdKind>().unwrap(), IdKind::ResidentId);
+        assert!("passport".parse::<IdKind>().is_err());
+    }
+
+    #[test]
+    fn prepare_ids_reports_invalid_and_duplicate_ids_with_lines_or_skips_and_counts_them() {
+        let input = [(2, "k1"), (3, " k2"), (4, ""), (5, "K1"), (6, "k3"), (7, "k2 ")];
+        let err = prepare_ids(IdKind::Raw, "bank.csv", input, false).unwrap_err().to_string();
+        assert!(err.contains("bank.csv line 4") && err.contains("empty"), "{err}");
+
+        let no_empty: Vec<_> = input.iter().copied().filter(|(_, s)| !s.is_empty()).collect();
+        let err = prepare_ids(IdKind::Raw, "bank.csv", no_empty, false).unwrap_err().to_string();
+        assert!(err.contains("bank.csv line 5") && err.contains("'K1'") && err.contains("line 2"), "{err}");
+
+        let p = prepare_ids(IdKind::Raw, "bank.csv", input, true).unwrap();
+        assert_eq!(p.ids, ["K1", "K2", "K3"]);
+        assert_eq!(p.rows, [0, 1, 4]);
+        assert_eq!((p.skipped_invalid, p.skipped_duplicate), (1, 2));
+    }
+}

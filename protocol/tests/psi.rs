@@ -1,0 +1,185 @@
+//! PSI end to end over the in-memory channel pair: intersections and alignment are checked against
+//! sets computed here, refusals on both sides, and the ID preparation on the shared data set.
+
+use std::collections::HashSet;
+
+use protocol::channel::run_pair;
+use protocol::ids::{IdKind, prepare_ids};
+use protocol::psi::{PsiOutput, PsiParams, PsiReveal, intersect};
+use protocol::{Error, Result, Stats};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+fn params(reveal: PsiReveal, min_intersection: u64) -> PsiParams {
+    PsiParams { domain: "job-2026-0001".into(), reveal, min_intersection }
+}
+
+type Outcome = (Result<PsiOutput>, Stats);
+
+fn run(gov: &[String], bank: &[String], gov_params: &PsiParams, bank_params: &PsiParams) -> (Outcome, Outcome) {
+    run_pair(
+        |ch| (intersect(ch, gov, gov_params, &mut ChaCha20Rng::seed_from_u64(11)), ch.stats()),
+        |ch| (intersect(ch, bank, bank_params, &mut ChaCha20Rng::seed_from_u64(22)), ch.stats()),
+    )
+}
+
+/// Gov and bank sets drawn from one pool: `common` shared IDs plus private ones, shuffled.
+fn sets(seed: u64, only_gov: usize, only_bank: usize, common: usize) -> (Vec<String>, Vec<String>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut pool = HashSet::new();
+    while pool.len() < only_gov + only_bank + common {
+        pool.insert(format!("ID{:016X}", rng.random::<u64>()));
+    }
+    let mut pool: Vec<String> = pool.into_iter().collect();
+    pool.sort();
+    pool.shuffle(&mut rng);
+    let mut gov: Vec<String> = pool[..only_gov + common].to_vec();
+    let mut bank: Vec<String> = pool[only_gov..].to_vec();
+    gov.shuffle(&mut rng);
+    bank.shuffle(&mut rng);
+    (gov, bank)
+}
+
+/// Maps rows back to IDs and checks that they list exactly `gov ∩ bank` with no repeats.
+fn ids_of(rows: &[usize], ids: &[String], expected: &HashSet<&str>) -> Vec<String> {
+    let got: Vec<String> = rows.iter().map(|&r| ids[r].clone()).collect();
+    let as_set: HashSet<&str> = got.iter().map(String::as_str).collect();
+    assert_eq!(as_set.len(), got.len(), "rows repeat an entity");
+    assert_eq!(&as_set, expected, "rows are not the intersection");
+    got
+}
+
+/// Runs PSI with `reveal` and checks both outputs against the intersection computed here.
+fn check(gov: &[String], bank: &[String], reveal: PsiReveal) -> (Stats, Stats) {
+    let p = params(reveal, 0);
+    let ((g, gs), (b, bs)) = run(gov, bank, &p, &p);
+    let (g, b) = (g.expect("gov PSI"), b.expect("bank PSI"));
+    let bank_set: HashSet<&str> = bank.iter().map(String::as_str).collect();
+    let expected: HashSet<&str> = gov.iter().map(String::as_str).filter(|id| bank_set.contains(id)).collect();
+    assert_eq!((g.size, b.size), (expected.len(), expected.len()));
+    match reveal {
+        PsiReveal::Both => {
+            let g_ids = ids_of(g.rows.as_ref().expect("gov rows"), gov, &expected);
+            let b_ids = ids_of(b.rows.as_ref().expect("bank rows"), bank, &expected);
+            assert_eq!(g_ids, b_ids, "row i must be the same entity at both parties");
+        }
+        PsiReveal::BankOnly => {
+            assert_eq!(g.rows, None, "gov may only learn the size");
+            ids_of(b.rows.as_ref().expect("bank rows"), bank, &expected);
+        }
+        PsiReveal::SizeOnly => assert_eq!((g.rows, b.rows), (None, None)),
+    }
+    assert_eq!(gs.bytes_sent, bs.bytes_received);
+    (gs, bs)
+}
+
+#[test]
+fn random_sets_intersect_and_align_in_every_reveal_mode() {
+    for (seed, g, b, c) in [(1, 300, 200, 250), (2, 10, 700, 40), (3, 500, 3, 1)] {
+        let (gov, bank) = sets(seed, g, b, c);
+        for reveal in [PsiReveal::Both, PsiReveal::BankOnly, PsiReveal::SizeOnly] {
+            check(&gov, &bank, reveal);
+        }
+    }
+}
+
+#[test]
+fn edge_cases_empty_disjoint_identical_and_single_elements() {
+    let (gov, bank) = sets(7, 40, 30, 0);
+    let none: Vec<String> = Vec::new();
+    check(&none, &bank, PsiReveal::Both);
+    check(&gov, &none, PsiReveal::Both);
+    check(&none, &none, PsiReveal::Both);
+    check(&gov, &bank, PsiReveal::Both); // disjoint
+    check(&gov, &gov, PsiReveal::Both); // identical
+    let mut reordered = gov.clone();
+    reordered.reverse();
+    check(&gov, &reordered, PsiReveal::Both);
+    check(&gov[..1], &bank, PsiReveal::Both); // single, not in the other set
+    check(&bank[5..6], &bank, PsiReveal::Both); // single, in the other set
+    check(&gov, &gov[17..18], PsiReveal::Both);
+}
+
+#[test]
+fn large_sets_with_half_overlap_align_and_stay_within_the_byte_budget() {
+    let (gov, bank) = sets(9, 10_000, 10_000, 10_000);
+    let (gs, bs) = check(&gov, &bank, PsiReveal::Both);
+    let per_element = (gs.bytes_sent + bs.bytes_sent) as f64 / (gov.len() + bank.len()) as f64;
+    // 32 B per point each way, a 10-byte tag per bank element, 4 B per gov position.
+    assert!(per_element < 32.0 + 5.0 + 1.0 + 0.1, "{per_element} bytes per element");
+}
+
+#[test]
+fn shared_data_set_ids_prepare_and_intersect_to_the_30000_common_entities() {
+    let read = |file: &str| std::fs::read_to_string(format!("/work/shared/data/synthetic_30k/{file}")).unwrap();
+    let (gov_csv, bank_csv) = (read("gov.csv"), read("bank.csv"));
+    let column = |text: &str, source: &str| {
+        let rows = text.lines().enumerate().skip(1).map(|(i, l)| (i + 1, l.split(',').next().unwrap()));
+        prepare_ids(IdKind::Uscc, source, rows, false).unwrap()
+    };
+    let (gov, bank) = (column(&gov_csv, "gov.csv"), column(&bank_csv, "bank.csv"));
+    assert_eq!((gov.ids.len(), bank.ids.len()), (35_000, 33_000));
+    let p = params(PsiReveal::Both, 1000);
+    let ((g, _), (b, _)) = run(&gov.ids, &bank.ids, &p, &p);
+    let (g, b) = (g.unwrap(), b.unwrap());
+    assert_eq!((g.size, b.size), (30_000, 30_000));
+    // Back to dataset rows, then to the raw CSV lines: the aligned rows name the same entity.
+    let g_lines: Vec<&str> = gov_csv.lines().skip(1).collect();
+    let b_lines: Vec<&str> = bank_csv.lines().skip(1).collect();
+    for (&gr, &br) in g.rows.unwrap().iter().zip(b.rows.as_ref().unwrap()) {
+        let (gl, bl) = (g_lines[gov.rows[gr]], b_lines[bank.rows[br]]);
+        assert_eq!(gl.split(',').next(), bl.split(',').next());
+    }
+}
+
+#[test]
+fn min_intersection_refuses_on_both_sides_before_and_after_computing() {
+    let (gov, bank) = sets(4, 50, 50, 20);
+    for min in [21, 71] {
+        // 71 exceeds both set sizes (refused at hello); 21 exceeds only the actual overlap.
+        let p = params(PsiReveal::Both, min);
+        let ((g, _), (b, _)) = run(&gov, &bank, &p, &p);
+        for (who, r) in [("gov", g), ("bank", b)] {
+            let err = r.expect_err("PSI below min_intersection must be refused").to_string();
+            assert!(err.contains("min_intersection") && err.contains(&min.to_string()), "{who}: {err}");
+        }
+    }
+    let p = params(PsiReveal::Both, 20);
+    let ((g, _), (b, _)) = run(&gov, &bank, &p, &p);
+    assert_eq!((g.unwrap().size, b.unwrap().size), (20, 20));
+}
+
+#[test]
+fn differing_parameters_are_refused_on_both_sides() {
+    let (gov, bank) = sets(5, 5, 5, 5);
+    let base = params(PsiReveal::Both, 0);
+    let others = [
+        PsiParams { domain: "job-2026-0002".into(), ..base.clone() },
+        PsiParams { reveal: PsiReveal::BankOnly, ..base.clone() },
+        PsiParams { min_intersection: 1, ..base.clone() },
+    ];
+    for other in others {
+        let ((g, _), (b, _)) = run(&gov, &bank, &base, &other);
+        for r in [g, b] {
+            let err = r.expect_err("mismatched parameters must abort");
+            assert!(matches!(&err, Error::Input(m) if m.contains("PSI parameters differ")), "{err}");
+        }
+    }
+}
+
+#[test]
+fn repeated_ids_passed_to_intersect_are_refused() {
+    let (gov, mut bank) = sets(6, 5, 5, 5);
+    bank.push(bank[3].clone());
+    let p = params(PsiReveal::Both, 0);
+    let ((g, _), (b, _)) = run(&gov, &bank, &p, &p);
+    assert!(matches!(b, Err(Error::Input(ref m)) if m.contains("bank's PSI input contains repeated IDs")), "{b:?}");
+    assert!(matches!(g, Err(Error::PeerAbort(ref m)) if m.contains("repeated IDs")), "{g:?}");
+
+    let (mut gov, bank) = sets(6, 5, 5, 5);
+    gov.push(gov[0].clone());
+    let ((g, _), (b, _)) = run(&gov, &bank, &p, &p);
+    assert!(matches!(b, Err(Error::Protocol(ref m)) if m.contains("gov's PSI input contains repeated IDs")), "{b:?}");
+    assert!(g.is_err());
+}
