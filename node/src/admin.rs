@@ -5,9 +5,11 @@
 //! |--------|------------------------|---------------------------------|
 //! | GET    | `/v1/status`           | [`Status`]                      |
 //! | GET    | `/v1/jobs`             | `[JobRecord]`, oldest first     |
-//! | POST   | `/v1/jobs`             | `JobSpec` → `JobRecord`         |
+//! | POST   | `/v1/jobs`             | [`Submission`] → `JobRecord`    |
 //! | GET    | `/v1/jobs/{id}`        | `JobRecord`                     |
 //! | POST   | `/v1/jobs/{id}/cancel` | `JobRecord`                     |
+//!
+//! A `JobRecord` names the job's transcript file (`transcript`) once it exists.
 //!
 //! Errors answer `{"error": "..."}` with a 4xx/5xx status.
 
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::daemon::Node;
-use crate::jobs::record::JobRecord;
+use crate::jobs::record::{JobRecord, check_operator};
 use crate::jobs::spec::JobSpec;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,15 @@ pub struct Status {
     pub peer: String,
     pub peer_connected: bool,
     pub protocol_version: u32,
+}
+
+/// A job submission: the job and who submits it (recorded in the job's manifest).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    pub spec: JobSpec,
+    /// Person or service account submitting the job (1..=200 printable characters).
+    pub operator: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -102,8 +113,12 @@ async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<J
     }
 }
 
-async fn submit(State(s): State<AppState>, Json(spec): Json<JobSpec>) -> Result<Json<JobRecord>, ApiError> {
-    s.node.submit(spec).map(Json).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))
+async fn submit(State(s): State<AppState>, Json(sub): Json<Submission>) -> Result<Json<JobRecord>, ApiError> {
+    check_operator(&sub.operator)
+        .map_err(|e| anyhow!(e))
+        .and_then(|()| s.node.submit(sub.spec, &sub.operator))
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))
 }
 
 async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<JobRecord>, ApiError> {
@@ -181,9 +196,11 @@ impl AdminClient {
         self.answer(self.agent.get(format!("{}/v1/jobs/{id}", self.base)).header("Authorization", self.bearer()).call())
     }
 
-    pub fn submit(&self, spec: &JobSpec) -> Result<JobRecord> {
+    /// Submits `spec` on behalf of `operator`.
+    pub fn submit(&self, spec: &JobSpec, operator: &str) -> Result<JobRecord> {
+        let body = Submission { spec: spec.clone(), operator: operator.to_string() };
         self.answer(
-            self.agent.post(format!("{}/v1/jobs", self.base)).header("Authorization", self.bearer()).send_json(spec),
+            self.agent.post(format!("{}/v1/jobs", self.base)).header("Authorization", self.bearer()).send_json(&body),
         )
     }
 

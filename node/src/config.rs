@@ -74,6 +74,10 @@ pub struct PeerSection {
     /// PEM file of a private CA; the peer's certificate must chain to it and name `peer.name`.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// The peer's Ed25519 transcript-signing public key: 64 hex digits, the peer's `signing.pub`
+    /// as printed by `tandem init` on the peer. It goes into every job's manifest, and the peer's
+    /// phase signatures must verify against it.
+    pub signing_key: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -122,8 +126,9 @@ impl Default for Limits {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TranscriptSettings {
-    /// Also store every payload (hex) in the transcript. Off by default: payloads can be large and
-    /// the hashes are enough to check a transcript against the peer's.
+    /// Also keep every frame payload in `<transcript>.payloads` (`[transcript] payloads = true`).
+    /// Off by default: payloads can be large and the hashes are enough to check a transcript
+    /// against the peer's.
     pub payloads: bool,
 }
 
@@ -227,6 +232,7 @@ impl Config {
                  `tandem init`) or `ca` (PEM file of the private CA that signed the peer's certificate)"
             ),
         }
+        self.peer_signing_key()?;
         let t = &self.timeouts;
         if t.connect_secs == 0 || t.read_secs == 0 || t.idle_secs == 0 {
             bail!("timeouts: connect_secs, read_secs and idle_secs must be at least 1");
@@ -289,6 +295,20 @@ impl Config {
             .with_context(|| format!("peer.addr '{}' is not a reachable host:port", self.peer.addr))?
             .next()
             .with_context(|| format!("peer.addr '{}' resolves to no address", self.peer.addr))
+    }
+
+    /// The peer's transcript-signing public key (`peer.signing_key`).
+    pub fn peer_signing_key(&self) -> Result<ed25519_dalek::VerifyingKey> {
+        let key = &self.peer.signing_key;
+        let bytes: [u8; 32] = hex::decode(key.trim()).ok().and_then(|b| b.try_into().ok()).with_context(|| {
+            format!(
+                "peer.signing_key '{key}' is not 64 hex digits: set it to the peer's Ed25519 public key \
+                 (its signing.pub, printed by `tandem init` on the peer)"
+            )
+        })?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| {
+            anyhow::anyhow!("peer.signing_key '{key}' is not a valid Ed25519 public key: copy the peer's signing.pub exactly")
+        })
     }
 
     /// Directory of one job's files (transcript, outputs).

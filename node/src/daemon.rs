@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin;
-use crate::config::{Config, format_fingerprint, parse_fingerprint};
+use crate::config::{Config, cert_fingerprint, format_fingerprint, parse_fingerprint};
 use crate::identity;
 use crate::jobs::policy;
 use crate::jobs::record::{JobRecord, JobState, new_job_id, valid_job_id};
@@ -181,20 +181,23 @@ impl Node {
         self.connection.lock().await.as_ref().is_some_and(|c| c.close_reason().is_none())
     }
 
-    /// Submits a job from the local operator: checks this node's policy, records it, runs it.
-    pub fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobRecord> {
+    /// Submits a job from the local `operator` (person or service account, recorded in the
+    /// job's manifest): checks this node's policy, records it, runs it.
+    pub fn submit(self: &Arc<Self>, spec: JobSpec, operator: &str) -> Result<JobRecord> {
         spec.validate()?;
+        crate::jobs::transcript::consent_refs(&spec).map_err(|e| anyhow!(e))?;
         policy::check(&self.config, &spec, &self.config.peer.name, self.peer_fingerprint.as_deref())
             .map_err(|reason| anyhow!("refused by this node: {reason}"))?;
         let id = new_job_id();
         let cancel = self.try_register(&id)?;
-        let record = JobRecord::new(
+        let mut record = JobRecord::new(
             &id,
             spec.clone(),
             &self.config.node.name,
             &self.config.peer.name,
             &runner::step_names(spec.kind),
         );
+        record.operator = operator.to_string();
         if let Err(e) = self.store.insert(&record) {
             self.unregister(&id);
             return Err(e);
@@ -204,18 +207,20 @@ impl Node {
         self.handle.spawn(async move {
             let streams = async {
                 let conn = node.peer_connection().await?;
+                let peer_cert = peer_cert_sha256(&conn)?;
                 let limit = node.config.timeouts.connect();
                 // Bounded: a peer that grants no stream must not leave the job pending forever.
-                within(limit, open_job_stream(&conn, &job_id)).await.map_err(|e| match e {
+                let (send, recv) = within(limit, open_job_stream(&conn, &job_id)).await.map_err(|e| match e {
                     protocol::Error::Timeout(s) => anyhow!(
                         "cannot open a job stream: peer '{}' accepted no new stream within {s} s (timeouts.connect_secs)",
                         node.config.peer.name
                     ),
                     e => anyhow!("cannot open a job stream: {e}"),
-                })
+                })?;
+                Ok::<_, anyhow::Error>((send, recv, peer_cert))
             };
             match streams.await {
-                Ok((send, recv)) => node.run_blocking(job_id, send, recv, cancel, true).await,
+                Ok((send, recv, peer_cert)) => node.run_blocking(job_id, send, recv, peer_cert, cancel, true).await,
                 Err(e) => {
                     let _ = node.store.update(&job_id, |r| r.fail(JobState::Failed, &format!("connect: {e:#}")));
                     node.unregister(&job_id);
@@ -267,6 +272,7 @@ impl Node {
         id: String,
         send: quinn::SendStream,
         recv: quinn::RecvStream,
+        peer_cert_sha256: [u8; 32],
         cancel: watch::Receiver<bool>,
         submitter: bool,
     ) {
@@ -277,6 +283,7 @@ impl Node {
             store: self.store.clone(),
             cancel,
             peer_fingerprint: self.peer_fingerprint.clone(),
+            peer_cert_sha256,
         };
         let job_id = id.clone();
         let done = tokio::task::spawn_blocking(move || {
@@ -356,6 +363,10 @@ async fn accept_loop(node: Arc<Node>) {
 
 /// Accepts the job streams the peer opens on `conn` until it closes.
 async fn serve_streams(node: Arc<Node>, conn: quinn::Connection) {
+    let peer_cert = match peer_cert_sha256(&conn) {
+        Ok(fp) => fp,
+        Err(e) => return tracing::warn!("{e:#}"),
+    };
     loop {
         let (send, mut recv) = match conn.accept_bi().await {
             Ok(s) => s,
@@ -376,7 +387,7 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection) {
                 return tracing::warn!("peer proposed an invalid or already known job id '{id:.64}'");
             }
             match node.try_register(&id) {
-                Ok(cancel) => node.run_blocking(id, send, recv, cancel, false).await,
+                Ok(cancel) => node.run_blocking(id, send, recv, peer_cert, cancel, false).await,
                 Err(e) => {
                     // Answer the proposal with an abort so the peer's job fails with the reason.
                     tracing::warn!("refused job '{id}' proposed by the peer: {e:#}");
@@ -392,6 +403,14 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection) {
             }
         });
     }
+}
+
+/// SHA-256 of the certificate the peer presented on `conn` (mutual TLS: there always is one).
+fn peer_cert_sha256(conn: &quinn::Connection) -> Result<[u8; 32]> {
+    conn.peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|certs| certs.first().map(|c| cert_fingerprint(c)))
+        .ok_or_else(|| anyhow!("the peer connection carries no TLS certificate"))
 }
 
 /// `tandem serve`: runs until SIGINT or SIGTERM.

@@ -2,7 +2,7 @@
 //!
 //! Layout: [`config`] (the TOML file), [`identity`] (`tandem init` keys), [`transport`] (QUIC,
 //! mTLS, hello, job streams), [`jobs`] (specs, policy, store, runner with per-kind phases,
-//! transcript hook), [`daemon`] (the running node), [`admin`] (local HTTP API and its client),
+//! signed transcripts), [`daemon`] (the running node), [`admin`] (local HTTP API and its client),
 //! [`audit`] (signed transcripts and the auditor's verify/compare/report).
 
 pub mod admin;

@@ -56,6 +56,26 @@ enum Command {
         #[command(subcommand)]
         command: JobCommand,
     },
+    /// Check job transcripts (needs no running node). Exit code 0: all verified; 1: verification
+    /// failed (each problem printed with its record number); 2: bad arguments or unreadable files.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check one transcript: chain, signatures, signed phase heads, payloads if captured.
+    Verify { file: PathBuf },
+    /// Check both nodes' transcripts of one job against each other (and each on its own).
+    Compare { gov: PathBuf, bank: PathBuf },
+    /// Print a readable summary of a transcript; with --html, also write an HTML report.
+    Report {
+        file: PathBuf,
+        #[arg(long, value_name = "OUT")]
+        html: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,10 +86,13 @@ enum JobCommand {
         /// Follow the job until it ends (like `job watch`).
         #[arg(long)]
         watch: bool,
+        /// Who submits the job (recorded in its transcript); default: $USER.
+        #[arg(long)]
+        operator: Option<String>,
     },
-    /// List all jobs of this node.
+    /// List all jobs of this node, with their transcript files.
     List,
-    /// Show one job as JSON.
+    /// Show one job as JSON (`transcript` is its transcript file).
     Status { id: String },
     /// Follow a job's phases until it ends; exits non-zero unless it succeeded.
     Watch { id: String },
@@ -124,28 +147,37 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Audit { command } => std::process::exit(audit(&command)),
         Command::Bench { command } => node::bench::run(command),
         Command::Job { config, command } => {
             let c = client(config)?;
             match command {
-                JobCommand::Submit { file, watch: follow } => {
+                JobCommand::Submit { file, watch: follow, operator } => {
                     let spec = JobSpec::load(&file)?;
-                    let r = c.submit(&spec)?;
+                    let operator = match operator.or_else(|| std::env::var("USER").ok()).filter(|o| !o.is_empty()) {
+                        Some(o) => o,
+                        None => bail!("who submits this job? pass --operator NAME ($USER is not set)"),
+                    };
+                    let r = c.submit(&spec, &operator)?;
                     println!("{}", r.id);
                     if follow { watch(&c, &r.id) } else { Ok(()) }
                 }
                 JobCommand::List => {
-                    println!("{:<22} {:<6} {:<10} {:<10} {:<8} ERROR", "ID", "KIND", "STATE", "SUBMITTER", "STEP");
+                    println!("{:<22} {:<6} {:<10} {:<10} {:<8} {:<12} TRANSCRIPT / ERROR", "ID", "KIND", "STATE", "SUBMITTER", "STEP", "OPERATOR");
                     for r in c.list()? {
+                        let transcript = r.transcript.as_ref().map_or("-".to_string(), |p| p.display().to_string());
                         println!(
-                            "{:<22} {:<6} {:<10} {:<10} {:<8} {}",
+                            "{:<22} {:<6} {:<10} {:<10} {:<8} {:<12} {transcript}",
                             r.id,
                             r.spec.kind.as_str(),
                             state_name(r.state),
                             r.submitted_by,
                             current_step(&r),
-                            r.error.as_deref().unwrap_or("")
+                            r.operator,
                         );
+                        if let Some(e) = &r.error {
+                            println!("{:<22} error: {e}", "");
+                        }
                     }
                     Ok(())
                 }
@@ -164,6 +196,17 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `tandem audit ...`: the auditor's commands; returns their exit code.
+fn audit(command: &AuditCommand) -> i32 {
+    use node::audit::cli;
+    let mut out = std::io::stdout().lock();
+    match command {
+        AuditCommand::Verify { file } => cli::verify_cmd(file, &mut out),
+        AuditCommand::Compare { gov, bank } => cli::compare_cmd(gov, bank, &mut out),
+        AuditCommand::Report { file, html } => cli::report_cmd(file, html.as_deref(), &mut out),
+    }
+}
+
 fn init(name: &str, role: Role, out: &Path) -> Result<()> {
     let o = node::identity::init_node_dir(name, out)?;
     println!("created node directory {} for '{name}' (role {role})", o.dir.display());
@@ -171,8 +214,9 @@ fn init(name: &str, role: Role, out: &Path) -> Result<()> {
     println!("  signing.key/.pub      Ed25519 transcript signing key (public: {})", o.signing_public_key);
     println!("  admin.token           bearer token of the local admin API");
     println!();
-    println!("certificate fingerprint (give it to the peer's operator for their peer.fingerprint):");
-    println!("{}", o.fingerprint);
+    println!("give both lines to the peer's operator, for their config's [peer] section:");
+    println!("fingerprint = \"{}\"", o.fingerprint);
+    println!("signing_key = \"{}\"", o.signing_public_key);
     Ok(())
 }
 

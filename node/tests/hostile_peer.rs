@@ -8,64 +8,45 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::daemons::{OPERATOR, cert_fp, config, demo_job, signing_pub};
 use node::admin::AdminClient;
-use node::config::{Config, format_fingerprint};
+use node::config::{Config, parse_fingerprint};
 use node::daemon::Daemon;
 use node::jobs::record::{JobRecord, JobState};
-use node::jobs::spec::JobSpec;
+use node::jobs::runner::{Decision, Proposal};
+use node::jobs::transcript::{NodeKeys, dataset_info};
 use node::transport::stream::{open_job_stream, read_frame, read_job_open, write_frame};
 use node::transport::{Link, PeerConnection, PeerTrust, TlsIdentity};
 use protocol::Role;
 use protocol::channel::{DEFAULT_MAX_FRAME, Frame};
 use quinn::{RecvStream, SendStream};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn demo_job() -> JobSpec {
-    JobSpec::load(&repo_root().join("configs/demo-job.toml")).unwrap()
-}
-
-fn cert_fp(dir: &Path) -> [u8; 32] {
-    node::config::cert_fingerprint(&node::identity::load_cert(&dir.join("tls.crt")).unwrap())
-}
-
-/// Node config from a bundled template, for the node directory `dir`, with short timeouts.
-fn config(template: &str, dir: &Path, listen: std::net::SocketAddr, peer: std::net::SocketAddr, peer_fp: [u8; 32]) -> Config {
-    let mut c = Config::load(&repo_root().join("configs").join(template)).unwrap();
-    c.node.listen = listen;
-    c.node.data_dir = dir.join("data");
-    c.node.tls_cert = dir.join("tls.crt");
-    c.node.tls_key = dir.join("tls.key");
-    c.node.signing_key = dir.join("signing.key");
-    c.admin.port = 0;
-    c.admin.token_file = dir.join("admin.token");
-    c.peer.addr = peer.to_string();
-    c.peer.fingerprint = Some(format_fingerprint(&peer_fp));
+/// Short timeouts so that silence is noticed quickly.
+fn short_timeouts(c: &mut Config) {
     c.timeouts.connect_secs = 2;
     c.timeouts.read_secs = 2;
     c.timeouts.idle_secs = 10;
     c.timeouts.keepalive_secs = 1;
-    c
 }
 
 /// A real bank daemon and a fake gov endpoint holding gov's real keys.
 struct Harness {
     rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
+    /// Holds both node directories.
+    _dir: tempfile::TempDir,
     bank: Option<Daemon>,
     bank_config: Config,
+    /// The real gov's config (its keys are the fake's); the fake builds its proposals from it.
+    gov_config: Config,
     api: AdminClient,
     fake: Option<Link>,
 }
 
 impl Harness {
     fn new(tweak: impl FnOnce(&mut Config)) -> Harness {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = common::daemons::runtime();
         let dir = tempfile::tempdir().unwrap();
         let (gov_dir, bank_dir) = (dir.path().join("gov"), dir.path().join("bank"));
         node::identity::init_node_dir("gov", &gov_dir).unwrap();
@@ -78,17 +59,22 @@ impl Harness {
             let _guard = rt.enter();
             common::link(
                 &gov_identity,
-                &PeerTrust::Pinned(cert_fp(&bank_dir)),
+                &PeerTrust::Pinned(parse_fingerprint(&cert_fp(&bank_dir)).unwrap()),
                 common::settings("gov", Role::Gov, "bank", Role::Bank),
             )
         };
         let bank_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let bank_addr = bank_socket.local_addr().unwrap();
+        let fake_addr = fake.local_addr().unwrap();
         let mut bank_config =
-            config("bank.toml", &bank_dir, bank_socket.local_addr().unwrap(), fake.local_addr().unwrap(), cert_fp(&gov_dir));
+            config("bank.toml", &bank_dir, bank_addr, fake_addr, &cert_fp(&gov_dir), &signing_pub(&gov_dir));
+        short_timeouts(&mut bank_config);
         tweak(&mut bank_config);
+        let mut gov_config = config("gov.toml", &gov_dir, fake_addr, bank_addr, &cert_fp(&bank_dir), &signing_pub(&bank_dir));
+        short_timeouts(&mut gov_config);
         let bank = rt.block_on(Daemon::start_on(bank_config.clone(), bank_socket)).unwrap();
         let api = AdminClient::new(bank.admin_addr(), node::identity::load_token(&bank_config.admin.token_file).unwrap());
-        Harness { rt, dir, bank: Some(bank), bank_config, api, fake: Some(fake) }
+        Harness { rt, _dir: dir, bank: Some(bank), bank_config, gov_config, api, fake: Some(fake) }
     }
 
     fn bank_addr(&self) -> std::net::SocketAddr {
@@ -137,9 +123,30 @@ impl Harness {
         String::from_utf8(f.payload).unwrap()
     }
 
-    /// A well-formed proposal of the demo job, which the bank's policy accepts.
+    /// A well-formed proposal of the demo job, built as the real gov would (its keys, dataset
+    /// and policy), which the bank's policy accepts.
     fn proposal(&self, id: &str) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "id": id, "submitted_by": "gov", "spec": demo_job() })).unwrap()
+        let spec = demo_job();
+        let keys = NodeKeys::load(&self.gov_config).unwrap();
+        let side = keys.side(&self.gov_config, &spec, Some(dataset_info(&self.gov_config, &spec).unwrap()));
+        let created = node::audit::record::now_rfc3339();
+        let p = Proposal { id: id.into(), submitted_by: "gov".into(), created, operator: OPERATOR.into(), spec, side };
+        serde_json::to_vec(&p).unwrap()
+    }
+
+    /// The bank's decision on a proposal (which must come next on the stream).
+    fn decision(&self, recv: &mut RecvStream) -> Decision {
+        let f = self.read(recv);
+        assert_eq!(f.kind, "job.decision", "{}", String::from_utf8_lossy(&f.payload));
+        serde_json::from_slice(&f.payload).unwrap()
+    }
+
+    /// An accepting decision as the real gov would send it.
+    fn accept(&self) -> Vec<u8> {
+        let spec = demo_job();
+        let keys = NodeKeys::load(&self.gov_config).unwrap();
+        let side = keys.side(&self.gov_config, &spec, Some(dataset_info(&self.gov_config, &spec).unwrap()));
+        serde_json::to_vec(&Decision { refusal: None, side }).unwrap()
     }
 
     /// Proves the bank still serves job streams: a valid proposal on a new stream is accepted;
@@ -150,9 +157,8 @@ impl Harness {
         let id = node::jobs::record::new_job_id();
         let (mut send, mut recv) = self.open(conn, &id);
         self.send_frame(&mut send, "job.proposal", &self.proposal(&id));
-        let decision = self.read(&mut recv);
-        assert_eq!(decision.kind, "job.decision");
-        assert_eq!(String::from_utf8(decision.payload).unwrap(), "\"Accept\"");
+        let decision = self.decision(&mut recv);
+        assert_eq!(decision.refusal, None);
         self.send_frame(&mut send, "abort", b"test: done");
         let r = self.wait_final(&id);
         assert_eq!(r.state, JobState::Failed);
@@ -195,7 +201,7 @@ impl Harness {
     /// The bank submits the demo job; the fake gov takes the stream and the proposal.
     /// Returns the job id and the fake's ends of the stream.
     fn bank_submits(&self, conn: &PeerConnection) -> (String, SendStream, RecvStream) {
-        let submitted = self.api.submit(&demo_job()).unwrap();
+        let submitted = self.api.submit(&demo_job(), OPERATOR).unwrap();
         let (send, mut recv) = self.rt.block_on(conn.connection.accept_bi()).unwrap();
         let id = self.rt.block_on(read_job_open(&mut recv, Duration::from_secs(20))).unwrap();
         assert_eq!(id, submitted.id);
@@ -265,10 +271,9 @@ fn proposals_the_bank_cannot_accept_are_rejected_naming_the_problem() {
     // An unknown job kind (e.g. from a newer node): the proposal does not decode.
     let id = node::jobs::record::new_job_id();
     let (mut send, mut recv) = h.open(&conn, &id);
-    let mut spec = serde_json::to_value(demo_job()).unwrap();
-    spec["kind"] = "quantum".into();
-    let body = serde_json::to_vec(&serde_json::json!({ "id": id, "submitted_by": "gov", "spec": spec })).unwrap();
-    h.send_frame(&mut send, "job.proposal", &body);
+    let mut p: serde_json::Value = serde_json::from_slice(&h.proposal(&id)).unwrap();
+    p["spec"]["kind"] = "quantum".into();
+    h.send_frame(&mut send, "job.proposal", &serde_json::to_vec(&p).unwrap());
     let reason = h.abort_reason(&mut recv);
     assert!(reason.contains("unknown variant `quantum`"), "{reason}");
 
@@ -283,9 +288,8 @@ fn proposals_the_bank_cannot_accept_are_rejected_naming_the_problem() {
         let mut p: serde_json::Value = serde_json::from_slice(&h.proposal(&id)).unwrap();
         p[field] = value.into();
         h.send_frame(&mut send, "job.proposal", &serde_json::to_vec(&p).unwrap());
-        let decision = h.read(&mut recv);
-        assert_eq!(decision.kind, "job.decision");
-        assert!(String::from_utf8_lossy(&decision.payload).contains(expected), "{field}");
+        let refusal = h.decision(&mut recv).refusal.unwrap();
+        assert!(refusal.contains(expected), "{field}: {refusal}");
         let r = h.wait_final(&id);
         assert_eq!(r.state, JobState::Failed);
         assert!(r.error.as_deref().unwrap().contains(expected), "{:?}", r.error);
@@ -293,7 +297,8 @@ fn proposals_the_bank_cannot_accept_are_rejected_naming_the_problem() {
 
     // A job id that could escape the data directory is refused before anything is written.
     let (mut send, mut recv) = h.open(&conn, "../../etc");
-    h.send_frame(&mut send, "job.proposal", &h.proposal("../../etc"));
+    // The bank may stop the stream before the proposal is even written.
+    let _ = h.rt.block_on(write_frame(&mut send, &Frame { kind: "job.proposal".into(), payload: h.proposal("../../etc") }));
     let stopped = h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await });
     assert!(matches!(stopped, Ok(Err(_))), "the stream is dropped without an answer");
     assert!(!h.bank_config.node.data_dir.join("etc").exists());
@@ -334,7 +339,7 @@ fn concurrent_jobs_are_bounded_by_the_configured_limit() {
         let id = node::jobs::record::new_job_id();
         let (mut send, mut recv) = h.open(&conn, &id);
         h.send_frame(&mut send, "job.proposal", &h.proposal(&id));
-        assert_eq!(h.read(&mut recv).kind, "job.decision");
+        assert_eq!(h.decision(&mut recv).refusal, None);
         running.push((id, send, recv));
     }
     let limit_reason = "node 'bank' already runs 2 jobs, its limit (limits.max_concurrent_jobs = 2)";
@@ -346,7 +351,7 @@ fn concurrent_jobs_are_bounded_by_the_configured_limit() {
     assert!(reason.starts_with(limit_reason), "{reason}");
     assert!(h.api.job(&id).is_err());
     // The bank's own operator is refused too, with the same reason.
-    let err = h.api.submit(&demo_job()).unwrap_err().to_string();
+    let err = h.api.submit(&demo_job(), OPERATOR).unwrap_err().to_string();
     assert!(err.contains(limit_reason), "{err}");
 
     // Once a job ends, a new one is accepted.
@@ -433,17 +438,17 @@ fn hostile_answers_fail_the_submitted_job_with_a_reason() {
 }
 
 #[test]
-fn garbage_in_a_protocol_phase_fails_that_phase() {
+fn garbage_after_the_decision_fails_the_job() {
     let h = Harness::new(|_| {});
     let conn = h.connect();
     let (id, mut send, mut recv) = h.bank_submits(&conn);
-    h.send_frame(&mut send, "job.decision", b"\"Accept\"");
-    // Whatever the first phase is, a frame whose kind is not a name ends it.
+    h.send_frame(&mut send, "job.decision", &h.accept());
+    // Whatever comes after the decision, a frame whose kind is not a name ends the job.
     h.write(&mut send, b"\x02\x00\x00\x00\x02\x00\x01\xaa\xbb");
     let r = h.wait_final(&id);
     assert_eq!(r.state, JobState::Failed);
     let error = r.error.clone().unwrap();
-    assert!(error.starts_with("phase '") && error.contains("kind is not a printable ASCII name"), "{error}");
+    assert!(error.contains("kind is not a printable ASCII name"), "{error}");
     let mut last = h.read(&mut recv);
     while last.kind != "abort" {
         last = h.read(&mut recv); // the phase's own messages before the bank gave up
@@ -457,7 +462,7 @@ fn a_peer_that_goes_away_mid_job_is_named_in_the_error() {
     let h = Harness::new(|_| {});
     let conn = h.connect();
     let (id, mut send, _recv) = h.bank_submits(&conn);
-    h.send_frame(&mut send, "job.decision", b"\"Accept\"");
+    h.send_frame(&mut send, "job.decision", &h.accept());
     conn.connection.close(0u32.into(), b"gone");
     let r = h.wait_final(&id);
     assert_eq!(r.state, JobState::Failed);
@@ -466,7 +471,7 @@ fn a_peer_that_goes_away_mid_job_is_named_in_the_error() {
     // The bank redials for its next job; nobody answers at the fake's address now, so the job
     // fails at connect, naming the peer, and the node keeps serving.
     h.rt.block_on(h.fake.as_ref().unwrap().shutdown());
-    let next = h.api.submit(&demo_job()).unwrap();
+    let next = h.api.submit(&demo_job(), OPERATOR).unwrap();
     let r = h.wait_final(&next.id);
     assert!(r.error.as_deref().unwrap().starts_with("connect: connecting to peer 'gov'"), "{:?}", r.error);
     h.api.status().unwrap();
@@ -489,17 +494,19 @@ fn after_a_hostile_session_a_normal_job_with_the_real_gov_succeeds() {
     let fake = h.fake.take().unwrap();
     h.rt.block_on(fake.shutdown());
 
-    let gov_dir = h.dir.path().join("gov");
     let gov_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let gov_config =
-        config("gov.toml", &gov_dir, gov_socket.local_addr().unwrap(), h.bank_addr(), cert_fp(&h.dir.path().join("bank")));
+    let mut gov_config = h.gov_config.clone();
+    gov_config.node.listen = gov_socket.local_addr().unwrap();
     let gov = h.rt.block_on(Daemon::start_on(gov_config.clone(), gov_socket)).unwrap();
     let gov_api = AdminClient::new(gov.admin_addr(), node::identity::load_token(&gov_config.admin.token_file).unwrap());
-    let submitted = gov_api.submit(&demo_job()).unwrap();
+    let submitted = gov_api.submit(&demo_job(), OPERATOR).unwrap();
     let at_gov = gov_api.wait(&submitted.id, Duration::from_secs(60), |_| {}).unwrap();
     let at_bank = h.wait_final(&submitted.id);
     h.rt.block_on(gov.shutdown());
     assert_eq!(at_gov.state, JobState::Succeeded, "{:?}", at_gov.error);
     assert_eq!(at_bank.state, JobState::Succeeded, "{:?}", at_bank.error);
-    assert_eq!(at_gov.outcome["shared_view"], at_bank.outcome["shared_view"]);
+    let gov_rows = common::daemons::data_rows(&gov_config.datasets["gov_features"].path);
+    for r in [&at_gov, &at_bank] {
+        assert_eq!(r.outcome["gov_rows"], gov_rows, "{:?}", r.outcome);
+    }
 }

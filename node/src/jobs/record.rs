@@ -45,6 +45,9 @@ pub struct JobRecord {
     pub spec: JobSpec,
     /// Node that proposed the job.
     pub submitted_by: String,
+    /// Person or service account that submitted it at the proposing node (`--operator`).
+    #[serde(default)]
+    pub operator: String,
     /// The other node.
     pub peer: String,
     pub state: JobState,
@@ -55,6 +58,10 @@ pub struct JobRecord {
     pub outcome: serde_json::Map<String, serde_json::Value>,
     pub created_ms: u64,
     pub updated_ms: u64,
+    /// This node's signed transcript of the job (`tandem audit verify` checks it); set once the
+    /// transcript exists, i.e. once the proposal has been answered or the job has failed trying.
+    #[serde(default)]
+    pub transcript: Option<std::path::PathBuf>,
 }
 
 impl JobRecord {
@@ -64,6 +71,7 @@ impl JobRecord {
             id: id.to_string(),
             spec,
             submitted_by: submitted_by.to_string(),
+            operator: String::new(),
             peer: peer.to_string(),
             state: JobState::Pending,
             steps: step_names
@@ -74,6 +82,7 @@ impl JobRecord {
             outcome: Default::default(),
             created_ms: now,
             updated_ms: now,
+            transcript: None,
         }
     }
 
@@ -103,6 +112,16 @@ pub fn new_job_id() -> String {
     let mut r = [0u8; 4];
     rand::rng().fill_bytes(&mut r);
     format!("{}-{}", now_ms() / 1000, hex::encode(r))
+}
+
+/// Checks an operator name (it comes from the peer too, and is shown in reports):
+/// 1..=200 characters, no control characters.
+pub fn check_operator(operator: &str) -> Result<(), String> {
+    let o = operator;
+    if o.trim().is_empty() || o.chars().count() > 200 || o.chars().any(char::is_control) {
+        return Err(format!("operator '{o:.200}' must be 1 to 200 printable characters naming who submits the job (--operator)"));
+    }
+    Ok(())
 }
 
 /// Ids come from the peer too: only short `[0-9a-z-]` strings are accepted (they name directories).

@@ -2,11 +2,17 @@
 //!
 //! 1. `connect` (done by the daemon: QUIC connection, hello, job stream);
 //! 2. `policy`: the submitter sends `job.proposal`, the peer checks its policy and answers
-//!    `job.decision`; a refusal ends the job on both nodes with the rule that refused it;
-//! 3. the job kind's [`phases`], in order — **this is where protocol phases plug in**;
-//! 4. `finish`: both nodes exchange their [`SharedView`] of the job's frames (`job.end`) and
-//!    require them to be equal, so both transcripts record the same traffic.
+//!    `job.decision`; each carries the sender's [`Side`] (keys, dataset and row count, policy
+//!    summary). Both nodes then build the job's manifest and start its signed transcript
+//!    (`<data_dir>/jobs/<id>/transcript.jsonl`, see [`super::transcript`]). A refusal ends the
+//!    job here on both nodes, with the rule that refused it as the transcript's failed outcome.
+//!    Otherwise both swap manifest digests (`job.manifest`) and sign the phase;
+//! 3. the job kind's [`phases`], in order — **this is where protocol phases plug in** — each
+//!    ended by both nodes signing the shared view of all frames so far (`phase.sig`), so a
+//!    difference in what the two nodes saw stops the job at the phase where it happened;
+//! 4. `finish`: one last signed phase end covering every frame, then the outcome.
 //!
+//! Every transcript that was started gets an outcome, also when the job fails (with the reason).
 //! Progress and results go to the job record in the [`Store`], which the admin API serves.
 
 use std::any::Any;
@@ -17,19 +23,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use protocol::channel::Transport;
-use protocol::transcript::SharedView;
 use protocol::{Channel, Role};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use super::policy;
-use super::record::{JobRecord, JobState, StepState};
+use super::record::{JobRecord, JobState, StepState, check_operator};
 use super::spec::{JobKind, JobSpec};
 use super::store::Store;
-use super::transcript_hook::open_transcript;
+use super::transcript::{EarlyFrames, JobTerms, JobTranscript, NodeKeys, Side, check_peer_side, consent_refs, dataset_info};
+use crate::audit::record::{format_rfc3339, parse_rfc3339};
+use crate::audit::{Manifest, Outcome, Reveal, ScoreHist, TranscriptWriter, value_hash};
 use crate::config::{Config, DatasetConfig};
-use crate::datasets;
 
 pub const CONNECT: &str = "connect";
 pub const POLICY: &str = "policy";
@@ -44,11 +51,11 @@ pub struct Phase {
     pub run: PhaseFn,
 }
 
-/// The phases of each job kind, run in this order on both nodes after the policy check.
+/// The phases of each job kind, run in this order on both nodes after the policy step.
 /// To add PSI or training, append `Phase { name: "psi", run: psi_phase }` etc. here.
 pub fn phases(kind: JobKind) -> Vec<Phase> {
     match kind {
-        JobKind::Psi | JobKind::Train | JobKind::Score => vec![Phase { name: "check", run: check_phase }],
+        JobKind::Psi | JobKind::Train | JobKind::Score => vec![],
     }
 }
 
@@ -62,6 +69,40 @@ pub fn step_names(kind: JobKind) -> Vec<&'static str> {
 
 /// Values phases hand to later phases (e.g. the PSI alignment to training), by name.
 pub type Artifacts = HashMap<&'static str, Box<dyn Any + Send>>;
+
+/// Who learns a revealed value (see [`PhaseContext::reveal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevealTo {
+    Gov,
+    Bank,
+    Both,
+}
+
+impl RevealTo {
+    /// The party `role` alone.
+    pub fn from_role(role: Role) -> RevealTo {
+        match role {
+            Role::Gov => RevealTo::Gov,
+            Role::Bank => RevealTo::Bank,
+        }
+    }
+
+    fn roles(self) -> &'static [Role] {
+        match self {
+            RevealTo::Gov => &[Role::Gov],
+            RevealTo::Bank => &[Role::Bank],
+            RevealTo::Both => &[Role::Gov, Role::Bank],
+        }
+    }
+}
+
+/// ROC curve and score histogram a training job attaches to its transcript outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutcomePlot {
+    /// Points `[false positive rate, true positive rate]`.
+    pub roc: Vec<[f64; 2]>,
+    pub score_hist: ScoreHist,
+}
 
 /// What a phase gets besides the channel.
 pub struct PhaseContext<'a> {
@@ -80,6 +121,8 @@ pub struct PhaseContext<'a> {
     pub artifacts: &'a mut Artifacts,
     reporter: &'a Reporter,
     phase: &'static str,
+    transcript: &'a TranscriptWriter,
+    plot: &'a mut Option<OutcomePlot>,
 }
 
 impl PhaseContext<'_> {
@@ -87,18 +130,56 @@ impl PhaseContext<'_> {
     pub fn progress(&self, fraction: f64, message: &str) {
         self.reporter.progress(self.phase, fraction, message);
     }
-}
 
-/// Demo phase until PSI is wired: each side counts its dataset's rows and both learn both counts.
-fn check_phase(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    ctx.progress(0.0, "counting rows");
-    let mine = datasets::count_rows(ctx.dataset_name, ctx.dataset)?;
-    ch.send("check.rows", &mine)?;
-    let theirs: u64 = ch.recv("check.rows")?;
-    ctx.outcome.insert(format!("{}_rows", ctx.role), mine.into());
-    ctx.outcome.insert(format!("{}_rows", ctx.role.peer()), theirs.into());
-    ctx.progress(1.0, &format!("{mine} rows here, {theirs} at the peer"));
-    Ok(())
+    /// Records in this node's transcript that the value `name` left party `from` and is now
+    /// known to `to`: `value` is its canonical bytes (only their BLAKE3 is recorded), `summary`
+    /// a short readable text or a JSON object of metrics (reports show it as a table), `rule`
+    /// the policy rule that allowed it (e.g. `policy.reveals: intersection_size`).
+    ///
+    /// **Both nodes must call this with identical arguments for the same reveal**, in the same
+    /// order relative to their other reveals (`tandem audit compare` requires equal reveal
+    /// records); call it when the value has been sent/received, before the phase returns.
+    /// The recorded recipients are `to` without `from` (the sender had the value), so `Both`
+    /// from gov records `to: [bank]`; `to` naming only `from` is an error. A value opened from
+    /// secret shares to both parties is two reveals, one per direction (each party's share left
+    /// it).
+    pub fn reveal(&mut self, name: &str, value: &[u8], summary: &str, from: Role, to: RevealTo, rule: &str) -> Result<()> {
+        let recipients: Vec<Role> = to.roles().iter().copied().filter(|r| *r != from).collect();
+        if recipients.is_empty() {
+            bail!("reveal '{name}' in phase '{}': {from} cannot reveal a value to itself only", self.phase);
+        }
+        self.transcript.reveal(Reveal {
+            phase: self.phase.to_string(),
+            name: name.to_string(),
+            value_hash: value_hash(value),
+            summary: summary.to_string(),
+            from,
+            to: recipients,
+            rule: rule.to_string(),
+        })
+    }
+
+    /// Attaches a ROC curve and score histogram to the transcript's outcome (training jobs;
+    /// only if this node's policy lets its operator see them). `audit report --html` draws them.
+    /// The last call wins. Errors when the histogram's shape is inconsistent or a value is not finite.
+    pub fn set_outcome_plot(&mut self, roc: Vec<[f64; 2]>, score_hist: ScoreHist) -> Result<()> {
+        let h = &score_hist;
+        if h.edges.len() != h.good.len() + 1 || !(h.bad.is_empty() || h.bad.len() == h.good.len()) {
+            bail!(
+                "score histogram of phase '{}': {} edges need {} good counts, got {} and {} (bad counts: as many, or none)",
+                self.phase,
+                h.edges.len(),
+                h.edges.len().saturating_sub(1),
+                h.good.len(),
+                h.bad.len()
+            );
+        }
+        if !roc.iter().flatten().chain(&h.edges).all(|x| x.is_finite()) {
+            bail!("ROC curve or histogram of phase '{}' has a value that is not finite", self.phase);
+        }
+        *self.plot = Some(OutcomePlot { roc, score_hist });
+        Ok(())
+    }
 }
 
 /// Throttled writer of step progress into the job record.
@@ -109,6 +190,10 @@ struct Reporter {
 }
 
 impl Reporter {
+    fn new(store: &Store, id: &str) -> Reporter {
+        Reporter { store: store.clone(), id: id.to_string(), last: Mutex::new(None) }
+    }
+
     fn progress(&self, step: &str, fraction: f64, message: &str) {
         let mut last = self.last.lock().expect("reporter lock");
         let due = fraction >= 1.0 || last.is_none_or(|t| t.elapsed() >= Duration::from_millis(250));
@@ -147,6 +232,8 @@ pub struct JobEnv {
     pub cancel: watch::Receiver<bool>,
     /// Peer certificate fingerprint (`sha256:..`) when pinned, for `policy.allowed_peers`.
     pub peer_fingerprint: Option<String>,
+    /// SHA-256 of the certificate the peer presented on this job's connection (for the manifest).
+    pub peer_cert_sha256: [u8; 32],
 }
 
 /// The proposal the submitter sends; the first message on the job's channel.
@@ -154,119 +241,193 @@ pub struct JobEnv {
 pub struct Proposal {
     pub id: String,
     pub submitted_by: String,
+    /// RFC 3339 UTC time the operator submitted the job.
+    pub created: String,
+    /// Who submitted it (`tandem job submit --operator`).
+    pub operator: String,
     pub spec: JobSpec,
+    pub side: Side,
 }
 
+/// The peer's answer to a proposal.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum Decision {
-    Accept,
-    Reject(String),
+pub struct Decision {
+    /// Why the peer refuses the job (names the rule); `None` accepts it.
+    pub refusal: Option<String>,
+    pub side: Side,
 }
 
-fn send_json<T: Serialize>(ch: &mut Channel, kind: &str, v: &T) -> Result<()> {
-    Ok(ch.send_frame(kind, serde_json::to_vec(v)?)?)
+/// `v` as JSON bytes and as decoded back from them: both nodes build the manifest from the
+/// message as decoded from its bytes, so the sender uses exactly what the receiver will see.
+fn json_round_trip<T: Serialize + DeserializeOwned>(v: &T) -> Result<(Vec<u8>, T)> {
+    let bytes = serde_json::to_vec(v)?;
+    let back = serde_json::from_slice(&bytes)?;
+    Ok((bytes, back))
 }
 
-fn recv_json<T: serde::de::DeserializeOwned>(ch: &mut Channel, kind: &str) -> Result<T> {
+fn recv_json<T: DeserializeOwned>(ch: &mut Channel, kind: &str) -> Result<T> {
     let bytes = ch.recv_frame(kind)?;
     serde_json::from_slice(&bytes).map_err(|e| anyhow!("cannot decode '{kind}' from the peer: {e}"))
 }
 
-fn channel(env: &JobEnv, id: &str, transport: Box<dyn Transport>) -> Result<Channel> {
-    let dir = env.config.job_dir(id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create job directory {}", dir.display()))?;
+/// A channel for a job whose first frames are kept until the transcript exists.
+fn early_channel(env: &JobEnv, transport: Box<dyn Transport>) -> (Channel, EarlyFrames) {
+    let early = EarlyFrames::default();
     let mut ch = Channel::new(transport, env.config.node.role);
-    ch.set_observer(Box::new(open_transcript(&dir, &env.config.transcript)?));
-    Ok(ch)
+    ch.set_observer(Box::new(early.clone()));
+    ch.set_phase(POLICY);
+    (ch, early)
+}
+
+/// Starts the transcript and points the job record at it.
+fn start_transcript(env: &JobEnv, keys: &NodeKeys, manifest: Result<Manifest>, early: &EarlyFrames, ch: &mut Channel) -> Result<JobTranscript> {
+    let transcript = JobTranscript::start(&env.config, keys, manifest?, early, ch)?;
+    let path = transcript.path.clone();
+    env.store.update(&transcript.manifest.job_id, |r| r.transcript = Some(path))?;
+    Ok(transcript)
 }
 
 /// Submitting node: the job record `id` exists (state pending); `transport` is its job stream.
 pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
+    let reporter = Reporter::new(&env.store, id);
+    let (mut ch, early) = early_channel(env, transport);
     let result = (|| -> Result<()> {
         let record = env.store.get(id)?.ok_or_else(|| anyhow!("no job '{id}'"))?;
-        let reporter = Reporter { store: env.store.clone(), id: id.to_string(), last: Mutex::new(None) };
         reporter.step(CONNECT, StepState::Done);
         reporter.step(POLICY, StepState::Running);
-        let mut ch = channel(env, id, transport)?;
-        ch.set_phase("proposal");
-        let proposal = Proposal { id: id.to_string(), submitted_by: env.config.node.name.clone(), spec: record.spec.clone() };
-        let outcome = (|| {
-            send_json(&mut ch, "job.proposal", &proposal)?;
-            match recv_json::<Decision>(&mut ch, "job.decision")? {
-                Decision::Accept => {}
-                Decision::Reject(reason) => {
-                    return Err(Refused(format!("rejected by peer '{}': {reason}", env.config.peer.name)).into());
-                }
+        let keys = NodeKeys::load(&env.config)?;
+        let me = keys.side(&env.config, &record.spec, Some(dataset_info(&env.config, &record.spec)?));
+        let created = format_rfc3339((record.created_ms / 1000) as i64, (record.created_ms % 1000) as u32 * 1000);
+        let proposal = Proposal {
+            id: id.to_string(),
+            submitted_by: env.config.node.name.clone(),
+            created,
+            operator: record.operator.clone(),
+            spec: record.spec.clone(),
+            side: me,
+        };
+        let (bytes, proposal) = json_round_trip(&proposal)?;
+        let decision = ch
+            .send_frame("job.proposal", bytes)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| recv_json::<Decision>(&mut ch, "job.decision"));
+        let terms = JobTerms {
+            job_id: id,
+            created: &proposal.created,
+            proposer: env.config.node.role,
+            operator: &proposal.operator,
+            spec: &proposal.spec,
+        };
+        let peer_side = decision.as_ref().ok().map(|d| &d.side);
+        let manifest = super::transcript::manifest(&env.config, &keys, &env.peer_cert_sha256, &terms, &proposal.side, peer_side);
+        let transcript = match start_transcript(env, &keys, manifest, &early, &mut ch) {
+            Ok(t) => t,
+            Err(e) => {
+                finish(env, &reporter, &mut ch, None, Err(e));
+                return Ok(());
             }
-            reporter.step(POLICY, StepState::Done);
-            run_phases(env, &reporter, &record.spec, id, &mut ch)
-        })();
-        finish(env, &reporter, &mut ch, outcome);
+        };
+        let outcome = decision.and_then(|d| {
+            if let Some(reason) = d.refusal {
+                return Err(Refused(format!("rejected by peer '{}': {reason}", env.config.peer.name)).into());
+            }
+            check_peer_side(&env.config, &env.peer_cert_sha256, &d.side).map_err(|e| anyhow!(e))?;
+            run_agreed(env, &reporter, &transcript, &terms, &mut ch)
+        });
+        finish(env, &reporter, &mut ch, Some(&transcript), outcome);
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = env.store.update(id, |r| r.fail(JobState::Failed, &format!("{e:#}")));
+        // Nothing was proposed (or the record is gone): tell the peer, fail the job here.
+        finish(env, &reporter, &mut ch, None, Err(e));
     }
 }
 
 /// Peer node: `transport` is a job stream the peer opened for job `id` (not yet in the store).
 pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
-    let mut ch = match channel(env, id, transport) {
-        Ok(ch) => ch,
-        Err(e) => return tracing::error!("job {id}: {e:#}"),
-    };
-    ch.set_phase("proposal");
-    let proposal: Proposal = match recv_json(&mut ch, "job.proposal") {
+    let me_name = env.config.node.name.clone();
+    let (mut ch, early) = early_channel(env, transport);
+    let proposal = recv_json::<Proposal>(&mut ch, "job.proposal").and_then(|p| match parse_rfc3339(&p.created) {
+        Some(_) => Ok(p),
+        None => bail!("proposal field created '{:.40}' is not an RFC 3339 UTC time", p.created),
+    });
+    let proposal = match proposal {
         Ok(p) => p,
         Err(e) => {
-            ch.abort(&format!("node '{}' could not read the proposal: {e:#}", env.config.node.name));
+            ch.abort(&format!("node '{me_name}' could not read the proposal: {e:#}"));
             return tracing::warn!("job {id}: {e:#}");
         }
     };
+    let keys = match NodeKeys::load(&env.config) {
+        Ok(k) => k,
+        Err(e) => {
+            ch.abort(&format!("node '{me_name}' cannot load its keys"));
+            return tracing::error!("job {id}: {e:#}");
+        }
+    };
     let peer = env.config.peer.name.clone();
-    let refusal = if proposal.id != id {
+    let spec = &proposal.spec;
+    let mut refusal = if proposal.id != id {
         Some(format!("proposal names job '{}' but the stream was opened for job '{id}'", proposal.id))
     } else if proposal.submitted_by != peer {
         Some(format!("proposal claims to come from '{}' but the peer is '{peer}'", proposal.submitted_by))
-    } else if let Err(e) = proposal.spec.validate() {
+    } else if let Err(e) = spec.validate() {
         Some(format!("invalid job: {e:#}"))
+    } else if let Err(e) = consent_refs(spec).and_then(|_| check_operator(&proposal.operator)) {
+        Some(format!("invalid job: {e}"))
+    } else if let Err(e) = check_peer_side(&env.config, &env.peer_cert_sha256, &proposal.side) {
+        Some(e)
     } else {
-        policy::check(&env.config, &proposal.spec, &peer, env.peer_fingerprint.as_deref()).err()
+        policy::check(&env.config, spec, &peer, env.peer_fingerprint.as_deref()).err()
     };
-    let mut record = JobRecord::new(id, proposal.spec.clone(), &peer, &peer, &step_names(proposal.spec.kind));
+    let mut dataset = None;
+    if refusal.is_none() {
+        match dataset_info(&env.config, spec) {
+            Ok(d) => dataset = Some(d),
+            Err(e) => refusal = Some(format!("dataset: {e:#}")),
+        }
+    }
+    let mut record = JobRecord::new(id, spec.clone(), &peer, &peer, &step_names(spec.kind));
+    record.operator = proposal.operator.clone();
     record.state = JobState::Running;
     if let Some(s) = record.step_mut(CONNECT) {
         s.state = StepState::Done;
     }
-    if let Some(reason) = &refusal {
-        record.fail(JobState::Failed, reason);
-        if let Some(s) = record.step_mut(POLICY) {
-            s.state = StepState::Failed;
-        }
-    } else if let Some(s) = record.step_mut(POLICY) {
-        s.state = StepState::Done;
+    if let Some(s) = record.step_mut(POLICY) {
+        s.state = StepState::Running; // a refusal is recorded by `finish`, after the transcript's outcome
     }
     if let Err(e) = env.store.insert(&record) {
-        ch.abort(&format!("node '{}' cannot record the job: {e:#}", env.config.node.name));
+        ch.abort(&format!("node '{me_name}' cannot record the job: {e:#}"));
         return tracing::error!("job {id}: {e:#}");
     }
-    let decision = match &refusal {
-        Some(reason) => Decision::Reject(reason.clone()),
-        None => Decision::Accept,
-    };
-    if let Err(e) = send_json(&mut ch, "job.decision", &decision) {
-        let _ = env.store.update(id, |r| r.fail(JobState::Failed, &format!("cannot answer the proposal: {e:#}")));
-        return;
+    let reporter = Reporter::new(&env.store, id);
+    let result = (|| -> Result<()> {
+        let (bytes, decision) = json_round_trip(&Decision { refusal, side: keys.side(&env.config, spec, dataset) })?;
+        let sent = ch.send_frame("job.decision", bytes);
+        let terms = JobTerms {
+            job_id: id,
+            created: &proposal.created,
+            proposer: env.config.peer.role,
+            operator: &proposal.operator,
+            spec,
+        };
+        let manifest =
+            super::transcript::manifest(&env.config, &keys, &env.peer_cert_sha256, &terms, &decision.side, Some(&proposal.side));
+        let transcript = start_transcript(env, &keys, manifest, &early, &mut ch)?;
+        let outcome = match (decision.refusal, sent) {
+            (Some(reason), _) => Err(Refused(reason).into()),
+            (None, Err(e)) => Err(anyhow!("cannot answer the proposal: {e}")),
+            (None, Ok(())) => run_agreed(env, &reporter, &transcript, &terms, &mut ch),
+        };
+        finish(env, &reporter, &mut ch, Some(&transcript), outcome);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        finish(env, &reporter, &mut ch, None, Err(e));
     }
-    if refusal.is_some() {
-        return;
-    }
-    let reporter = Reporter { store: env.store.clone(), id: id.to_string(), last: Mutex::new(None) };
-    let outcome = run_phases(env, &reporter, &proposal.spec, id, &mut ch);
-    finish(env, &reporter, &mut ch, outcome);
 }
 
-/// A refusal that ends the job without telling the peer again (it told us).
+/// A refusal that ends the job without telling the peer again (it told us, or we told it).
 #[derive(Debug)]
 struct Refused(String);
 impl std::fmt::Display for Refused {
@@ -276,8 +437,20 @@ impl std::fmt::Display for Refused {
 }
 impl std::error::Error for Refused {}
 
-/// Runs the kind's phases and the final view exchange; returns the outcome.
-fn run_phases(env: &JobEnv, reporter: &Reporter, spec: &JobSpec, id: &str, ch: &mut Channel) -> Result<Map<String, Value>> {
+/// What a job that ran to its end leaves: the operator's results and the transcript's plot.
+struct Completed {
+    outcome: Map<String, Value>,
+    plot: Option<OutcomePlot>,
+}
+
+/// Everything after an accepted proposal, identical on both nodes: manifest digests, the
+/// policy phase end, the kind's phases (each ended by a signed phase end), the finish phase end.
+fn run_agreed(env: &JobEnv, reporter: &Reporter, transcript: &JobTranscript, terms: &JobTerms<'_>, ch: &mut Channel) -> Result<Completed> {
+    let (id, spec) = (terms.job_id, terms.spec);
+    transcript.exchange_manifest_digest(ch)?;
+    transcript.end_phase(ch, POLICY)?;
+    reporter.step(POLICY, StepState::Done);
+
     let role = env.config.node.role;
     let dataset_name = &spec.side(role).dataset;
     let dataset = env
@@ -287,7 +460,11 @@ fn run_phases(env: &JobEnv, reporter: &Reporter, spec: &JobSpec, id: &str, ch: &
         .ok_or_else(|| anyhow!("dataset '{dataset_name}' is not configured (datasets.{dataset_name})"))?;
     let job_dir = env.config.job_dir(id);
     let mut outcome = Map::new();
+    for d in &transcript.manifest.datasets {
+        outcome.insert(format!("{}_rows", d.party), d.rows.into());
+    }
     let mut artifacts = Artifacts::new();
+    let mut plot = None;
     for phase in phases(spec.kind) {
         if *env.cancel.borrow() {
             bail!("cancelled before phase '{}'", phase.name);
@@ -306,43 +483,52 @@ fn run_phases(env: &JobEnv, reporter: &Reporter, spec: &JobSpec, id: &str, ch: &
             artifacts: &mut artifacts,
             reporter,
             phase: phase.name,
+            transcript: &transcript.writer,
+            plot: &mut plot,
         };
         (phase.run)(&mut ctx, ch).with_context(|| format!("phase '{}'", phase.name))?;
+        transcript.end_phase(ch, phase.name).with_context(|| format!("end of phase '{}'", phase.name))?;
         reporter.step(phase.name, StepState::Done);
     }
     reporter.step(FINISH, StepState::Running);
     ch.set_phase(FINISH);
-    let mine = ch.shared_view();
-    ch.send("job.end", &mine)?;
-    let theirs: SharedView = ch.recv("job.end")?;
-    if theirs != mine {
-        bail!("the peer's view of this job's messages differs from ours: the transcripts do not match");
-    }
-    outcome.insert("frames".into(), (mine.sent_by_gov.frames + mine.sent_by_bank.frames).into());
-    outcome.insert("shared_view".into(), serde_json::to_value(mine)?);
-    Ok(outcome)
+    transcript.end_phase(ch, FINISH)?;
+    Ok(Completed { outcome, plot })
 }
 
-/// Records the outcome; on failure tells the peer why (unless the peer ended the job).
-fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, outcome: Result<Map<String, Value>>) {
+/// The transcript outcome of a job that ran to its end.
+fn completed_outcome(plot: Option<OutcomePlot>) -> Outcome {
+    let (roc, score_hist) = plot.map(|p| (p.roc, p.score_hist)).unzip();
+    Outcome { roc, score_hist, ..Outcome::completed() }
+}
+
+/// Records how the job ended: in the job record, and as the transcript's outcome (last record).
+/// On failure tells the peer why, unless the peer ended the job or the job was refused.
+fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, transcript: Option<&JobTranscript>, result: Result<Completed>) {
     let id = reporter.id.as_str();
-    match outcome {
-        Ok(values) => {
-            let _ = env.store.update(id, |r| {
-                r.outcome = values;
-                r.state = JobState::Succeeded;
-                if let Some(s) = r.step_mut(FINISH) {
-                    s.state = StepState::Done;
-                    s.progress = 1.0;
+    let me = &env.config.node.name;
+    let failure = match result {
+        Ok(done) => {
+            let recorded = transcript.map_or(Ok(()), |t| t.writer.outcome(completed_outcome(done.plot)));
+            match recorded {
+                Ok(()) => {
+                    let _ = env.store.update(id, |r| {
+                        r.outcome = done.outcome;
+                        r.state = JobState::Succeeded;
+                        if let Some(s) = r.step_mut(FINISH) {
+                            s.state = StepState::Done;
+                            s.progress = 1.0;
+                        }
+                    });
+                    return;
                 }
-            });
+                Err(e) => (JobState::Failed, format!("the job ran but its transcript could not be completed: {e:#}")),
+            }
         }
         Err(e) => {
-            let cancelled = *env.cancel.borrow();
             let from_peer = e.downcast_ref::<Refused>().is_some()
                 || matches!(e.root_cause().downcast_ref::<protocol::Error>(), Some(protocol::Error::PeerAbort(_)));
-            let me = &env.config.node.name;
-            let (state, reason) = if cancelled {
+            let (state, reason) = if *env.cancel.borrow() {
                 (JobState::Cancelled, format!("cancelled by the operator of '{me}'"))
             } else {
                 (JobState::Failed, format!("{e:#}"))
@@ -350,7 +536,142 @@ fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, outcome: Result<M
             if !from_peer {
                 ch.abort(&format!("node '{me}': {reason}"));
             }
-            let _ = env.store.update(id, |r| r.fail(state, &reason));
+            if let Some(t) = transcript
+                && let Err(e) = t.writer.outcome(Outcome::failed(&reason))
+            {
+                tracing::error!("job {id}: {e:#}");
+            }
+            (state, reason)
         }
+    };
+    let _ = env.store.update(id, |r| r.fail(failure.0, &failure.1));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use ed25519_dalek::SigningKey;
+    use protocol::channel::run_pair;
+
+    use super::*;
+    use crate::audit::{self, NodeInfo, Policies, Record, exchange_manifest_digest, exchange_phase_signatures};
+
+    fn repo_file(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    }
+
+    fn test_manifest(keys: &[SigningKey; 2]) -> Manifest {
+        let node = |name: &str, role, key: &SigningKey| NodeInfo {
+            name: name.into(),
+            role,
+            tls_cert_sha256: [role.index() as u8; 32],
+            ed25519_public_key: key.verifying_key().to_bytes(),
+        };
+        Manifest {
+            job_id: "1-abcdef01".into(),
+            kind: "train".into(),
+            created: "2026-01-31T12:00:00Z".into(),
+            proposer: Role::Gov,
+            nodes: vec![node("gov", Role::Gov, &keys[0]), node("bank", Role::Bank, &keys[1])],
+            datasets: vec![],
+            parameters: serde_json::json!({}),
+            policies: Policies { gov: Value::Null, bank: Value::Null },
+            operator: "tester".into(),
+            consent: vec![],
+        }
+    }
+
+    /// A phase like a training phase's end: the bank sends a metric, both record its reveal, and
+    /// the gov attaches a plot. Also makes two wrong calls and returns their errors.
+    fn metric_phase(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<Option<String>> {
+        let auc = match ctx.role {
+            Role::Bank => {
+                ch.send("metric.auc", &0.75f64)?;
+                0.75f64
+            }
+            Role::Gov => ch.recv::<f64>("metric.auc")?,
+        };
+        let summary = serde_json::json!({ "auc": auc }).to_string();
+        ctx.reveal("metrics", &auc.to_le_bytes(), &summary, Role::Bank, RevealTo::Both, "policy.reveals: metrics")?;
+        let to_self = ctx.reveal("x", b"x", "x", ctx.role, RevealTo::from_role(ctx.role), "r").unwrap_err().to_string();
+        let bad_hist = ScoreHist { edges: vec![0.0, 0.5], good: vec![1, 2], bad: vec![] };
+        let hist_err = ctx.set_outcome_plot(vec![], bad_hist).unwrap_err().to_string();
+        if ctx.role == Role::Gov {
+            let hist = ScoreHist { edges: vec![0.0, 0.5, 1.0], good: vec![3, 1], bad: vec![1, 2] };
+            ctx.set_outcome_plot(vec![[0.0, 0.0], [0.25, 0.75], [1.0, 1.0]], hist)?;
+        }
+        Ok(Some(format!("{to_self} | {hist_err}")))
+    }
+
+    /// Runs `metric_phase` on one node with a real context and transcript; returns the
+    /// transcript path and the errors of the wrong calls.
+    fn node_side(role: Role, keys: &[SigningKey; 2], dir: &Path, ch: &mut Channel) -> (PathBuf, Option<String>) {
+        let config = Config::load(&repo_file(if role == Role::Gov { "configs/gov.toml" } else { "configs/bank.toml" })).unwrap();
+        let spec = JobSpec::load(&repo_file("configs/demo-job.toml")).unwrap();
+        let dataset_name = spec.side(role).dataset.clone();
+        let path = dir.join(format!("{role}.jsonl"));
+        let manifest = test_manifest(keys);
+        let writer = TranscriptWriter::create(&path, manifest.clone(), &keys[role.index()], false).unwrap();
+        ch.set_observer(writer.observer());
+        exchange_manifest_digest(ch, &manifest).unwrap();
+        ch.set_phase("train");
+        let store = Store::open(&dir.join(role.as_str())).unwrap();
+        let reporter = Reporter::new(&store, "1-abcdef01");
+        let (mut outcome, mut artifacts, mut plot) = (Map::new(), Artifacts::new(), None);
+        let mut ctx = PhaseContext {
+            job_id: "1-abcdef01",
+            spec: &spec,
+            role,
+            config: &config,
+            dataset_name: &dataset_name,
+            dataset: &config.datasets[&dataset_name],
+            job_dir: dir,
+            outcome: &mut outcome,
+            artifacts: &mut artifacts,
+            reporter: &reporter,
+            phase: "train",
+            transcript: &writer,
+            plot: &mut plot,
+        };
+        let errors = metric_phase(&mut ctx, ch).unwrap();
+        let peer = keys[role.peer().index()].verifying_key();
+        writer.phase_end(exchange_phase_signatures(ch, "1-abcdef01", "train", &keys[role.index()], &peer).unwrap()).unwrap();
+        writer.outcome(completed_outcome(plot)).unwrap();
+        (path, errors)
+    }
+
+    #[test]
+    fn reveals_and_outcome_plot_are_recorded_and_both_transcripts_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = [SigningKey::from_bytes(&[7; 32]), SigningKey::from_bytes(&[9; 32])];
+        let ((gov, gov_err), (bank, _)) = run_pair(
+            |ch| node_side(Role::Gov, &keys, dir.path(), ch),
+            |ch| node_side(Role::Bank, &keys, dir.path(), ch),
+        );
+        let gov_err = gov_err.unwrap();
+        assert!(gov_err.contains("gov cannot reveal a value to itself only"), "{gov_err}");
+        assert!(gov_err.contains("2 edges need 1 good counts, got 2 and 0"), "{gov_err}");
+
+        let c = audit::compare(&gov, &bank).unwrap();
+        assert!(c.failures.is_empty(), "{:?}", c.failures);
+        let v = c.gov.unwrap();
+        let reveals: Vec<&Reveal> = v
+            .transcript
+            .records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Record::Reveal { reveal, .. } => Some(reveal),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reveals.len(), 1, "the refused calls recorded nothing");
+        let r = reveals[0];
+        assert_eq!((r.phase.as_str(), r.name.as_str(), r.from, r.to.as_slice()), ("train", "metrics", Role::Bank, &[Role::Gov][..]));
+        assert_eq!(r.value_hash, *blake3::hash(&0.75f64.to_le_bytes()).as_bytes());
+        let html = crate::audit::report::html(&v);
+        assert!(html.contains("ROC curve"), "the gov's outcome carries the plot");
+        let bank_html = crate::audit::report::html(&c.bank.unwrap());
+        assert!(!bank_html.contains("ROC curve"), "the bank attached none");
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the node's integration tests: keys, certificates and link settings.
 #![allow(dead_code)]
 
+pub mod daemons;
+
 use std::time::Duration;
 
 use node::identity::self_signed_cert;
