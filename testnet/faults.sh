@@ -10,9 +10,8 @@
 #   3. no result file (intersection.csv, model.json, scores.csv) exists in either job directory;
 #   4. after a restart the victim lists the job as failed, "interrupted by node restart";
 #   5. the same job submitted again completes.
-# Scenarios: kill gov / kill bank, mid-PSI and (when the train phase exists) mid-training. Before
-# the PSI phase exists the job's only phase ("check", which counts rows) runs on a generated
-# dataset large enough to be killed in the middle of it.
+# Scenarios: kill gov / kill bank, mid-PSI and (when the train phase exists) mid-training, on
+# testdata/synthetic_30k. A build without protocol phases prints SKIP and exits 0.
 # Prints one PASS/FAIL line per scenario; exits 1 if any failed.
 # Env: TANDEM_PORT_BASE (default 7500), TANDEM_NO_BUILD=1 to skip the build.
 set -euo pipefail
@@ -25,6 +24,11 @@ READ=60      # timeouts.read_secs
 cd "$ROOT"
 source "$ROOT/testnet/lib.sh"
 
+if [ ! -d "$ROOT/node/src/jobs/phases" ]; then
+    echo "SKIP  no protocol phase in this build (node/src/jobs/phases): no job runs long enough to be killed mid-run; run again once the phases are merged"
+    exit 0
+fi
+
 [ "${TANDEM_NO_BUILD:-}" = 1 ] || build_tandem
 trap stop_nodes EXIT
 trap 'exit 130' INT TERM
@@ -32,26 +36,8 @@ trap 'exit 130' INT TERM
 init_pair
 write_pair_configs "$BASE"
 
-HAVE_PHASES=0
-[ -d "$ROOT/node/src/jobs/phases" ] && HAVE_PHASES=1
-SYN="$ROOT/testdata/synthetic_30k"
-if [ "$HAVE_PHASES" = 1 ]; then
-    GOV_CSV="$SYN/gov.csv"
-    BANK_CSV="$SYN/bank.csv"
-else
-    # The row-count phase is fast: repeat the synthetic rows (fresh ids) to make it last seconds.
-    echo "== no PSI phase in this build: generating large datasets for the row-count phase"
-    GOV_CSV="$RUN/big_gov.csv"
-    BANK_CSV="$RUN/big_bank.csv"
-    for side in gov bank; do
-        out="$RUN/big_$side.csv"
-        awk -F, -v OFS=, 'NR == 1 { print; next } { rows[++n] = $0 }
-            END { for (r = 0; r < 120; r++) for (i = 1; i <= n; i++) { split(rows[i], f, ","); f[1] = r "x" f[1];
-                  line = f[1]; for (k = 2; k <= length(f); k++) line = line "," f[k]; print line } }' \
-            "$SYN/$side.csv" > "$out"
-    done
-    echo "   $(wc -l < "$GOV_CSV") gov rows, $(wc -l < "$BANK_CSV") bank rows"
-fi
+GOV_CSV="$ROOT/testdata/synthetic_30k/gov.csv"
+BANK_CSV="$ROOT/testdata/synthetic_30k/bank.csv"
 
 # Short timeouts so a killed peer is noticed quickly; synthetic datasets allowed by policy.
 for n in gov bank; do
@@ -80,12 +66,10 @@ label = "default_12m"
 [policy.datasets.bank_synth]
 columns = ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11", "b12", "default_12m"]
 EOF
-if [ "$HAVE_PHASES" = 1 ]; then
-    # The aligned ids are revealed to both so that PSI writes intersection.csv (checked below).
-    for n in gov bank; do
-        sed -i 's/^reveals = \[/reveals = ["intersection_ids", /' "$RUN/$n/tandem.toml"
-    done
-fi
+# The aligned ids are revealed to both so that PSI writes intersection.csv (checked below).
+for n in gov bank; do
+    grep -q '^reveals = .*"intersection_ids"' "$RUN/$n/tandem.toml" || sed -i 's/^reveals = \[/reveals = ["intersection_ids", /' "$RUN/$n/tandem.toml"
+done
 
 sides='
 [gov]
@@ -95,11 +79,7 @@ columns = ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9"]
 [bank]
 dataset = "bank_synth"
 columns = ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11", "b12"]'
-if [ "$HAVE_PHASES" = 1 ]; then
-    printf 'kind = "psi"\nreveal = ["intersection_ids"]\nmin_intersection = 1000\n%s\n' "$sides" > "$RUN/psi-job.toml"
-else
-    printf 'kind = "psi"\nreveal = ["intersection_size"]\nmin_intersection = 1000\n%s\n' "$sides" > "$RUN/psi-job.toml"
-fi
+printf 'kind = "psi"\nreveal = ["intersection_ids"]\nmin_intersection = 1000\n%s\n' "$sides" > "$RUN/psi-job.toml"
 printf 'kind = "train"\nreveal = ["intersection_ids", "model_to_owners", "metrics"]\nmin_intersection = 1000\n%s\nlabel = "default_12m"\n\n[params]\ntest_fraction = 0.2\nepochs = 20\n' \
     "$sides" > "$RUN/train-job.toml"
 
@@ -129,7 +109,8 @@ scenario() {
     echo "job $id submitted at gov; waiting until $victim is in phase '$phase' (progress >= $min)"
     for _ in $(seq 1200); do
         state="$(job_field "$victim" "$id" ".steps[] | select(.name == \"$phase\") | if .state == \"running\" and .progress >= $min then \"running\" else \"not yet (\\(.state))\" end")"
-        [ "$state" = running ] && break
+        # Both nodes must know the job (the peer learns of it when the proposal arrives).
+        [ "$state" = running ] && [ -n "$(job_field "$survivor" "$id" .state)" ] && break
         [ "$(job_field gov "$id" .state)" = succeeded ] && break
         sleep 0.05
     done
@@ -209,18 +190,13 @@ scenario() {
     fi
 }
 
-if [ "$HAVE_PHASES" = 1 ]; then
-    # Phase progress reports are throttled (a short step may never show one): kill a fixed time
-    # into the phase; the survivor's error must then name that phase.
-    scenario gov "$RUN/psi-job.toml" psi 0 1
-    scenario bank "$RUN/psi-job.toml" psi 0 1
-    if grep -q '"train"' "$ROOT/node/src/jobs/runner.rs" 2> /dev/null || [ -f "$ROOT/node/src/jobs/phases/train.rs" ]; then
-        scenario gov "$RUN/train-job.toml" train 0 3
-        scenario bank "$RUN/train-job.toml" train 0 3
-    fi
-else
-    scenario gov "$RUN/psi-job.toml" check 0
-    scenario bank "$RUN/psi-job.toml" check 0
+# Phase progress reports are throttled (a short step may never show one): kill a fixed time
+# into the phase; the survivor's error must then name that phase.
+scenario gov "$RUN/psi-job.toml" psi 0 1
+scenario bank "$RUN/psi-job.toml" psi 0 1
+if [ -f "$ROOT/node/src/jobs/phases/train.rs" ]; then
+    scenario gov "$RUN/train-job.toml" train 0 3
+    scenario bank "$RUN/train-job.toml" train 0 3
 fi
 stop_nodes
 

@@ -123,6 +123,15 @@ impl Daemon {
             let _ = stopped.await;
         }));
         let accept_task = tokio::spawn(accept_loop(node.clone()));
+        // Dial the peer now rather than at the first job: after this node restarts, the peer
+        // swaps its stale connection (which it would only drop after timeouts.idle_secs) for
+        // this one, so the next job does not fail on the dead one.
+        let dialler = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dialler.peer_connection().await {
+                tracing::info!("peer not reachable yet, will dial again for the next job: {e:#}");
+            }
+        });
         tracing::info!(
             "node '{}' ({}) listening on {quic_addr} (QUIC), admin API on http://{admin_addr}",
             node.config.node.name,
@@ -177,8 +186,9 @@ impl Node {
     }
 
     /// Whether a live, authenticated connection to the peer exists.
+    /// Does not wait while a dial is in progress (that counts as not connected yet).
     pub async fn peer_connected(&self) -> bool {
-        self.connection.lock().await.as_ref().is_some_and(|c| c.close_reason().is_none())
+        self.connection.try_lock().is_ok_and(|slot| slot.as_ref().is_some_and(|c| c.close_reason().is_none()))
     }
 
     /// Submits a job from the local `operator` (person or service account, recorded in the

@@ -73,6 +73,10 @@ impl Harness {
         let mut gov_config = config("gov.toml", &gov_dir, fake_addr, bank_addr, &cert_fp(&bank_dir), &signing_pub(&bank_dir));
         short_timeouts(&mut gov_config);
         let bank = rt.block_on(Daemon::start_on(bank_config.clone(), bank_socket)).unwrap();
+        // The bank dials its peer at start-up; refuse that so the fake decides which connection
+        // the bank uses (the one it dials in `connect`).
+        let dialled = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), fake.accept()).await });
+        dialled.expect("the bank dials its peer at start-up").expect("endpoint open").refuse();
         let api = AdminClient::new(bank.admin_addr(), node::identity::load_token(&bank_config.admin.token_file).unwrap());
         Harness { rt, _dir: dir, bank: Some(bank), bank_config, gov_config, api, fake: Some(fake) }
     }
