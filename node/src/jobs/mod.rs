@@ -2,6 +2,7 @@
 //! storage ([`record`], [`store`]), the runner with per-kind protocol phases ([`runner`]) and the
 //! transcript hook ([`transcript_hook`]).
 
+pub mod phases;
 pub mod policy;
 pub mod record;
 pub mod runner;

@@ -29,7 +29,6 @@ use super::spec::{JobKind, JobSpec};
 use super::store::Store;
 use super::transcript_hook::open_transcript;
 use crate::config::{Config, DatasetConfig};
-use crate::datasets;
 
 pub const CONNECT: &str = "connect";
 pub const POLICY: &str = "policy";
@@ -47,8 +46,12 @@ pub struct Phase {
 /// The phases of each job kind, run in this order on both nodes after the policy check.
 /// To add PSI or training, append `Phase { name: "psi", run: psi_phase }` etc. here.
 pub fn phases(kind: JobKind) -> Vec<Phase> {
+    use super::phases::{psi, score, train};
+    let psi = Phase { name: "psi", run: psi::run };
     match kind {
-        JobKind::Psi | JobKind::Train | JobKind::Score => vec![Phase { name: "check", run: check_phase }],
+        JobKind::Psi => vec![psi],
+        JobKind::Train => vec![psi, Phase { name: "train", run: train::run }],
+        JobKind::Score => vec![psi, Phase { name: "score", run: score::run }],
     }
 }
 
@@ -87,18 +90,6 @@ impl PhaseContext<'_> {
     pub fn progress(&self, fraction: f64, message: &str) {
         self.reporter.progress(self.phase, fraction, message);
     }
-}
-
-/// Demo phase until PSI is wired: each side counts its dataset's rows and both learn both counts.
-fn check_phase(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    ctx.progress(0.0, "counting rows");
-    let mine = datasets::count_rows(ctx.dataset_name, ctx.dataset)?;
-    ch.send("check.rows", &mine)?;
-    let theirs: u64 = ch.recv("check.rows")?;
-    ctx.outcome.insert(format!("{}_rows", ctx.role), mine.into());
-    ctx.outcome.insert(format!("{}_rows", ctx.role.peer()), theirs.into());
-    ctx.progress(1.0, &format!("{mine} rows here, {theirs} at the peer"));
-    Ok(())
 }
 
 /// Throttled writer of step progress into the job record.
