@@ -138,9 +138,6 @@ impl JobSpec {
         if self.kind == JobKind::Train && self.bank.label.is_none() {
             bail!("bank.label is missing: a train job needs the bank's label column, e.g. label = \"y\"");
         }
-        if self.kind != JobKind::Train && self.bank.label.is_some() {
-            bail!("bank.label: only a train job uses the label; remove it from this {} job", self.kind.as_str());
-        }
         self.check_params()
     }
 
