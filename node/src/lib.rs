@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod bench;
 pub mod config;
 pub mod daemon;
 pub mod datasets;

@@ -43,6 +43,11 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Benchmarks: both parties in this process over QUIC on 127.0.0.1; prints JSON lines.
+    Bench {
+        #[command(subcommand)]
+        command: node::bench::BenchCommand,
+    },
     /// Submit and follow jobs on a running node.
     Job {
         /// Node config (default: $TANDEM_CONFIG).
@@ -119,6 +124,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Bench { command } => node::bench::run(command),
         Command::Job { config, command } => {
             let c = client(config)?;
             match command {

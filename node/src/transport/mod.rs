@@ -2,6 +2,7 @@
 //! hello, and one bidirectional stream per job carrying `protocol::channel` frames.
 
 pub mod link;
+pub mod loopback;
 pub mod stream;
 pub mod tls;
 

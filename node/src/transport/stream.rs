@@ -10,7 +10,7 @@ use protocol::Error;
 use protocol::channel::{Frame, HEADER_LEN, Transport};
 use quinn::{ReadExactError, RecvStream, SendStream};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// Application error code sent when a stream or connection is abandoned by this node.
 pub const ABORT_CODE: u32 = 1;
@@ -49,11 +49,21 @@ pub async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T, Erro
 }
 
 /// A job's stream as a synchronous [`Transport`]. Must be used from a thread outside the tokio
-/// runtime (e.g. `spawn_blocking`): each call blocks on the runtime `handle`.
-/// Every read and write is bounded by `io_timeout`; setting the `cancel` flag fails pending and
-/// later reads at once.
+/// runtime (e.g. `spawn_blocking`): receives block on the runtime `handle`.
+///
+/// Sends never wait for the peer: frames go to a writer task (one per stream) through an unbounded
+/// queue, so when both parties send large messages before receiving, neither blocks on QUIC flow
+/// control (the queue holds only what this node itself sends). The writer gives up when the peer
+/// reads nothing for `io_timeout`; its failure is returned by the next `send` or `recv`. Dropping
+/// the transport lets the writer deliver every queued frame, then finish the stream.
+///
+/// Receives are bounded: the frame limit is checked on the header before the payload is read,
+/// the peer must send within `io_timeout`, and setting the `cancel` flag fails pending and later
+/// receives at once. Sends are not cut by cancellation, so an abort message still reaches the peer.
 pub struct QuicTransport {
-    send: SendStream,
+    outbox: mpsc::UnboundedSender<Frame>,
+    /// Set by the writer when it stops on an error (the reason).
+    writer_failed: watch::Receiver<Option<String>>,
     recv: RecvStream,
     handle: Handle,
     io_timeout: Duration,
@@ -61,6 +71,7 @@ pub struct QuicTransport {
 }
 
 impl QuicTransport {
+    /// Wraps a job stream; spawns its writer task on `handle`.
     pub fn new(
         send: SendStream,
         recv: RecvStream,
@@ -68,22 +79,60 @@ impl QuicTransport {
         io_timeout: Duration,
         cancel: watch::Receiver<bool>,
     ) -> QuicTransport {
-        QuicTransport { send, recv, handle, io_timeout, cancel }
+        let (outbox, queue) = mpsc::unbounded_channel();
+        let (failed_tx, writer_failed) = watch::channel(None);
+        handle.spawn(async move {
+            if let Err(e) = write_queue(send, queue, io_timeout).await {
+                let _ = failed_tx.send(Some(e));
+            }
+        });
+        QuicTransport { outbox, writer_failed, recv, handle, io_timeout, cancel }
     }
 
+    fn send_failure(reason: &str) -> Error {
+        Error::Closed(format!("sending to the peer failed: {reason}"))
+    }
+}
+
+/// The writer task: writes queued frames in order until the queue closes (the transport was
+/// dropped), then finishes the stream. The peer must take each frame within `io_timeout`; on any
+/// failure the stream is reset and the reason returned.
+async fn write_queue(
+    mut send: SendStream,
+    mut queue: mpsc::UnboundedReceiver<Frame>,
+    io_timeout: Duration,
+) -> Result<(), String> {
+    while let Some(frame) = queue.recv().await {
+        let failure = match tokio::time::timeout(io_timeout, write_frame(&mut send, &frame)).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("the peer took no data for {} s (timeout)", io_timeout.as_secs()),
+        };
+        let _ = send.reset(ABORT_CODE.into());
+        return Err(failure);
+    }
+    send.finish().map_err(|e| e.to_string())
 }
 
 impl Transport for QuicTransport {
-    /// Sends are not cut by cancellation, so the abort message still reaches the peer.
     fn send(&mut self, frame: Frame) -> Result<(), Error> {
-        self.handle.block_on(within(self.io_timeout, write_frame(&mut self.send, &frame)))
+        if let Some(reason) = self.writer_failed.borrow().as_deref() {
+            return Err(Self::send_failure(reason));
+        }
+        self.outbox.send(frame).map_err(|_| Self::send_failure("the stream writer stopped"))
     }
+
     fn recv(&mut self, max_payload: usize) -> Result<Frame, Error> {
-        let QuicTransport { recv, handle, io_timeout, cancel, .. } = self;
+        let QuicTransport { recv, handle, io_timeout, cancel, writer_failed, .. } = self;
         let r = handle.block_on(async {
             tokio::select! {
+                // A frame already received (e.g. the peer's abort) wins over a send failure.
+                biased;
                 r = within(*io_timeout, read_frame(recv, max_payload)) => r,
                 _ = cancel.wait_for(|c| *c) => Err(Error::Closed("job cancelled by the operator".into())),
+                failed = writer_failed.wait_for(|f| f.is_some()) => Err(Self::send_failure(
+                    failed.as_deref().ok().and_then(|f| f.as_deref()).unwrap_or("the stream writer stopped"),
+                )),
             }
         });
         if matches!(r, Err(Error::FrameTooLarge { .. } | Error::Decode { .. })) {
@@ -91,13 +140,6 @@ impl Transport for QuicTransport {
             let _ = self.recv.stop(ABORT_CODE.into());
         }
         r
-    }
-}
-
-impl Drop for QuicTransport {
-    fn drop(&mut self) {
-        // Deliver what was written (the peer may still be reading our last frame).
-        let _ = self.send.finish();
     }
 }
 

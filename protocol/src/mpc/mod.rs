@@ -21,7 +21,6 @@
 //! `|v| · 2^(2f − 64)`: with f = 16 and |v| ≤ 1024, below 2^-22 per element.
 
 mod boolean;
-pub mod bench;
 mod cot;
 pub mod sigmoid;
 

@@ -1,0 +1,701 @@
+//! `tandem bench ...`: both parties in this process, talking over real QUIC with mutual TLS on
+//! 127.0.0.1 ([`Loopback`]), each on its own thread with an OS-seeded CSPRNG. Every bench prints
+//! JSON lines and quotes its figures as ratios against a reference measured in the same run (raw
+//! QUIC throughput and round trips, the minimum elliptic-curve work, the plaintext trainer), so
+//! the figures stay comparable on a shared machine. Bytes are everything both parties sent.
+//!
+//! Wall times include both parties competing for the same cores. CPU seconds (where given) are
+//! this process's user + system time, i.e. both parties together.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use clap::Subcommand;
+use models::dataset::{self, Dataset};
+use models::metrics::auc;
+use models::reference::{TrainParams, train_reference};
+use models::scorecard::Scorecard;
+use models::secure_lr::{ModelReveal, PartyData, TrainJob, TrainOutput, secure_train};
+use models::standardize::Standardizer;
+use protocol::fixed::FixedPoint;
+use protocol::ids::{IdKind, PreparedIds, prepare_ids};
+use protocol::lookup::{LookupClient, LookupServer};
+use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
+use protocol::psi::{PsiOutput, PsiParams, PsiReveal, ec_reference_work, intersect};
+use protocol::{Channel, Role, Stats};
+use rand::{Rng, RngExt};
+use serde_json::{Value, json};
+
+use crate::transport::loopback::Loopback;
+
+/// Receive timeout of the bench channels: above the longest local compute step (PSI at 2^22).
+const IO_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// SPU cheetah (OT + HE, no dealer) on synthetic_30k, 10 epochs, batch 1024, lr 0.5
+/// (notes/anchors.md): (seconds, bytes) per sigmoid; no figure for poly3.
+fn cheetah_anchor(sigmoid: Sigmoid) -> Option<(f64, f64)> {
+    match sigmoid {
+        Sigmoid::Linear => Some((36.9, 520e6)),
+        Sigmoid::ClippedLinear => Some((60.6, 579e6)),
+        Sigmoid::Poly3 => None,
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Two-party engine: OT throughput, 1024×32 matrix–vector products (both orientations),
+    /// 1024-element multiplication and sigmoids, one LR iteration; against raw QUIC throughput.
+    Mpc,
+    /// ECDH PSI on two generated sets of n raw IDs; against the minimum EC work of ECDH-PSI.
+    Psi {
+        /// IDs per party.
+        #[arg(long, default_value_t = 1 << 16)]
+        n: usize,
+        /// Fraction of each party's IDs the other party holds too.
+        #[arg(long, default_value_t = 0.5)]
+        overlap: f64,
+    },
+    /// PSI-aligned secure logistic regression on two CSV files; against the plaintext trainer.
+    Lr(LrArgs),
+    /// Single-entity scoring by private lookup (gov serves per-entity partial scores, the bank
+    /// sends one-ID queries); against raw QUIC round trips.
+    Score {
+        /// Entities in the gov's table.
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+        /// Single-ID lookups per job.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Concurrent jobs (one stream each on the one connection) in the second phase; 0 skips it.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LrArgs {
+    /// Gov CSV: ID column + feature columns.
+    #[arg(long)]
+    pub gov: PathBuf,
+    /// Bank CSV: ID column + feature columns + label column.
+    #[arg(long)]
+    pub bank: PathBuf,
+    /// Test-set IDs, one per line; without it every 5th aligned row is a test row.
+    #[arg(long)]
+    pub test_ids: Option<PathBuf>,
+    #[arg(long, default_value = "uscc")]
+    pub id_column: String,
+    /// Kind of the IDs: uscc, resident_id or raw.
+    #[arg(long, default_value = "uscc")]
+    pub id_kind: IdKind,
+    #[arg(long, default_value = "default_12m")]
+    pub label_column: String,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 0.5)]
+    pub lr: f64,
+    /// linear, clipped_linear or poly3.
+    #[arg(long, default_value = "linear", value_parser = parse_sigmoid)]
+    pub sigmoid: Sigmoid,
+}
+
+fn parse_sigmoid(s: &str) -> Result<Sigmoid, String> {
+    serde_json::from_value(Value::String(s.to_string()))
+        .map_err(|_| format!("unknown sigmoid '{s}': use linear, clipped_linear or poly3"))
+}
+
+/// Runs one bench and prints its JSON lines.
+pub fn run(command: BenchCommand) -> Result<()> {
+    let lines = match command {
+        BenchCommand::Mpc => mpc()?,
+        BenchCommand::Psi { n, overlap } => vec![psi(n, overlap)?],
+        BenchCommand::Lr(args) => vec![lr(&args)?],
+        BenchCommand::Score { entities, queries, jobs } => score(entities, queries, jobs)?,
+    };
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Rounds to `digits` decimals for printing.
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 100 ticks/s);
+/// None where unavailable.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Wall and CPU seconds of `f`.
+fn clocked<T>(f: impl FnOnce() -> T) -> (T, f64, Option<f64>) {
+    let (start, cpu) = (Instant::now(), process_cpu_seconds());
+    let out = f();
+    let cpu = cpu.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+    (out, start.elapsed().as_secs_f64(), cpu)
+}
+
+/// Runs both parties over a fresh stream of `lo`; each result comes with that party's channel
+/// counters. A failure on either side is an error naming the party.
+fn run_both<A: Send, B: Send>(
+    lo: &Loopback,
+    gov: impl FnOnce(&mut Channel) -> protocol::Result<A> + Send,
+    bank: impl FnOnce(&mut Channel) -> protocol::Result<B> + Send,
+) -> Result<((A, Stats), (B, Stats))> {
+    let (g, b) = lo.run(|ch| gov(ch).map(|a| (a, ch.stats())), |ch| bank(ch).map(|b| (b, ch.stats())))?;
+    Ok((g.map_err(|e| anyhow!("gov: {e}"))?, b.map_err(|e| anyhow!("bank: {e}"))?))
+}
+
+fn bytes_sent(g: &Stats, b: &Stats) -> u64 {
+    g.bytes_sent + b.bytes_sent
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference: raw QUIC on the same loopback
+
+/// Both parties send `len` bytes at once, then read the peer's: bytes both sent per second.
+fn link_throughput(lo: &Loopback, len: usize) -> Result<(f64, Value)> {
+    let data = vec![0x5au8; len];
+    let exchange = |ch: &mut Channel| {
+        ch.send_bulk("bench.link", &data)?;
+        ch.recv_bulk("bench.link", len as u64).map(|got| got.len())
+    };
+    let (outcome, seconds, _) = clocked(|| run_both(lo, exchange, exchange));
+    let ((got_g, gs), (got_b, bs)) = outcome?;
+    ensure!(got_g == len && got_b == len, "link reference: a party received a short transfer");
+    let bytes = bytes_sent(&gs, &bs);
+    let rate = bytes as f64 / seconds;
+    let line = json!({
+        "bench": "mpc", "op": "link_reference", "size": format!("2x{} MiB at once", len >> 20),
+        "seconds": round(seconds, 4), "bytes": bytes, "mb_per_s": round(rate / 1e6, 1),
+    });
+    Ok((rate, line))
+}
+
+/// Round trips of a small message on one stream: sorted latencies in seconds.
+fn round_trips(lo: &Loopback, count: usize) -> Result<Vec<f64>> {
+    let ((mut rtts, _), _) = run_both(
+        lo,
+        |ch| {
+            let mut rtts = Vec::with_capacity(count);
+            for i in 0..count as u64 {
+                let t = Instant::now();
+                ch.send("bench.ping", &i)?;
+                let echoed: u64 = ch.recv("bench.pong")?;
+                rtts.push(t.elapsed().as_secs_f64());
+                if echoed != i {
+                    return Err(protocol::Error::Protocol(format!("pong {echoed} for ping {i}")));
+                }
+            }
+            Ok(rtts)
+        },
+        |ch| {
+            for _ in 0..count {
+                let i: u64 = ch.recv("bench.ping")?;
+                ch.send("bench.pong", &i)?;
+            }
+            Ok(())
+        },
+    )?;
+    rtts.sort_by(f64::total_cmp);
+    Ok(rtts)
+}
+
+/// The `p`-quantile (0..=1) of sorted values.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+// ---------------------------------------------------------------------------------------------
+// mpc
+
+/// One engine operation as seen by one party.
+struct Measured {
+    op: String,
+    size: String,
+    seconds: f64,
+    stats: Stats,
+    /// OTs extended during the operation, in both directions.
+    ots: u64,
+}
+
+fn measure<T>(
+    e: &mut Engine,
+    out: &mut Vec<Measured>,
+    op: &str,
+    size: &str,
+    f: impl FnOnce(&mut Engine) -> protocol::Result<T>,
+) -> protocol::Result<T> {
+    let (before, ots_before, t) = (e.stats(), e.ot_counts(), Instant::now());
+    let value = f(e)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let ots = e.ot_counts();
+    let ots = (ots.0 - ots_before.0) + (ots.1 - ots_before.1);
+    out.push(Measured { op: op.into(), size: size.into(), seconds, stats: e.stats().since(&before), ots });
+    Ok(value)
+}
+
+/// The engine benchmark at one party (both must call it): setup, a large multiplication for OT
+/// throughput, 1024×32 matvec / matvec_t, 1024 multiplications, each sigmoid on 1024 values, one
+/// vertical-LR iteration (gov 1024×10, bank 1024×13). Inputs are random.
+fn engine_ops(ch: &mut Channel) -> protocol::Result<Vec<Measured>> {
+    let fp = FixedPoint::new(16);
+    let mut rng = rand::rng();
+    let mut out = Vec::new();
+    let (before, t) = (ch.stats(), Instant::now());
+    let mut e = Engine::new(ch, fp, &mut rng)?;
+    out.push(Measured {
+        op: "setup".into(),
+        size: "2x128 base OT".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        stats: e.stats().since(&before),
+        ots: 0,
+    });
+    let me = e.role();
+    let mut vals = |n: usize| -> Vec<u64> { (0..n).map(|_| fp.encode(rng.random::<f64>() * 4.0 - 2.0)).collect() };
+
+    let (big_x, big_y) = (vals(1 << 14), vals(1 << 14));
+    measure(&mut e, &mut out, "mul_ot_throughput", "16384 (2^21 correlated OTs)", |e| e.mul(&big_x, &big_y))?;
+
+    let (rows, cols) = (1024, 32);
+    let mat = PlainMatrix { rows, cols, data: vals(rows * cols) };
+    let (v, u, x) = (vals(cols), vals(rows), vals(1024));
+    let owner_m = (me == Role::Gov).then_some(&mat);
+    measure(&mut e, &mut out, "matvec", "1024x32", |e| e.matvec(Role::Gov, owner_m, rows, cols, &v))?;
+    measure(&mut e, &mut out, "matvec_t", "1024x32", |e| e.matvec_t(Role::Gov, owner_m, rows, cols, &u))?;
+    measure(&mut e, &mut out, "mul", "1024", |e| e.mul(&x, &u))?;
+    for s in [Sigmoid::Linear, Sigmoid::Poly3, Sigmoid::ClippedLinear] {
+        let name = format!("sigmoid_{}", serde_json::to_value(s).expect("sigmoid name").as_str().unwrap_or("?"));
+        measure(&mut e, &mut out, &name, "1024", |e| e.sigmoid(&x, s))?;
+    }
+
+    // One vertical-LR iteration: z = X_g·w_g + X_b·w_b, p = σ(z), g_g = X_gᵀp, g_b = X_bᵀp.
+    let xg = PlainMatrix { rows: 1024, cols: 10, data: vals(10240) };
+    let xb = PlainMatrix { rows: 1024, cols: 13, data: vals(13312) };
+    let (wg, wb) = (vals(10), vals(13));
+    let (gm, bm) = ((me == Role::Gov).then_some(&xg), (me == Role::Bank).then_some(&xb));
+    measure(&mut e, &mut out, "lr_iteration_linear", "gov 1024x10 + bank 1024x13", |e| {
+        let zg = e.matvec(Role::Gov, gm, 1024, 10, &wg)?;
+        let zb = e.matvec(Role::Bank, bm, 1024, 13, &wb)?;
+        let p = e.sigmoid(&e.add(&zg, &zb), Sigmoid::Linear)?;
+        e.matvec_t(Role::Gov, gm, 1024, 10, &p)?;
+        e.matvec_t(Role::Bank, bm, 1024, 13, &p)
+    })?;
+    Ok(out)
+}
+
+/// `tandem bench mpc`: one line for the link reference, one per engine operation (gov's clock;
+/// bytes both sent). `ratio_to_wire` = seconds / (bytes at the reference link rate).
+pub fn mpc() -> Result<Vec<Value>> {
+    let lo = Loopback::start(IO_TIMEOUT)?;
+    let (link_rate, link_line) = link_throughput(&lo, 32 << 20)?;
+    let ((gov, _), (bank, _)) = run_both(&lo, engine_ops, engine_ops)?;
+    let mut lines = vec![link_line];
+    for (g, b) in gov.iter().zip(&bank) {
+        let bytes = g.stats.bytes_sent + b.stats.bytes_sent;
+        let wire = bytes as f64 / link_rate;
+        lines.push(json!({
+            "bench": "mpc", "op": g.op, "size": g.size,
+            "seconds": round(g.seconds, 5), "bytes": bytes, "rounds": g.stats.rounds.max(b.stats.rounds),
+            "ots": g.ots, "ots_per_second": round(g.ots as f64 / g.seconds, 0),
+            "wire_seconds": round(wire, 5), "ratio_to_wire": round(g.seconds / wire, 2),
+        }));
+    }
+    Ok(lines)
+}
+
+// ---------------------------------------------------------------------------------------------
+// psi
+
+/// Two sets of `n` raw IDs (32 hex digits) sharing `round(overlap·n)`, in random order; prepared
+/// (normalised, checked unique) as the node would.
+fn generated_sets(n: usize, overlap: f64) -> Result<(PreparedIds, PreparedIds, usize)> {
+    ensure!((0.0..=1.0).contains(&overlap), "--overlap {overlap}: use a fraction between 0 and 1");
+    ensure!(n > 0, "--n must be at least 1");
+    let common = (overlap * n as f64).round() as usize;
+    let mut rng = rand::rng();
+    let mut id = || format!("{:032x}", rng.random::<u128>());
+    let shared: Vec<String> = (0..common).map(|_| id()).collect();
+    let mut gov: Vec<String> = shared.iter().cloned().chain((common..n).map(|_| id())).collect();
+    let mut bank: Vec<String> = shared.into_iter().chain((common..n).map(|_| id())).collect();
+    use rand::seq::SliceRandom;
+    gov.shuffle(&mut rand::rng());
+    bank.shuffle(&mut rand::rng());
+    let prepare = |ids: &[String], source: &str| {
+        prepare_ids(IdKind::Raw, source, ids.iter().enumerate().map(|(i, s)| (i + 1, s.as_str())), false)
+    };
+    Ok((prepare(&gov, "generated gov IDs")?, prepare(&bank, "generated bank IDs")?, common))
+}
+
+/// `tandem bench psi`: PSI over QUIC, then the EC reference (`psi::ec_reference_work`, n
+/// hash-to-group + 2n scalar multiplications per party) in the same process.
+pub fn psi(n: usize, overlap: f64) -> Result<Value> {
+    let (gov_ids, bank_ids, expected) = generated_sets(n, overlap)?;
+    let lo = Loopback::start(IO_TIMEOUT)?;
+    let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
+    let (outcome, seconds, cpu) = clocked(|| {
+        run_both(
+            &lo,
+            |ch| intersect(ch, &gov_ids.ids, &params, &mut rand::rng()),
+            |ch| intersect(ch, &bank_ids.ids, &params, &mut rand::rng()),
+        )
+    });
+    let ((g, gs), (b, bs)) = outcome?;
+    check_intersection(&g, &b, &gov_ids, &bank_ids, expected)?;
+    let (work, ec_seconds, ec_cpu) = clocked(|| ec_reference_work(n));
+    ensure!(work == 2 * n, "EC reference processed {work} elements, expected {}", 2 * n);
+    let bytes = bytes_sent(&gs, &bs);
+    Ok(json!({
+        "protocol": "ecdh", "n": n, "overlap": overlap,
+        "seconds": round(seconds, 3), "bytes": bytes, "intersection": g.size,
+        "ec_reference_seconds": round(ec_seconds, 3), "ratio_to_ec": round(seconds / ec_seconds, 3),
+        "cpu_seconds": cpu.map(|c| round(c, 2)), "ec_reference_cpu_seconds": ec_cpu.map(|c| round(c, 2)),
+        "cpu_ratio_to_ec": cpu.zip(ec_cpu).map(|(a, b)| round(a / b, 3)),
+        "bytes_per_element": round(bytes as f64 / (2 * n) as f64, 2),
+        "bytes_per_n": round(bytes as f64 / n as f64, 2),
+        "rounds": gs.rounds.max(bs.rounds),
+    }))
+}
+
+/// The intersection must have the expected size, and the aligned rows must name the same IDs.
+fn check_intersection(g: &PsiOutput, b: &PsiOutput, gov: &PreparedIds, bank: &PreparedIds, expected: usize) -> Result<()> {
+    if g.size != expected || b.size != expected {
+        bail!("PSI found {} (gov) / {} (bank) common IDs, expected {expected}", g.size, b.size);
+    }
+    let (gr, br) = (g.rows.as_ref().context("gov rows")?, b.rows.as_ref().context("bank rows")?);
+    ensure!(gr.len() == expected && br.len() == expected, "aligned row lists have the wrong length");
+    if let Some(i) = (0..expected).find(|&i| gov.ids[gr[i]] != bank.ids[br[i]]) {
+        bail!("aligned row {i} names different IDs at gov and bank");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// lr
+
+/// One party's data after PSI alignment, standardised on the training rows.
+struct Aligned {
+    x: Vec<f64>,
+    features: Vec<String>,
+    standardizer: Standardizer,
+    label: Option<Vec<f64>>,
+    train: Vec<usize>,
+    test: Vec<usize>,
+}
+
+fn load_party(path: &PathBuf, args: &LrArgs, label: Option<&str>) -> Result<(Dataset, PreparedIds)> {
+    let ds = dataset::load(path, &args.id_column, &[], label)?;
+    let ids = prepare_ids(args.id_kind, &ds.source, ds.ids.iter().zip(&ds.id_lines).map(|(s, &l)| (l, s.as_str())), false)?;
+    Ok((ds, ids))
+}
+
+/// Aligns `ds` by PSI result rows and splits train/test on the aligned order (test = IDs in
+/// `test_ids`, or every 5th row without it); both parties get the same split.
+fn align(ds: &Dataset, ids: &PreparedIds, psi: &PsiOutput, test_ids: Option<&HashSet<String>>) -> Result<Aligned> {
+    let rows: Vec<usize> = psi.rows.as_ref().context("PSI rows")?.iter().map(|&i| ids.rows[i]).collect();
+    let aligned = ds.select_rows(&rows);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (i, &r) in psi.rows.as_ref().expect("rows").iter().enumerate() {
+        let is_test = match test_ids {
+            Some(t) => t.contains(&ids.ids[r]),
+            None => i % 5 == 4,
+        };
+        if is_test { test.push(i) } else { train.push(i) }
+    }
+    let standardizer = Standardizer::fit(&aligned, &train)?;
+    Ok(Aligned {
+        x: standardizer.apply(&aligned.x),
+        features: aligned.columns.clone(),
+        standardizer,
+        label: aligned.label.clone(),
+        train,
+        test,
+    })
+}
+
+/// One party of the LR bench: PSI, alignment, secure training. Returns the aligned data (for
+/// the plaintext reference), the training output, and (PSI seconds, PSI stats).
+fn lr_party(
+    ch: &mut Channel,
+    ds: &Dataset,
+    ids: &PreparedIds,
+    test_ids: Option<&HashSet<String>>,
+    params: &TrainParams,
+) -> Result<(Aligned, TrainOutput, f64, Stats)> {
+    let t = Instant::now();
+    let psi_params = PsiParams { domain: "bench-lr".into(), reveal: PsiReveal::Both, min_intersection: 1 };
+    let psi = intersect(ch, &ids.ids, &psi_params, &mut rand::rng())?;
+    let (psi_seconds, psi_stats) = (t.elapsed().as_secs_f64(), ch.stats());
+    let data = align(ds, ids, &psi, test_ids)?;
+    let scorecard = Scorecard::default();
+    let job = TrainJob { train_rows: &data.train, test_rows: &data.test, params, reveal: ModelReveal::Both, scorecard: &scorecard };
+    let party = PartyData {
+        x: &data.x,
+        features: &data.features,
+        standardizer: Some(&data.standardizer),
+        label: data.label.as_deref(),
+    };
+    let mut engine = Engine::new(ch, FixedPoint::new(params.frac_bits), &mut rand::rng())?;
+    let out = secure_train(&mut engine, &party, &job)?;
+    Ok((data, out, psi_seconds, psi_stats))
+}
+
+/// `tandem bench lr`: PSI + secure training over QUIC, then the plaintext reference trainer (same
+/// algorithm, batches and sigmoid; and with the exact sigmoid) on the same aligned data.
+pub fn lr(args: &LrArgs) -> Result<Value> {
+    let params = TrainParams {
+        epochs: args.epochs,
+        batch_size: args.batch,
+        learning_rate: args.lr,
+        sigmoid: args.sigmoid,
+        ..Default::default()
+    };
+    params.validate().map_err(|e| anyhow!("{e}"))?;
+    let (gov_ds, gov_ids) = load_party(&args.gov, args, None)?;
+    let (bank_ds, bank_ids) = load_party(&args.bank, args, Some(&args.label_column))?;
+    let test_ids = match &args.test_ids {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --test-ids {}", path.display()))?;
+            let lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l));
+            let source = path.display().to_string();
+            Some(prepare_ids(args.id_kind, &source, lines, false)?.ids.into_iter().collect::<HashSet<String>>())
+        }
+        None => None,
+    };
+    let lo = Loopback::start(IO_TIMEOUT)?;
+    let tests = test_ids.as_ref();
+    let (outcome, seconds, _) = clocked(|| {
+        lo.run(
+            |ch| lr_party(ch, &gov_ds, &gov_ids, tests, &params).map(|r| (r, ch.stats())),
+            |ch| lr_party(ch, &bank_ds, &bank_ids, tests, &params).map(|r| (r, ch.stats())),
+        )
+    });
+    let (g, b) = outcome?;
+    let ((gov, _, g_psi_s, g_psi), gs) = g.context("gov")?;
+    let ((bank, bank_out, b_psi_s, b_psi), bs) = b.context("bank")?;
+    ensure!(gov.test == bank.test && gov.train == bank.train, "the parties derived different train/test splits");
+    let secure_auc = bank_out.artifact.metrics.context("no test metrics (test rows need both classes)")?.auc;
+
+    // Plaintext reference on the joint aligned matrix (gov columns ‖ bank columns).
+    let (gc, bc) = (gov.features.len(), bank.features.len());
+    let joint: Vec<f64> =
+        gov.x.chunks_exact(gc).zip(bank.x.chunks_exact(bc)).flat_map(|(a, c)| a.iter().chain(c).copied()).collect();
+    let y = bank.label.as_ref().context("bank labels")?;
+    let test_auc = |model: &models::reference::LinearModel| {
+        let rows: Vec<f64> = bank.test.iter().flat_map(|&r| joint[r * (gc + bc)..(r + 1) * (gc + bc)].iter().copied()).collect();
+        let labels: Vec<f64> = bank.test.iter().map(|&r| y[r]).collect();
+        auc(&model.logits(&rows), &labels)
+    };
+    let (reference, reference_seconds, _) = clocked(|| train_reference(&joint, gc + bc, y, &bank.train, &params, false));
+    let exact = train_reference(&joint, gc + bc, y, &bank.train, &params, true);
+
+    let psi_seconds = g_psi_s.max(b_psi_s);
+    let psi_bytes = bytes_sent(&g_psi, &b_psi);
+    let bytes = bytes_sent(&gs, &bs);
+    let (train_seconds, train_bytes) = (seconds - psi_seconds, bytes - psi_bytes);
+    let anchor = cheetah_anchor(args.sigmoid);
+    Ok(json!({
+        "bench": "lr", "sigmoid": args.sigmoid, "epochs": args.epochs, "batch": args.batch, "lr": args.lr,
+        "aligned_rows": gov.train.len() + gov.test.len(), "train_rows": gov.train.len(), "test_rows": gov.test.len(),
+        "features": [gc, bc],
+        "seconds": round(seconds, 3), "bytes": bytes,
+        "psi_seconds": round(psi_seconds, 3), "psi_bytes": psi_bytes,
+        "train_seconds": round(train_seconds, 3), "train_bytes": train_bytes,
+        "rounds": gs.rounds.max(bs.rounds),
+        "secure_auc": round(secure_auc, 4), "reference_auc": round(test_auc(&reference), 4),
+        "exact_sigmoid_reference_auc": round(test_auc(&exact), 4),
+        "reference_seconds": round(reference_seconds, 4),
+        "ratio_to_reference": round(train_seconds / reference_seconds, 0),
+        "cheetah_seconds": anchor.map(|a| a.0), "cheetah_bytes": anchor.map(|a| a.1),
+        "train_seconds_ratio_to_cheetah": anchor.map(|a| round(train_seconds / a.0, 3)),
+        "train_bytes_ratio_to_cheetah": anchor.map(|a| round(train_bytes as f64 / a.1, 3)),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// score
+
+/// A gov table: `entities` raw IDs with fixed-point partial scores.
+fn score_table(entities: usize) -> (Vec<String>, Vec<u64>) {
+    let fp = FixedPoint::new(16);
+    let mut rng = rand::rng();
+    let ids: Vec<String> = (0..entities).map(|i| format!("ENTITY{i:012}")).collect();
+    let payloads = (0..entities).map(|_| fp.encode(rng.random::<f64>() * 6.0 - 3.0)).collect();
+    (ids, payloads)
+}
+
+/// The bank's queries: every 10th asks for an ID the gov does not hold.
+fn score_queries(entities: usize, count: usize) -> Vec<(String, Option<usize>)> {
+    let mut rng = rand::rng();
+    (0..count)
+        .map(|q| {
+            if q % 10 == 9 {
+                (format!("ABSENT{q:012}"), None)
+            } else {
+                let i = (rng.next_u64() % entities as u64) as usize;
+                (format!("ENTITY{i:012}"), Some(i))
+            }
+        })
+        .collect()
+}
+
+/// Result of one lookup job at the bank.
+struct LookupRun {
+    setup_seconds: f64,
+    latencies: Vec<f64>,
+    burst_seconds: f64,
+}
+
+/// One lookup job: table set-up, then one-ID queries in sequence, each checked. `ready` is
+/// waited on by both parties between set-up and the burst (concurrent jobs start together).
+fn lookup_job(
+    table: &(Vec<String>, Vec<u64>),
+    queries: &[(String, Option<usize>)],
+    (gov_ch, bank_ch): (Channel, Channel),
+    ready: &Barrier,
+) -> Result<(LookupRun, u64)> {
+    let domain = "bench-score";
+    let (mut g, mut b) = (gov_ch, bank_ch);
+    let (gov, bank) = std::thread::scope(|s| {
+        let gov = s.spawn(|| -> protocol::Result<Stats> {
+            let server = LookupServer::new(&mut rand::rng());
+            server.send_table(&mut g, domain, &table.0, &table.1)?;
+            ready.wait();
+            for _ in queries {
+                server.answer(&mut g, 1)?;
+            }
+            Ok(g.stats())
+        });
+        let bank = s.spawn(|| -> Result<(LookupRun, Stats)> {
+            let t = Instant::now();
+            let client = LookupClient::receive_table(&mut b, table.0.len())?;
+            let setup_seconds = t.elapsed().as_secs_f64();
+            ready.wait();
+            let (burst, mut latencies) = (Instant::now(), Vec::with_capacity(queries.len()));
+            let mut rng = rand::rng();
+            for (id, expected) in queries {
+                let t = Instant::now();
+                let got = client.query(&mut b, domain, std::slice::from_ref(id), &mut rng)?;
+                latencies.push(t.elapsed().as_secs_f64());
+                if got != [expected.map(|i| table.1[i])] {
+                    bail!("lookup of '{id}' returned {got:?}, expected {:?}", expected.map(|i| table.1[i]));
+                }
+            }
+            let burst_seconds = burst.elapsed().as_secs_f64();
+            latencies.sort_by(f64::total_cmp);
+            Ok((LookupRun { setup_seconds, latencies, burst_seconds }, b.stats()))
+        });
+        (gov.join(), bank.join())
+    });
+    let gs = gov.map_err(|_| anyhow!("gov thread panicked"))?.map_err(|e| anyhow!("gov: {e}"))?;
+    let (run, bs) = bank.map_err(|_| anyhow!("bank thread panicked"))?.map_err(|e| anyhow!("bank: {e:#}"))?;
+    Ok((run, bytes_sent(&gs, &bs)))
+}
+
+/// `tandem bench score`: a single job (set-up, then a burst of one-ID lookups), then `jobs`
+/// concurrent jobs on separate streams of the one connection. References: small-message round
+/// trips on the same connection, and the EC work of the table (`ec_reference_work`).
+pub fn score(entities: usize, queries: usize, jobs: usize) -> Result<Vec<Value>> {
+    ensure!(entities > 0 && queries > 0, "--entities and --queries must be at least 1");
+    let lo = Loopback::start(IO_TIMEOUT)?;
+    let rtts = round_trips(&lo, 1000)?;
+    let rtt_p50 = quantile(&rtts, 0.5);
+    let table = score_table(entities);
+    let plan = score_queries(entities, queries);
+    let (_, ec_seconds, _) = clocked(|| ec_reference_work(entities.div_ceil(2)));
+
+    let (single, bytes) = lookup_job(&table, &plan, lo.pair()?, &Barrier::new(2))?;
+    let p50 = quantile(&single.latencies, 0.5);
+    let mut lines = vec![
+        json!({
+            "bench": "score", "op": "rtt_reference", "count": rtts.len(),
+            "p50_ms": round(rtt_p50 * 1e3, 4), "p99_ms": round(quantile(&rtts, 0.99) * 1e3, 4),
+        }),
+        json!({
+            "bench": "score", "op": "single_job", "entities": entities, "queries": queries,
+            "setup_seconds": round(single.setup_seconds, 3),
+            "ec_reference_seconds": round(ec_seconds, 3),
+            "setup_ratio_to_ec": round(single.setup_seconds / ec_seconds, 3),
+            "lookups_per_second": round(queries as f64 / single.burst_seconds, 1),
+            "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&single.latencies, 0.99) * 1e3, 4),
+            "p50_ratio_to_rtt": round(p50 / rtt_p50, 2), "bytes": bytes,
+        }),
+    ];
+    if jobs > 0 {
+        let pairs: Vec<(Channel, Channel)> = (0..jobs).map(|_| lo.pair()).collect::<Result<_>>()?;
+        let ready = Barrier::new(2 * jobs);
+        let (outcome, seconds, _) = clocked(|| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> =
+                    pairs.into_iter().map(|pair| s.spawn(|| lookup_job(&table, &plan, pair, &ready))).collect();
+                handles.into_iter().map(|h| h.join().map_err(|_| anyhow!("job thread panicked"))?).collect::<Result<Vec<_>>>()
+            })
+        });
+        let runs = outcome?;
+        let mut latencies: Vec<f64> = runs.iter().flat_map(|(r, _)| r.latencies.iter().copied()).collect();
+        latencies.sort_by(f64::total_cmp);
+        let burst = runs.iter().map(|(r, _)| r.burst_seconds).fold(0.0, f64::max);
+        let setup = runs.iter().map(|(r, _)| r.setup_seconds).fold(0.0, f64::max);
+        let p50 = quantile(&latencies, 0.5);
+        lines.push(json!({
+            "bench": "score", "op": "concurrent_jobs", "jobs": jobs, "entities": entities, "queries_per_job": queries,
+            "seconds": round(seconds, 3), "setup_seconds": round(setup, 3),
+            "lookups_per_second": round((jobs * queries) as f64 / burst, 1),
+            "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&latencies, 0.99) * 1e3, 4),
+            "p50_ratio_to_rtt": round(p50 / rtt_p50, 2),
+            "bytes": runs.iter().map(|(_, b)| b).sum::<u64>(),
+        }));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_sets_share_exactly_the_requested_fraction() {
+        let (g, b, common) = generated_sets(1000, 0.25).unwrap();
+        assert_eq!(common, 250);
+        let gs: HashSet<&String> = g.ids.iter().collect();
+        assert_eq!((g.ids.len(), b.ids.len()), (1000, 1000));
+        assert_eq!(b.ids.iter().filter(|id| gs.contains(id)).count(), 250);
+        assert!(generated_sets(10, 1.5).is_err());
+    }
+
+    #[test]
+    fn psi_bench_finds_the_generated_intersection_over_quic() {
+        let line = psi(300, 0.5).unwrap();
+        assert_eq!(line["intersection"], 150);
+        assert!(line["bytes"].as_u64().unwrap() > 300 * 64, "both point lists crossed the link");
+    }
+
+    #[test]
+    fn score_bench_checks_every_lookup_over_quic() {
+        let lines = score(50, 20, 2).unwrap();
+        let ops: Vec<&str> = lines.iter().map(|l| l["op"].as_str().unwrap()).collect();
+        assert_eq!(ops, ["rtt_reference", "single_job", "concurrent_jobs"]);
+        assert_eq!(lines[1]["queries"], 20);
+        assert_eq!(lines[2]["jobs"], 2);
+    }
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let v: Vec<f64> = (1..=101).map(f64::from).collect();
+        assert_eq!((quantile(&v, 0.5), quantile(&v, 0.99), quantile(&v, 0.0)), (51.0, 100.0, 1.0));
+    }
+}
