@@ -365,3 +365,67 @@ impl JobParams {
 pub fn resolve_path(data_dir: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled(name: &str) -> JobSpec {
+        JobSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(name)).unwrap()
+    }
+
+    fn err(spec: &JobSpec) -> String {
+        format!("{:#}", spec.validate().unwrap_err())
+    }
+
+    #[test]
+    fn bundled_job_files_are_valid_and_map_their_reveal_modes() {
+        let psi = bundled("demo-job.toml");
+        assert_eq!(psi.psi_reveal().unwrap(), PsiReveal::SizeOnly);
+        let train = bundled("demo-train.toml");
+        assert_eq!((train.psi_reveal().unwrap(), train.model_reveal().unwrap()), (PsiReveal::Both, ModelReveal::OwnBlock));
+        let p = train.params().unwrap();
+        assert_eq!((p.test_fraction(), p.train_params().epochs, p.train_params().batch_size), (0.3, 5, 1024));
+        assert_eq!(p.scorecard(), Scorecard::default());
+        assert_eq!(bundled("demo-score.toml").params().unwrap().target, Some(ScoreTarget::Intersection));
+        assert_eq!(bundled("demo-score-ids.toml").params().unwrap().target, Some(ScoreTarget::Ids));
+    }
+
+    #[test]
+    fn wrong_reveals_and_params_are_refused_naming_the_key() {
+        let mut s = bundled("demo-job.toml");
+        s.reveal.push(Reveal::IntersectionIds);
+        assert!(err(&s).contains("2 PSI modes"), "{}", err(&s));
+        s.reveal.clear();
+        assert!(err(&s).contains("must list one of"), "{}", err(&s));
+
+        let mut t = bundled("demo-train.toml");
+        t.reveal = vec![Reveal::IntersectionSize, Reveal::ModelToOwners, Reveal::Metrics];
+        assert!(err(&t).contains("needs \"intersection_ids\""), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.reveal.retain(|r| *r != Reveal::Metrics);
+        assert!(err(&t).contains("\"metrics\""), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("epochs".into(), 0.into());
+        assert!(err(&t).contains("params.epochs = 0"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("epoch".into(), 3.into());
+        assert!(err(&t).contains("params.epoch is not a parameter of a train job"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("test_ids_file".into(), "t.txt".into());
+        assert!(err(&t).contains("either test_ids_file or test_fraction"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("target".into(), "ids".into());
+        assert!(err(&t).contains("params.target is not a parameter of a train job"), "{}", err(&t));
+
+        let mut s = bundled("demo-score-ids.toml");
+        s.reveal.push(Reveal::IntersectionSize);
+        assert!(err(&s).contains("runs no PSI"), "{}", err(&s));
+        let mut s = bundled("demo-score-ids.toml");
+        s.params.remove("queries_file");
+        assert!(err(&s).contains("params.queries_file is missing"), "{}", err(&s));
+        let mut s = bundled("demo-score.toml");
+        s.params.insert("model".into(), "../x".into());
+        assert!(err(&s).contains("params.model = '../x'"), "{}", err(&s));
+    }
+}

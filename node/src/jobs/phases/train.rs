@@ -175,14 +175,9 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let json = serde_json::to_vec_pretty(&saved)?;
     let path = model_path(ctx.config, ctx.job_id);
     std::fs::create_dir_all(path.parent().expect("models dir"))?;
+    // Owner-only files, never overwritten (a model kept as shares is secret material).
     for p in [&path, &ctx.job_dir.join("model.json")] {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(p)
-            .with_context(|| format!("cannot create the model file {} (an existing model is never overwritten)", p.display()))?;
-        f.write_all(&json).with_context(|| format!("cannot write {}", p.display()))?;
+        crate::identity::write_private(p, &json).context("model file (an existing model is never overwritten)")?;
     }
     ctx.outcome.insert("model_file".into(), path.display().to_string().into());
     let auc = saved.artifact.metrics.map(|m: Metrics| format!(", test AUC {:.4}", m.auc)).unwrap_or_default();
