@@ -1,7 +1,12 @@
 //! Secure LR on synthetic_30k (24k training rows × 23 features, 10 epochs, batch 1024, lr 0.5,
 //! linear sigmoid) with both parties in this process over the in-memory channel pair, as in
 //! notes/anchors.md. Prints one JSON line. Run: `cargo run --release -p models --example lr_bench`
-//! (optional argument: sigmoid = linear | clipped_linear | poly3).
+//! (optional argument: sigmoid = linear | clipped_linear | poly3). `bytes_by_phase` splits the
+//! traffic by protocol phase (e.g. `lr-train-gram`: the one-off Gram blocks of the linear
+//! sigmoid; `lr-train`: the training steps), counted on the wire like `bytes`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -12,8 +17,20 @@ use models::scorecard::Scorecard;
 use models::secure_lr::{ModelReveal, PartyData, TrainJob, secure_train};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, Sigmoid};
+use protocol::channel::HEADER_LEN;
+use protocol::transcript::{Direction, FrameEvent, FrameObserver};
 use protocol::{Channel, Role, channel::run_pair};
 use rand::SeedableRng;
+
+/// Adds the wire size of every frame this party sends to its phase's total.
+struct PhaseBytes(Arc<Mutex<BTreeMap<String, u64>>>);
+impl FrameObserver for PhaseBytes {
+    fn on_frame(&mut self, f: &FrameEvent<'_>) {
+        if f.direction == Direction::Sent {
+            *self.0.lock().unwrap().entry(f.phase.to_string()).or_default() += (HEADER_LEN + f.kind.len() + f.payload.len()) as u64;
+        }
+    }
+}
 
 fn main() {
     let sigmoid: Sigmoid = match std::env::args().nth(1) {
@@ -24,8 +41,10 @@ fn main() {
     let params = TrainParams { epochs: 10, batch_size: 1024, learning_rate: 0.5, sigmoid, ..Default::default() };
     let scorecard = Scorecard::default();
     let job = TrainJob { train_rows: &d.train, test_rows: &d.test, params: &params, reveal: ModelReveal::Both, scorecard: &scorecard };
+    let by_phase = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let party = |ch: &mut Channel| {
         let role = ch.role();
+        ch.set_observer(Box::new(PhaseBytes(by_phase.clone())));
         let data = match role {
             Role::Gov => PartyData { x: &d.gov_x, features: &d.gov_features, standardizer: Some(&d.gov_std), label: None },
             Role::Bank => PartyData { x: &d.bank_x, features: &d.bank_features, standardizer: Some(&d.bank_std), label: Some(&d.y) },
@@ -49,6 +68,7 @@ fn main() {
         "sigmoid": sigmoid,
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "bytes": gov_stats.bytes_sent + bank_stats.bytes_sent,
+        "bytes_by_phase": *by_phase.lock().unwrap(),
         "rounds": gov_stats.rounds.max(bank_stats.rounds),
         "secure_auc": bank.artifact.metrics.expect("metrics").auc,
         "reference_auc": reference,

@@ -7,7 +7,7 @@ use common::Prepared;
 use models::metrics::{Metrics, auc};
 use models::reference::{LinearModel, TrainParams, train_reference};
 use models::scorecard::Scorecard;
-use models::secure_lr::{ModelArtifact, ModelReveal, PartyData, TrainJob, TrainOutput, secure_score, secure_train};
+use models::secure_lr::{GRAM_MAX_ABS, ModelArtifact, ModelReveal, PartyData, TrainJob, TrainOutput, secure_score, secure_train};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, Sigmoid};
 use protocol::{Channel, Role, Stats, channel::run_pair};
@@ -193,4 +193,52 @@ fn label_in_the_wrong_place_is_refused_locally() {
     });
     assert!(g.unwrap_err().to_string().contains("gov must not pass a label"));
     assert!(b.unwrap_err().to_string().contains("bank needs one 0/1 label"));
+}
+
+/// Keeps the first `k` bank columns (so the bank, with fewer columns than the gov, supplies the
+/// choice bits of the Gram cross block).
+fn keep_bank_columns(mut d: Prepared, k: usize) -> Prepared {
+    let cols = d.bank_features.len();
+    d.bank_x = d.bank_x.chunks_exact(cols).flat_map(|r| r[..k].to_vec()).collect();
+    d.bank_features.truncate(k);
+    d.bank_std.columns.truncate(k);
+    d.bank_std.mean.truncate(k);
+    d.bank_std.std.truncate(k);
+    d
+}
+
+#[test]
+fn linear_training_matches_reference_when_the_bank_has_fewer_columns() {
+    let d = keep_bank_columns(common::default_credit(1500, 13), 4);
+    assert!(d.bank_features.len() < d.gov_features.len());
+    let params = TrainParams { epochs: 2, batch_size: 300, l2_c: Some(1.0), seed: 4, ..Default::default() };
+    assert_eq!(params.sigmoid, Sigmoid::Linear);
+    let (gov, bank, _) = train_both(&d, &params, ModelReveal::Both);
+    let cols = d.gov_features.len() + d.bank_features.len();
+    let reference = train_reference(&d.joint_x(), cols, &d.y, &d.train, &params, false);
+    let revealed = joint_model(&gov.artifact, &bank.artifact);
+    let max_dw = revealed.weights.iter().zip(&reference.weights).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    println!("max |w_secure - w_reference| = {max_dw:.2e}, bias diff {:.2e}", (revealed.bias - reference.bias).abs());
+    assert!(max_dw < 2e-3 && (revealed.bias - reference.bias).abs() < 2e-3, "weights drift from the reference by {max_dw}");
+}
+
+#[test]
+fn feature_beyond_the_gram_bound_is_refused_before_training() {
+    let mut d = common::default_credit(300, 1);
+    let cols = d.gov_features.len();
+    let row = d.train[7];
+    d.gov_x[row * cols + 2] = -(GRAM_MAX_ABS + 1.0);
+    let scorecard = Scorecard::default();
+    let params = TrainParams::default();
+    let job = TrainJob { train_rows: &d.train, test_rows: &d.test, params: &params, reveal: ModelReveal::Both, scorecard: &scorecard };
+    let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
+    let msg = g.unwrap_err().to_string();
+    assert!(msg.contains(&format!("'{}'", d.gov_features[2])) && msg.contains(&format!("row {row}")) && msg.contains("127"), "{msg}");
+    assert!(b.is_err(), "the bank stops when the gov does");
+    // The same value on a test row is fine (the bound applies to training rows only).
+    let mut d = common::default_credit(300, 1);
+    let test_row = d.test[0];
+    d.gov_x[test_row * cols] = 1000.0;
+    let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
+    assert!(g.is_ok() && b.is_ok());
 }

@@ -7,16 +7,39 @@
 use serde::{Deserialize, Serialize};
 
 /// Fixed-point encoding of reals into Z_2^64 (two's complement), `frac_bits` fractional bits.
+/// Invariant: `frac_bits` is in 8..=24, also for values decoded from a peer's message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedFixedPoint")]
 pub struct FixedPoint {
     pub frac_bits: u32,
+}
+
+/// The wire form of [`FixedPoint`] before its range check.
+#[derive(Deserialize)]
+struct UncheckedFixedPoint {
+    frac_bits: u32,
+}
+
+impl TryFrom<UncheckedFixedPoint> for FixedPoint {
+    type Error = String;
+    fn try_from(raw: UncheckedFixedPoint) -> Result<FixedPoint, String> {
+        FixedPoint::try_new(raw.frac_bits)
+    }
 }
 
 impl FixedPoint {
     /// Panics unless `frac_bits` is in 8..=24 (a local programming error, not peer input).
     pub fn new(frac_bits: u32) -> FixedPoint {
-        assert!((8..=24).contains(&frac_bits), "fixed-point frac_bits must be in 8..=24, got {frac_bits}");
-        FixedPoint { frac_bits }
+        FixedPoint::try_new(frac_bits).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Checks the range; the error names the fix.
+    pub fn try_new(frac_bits: u32) -> Result<FixedPoint, String> {
+        if (8..=24).contains(&frac_bits) {
+            Ok(FixedPoint { frac_bits })
+        } else {
+            Err(format!("fixed-point frac_bits must be in 8..=24, got {frac_bits}"))
+        }
     }
 
     /// The scale 2^f as a real.
@@ -50,6 +73,15 @@ impl FixedPoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_an_out_of_range_precision_is_an_error_not_a_later_panic() {
+        let ok: FixedPoint = crate::channel::decode("fp", &[16]).unwrap();
+        assert_eq!(ok, FixedPoint::new(16));
+        // The fuzzer's input: frac_bits = 239 as a bincode varint.
+        let err = crate::channel::decode::<FixedPoint>("fp", &[0xda, 0xef]).unwrap_err();
+        assert!(err.to_string().contains("8..=24"), "{err}");
+    }
 
     #[test]
     fn encode_decode_round_trips_within_half_ulp() {

@@ -5,6 +5,7 @@
 //! of each query that is in the table, without the server learning which entities were queried.
 //!
 //! Protocol, with per-session server key `a` and per-batch client key `b`:
+//! `H` is the PSI hash-to-group ([`crate::psi`]) with the session's domain separator.
 //! 1. server → client, once per session: for every table entry, sorted by tag,
 //!    `tag = KDF₁(H(id)^a)[..16]` and `payload ⊕ KDF₂(H(id)^a)[..8]`;
 //! 2. client → server: `H(q)^b` for each query;  server → client: `(H(q)^b)^a` in the same order;
@@ -20,25 +21,15 @@
 
 use std::collections::HashMap;
 
-use curve25519_dalek::{RistrettoPoint, Scalar, ristretto::CompressedRistretto};
+use curve25519_dalek::{Scalar, ristretto::CompressedRistretto};
 use rayon::prelude::*;
-use sha2::Sha512;
 use zeroize::Zeroize;
 
+use crate::psi::{hash_prefix, hash_to_group};
 use crate::{Channel, Error, Result};
 
 const TAG_LEN: usize = 16;
 const ENTRY_LEN: usize = TAG_LEN + 8;
-
-/// Hash of a normalised entity ID to the group, separated by the session's domain string.
-pub fn hash_to_group(domain: &str, id: &str) -> RistrettoPoint {
-    let mut input = Vec::with_capacity(16 + domain.len() + id.len());
-    input.extend_from_slice(b"tandem id v1\0");
-    input.extend_from_slice(&(domain.len() as u32).to_le_bytes());
-    input.extend_from_slice(domain.as_bytes());
-    input.extend_from_slice(id.as_bytes());
-    RistrettoPoint::hash_from_bytes::<Sha512>(&input)
-}
 
 /// Tag and payload pad derived from the server-keyed point `H(id)^a`.
 fn tag_and_pad(point: &CompressedRistretto) -> ([u8; TAG_LEN], u64) {
@@ -67,11 +58,12 @@ impl LookupServer {
     /// Sends the keyed table (message `lookup.table`). `ids` are normalised and unique.
     pub fn send_table(&self, ch: &mut Channel, domain: &str, ids: &[String], payloads: &[u64]) -> Result<()> {
         assert_eq!(ids.len(), payloads.len(), "one payload per id");
+        let prefix = hash_prefix(domain);
         let mut entries: Vec<([u8; TAG_LEN], u64)> = ids
             .par_iter()
             .zip(payloads.par_iter())
             .map(|(id, &payload)| {
-                let (tag, pad) = tag_and_pad(&(hash_to_group(domain, id) * self.key).compress());
+                let (tag, pad) = tag_and_pad(&(hash_to_group(&prefix, id) * self.key).compress());
                 (tag, payload ^ pad)
             })
             .collect();
@@ -139,7 +131,8 @@ impl LookupClient {
         rng: &mut R,
     ) -> Result<Vec<Option<u64>>> {
         let mut blind = Scalar::random(rng);
-        let blinded: Vec<[u8; 32]> = ids.par_iter().map(|id| (hash_to_group(domain, id) * blind).compress().to_bytes()).collect();
+        let prefix = hash_prefix(domain);
+        let blinded: Vec<[u8; 32]> = ids.par_iter().map(|id| (hash_to_group(&prefix, id) * blind).compress().to_bytes()).collect();
         ch.send_bulk("lookup.query", blinded.as_flattened())?;
         let answer = ch.recv_bulk("lookup.answer", (ids.len() * 32) as u64)?;
         if answer.len() != ids.len() * 32 {

@@ -317,7 +317,8 @@ fn params_hash(params: &PsiParams) -> [u8; 32] {
 }
 
 /// SHA-512 state over `label ‖ len(domain) ‖ domain` (lengths u64 LE).
-fn hash_prefix(domain: &str) -> Sha512 {
+/// Hash state over the protocol label and the domain separator, shared by every `H(id)` of a job.
+pub(crate) fn hash_prefix(domain: &str) -> Sha512 {
     let mut h = Sha512::new();
     h.update(LABEL);
     h.update((domain.len() as u64).to_le_bytes());
@@ -327,7 +328,7 @@ fn hash_prefix(domain: &str) -> Sha512 {
 
 /// `H(id)`: equals `RistrettoPoint::hash_from_bytes::<Sha512>(label ‖ len ‖ domain ‖ len ‖ id)`,
 /// continuing from the cached prefix state (no allocation).
-fn hash_to_group(prefix: &Sha512, id: &str) -> RistrettoPoint {
+pub(crate) fn hash_to_group(prefix: &Sha512, id: &str) -> RistrettoPoint {
     let mut h = prefix.clone();
     h.update((id.len() as u64).to_le_bytes());
     h.update(id.as_bytes());

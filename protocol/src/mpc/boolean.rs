@@ -23,12 +23,14 @@ use super::Engine;
 use super::cot::{CotRecv, CotSend};
 use crate::ot::iknp;
 use rand::Rng;
+use zeroize::Zeroize;
 use crate::{Result, Role};
 
 /// Low bits compared by the carry circuit.
 const LOW_BITS: usize = 63;
 
-/// XOR shares of AND triples, packed.
+/// XOR shares of AND triples, packed; wiped on drop.
+#[derive(zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub(crate) struct Triples {
     a: Vec<u64>,
     b: Vec<u64>,
@@ -54,17 +56,17 @@ impl Engine<'_> {
     /// `64·words` AND triples from random OTs in both directions (one flight).
     pub(crate) fn and_triples(&mut self, words: usize) -> Result<Triples> {
         let m = 64 * words;
-        let choice_words: Vec<u128> =
-            (0..m.div_ceil(128)).map(|_| ((self.rng.next_u64() as u128) << 64) | self.rng.next_u64() as u128).collect();
+        let mut choice_words: Vec<u128> =
+            (0..m.div_ceil(128)).map(|_| ((self.rng.0.next_u64() as u128) << 64) | self.rng.0.next_u64() as u128).collect();
         let recv_start = self.ot_recv.count;
-        let (msg, t) = self.ot_recv.extend(m, &choice_words);
+        let (msg, mut t) = self.ot_recv.extend(m, &choice_words);
         self.ch.send_bulk("mpc.and.u", &msg)?;
         let send_start = self.ot_send.count;
         let peer_msg = self.ch.recv_bulk("mpc.and.u", iknp::message_len(m) as u64)?;
-        let q = self.ot_send.extend(m, &peer_msg)?;
+        let mut q = self.ot_send.extend(m, &peer_msg)?;
         let delta = self.ot_send.delta();
         let (mut h0, mut h1, mut hv) = (vec![0u128; m], vec![0u128; m], vec![0u128; m]);
-        let flipped: Vec<u128> = q.iter().map(|x| x ^ delta).collect();
+        let mut flipped: Vec<u128> = q.iter().map(|x| x ^ delta).collect();
         let send_tweak = ((self.role.index() as u128) << 120) | ((send_start as u128) << 32);
         let recv_tweak = ((self.role.peer().index() as u128) << 120) | ((recv_start as u128) << 32);
         self.hash.expand(&q, send_tweak, 1, &mut h0);
@@ -77,10 +79,17 @@ impl Engine<'_> {
             }
             out
         };
-        let (u, h1p, v) = (pack(&h0), pack(&h1), pack(&hv));
+        let (mut u, mut h1p, mut v) = (pack(&h0), pack(&h1), pack(&hv));
         let a = xor(&u, &h1p);
         let b: Vec<u64> = (0..words).map(|w| (choice_words[w / 2] >> (64 * (w % 2))) as u64).collect();
         let c: Vec<u64> = (0..words).map(|w| (a[w] & b[w]) ^ u[w] ^ v[w]).collect();
+        // Wipe the OT rows, hashes and choices the triples were made from.
+        for buf in [&mut choice_words, &mut t, &mut q, &mut flipped, &mut h0, &mut h1, &mut hv] {
+            buf.zeroize();
+        }
+        for buf in [&mut u, &mut h1p, &mut v] {
+            buf.zeroize();
+        }
         Ok(Triples { a, b, c, used: 0 })
     }
 

@@ -1,18 +1,22 @@
 //! Arithmetic correlated OT (Gilboa multiplication) on the IKNP instances.
 //!
 //! A *group* `g` is one receiver value `b_g` (its low `bits` bits are OT choice bits) and one
-//! sender correlation vector `c_g` of `width` ring elements. OT `(g, k)` transfers, for each
-//! element `t`, `m0[t]` or `m0[t] + c_g[t]` modulo `2^(64−k)`: the sender sends the correction
-//! `d = m0 − m1 + c_g` (low `64 − k` bits only, bit-packed), the receiver with choice `β` outputs
+//! sender correlation vector `c_g` of `width` ring elements. The ring is `Z_2^ring` (`ring` ≤ 64,
+//! `bits` ≤ `ring`; [`Engine::cot`] uses 64). OT `(g, k)` transfers, for each element `t`, `m0[t]`
+//! or `m0[t] + c_g[t]` modulo `2^(ring−k)`: the sender sends the correction `d = m0 − m1 + c_g`
+//! (low `ring − k` bits only, bit-packed), the receiver with choice `β` outputs
 //! `(m_β + β·d) · 2^k` and the sender `−m0 · 2^k`. Summed over `k` the two outputs are additive
-//! shares of `b_g · c_g` (mod 2^64). `m0`, `m1` are the tweakable-hash expansions of the IKNP
-//! rows (`q`, `q ⊕ Δ`); the receiver's `H(t)` equals `m_β`.
+//! shares of `b_g · c_g` (mod 2^ring; outputs are reduced to their low `ring` bits). `m0`, `m1`
+//! are the tweakable-hash expansions of the IKNP rows (`q`, `q ⊕ Δ`); the receiver's `H(t)`
+//! equals `m_β`.
 //!
 //! What each party learns: the sender sees only the IKNP message (independent of the choices).
 //! The receiver sees `d`, which is masked by the pad of the unchosen message `m_{1−β}`
 //! (pseudorandom to it since it does not know Δ), so `d` is uniform in its view; its output
 //! share is masked by `m0`. Both output shares are uniform on their own. Nothing is reused: each
 //! call extends fresh OTs, and pads are bound to the OT index and element block by the tweak.
+
+use zeroize::Zeroize;
 
 use super::Engine;
 use crate::ot::iknp;
@@ -40,8 +44,8 @@ fn tweak_base(sender: Role, start: u64) -> u128 {
 }
 
 /// Number of packed correction words for the given shape.
-fn correction_words(groups: usize, width: usize, bits: u32) -> usize {
-    let per_elem: usize = (0..bits).map(|k| 64 - k as usize).sum();
+fn correction_words(groups: usize, width: usize, bits: u32, ring: u32) -> usize {
+    let per_elem: usize = (0..bits).map(|k| (ring - k) as usize).sum();
     (groups * width * per_elem).div_ceil(64)
 }
 
@@ -55,7 +59,7 @@ fn pad(blocks: &[u128], t: usize) -> u64 {
     if t % 2 == 0 { b as u64 } else { (b >> 64) as u64 }
 }
 
-fn low_mask(n: u32) -> u64 {
+pub(super) fn low_mask(n: u32) -> u64 {
     if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
@@ -110,6 +114,13 @@ impl Engine<'_> {
     /// returns (sender output shares, receiver output shares), each `groups × width` values.
     /// Two flights: IKNP messages, then corrections.
     pub(crate) fn cot(&mut self, send: Option<CotSend>, recv: Option<CotRecv>) -> Result<(Vec<u64>, Vec<u64>)> {
+        self.cot_ring(send, recv, 64)
+    }
+
+    /// [`Engine::cot`] in `Z_2^ring`: outputs are shares mod `2^ring` (low `ring` bits set only).
+    pub(crate) fn cot_ring(&mut self, send: Option<CotSend>, recv: Option<CotRecv>, ring: u32) -> Result<(Vec<u64>, Vec<u64>)> {
+        assert!(ring <= 64, "cot: ring of {ring} bits");
+        assert!(send.as_ref().is_none_or(|s| s.bits <= ring) && recv.as_ref().is_none_or(|r| r.bits <= ring), "cot: more choice bits than ring bits");
         let recv_state = match &recv {
             Some(r) => {
                 assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
@@ -134,41 +145,45 @@ impl Engine<'_> {
                 let m = s.groups * s.bits as usize;
                 let start = self.ot_send.count;
                 let msg = self.ch.recv_bulk("mpc.cot.u", iknp::message_len(m) as u64)?;
-                let q = self.ot_send.extend(m, &msg)?;
-                let (shares, packed) = self.sender_corrections(s, &q, tweak_base(self.role, start));
+                let mut q = self.ot_send.extend(m, &msg)?;
+                let (shares, packed) = self.sender_corrections(s, &q, tweak_base(self.role, start), ring);
+                q.zeroize();
                 self.ch.send_u64s("mpc.cot.d", &packed)?;
                 shares
             }
             None => Vec::new(),
         };
         let receiver_shares = match (&recv, recv_state) {
-            (Some(r), Some((start, t))) => {
-                let d = self.ch.recv_u64s("mpc.cot.d", correction_words(r.groups, r.width, r.bits))?;
-                self.receiver_outputs(r, &t, &d, tweak_base(self.role.peer(), start))
+            (Some(r), Some((start, mut t))) => {
+                let d = self.ch.recv_u64s("mpc.cot.d", correction_words(r.groups, r.width, r.bits, ring));
+                let shares = d.map(|d| self.receiver_outputs(r, &t, &d, tweak_base(self.role.peer(), start), ring));
+                t.zeroize();
+                shares?
             }
             _ => Vec::new(),
         };
         Ok((sender_shares, receiver_shares))
     }
 
-    fn sender_corrections(&self, s: &CotSend, q: &[u128], tweak: u128) -> (Vec<u64>, Vec<u64>) {
+    fn sender_corrections(&self, s: &CotSend, q: &[u128], tweak: u128, ring: u32) -> (Vec<u64>, Vec<u64>) {
         let (bits, width) = (s.bits as usize, s.width);
         let blocks = width.div_ceil(2);
         let delta = self.ot_send.delta();
         let mut shares = vec![0u64; s.groups * width];
-        let mut w = BitWriter { out: Vec::with_capacity(correction_words(s.groups, width, s.bits)), acc: 0, n: 0 };
+        let mut w = BitWriter { out: Vec::with_capacity(correction_words(s.groups, width, s.bits, ring)), acc: 0, n: 0 };
         let per = groups_per_batch(width, s.bits);
         let mut m0 = Vec::new();
         let mut m1 = Vec::new();
         for g0 in (0..s.groups).step_by(per) {
             let g1 = (g0 + per).min(s.groups);
             let rows = &q[g0 * bits..g1 * bits];
-            let flipped: Vec<u128> = rows.iter().map(|x| x ^ delta).collect();
+            let mut flipped: Vec<u128> = rows.iter().map(|x| x ^ delta).collect();
             let tw = tweak + (((g0 * bits) as u128) << 32);
             m0.resize(rows.len() * blocks, 0);
             m1.resize(rows.len() * blocks, 0);
             self.hash.expand(rows, tw, blocks, &mut m0);
             self.hash.expand(&flipped, tw, blocks, &mut m1);
+            flipped.zeroize();
             for g in g0..g1 {
                 let c = &s.corr[g * width..(g + 1) * width];
                 let out = &mut shares[g * width..(g + 1) * width];
@@ -177,16 +192,19 @@ impl Engine<'_> {
                     let (p0, p1) = (&m0[o * blocks..(o + 1) * blocks], &m1[o * blocks..(o + 1) * blocks]);
                     for t in 0..width {
                         let (a, b) = (pad(p0, t), pad(p1, t));
-                        w.push(a.wrapping_sub(b).wrapping_add(c[t]), 64 - k as u32);
+                        w.push(a.wrapping_sub(b).wrapping_add(c[t]), ring - k as u32);
                         out[t] = out[t].wrapping_sub(a << k);
                     }
                 }
             }
         }
+        m0.zeroize();
+        m1.zeroize();
+        shares.iter_mut().for_each(|v| *v &= low_mask(ring));
         (shares, w.finish())
     }
 
-    fn receiver_outputs(&self, r: &CotRecv, t_rows: &[u128], d: &[u64], tweak: u128) -> Vec<u64> {
+    fn receiver_outputs(&self, r: &CotRecv, t_rows: &[u128], d: &[u64], tweak: u128, ring: u32) -> Vec<u64> {
         let (bits, width) = (r.bits as usize, r.width);
         let blocks = width.div_ceil(2);
         let mut shares = vec![0u64; r.groups * width];
@@ -205,13 +223,15 @@ impl Engine<'_> {
                     let o = (g - g0) * bits + k;
                     let p = &mb[o * blocks..(o + 1) * blocks];
                     for t in 0..width {
-                        let dv = rd.pull(64 - k as u32);
+                        let dv = rd.pull(ring - k as u32);
                         let v = pad(p, t).wrapping_add(dv.wrapping_mul(beta));
                         out[t] = out[t].wrapping_add(v << k);
                     }
                 }
             }
         }
+        mb.zeroize();
+        shares.iter_mut().for_each(|v| *v &= low_mask(ring));
         shares
     }
 }

@@ -9,7 +9,10 @@
 //! - `share`: the owner sends `values − r` for fresh uniform `r`; the peer sees a uniform vector.
 //! - `reveal_to` / `reveal_both`: the receiving party learns the opened value (and by design
 //!   nothing else: the other share is `value − own share`).
-//! - `mul`, `matvec`, `matvec_t`: Gilboa OT multiplication on correlated OT ([`cot`]); see there.
+//! - `mul`, `matvec`, `matvec_t`, `matvec_shared`: Gilboa OT multiplication on correlated OT
+//!   ([`cot`]); see there.
+//! - `cross_gram` (product of two parties' bounded plaintext matrices in a small ring) and
+//!   `lift` (shares mod 2^ℓ to Z_2^64): see [`gram`].
 //! - `sigmoid(ClippedLinear)`: secure comparison (MSB extraction) with OT-made AND triples and
 //!   OT multiplexers ([`boolean`]).
 //!
@@ -22,12 +25,16 @@
 
 mod boolean;
 mod cot;
+mod gram;
 pub mod sigmoid;
+
+pub use gram::cross_gram_ring;
 
 pub use sigmoid::Sigmoid;
 
 use rand::{CryptoRng, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroize;
 
 use crate::channel::Stats;
 use crate::fixed::FixedPoint;
@@ -58,6 +65,17 @@ impl PlainMatrix {
         PlainMatrix { rows: rows.len(), cols: self.cols, data }
     }
 
+    /// The entries column by column (column `j` is `data[j·rows..(j+1)·rows]`).
+    pub fn column_major(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.rows * self.cols];
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                out[j * self.rows + i] = self.data[i * self.cols + j];
+            }
+        }
+        out
+    }
+
     /// `M·v` in the ring (no truncation).
     pub fn mul_vec(&self, v: &[u64]) -> Vec<u64> {
         assert_eq!(v.len(), self.cols);
@@ -84,12 +102,26 @@ impl PlainMatrix {
     }
 }
 
-/// One party's side of a two-party session. See the module docs.
+/// The engine's private ChaCha20 stream (share masks, OT choices). `rand_chacha` 0.10 has no
+/// `zeroize` support, so on drop the state is overwritten with a fixed-seed state and passed to
+/// `black_box`, which keeps the overwrite from being optimised away (best effort, no `unsafe`).
+/// Kept as its own type so that `Engine` itself needs no `Drop` (its channel borrow ends early).
+struct SessionRng(ChaCha20Rng);
+
+impl Drop for SessionRng {
+    fn drop(&mut self) {
+        self.0 = ChaCha20Rng::from_seed([0; 32]);
+        std::hint::black_box(&mut self.0);
+    }
+}
+
+/// One party's side of a two-party session. See the module docs. Secret session state (Δ, PRG
+/// key schedules, the ChaCha state) is wiped when the engine is dropped.
 pub struct Engine<'c> {
     ch: &'c mut Channel,
     role: Role,
     fp: FixedPoint,
-    rng: ChaCha20Rng,
+    rng: SessionRng,
     /// IKNP instance in which this party is the OT sender (holds Δ).
     ot_send: iknp::Sender,
     /// IKNP instance in which this party is the OT receiver.
@@ -103,20 +135,19 @@ impl<'c> Engine<'c> {
     pub fn new<R: CryptoRng>(ch: &'c mut Channel, fp: FixedPoint, rng: &mut R) -> Result<Engine<'c>> {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        let mut rng = ChaCha20Rng::from_seed(seed);
-        let delta = ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128;
-        let choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
-        let (pairs, chosen) = base::both_directions(ch, &mut rng, &choices)?;
+        let mut rng = SessionRng(ChaCha20Rng::from_seed(seed));
+        seed.zeroize();
+        let mut delta = ((rng.0.next_u64() as u128) << 64) | rng.0.next_u64() as u128;
+        let mut choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
+        let base = base::both_directions(ch, &mut rng.0, &choices);
+        choices.zeroize();
+        let (mut pairs, mut chosen) = base.inspect_err(|_| delta.zeroize())?;
+        let (ot_send, ot_recv) = (iknp::Sender::new(delta, &chosen), iknp::Receiver::new(&pairs));
+        delta.zeroize();
+        pairs.zeroize();
+        chosen.zeroize();
         let role = ch.role();
-        Ok(Engine {
-            ch,
-            role,
-            fp,
-            rng,
-            ot_send: iknp::Sender::new(delta, &chosen),
-            ot_recv: iknp::Receiver::new(&pairs),
-            hash: CrHash::default(),
-        })
+        Ok(Engine { ch, role, fp, rng, ot_send, ot_recv, hash: CrHash::default() })
     }
 
     pub fn role(&self) -> Role {
@@ -139,7 +170,7 @@ impl<'c> Engine<'c> {
     }
 
     fn random_vec(&mut self, n: usize) -> Vec<u64> {
-        (0..n).map(|_| self.rng.next_u64()).collect()
+        (0..n).map(|_| self.rng.0.next_u64()).collect()
     }
 
     // ---- input / output
@@ -273,12 +304,7 @@ impl<'c> Engine<'c> {
         }
         let out = match m.filter(|_| owner == self.role) {
             Some(m) => {
-                let mut cols_major = vec![0u64; rows * cols];
-                for i in 0..rows {
-                    for j in 0..cols {
-                        cols_major[j * rows + i] = m.data[i * cols + j];
-                    }
-                }
+                let cols_major = m.column_major();
                 let (s, _) = self.cot(Some(cot::CotSend { corr: &cols_major, groups: cols, width: rows, bits: 64 }), None)?;
                 let mut out = m.mul_vec(v);
                 add_groups(&mut out, &s);

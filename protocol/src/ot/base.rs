@@ -15,6 +15,7 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use rand::CryptoRng;
+use zeroize::Zeroize;
 
 use crate::{Channel, Error, Result};
 
@@ -26,7 +27,9 @@ fn kdf(j: usize, s: &CompressedRistretto, r: &CompressedRistretto, p: &Ristretto
     h.update(&(j as u64).to_le_bytes());
     h.update(s.as_bytes());
     h.update(r.as_bytes());
-    h.update(p.compress().as_bytes());
+    let mut shared = p.compress();
+    h.update(shared.as_bytes());
+    shared.zeroize();
     let mut k = [0u8; 16];
     k.copy_from_slice(&h.finalize().as_bytes()[..16]);
     k
@@ -39,11 +42,18 @@ fn decompress(bytes: &[u8], what: &str) -> Result<(CompressedRistretto, Ristrett
     Ok((c, p))
 }
 
-/// Base-OT sender state after its first message.
+/// Base-OT sender state after its first message. The secret `y` (and `y·S`) is zeroized on drop.
 pub struct Sender {
     y: Scalar,
     s: CompressedRistretto,
     ys: RistrettoPoint,
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.y.zeroize();
+        self.ys.zeroize();
+    }
 }
 
 impl Sender {
@@ -64,14 +74,19 @@ impl Sender {
             .enumerate()
             .map(|(j, b)| {
                 let (rc, rp) = decompress(b, "receiver point")?;
-                let yr = self.y * rp;
-                Ok((kdf(j, &self.s, &rc, &yr), kdf(j, &self.s, &rc, &(yr - self.ys))))
+                let mut yr = self.y * rp;
+                let mut yr_minus_ys = yr - self.ys;
+                let keys = (kdf(j, &self.s, &rc, &yr), kdf(j, &self.s, &rc, &yr_minus_ys));
+                yr.zeroize();
+                yr_minus_ys.zeroize();
+                Ok(keys)
             })
             .collect()
     }
 }
 
 /// Receiver side: answers the sender's `S` for the given choices; returns (message, chosen keys).
+/// The per-OT secrets `x_j`, `x_j·G` and `x_j·S` are zeroized as soon as they are used.
 pub fn receive<R: CryptoRng + ?Sized>(rng: &mut R, sender_msg: &[u8], choices: &[bool]) -> Result<(Vec<u8>, Vec<Key>)> {
     let (sc, sp) = decompress(sender_msg, "sender point")?;
     if sp == RistrettoPoint::identity() {
@@ -80,12 +95,16 @@ pub fn receive<R: CryptoRng + ?Sized>(rng: &mut R, sender_msg: &[u8], choices: &
     let mut msg = Vec::with_capacity(32 * choices.len());
     let mut keys = Vec::with_capacity(choices.len());
     for (j, &c) in choices.iter().enumerate() {
-        let x = Scalar::random(rng);
-        let xg = &x * RISTRETTO_BASEPOINT_TABLE;
+        let mut x = Scalar::random(rng);
+        let mut xg = &x * RISTRETTO_BASEPOINT_TABLE;
         let r = if c { xg + sp } else { xg };
         let rc = r.compress();
         msg.extend_from_slice(rc.as_bytes());
-        keys.push(kdf(j, &sc, &rc, &(x * sp)));
+        let mut xs = x * sp;
+        keys.push(kdf(j, &sc, &rc, &xs));
+        x.zeroize();
+        xg.zeroize();
+        xs.zeroize();
     }
     Ok((msg, keys))
 }

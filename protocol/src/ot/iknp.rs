@@ -17,10 +17,13 @@
 //! across OTs is safe). Because PRG streams never rewind and OT indices only grow, no OT is
 //! ever used twice.
 
+use zeroize::Zeroize;
+
 use super::{CtrPrg, base::Key, columns_to_rows};
 use crate::{Error, Result};
 
-/// Extension sender: holds Δ and one seed per base OT.
+/// Extension sender: holds Δ and one seed per base OT. Δ is zeroized on drop, the PRG key
+/// schedules by [`CtrPrg`]'s own drop.
 pub struct Sender {
     delta: u128,
     prgs: Vec<CtrPrg>,
@@ -28,7 +31,13 @@ pub struct Sender {
     pub count: u64,
 }
 
-/// Extension receiver: holds both seeds per base OT.
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.delta.zeroize();
+    }
+}
+
+/// Extension receiver: holds both seeds per base OT (zeroized on drop by [`CtrPrg`]).
 pub struct Receiver {
     prgs: Vec<(CtrPrg, CtrPrg)>,
     /// OTs extended so far (the index of the next OT).

@@ -9,6 +9,7 @@ pub mod iknp;
 
 use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
+use zeroize::Zeroize;
 
 /// Blocks per `encrypt_blocks` call (keeps the staging buffer on the stack-sized side).
 const AES_BATCH: usize = 512;
@@ -65,15 +66,20 @@ impl CrHash {
 }
 
 /// AES-128 in counter mode: a stateful PRG whose stream continues across calls, so every call
-/// yields fresh output (IKNP expands each base-OT seed this way).
+/// yields fresh output (IKNP expands each base-OT seed this way). The seed lives only in the AES
+/// key schedule, which `aes` (feature `zeroize`) wipes when the PRG is dropped.
 pub struct CtrPrg {
     aes: Aes128,
     counter: u128,
 }
 
 impl CtrPrg {
-    pub fn new(seed: [u8; 16]) -> CtrPrg {
-        CtrPrg { aes: Aes128::new(&Array::from(seed)), counter: 0 }
+    pub fn new(mut seed: [u8; 16]) -> CtrPrg {
+        let mut key = Array::from(seed);
+        let aes = Aes128::new(&key);
+        key[..].zeroize();
+        seed.zeroize();
+        CtrPrg { aes, counter: 0 }
     }
     pub fn fill(&mut self, out: &mut [u128]) {
         for v in out.iter_mut() {
