@@ -3,17 +3,25 @@
 #
 # Builds `tandem` (release), creates both node directories with keys under testnet/run/, writes
 # their configs from configs/{gov,bank}.toml with each other's certificate fingerprints and
-# transcript-signing public keys, starts both nodes, submits configs/demo-job.toml at gov, watches
-# it, shows the bank's view, stops both nodes (also on error or Ctrl-C), then audits the job:
-# `tandem audit verify` on both nodes' transcripts and `tandem audit compare` on the pair.
-# Exits non-zero if the job or the audit fails.
+# transcript-signing public keys, starts both nodes, then runs the demo on the bundled
+# default_credit data:
+#   1. train (configs/demo-train.toml, submitted at gov): PSI, then secure logistic regression on
+#      the common rows with a 70/30 split (test ids in testnet/run/test_ids.txt); prints the test
+#      metrics beside the plaintext reference trainer of `tandem bench lr` on the same split;
+#   2. score (configs/demo-score.toml, at gov): every common entity jointly; prints the first scores;
+#   3. score named ids (configs/demo-score-ids.toml, at the bank): private lookup of a few ids,
+#      one of them unknown; prints the bank's results;
+#   4. audit: `tandem audit verify` on both nodes' transcripts of every job, `tandem audit compare`
+#      on each pair, and an HTML report of the training job.
+# Stops both nodes at the end (also on error or Ctrl-C); exits non-zero if a job or the audit
+# fails. TANDEM_JOB=FILE runs only that job file instead (submitted at gov).
 # Ports: TANDEM_PORT_BASE (default 7400) + 1/2 (QUIC), + 11/12 (admin).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN="$ROOT/testnet/run"
 BASE="${TANDEM_PORT_BASE:-7400}"
-JOB="${TANDEM_JOB:-$ROOT/configs/demo-job.toml}"
+JOB="${TANDEM_JOB:-}"
 cd "$ROOT"
 
 echo "== building tandem (release)"
@@ -68,32 +76,86 @@ for n in gov bank; do
     "$BIN" status --config "$RUN/$n/tandem.toml" || { echo "node $n did not start:"; cat "$RUN/$n/node.log"; exit 1; }
 done
 
-echo "== submitting $(basename "$JOB") at gov"
-ID="$("$BIN" job --config "$RUN/gov/tandem.toml" submit --operator "${USER:-testnet-demo}" "$JOB")"
-echo "job $ID"
-STATUS=0
-"$BIN" job --config "$RUN/gov/tandem.toml" watch "$ID" || STATUS=$?
+GOV_CFG="$RUN/gov/tandem.toml"
+BANK_CFG="$RUN/bank/tandem.toml"
 
-echo "== the bank's record of job $ID"
-for _ in $(seq 50); do
-    "$BIN" job --config "$RUN/bank/tandem.toml" status "$ID" > "$RUN/bank-view.json" 2>/dev/null && break
-    sleep 0.1
-done
-"$BIN" job --config "$RUN/bank/tandem.toml" list
+# run_job NODE FILE: submits FILE at NODE, follows it, prints the peer's record state; sets JOB_ID.
+JOB_IDS=()
+run_job() {
+    local at="$RUN/$1/tandem.toml" peer
+    if [ "$1" = gov ]; then peer="$BANK_CFG"; else peer="$GOV_CFG"; fi
+    echo "== submitting $(basename "$2") at $1"
+    JOB_ID="$("$BIN" job --config "$at" submit --operator "${USER:-testnet-demo}" "$2")"
+    JOB_IDS+=("$JOB_ID")
+    echo "job $JOB_ID"
+    "$BIN" job --config "$at" watch "$JOB_ID" || { echo "testnet: job $JOB_ID did not succeed"; exit 2; }
+    for _ in $(seq 50); do
+        "$BIN" job --config "$peer" status "$JOB_ID" > "$RUN/peer-view-$JOB_ID.json" 2>/dev/null \
+            && grep -q '"state": "succeeded"' "$RUN/peer-view-$JOB_ID.json" && break
+        sleep 0.1
+    done
+}
+# outcome_value CONFIG JOB KEY: a number from the job's outcome at that node.
+outcome_value() {
+    "$BIN" job --config "$1" status "$2" | grep -o "\"$3\": [-0-9.e]*" | head -1 | awk '{print $2}'
+}
 
+if [ -n "$JOB" ]; then
+    run_job gov "$JOB"
+    stop_nodes
+    echo "testnet: job $JOB_ID succeeded"
+    exit 0
+fi
+
+GOV_DATA="$ROOT/testdata/default_credit/default_credit_hetero_host.csv"
+BANK_DATA="$ROOT/testdata/default_credit/default_credit_hetero_guest.csv"
+EPOCHS="$(grep -o '^epochs = [0-9]*' configs/demo-train.toml | awk '{print $3}')"
+BATCH="$(grep -o '^batch_size = [0-9]*' configs/demo-train.toml | awk '{print $3}')"
+RATE="$(grep -o '^learning_rate = [0-9.]*' configs/demo-train.toml | awk '{print $3}')"
+
+# 70/30 split by a fixed rule both nodes (and the reference) apply: every id on data lines 1-3 of 10.
+awk -F, 'NR > 1 && (NR - 2) % 10 < 3 { print $1 }' "$BANK_DATA" > "$RUN/test_ids.txt"
+sed -e "s|^test_fraction = .*|test_ids_file = \"$RUN/test_ids.txt\"|" -e '/^split_seed = /d' \
+    configs/demo-train.toml > "$RUN/demo-train.toml"
+run_job gov "$RUN/demo-train.toml"
+TRAIN_ID="$JOB_ID"
+AUC="$(outcome_value "$GOV_CFG" "$TRAIN_ID" test_auc)"
+KS="$(outcome_value "$GOV_CFG" "$TRAIN_ID" test_ks)"
+echo "== plaintext reference (tandem bench lr: same data, split and algorithm, its own PSI order)"
+REF="$("$BIN" bench lr --gov "$GOV_DATA" --bank "$BANK_DATA" --test-ids "$RUN/test_ids.txt" \
+    --id-column id --id-kind raw --label-column y --epochs "$EPOCHS" --batch "$BATCH" --lr "$RATE" | tail -1)"
+field() { echo "$REF" | grep -o "\"$1\":[-0-9.e]*" | cut -d: -f2; }
+echo "test AUC of the train job (secure): $AUC   test KS: $KS"
+echo "tandem bench lr on the same split (its own PSI order, so other mini-batches):"
+echo "  secure $(field secure_auc), plaintext reference $(field reference_auc), exact-sigmoid reference $(field exact_sigmoid_reference_auc)"
+
+sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-score.toml > "$RUN/demo-score.toml"
+run_job gov "$RUN/demo-score.toml"
+echo "first scores at the bank ($RUN/bank/data/jobs/$JOB_ID/scores.csv):"
+head -6 "$RUN/bank/data/jobs/$JOB_ID/scores.csv"
+
+{ echo "id,consent_ref"; sed -n '2,4p' "$BANK_DATA" | awk -F, '{ print $1 ",DEMO-CONSENT-" NR }'; echo "no-such-id,DEMO-CONSENT-4"; } \
+    > "$RUN/bank/data/queries.csv"
+sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-score-ids.toml > "$RUN/demo-score-ids.toml"
+run_job bank "$RUN/demo-score-ids.toml"
+echo "named ids scored at the bank (the gov learned only how many):"
+cat "$RUN/bank/data/jobs/$JOB_ID/scores.csv"
+
+"$BIN" job --config "$BANK_CFG" list
+echo "transcripts: $RUN/{gov,bank}/data/jobs/<id>/transcript.jsonl"
 echo "== stopping nodes"
 stop_nodes
 
-echo "== auditing job $ID"
-GOV_T="$RUN/gov/data/jobs/$ID/transcript.jsonl"
-BANK_T="$RUN/bank/data/jobs/$ID/transcript.jsonl"
+echo "== auditing the transcripts of every job"
 AUDIT=0
-"$BIN" audit verify "$GOV_T" || AUDIT=1
-"$BIN" audit verify "$BANK_T" || AUDIT=1
-"$BIN" audit compare "$GOV_T" "$BANK_T" || AUDIT=1
-"$BIN" audit report "$GOV_T" --html "$RUN/report.html" > "$RUN/report.txt" || AUDIT=1
-echo "report: $RUN/report.txt, $RUN/report.html"
-
-if [ "$STATUS" -eq 0 ]; then echo "testnet: job $ID succeeded"; else echo "testnet: job $ID did not succeed"; fi
-if [ "$AUDIT" -eq 0 ]; then echo "testnet: both transcripts verify and agree"; else echo "testnet: AUDIT FAILED"; fi
-[ "$STATUS" -eq 0 ] && [ "$AUDIT" -eq 0 ]
+for id in "${JOB_IDS[@]}"; do
+    GOV_T="$RUN/gov/data/jobs/$id/transcript.jsonl"
+    BANK_T="$RUN/bank/data/jobs/$id/transcript.jsonl"
+    "$BIN" audit verify "$GOV_T" || AUDIT=1
+    "$BIN" audit verify "$BANK_T" || AUDIT=1
+    "$BIN" audit compare "$GOV_T" "$BANK_T" || AUDIT=1
+done
+"$BIN" audit report "$RUN/bank/data/jobs/$TRAIN_ID/transcript.jsonl" --html "$RUN/report.html" > "$RUN/report.txt" || AUDIT=1
+echo "training job report: $RUN/report.txt, $RUN/report.html"
+if [ "$AUDIT" -ne 0 ]; then echo "testnet: AUDIT FAILED"; exit 3; fi
+echo "testnet: train job $TRAIN_ID and both score jobs succeeded; all transcripts verify and agree"

@@ -693,6 +693,46 @@ mod tests {
         assert_eq!(lines[2]["jobs"], 2);
     }
 
+    /// Gov holds entities 0..80, bank 20..100 (label from a logistic rule on both sides'
+    /// features); every 4th common entity is a test ID. Row orders differ between the files.
+    #[test]
+    fn lr_bench_aligns_splits_and_matches_the_reference_over_quic() {
+        let dir = tempfile::tempdir().unwrap();
+        let feature = |i: usize, k: usize| ((i * 7919 + k * 104_729) % 1000) as f64 / 500.0 - 1.0;
+        let mut gov = String::from("uscc,g0,g1\n");
+        for i in (0..80).rev() {
+            gov += &format!("E{i:04},{},{}\n", feature(i, 0), feature(i, 1));
+        }
+        let mut bank = String::from("uscc,b0,default_12m\n");
+        for i in 20..100 {
+            let z = 2.0 * feature(i, 0) - 1.5 * feature(i, 2) + feature(i, 1);
+            bank += &format!("E{i:04},{},{}\n", feature(i, 2), u8::from(z > 0.0));
+        }
+        let test: Vec<String> = (20..80).step_by(4).map(|i| format!("E{i:04}")).collect();
+        let path = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let args = LrArgs {
+            gov: path("gov.csv", &gov),
+            bank: path("bank.csv", &bank),
+            test_ids: Some(path("test.txt", &test.join("\n"))),
+            id_column: "uscc".into(),
+            id_kind: IdKind::Raw,
+            label_column: "default_12m".into(),
+            epochs: 3,
+            batch: 16,
+            lr: 0.5,
+            sigmoid: Sigmoid::Linear,
+        };
+        let line = lr(&args).unwrap();
+        assert_eq!((line["aligned_rows"].as_u64(), line["test_rows"].as_u64()), (Some(60), Some(15)));
+        assert_eq!(line["features"], json!([2, 1]));
+        let (secure, reference) = (line["secure_auc"].as_f64().unwrap(), line["reference_auc"].as_f64().unwrap());
+        assert!((secure - reference).abs() < 0.02, "secure AUC {secure} vs plaintext reference {reference}");
+    }
+
     #[test]
     fn quantiles_pick_the_nearest_rank() {
         let v: Vec<f64> = (1..=101).map(f64::from).collect();

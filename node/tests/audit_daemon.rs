@@ -52,6 +52,7 @@ fn cert_sha256(c: &Config) -> [u8; 32] {
 fn a_real_jobs_transcripts_verify_agree_and_reject_tampering() {
     let p = pair(|gov, _| gov.transcript.payloads = true);
     let mut job = demo_job();
+    job.bank.label = Some("y".into()); // a used column like any other: the manifest must list it
     job.params.insert("consent_refs".into(), serde_json::json!(["DSA-2026-017", "bank board decision 12"]));
     let (at_gov, at_bank) = p.run(&job);
     assert_eq!((at_gov.state, at_bank.state), (JobState::Succeeded, JobState::Succeeded), "{:?}", at_gov.error);

@@ -46,7 +46,7 @@ fn full_job_between_two_daemons_via_the_admin_api() {
     let mut bad_consent = demo_job();
     bad_consent.params.insert("consent_refs".into(), serde_json::json!("DSA-1"));
     let err = p.gov_api.submit(&bad_consent, OPERATOR).unwrap_err().to_string();
-    assert!(err.contains("params.consent_refs must be a list of strings"), "{err}");
+    assert!(err.contains("params.consent_refs: invalid type: string \"DSA-1\", expected a sequence"), "{err}");
 }
 
 #[test]

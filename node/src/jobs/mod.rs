@@ -2,6 +2,7 @@
 //! storage ([`record`], [`store`]), the runner with per-kind protocol phases ([`runner`]) and
 //! each job's signed transcript and manifest ([`transcript`]).
 
+pub mod phases;
 pub mod policy;
 pub mod record;
 pub mod runner;

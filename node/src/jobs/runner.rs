@@ -33,7 +33,7 @@ use super::policy;
 use super::record::{JobRecord, JobState, StepState, check_operator};
 use super::spec::{JobKind, JobSpec};
 use super::store::Store;
-use super::transcript::{EarlyFrames, JobTerms, JobTranscript, NodeKeys, Side, check_peer_side, consent_refs, dataset_info};
+use super::transcript::{EarlyFrames, JobTerms, JobTranscript, NodeKeys, Side, check_peer_side, dataset_info};
 use crate::audit::record::{format_rfc3339, parse_rfc3339};
 use crate::audit::{Manifest, Outcome, Reveal, ScoreHist, TranscriptWriter, value_hash};
 use crate::config::{Config, DatasetConfig};
@@ -54,8 +54,12 @@ pub struct Phase {
 /// The phases of each job kind, run in this order on both nodes after the policy step.
 /// To add PSI or training, append `Phase { name: "psi", run: psi_phase }` etc. here.
 pub fn phases(kind: JobKind) -> Vec<Phase> {
+    use super::phases::{psi, score, train};
+    let psi = Phase { name: "psi", run: psi::run };
     match kind {
-        JobKind::Psi | JobKind::Train | JobKind::Score => vec![],
+        JobKind::Psi => vec![psi],
+        JobKind::Train => vec![psi, Phase { name: "train", run: train::run }],
+        JobKind::Score => vec![psi, Phase { name: "score", run: score::run }],
     }
 }
 
@@ -373,7 +377,7 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         Some(format!("proposal claims to come from '{}' but the peer is '{peer}'", proposal.submitted_by))
     } else if let Err(e) = spec.validate() {
         Some(format!("invalid job: {e:#}"))
-    } else if let Err(e) = consent_refs(spec).and_then(|_| check_operator(&proposal.operator)) {
+    } else if let Err(e) = check_operator(&proposal.operator) {
         Some(format!("invalid job: {e}"))
     } else if let Err(e) = check_peer_side(&env.config, &env.peer_cert_sha256, &proposal.side) {
         Some(e)

@@ -1,9 +1,14 @@
 //! What a job asks for: written by the submitting operator as TOML, sent to the peer as the proposal.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use models::reference::TrainParams;
+use models::scorecard::Scorecard;
+use models::secure_lr::ModelReveal;
 use protocol::Role;
+use protocol::mpc::Sigmoid;
+use protocol::psi::PsiReveal;
 use serde::{Deserialize, Serialize};
 
 /// Kinds of joint computation.
@@ -34,8 +39,10 @@ impl JobKind {
 pub enum Reveal {
     /// Both learn the intersection size only.
     IntersectionSize,
-    /// Both learn which of their own ids are in the intersection.
+    /// Both learn which of their own ids are in the intersection (and its aligned order).
     IntersectionIds,
+    /// The bank learns which of its ids are in the intersection; the gov learns only its size.
+    IntersectionIdsToBank,
     /// Each party learns the model weights of its own feature block.
     ModelToOwners,
     /// Both learn the whole model.
@@ -53,6 +60,7 @@ impl Reveal {
         match self {
             Reveal::IntersectionSize => "intersection_size",
             Reveal::IntersectionIds => "intersection_ids",
+            Reveal::IntersectionIdsToBank => "intersection_ids_to_bank",
             Reveal::ModelToOwners => "model_to_owners",
             Reveal::ModelToBoth => "model_to_both",
             Reveal::ModelShared => "model_shared",
@@ -130,6 +138,142 @@ impl JobSpec {
         if self.kind == JobKind::Train && self.bank.label.is_none() {
             bail!("bank.label is missing: a train job needs the bank's label column, e.g. label = \"y\"");
         }
+        self.check_params()
+    }
+
+    /// The typed `[params]`; errors name the key.
+    pub fn params(&self) -> Result<JobParams> {
+        serde_json::from_value(serde_json::Value::Object(self.params.clone())).map_err(|e| {
+            // serde_json does not say which key failed: find the first one that fails alone.
+            let key = self.params.iter().find(|(k, v)| {
+                let one = serde_json::Map::from_iter([((*k).clone(), (*v).clone())]);
+                serde_json::from_value::<JobParams>(serde_json::Value::Object(one)).is_err()
+            });
+            match key {
+                Some((k, _)) => anyhow::anyhow!("params.{k}: {e}"),
+                None => anyhow::anyhow!("params: {e}"),
+            }
+        })
+    }
+
+    /// Who learns the intersection: the one PSI mode the job lists in `reveal`.
+    pub fn psi_reveal(&self) -> Result<PsiReveal> {
+        let modes: Vec<(Reveal, PsiReveal)> = [
+            (Reveal::IntersectionIds, PsiReveal::Both),
+            (Reveal::IntersectionIdsToBank, PsiReveal::BankOnly),
+            (Reveal::IntersectionSize, PsiReveal::SizeOnly),
+        ]
+        .into_iter()
+        .filter(|(r, _)| self.reveal.contains(r))
+        .collect();
+        match modes.as_slice() {
+            [(_, mode)] => Ok(*mode),
+            [] => bail!(
+                "reveal: a {} job runs PSI and must list one of \"intersection_ids\" (both learn their aligned rows), \
+                 \"intersection_ids_to_bank\" (the bank does, the gov learns the size) or \"intersection_size\"",
+                self.kind.as_str()
+            ),
+            _ => bail!(
+                "reveal lists {} PSI modes ({}): keep exactly one",
+                modes.len(),
+                modes.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Who learns the trained model: the one model mode the job lists in `reveal`.
+    pub fn model_reveal(&self) -> Result<ModelReveal> {
+        let modes: Vec<(Reveal, ModelReveal)> = [
+            (Reveal::ModelToBoth, ModelReveal::Both),
+            (Reveal::ModelToOwners, ModelReveal::OwnBlock),
+            (Reveal::ModelShared, ModelReveal::None),
+        ]
+        .into_iter()
+        .filter(|(r, _)| self.reveal.contains(r))
+        .collect();
+        match modes.as_slice() {
+            [(_, mode)] => Ok(*mode),
+            [] => bail!(
+                "reveal: a train job must list one of \"model_to_both\", \"model_to_owners\" (each party its own \
+                 weights; needed to score single IDs later) or \"model_shared\""
+            ),
+            _ => bail!("reveal lists {} model modes: keep exactly one", modes.len()),
+        }
+    }
+
+    /// Kind-specific checks of `params` and `reveal`.
+    fn check_params(&self) -> Result<()> {
+        let kind_keys: &[&str] = match self.kind {
+            JobKind::Psi => &[],
+            JobKind::Train => TRAIN_KEYS,
+            JobKind::Score => SCORE_KEYS,
+        };
+        for key in self.params.keys() {
+            if !COMMON_KEYS.contains(&key.as_str()) && !kind_keys.contains(&key.as_str()) {
+                bail!(
+                    "params.{key} is not a parameter of a {} job (parameters: {})",
+                    self.kind.as_str(),
+                    COMMON_KEYS.iter().chain(kind_keys).copied().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        let p = self.params()?;
+        match self.kind {
+            JobKind::Psi => {
+                self.psi_reveal()?;
+            }
+            JobKind::Train => {
+                if self.psi_reveal()? != PsiReveal::Both {
+                    bail!("reveal: a train job needs \"intersection_ids\": both nodes must know their aligned rows");
+                }
+                self.model_reveal()?;
+                p.train_params().validate().map_err(|e| anyhow::anyhow!("params.{e}"))?;
+                if let Some(sc) = &p.scorecard {
+                    sc.validate().map_err(|e| anyhow::anyhow!("params.{e}"))?;
+                }
+                if p.test_ids_file.is_some() && (p.test_fraction.is_some() || p.split_seed.is_some()) {
+                    bail!("params: give either test_ids_file or test_fraction/split_seed, not both");
+                }
+                let fraction = p.test_fraction();
+                if !(0.0..1.0).contains(&fraction) {
+                    bail!("params.test_fraction = {fraction}: use a fraction in [0, 1), e.g. 0.3");
+                }
+                let has_test = p.test_ids_file.is_some() || fraction > 0.0;
+                if has_test && !self.reveal.contains(&Reveal::Metrics) {
+                    bail!("reveal: list \"metrics\": both nodes learn the test AUC and KS (or set test_fraction = 0)");
+                }
+            }
+            JobKind::Score => {
+                let model = p.model.as_deref().unwrap_or("");
+                if model.is_empty() || !model.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    bail!("params.model = '{model}': name the train job whose model to use (its job id, e.g. \"1714000000-ab12cd34\")");
+                }
+                if !self.reveal.contains(&Reveal::ScoresToBank) {
+                    bail!("reveal: a score job must list \"scores_to_bank\"");
+                }
+                match p.target {
+                    None => bail!("params.target is missing: \"intersection\" (score every common entity) or \"ids\" (the bank scores the ids in queries_file)"),
+                    Some(ScoreTarget::Intersection) => {
+                        if self.psi_reveal()? != PsiReveal::Both {
+                            bail!("reveal: target \"intersection\" needs \"intersection_ids\": both nodes must know their aligned rows");
+                        }
+                        if p.queries_file.is_some() {
+                            bail!("params.queries_file is only used with target = \"ids\"");
+                        }
+                    }
+                    Some(ScoreTarget::Ids) => {
+                        if let Some(r) = self.reveal.iter().find(|r| {
+                            matches!(r, Reveal::IntersectionIds | Reveal::IntersectionIdsToBank | Reveal::IntersectionSize)
+                        }) {
+                            bail!("reveal: target \"ids\" runs no PSI; remove \"{}\"", r.as_str());
+                        }
+                        if p.queries_file.is_none() {
+                            bail!("params.queries_file is missing: the bank's CSV of `id,consent_ref` rows to score");
+                        }
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -139,5 +283,159 @@ impl JobSpec {
             Role::Gov => &self.gov,
             Role::Bank => &self.bank,
         }
+    }
+}
+
+/// Parameters every kind accepts.
+const COMMON_KEYS: &[&str] = &["skip_invalid_ids", "consent_refs"];
+const TRAIN_KEYS: &[&str] = &[
+    "test_fraction",
+    "split_seed",
+    "test_ids_file",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "l2_c",
+    "sigmoid",
+    "frac_bits",
+    "seed",
+    "scorecard",
+];
+const SCORE_KEYS: &[&str] = &["model", "target", "queries_file"];
+
+/// What a score job scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreTarget {
+    /// Every entity both nodes hold (after PSI), jointly; the bank learns the scores.
+    Intersection,
+    /// The ids in the bank's `queries_file`, by private lookup: the gov does not learn which.
+    Ids,
+}
+
+/// The job's `[params]`, typed. Paths are read by each node on its own machine; relative paths
+/// are relative to the node's `data_dir`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobParams {
+    /// PSI: skip rows with an invalid or repeated ID (counted in the outcome) instead of failing.
+    pub skip_invalid_ids: bool,
+    /// References of the consents covering the job (recorded in both transcripts).
+    pub consent_refs: Vec<String>,
+    /// Train: fraction of the aligned rows held out for testing (default 0.2), drawn with `split_seed`.
+    pub test_fraction: Option<f64>,
+    pub split_seed: Option<u64>,
+    /// Train: file of test entity ids, one per line (header `id` optional). Each node reads this
+    /// path on its own machine, so both operators must hold the same list there.
+    pub test_ids_file: Option<PathBuf>,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub l2_c: Option<f64>,
+    pub sigmoid: Option<Sigmoid>,
+    pub frac_bits: Option<u32>,
+    /// Seed of the public mini-batch order.
+    pub seed: Option<u64>,
+    pub scorecard: Option<Scorecard>,
+    /// Score: the id of the train job whose model to use.
+    pub model: Option<String>,
+    pub target: Option<ScoreTarget>,
+    /// Score, target `ids`: the bank's CSV `id,consent_ref` (read at the bank only).
+    pub queries_file: Option<PathBuf>,
+}
+
+impl JobParams {
+    pub fn test_fraction(&self) -> f64 {
+        match (&self.test_ids_file, self.test_fraction) {
+            (Some(_), _) => 0.0,
+            (None, f) => f.unwrap_or(0.2),
+        }
+    }
+
+    /// Training parameters: the job's values over the defaults of [`TrainParams`].
+    pub fn train_params(&self) -> TrainParams {
+        let d = TrainParams::default();
+        TrainParams {
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
+            l2_c: self.l2_c.or(d.l2_c),
+            sigmoid: self.sigmoid.unwrap_or(d.sigmoid),
+            frac_bits: self.frac_bits.unwrap_or(d.frac_bits),
+            seed: self.seed.unwrap_or(d.seed),
+        }
+    }
+
+    pub fn scorecard(&self) -> Scorecard {
+        self.scorecard.clone().unwrap_or_default()
+    }
+}
+
+/// A path from the job's params: absolute, or relative to the node's `data_dir`.
+pub fn resolve_path(data_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled(name: &str) -> JobSpec {
+        JobSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(name)).unwrap()
+    }
+
+    fn err(spec: &JobSpec) -> String {
+        format!("{:#}", spec.validate().unwrap_err())
+    }
+
+    #[test]
+    fn bundled_job_files_are_valid_and_map_their_reveal_modes() {
+        let psi = bundled("demo-job.toml");
+        assert_eq!(psi.psi_reveal().unwrap(), PsiReveal::SizeOnly);
+        let train = bundled("demo-train.toml");
+        assert_eq!((train.psi_reveal().unwrap(), train.model_reveal().unwrap()), (PsiReveal::Both, ModelReveal::OwnBlock));
+        let p = train.params().unwrap();
+        assert_eq!((p.test_fraction(), p.train_params().epochs, p.train_params().batch_size), (0.3, 5, 1024));
+        assert_eq!(p.scorecard(), Scorecard::default());
+        assert_eq!(bundled("demo-score.toml").params().unwrap().target, Some(ScoreTarget::Intersection));
+        assert_eq!(bundled("demo-score-ids.toml").params().unwrap().target, Some(ScoreTarget::Ids));
+    }
+
+    #[test]
+    fn wrong_reveals_and_params_are_refused_naming_the_key() {
+        let mut s = bundled("demo-job.toml");
+        s.reveal.push(Reveal::IntersectionIds);
+        assert!(err(&s).contains("2 PSI modes"), "{}", err(&s));
+        s.reveal.clear();
+        assert!(err(&s).contains("must list one of"), "{}", err(&s));
+
+        let mut t = bundled("demo-train.toml");
+        t.reveal = vec![Reveal::IntersectionSize, Reveal::ModelToOwners, Reveal::Metrics];
+        assert!(err(&t).contains("needs \"intersection_ids\""), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.reveal.retain(|r| *r != Reveal::Metrics);
+        assert!(err(&t).contains("\"metrics\""), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("epochs".into(), 0.into());
+        assert!(err(&t).contains("params.epochs = 0"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("epoch".into(), 3.into());
+        assert!(err(&t).contains("params.epoch is not a parameter of a train job"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("test_ids_file".into(), "t.txt".into());
+        assert!(err(&t).contains("either test_ids_file or test_fraction"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("target".into(), "ids".into());
+        assert!(err(&t).contains("params.target is not a parameter of a train job"), "{}", err(&t));
+
+        let mut s = bundled("demo-score-ids.toml");
+        s.reveal.push(Reveal::IntersectionSize);
+        assert!(err(&s).contains("runs no PSI"), "{}", err(&s));
+        let mut s = bundled("demo-score-ids.toml");
+        s.params.remove("queries_file");
+        assert!(err(&s).contains("params.queries_file is missing"), "{}", err(&s));
+        let mut s = bundled("demo-score.toml");
+        s.params.insert("model".into(), "../x".into());
+        assert!(err(&s).contains("params.model = '../x'"), "{}", err(&s));
     }
 }

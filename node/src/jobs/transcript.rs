@@ -126,16 +126,6 @@ pub fn check_peer_side(config: &Config, peer_cert_sha256: &[u8; 32], side: &Side
     Ok(())
 }
 
-/// The job's consent references: `params.consent_refs`, a list of strings (absent = none).
-pub fn consent_refs(spec: &JobSpec) -> Result<Vec<String>, String> {
-    match spec.params.get("consent_refs") {
-        None => Ok(Vec::new()),
-        Some(v) => serde_json::from_value::<Vec<String>>(v.clone()).map_err(|_| {
-            "params.consent_refs must be a list of strings, e.g. consent_refs = [\"DSA-2026-017\"]".to_string()
-        }),
-    }
-}
-
 /// What the proposal fixed about the job (the proposal as decoded from its frame).
 pub struct JobTerms<'a> {
     pub job_id: &'a str,
@@ -185,7 +175,7 @@ pub fn manifest(
         parameters: serde_json::to_value(terms.spec)?,
         policies: Policies { gov: policy(gov_side), bank: policy(bank_side) },
         operator: terms.operator.to_string(),
-        consent: consent_refs(terms.spec).unwrap_or_default(),
+        consent: terms.spec.params().map(|p| p.consent_refs).unwrap_or_default(),
     })
 }
 

@@ -91,9 +91,17 @@ pub fn pair(tweak: impl FnOnce(&mut Config, &mut Config)) -> Pair {
 impl Pair {
     /// Submits `job` at gov and waits until it ended on both nodes: (gov's record, bank's record).
     pub fn run(&self, job: &JobSpec) -> (JobRecord, JobRecord) {
-        let submitted = self.gov_api.submit(job, OPERATOR).unwrap();
-        let at_gov = self.gov_api.wait(&submitted.id, Duration::from_secs(20), |_| {}).unwrap();
-        (at_gov, wait_at(&self.bank_api, &submitted.id))
+        self.run_at(job, false)
+    }
+
+    /// Submits `job` at gov (or at the bank) and waits until it ended on both nodes:
+    /// (gov's record, bank's record).
+    pub fn run_at(&self, job: &JobSpec, at_bank: bool) -> (JobRecord, JobRecord) {
+        let (submitter, peer) = if at_bank { (&self.bank_api, &self.gov_api) } else { (&self.gov_api, &self.bank_api) };
+        let id = submitter.submit(job, OPERATOR).unwrap().id;
+        let mine = submitter.wait(&id, Duration::from_secs(120), |_| {}).unwrap();
+        let theirs = wait_at(peer, &id);
+        if at_bank { (theirs, mine) } else { (mine, theirs) }
     }
 }
 
@@ -111,7 +119,7 @@ pub fn demo_job() -> JobSpec {
 
 /// The peer learns of a job when its proposal arrives; wait for its record to end.
 pub fn wait_at(api: &AdminClient, id: &str) -> JobRecord {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(r) = api.job(id)
             && r.state.is_final()
         {

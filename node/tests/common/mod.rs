@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemons;
+pub mod jobs;
 
 use std::time::Duration;
 

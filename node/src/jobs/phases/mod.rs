@@ -1,0 +1,78 @@
+//! The protocol phases of the job kinds, plugged into the runner by [`super::runner::phases`]:
+//! - [`psi`] (every kind): aligns both datasets by ECDH PSI on their entity ids;
+//! - [`train`] (kind `train`): secure logistic regression on the aligned rows, model artifact, test metrics;
+//! - [`score`] (kind `score`): scores the aligned rows jointly, or single ids by private lookup.
+//!
+//! Every value a phase reveals goes through [`reveal`], which records it (see there).
+
+pub mod psi;
+pub mod score;
+pub mod train;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use models::dataset::Dataset;
+use protocol::Role;
+use protocol::ids::{self, PreparedIds};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::runner::{PhaseContext, RevealTo};
+use crate::config::IdKind;
+
+/// A fresh CSPRNG seeded from the operating system, for a phase's secrets.
+pub fn os_rng() -> StdRng {
+    StdRng::from_rng(&mut rand::rng())
+}
+
+/// Records a value both parties learn from a joint computation: one reveal per direction.
+pub fn reveal_joint(ctx: &mut PhaseContext<'_>, name: &str, value: &[u8], summary: &str, rule: &str) -> Result<()> {
+    ctx.reveal(name, value, summary, Role::Gov, RevealTo::Bank, rule)?;
+    ctx.reveal(name, value, summary, Role::Bank, RevealTo::Gov, rule)
+}
+
+/// Loads this node's dataset for the job with the given feature columns (all but id and label
+/// when empty) and label.
+pub fn load_dataset(ctx: &PhaseContext<'_>, columns: &[String], label: Option<&str>) -> Result<Dataset> {
+    let d = ctx.dataset;
+    models::dataset::load(&d.path, &d.id_column, columns, label)
+        .with_context(|| format!("dataset '{}' (datasets.{}.path)", ctx.dataset_name, ctx.dataset_name))
+}
+
+pub fn id_kind(kind: IdKind) -> ids::IdKind {
+    match kind {
+        IdKind::Raw => ids::IdKind::Raw,
+        IdKind::Uscc => ids::IdKind::Uscc,
+        IdKind::ResidentId => ids::IdKind::ResidentId,
+    }
+}
+
+/// Normalised unique ids of `ds` (its rows in `rows`); bad ids fail naming file and line, or
+/// are skipped and counted with `skip_bad`.
+pub fn prepare_ids(ctx: &PhaseContext<'_>, ds: &Dataset, skip_bad: bool) -> Result<PreparedIds> {
+    let lines = ds.id_lines.iter().copied().zip(ds.ids.iter().map(String::as_str));
+    ids::prepare_ids(id_kind(ctx.dataset.id_kind), &ds.source, lines, skip_bad)
+        .map_err(|e| anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name))
+}
+
+/// Writes a CSV file with a header; refuses to overwrite an existing file.
+pub fn write_csv<I, R>(path: &Path, header: &[&str], rows: I) -> Result<()>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator,
+    R::Item: AsRef<[u8]>,
+{
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    w.write_record(header)?;
+    for r in rows {
+        w.write_record(r)?;
+    }
+    w.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

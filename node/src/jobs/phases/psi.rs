@@ -1,0 +1,98 @@
+//! Phase `psi`: aligns the two datasets by ECDH PSI ([`protocol::psi`]) on their entity ids.
+//!
+//! Each node loads its dataset (the job side's columns, and the label at the bank of a train job),
+//! normalises and checks the ids (`params.skip_invalid_ids` skips bad or repeated ones instead of
+//! failing), then both run PSI with the job id as domain and the job's PSI reveal mode:
+//! - `intersection_ids`: both learn their aligned rows; each writes `<job_dir>/intersection.csv`
+//!   (its own ids, aligned order) and hands [`Aligned`] to the next phase;
+//! - `intersection_ids_to_bank`: only the bank learns (and writes) them; the gov learns the size;
+//! - `intersection_size`: both learn the size only.
+//!
+//! Both nodes also learn both dataset row counts and id-set sizes (PSI needs the set sizes).
+//! A score job of target `ids` runs no PSI: the phase does nothing.
+
+use anyhow::Result;
+use models::dataset::Dataset;
+use protocol::psi::{self, PsiParams, PsiReveal};
+use protocol::{Channel, Role};
+
+use super::{load_dataset, os_rng, prepare_ids, reveal_joint, write_csv};
+use crate::jobs::runner::{PhaseContext, RevealTo};
+use crate::jobs::spec::{JobKind, ScoreTarget};
+
+/// Artifact key of [`Aligned`].
+pub const ALIGNED: &str = "aligned";
+
+/// This node's rows of the intersection, in the order both nodes share.
+pub struct Aligned {
+    /// The dataset restricted to the intersection, aligned: row i here and row i at the peer are
+    /// the same entity.
+    pub data: Dataset,
+    /// Normalised ids of `data`'s rows.
+    pub ids: Vec<String>,
+}
+
+pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
+    let params = ctx.spec.params()?;
+    if ctx.spec.kind == JobKind::Score && params.target == Some(ScoreTarget::Ids) {
+        ctx.progress(1.0, "not needed: named ids are scored by private lookup");
+        return Ok(());
+    }
+    ctx.progress(0.0, "reading ids");
+    let side = ctx.spec.side(ctx.role);
+    let data = load_dataset(ctx, &side.columns, side.label.as_deref())?;
+    let prepared = prepare_ids(ctx, &data, params.skip_invalid_ids)?;
+    ch.send("psi.rows", &(data.rows() as u64))?;
+    let peer_rows: u64 = ch.recv("psi.rows")?;
+    let (me, peer) = (ctx.role, ctx.role.peer());
+    ctx.outcome.insert(format!("{me}_rows"), data.rows().into());
+    ctx.outcome.insert(format!("{peer}_rows"), peer_rows.into());
+    ctx.outcome.insert("ids_invalid_skipped".into(), prepared.skipped_invalid.into());
+    ctx.outcome.insert("ids_duplicate_skipped".into(), prepared.skipped_duplicate.into());
+    ctx.progress(0.1, &format!("{} ids here; intersecting", prepared.ids.len()));
+
+    let mode = ctx.spec.psi_reveal()?;
+    let psi_params = PsiParams { domain: ctx.job_id.to_string(), reveal: mode, min_intersection: ctx.spec.min_intersection };
+    let out = psi::intersect(ch, &prepared.ids, &psi_params, &mut os_rng())?;
+    let rule = |r: &str| format!("policy.reveals: {r}");
+    ctx.outcome.insert("intersection_size".into(), out.size.into());
+    let size = out.size as u64;
+    let size_rule = rule(match mode {
+        PsiReveal::Both => "intersection_ids",
+        PsiReveal::BankOnly => "intersection_ids_to_bank",
+        PsiReveal::SizeOnly => "intersection_size",
+    });
+    reveal_joint(ctx, "intersection_size", &size.to_le_bytes(), &format!("{size} common ids"), &size_rule)?;
+    match mode {
+        PsiReveal::Both => {
+            // Both know the matched (normalised) ids in the same order.
+            let ids: Vec<&str> = out.rows.as_deref().unwrap_or_default().iter().map(|&i| prepared.ids[i].as_str()).collect();
+            let summary = format!("each node learns which of its ids are among the {size} common ones, in aligned order");
+            reveal_joint(ctx, "intersection_ids", ids.join("\n").as_bytes(), &summary, &size_rule)?;
+        }
+        PsiReveal::BankOnly => {
+            let summary = format!("the bank learns which of its ids are among the {size} common ones");
+            ctx.reveal("intersection_ids", &[], &summary, Role::Gov, RevealTo::Bank, &size_rule)?;
+        }
+        PsiReveal::SizeOnly => {}
+    }
+    if let Some(matched) = out.rows {
+        let rows: Vec<usize> = matched.iter().map(|&i| prepared.rows[i]).collect();
+        let aligned = Aligned { data: data.select_rows(&rows), ids: matched.iter().map(|&i| prepared.ids[i].clone()).collect() };
+        let path = ctx.job_dir.join("intersection.csv");
+        write_csv(&path, &["id", "line"], aligned.data.ids.iter().zip(&aligned.data.id_lines).map(|(id, line)| [id.clone(), line.to_string()]))?;
+        ctx.outcome.insert("intersection_file".into(), path.display().to_string().into());
+        ctx.artifacts.insert(ALIGNED, Box::new(aligned));
+    }
+    ctx.progress(1.0, &format!("{size} common ids"));
+    Ok(())
+}
+
+/// The aligned rows from the `psi` phase (kinds that need `intersection_ids`).
+pub fn take_aligned(ctx: &mut PhaseContext<'_>) -> Result<Aligned> {
+    let aligned = ctx
+        .artifacts
+        .remove(ALIGNED)
+        .ok_or_else(|| anyhow::anyhow!("this node did not learn the aligned rows: the job needs reveal \"intersection_ids\""))?;
+    Ok(*aligned.downcast::<Aligned>().map_err(|_| anyhow::anyhow!("artifact '{ALIGNED}' has the wrong type"))?)
+}

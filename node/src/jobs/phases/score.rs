@@ -1,0 +1,253 @@
+//! Phase `score`: scores entities with a model of an earlier train job (`params.model`, loaded
+//! by each node from `<data_dir>/models/<id>.json`; the job's side `columns` must be the model's).
+//!
+//! - `target = "intersection"`: every aligned row of the `psi` phase, jointly
+//!   ([`secure_score`]); the bank learns the scores, the gov nothing. The bank writes
+//!   `<job_dir>/scores.csv` (`id,probability,points,grade`).
+//! - `target = "ids"`: the ids in the bank's `queries_file` (CSV `id,consent_ref`, a consent
+//!   reference on every row), by private keyed lookup ([`protocol::lookup`]): the gov computes
+//!   its partial logit `z_g = x_g·w_g` for every row of its dataset and serves them as a keyed
+//!   table; the bank looks up its queries, adds `x_b·w_b + b` and gets probability, points and
+//!   grade. The gov learns only the number of queries; the bank learns, per query, whether the
+//!   gov holds the id and its partial logit (equivalent to the final score it is entitled to)
+//!   and the gov's table size. Needs each node's own weights: a model kept as shares
+//!   (`model_shared`) is refused. The bank writes `<job_dir>/scores.csv`
+//!   (`id,consent_ref,status,probability,points,grade`) and lists the consent references in its
+//!   outcome; ids the gov (or the bank) does not hold get status `not found at gov` (`... bank`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use models::dataset::Dataset;
+use models::scorecard::Scorecard;
+use models::secure_lr::{ModelReveal, Score, secure_score};
+use protocol::fixed::FixedPoint;
+use protocol::lookup::{LookupClient, LookupServer};
+use protocol::mpc::Engine;
+use protocol::{Channel, Role};
+use serde_json::json;
+
+use super::psi::take_aligned;
+use super::train::{SavedModel, load_model};
+use super::{id_kind, load_dataset, os_rng, prepare_ids, write_csv};
+use crate::jobs::runner::{PhaseContext, RevealTo};
+use crate::jobs::spec::{ScoreTarget, resolve_path};
+
+/// Most ids one lookup job may score (the gov refuses a larger announced batch).
+pub const MAX_QUERIES: u64 = 1 << 20;
+/// Largest keyed table the bank accepts from the gov.
+const MAX_TABLE: usize = protocol::psi::MAX_SET_SIZE;
+/// Scores shown in the bank's outcome (all are in `scores.csv`).
+const SHOWN: usize = 10;
+
+const SCORES_RULE: &str = "policy.reveals: scores_to_bank";
+
+pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
+    let params = ctx.spec.params()?;
+    let model_id = params.model.clone().unwrap_or_default();
+    let saved = load_model(ctx.config, &model_id)?;
+    let own = saved.artifact.block(ctx.role);
+    let side = ctx.spec.side(ctx.role);
+    if side.columns != own.features {
+        bail!(
+            "{}.columns must be the model's {} columns [{}] (model '{model_id}')",
+            ctx.role,
+            ctx.role,
+            own.features.join(", ")
+        );
+    }
+    ctx.outcome.insert("model".into(), model_id.clone().into());
+    match params.target.context("params.target is missing")? {
+        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved),
+        ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params.skip_invalid_ids),
+    }
+}
+
+fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel) -> Result<()> {
+    let aligned = take_aligned(ctx)?;
+    let art = &saved.artifact;
+    let x = standardize(art.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
+    ctx.progress(0.1, &format!("scoring {} common entities", aligned.data.rows()));
+    let scores = {
+        let mut engine = Engine::new(ch, FixedPoint::new(art.params.frac_bits), &mut os_rng())?;
+        secure_score(&mut engine, art, &x)?
+    };
+    let n = aligned.data.rows();
+    ctx.reveal("scores", &[], &format!("scores of the {n} common entities, to the bank"), Role::Gov, RevealTo::Bank, SCORES_RULE)?;
+    ctx.outcome.insert("scored".into(), n.into());
+    if let Some(scores) = scores {
+        let path = ctx.job_dir.join("scores.csv");
+        let rows = aligned.data.ids.iter().zip(&scores).map(|(id, s)| [id.clone(), s.probability.to_string(), s.points.to_string(), s.grade.clone()]);
+        write_csv(&path, &["id", "probability", "points", "grade"], rows)?;
+        let shown: Vec<_> = aligned.data.ids.iter().zip(&scores).take(SHOWN).map(|(id, s)| score_json(id, None, "ok", Some(s))).collect();
+        ctx.outcome.insert("first_scores".into(), shown.into());
+        ctx.outcome.insert("grades".into(), grade_counts(scores.iter().map(|s| s.grade.as_str())));
+        ctx.outcome.insert("scores_file".into(), path.display().to_string().into());
+    }
+    ctx.progress(1.0, &format!("{n} entities scored"));
+    Ok(())
+}
+
+/// One row of the bank's queries file.
+struct Query {
+    raw: String,
+    id: String,
+    consent: String,
+}
+
+/// Reads `id,consent_ref` rows; errors name the file and line (not the id: the message may reach the peer).
+fn read_queries(path: &Path, kind: protocol::ids::IdKind) -> Result<Vec<Query>> {
+    let file = path.display();
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("cannot read the queries file {file} (params.queries_file)"))?;
+    let header: Vec<String> = r.headers().with_context(|| format!("{file}: cannot read the header"))?.iter().map(str::to_string).collect();
+    if header != ["id", "consent_ref"] {
+        bail!("{file} line 1: the header must be `id,consent_ref` (found `{}`)", header.join(","));
+    }
+    let mut queries = Vec::new();
+    for rec in r.records() {
+        let rec = rec.with_context(|| format!("{file}: cannot parse the CSV; every row is `id,consent_ref`"))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let (raw, consent) = (rec.get(0).unwrap_or(""), rec.get(1).unwrap_or(""));
+        if consent.is_empty() {
+            bail!("{file} line {line}: consent_ref is empty: every scored id needs the reference of the consent that allows it");
+        }
+        let id = protocol::ids::normalize(kind, raw).map_err(|why| anyhow::anyhow!("{file} line {line}: the id {why}"))?;
+        queries.push(Query { raw: raw.to_string(), id, consent: consent.to_string() });
+    }
+    if queries.is_empty() || queries.len() as u64 > MAX_QUERIES {
+        bail!("{file}: has {} ids; a lookup job scores 1 to {MAX_QUERIES}", queries.len());
+    }
+    Ok(queries)
+}
+
+fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, skip_bad: bool) -> Result<()> {
+    let art = &saved.artifact;
+    if art.reveal == ModelReveal::None {
+        bail!(
+            "model '{}' was kept as secret shares (model_shared): scoring named ids needs each node's own weights; \
+             train with reveal \"model_to_owners\" (or \"model_to_both\"), or score with target = \"intersection\"",
+            saved.job_id
+        );
+    }
+    let own = art.block(ctx.role);
+    let weights = own.weights.as_deref().context("the model file lacks this node's weights")?;
+    let fp = FixedPoint::new(art.params.frac_bits);
+    // Both nodes must hold the same model (and the job the same lookup domain).
+    let digest = *blake3::hash(&serde_json::to_vec(&(&saved.job_id, art.reveal, &art.params, &art.gov.features, &art.bank.features, &art.scorecard))?).as_bytes();
+    ch.send("score.model", &digest)?;
+    let theirs: [u8; 32] = ch.recv("score.model")?;
+    if theirs != digest {
+        bail!("the peer's model '{}' differs from ours (parameters, columns or scorecard): both must score with the same train job", saved.job_id);
+    }
+    let queries_file = (ctx.role == Role::Bank)
+        .then(|| ctx.spec.params().map(|p| p.queries_file))
+        .transpose()?
+        .flatten()
+        .map(|f| resolve_path(&ctx.config.node.data_dir, &f));
+    let queries = queries_file.as_deref().map(|f| read_queries(f, id_kind(ctx.dataset.id_kind))).transpose()?;
+
+    let data = load_dataset(ctx, &own.features, None)?;
+    let prepared = prepare_ids(ctx, &data, skip_bad)?;
+    let x = standardize(own.standardizer.as_ref(), &data)?;
+    let cols = own.features.len();
+    let partial = |r: usize| x[r * cols..(r + 1) * cols].iter().zip(weights).map(|(a, b)| a * b).sum::<f64>();
+
+    let n = match ctx.role {
+        Role::Gov => {
+            ctx.progress(0.1, &format!("serving partial scores of {} ids", prepared.ids.len()));
+            let payloads: Vec<u64> = prepared.rows.iter().map(|&r| fp.encode(partial(r))).collect();
+            let server = LookupServer::new(&mut os_rng());
+            server.send_table(ch, ctx.job_id, &prepared.ids, &payloads)?;
+            let announced: u64 = ch.recv("score.queries")?;
+            if announced == 0 || announced > MAX_QUERIES {
+                bail!("the bank announced {announced} queries; a lookup job scores 1 to {MAX_QUERIES}");
+            }
+            let answered = server.answer(ch, announced as usize)?;
+            if answered as u64 != announced {
+                bail!("the bank announced {announced} queries but sent {answered}");
+            }
+            ctx.outcome.insert("queries".into(), answered.into());
+            answered
+        }
+        Role::Bank => {
+            let queries = queries.expect("the bank read its queries");
+            let client = LookupClient::receive_table(ch, MAX_TABLE)?;
+            ch.send("score.queries", &(queries.len() as u64))?;
+            ctx.progress(0.5, &format!("looking up {} ids", queries.len()));
+            let ids: Vec<String> = queries.iter().map(|q| q.id.clone()).collect();
+            let gov_parts = client.query(ch, ctx.job_id, &ids, &mut os_rng())?;
+            let bias = art.bias.context("the bank's model file lacks the bias")?;
+            let bank_row: HashMap<&str, usize> = prepared.ids.iter().map(String::as_str).zip(prepared.rows.iter().copied()).collect();
+            let results: Vec<(&Query, &str, Option<Score>)> = queries
+                .iter()
+                .zip(&gov_parts)
+                .map(|(q, g)| match (g, bank_row.get(q.id.as_str())) {
+                    (None, _) => (q, "not found at gov", None),
+                    (Some(_), None) => (q, "not found at bank", None),
+                    (Some(zg), Some(&r)) => (q, "ok", Some(score_of(fp.decode(*zg) + partial(r) + bias, &art.scorecard))),
+                })
+                .collect();
+            write_lookup_results(ctx, &results)?;
+            queries.len()
+        }
+    };
+    let summary = format!("partial scores for {n} ids named by the bank (the gov does not learn which), to the bank");
+    ctx.reveal("scores", &[], &summary, Role::Gov, RevealTo::Bank, SCORES_RULE)?;
+    ctx.progress(1.0, &format!("{n} ids scored"));
+    Ok(())
+}
+
+fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Option<Score>)]) -> Result<()> {
+    let path = ctx.job_dir.join("scores.csv");
+    let rows = results.iter().map(|(q, status, s)| {
+        let (p, pts, g) = s.as_ref().map_or_else(Default::default, |s| (s.probability.to_string(), s.points.to_string(), s.grade.clone()));
+        [q.raw.clone(), q.consent.clone(), status.to_string(), p, pts, g]
+    });
+    write_csv(&path, &["id", "consent_ref", "status", "probability", "points", "grade"], rows)?;
+    let count = |st: &str| results.iter().filter(|r| r.1 == st).count();
+    ctx.outcome.insert("queries".into(), results.len().into());
+    ctx.outcome.insert("scored".into(), count("ok").into());
+    ctx.outcome.insert("not_found_at_gov".into(), count("not found at gov").into());
+    ctx.outcome.insert("not_found_at_bank".into(), count("not found at bank").into());
+    ctx.outcome.insert("consent_refs".into(), results.iter().map(|r| r.0.consent.clone()).collect::<Vec<_>>().into());
+    let shown: Vec<_> = results.iter().take(SHOWN).map(|(q, st, s)| score_json(&q.raw, Some(&q.consent), st, s.as_ref())).collect();
+    ctx.outcome.insert("first_scores".into(), shown.into());
+    ctx.outcome.insert("grades".into(), grade_counts(results.iter().filter_map(|r| r.2.as_ref().map(|s| s.grade.as_str()))));
+    ctx.outcome.insert("scores_file".into(), path.display().to_string().into());
+    Ok(())
+}
+
+/// The model's standardisation of this node's columns applied to `data`.
+fn standardize(st: Option<&models::standardize::Standardizer>, data: &Dataset) -> Result<Vec<f64>> {
+    let st = st.context("the model file lacks this node's standardisation")?;
+    Ok(st.apply(&data.x))
+}
+
+/// Probability of default, points and grade for logit `z`.
+fn score_of(z: f64, scorecard: &Scorecard) -> Score {
+    let points = scorecard.points_from_logit(z);
+    Score { logit: z, probability: 1.0 / (1.0 + (-z).exp()), points, grade: scorecard.grade(points).to_string() }
+}
+
+fn score_json(id: &str, consent: Option<&str>, status: &str, s: Option<&Score>) -> serde_json::Value {
+    let mut v = json!({ "id": id, "status": status });
+    if let Some(c) = consent {
+        v["consent_ref"] = c.into();
+    }
+    if let Some(s) = s {
+        v["probability"] = s.probability.into();
+        v["points"] = s.points.into();
+        v["grade"] = s.grade.clone().into();
+    }
+    v
+}
+
+fn grade_counts<'a>(grades: impl Iterator<Item = &'a str>) -> serde_json::Value {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    grades.for_each(|g| *counts.entry(g.to_string()).or_default() += 1);
+    serde_json::to_value(counts).expect("counts serialise")
+}

@@ -1,0 +1,285 @@
+//! Phase `train`: secure vertical logistic regression ([`models::secure_lr`]) on the rows
+//! aligned by the `psi` phase.
+//!
+//! 1. Train/test split, public and agreed: `params.test_ids_file` (each node reads the path on its
+//!    own machine, so both operators must hold the same list of ids there), or `test_fraction`
+//!    (default 0.2) of the aligned rows drawn with `split_seed` (default 0). Both nodes then swap a
+//!    BLAKE3 digest of the sorted test positions (`train.split`) and refuse on a mismatch.
+//! 2. Each node standardises its own columns on the training rows (plaintext, local).
+//! 3. [`secure_train`] with an OS-seeded engine; parameters from the job (`epochs`, `batch_size`,
+//!    `learning_rate`, `l2_c`, `sigmoid`, `frac_bits`, `seed`, `scorecard`), model reveal from
+//!    the job (`model_to_both` / `model_to_owners` / `model_shared`).
+//! 4. Each node writes its model artifact ([`SavedModel`]) to `<data_dir>/models/<job id>.json`
+//!    (never overwritten) and `<job_dir>/model.json`. Both learn the test AUC/KS (reveal
+//!    `metrics`); the bank also keeps the ROC curve and score histogram of the test rows.
+//!
+//! What each party learns is stated in [`models::secure_lr`]; nothing else is exchanged here
+//! but the split digest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use models::metrics::Metrics;
+use models::reference::BatchPlan;
+use models::secure_lr::{ModelArtifact, ModelReveal, PartyData, TrainJob, secure_train};
+use models::standardize::Standardizer;
+use protocol::fixed::FixedPoint;
+use protocol::mpc::Engine;
+use protocol::{Channel, Role};
+use serde::{Deserialize, Serialize};
+
+use super::psi::take_aligned;
+use super::{id_kind, os_rng, reveal_joint};
+use crate::audit::ScoreHist;
+use crate::config::Config;
+use crate::jobs::runner::{PhaseContext, RevealTo};
+use crate::jobs::spec::resolve_path;
+
+/// A node's stored model: its [`ModelArtifact`] and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedModel {
+    /// The train job that produced it.
+    pub job_id: String,
+    /// Dataset names of the train job (as each node configured them).
+    pub gov_dataset: String,
+    pub bank_dataset: String,
+    pub artifact: ModelArtifact,
+}
+
+/// `<data_dir>/models/<id>.json`.
+pub fn model_path(config: &Config, id: &str) -> PathBuf {
+    config.node.data_dir.join("models").join(format!("{id}.json"))
+}
+
+/// Loads this node's model of train job `id`.
+pub fn load_model(config: &Config, id: &str) -> Result<SavedModel> {
+    let path = model_path(config, id);
+    let text = std::fs::read(&path).with_context(|| {
+        format!("no model '{id}' on node '{}': {} is missing (params.model must name a train job both nodes ran)", config.node.name, path.display())
+    })?;
+    let saved: SavedModel = serde_json::from_slice(&text).with_context(|| format!("{}: not a model file", path.display()))?;
+    if saved.job_id != id {
+        bail!("{}: holds the model of job '{}', not '{id}'", path.display(), saved.job_id);
+    }
+    if saved.artifact.role != config.node.role {
+        bail!("{}: the model belongs to the {} node, not this {} node", path.display(), saved.artifact.role, config.node.role);
+    }
+    Ok(saved)
+}
+
+/// `round(n·fraction)` test positions out of `0..n`, drawn by the seeded public permutation
+/// of [`BatchPlan`]; sorted.
+pub fn split_test_rows(n: usize, fraction: f64, seed: u64) -> Vec<usize> {
+    let all: Vec<usize> = (0..n).collect();
+    let permuted = BatchPlan::new(&all, n.max(1), seed).batches.concat();
+    let mut test = permuted[..((n as f64 * fraction).round() as usize).min(n)].to_vec();
+    test.sort_unstable();
+    test
+}
+
+/// Aligned positions whose id is listed in `file` (one id per line, optional header `id`).
+/// Ids are normalised like the dataset's; an invalid one is an error naming file and line.
+fn test_rows_from_file(file: &Path, kind: protocol::ids::IdKind, aligned_ids: &[String]) -> Result<(Vec<usize>, usize)> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the test ids file {} (params.test_ids_file)", file.display()))?;
+    let mut wanted = std::collections::HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let raw = line.trim();
+        if raw.is_empty() || (i == 0 && raw.eq_ignore_ascii_case("id")) {
+            continue;
+        }
+        let id = protocol::ids::normalize(kind, raw)
+            .map_err(|why| anyhow::anyhow!("{} line {}: the id {why}", file.display(), i + 1))?;
+        wanted.insert(id);
+    }
+    let rows: Vec<usize> = (0..aligned_ids.len()).filter(|&r| wanted.contains(&aligned_ids[r])).collect();
+    let outside = wanted.len() - rows.len();
+    Ok((rows, outside))
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct SplitDigest {
+    n_test: u64,
+    digest: [u8; 32],
+}
+
+pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
+    let params = ctx.spec.params()?;
+    let aligned = take_aligned(ctx)?;
+    let data = &aligned.data;
+    let n = data.rows();
+    let test_rows = match &params.test_ids_file {
+        Some(f) => {
+            let path = resolve_path(&ctx.config.node.data_dir, f);
+            let (rows, outside) = test_rows_from_file(&path, id_kind(ctx.dataset.id_kind), &aligned.ids)?;
+            ctx.outcome.insert("test_ids_not_in_intersection".into(), outside.into());
+            rows
+        }
+        None => split_test_rows(n, params.test_fraction(), params.split_seed.unwrap_or(0)),
+    };
+    let bytes: Vec<u8> = test_rows.iter().flat_map(|&r| (r as u64).to_le_bytes()).collect();
+    let mine = SplitDigest { n_test: test_rows.len() as u64, digest: *blake3::hash(&bytes).as_bytes() };
+    ch.send("train.split", &mine)?;
+    let theirs: SplitDigest = ch.recv("train.split")?;
+    if theirs != mine {
+        bail!(
+            "the train/test split differs between the nodes ({} test rows here, {} at the peer): with params.test_ids_file \
+             both operators must hold the same list of ids at that path",
+            mine.n_test,
+            theirs.n_test
+        );
+    }
+    let mut is_test = vec![false; n];
+    test_rows.iter().for_each(|&r| is_test[r] = true);
+    let train_rows: Vec<usize> = (0..n).filter(|&r| !is_test[r]).collect();
+
+    let standardizer = Standardizer::fit(data, &train_rows)?;
+    let x = standardizer.apply(&data.x);
+    let train_params = params.train_params();
+    let model_reveal = ctx.spec.model_reveal()?;
+    let scorecard = params.scorecard();
+    ctx.progress(0.05, &format!("training on {} rows, testing on {}", train_rows.len(), test_rows.len()));
+    let out = {
+        let mut engine = Engine::new(ch, FixedPoint::new(train_params.frac_bits), &mut os_rng())?;
+        let party = PartyData { x: &x, features: &data.columns, standardizer: Some(&standardizer), label: data.label.as_deref() };
+        let job = TrainJob { train_rows: &train_rows, test_rows: &test_rows, params: &train_params, reveal: model_reveal, scorecard: &scorecard };
+        secure_train(&mut engine, &party, &job)?
+    };
+    let artifact = out.artifact;
+
+    record_model_reveals(ctx, &artifact)?;
+    ctx.outcome.insert("n_train".into(), artifact.n_train.into());
+    ctx.outcome.insert("n_test".into(), artifact.n_test.into());
+    if let Some(m) = &artifact.metrics {
+        ctx.outcome.insert("test_auc".into(), m.auc.into());
+        ctx.outcome.insert("test_ks".into(), m.ks.into());
+        ctx.outcome.insert("test_positives".into(), m.positives.into());
+        let summary = format!("test AUC {:.4}, KS {:.4} on {} rows ({} positive)", m.auc, m.ks, m.n, m.positives);
+        ctx.reveal("test_metrics", &serde_json::to_vec(m)?, &summary, Role::Bank, RevealTo::Both, "policy.reveals: metrics")?;
+    }
+    if let (Some(scores), Some(y)) = (&out.test_scores, &data.label) {
+        let logits: Vec<f64> = scores.iter().map(|s| s.logit).collect();
+        let labels: Vec<f64> = test_rows.iter().map(|&r| y[r]).collect();
+        let points: Vec<f64> = scores.iter().map(|s| s.points).collect();
+        if artifact.metrics.is_some() {
+            ctx.set_outcome_plot(roc_curve(&logits, &labels, 200), points_histogram(&points, &labels, 20))?;
+        }
+    }
+
+    let saved = SavedModel {
+        job_id: ctx.job_id.to_string(),
+        gov_dataset: ctx.spec.gov.dataset.clone(),
+        bank_dataset: ctx.spec.bank.dataset.clone(),
+        artifact,
+    };
+    let json = serde_json::to_vec_pretty(&saved)?;
+    let path = model_path(ctx.config, ctx.job_id);
+    std::fs::create_dir_all(path.parent().expect("models dir"))?;
+    // Owner-only files, never overwritten (a model kept as shares is secret material).
+    for p in [&path, &ctx.job_dir.join("model.json")] {
+        crate::identity::write_private(p, &json).context("model file (an existing model is never overwritten)")?;
+    }
+    ctx.outcome.insert("model_file".into(), path.display().to_string().into());
+    let auc = saved.artifact.metrics.map(|m: Metrics| format!(", test AUC {:.4}", m.auc)).unwrap_or_default();
+    ctx.progress(1.0, &format!("model saved{auc}"));
+    Ok(())
+}
+
+/// Records who learned which part of the model, per the job's model reveal mode.
+fn record_model_reveals(ctx: &mut PhaseContext<'_>, a: &ModelArtifact) -> Result<()> {
+    let rule = |r: &str| format!("policy.reveals: {r}");
+    let f64_bytes = |v: &[f64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    match a.reveal {
+        ModelReveal::Both => {
+            for (owner, block) in [(Role::Gov, &a.gov), (Role::Bank, &a.bank)] {
+                let w = block.weights.as_deref().unwrap_or_default();
+                let summary = format!("{} weights of the {owner}'s features", w.len());
+                reveal_joint(ctx, &format!("model_{owner}_weights"), &f64_bytes(w), &summary, &rule("model_to_both"))?;
+            }
+            let bias = a.bias.unwrap_or_default();
+            reveal_joint(ctx, "model_bias", &bias.to_le_bytes(), "the model's bias", &rule("model_to_both"))?;
+        }
+        ModelReveal::OwnBlock => {
+            // Each block is opened to its owner only: the other node does not know the value.
+            for (owner, to) in [(Role::Gov, RevealTo::Gov), (Role::Bank, RevealTo::Bank)] {
+                let summary = format!("{} weights of the {owner}'s features, to the {owner}", a.block(owner).features.len());
+                ctx.reveal(&format!("model_{owner}_weights"), &[], &summary, owner.peer(), to, &rule("model_to_owners"))?;
+            }
+            ctx.reveal("model_bias", &[], "the model's bias, to the bank", Role::Gov, RevealTo::Bank, &rule("model_to_owners"))?;
+        }
+        ModelReveal::None => {}
+    }
+    Ok(())
+}
+
+/// ROC curve `[fpr, tpr]` of `scores` (higher = positive) against 0/1 `labels`, from (0,0) to
+/// (1,1), thinned to about `max_points` points. Tied scores form one step.
+pub fn roc_curve(scores: &[f64], labels: &[f64], max_points: usize) -> Vec<[f64; 2]> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let pos = labels.iter().filter(|&&y| y == 1.0).count().max(1) as f64;
+    let neg = (labels.len() as f64 - pos).max(1.0);
+    let mut curve = vec![[0.0, 0.0]];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    for (k, &i) in order.iter().enumerate() {
+        if labels[i] == 1.0 { tp += 1.0 } else { fp += 1.0 }
+        let step_ends = order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
+        if step_ends {
+            curve.push([fp / neg, tp / pos]);
+        }
+    }
+    let stride = curve.len().div_ceil(max_points.max(2));
+    let last = *curve.last().expect("at least the origin");
+    let mut thinned: Vec<[f64; 2]> = curve.into_iter().step_by(stride.max(1)).collect();
+    if thinned.last() != Some(&last) {
+        thinned.push(last);
+    }
+    thinned
+}
+
+/// Histogram of scorecard `points` in `bins` equal bins over their range, split by label
+/// (good = 0, bad = 1).
+pub fn points_histogram(points: &[f64], labels: &[f64], bins: usize) -> ScoreHist {
+    let lo = points.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = points.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0), lo.max(0.0) + 1.0) };
+    let width = (hi - lo) / bins as f64;
+    let edges: Vec<f64> = (0..=bins).map(|i| lo + width * i as f64).collect();
+    let (mut good, mut bad) = (vec![0u64; bins], vec![0u64; bins]);
+    for (&p, &y) in points.iter().zip(labels) {
+        let b = (((p - lo) / width) as usize).min(bins - 1);
+        if y == 1.0 { bad[b] += 1 } else { good[b] += 1 }
+    }
+    ScoreHist { edges, good, bad }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_seeded_sorted_and_of_the_asked_size() {
+        let t = split_test_rows(1000, 0.3, 7);
+        assert_eq!(t.len(), 300);
+        assert!(t.windows(2).all(|w| w[0] < w[1]) && *t.last().unwrap() < 1000);
+        assert_eq!(t, split_test_rows(1000, 0.3, 7));
+        assert_ne!(t, split_test_rows(1000, 0.3, 8));
+        assert!(split_test_rows(10, 0.0, 1).is_empty());
+        assert!(split_test_rows(0, 0.5, 1).is_empty());
+    }
+
+    #[test]
+    fn roc_area_matches_the_auc_and_histogram_counts_every_row() {
+        let scores = [0.9, 0.8, 0.8, 0.4, 0.3, 0.2, 0.2, 0.1];
+        let labels = [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0];
+        let roc = roc_curve(&scores, &labels, 100);
+        assert_eq!((roc[0], *roc.last().unwrap()), ([0.0, 0.0], [1.0, 1.0]));
+        let area: f64 = roc.windows(2).map(|w| (w[1][0] - w[0][0]) * (w[1][1] + w[0][1]) / 2.0).sum();
+        assert!((area - models::metrics::auc(&scores, &labels)).abs() < 1e-12, "{area}");
+        let h = points_histogram(&scores, &labels, 4);
+        assert_eq!(h.edges.len(), 5);
+        assert_eq!(h.good.iter().sum::<u64>(), 4);
+        assert_eq!(h.bad.iter().sum::<u64>(), 4);
+        assert_eq!(h.bad[3], 2, "0.9 and 0.8 (bad) fall in the top bin");
+    }
+}

@@ -1,0 +1,90 @@
+//! PSI jobs between two daemons: the intersection, its files, reveal modes and policy refusals.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::jobs::*;
+use node::jobs::record::JobState;
+use node::jobs::spec::Reveal;
+
+#[test]
+fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
+    // The bank file repeats its first row (skipped and counted with skip_invalid_ids).
+    let guest = std::fs::read_to_string(repo_root().join("testdata/default_credit/default_credit_hetero_guest.csv")).unwrap();
+    let first = guest.lines().nth(1).unwrap();
+    let p = pair(&[first], |gov, bank| {
+        gov.policy.reveals.push(Reveal::IntersectionIdsToBank);
+        bank.policy.reveals.push(Reveal::IntersectionIdsToBank);
+    });
+    let expected = p.data.common_ids();
+    let spec = job("demo-job.toml", |s| {
+        s.reveal = vec![Reveal::IntersectionIds];
+        s.params.insert("skip_invalid_ids".into(), true.into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    for r in [&gov, &bank] {
+        assert_eq!(r.outcome["intersection_size"], expected.len(), "{:?}", r.outcome);
+        assert_eq!(r.outcome["gov_rows"], p.data.gov.len());
+        assert_eq!(r.outcome["bank_rows"], p.data.bank.len() + 1);
+    }
+    assert_eq!(bank.outcome["ids_duplicate_skipped"], 1);
+    assert_eq!(gov.outcome["ids_duplicate_skipped"], 0);
+    // Both files list the common ids, in the same (aligned) order, each with its own file line.
+    let (h, gov_rows) = read_csv(&p.job_file(&p.gov_config, &gov.id, "intersection.csv"));
+    let (_, bank_rows) = read_csv(&p.job_file(&p.bank_config, &gov.id, "intersection.csv"));
+    assert_eq!(h, ["id", "line"]);
+    let gov_ids: Vec<&str> = gov_rows.iter().map(|r| r[0].as_str()).collect();
+    let bank_ids: Vec<&str> = bank_rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(gov_ids, bank_ids);
+    assert_eq!(gov_ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>(), expected);
+    assert_eq!(gov_ids.len(), expected.len(), "no id twice");
+    let mut sorted = gov_ids.clone();
+    sorted.sort_by_key(|s| s.parse::<u64>().unwrap());
+    assert_ne!(gov_ids, sorted, "the aligned order is not the input order");
+    let reveals: Vec<_> = transcript_records(&gov, "reveal").into_iter().map(|r| r["reveal"].clone()).collect();
+    let bank_reveals: Vec<_> = transcript_records(&bank, "reveal").into_iter().map(|r| r["reveal"].clone()).collect();
+    assert_eq!(reveals, bank_reveals, "both transcripts record the same reveals");
+    assert!(reveals.iter().any(|r| r["name"] == "intersection_ids"));
+
+    // Only the bank learns the ids: the gov gets the size and no file.
+    let spec = job("demo-job.toml", |s| {
+        s.reveal = vec![Reveal::IntersectionIdsToBank];
+        s.params.insert("skip_invalid_ids".into(), true.into());
+    });
+    let (gov, bank) = p.run(&spec, true);
+    assert_succeeded(&gov, &bank);
+    assert_eq!(gov.outcome["intersection_size"], expected.len());
+    assert!(!p.job_file(&p.gov_config, &gov.id, "intersection.csv").exists());
+    let (_, rows) = read_csv(&p.job_file(&p.bank_config, &gov.id, "intersection.csv"));
+    assert_eq!(rows.iter().map(|r| r[0].clone()).collect::<HashSet<_>>(), expected);
+
+    // Size only: neither node writes the ids.
+    let spec = job("demo-job.toml", |s| s.params.insert("skip_invalid_ids".into(), true.into()).map(drop).unwrap_or(()));
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    assert_eq!(bank.outcome["intersection_size"], expected.len());
+    assert!(!p.job_file(&p.gov_config, &gov.id, "intersection.csv").exists());
+    assert!(!p.job_file(&p.bank_config, &gov.id, "intersection.csv").exists());
+
+    // Without skip_invalid_ids the repeated id fails the job, naming the file and both lines.
+    let spec = job("demo-job.toml", |_| {});
+    let (gov, bank) = p.run(&spec, false);
+    assert_eq!(bank.state, JobState::Failed);
+    let err = bank.error.unwrap();
+    assert!(err.contains("bank.csv line") && err.contains("repeats the ID of line"), "{err}");
+    assert_eq!(gov.state, JobState::Failed);
+}
+
+#[test]
+fn a_reveal_mode_the_peer_policy_refuses_is_reported_with_its_rule() {
+    let p = pair(&[], |gov, _| gov.policy.reveals.retain(|r| *r != Reveal::IntersectionIds));
+    let spec = job("demo-job.toml", |s| s.reveal = vec![Reveal::IntersectionIds]);
+    let (gov, bank) = p.run(&spec, true);
+    let rule = "policy: reveal 'intersection_ids' is not allowed on node 'gov' (policy.reveals)";
+    assert_eq!(gov.state, JobState::Failed);
+    assert_eq!(gov.error.as_deref(), Some(rule));
+    assert_eq!(bank.error.as_deref(), Some(format!("rejected by peer 'gov': {rule}").as_str()));
+    assert!(!p.job_file(&p.bank_config, &gov.id, "intersection.csv").exists());
+}

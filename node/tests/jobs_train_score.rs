@@ -1,0 +1,154 @@
+//! Train and score jobs between two daemons, checked against plaintext computations in the test.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::jobs::*;
+use models::reference::{TrainParams, train_reference};
+use node::jobs::record::{JobRecord, JobState};
+use serde_json::Value;
+
+/// Population mean/std standardisation of `x` (rows × cols) fitted on `fit_rows`.
+fn standardize(x: &[Vec<f64>], fit_rows: &[usize]) -> Vec<Vec<f64>> {
+    let cols = x[0].len();
+    let n = fit_rows.len() as f64;
+    let mean: Vec<f64> = (0..cols).map(|c| fit_rows.iter().map(|&r| x[r][c]).sum::<f64>() / n).collect();
+    let std: Vec<f64> =
+        (0..cols).map(|c| (fit_rows.iter().map(|&r| (x[r][c] - mean[c]).powi(2)).sum::<f64>() / n).sqrt()).collect();
+    x.iter().map(|row| row.iter().enumerate().map(|(c, v)| (v - mean[c]) / std[c]).collect()).collect()
+}
+
+/// One block's plaintext partial logit from a node's model file.
+fn partial_logit(model: &Value, block: &str, x: &[f64]) -> f64 {
+    let b = &model["artifact"][block];
+    let f = |k: &str| -> Vec<f64> { serde_json::from_value(b[k].clone()).unwrap() };
+    let (mean, std) = (serde_json::from_value::<Vec<f64>>(b["standardizer"]["mean"].clone()).unwrap(), serde_json::from_value::<Vec<f64>>(b["standardizer"]["std"].clone()).unwrap());
+    x.iter().zip(f("weights")).enumerate().map(|(c, (v, w))| (v - mean[c]) / std[c] * w).sum()
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+#[test]
+fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
+    let p = pair(&[], |_, _| {});
+    let common = p.data.common_ids();
+    // Test ids chosen here: every id ending in 0, 1 or 2, plus one the gov lacks (ignored).
+    let test_ids: HashSet<String> = common.iter().filter(|id| id.ends_with(['0', '1', '2'])).cloned().collect();
+    let file_text = std::iter::once("id".to_string()).chain(test_ids.iter().cloned()).chain(["999999".into()]).collect::<Vec<_>>().join("\n");
+    for c in [&p.gov_config, &p.bank_config] {
+        std::fs::create_dir_all(&c.node.data_dir).unwrap();
+        std::fs::write(c.node.data_dir.join("test_ids.txt"), &file_text).unwrap();
+    }
+    let params = TrainParams { epochs: 3, batch_size: 256, learning_rate: 0.5, seed: 3, ..TrainParams::default() };
+    let spec = job("demo-train.toml", |s| {
+        s.params.remove("test_fraction");
+        s.params.remove("split_seed");
+        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+        for (k, v) in [("epochs", params.epochs as u64), ("batch_size", params.batch_size as u64), ("seed", params.seed)] {
+            s.params.insert(k.into(), v.into());
+        }
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    let train_id = gov.id.clone();
+
+    // Plaintext reference on the same aligned order and split.
+    let (_, aligned) = read_csv(&p.job_file(&p.bank_config, &train_id, "intersection.csv"));
+    let ids: Vec<&str> = aligned.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(ids.len(), common.len());
+    let test: Vec<usize> = (0..ids.len()).filter(|&i| test_ids.contains(ids[i])).collect();
+    let train: Vec<usize> = (0..ids.len()).filter(|&i| !test_ids.contains(ids[i])).collect();
+    let xg = standardize(&ids.iter().map(|id| p.data.gov[*id].clone()).collect::<Vec<_>>(), &train);
+    let xb = standardize(&ids.iter().map(|id| p.data.bank[*id].0.clone()).collect::<Vec<_>>(), &train);
+    let y: Vec<f64> = ids.iter().map(|id| p.data.bank[*id].1).collect();
+    let joint: Vec<f64> = xg.iter().zip(&xb).flat_map(|(g, b)| g.iter().chain(b).copied().collect::<Vec<_>>()).collect();
+    let reference = train_reference(&joint, 23, &y, &train, &params, false);
+    let logits = reference.logits(&joint);
+    let ref_auc = models::metrics::auc(&test.iter().map(|&i| logits[i]).collect::<Vec<_>>(), &test.iter().map(|&i| y[i]).collect::<Vec<_>>());
+    for r in [&gov, &bank] {
+        let auc = r.outcome["test_auc"].as_f64().unwrap();
+        eprintln!("secure test AUC {auc}, plaintext reference {ref_auc}");
+        assert!((auc - ref_auc).abs() < 0.005, "secure test AUC {auc}, plaintext reference {ref_auc}");
+        assert_eq!((r.outcome["n_train"].as_u64(), r.outcome["n_test"].as_u64()), (Some(train.len() as u64), Some(test.len() as u64)));
+    }
+    assert_eq!(gov.outcome["test_ids_not_in_intersection"], 1);
+    let has_roc = |r: &JobRecord| transcript_records(r, "outcome").iter().any(|o| o["outcome"].get("roc").is_some());
+    assert!(has_roc(&bank) && !has_roc(&gov), "only the bank's transcript carries the test scores' ROC curve");
+    // Each node holds its own weights (model_to_owners), the bank the bias; files never overwritten.
+    let gov_model = read_json(&p.gov_config.node.data_dir.join(format!("models/{train_id}.json")));
+    let bank_model = read_json(&p.bank_config.node.data_dir.join(format!("models/{train_id}.json")));
+    assert_eq!(gov_model, read_json(&p.job_file(&p.gov_config, &train_id, "model.json")));
+    assert!(gov_model["artifact"]["bank"]["weights"].is_null() && gov_model["artifact"]["bias"].is_null());
+    assert!(bank_model["artifact"]["gov"]["weights"].is_null() && bank_model["artifact"]["bias"].is_number());
+    let plain_logit = |id: &str| {
+        partial_logit(&gov_model, "gov", &p.data.gov[id]) + partial_logit(&bank_model, "bank", &p.data.bank[id].0)
+            + bank_model["artifact"]["bias"].as_f64().unwrap()
+    };
+    let check = |row: &[String], id: &str, at: usize| {
+        let z = plain_logit(id);
+        let (prob, points): (f64, f64) = (row[at].parse().unwrap(), row[at + 1].parse().unwrap());
+        assert!((prob - 1.0 / (1.0 + (-z).exp())).abs() < 1e-4, "{id}: {prob} vs logit {z}");
+        let expected_points = 600.0 - 20.0 / std::f64::consts::LN_2 * (50f64.ln() + z);
+        assert!((points - expected_points).abs() < 0.01, "{id}: {points} vs {expected_points}");
+    };
+
+    // (a) every common entity, jointly; only the bank gets scores.csv.
+    let spec = job("demo-score.toml", |s| {
+        s.params.insert("model".into(), train_id.clone().into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    assert!(!p.job_file(&p.gov_config, &gov.id, "scores.csv").exists());
+    let (header, rows) = read_csv(&p.job_file(&p.bank_config, &gov.id, "scores.csv"));
+    assert_eq!(header, ["id", "probability", "points", "grade"]);
+    assert_eq!(rows.iter().map(|r| r[0].clone()).collect::<HashSet<_>>(), common);
+    for row in &rows {
+        check(row, &row[0], 1);
+    }
+
+    // (b) named ids by private lookup, submitted at the bank.
+    let mut named: Vec<String> = common.iter().take(5).cloned().collect();
+    let bank_only = p.data.bank.keys().find(|id| !p.data.gov.contains_key(*id)).unwrap().clone();
+    named.push(bank_only.clone());
+    named.push("NO-SUCH-ID".into());
+    let queries: Vec<String> = named.iter().enumerate().map(|(i, id)| format!("{id},CONSENT-{i}")).collect();
+    std::fs::write(p.bank_config.node.data_dir.join("queries.csv"), format!("id,consent_ref\n{}\n", queries.join("\n"))).unwrap();
+    let spec = job("demo-score-ids.toml", |s| {
+        s.params.insert("model".into(), train_id.clone().into());
+    });
+    let (gov, bank) = p.run(&spec, true);
+    assert_succeeded(&gov, &bank);
+    assert_eq!(gov.outcome["queries"], named.len());
+    assert!(!gov.outcome.contains_key("consent_refs") && !p.job_file(&p.gov_config, &gov.id, "scores.csv").exists());
+    let consents: Vec<String> = (0..named.len()).map(|i| format!("CONSENT-{i}")).collect();
+    assert_eq!(bank.outcome["consent_refs"], serde_json::json!(consents));
+    let (header, rows) = read_csv(&p.job_file(&p.bank_config, &gov.id, "scores.csv"));
+    assert_eq!(header, ["id", "consent_ref", "status", "probability", "points", "grade"]);
+    assert_eq!(rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>(), named);
+    for row in &rows[..5] {
+        assert_eq!(row[2], "ok");
+        check(row, &row[0], 3);
+    }
+    assert_eq!((rows[5][2].as_str(), rows[6][2].as_str()), ("not found at gov", "not found at gov"));
+    assert!(rows[5][3].is_empty() && rows[6][3].is_empty());
+
+    // A model kept as shares cannot serve named ids: both nodes refuse before any lookup.
+    let shared_id = format!("{train_id}-shared");
+    for c in [&p.gov_config, &p.bank_config] {
+        let mut m = read_json(&c.node.data_dir.join(format!("models/{train_id}.json")));
+        m["job_id"] = shared_id.clone().into();
+        m["artifact"]["reveal"] = "none".into();
+        std::fs::write(c.node.data_dir.join(format!("models/{shared_id}.json")), m.to_string()).unwrap();
+    }
+    let spec = job("demo-score-ids.toml", |s| {
+        s.params.insert("model".into(), shared_id.clone().into());
+    });
+    let (gov, bank) = p.run(&spec, true);
+    for r in [&gov, &bank] {
+        assert_eq!(r.state, JobState::Failed);
+        assert!(r.error.as_deref().unwrap().contains("kept as secret shares (model_shared)"), "{:?}", r.error);
+    }
+}
