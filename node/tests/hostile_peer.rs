@@ -485,7 +485,8 @@ fn a_peer_that_goes_away_mid_job_is_named_in_the_error() {
 
 #[test]
 fn after_a_hostile_session_a_normal_job_with_the_real_gov_succeeds() {
-    let mut h = Harness::new(|_| {});
+    // Real protocol steps in a debug build may compute for longer than the 2 s used elsewhere.
+    let mut h = Harness::new(|c| c.timeouts.read_secs = 120);
     {
         let conn = h.connect();
         let id = node::jobs::record::new_job_id();
@@ -501,6 +502,7 @@ fn after_a_hostile_session_a_normal_job_with_the_real_gov_succeeds() {
     let gov_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut gov_config = h.gov_config.clone();
     gov_config.node.listen = gov_socket.local_addr().unwrap();
+    gov_config.timeouts.read_secs = 120;
     let gov = h.rt.block_on(Daemon::start_on(gov_config.clone(), gov_socket)).unwrap();
     let gov_api = AdminClient::new(gov.admin_addr(), node::identity::load_token(&gov_config.admin.token_file).unwrap());
     let submitted = gov_api.submit(&demo_job(), OPERATOR).unwrap();
