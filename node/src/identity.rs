@@ -78,14 +78,26 @@ pub fn self_signed_cert(name: &str) -> Result<(String, Zeroizing<String>, Vec<u8
 
 /// Writes a file readable by the owner only; fails if it exists.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    write_new_file(path, bytes, 0o600)
+}
+
+/// Writes a file that does not exist yet, all or nothing: the bytes go to `<path>.partial`,
+/// are synced, then linked into place (which fails if `path` exists, so nothing is ever
+/// overwritten). A crash leaves at most a `.partial` file, never a truncated result.
+pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let _ = std::fs::remove_file(&partial); // left by a crash
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&partial)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::hard_link(&partial, path)
+    };
+    let result = write().with_context(|| format!("cannot create {} (an existing file is never overwritten)", path.display()));
+    let _ = std::fs::remove_file(&partial);
+    result
 }
 
 /// Loads the first certificate of a PEM file.
@@ -119,4 +131,23 @@ pub fn load_token(path: &Path) -> Result<String> {
         bail!("admin token in {} is shorter than 32 characters: regenerate it with `tandem init`", path.display());
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn result_files_are_written_whole_once_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scores.csv");
+        write_new_file(&path, b"id,probability\n", 0o600).unwrap();
+        let err = write_new_file(&path, b"other", 0o600).unwrap_err();
+        assert!(format!("{err:#}").contains("never overwritten"), "{err:#}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"id,probability\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no .partial file is left behind");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 }

@@ -158,46 +158,47 @@ impl JobSpec {
 
     /// Who learns the intersection: the one PSI mode the job lists in `reveal`.
     pub fn psi_reveal(&self) -> Result<PsiReveal> {
-        let modes: Vec<(Reveal, PsiReveal)> = [
-            (Reveal::IntersectionIds, PsiReveal::Both),
-            (Reveal::IntersectionIdsToBank, PsiReveal::BankOnly),
-            (Reveal::IntersectionSize, PsiReveal::SizeOnly),
-        ]
-        .into_iter()
-        .filter(|(r, _)| self.reveal.contains(r))
-        .collect();
-        match modes.as_slice() {
-            [(_, mode)] => Ok(*mode),
-            [] => bail!(
-                "reveal: a {} job runs PSI and must list one of \"intersection_ids\" (both learn their aligned rows), \
-                 \"intersection_ids_to_bank\" (the bank does, the gov learns the size) or \"intersection_size\"",
-                self.kind.as_str()
-            ),
-            _ => bail!(
-                "reveal lists {} PSI modes ({}): keep exactly one",
-                modes.len(),
-                modes.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        }
+        let missing = format!(
+            "reveal: a {} job runs PSI and must list one of \"intersection_ids\" (both learn their aligned rows), \
+             \"intersection_ids_to_bank\" (the bank does, the gov learns the size) or \"intersection_size\"",
+            self.kind.as_str()
+        );
+        self.one_mode(
+            "PSI",
+            [
+                (Reveal::IntersectionIds, PsiReveal::Both),
+                (Reveal::IntersectionIdsToBank, PsiReveal::BankOnly),
+                (Reveal::IntersectionSize, PsiReveal::SizeOnly),
+            ],
+            &missing,
+        )
     }
 
     /// Who learns the trained model: the one model mode the job lists in `reveal`.
     pub fn model_reveal(&self) -> Result<ModelReveal> {
-        let modes: Vec<(Reveal, ModelReveal)> = [
-            (Reveal::ModelToBoth, ModelReveal::Both),
-            (Reveal::ModelToOwners, ModelReveal::OwnBlock),
-            (Reveal::ModelShared, ModelReveal::None),
-        ]
-        .into_iter()
-        .filter(|(r, _)| self.reveal.contains(r))
-        .collect();
-        match modes.as_slice() {
+        self.one_mode(
+            "model",
+            [
+                (Reveal::ModelToBoth, ModelReveal::Both),
+                (Reveal::ModelToOwners, ModelReveal::OwnBlock),
+                (Reveal::ModelShared, ModelReveal::None),
+            ],
+            "reveal: a train job must list one of \"model_to_both\", \"model_to_owners\" (each party its own \
+             weights; needed to score single IDs later) or \"model_shared\"",
+        )
+    }
+
+    /// The one of `modes` that `reveal` lists; none or several is an error.
+    fn one_mode<T: Copy>(&self, what: &str, modes: [(Reveal, T); 3], missing: &str) -> Result<T> {
+        let listed: Vec<(Reveal, T)> = modes.into_iter().filter(|(r, _)| self.reveal.contains(r)).collect();
+        match listed.as_slice() {
             [(_, mode)] => Ok(*mode),
-            [] => bail!(
-                "reveal: a train job must list one of \"model_to_both\", \"model_to_owners\" (each party its own \
-                 weights; needed to score single IDs later) or \"model_shared\""
+            [] => bail!("{missing}"),
+            _ => bail!(
+                "reveal lists {} {what} modes ({}): keep exactly one",
+                listed.len(),
+                listed.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", ")
             ),
-            _ => bail!("reveal lists {} model modes: keep exactly one", modes.len()),
         }
     }
 
