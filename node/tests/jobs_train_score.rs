@@ -152,3 +152,33 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
         assert!(r.error.as_deref().unwrap().contains("kept as secret shares (model_shared)"), "{:?}", r.error);
     }
 }
+
+#[test]
+fn a_job_that_fails_after_psi_leaves_no_result_files() {
+    let p = pair(&[], |_, _| {});
+    // Each node reads `test_ids.txt` from its own data_dir; different lists make the train phase
+    // refuse after PSI has completed (and would have written intersection.csv).
+    let common: Vec<String> = p.data.common_ids().into_iter().collect();
+    for (config, ids) in [(&p.gov_config, &common[..50]), (&p.bank_config, &common[50..100])] {
+        std::fs::create_dir_all(&config.node.data_dir).unwrap();
+        std::fs::write(config.node.data_dir.join("test_ids.txt"), ids.join("\n")).unwrap();
+    }
+    let spec = job("demo-train.toml", |s| {
+        s.params.remove("test_fraction");
+        s.params.remove("split_seed");
+        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    for (r, config) in [(&gov, &p.gov_config), (&bank, &p.bank_config)] {
+        assert_eq!(r.state, JobState::Failed, "{:?}", r.outcome);
+        assert!(r.error.as_deref().unwrap_or_default().contains("train"), "{:?}", r.error);
+        for name in ["intersection.csv", "model.json"] {
+            assert!(!p.job_file(config, &r.id, name).exists(), "{name} of a failed job");
+        }
+        let dir = std::fs::read_dir(config.job_dir(&r.id)).unwrap();
+        let names: Vec<String> = dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["transcript.jsonl"], "only the transcript remains");
+        let outcome = transcript_records(r, "outcome");
+        assert_eq!(outcome.last().unwrap()["outcome"]["status"], "failed");
+    }
+}

@@ -17,7 +17,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -127,12 +127,26 @@ pub struct PhaseContext<'a> {
     phase: &'static str,
     transcript: &'a TranscriptWriter,
     plot: &'a mut Option<OutcomePlot>,
+    files: &'a mut Vec<ResultFile>,
+}
+
+/// A result file kept until the whole job has succeeded.
+pub struct ResultFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
 }
 
 impl PhaseContext<'_> {
     /// Reports progress within the current phase (`fraction` in 0..=1). Cheap: writes are throttled.
     pub fn progress(&self, fraction: f64, message: &str) {
         self.reporter.progress(self.phase, fraction, message);
+    }
+
+    /// Keeps a result file (owner-only) to write once the whole job has succeeded, i.e. after both
+    /// nodes signed its last phase: a failed job leaves no result files. Written whole, never
+    /// over an existing file ([`crate::identity::write_new_file`]).
+    pub fn write_on_success(&mut self, path: PathBuf, bytes: Vec<u8>) {
+        self.files.push(ResultFile { path, bytes });
     }
 
     /// Records in this node's transcript that the value `name` left party `from` and is now
@@ -445,6 +459,7 @@ impl std::error::Error for Refused {}
 struct Completed {
     outcome: Map<String, Value>,
     plot: Option<OutcomePlot>,
+    files: Vec<ResultFile>,
 }
 
 /// Everything after an accepted proposal, identical on both nodes: manifest digests, the
@@ -469,6 +484,7 @@ fn run_agreed(env: &JobEnv, reporter: &Reporter, transcript: &JobTranscript, ter
     }
     let mut artifacts = Artifacts::new();
     let mut plot = None;
+    let mut files = Vec::new();
     for phase in phases(spec.kind) {
         if *env.cancel.borrow() {
             bail!("cancelled before phase '{}'", phase.name);
@@ -489,6 +505,7 @@ fn run_agreed(env: &JobEnv, reporter: &Reporter, transcript: &JobTranscript, ter
             phase: phase.name,
             transcript: &transcript.writer,
             plot: &mut plot,
+            files: &mut files,
         };
         (phase.run)(&mut ctx, ch).with_context(|| format!("phase '{}'", phase.name))?;
         transcript.end_phase(ch, phase.name).with_context(|| format!("end of phase '{}'", phase.name))?;
@@ -497,7 +514,7 @@ fn run_agreed(env: &JobEnv, reporter: &Reporter, transcript: &JobTranscript, ter
     reporter.step(FINISH, StepState::Running);
     ch.set_phase(FINISH);
     transcript.end_phase(ch, FINISH)?;
-    Ok(Completed { outcome, plot })
+    Ok(Completed { outcome, plot, files })
 }
 
 /// The transcript outcome of a job that ran to its end.
@@ -513,7 +530,16 @@ fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, transcript: Optio
     let me = &env.config.node.name;
     let failure = match result {
         Ok(done) => {
-            let recorded = transcript.map_or(Ok(()), |t| t.writer.outcome(completed_outcome(done.plot)));
+            let written = done.files.iter().try_for_each(|f| crate::identity::write_new_file(&f.path, &f.bytes, 0o600));
+            let recorded = match written {
+                Ok(()) => transcript.map_or(Ok(()), |t| t.writer.outcome(completed_outcome(done.plot))),
+                Err(e) => {
+                    let reason = format!("the job ran but its results could not be saved: {e:#}");
+                    let _ = transcript.map(|t| t.writer.outcome(Outcome::failed(&reason)));
+                    let _ = env.store.update(id, |r| r.fail(JobState::Failed, &reason));
+                    return;
+                }
+            };
             match recorded {
                 Ok(()) => {
                     let _ = env.store.update(id, |r| {
@@ -622,7 +648,7 @@ mod tests {
         ch.set_phase("train");
         let store = Store::open(&dir.join(role.as_str())).unwrap();
         let reporter = Reporter::new(&store, "1-abcdef01");
-        let (mut outcome, mut artifacts, mut plot) = (Map::new(), Artifacts::new(), None);
+        let (mut outcome, mut artifacts, mut plot, mut files) = (Map::new(), Artifacts::new(), None, Vec::new());
         let mut ctx = PhaseContext {
             job_id: "1-abcdef01",
             spec: &spec,
@@ -637,6 +663,7 @@ mod tests {
             phase: "train",
             transcript: &writer,
             plot: &mut plot,
+            files: &mut files,
         };
         let errors = metric_phase(&mut ctx, ch).unwrap();
         let peer = keys[role.peer().index()].verifying_key();

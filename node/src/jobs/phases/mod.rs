@@ -9,7 +9,7 @@ pub mod psi;
 pub mod score;
 pub mod train;
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use models::dataset::Dataset;
@@ -56,8 +56,9 @@ pub fn prepare_ids(ctx: &PhaseContext<'_>, ds: &Dataset, skip_bad: bool) -> Resu
         .map_err(|e| anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name))
 }
 
-/// Writes a CSV file with a header, all or nothing; refuses to overwrite an existing file.
-pub fn write_csv<I, R>(path: &Path, header: &[&str], rows: I) -> Result<()>
+/// Encodes a CSV file with a header, written when the job has succeeded
+/// ([`PhaseContext::write_on_success`]).
+pub fn write_csv<I, R>(ctx: &mut PhaseContext<'_>, path: PathBuf, header: &[&str], rows: I) -> Result<()>
 where
     I: IntoIterator<Item = R>,
     R: IntoIterator,
@@ -69,5 +70,6 @@ where
         w.write_record(r)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
-    crate::identity::write_new_file(path, &bytes, 0o600)
+    ctx.write_on_success(path, bytes);
+    Ok(())
 }

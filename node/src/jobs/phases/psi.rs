@@ -80,7 +80,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         let rows: Vec<usize> = matched.iter().map(|&i| prepared.rows[i]).collect();
         let aligned = Aligned { data: data.select_rows(&rows), ids: matched.iter().map(|&i| prepared.ids[i].clone()).collect() };
         let path = ctx.job_dir.join("intersection.csv");
-        write_csv(&path, &["id", "line"], aligned.data.ids.iter().zip(&aligned.data.id_lines).map(|(id, line)| [id.clone(), line.to_string()]))?;
+        write_csv(ctx, path.clone(), &["id", "line"], aligned.data.ids.iter().zip(&aligned.data.id_lines).map(|(id, line)| [id.clone(), line.to_string()]))?;
         ctx.outcome.insert("intersection_file".into(), path.display().to_string().into());
         ctx.artifacts.insert(ALIGNED, Box::new(aligned));
     }

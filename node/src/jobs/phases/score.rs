@@ -79,7 +79,7 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
     if let Some(scores) = scores {
         let path = ctx.job_dir.join("scores.csv");
         let rows = aligned.data.ids.iter().zip(&scores).map(|(id, s)| [id.clone(), s.probability.to_string(), s.points.to_string(), s.grade.clone()]);
-        write_csv(&path, &["id", "probability", "points", "grade"], rows)?;
+        write_csv(ctx, path.clone(), &["id", "probability", "points", "grade"], rows)?;
         let shown: Vec<_> = aligned.data.ids.iter().zip(&scores).take(SHOWN).map(|(id, s)| score_json(id, None, "ok", Some(s))).collect();
         ctx.outcome.insert("first_scores".into(), shown.into());
         ctx.outcome.insert("grades".into(), grade_counts(scores.iter().map(|s| s.grade.as_str())));
@@ -207,7 +207,7 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
         let (p, pts, g) = s.as_ref().map_or_else(Default::default, |s| (s.probability.to_string(), s.points.to_string(), s.grade.clone()));
         [q.raw.clone(), q.consent.clone(), status.to_string(), p, pts, g]
     });
-    write_csv(&path, &["id", "consent_ref", "status", "probability", "points", "grade"], rows)?;
+    write_csv(ctx, path.clone(), &["id", "consent_ref", "status", "probability", "points", "grade"], rows)?;
     let count = |st: &str| results.iter().filter(|r| r.1 == st).count();
     ctx.outcome.insert("queries".into(), results.len().into());
     ctx.outcome.insert("scored".into(), count("ok").into());

@@ -175,10 +175,13 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let json = serde_json::to_vec_pretty(&saved)?;
     let path = model_path(ctx.config, ctx.job_id);
     std::fs::create_dir_all(path.parent().expect("models dir"))?;
-    // Owner-only files, never overwritten (a model kept as shares is secret material).
-    for p in [&path, &ctx.job_dir.join("model.json")] {
-        crate::identity::write_private(p, &json).context("model file (an existing model is never overwritten)")?;
+    if path.exists() {
+        bail!("model file {} exists already; an existing model is never overwritten", path.display());
     }
+    // Owner-only files (a model kept as shares is secret material), saved when the job succeeds.
+    let job_copy = ctx.job_dir.join("model.json");
+    ctx.write_on_success(path.clone(), json.clone());
+    ctx.write_on_success(job_copy, json);
     ctx.outcome.insert("model_file".into(), path.display().to_string().into());
     let auc = saved.artifact.metrics.map(|m: Metrics| format!(", test AUC {:.4}", m.auc)).unwrap_or_default();
     ctx.progress(1.0, &format!("model saved{auc}"));
