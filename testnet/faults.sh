@@ -80,7 +80,7 @@ columns = ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9"]
 dataset = "bank_synth"
 columns = ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11", "b12"]'
 printf 'kind = "psi"\nreveal = ["intersection_ids"]\nmin_intersection = 1000\n%s\n' "$sides" > "$RUN/psi-job.toml"
-printf 'kind = "train"\nreveal = ["intersection_ids", "model_to_owners", "metrics"]\nmin_intersection = 1000\n%s\nlabel = "default_12m"\n\n[params]\ntest_fraction = 0.2\nepochs = 20\n' \
+printf 'kind = "train"\nreveal = ["intersection_ids", "model_to_owners", "metrics"]\nmin_intersection = 1000\n%s\nlabel = "default_12m"\n\n[params]\ntest_fraction = 0.2\nepochs = 5\n# the per-batch protocol (clipped sigmoid) keeps training busy for tens of seconds, so the kill lands mid-phase\nsigmoid = "clipped_linear"\n' \
     "$sides" > "$RUN/train-job.toml"
 
 # job_field NODE ID EXPR: a field of the node's job record (jq expression), empty if unknown.
