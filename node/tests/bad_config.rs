@@ -104,10 +104,11 @@ fn malformed_peer_fingerprint_is_named() {
 #[test]
 fn zero_job_limit_is_named() {
     let d = NodeDir::new();
-    d.write_config(|t| format!("{t}\n[limits]\nmax_concurrent_jobs = 0\n"));
+    let limit = |n: u32| move |t: String| t.replace("max_concurrent_jobs = 8", &format!("max_concurrent_jobs = {n}"));
+    d.write_config(limit(0));
     let err = format!("{:#}", d.load().unwrap_err());
     assert_names(&err, &["limits.max_concurrent_jobs", "at least 1"]);
-    d.write_config(|t| format!("{t}\n[limits]\nmax_concurrent_jobs = 3\n"));
+    d.write_config(limit(3));
     assert_eq!(d.load().unwrap().limits.max_concurrent_jobs, 3);
 }
 
