@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn uscc_check_accepts_every_id_of_synthetic_30k_and_rejects_each_altered_check_character() {
-        let dir = "/work/shared/data/synthetic_30k";
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/synthetic_30k");
         let mut n = 0;
         for file in ["gov.csv", "bank.csv"] {
             for id in first_column(&format!("{dir}/{file}")) {
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn uscc_normalises_case_and_space_and_explains_bad_length_and_charset() {
-        let id = first_column("/work/shared/data/synthetic_30k/gov.csv").remove(0);
+        let id = first_column(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/synthetic_30k/gov.csv")).remove(0);
         assert_eq!(normalize(IdKind::Uscc, &format!("  {}\t", id.to_lowercase())), Ok(id.clone()));
         assert!(normalize(IdKind::Uscc, &id[..17]).unwrap_err().contains("17 characters"));
         let with_o = format!("{}O{}", &id[..3], &id[4..]);
