@@ -302,22 +302,10 @@ impl<'c> Engine<'c> {
         if v.len() != cols {
             return Err(Error::Input(format!("matvec: vector has {} entries, matrix has {cols} columns", v.len())));
         }
-        let out = match m.filter(|_| owner == self.role) {
-            Some(m) => {
-                let cols_major = m.column_major();
-                let (s, _) = self.cot(Some(cot::CotSend { corr: &cols_major, groups: cols, width: rows, bits: 64 }), None)?;
-                let mut out = m.mul_vec(v);
-                add_groups(&mut out, &s);
-                out
-            }
-            None => {
-                let (_, r) = self.cot(None, Some(cot::CotRecv { choices: v, groups: cols, width: rows, bits: 64 }))?;
-                let mut out = vec![0u64; rows];
-                add_groups(&mut out, &r);
-                out
-            }
-        };
-        Ok(self.truncate(&out, self.fp.frac_bits))
+        match m.filter(|_| owner == self.role) {
+            Some(m) => self.plain_cross_product(Some((&m.column_major(), m.mul_vec(v))), v, cols, rows),
+            None => self.plain_cross_product(None, v, cols, rows),
+        }
     }
 
     /// Same with the transpose: `v` shared of length rows; returns shares of mᵀ·v (length cols).
@@ -328,20 +316,23 @@ impl<'c> Engine<'c> {
         if v.len() != rows {
             return Err(Error::Input(format!("matvec_t: vector has {} entries, matrix has {rows} rows", v.len())));
         }
-        let out = match m.filter(|_| owner == self.role) {
-            Some(m) => {
-                let (s, _) = self.cot(Some(cot::CotSend { corr: &m.data, groups: rows, width: cols, bits: 64 }), None)?;
-                let mut out = m.mul_vec_t(v);
-                add_groups(&mut out, &s);
-                out
-            }
-            None => {
-                let (_, r) = self.cot(None, Some(cot::CotRecv { choices: v, groups: rows, width: cols, bits: 64 }))?;
-                let mut out = vec![0u64; cols];
-                add_groups(&mut out, &r);
-                out
-            }
+        match m.filter(|_| owner == self.role) {
+            Some(m) => self.plain_cross_product(Some((&m.data, m.mul_vec_t(v))), v, rows, cols),
+            None => self.plain_cross_product(None, v, rows, cols),
+        }
+    }
+
+    /// The interactive half of [`Engine::matvec`] / [`Engine::matvec_t`]: one Gilboa product per
+    /// element of the peer's vector share (`groups` of them, each `width` outputs long). The
+    /// matrix owner passes its correlation rows (group-major) and its local product `M·v_own`;
+    /// the other party passes `None` and is the OT receiver with its share's bits. Returns this
+    /// party's truncated share of the `width` results.
+    fn plain_cross_product(&mut self, own: Option<(&[u64], Vec<u64>)>, v: &[u64], groups: usize, width: usize) -> Result<Vec<u64>> {
+        let (mut out, cross) = match own {
+            Some((corr, local)) => (local, self.cot(Some(cot::CotSend { corr, groups, width, bits: 64 }), None)?.0),
+            None => (vec![0u64; width], self.cot(None, Some(cot::CotRecv { choices: v, groups, width, bits: 64 }))?.1),
         };
+        add_groups(&mut out, &cross);
         Ok(self.truncate(&out, self.fp.frac_bits))
     }
 }
