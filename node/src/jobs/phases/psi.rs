@@ -42,11 +42,6 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let side = ctx.spec.side(ctx.role);
     let data = load_dataset(ctx, &side.columns, side.label.as_deref())?;
     let prepared = prepare_ids(ctx, &data, params.skip_invalid_ids)?;
-    ch.send("psi.rows", &(data.rows() as u64))?;
-    let peer_rows: u64 = ch.recv("psi.rows")?;
-    let (me, peer) = (ctx.role, ctx.role.peer());
-    ctx.outcome.insert(format!("{me}_rows"), data.rows().into());
-    ctx.outcome.insert(format!("{peer}_rows"), peer_rows.into());
     ctx.outcome.insert("ids_invalid_skipped".into(), prepared.skipped_invalid.into());
     ctx.outcome.insert("ids_duplicate_skipped".into(), prepared.skipped_duplicate.into());
     ctx.progress(0.1, &format!("{} ids here; intersecting", prepared.ids.len()));
