@@ -148,7 +148,8 @@ impl Daemon {
         self.quic_addr
     }
 
-    /// Cancels running jobs, closes the peer connection and the admin API, and waits for them.
+    /// Cancels running jobs, closes the peer connection and the admin API, and waits (up to 10 s)
+    /// until every task holding the node has ended, which closes the job database.
     pub async fn shutdown(mut self) {
         for flag in self.node.running.lock().expect("running lock").values() {
             let _ = flag.send(true);
@@ -160,13 +161,16 @@ impl Daemon {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        // Job threads finish once their streams are gone; give them a moment to record it.
-        for _ in 0..50 {
-            if self.node.running.lock().expect("running lock").is_empty() {
-                break;
+        // Connection tasks end once the endpoint is closed, job threads once their streams are
+        // gone (recording that). Each holds the node, and so the job database: wait for the last
+        // one, so that a restart in the same process can open the database again.
+        for _ in 0..500 {
+            if Arc::strong_count(&self.node) == 1 {
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        tracing::warn!("shutdown: some connection or job tasks did not end within 10 s");
     }
 }
 
