@@ -133,14 +133,11 @@ fn cancelling_a_job_stops_it_and_tells_the_peer() {
     let (gov, api) = start(&rt, &gov_config, gov_socket);
     let submitted = api.submit(&demo_job(), OPERATOR).unwrap();
     // Wait until the job is waiting for the peer's decision, then cancel it.
-    for _ in 0..100 {
-        if api.job(&submitted.id).unwrap().steps[1].state == node::jobs::record::StepState::Running {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::poll("the job to wait for the peer's decision", || {
+        (api.job(&submitted.id).unwrap().steps[1].state == node::jobs::record::StepState::Running).then_some(())
+    });
     api.cancel(&submitted.id).unwrap();
-    let r = api.wait(&submitted.id, Duration::from_secs(5), |_| {}).unwrap();
+    let r = api.wait(&submitted.id, Duration::from_secs(60), |_| {}).unwrap();
     assert_eq!(r.state, JobState::Cancelled);
     assert_eq!(r.error.as_deref(), Some("cancelled by the operator of 'gov'"));
     let (id, first, next, reason, _bank) = rt.block_on(silent_bank).unwrap();

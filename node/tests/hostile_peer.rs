@@ -10,7 +10,8 @@ mod common;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::daemons::{OPERATOR, cert_fp, config, demo_job, signing_pub};
+use common::daemons::{OPERATOR, cert_fp, config, demo_job, signing_pub, wait_at};
+use common::poll;
 use node::admin::AdminClient;
 use node::config::{Config, parse_fingerprint};
 use node::daemon::Daemon;
@@ -90,13 +91,8 @@ impl Harness {
     fn connect(&self) -> PeerConnection {
         let fake = self.fake.as_ref().unwrap();
         let conn = self.rt.block_on(fake.connect(self.bank_addr())).unwrap();
-        for _ in 0..400 {
-            if self.api.status().unwrap().peer_connected {
-                return conn;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("the bank did not register the connection");
+        poll("the bank to register the connection", || self.api.status().unwrap().peer_connected.then_some(()));
+        conn
     }
 
     /// Opens a job stream for a fresh job id (as a submitting gov would).
@@ -189,17 +185,9 @@ impl Harness {
         })
     }
 
-    /// Waits until the bank's record of job `id` ends (bounded by 20 s as a hang guard).
+    /// Waits until the bank's record of job `id` ends.
     fn wait_final(&self, id: &str) -> JobRecord {
-        for _ in 0..400 {
-            if let Ok(r) = self.api.job(id)
-                && r.state.is_final()
-            {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("job {id} did not end at the bank");
+        wait_at(&self.api, id)
     }
 
     /// The bank submits the demo job; the fake gov takes the stream and the proposal.
@@ -362,21 +350,13 @@ fn concurrent_jobs_are_bounded_by_the_configured_limit() {
     let (ended, mut send, _recv) = running.remove(0);
     h.send_frame(&mut send, "abort", b"test: make room");
     assert_eq!(h.wait_final(&ended).state, JobState::Failed);
-    let mut accepted = false;
-    for _ in 0..100 {
+    // The ended job's record is final a moment before its slot is released.
+    poll("a job slot to be freed when a job ended", || {
         let id = node::jobs::record::new_job_id();
         let (mut send, mut recv) = h.open(&conn, &id);
         h.send_frame(&mut send, "job.proposal", &h.proposal(&id));
-        let f = h.read(&mut recv);
-        if f.kind == "job.decision" {
-            accepted = true;
-            h.send_frame(&mut send, "abort", b"test: done");
-            break;
-        }
-        // The ended job's record is final a moment before its slot is released.
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(accepted, "a job slot was freed when a job ended");
+        (h.read(&mut recv).kind == "job.decision").then(|| h.send_frame(&mut send, "abort", b"test: done"))
+    });
 }
 
 #[test]

@@ -119,15 +119,7 @@ pub fn demo_job() -> JobSpec {
 
 /// The peer learns of a job when its proposal arrives; wait for its record to end.
 pub fn wait_at(api: &AdminClient, id: &str) -> JobRecord {
-    for _ in 0..600 {
-        if let Ok(r) = api.job(id)
-            && r.state.is_final()
-        {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("job {id} did not end at the peer");
+    super::poll(&format!("job {id} to end at the peer"), || api.job(id).ok().filter(|r| r.state.is_final()))
 }
 
 /// Data rows of a CSV file (header excluded), counted here independently of the node.

@@ -4,7 +4,7 @@
 pub mod daemons;
 pub mod jobs;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use node::identity::self_signed_cert;
 use node::transport::{Hello, Link, LinkSettings, PROTOCOL_VERSION, PeerConnection, PeerTrust, TlsIdentity};
@@ -84,4 +84,17 @@ pub async fn handshake(server: &Link, client: &Link) -> (Result<PeerConnection, 
     };
     let dial = async { client.connect(addr).await.map_err(|e| format!("{e:#}")) };
     tokio::join!(accept, dial)
+}
+
+/// Polls `check` every 20 ms until it gives a value. Panics naming `what` after 60 s: a hang
+/// guard generous enough for a loaded 2-core CI machine, never a timing assertion.
+pub fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up after 60 s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
