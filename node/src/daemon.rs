@@ -1,7 +1,7 @@
 //! The running node (`tandem serve`): QUIC endpoint, job runner threads, admin API.
 //!
 //! One QUIC connection to the peer is kept and reused (either node may have dialled it); each job
-//! runs on its own bidirectional stream, on a blocking thread, with a cancel flag.
+//! runs on its own bidirectional stream, on a blocking thread, with a stop flag (cancel or shutdown).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -21,7 +21,7 @@ use crate::jobs::record::{JobRecord, JobState, new_job_id, valid_job_id};
 use crate::jobs::runner::{self, JobEnv};
 use crate::jobs::spec::JobSpec;
 use crate::jobs::store::Store;
-use crate::transport::stream::{open_job_stream, read_frame, read_job_open, within, write_frame};
+use crate::transport::stream::{Stop, open_job_stream, read_frame, read_job_open, within, write_frame};
 
 /// Connections from the peer served at once. A peer normally keeps one (two while both nodes
 /// dial at the same moment, a few more while dead ones from its restarts time out); the bound
@@ -43,7 +43,7 @@ pub struct Node {
     /// Connections accepted from the peer that are still being served.
     peer_connections: AtomicUsize,
     /// Cancel flags of jobs running on this node.
-    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
     handle: tokio::runtime::Handle,
 }
 
@@ -152,7 +152,7 @@ impl Daemon {
     /// until every task holding the node has ended, which closes the job database.
     pub async fn shutdown(mut self) {
         for flag in self.node.running.lock().expect("running lock").values() {
-            let _ = flag.send(true);
+            let _ = flag.send(Some(Stop::Shutdown));
         }
         self.node.link.shutdown().await;
         if let Some(stop) = self.stop_admin.take() {
@@ -202,7 +202,7 @@ impl Node {
         policy::check(&self.config, &spec, &self.config.peer.name, self.peer_fingerprint.as_deref())
             .map_err(|reason| anyhow!("refused by this node: {reason}"))?;
         let id = new_job_id();
-        let cancel = self.try_register(&id)?;
+        let stop = self.try_register(&id)?;
         let mut record = JobRecord::new(
             &id,
             spec.clone(),
@@ -233,7 +233,7 @@ impl Node {
                 Ok::<_, anyhow::Error>((send, recv, peer_cert))
             };
             match streams.await {
-                Ok((send, recv, peer_cert)) => node.run_blocking(job_id, send, recv, peer_cert, cancel, true).await,
+                Ok((send, recv, peer_cert)) => node.run_blocking(job_id, send, recv, peer_cert, stop, true).await,
                 Err(e) => {
                     let _ = node.store.update(&job_id, |r| r.fail(JobState::Failed, &format!("connect: {e:#}")));
                     node.unregister(&job_id);
@@ -251,16 +251,16 @@ impl Node {
         }
         match self.running.lock().expect("running lock").get(id) {
             Some(flag) => {
-                let _ = flag.send(true);
+                let _ = flag.send(Some(Stop::Cancelled));
             }
             None => bail!("job '{id}' is not running on this node"),
         }
         Ok(record)
     }
 
-    /// Registers a starting job and returns its cancel flag, unless
+    /// Registers a starting job and returns its stop flag, unless
     /// `limits.max_concurrent_jobs` jobs already run on this node.
-    fn try_register(&self, id: &str) -> Result<watch::Receiver<bool>> {
+    fn try_register(&self, id: &str) -> Result<watch::Receiver<Option<Stop>>> {
         let max = self.config.limits.max_concurrent_jobs;
         let mut running = self.running.lock().expect("running lock");
         if running.len() >= max {
@@ -270,7 +270,7 @@ impl Node {
                 self.config.node.name
             );
         }
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = watch::channel(None);
         running.insert(id.to_string(), tx);
         Ok(rx)
     }
@@ -286,15 +286,15 @@ impl Node {
         send: quinn::SendStream,
         recv: quinn::RecvStream,
         peer_cert_sha256: [u8; 32],
-        cancel: watch::Receiver<bool>,
+        stop: watch::Receiver<Option<Stop>>,
         submitter: bool,
     ) {
-        let stream = QuicTransport::new(send, recv, self.handle.clone(), self.config.timeouts.read(), cancel.clone());
+        let stream = QuicTransport::new(send, recv, self.handle.clone(), self.config.timeouts.read(), stop.clone());
         let transport: Box<dyn Transport> = Box::new(PeerStream { stream, peer: self.config.peer.name.clone() });
         let env = JobEnv {
             config: self.config.clone(),
             store: self.store.clone(),
-            cancel,
+            stop,
             peer_fingerprint: self.peer_fingerprint.clone(),
             peer_cert_sha256,
         };
@@ -400,7 +400,7 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection) {
                 return tracing::warn!("peer proposed an invalid or already known job id '{id:.64}'");
             }
             match node.try_register(&id) {
-                Ok(cancel) => node.run_blocking(id, send, recv, peer_cert, cancel, false).await,
+                Ok(stop) => node.run_blocking(id, send, recv, peer_cert, stop, false).await,
                 Err(e) => {
                     // Answer the proposal with an abort so the peer's job fails with the reason.
                     tracing::warn!("refused job '{id}' proposed by the peer: {e:#}");

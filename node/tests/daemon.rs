@@ -9,7 +9,14 @@ use common::daemons::{OPERATOR, config, data_rows, demo_job, pair, runtime, star
 use node::admin::AdminClient;
 use node::config::format_fingerprint;
 use node::jobs::record::{JobRecord, JobState};
+use node::config::Config;
+use node::daemon::Daemon;
+use node::jobs::runner::SHUT_DOWN;
 use node::jobs::store::{INTERRUPTED, Store};
+use node::transport::Link;
+use tempfile::TempDir;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
 
 #[test]
 fn full_job_between_two_daemons_via_the_admin_api() {
@@ -96,9 +103,13 @@ fn restart_keeps_the_job_list_and_fails_interrupted_jobs() {
     let _ = &p.dir;
 }
 
-#[test]
-fn cancelling_a_job_stops_it_and_tells_the_peer() {
-    // gov is a real daemon; the "bank" is a bare endpoint that accepts the job but never answers.
+/// The bank side of [`gov_waiting_on_a_silent_bank`]: the job id, the kinds of the first two
+/// frames gov sent, the second one's payload, and the endpoint (kept alive).
+type SilentBankView = (String, String, String, String, Link);
+
+/// gov as a real daemon whose demo job is waiting for the peer's decision; the "bank" is a bare
+/// endpoint that accepts the job, reads the proposal and the next frame, and never answers.
+fn gov_waiting_on_a_silent_bank() -> (Runtime, TempDir, Config, Daemon, AdminClient, JobRecord, JoinHandle<SilentBankView>) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     node::identity::init_node_dir("gov", dir.path()).unwrap();
@@ -132,10 +143,15 @@ fn cancelling_a_job_stops_it_and_tells_the_peer() {
     });
     let (gov, api) = start(&rt, &gov_config, gov_socket);
     let submitted = api.submit(&demo_job(), OPERATOR).unwrap();
-    // Wait until the job is waiting for the peer's decision, then cancel it.
     common::poll("the job to wait for the peer's decision", || {
         (api.job(&submitted.id).unwrap().steps[1].state == node::jobs::record::StepState::Running).then_some(())
     });
+    (rt, dir, gov_config, gov, api, submitted, silent_bank)
+}
+
+#[test]
+fn cancelling_a_job_stops_it_and_tells_the_peer() {
+    let (rt, _dir, _config, gov, api, submitted, silent_bank) = gov_waiting_on_a_silent_bank();
     api.cancel(&submitted.id).unwrap();
     let r = api.wait(&submitted.id, Duration::from_secs(60), |_| {}).unwrap();
     assert_eq!(r.state, JobState::Cancelled);
@@ -163,4 +179,20 @@ fn cancelling_a_job_stops_it_and_tells_the_peer() {
     let err = api.cancel(&submitted.id).unwrap_err().to_string();
     assert!(err.contains("already ended"), "{err}");
     rt.block_on(gov.shutdown());
+}
+
+#[test]
+fn shutting_down_fails_running_jobs_with_the_reason() {
+    let (rt, _dir, gov_config, gov, _api, submitted, _silent_bank) = gov_waiting_on_a_silent_bank();
+    rt.block_on(gov.shutdown());
+    // The record and the transcript say the node shut down (not that the operator cancelled).
+    let r = Store::open(&gov_config.node.data_dir).unwrap().get(&submitted.id).unwrap().unwrap();
+    assert_eq!(r.state, JobState::Failed);
+    assert_eq!(r.error.as_deref(), Some(SHUT_DOWN));
+    let v = node::audit::verify(r.transcript.as_deref().unwrap()).unwrap();
+    assert!(v.ok(), "{:#?}", v.failures);
+    match v.transcript.records.last() {
+        Some((_, node::audit::Record::Outcome { outcome, .. })) => assert_eq!(outcome, &node::audit::Outcome::failed(SHUT_DOWN)),
+        other => panic!("{other:?}"),
+    }
 }

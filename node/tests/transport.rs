@@ -168,9 +168,9 @@ async fn stream_pair() -> (
 async fn channel_messages_cross_quic_and_both_views_agree() {
     let (opened, accepted, _links) = stream_pair().await;
     let handle = tokio::runtime::Handle::current();
-    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
-    let bank = QuicTransport::new(opened.0, opened.1, handle.clone(), Duration::from_secs(5), cancel.clone());
-    let gov = QuicTransport::new(accepted.0, accepted.1, handle, Duration::from_secs(5), cancel);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(None);
+    let bank = QuicTransport::new(opened.0, opened.1, handle.clone(), Duration::from_secs(5), stop.clone());
+    let gov = QuicTransport::new(accepted.0, accepted.1, handle, Duration::from_secs(5), stop);
     let data: Vec<u64> = (0..300_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
     let sum: u64 = data.iter().fold(0u64, |a, v| a.wrapping_add(*v));
     let sent = data.clone();
@@ -195,13 +195,13 @@ async fn channel_messages_cross_quic_and_both_views_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_frame_header_is_refused_before_the_payload_is_read() {
     let (mut opened, accepted, _links) = stream_pair().await;
-    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(None);
     let mut gov = QuicTransport::new(
         accepted.0,
         accepted.1,
         tokio::runtime::Handle::current(),
         Duration::from_secs(30),
-        cancel,
+        stop,
     );
     // A header claiming 100 MiB and no payload behind it: waiting for the payload would hit the
     // 30 s read timeout, so only a check on the header itself can produce FrameTooLarge here.

@@ -37,10 +37,14 @@ use super::transcript::{EarlyFrames, JobTerms, JobTranscript, NodeKeys, Side, ch
 use crate::audit::record::{format_rfc3339, parse_rfc3339};
 use crate::audit::{Manifest, Outcome, Reveal, ScoreHist, TranscriptWriter, value_hash};
 use crate::config::{Config, DatasetConfig};
+use crate::transport::stream::Stop;
 
 pub const CONNECT: &str = "connect";
 pub const POLICY: &str = "policy";
 pub const FINISH: &str = "finish";
+
+/// Reason given to jobs that were running when their node shut down cleanly.
+pub const SHUT_DOWN: &str = "node shutting down; resubmit the job once both nodes run";
 
 /// A protocol phase: runs on both nodes with the same channel; returns when its messages are done.
 pub type PhaseFn = fn(&mut PhaseContext<'_>, &mut Channel) -> Result<()>;
@@ -246,8 +250,8 @@ impl Reporter {
 pub struct JobEnv {
     pub config: Arc<Config>,
     pub store: Store,
-    /// Set to `true` when the operator cancels the job.
-    pub cancel: watch::Receiver<bool>,
+    /// Set when this node stops the job: its operator cancelled it, or the node shuts down.
+    pub stop: watch::Receiver<Option<Stop>>,
     /// Peer certificate fingerprint (`sha256:..`) when pinned, for `policy.allowed_peers`.
     pub peer_fingerprint: Option<String>,
     /// SHA-256 of the certificate the peer presented on this job's connection (for the manifest).
@@ -486,8 +490,8 @@ fn run_agreed(env: &JobEnv, reporter: &Reporter, transcript: &JobTranscript, ter
     let mut plot = None;
     let mut files = Vec::new();
     for phase in phases(spec.kind) {
-        if *env.cancel.borrow() {
-            bail!("cancelled before phase '{}'", phase.name);
+        if let Some(stop) = *env.stop.borrow() {
+            bail!("{stop} before phase '{}'", phase.name);
         }
         reporter.step(phase.name, StepState::Running);
         ch.set_phase(phase.name);
@@ -558,10 +562,10 @@ fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, transcript: Optio
         Err(e) => {
             let from_peer = e.downcast_ref::<Refused>().is_some()
                 || matches!(e.root_cause().downcast_ref::<protocol::Error>(), Some(protocol::Error::PeerAbort(_)));
-            let (state, reason) = if *env.cancel.borrow() {
-                (JobState::Cancelled, format!("cancelled by the operator of '{me}'"))
-            } else {
-                (JobState::Failed, format!("{e:#}"))
+            let (state, reason) = match *env.stop.borrow() {
+                Some(Stop::Cancelled) => (JobState::Cancelled, format!("cancelled by the operator of '{me}'")),
+                Some(Stop::Shutdown) => (JobState::Failed, SHUT_DOWN.to_string()),
+                None => (JobState::Failed, format!("{e:#}")),
             };
             if !from_peer {
                 ch.abort(&format!("node '{me}': {reason}"));

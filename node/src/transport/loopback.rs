@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
 
-use super::stream::{open_job_stream, read_job_open};
+use super::stream::{Stop, open_job_stream, read_job_open};
 use super::{Hello, Link, LinkSettings, PROTOCOL_VERSION, PeerConnection, PeerTrust, QuicTransport, TlsIdentity};
 use crate::config::cert_fingerprint;
 use crate::identity::self_signed_cert;
@@ -27,8 +27,8 @@ pub struct Loopback {
     at_bank: PeerConnection,
     gov: Link,
     bank: Link,
-    /// Never set: the channels of a loopback are not cancelled.
-    cancel: watch::Sender<bool>,
+    /// Never set: the channels of a loopback are not stopped.
+    stop: watch::Sender<Option<Stop>>,
     io_timeout: Duration,
     next_job: AtomicU64,
     runtime: tokio::runtime::Runtime,
@@ -83,7 +83,7 @@ impl Loopback {
             at_bank,
             gov,
             bank,
-            cancel: watch::channel(false).0,
+            stop: watch::channel(None).0,
             io_timeout,
             next_job: AtomicU64::new(1),
             runtime,
@@ -107,7 +107,7 @@ impl Loopback {
         })?;
         let channel = |(send, recv), role| {
             let handle = self.runtime.handle().clone();
-            let transport = QuicTransport::new(send, recv, handle, self.io_timeout, self.cancel.subscribe());
+            let transport = QuicTransport::new(send, recv, handle, self.io_timeout, self.stop.subscribe());
             Channel::new(Box::new(transport), role)
         };
         Ok((channel(gov_stream, Role::Gov), channel(bank_stream, Role::Bank)))

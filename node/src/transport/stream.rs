@@ -58,8 +58,8 @@ pub async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T, Erro
 /// the transport lets the writer deliver every queued frame, then finish the stream.
 ///
 /// Receives are bounded: the frame limit is checked on the header before the payload is read,
-/// the peer must send within `io_timeout`, and setting the `cancel` flag fails pending and later
-/// receives at once. Sends are not cut by cancellation, so an abort message still reaches the peer.
+/// the peer must send within `io_timeout`, and a [`Stop`] set on `stop` fails pending and later
+/// receives at once. Sends are not cut by a stop, so an abort message still reaches the peer.
 pub struct QuicTransport {
     outbox: mpsc::UnboundedSender<Frame>,
     /// Set by the writer when it stops on an error (the reason).
@@ -67,7 +67,25 @@ pub struct QuicTransport {
     recv: RecvStream,
     handle: Handle,
     io_timeout: Duration,
-    cancel: watch::Receiver<bool>,
+    stop: watch::Receiver<Option<Stop>>,
+}
+
+/// Why this node stops one of its running jobs before it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The node's operator cancelled the job.
+    Cancelled,
+    /// The node is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stop::Cancelled => "job cancelled by the operator",
+            Stop::Shutdown => "node shutting down",
+        })
+    }
 }
 
 impl QuicTransport {
@@ -77,7 +95,7 @@ impl QuicTransport {
         recv: RecvStream,
         handle: Handle,
         io_timeout: Duration,
-        cancel: watch::Receiver<bool>,
+        stop: watch::Receiver<Option<Stop>>,
     ) -> QuicTransport {
         let (outbox, queue) = mpsc::unbounded_channel();
         let (failed_tx, writer_failed) = watch::channel(None);
@@ -86,7 +104,7 @@ impl QuicTransport {
                 let _ = failed_tx.send(Some(e));
             }
         });
-        QuicTransport { outbox, writer_failed, recv, handle, io_timeout, cancel }
+        QuicTransport { outbox, writer_failed, recv, handle, io_timeout, stop }
     }
 
     fn send_failure(reason: &str) -> Error {
@@ -123,13 +141,16 @@ impl Transport for QuicTransport {
     }
 
     fn recv(&mut self, max_payload: usize) -> Result<Frame, Error> {
-        let QuicTransport { recv, handle, io_timeout, cancel, writer_failed, .. } = self;
+        let QuicTransport { recv, handle, io_timeout, stop, writer_failed, .. } = self;
         let r = handle.block_on(async {
             tokio::select! {
                 // A frame already received (e.g. the peer's abort) wins over a send failure.
                 biased;
                 r = within(*io_timeout, read_frame(recv, max_payload)) => r,
-                _ = cancel.wait_for(|c| *c) => Err(Error::Closed("job cancelled by the operator".into())),
+                s = stop.wait_for(Option::is_some) => Err(Error::Closed(match s.as_deref() {
+                    Ok(Some(stop)) => stop.to_string(),
+                    _ => "the node stopped the job".into(),
+                })),
                 failed = writer_failed.wait_for(|f| f.is_some()) => Err(Self::send_failure(
                     failed.as_deref().ok().and_then(|f| f.as_deref()).unwrap_or("the stream writer stopped"),
                 )),
