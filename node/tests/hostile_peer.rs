@@ -214,6 +214,18 @@ impl Drop for Harness {
     }
 }
 
+/// A whole frame: header and payload.
+fn frame(kind: &str, payload: &[u8]) -> Vec<u8> {
+    [Frame { kind: kind.into(), payload: payload.to_vec() }.header(), payload.to_vec()].concat()
+}
+
+/// `json` (an object) with one more field, `extra`, that no message has.
+fn with_extra_field(json: &[u8]) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(json).unwrap();
+    v.as_object_mut().unwrap().insert("extra".into(), 1.into());
+    serde_json::to_vec(&v).unwrap()
+}
+
 /// A frame header claiming `len` payload bytes of `kind`, with nothing behind it.
 fn header_only(kind: &str, len: u32) -> Vec<u8> {
     let mut h = Frame { kind: kind.into(), payload: vec![] }.header();
@@ -236,10 +248,11 @@ fn hostile_proposals_are_refused_with_a_reason_and_the_bank_keeps_serving() {
         ("truncated frame", [header_only("job.proposal", 100), b"{\"id\":".to_vec()].concat(), "peer sent nothing for 2 s (timeout)".into()),
         ("garbage: kind length 0", b"\x10\x00\x00\x00\x00garbage garbage!".to_vec(), "kind length 0 outside 1..=64".into()),
         ("garbage: binary kind", b"\x01\x00\x00\x00\x03\xff\xfe\xfd\x00".to_vec(), "kind is not a printable ASCII name".into()),
-        ("wrong message kind", [Frame { kind: "job.decision".into(), payload: b"\"Accept\"".to_vec() }.header(), b"\"Accept\"".to_vec()].concat(),
+        ("wrong message kind", frame("job.decision", b"\"Accept\""),
             "expected message 'job.proposal' from peer but got 'job.decision'".into()),
-        ("malformed JSON", [Frame { kind: "job.proposal".into(), payload: vec![0; 9] }.header(), b"{not json".to_vec()].concat(),
+        ("malformed JSON", frame("job.proposal", b"{not json"),
             "cannot decode 'job.proposal' from the peer".into()),
+        ("unknown field", frame("job.proposal", &with_extra_field(&h.proposal("1-00000000"))), "unknown field `extra`".into()),
         ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
     ];
     for (name, bytes, expected) in cases {
@@ -399,10 +412,11 @@ fn hostile_answers_fail_the_submitted_job_with_a_reason() {
         ("oversized header", header_only("job.decision", u32::MAX), format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX)),
         ("truncated frame", [header_only("job.decision", 50), b"\"Acc".to_vec()].concat(), "peer sent nothing for 2 s (timeout)".into()),
         ("garbage", b"\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec(), "kind length 0 outside 1..=64".into()),
-        ("wrong message kind", [Frame { kind: "check.rows".into(), payload: vec![0; 1] }.header(), vec![7]].concat(),
+        ("wrong message kind", frame("check.rows", &[7]),
             "expected message 'job.decision' from peer but got 'check.rows'".into()),
-        ("malformed JSON", [Frame { kind: "job.decision".into(), payload: vec![0; 5] }.header(), b"{{{{{".to_vec()].concat(),
+        ("malformed JSON", frame("job.decision", b"{{{{{"),
             "cannot decode 'job.decision' from the peer".into()),
+        ("unknown field", frame("job.decision", &with_extra_field(&h.accept())), "unknown field `extra`".into()),
         ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
     ];
     for (name, bytes, expected) in cases {

@@ -258,8 +258,10 @@ pub struct JobEnv {
     pub peer_cert_sha256: [u8; 32],
 }
 
-/// The proposal the submitter sends; the first message on the job's channel.
+/// The proposal the submitter sends; the first message on the job's channel. A field this node
+/// does not know refuses the proposal: no term the peer sent is silently dropped.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Proposal {
     pub id: String,
     pub submitted_by: String,
@@ -273,6 +275,7 @@ pub struct Proposal {
 
 /// The peer's answer to a proposal.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Decision {
     /// Why the peer refuses the job (names the rule); `None` accepts it.
     pub refusal: Option<String>,
