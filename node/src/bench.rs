@@ -468,12 +468,7 @@ pub fn lr(args: &LrArgs) -> Result<Value> {
     let (gov_ds, gov_ids) = load_party(&args.gov, args, None)?;
     let (bank_ds, bank_ids) = load_party(&args.bank, args, Some(&args.label_column))?;
     let test_ids = match &args.test_ids {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --test-ids {}", path.display()))?;
-            let lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l));
-            let source = path.display().to_string();
-            Some(prepare_ids(args.id_kind, &source, lines, false)?.ids.into_iter().collect::<HashSet<String>>())
-        }
+        Some(path) => Some(crate::jobs::phases::train::read_id_list(path, args.id_kind).context("--test-ids")?),
         None => None,
     };
     let lo = Loopback::start(IO_TIMEOUT)?;

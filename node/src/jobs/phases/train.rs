@@ -16,6 +16,7 @@
 //! What each party learns is stated in [`models::secure_lr`]; nothing else is exchanged here
 //! but the split digest.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -77,12 +78,11 @@ pub fn split_test_rows(n: usize, fraction: f64, seed: u64) -> Vec<usize> {
     test
 }
 
-/// Aligned positions whose id is listed in `file` (one id per line, optional header `id`).
-/// Ids are normalised like the dataset's; an invalid one is an error naming file and line.
-fn test_rows_from_file(file: &Path, kind: protocol::ids::IdKind, aligned_ids: &[String]) -> Result<(Vec<usize>, usize)> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read the test ids file {} (params.test_ids_file)", file.display()))?;
-    let mut wanted = std::collections::HashSet::new();
+/// The ids listed in `file` (one per line; an optional header `id`, blank lines and repeats are
+/// skipped), normalised like a dataset's of `kind`; an invalid one is an error naming file and line.
+pub fn read_id_list(file: &Path, kind: protocol::ids::IdKind) -> Result<HashSet<String>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the id list {}", file.display()))?;
+    let mut ids = HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let raw = line.trim();
         if raw.is_empty() || (i == 0 && raw.eq_ignore_ascii_case("id")) {
@@ -90,11 +90,9 @@ fn test_rows_from_file(file: &Path, kind: protocol::ids::IdKind, aligned_ids: &[
         }
         let id = protocol::ids::normalize(kind, raw)
             .map_err(|why| anyhow::anyhow!("{} line {}: the id {why}", file.display(), i + 1))?;
-        wanted.insert(id);
+        ids.insert(id);
     }
-    let rows: Vec<usize> = (0..aligned_ids.len()).filter(|&r| wanted.contains(&aligned_ids[r])).collect();
-    let outside = wanted.len() - rows.len();
-    Ok((rows, outside))
+    Ok(ids)
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -111,8 +109,9 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let test_rows = match &params.test_ids_file {
         Some(f) => {
             let path = resolve_path(&ctx.config.node.data_dir, f);
-            let (rows, outside) = test_rows_from_file(&path, id_kind(ctx.dataset.id_kind), &aligned.ids)?;
-            ctx.outcome.insert("test_ids_not_in_intersection".into(), outside.into());
+            let wanted = read_id_list(&path, id_kind(ctx.dataset.id_kind)).context("params.test_ids_file")?;
+            let rows: Vec<usize> = (0..n).filter(|&r| wanted.contains(&aligned.ids[r])).collect();
+            ctx.outcome.insert("test_ids_not_in_intersection".into(), (wanted.len() - rows.len()).into());
             rows
         }
         None => split_test_rows(n, params.test_fraction(), params.split_seed.unwrap_or(0)),
@@ -269,6 +268,22 @@ mod tests {
         assert_ne!(t, split_test_rows(1000, 0.3, 8));
         assert!(split_test_rows(10, 0.0, 1).is_empty());
         assert!(split_test_rows(0, 0.5, 1).is_empty());
+    }
+
+    #[test]
+    fn id_lists_skip_header_blanks_and_repeats_and_name_the_line_of_a_bad_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ids.txt");
+        std::fs::write(&file, "id\n 123 \n\nABC\n123\n").unwrap();
+        let ids = read_id_list(&file, protocol::ids::IdKind::Raw).unwrap();
+        assert_eq!(ids, HashSet::from(["123".to_string(), "ABC".to_string()]));
+
+        std::fs::write(&file, "id\n523205824LGLEW8D52\nnot-a-code\n").unwrap();
+        let err = format!("{:#}", read_id_list(&file, protocol::ids::IdKind::Uscc).unwrap_err());
+        assert!(err.starts_with(&format!("{} line 3: the id ", file.display())), "{err}");
+
+        let err = format!("{:#}", read_id_list(&dir.path().join("missing.txt"), protocol::ids::IdKind::Raw).unwrap_err());
+        assert!(err.contains("cannot read the id list") && err.contains("missing.txt"), "{err}");
     }
 
     #[test]
