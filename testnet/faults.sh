@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Tandem fault drill (run by hand, not by CI): kill -9 one node in the middle of a job.
+# Tandem fault drill (run by hand, not by CI): stop one node in the middle of a job, by kill -9
+# (crash) or by SIGTERM (clean stop by its operator).
 #
 # For each scenario: start gov and bank (release binary, testnet layout of run.sh, under
 # testnet/run/faults/), submit a long job at gov, wait until the victim runs the job's main phase,
-# kill -9 the victim, and check that
+# signal the victim, and check that
 #   1. the surviving node marks the job failed within its timeouts, naming the lost peer;
 #   2. the survivor's transcript ends with a failed outcome (signed transcripts; skipped with a
 #      note when this build writes the plain frame log);
 #   3. no result file (intersection.csv, model.json, scores.csv) exists in either job directory;
-#   4. after a restart the victim lists the job as failed, "interrupted by node restart";
+#   4. after a restart the victim lists the job as failed: "interrupted by node restart" after
+#      kill -9; after SIGTERM the reason it recorded itself, "node shutting down; ...", which
+#      also ends its transcript;
 #   5. the same job submitted again completes.
-# Scenarios: kill gov / kill bank, mid-PSI and (when the train phase exists) mid-training, on
-# testdata/synthetic_30k. A build without protocol phases prints SKIP and exits 0.
+# Scenarios: kill -9 gov / bank, mid-PSI and (when the train phase exists) mid-training, and a
+# SIGTERM of each, on testdata/synthetic_30k. A build without protocol phases prints SKIP and exits 0.
 # Prints one PASS/FAIL line per scenario; exits 1 if any failed.
 # Env: TANDEM_PORT_BASE (default 7500), TANDEM_NO_BUILD=1 to skip the build.
 set -euo pipefail
@@ -93,13 +96,13 @@ other() { if [ "$1" = gov ]; then echo bank; else echo gov; fi; }
 RESULTS=()
 FAILED=0
 
-# scenario VICTIM JOB_FILE PHASE MIN_PROGRESS [DELAY]: kills VICTIM DELAY seconds (default 0)
-# after its step PHASE runs and has reported at least MIN_PROGRESS (0..1), i.e. in the middle of
-# the phase's protocol.
+# scenario SIGNAL VICTIM JOB_FILE PHASE MIN_PROGRESS [DELAY]: sends SIGNAL (KILL or TERM) to
+# VICTIM DELAY seconds (default 0) after its step PHASE runs and has reported at least
+# MIN_PROGRESS (0..1), i.e. in the middle of the phase's protocol.
 scenario() {
-    local victim="$1" job="$2" phase="$3" min="$4" delay="${5:-0}" survivor problems="" id state error t0 t1 waited
+    local signal="$1" victim="$2" job="$3" phase="$4" min="$5" delay="${6:-0}" survivor problems="" id state error t0 t1 waited
     survivor="$(other "$victim")"
-    local name="kill -9 $victim mid-$phase"
+    local name="kill -$signal $victim mid-$phase"
     echo
     echo "== scenario: $name"
     for n in gov bank; do
@@ -121,11 +124,11 @@ scenario() {
     fi
     sleep "$delay"
     echo "$(job_field "$victim" "$id" ".steps[] | select(.name == \"$phase\") | \"$victim at \\(.name): \\(.progress * 100 | floor)% \\(.message)\"")"
-    kill -9 "${NODE_PID[$victim]}"
+    kill "-$signal" "${NODE_PID[$victim]}"
     wait "${NODE_PID[$victim]}" 2> /dev/null || true
     unset "NODE_PID[$victim]"
     t0=$(date +%s.%N)
-    echo "killed $victim (kill -9); waiting for $survivor to give up"
+    echo "stopped $victim (kill -$signal); waiting for $survivor to give up"
     for _ in $(seq $(((IDLE + READ + 30) * 10))); do
         state="$(job_field "$survivor" "$id" .state)"
         case "$state" in failed | succeeded | cancelled) break ;; esac
@@ -136,7 +139,8 @@ scenario() {
     error="$(job_field "$survivor" "$id" .error)"
     echo "$survivor: $state after ${waited} s: $error"
     [ "$state" = failed ] || problems+="; $survivor's job is '$state', not failed"
-    case "$error" in *"peer '$victim'"*) ;; *) problems+="; $survivor's error does not name peer '$victim'" ;; esac
+    # "... (peer 'gov')" when the connection is lost, "peer aborted: node 'gov': ..." when told.
+    case "$error" in *"peer '$victim'"* | *"peer aborted: node '$victim'"*) ;; *) problems+="; $survivor's error does not name peer '$victim'" ;; esac
     case "$error" in "phase '$phase'"*) ;; *) problems+="; the job did not fail in phase '$phase' (killed too late?)" ;; esac
     if [ "$(echo "$waited > $IDLE + 5" | bc)" = 1 ] && [ "$(echo "$waited > $READ" | bc)" = 1 ]; then
         problems+="; $survivor took ${waited} s (timeouts: idle $IDLE s, read $READ s)"
@@ -156,9 +160,15 @@ scenario() {
         echo "note: $survivor's transcript is the plain frame log (no outcome record in this build)"
     fi
 
-    # The victim died mid-write: its transcript has no outcome (an auditor sees it incomplete).
-    local vt="$RUN/$victim/data/jobs/$id/transcript.jsonl"
-    [ -f "$vt" ] && echo "$victim transcript: $(wc -l < "$vt") records, last: $(tail -n 1 "$vt" | jq -r '.type // .kind' 2> /dev/null)"
+    # After kill -9 the victim's transcript has no outcome (an auditor sees it incomplete); after
+    # SIGTERM it ends with the victim's own failed outcome.
+    local vt="$RUN/$victim/data/jobs/$id/transcript.jsonl" expected="interrupted by node restart"
+    [ -f "$vt" ] && echo "$victim transcript: $(wc -l < "$vt") records, last: $(tail -n 1 "$vt" | jq -c '.outcome // .type // .kind' 2> /dev/null)"
+    if [ "$signal" = TERM ]; then
+        expected="node shutting down; resubmit the job once both nodes run"
+        [ "$(tail -n 1 "$vt" | jq -r '.outcome.reason // empty' 2> /dev/null)" = "$expected" ] ||
+            problems+="; $victim's transcript does not end with the outcome '$expected'"
+    fi
 
     # Result files appear only on success.
     local leftovers
@@ -170,8 +180,8 @@ scenario() {
     state="$(job_field "$victim" "$id" .state)"
     error="$(job_field "$victim" "$id" .error)"
     echo "$victim after restart: $state: $error"
-    [ "$state" = failed ] && [ "$error" = "interrupted by node restart" ] ||
-        problems+="; restarted $victim lists the job as '$state' ($error)"
+    [ "$state" = failed ] && [ "$error" = "$expected" ] ||
+        problems+="; restarted $victim lists the job as '$state' ($error), not failed ($expected)"
 
     # The same job again completes.
     local again
@@ -192,12 +202,14 @@ scenario() {
 
 # Phase progress reports are throttled (a short step may never show one): kill a fixed time
 # into the phase; the survivor's error must then name that phase.
-scenario gov "$RUN/psi-job.toml" psi 0 1
-scenario bank "$RUN/psi-job.toml" psi 0 1
+scenario KILL gov "$RUN/psi-job.toml" psi 0 1
+scenario KILL bank "$RUN/psi-job.toml" psi 0 1
 if [ -f "$ROOT/node/src/jobs/phases/train.rs" ]; then
-    scenario gov "$RUN/train-job.toml" train 0 3
-    scenario bank "$RUN/train-job.toml" train 0 3
+    scenario KILL gov "$RUN/train-job.toml" train 0 3
+    scenario KILL bank "$RUN/train-job.toml" train 0 3
+    scenario TERM gov "$RUN/train-job.toml" train 0 3
 fi
+scenario TERM bank "$RUN/psi-job.toml" psi 0 1
 stop_nodes
 
 echo

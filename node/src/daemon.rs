@@ -148,11 +148,20 @@ impl Daemon {
         self.quic_addr
     }
 
-    /// Cancels running jobs, closes the peer connection and the admin API, and waits (up to 10 s)
-    /// until every task holding the node has ended, which closes the job database.
+    /// Stops running jobs (up to 5 s for them to record it and tell the peer), closes the peer
+    /// connection and the admin API, and waits (up to 10 s) until every task holding the node
+    /// has ended, which closes the job database.
     pub async fn shutdown(mut self) {
         for flag in self.node.running.lock().expect("running lock").values() {
             let _ = flag.send(Some(Stop::Shutdown));
+        }
+        // Stopped jobs record their outcome and tell the peer, then unregister; wait (up to 5 s)
+        // so the connection still carries their abort.
+        for _ in 0..250 {
+            if self.node.running.lock().expect("running lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         self.node.link.shutdown().await;
         if let Some(stop) = self.stop_admin.take() {
@@ -290,6 +299,7 @@ impl Node {
         submitter: bool,
     ) {
         let stream = QuicTransport::new(send, recv, self.handle.clone(), self.config.timeouts.read(), stop.clone());
+        let flushed = stream.flushed();
         let transport: Box<dyn Transport> = Box::new(PeerStream { stream, peer: self.config.peer.name.clone() });
         let env = JobEnv {
             config: self.config.clone(),
@@ -310,6 +320,9 @@ impl Node {
         if let Err(e) = done {
             let _ = self.store.update(&id, |r| r.fail(JobState::Failed, &format!("job thread failed: {e}")));
         }
+        // The job's last frames (e.g. its abort) reach the peer before the job counts as ended,
+        // so a shutdown that waits for running jobs does not cut them off.
+        flushed.await;
         self.unregister(&id);
     }
 }

@@ -183,8 +183,12 @@ fn cancelling_a_job_stops_it_and_tells_the_peer() {
 
 #[test]
 fn shutting_down_fails_running_jobs_with_the_reason() {
-    let (rt, _dir, gov_config, gov, _api, submitted, _silent_bank) = gov_waiting_on_a_silent_bank();
+    let (rt, _dir, gov_config, gov, _api, submitted, silent_bank) = gov_waiting_on_a_silent_bank();
     rt.block_on(gov.shutdown());
+    // The peer is told before the connection closes.
+    let (id, first, next, reason, _bank) = rt.block_on(silent_bank).unwrap();
+    assert_eq!((id.as_str(), first.as_str(), next.as_str()), (submitted.id.as_str(), "job.proposal", "abort"));
+    assert_eq!(reason, format!("node 'gov': {SHUT_DOWN}"));
     // The record and the transcript say the node shut down (not that the operator cancelled).
     let r = Store::open(&gov_config.node.data_dir).unwrap().get(&submitted.id).unwrap().unwrap();
     assert_eq!(r.state, JobState::Failed);

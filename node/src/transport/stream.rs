@@ -38,7 +38,11 @@ pub async fn read_frame(recv: &mut RecvStream, max_payload: usize) -> Result<Fra
 
 /// Writes one frame.
 pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), Error> {
-    let closed = |e: quinn::WriteError| Error::Closed(e.to_string());
+    // A lost connection says why it closed (e.g. "closed by peer: node shutting down").
+    let closed = |e: quinn::WriteError| match e {
+        quinn::WriteError::ConnectionLost(c) => Error::Closed(c.to_string()),
+        e => Error::Closed(e.to_string()),
+    };
     send.write_all(&frame.header()).await.map_err(closed)?;
     send.write_all(&frame.payload).await.map_err(closed)
 }
@@ -55,15 +59,15 @@ pub async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T, Erro
 /// queue, so when both parties send large messages before receiving, neither blocks on QUIC flow
 /// control (the queue holds only what this node itself sends). The writer gives up when the peer
 /// reads nothing for `io_timeout`; its failure is returned by the next `send` or `recv`. Dropping
-/// the transport lets the writer deliver every queued frame, then finish the stream.
+/// the transport lets the writer deliver every queued frame, then finish the stream;
+/// [`QuicTransport::flushed`] tells when the peer has acknowledged it all.
 ///
 /// Receives are bounded: the frame limit is checked on the header before the payload is read,
 /// the peer must send within `io_timeout`, and a [`Stop`] set on `stop` fails pending and later
 /// receives at once. Sends are not cut by a stop, so an abort message still reaches the peer.
 pub struct QuicTransport {
     outbox: mpsc::UnboundedSender<Frame>,
-    /// Set by the writer when it stops on an error (the reason).
-    writer_failed: watch::Receiver<Option<String>>,
+    writer: watch::Receiver<Writer>,
     recv: RecvStream,
     handle: Handle,
     io_timeout: Duration,
@@ -88,6 +92,16 @@ impl std::fmt::Display for Stop {
     }
 }
 
+/// What a transport's writer task is doing.
+#[derive(Clone, Debug, PartialEq)]
+enum Writer {
+    Writing,
+    /// The stream is finished and the peer acknowledged every byte (or stopped the stream).
+    Done,
+    /// Writing failed; the reason.
+    Failed(String),
+}
+
 impl QuicTransport {
     /// Wraps a job stream; spawns its writer task on `handle`.
     pub fn new(
@@ -98,13 +112,24 @@ impl QuicTransport {
         stop: watch::Receiver<Option<Stop>>,
     ) -> QuicTransport {
         let (outbox, queue) = mpsc::unbounded_channel();
-        let (failed_tx, writer_failed) = watch::channel(None);
+        let (state, writer) = watch::channel(Writer::Writing);
         handle.spawn(async move {
-            if let Err(e) = write_queue(send, queue, io_timeout).await {
-                let _ = failed_tx.send(Some(e));
-            }
+            let _ = state.send(match write_queue(send, queue, io_timeout).await {
+                Ok(()) => Writer::Done,
+                Err(e) => Writer::Failed(e),
+            });
         });
-        QuicTransport { outbox, writer_failed, recv, handle, io_timeout, stop }
+        QuicTransport { outbox, writer, recv, handle, io_timeout, stop }
+    }
+
+    /// Resolves once the writer has ended: after the transport is dropped, every frame sent has
+    /// been acknowledged by the peer, or writing failed (each step bounded by `io_timeout`).
+    /// Closing the connection before that would discard frames still in flight, such as an abort.
+    pub fn flushed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut writer = self.writer.clone();
+        async move {
+            let _ = writer.wait_for(|w| *w != Writer::Writing).await;
+        }
     }
 
     fn send_failure(reason: &str) -> Error {
@@ -113,8 +138,9 @@ impl QuicTransport {
 }
 
 /// The writer task: writes queued frames in order until the queue closes (the transport was
-/// dropped), then finishes the stream. The peer must take each frame within `io_timeout`; on any
-/// failure the stream is reset and the reason returned.
+/// dropped), then finishes the stream and waits until the peer acknowledged all of it. The peer
+/// must take each frame, and acknowledge the end, within `io_timeout`; on a write failure the
+/// stream is reset and the reason returned.
 async fn write_queue(
     mut send: SendStream,
     mut queue: mpsc::UnboundedReceiver<Frame>,
@@ -129,19 +155,21 @@ async fn write_queue(
         let _ = send.reset(ABORT_CODE.into());
         return Err(failure);
     }
-    send.finish().map_err(|e| e.to_string())
+    send.finish().map_err(|e| e.to_string())?;
+    let _ = tokio::time::timeout(io_timeout, send.stopped()).await;
+    Ok(())
 }
 
 impl Transport for QuicTransport {
     fn send(&mut self, frame: Frame) -> Result<(), Error> {
-        if let Some(reason) = self.writer_failed.borrow().as_deref() {
+        if let Writer::Failed(reason) = &*self.writer.borrow() {
             return Err(Self::send_failure(reason));
         }
         self.outbox.send(frame).map_err(|_| Self::send_failure("the stream writer stopped"))
     }
 
     fn recv(&mut self, max_payload: usize) -> Result<Frame, Error> {
-        let QuicTransport { recv, handle, io_timeout, stop, writer_failed, .. } = self;
+        let QuicTransport { recv, handle, io_timeout, stop, writer, .. } = self;
         let r = handle.block_on(async {
             tokio::select! {
                 // A frame already received (e.g. the peer's abort) wins over a send failure.
@@ -151,9 +179,10 @@ impl Transport for QuicTransport {
                     Ok(Some(stop)) => stop.to_string(),
                     _ => "the node stopped the job".into(),
                 })),
-                failed = writer_failed.wait_for(|f| f.is_some()) => Err(Self::send_failure(
-                    failed.as_deref().ok().and_then(|f| f.as_deref()).unwrap_or("the stream writer stopped"),
-                )),
+                w = writer.wait_for(|w| matches!(w, Writer::Failed(_))) => Err(Self::send_failure(match w.as_deref() {
+                    Ok(Writer::Failed(reason)) => reason,
+                    _ => "the stream writer stopped",
+                })),
             }
         });
         if matches!(r, Err(Error::FrameTooLarge { .. } | Error::Decode { .. })) {
