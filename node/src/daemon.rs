@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use protocol::channel::{ABORT, Frame, Transport};
@@ -42,7 +43,7 @@ pub struct Node {
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
     /// Connections accepted from the peer that are still being served.
     peer_connections: AtomicUsize,
-    /// Cancel flags of jobs running on this node.
+    /// Stop flags of jobs running on this node.
     running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
     handle: tokio::runtime::Handle,
 }
@@ -91,8 +92,8 @@ impl Daemon {
             peer_name: config.peer.name.clone(),
             peer_role: config.peer.role,
             connect_timeout: t.connect(),
-            idle_timeout: std::time::Duration::from_secs(t.idle_secs),
-            keepalive: std::time::Duration::from_secs(t.keepalive_secs),
+            idle_timeout: Duration::from_secs(t.idle_secs),
+            keepalive: Duration::from_secs(t.keepalive_secs),
         };
         let link_config = LinkConfig::new(&identity, &trust, settings)?;
         config.check_datasets()?;
@@ -157,12 +158,7 @@ impl Daemon {
         }
         // Stopped jobs record their outcome and tell the peer, then unregister; wait (up to 5 s)
         // so the connection still carries their abort.
-        for _ in 0..250 {
-            if self.node.running.lock().expect("running lock").is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        wait_until(Duration::from_secs(5), || self.node.running.lock().expect("running lock").is_empty()).await;
         self.node.link.shutdown().await;
         if let Some(stop) = self.stop_admin.take() {
             let _ = stop.send(());
@@ -173,14 +169,22 @@ impl Daemon {
         // Connection tasks end once the endpoint is closed, job threads once their streams are
         // gone (recording that). Each holds the node, and so the job database: wait for the last
         // one, so that a restart in the same process can open the database again.
-        for _ in 0..500 {
-            if Arc::strong_count(&self.node) == 1 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if !wait_until(Duration::from_secs(10), || Arc::strong_count(&self.node) == 1).await {
+            tracing::warn!("shutdown: some connection or job tasks did not end within 10 s");
         }
-        tracing::warn!("shutdown: some connection or job tasks did not end within 10 s");
     }
+}
+
+/// Polls `done` every 20 ms until it holds or `limit` has passed; whether it held.
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 impl Node {
