@@ -89,8 +89,18 @@ fn main() {
         let mut seed = vec![role.index() as u8, 0];
         seed.extend(encode_frames(setup));
         write(dir, "engine_setup", &format!("{role}-new"), &seed);
-        write(dir, "engine_setup", &format!("{role}-receive"), &[&[role.index() as u8, 1, 7][..], &setup[0].payload].concat());
-        write(dir, "engine_setup", &format!("{role}-finish"), &[&[role.index() as u8, 2, 7][..], &setup[1].payload[..7 * 32]].concat());
+        write(
+            dir,
+            "engine_setup",
+            &format!("{role}-receive"),
+            &[&[role.index() as u8, 1, 7][..], &setup[0].payload].concat(),
+        );
+        write(
+            dir,
+            "engine_setup",
+            &format!("{role}-finish"),
+            &[&[role.index() as u8, 2, 7][..], &setup[1].payload[..7 * 32]].concat(),
+        );
     }
 
     // engine_ops: every operation (and one chain of three) with the honest peer's frames.

@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
     let me = input.role();
     let max_frame = 64 + input.u16() as usize * 16;
-    let ops: Vec<(u8, u8, u16)> = (0..(input.byte() % 8 + 1)).map(|_| (input.byte(), input.byte(), input.u16())).collect();
+    let ops: Vec<(u8, u8, u16)> =
+        (0..(input.byte() % 8 + 1)).map(|_| (input.byte(), input.byte(), input.u16())).collect();
     let mut ch = scripted_channel(me, input.frames());
     ch.set_max_frame(max_frame);
     for (op, kind, n) in ops {

@@ -16,7 +16,8 @@ use serde::{Serialize, de::DeserializeOwned};
 /// the same bytes (compared as bytes, so NaN payloads count as equal).
 fn check<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     let value: T = decode("fuzz", bytes).ok()?;
-    let encode = |v: &T| bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("a decoded value encodes");
+    let encode =
+        |v: &T| bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("a decoded value encodes");
     let again = encode(&value);
     let back: T = decode("fuzz", &again).expect("an encoded value decodes");
     assert_eq!(encode(&back), again, "round trip changes the value");

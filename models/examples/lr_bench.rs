@@ -15,9 +15,9 @@ use models::metrics::auc;
 use models::reference::{TrainParams, train_reference};
 use models::scorecard::Scorecard;
 use models::secure_lr::{ModelReveal, PartyData, TrainJob, secure_train};
+use protocol::channel::HEADER_LEN;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, Sigmoid};
-use protocol::channel::HEADER_LEN;
 use protocol::transcript::{Direction, FrameEvent, FrameObserver};
 use protocol::{Channel, Role, channel::run_pair};
 use rand::SeedableRng;
@@ -27,27 +27,43 @@ struct PhaseBytes(Arc<Mutex<BTreeMap<String, u64>>>);
 impl FrameObserver for PhaseBytes {
     fn on_frame(&mut self, f: &FrameEvent<'_>) {
         if f.direction == Direction::Sent {
-            *self.0.lock().unwrap().entry(f.phase.to_string()).or_default() += (HEADER_LEN + f.kind.len() + f.payload.len()) as u64;
+            *self.0.lock().unwrap().entry(f.phase.to_string()).or_default() +=
+                (HEADER_LEN + f.kind.len() + f.payload.len()) as u64;
         }
     }
 }
 
 fn main() {
     let sigmoid: Sigmoid = match std::env::args().nth(1) {
-        Some(s) => serde_json::from_value(serde_json::Value::String(s)).expect("sigmoid: linear | clipped_linear | poly3"),
+        Some(s) => {
+            serde_json::from_value(serde_json::Value::String(s)).expect("sigmoid: linear | clipped_linear | poly3")
+        }
         None => Sigmoid::Linear,
     };
     let d = common::synthetic_30k();
     let params = TrainParams { epochs: 10, batch_size: 1024, learning_rate: 0.5, sigmoid, ..Default::default() };
     let scorecard = Scorecard::default();
-    let job = TrainJob { train_rows: &d.train, test_rows: &d.test, params: &params, reveal: ModelReveal::Both, scorecard: &scorecard };
+    let job = TrainJob {
+        train_rows: &d.train,
+        test_rows: &d.test,
+        params: &params,
+        reveal: ModelReveal::Both,
+        scorecard: &scorecard,
+    };
     let by_phase = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let party = |ch: &mut Channel| {
         let role = ch.role();
         ch.set_observer(Box::new(PhaseBytes(by_phase.clone())));
         let data = match role {
-            Role::Gov => PartyData { x: &d.gov_x, features: &d.gov_features, standardizer: Some(&d.gov_std), label: None },
-            Role::Bank => PartyData { x: &d.bank_x, features: &d.bank_features, standardizer: Some(&d.bank_std), label: Some(&d.y) },
+            Role::Gov => {
+                PartyData { x: &d.gov_x, features: &d.gov_features, standardizer: Some(&d.gov_std), label: None }
+            }
+            Role::Bank => PartyData {
+                x: &d.bank_x,
+                features: &d.bank_features,
+                standardizer: Some(&d.bank_std),
+                label: Some(&d.y),
+            },
         };
         // Bench only: fixed seeds. The node seeds its engine from the OS.
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(role.index() as u64 + 1);

@@ -16,7 +16,9 @@ pub enum DataError {
     Header { file: String, message: String },
     #[error("{file}, line {line}: {message}")]
     Row { file: String, line: u64, message: String },
-    #[error("{file}: column '{column}' is constant on the {rows} training rows (value {value}); it carries no information and cannot be standardised: remove it from the feature columns")]
+    #[error(
+        "{file}: column '{column}' is constant on the {rows} training rows (value {value}); it carries no information and cannot be standardised: remove it from the feature columns"
+    )]
     ConstantColumn { file: String, column: String, rows: usize, value: f64 },
 }
 
@@ -85,10 +87,8 @@ pub fn parse(
         return Err(DataError::Empty { file: file.to_string() });
     }
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
-    let header = reader
-        .byte_headers()
-        .map_err(|e| header_err(format!("line 1: cannot parse the header ({e})")))?
-        .clone();
+    let header =
+        reader.byte_headers().map_err(|e| header_err(format!("line 1: cannot parse the header ({e})")))?.clone();
     let names: Vec<String> = header
         .iter()
         .enumerate()
@@ -134,7 +134,9 @@ pub fn parse(
         let mut idx = Vec::with_capacity(feature_columns.len());
         for c in feature_columns {
             if !seen.insert(c.as_str()) {
-                return Err(header_err(format!("feature column '{c}' is listed twice in the configuration; list it once")));
+                return Err(header_err(format!(
+                    "feature column '{c}' is listed twice in the configuration; list it once"
+                )));
             }
             let i = find(c, "feature")?;
             if i == id_idx || Some(i) == label_idx {
@@ -190,9 +192,9 @@ pub fn parse(
             )));
         }
         let field = |i: usize| {
-            std::str::from_utf8(&record[i]).map(str::trim).map_err(|_| {
-                row_err(format!("column '{}' is not valid UTF-8; save the file as UTF-8", names[i]))
-            })
+            std::str::from_utf8(&record[i])
+                .map(str::trim)
+                .map_err(|_| row_err(format!("column '{}' is not valid UTF-8; save the file as UTF-8", names[i])))
         };
         let id = field(id_idx)?;
         if id.is_empty() {
@@ -307,7 +309,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_line_column_and_fix() {
-        for (value, hint) in [("abc", "not a number"), ("NaN", "not a finite"), ("inf", "not a finite"), ("", "is empty")] {
+        for (value, hint) in
+            [("abc", "not a number"), ("NaN", "not a finite"), ("inf", "not a finite"), ("", "is empty")]
+        {
             let m = message(parse_str(&format!("id,a,b\nk1,1,2\nk2,3,{value}\n"), None));
             assert!(m.contains("t.csv, line 3") && m.contains("'b'") && m.contains(hint), "{value}: {m}");
         }

@@ -5,7 +5,7 @@
 
 pub mod dataset;
 pub mod metrics;
-pub mod scorecard;
-pub mod standardize;
 pub mod reference;
+pub mod scorecard;
 pub mod secure_lr;
+pub mod standardize;

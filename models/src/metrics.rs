@@ -64,11 +64,7 @@ pub fn ks(scores: &[f64], labels: &[f64]) -> f64 {
     let (mut pos_below, mut neg_below, mut best) = (0.0, 0.0, 0.0f64);
     for g in tied_groups(scores) {
         for i in g {
-            if labels[i] == 1.0 {
-                pos_below += 1.0
-            } else {
-                neg_below += 1.0
-            }
+            if labels[i] == 1.0 { pos_below += 1.0 } else { neg_below += 1.0 }
         }
         best = best.max((pos_below / n_pos - neg_below / n_neg).abs());
     }
@@ -86,7 +82,13 @@ mod tests {
             for j in 0..s.len() {
                 if y[i] == 1.0 && y[j] == 0.0 {
                     den += 1.0;
-                    num += if s[i] > s[j] { 1.0 } else if s[i] == s[j] { 0.5 } else { 0.0 };
+                    num += if s[i] > s[j] {
+                        1.0
+                    } else if s[i] == s[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }

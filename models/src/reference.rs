@@ -197,7 +197,8 @@ mod tests {
             })
             .collect();
         let rows: Vec<usize> = (0..n).collect();
-        let params = TrainParams { epochs: 3000, batch_size: n, learning_rate: 2.0, l2_c: Some(1.0), ..Default::default() };
+        let params =
+            TrainParams { epochs: 3000, batch_size: n, learning_rate: 2.0, l2_c: Some(1.0), ..Default::default() };
         let m = train_reference(&x, cols, &y, &rows, &params, true);
         let lambda = params.l2_lambda(n);
         let mut g = vec![0.0; cols + 1];

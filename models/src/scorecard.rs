@@ -85,10 +85,7 @@ impl Scorecard {
     }
 
     pub fn grade(&self, points: f64) -> &str {
-        self.grades
-            .iter()
-            .find(|g| points >= g.min_points)
-            .map_or(self.lowest_grade.as_str(), |g| g.grade.as_str())
+        self.grades.iter().find(|g| points >= g.min_points).map_or(self.lowest_grade.as_str(), |g| g.grade.as_str())
     }
 }
 
@@ -107,7 +104,8 @@ mod tests {
         for p in [0.01, 0.2, 0.5, 0.9] {
             assert!((sc.points(p) - sc.points_from_logit((p / (1.0 - p)).ln())).abs() < 1e-9);
         }
-        let grades: Vec<&str> = [700.0, 620.0, 610.0, 570.0, 555.0, 500.0, 499.9].iter().map(|&p| sc.grade(p)).collect();
+        let grades: Vec<&str> =
+            [700.0, 620.0, 610.0, 570.0, 555.0, 500.0, 499.9].iter().map(|&p| sc.grade(p)).collect();
         assert_eq!(grades, ["S", "S", "A+", "A", "B", "C", "D"]);
         let json = serde_json::to_string(&sc).unwrap();
         assert_eq!(serde_json::from_str::<Scorecard>(&json).unwrap(), sc);

@@ -201,7 +201,13 @@ fn job_digest<T: Serialize>(job: &T) -> [u8; 32] {
 }
 
 /// Exchanges setups and returns the peer's column names after checking that rows and job match.
-fn exchange_setup(engine: &mut Engine, kind: &str, rows: usize, features: &[String], digest: [u8; 32]) -> Result<Vec<String>> {
+fn exchange_setup(
+    engine: &mut Engine,
+    kind: &str,
+    rows: usize,
+    features: &[String],
+    digest: [u8; 32],
+) -> Result<Vec<String>> {
     let mine = Setup { rows: rows as u64, features: features.to_vec(), job_digest: digest };
     let ch = engine.channel();
     ch.send(kind, &mine)?;
@@ -232,7 +238,9 @@ fn check_rows(name: &str, list: &[usize], rows: usize, used: &mut [bool]) -> Res
             return Err(input_err(format!("{name} row {r} is out of range: there are {rows} aligned rows")));
         }
         if std::mem::replace(&mut used[r], true) {
-            return Err(input_err(format!("row {r} appears twice in the train/test row lists; train and test must be disjoint")));
+            return Err(input_err(format!(
+                "row {r} appears twice in the train/test row lists; train and test must be disjoint"
+            )));
         }
     }
     Ok(())
@@ -278,7 +286,9 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     let rows = data.x.len() / cols;
     let labels = match (me, data.label) {
         (Role::Bank, Some(y)) if y.len() == rows && y.iter().all(|&v| v == 0.0 || v == 1.0) => Some(y),
-        (Role::Bank, _) => return Err(input_err(format!("the bank needs one 0/1 label per aligned row ({rows} rows)"))),
+        (Role::Bank, _) => {
+            return Err(input_err(format!("the bank needs one 0/1 label per aligned row ({rows} rows)")));
+        }
         (Role::Gov, None) => None,
         (Role::Gov, Some(_)) => return Err(input_err("the gov must not pass a label".into())),
     };
@@ -305,11 +315,8 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     let own = PlainMatrix::from_f64(rows, cols, data.x, fp);
     let plan = BatchPlan::new(job.train_rows, params.batch_size, params.seed);
     let train = Training { me, ncols, own: &own, x: data.x, labels, plan: &plan, params };
-    let (w, bias) = if params.sigmoid == Sigmoid::Linear {
-        train.run_linear_gram(engine)?
-    } else {
-        train.run_general(engine)?
-    };
+    let (w, bias) =
+        if params.sigmoid == Sigmoid::Linear { train.run_linear_gram(engine)? } else { train.run_general(engine)? };
 
     engine.channel().set_phase("lr-reveal-model");
     let mut blocks: Vec<BlockModel> = Vec::with_capacity(2);
@@ -333,11 +340,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         ModelReveal::None => None,
     };
     let [gov, bank]: [BlockModel; 2] = blocks.try_into().expect("two blocks");
-    let shares = (job.reveal == ModelReveal::None).then(|| ModelShares {
-        gov: w[0].clone(),
-        bank: w[1].clone(),
-        bias,
-    });
+    let shares = (job.reveal == ModelReveal::None).then(|| ModelShares { gov: w[0].clone(), bank: w[1].clone(), bias });
     let mut artifact = ModelArtifact {
         role: me,
         reveal: job.reveal,
@@ -356,7 +359,8 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         return Ok(TrainOutput { artifact, test_scores: None });
     }
     engine.channel().set_phase("lr-test-scores");
-    let test_x: Vec<f64> = job.test_rows.iter().flat_map(|&r| data.x[r * cols..(r + 1) * cols].iter().copied()).collect();
+    let test_x: Vec<f64> =
+        job.test_rows.iter().flat_map(|&r| data.x[r * cols..(r + 1) * cols].iter().copied()).collect();
     let test_scores = score_rows(engine, &artifact, &test_x)?;
     engine.channel().set_phase("lr-metrics");
     artifact.metrics = match (&test_scores, labels) {
@@ -371,7 +375,10 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         _ => {
             let metrics: Option<Metrics> = engine.channel().recv("lr-metrics")?;
             if let Some(m) = &metrics {
-                let ok = (0.0..=1.0).contains(&m.auc) && (0.0..=1.0).contains(&m.ks) && m.n == job.test_rows.len() && m.positives <= m.n;
+                let ok = (0.0..=1.0).contains(&m.auc)
+                    && (0.0..=1.0).contains(&m.ks)
+                    && m.n == job.test_rows.len()
+                    && m.positives <= m.n;
                 if !ok {
                     return Err(Error::Protocol(format!("peer sent implausible test metrics {m:?}")));
                 }
@@ -487,8 +494,9 @@ impl Training<'_> {
     fn run_general(&self, engine: &mut Engine) -> Result<Shares> {
         let (me, ncols, fp) = (self.me, self.ncols, engine.fixed());
         let batches: Vec<PlainMatrix> = self.plan.batches.iter().map(|b| self.own.select_rows(b)).collect();
-        let neg_labels: Option<Vec<Vec<u64>>> =
-            self.labels.map(|y| self.plan.batches.iter().map(|b| b.iter().map(|&r| fp.encode(-y[r])).collect()).collect());
+        let neg_labels: Option<Vec<Vec<u64>>> = self
+            .labels
+            .map(|y| self.plan.batches.iter().map(|b| b.iter().map(|&r| fp.encode(-y[r])).collect()).collect());
         let decay = self.decay();
         // Shares of zero: both parties start from all-zero shares.
         let mut w: PerRole<Vec<u64>> = [vec![0; ncols[0]], vec![0; ncols[1]]];
@@ -554,7 +562,8 @@ impl Training<'_> {
         for batch in &self.plan.batches {
             let n = batch.len();
             let nf = n as f64;
-            let rows: Vec<f64> = batch.iter().flat_map(|&r| self.x[r * own_cols..(r + 1) * own_cols].iter().copied()).collect();
+            let rows: Vec<f64> =
+                batch.iter().flat_map(|&r| self.x[r * own_cols..(r + 1) * own_cols].iter().copied()).collect();
             let mut g = PlainMatrix { rows: dim, cols: dim, data: vec![0; dim * dim] };
             // Own diagonal block ¼·X̃ᵀX̃/n (the bank holds the 1ᵀ1 entry).
             let d = own_cols + 1;
@@ -598,7 +607,9 @@ impl Training<'_> {
             // c: −X_gᵀy/n by the bank's −y bits against the gov's features, plus the gov's ½·X_gᵀ1/n;
             // the bank's part is its plaintext.
             let label_input = match self.labels {
-                Some(y) => PlainMatrix { rows: n, cols: 1, data: batch.iter().map(|&r| (-(y[r] as i64)) as u64).collect() },
+                Some(y) => {
+                    PlainMatrix { rows: n, cols: 1, data: batch.iter().map(|&r| (-(y[r] as i64)) as u64).collect() }
+                }
                 None => PlainMatrix::from_f64(n, cg, &scaled, corr_fp),
             };
             let raw = engine.cross_gram(Role::Bank, &label_input, n, 1, cg, 1, corr_bits)?;

@@ -14,7 +14,13 @@ fn reference_auc_on_synthetic_30k_matches_sklearn() {
     let data = common::synthetic_30k();
     let joint = data.joint_x();
     let cols = data.gov_features.len() + data.bank_features.len();
-    let params = TrainParams { epochs: 10, batch_size: 1024, learning_rate: 0.5, sigmoid: Sigmoid::Linear, ..Default::default() };
+    let params = TrainParams {
+        epochs: 10,
+        batch_size: 1024,
+        learning_rate: 0.5,
+        sigmoid: Sigmoid::Linear,
+        ..Default::default()
+    };
     let linear = train_reference(&joint, cols, &data.y, &data.train, &params, false);
     let exact = train_reference(&joint, cols, &data.y, &data.train, &params, true);
     let y = data.test_labels();

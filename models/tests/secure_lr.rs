@@ -7,7 +7,9 @@ use common::Prepared;
 use models::metrics::{Metrics, auc};
 use models::reference::{LinearModel, TrainParams, train_reference};
 use models::scorecard::Scorecard;
-use models::secure_lr::{GRAM_MAX_ABS, ModelArtifact, ModelReveal, PartyData, TrainJob, TrainOutput, secure_score, secure_train};
+use models::secure_lr::{
+    GRAM_MAX_ABS, ModelArtifact, ModelReveal, PartyData, TrainJob, TrainOutput, secure_score, secure_train,
+};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, Sigmoid};
 use protocol::{Channel, Role, Stats, channel::run_pair};
@@ -31,7 +33,9 @@ fn two_party<T: Send>(
 fn party_data(d: &Prepared, role: Role) -> PartyData<'_> {
     match role {
         Role::Gov => PartyData { x: &d.gov_x, features: &d.gov_features, standardizer: Some(&d.gov_std), label: None },
-        Role::Bank => PartyData { x: &d.bank_x, features: &d.bank_features, standardizer: Some(&d.bank_std), label: Some(&d.y) },
+        Role::Bank => {
+            PartyData { x: &d.bank_x, features: &d.bank_features, standardizer: Some(&d.bank_std), label: Some(&d.y) }
+        }
     }
 }
 
@@ -47,7 +51,9 @@ fn joint_model(gov: &ModelArtifact, bank: &ModelArtifact) -> LinearModel {
     let fp = FixedPoint::new(gov.params.frac_bits);
     match (&gov.shares, &bank.shares) {
         (Some(g), Some(b)) => {
-            let add = |x: &[u64], y: &[u64]| -> Vec<f64> { x.iter().zip(y).map(|(a, c)| fp.decode(a.wrapping_add(*c))).collect() };
+            let add = |x: &[u64], y: &[u64]| -> Vec<f64> {
+                x.iter().zip(y).map(|(a, c)| fp.decode(a.wrapping_add(*c))).collect()
+            };
             let mut weights = add(&g.gov, &b.gov);
             weights.extend(add(&g.bank, &b.bank));
             LinearModel { weights, bias: fp.decode(g.bias.wrapping_add(b.bias)) }
@@ -63,10 +69,16 @@ fn joint_model(gov: &ModelArtifact, bank: &ModelArtifact) -> LinearModel {
 #[test]
 fn secure_training_matches_reference_on_default_credit() {
     let d = common::default_credit(6000, 42);
-    let params = TrainParams { epochs: 3, batch_size: 256, learning_rate: 0.5, l2_c: Some(1.0), seed: 5, ..Default::default() };
+    let params =
+        TrainParams { epochs: 3, batch_size: 256, learning_rate: 0.5, l2_c: Some(1.0), seed: 5, ..Default::default() };
     let start = std::time::Instant::now();
     let (gov, bank, stats) = train_both(&d, &params, ModelReveal::Both);
-    println!("secure training: {:.1} s, {} bytes, {} rounds", start.elapsed().as_secs_f64(), stats.total_bytes(), stats.rounds);
+    println!(
+        "secure training: {:.1} s, {} bytes, {} rounds",
+        start.elapsed().as_secs_f64(),
+        stats.total_bytes(),
+        stats.rounds
+    );
 
     let cols = d.gov_features.len() + d.bank_features.len();
     let reference = train_reference(&d.joint_x(), cols, &d.y, &d.train, &params, false);
@@ -74,7 +86,10 @@ fn secure_training_matches_reference_on_default_credit() {
     assert_eq!(joint_model(&bank.artifact, &gov.artifact), revealed, "Both: the parties see the same model");
     let max_dw = revealed.weights.iter().zip(&reference.weights).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     println!("max |w_secure - w_reference| = {max_dw:.2e}, bias diff {:.2e}", (revealed.bias - reference.bias).abs());
-    assert!(max_dw < 1e-2 && (revealed.bias - reference.bias).abs() < 1e-2, "weights drift from the reference by {max_dw}");
+    assert!(
+        max_dw < 1e-2 && (revealed.bias - reference.bias).abs() < 1e-2,
+        "weights drift from the reference by {max_dw}"
+    );
 
     let y = d.test_labels();
     let ref_auc = auc(&d.test_logits(&reference), &y);
@@ -104,7 +119,9 @@ fn model_reveal_policies_are_honoured_and_scoring_matches() {
     let d = common::default_credit(1500, 7);
     let params = TrainParams { epochs: 1, batch_size: 128, learning_rate: 0.5, seed: 3, ..Default::default() };
     let score_rows: Vec<usize> = d.test.iter().take(50).copied().collect();
-    let block = |x: &[f64], cols: usize| -> Vec<f64> { score_rows.iter().flat_map(|&r| x[r * cols..(r + 1) * cols].to_vec()).collect() };
+    let block = |x: &[f64], cols: usize| -> Vec<f64> {
+        score_rows.iter().flat_map(|&r| x[r * cols..(r + 1) * cols].to_vec()).collect()
+    };
     let (gov_rows, bank_rows) = (block(&d.gov_x, d.gov_features.len()), block(&d.bank_x, d.bank_features.len()));
     let joint = d.joint_x();
     let cols = d.gov_features.len() + d.bank_features.len();
@@ -114,17 +131,29 @@ fn model_reveal_policies_are_honoured_and_scoring_matches() {
         let (gov, bank, _) = train_both(&d, &params, reveal);
         let (ga, ba) = (&gov.artifact, &bank.artifact);
         assert_eq!(ga.gov.features, ba.gov.features);
-        assert!(ga.gov.standardizer.is_some() && ga.bank.standardizer.is_none(), "each party keeps only its standardisation");
+        assert!(
+            ga.gov.standardizer.is_some() && ga.bank.standardizer.is_none(),
+            "each party keeps only its standardisation"
+        );
         assert!(ba.bank.standardizer.is_some() && ba.gov.standardizer.is_none());
         match reveal {
             ModelReveal::OwnBlock => {
-                assert!(ga.gov.weights.is_some() && ga.bank.weights.is_none() && ga.bias.is_none(), "gov learns only its block");
-                assert!(ba.bank.weights.is_some() && ba.gov.weights.is_none() && ba.bias.is_some(), "bank: its block and the bias");
+                assert!(
+                    ga.gov.weights.is_some() && ga.bank.weights.is_none() && ga.bias.is_none(),
+                    "gov learns only its block"
+                );
+                assert!(
+                    ba.bank.weights.is_some() && ba.gov.weights.is_none() && ba.bias.is_some(),
+                    "bank: its block and the bias"
+                );
                 assert!(ga.shares.is_none() && ba.shares.is_none());
             }
             _ => {
                 for a in [ga, ba] {
-                    assert!(a.gov.weights.is_none() && a.bank.weights.is_none() && a.bias.is_none(), "None reveals nothing");
+                    assert!(
+                        a.gov.weights.is_none() && a.bank.weights.is_none() && a.bias.is_none(),
+                        "None reveals nothing"
+                    );
                     assert!(a.shares.is_some());
                 }
             }
@@ -155,7 +184,13 @@ fn mismatched_jobs_are_refused_before_training() {
     let scorecard = Scorecard::default();
     let ((g, _), (b, _)) = two_party(TrainParams::default().frac_bits, |e, role| {
         let params = TrainParams { seed: role.index() as u64, sigmoid: Sigmoid::Linear, ..Default::default() };
-        let job = TrainJob { train_rows: &d.train, test_rows: &d.test, params: &params, reveal: ModelReveal::Both, scorecard: &scorecard };
+        let job = TrainJob {
+            train_rows: &d.train,
+            test_rows: &d.test,
+            params: &params,
+            reveal: ModelReveal::Both,
+            scorecard: &scorecard,
+        };
         secure_train(e, &party_data(&d, role), &job)
     });
     for r in [g, b] {
@@ -168,7 +203,14 @@ fn mismatched_jobs_are_refused_before_training() {
 fn secure_training_with_clipped_sigmoid_matches_reference() {
     // The general path (secure forward pass, secure sigmoid, secure backward pass per batch).
     let d = common::default_credit(1500, 11);
-    let params = TrainParams { epochs: 2, batch_size: 200, l2_c: Some(0.5), sigmoid: Sigmoid::ClippedLinear, seed: 9, ..Default::default() };
+    let params = TrainParams {
+        epochs: 2,
+        batch_size: 200,
+        l2_c: Some(0.5),
+        sigmoid: Sigmoid::ClippedLinear,
+        seed: 9,
+        ..Default::default()
+    };
     let (gov, bank, _) = train_both(&d, &params, ModelReveal::Both);
     let cols = d.gov_features.len() + d.bank_features.len();
     let reference = train_reference(&d.joint_x(), cols, &d.y, &d.train, &params, false);
@@ -184,7 +226,13 @@ fn label_in_the_wrong_place_is_refused_locally() {
     let d = common::default_credit(300, 1);
     let scorecard = Scorecard::default();
     let params = TrainParams::default();
-    let job = TrainJob { train_rows: &d.train, test_rows: &d.test, params: &params, reveal: ModelReveal::Both, scorecard: &scorecard };
+    let job = TrainJob {
+        train_rows: &d.train,
+        test_rows: &d.test,
+        params: &params,
+        reveal: ModelReveal::Both,
+        scorecard: &scorecard,
+    };
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| {
         // Swapped: the gov passes the label, the bank none.
         let mut data = party_data(&d, role);
@@ -219,7 +267,10 @@ fn linear_training_matches_reference_when_the_bank_has_fewer_columns() {
     let revealed = joint_model(&gov.artifact, &bank.artifact);
     let max_dw = revealed.weights.iter().zip(&reference.weights).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     println!("max |w_secure - w_reference| = {max_dw:.2e}, bias diff {:.2e}", (revealed.bias - reference.bias).abs());
-    assert!(max_dw < 2e-3 && (revealed.bias - reference.bias).abs() < 2e-3, "weights drift from the reference by {max_dw}");
+    assert!(
+        max_dw < 2e-3 && (revealed.bias - reference.bias).abs() < 2e-3,
+        "weights drift from the reference by {max_dw}"
+    );
 }
 
 #[test]
@@ -230,10 +281,19 @@ fn feature_beyond_the_gram_bound_is_refused_before_training() {
     d.gov_x[row * cols + 2] = -(GRAM_MAX_ABS + 1.0);
     let scorecard = Scorecard::default();
     let params = TrainParams::default();
-    let job = TrainJob { train_rows: &d.train, test_rows: &d.test, params: &params, reveal: ModelReveal::Both, scorecard: &scorecard };
+    let job = TrainJob {
+        train_rows: &d.train,
+        test_rows: &d.test,
+        params: &params,
+        reveal: ModelReveal::Both,
+        scorecard: &scorecard,
+    };
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
     let msg = g.unwrap_err().to_string();
-    assert!(msg.contains(&format!("'{}'", d.gov_features[2])) && msg.contains(&format!("row {row}")) && msg.contains("127"), "{msg}");
+    assert!(
+        msg.contains(&format!("'{}'", d.gov_features[2])) && msg.contains(&format!("row {row}")) && msg.contains("127"),
+        "{msg}"
+    );
     assert!(b.is_err(), "the bank stops when the gov does");
     // The same value on a test row is fine (the bound applies to training rows only).
     let mut d = common::default_credit(300, 1);

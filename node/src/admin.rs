@@ -168,8 +168,13 @@ impl AdminClient {
         Ok(AdminClient::new(SocketAddr::from(([127, 0, 0, 1], config.admin.port)), token))
     }
 
-    fn answer<T: serde::de::DeserializeOwned>(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<T> {
-        let mut r = r.map_err(|e| anyhow!("cannot reach the node's admin API at {}: {e}; is `tandem serve` running?", self.base))?;
+    fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
+        let mut r = r.map_err(|e| {
+            anyhow!("cannot reach the node's admin API at {}: {e}; is `tandem serve` running?", self.base)
+        })?;
         if r.status().is_success() {
             return Ok(r.body_mut().read_json()?);
         }

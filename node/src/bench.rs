@@ -372,7 +372,13 @@ pub fn psi(n: usize, overlap: f64) -> Result<Value> {
 }
 
 /// The intersection must have the expected size, and the aligned rows must name the same IDs.
-fn check_intersection(g: &PsiOutput, b: &PsiOutput, gov: &PreparedIds, bank: &PreparedIds, expected: usize) -> Result<()> {
+fn check_intersection(
+    g: &PsiOutput,
+    b: &PsiOutput,
+    gov: &PreparedIds,
+    bank: &PreparedIds,
+    expected: usize,
+) -> Result<()> {
     if g.size != expected || b.size != expected {
         bail!("PSI found {} (gov) / {} (bank) common IDs, expected {expected}", g.size, b.size);
     }
@@ -399,7 +405,8 @@ struct Aligned {
 
 fn load_party(path: &PathBuf, args: &LrArgs, label: Option<&str>) -> Result<(Dataset, PreparedIds)> {
     let ds = dataset::load(path, &args.id_column, &[], label)?;
-    let ids = prepare_ids(args.id_kind, &ds.source, ds.ids.iter().zip(&ds.id_lines).map(|(s, &l)| (l, s.as_str())), false)?;
+    let ids =
+        prepare_ids(args.id_kind, &ds.source, ds.ids.iter().zip(&ds.id_lines).map(|(s, &l)| (l, s.as_str())), false)?;
     Ok((ds, ids))
 }
 
@@ -442,7 +449,13 @@ fn lr_party(
     let (psi_seconds, psi_stats) = (t.elapsed().as_secs_f64(), ch.stats());
     let data = align(ds, ids, &psi, test_ids)?;
     let scorecard = Scorecard::default();
-    let job = TrainJob { train_rows: &data.train, test_rows: &data.test, params, reveal: ModelReveal::Both, scorecard: &scorecard };
+    let job = TrainJob {
+        train_rows: &data.train,
+        test_rows: &data.test,
+        params,
+        reveal: ModelReveal::Both,
+        scorecard: &scorecard,
+    };
     let party = PartyData {
         x: &data.x,
         features: &data.features,
@@ -491,11 +504,13 @@ pub fn lr(args: &LrArgs) -> Result<Value> {
         gov.x.chunks_exact(gc).zip(bank.x.chunks_exact(bc)).flat_map(|(a, c)| a.iter().chain(c).copied()).collect();
     let y = bank.label.as_ref().context("bank labels")?;
     let test_auc = |model: &models::reference::LinearModel| {
-        let rows: Vec<f64> = bank.test.iter().flat_map(|&r| joint[r * (gc + bc)..(r + 1) * (gc + bc)].iter().copied()).collect();
+        let rows: Vec<f64> =
+            bank.test.iter().flat_map(|&r| joint[r * (gc + bc)..(r + 1) * (gc + bc)].iter().copied()).collect();
         let labels: Vec<f64> = bank.test.iter().map(|&r| y[r]).collect();
         auc(&model.logits(&rows), &labels)
     };
-    let (reference, reference_seconds, _) = clocked(|| train_reference(&joint, gc + bc, y, &bank.train, &params, false));
+    let (reference, reference_seconds, _) =
+        clocked(|| train_reference(&joint, gc + bc, y, &bank.train, &params, false));
     let exact = train_reference(&joint, gc + bc, y, &bank.train, &params, true);
 
     let psi_seconds = g_psi_s.max(b_psi_s);
@@ -637,7 +652,10 @@ pub fn score(entities: usize, queries: usize, jobs: usize) -> Result<Vec<Value>>
             std::thread::scope(|s| {
                 let handles: Vec<_> =
                     pairs.into_iter().map(|pair| s.spawn(|| lookup_job(&table, &plan, pair, &ready))).collect();
-                handles.into_iter().map(|h| h.join().map_err(|_| anyhow!("job thread panicked"))?).collect::<Result<Vec<_>>>()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().map_err(|_| anyhow!("job thread panicked"))?)
+                    .collect::<Result<Vec<_>>>()
             })
         });
         let runs = outcome?;

@@ -179,8 +179,8 @@ pub struct DatasetPolicy {
 impl Config {
     /// Reads, parses, resolves relative paths and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut config: Config =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -214,10 +214,7 @@ impl Config {
             bail!("node.name is empty: set it to this node's name, e.g. \"gov\"");
         }
         if self.node.role == self.peer.role {
-            bail!(
-                "node.role and peer.role are both '{}': one node is 'gov' and the other 'bank'",
-                self.node.role
-            );
+            bail!("node.role and peer.role are both '{}': one node is 'gov' and the other 'bank'", self.node.role);
         }
         if self.peer.name == self.node.name {
             bail!("peer.name equals node.name '{}': give the peer its own name", self.node.name);
@@ -307,7 +304,9 @@ impl Config {
             )
         })?;
         ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| {
-            anyhow::anyhow!("peer.signing_key '{key}' is not a valid Ed25519 public key: copy the peer's signing.pub exactly")
+            anyhow::anyhow!(
+                "peer.signing_key '{key}' is not a valid Ed25519 public key: copy the peer's signing.pub exactly"
+            )
         })
     }
 
@@ -320,10 +319,9 @@ impl Config {
 /// Parses `sha256:<64 hex>` (colons between bytes and upper case are accepted).
 pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
     let hex_part = text.trim().strip_prefix("sha256:").unwrap_or(text.trim()).replace(':', "");
-    let bytes = hex::decode(&hex_part)
-        .ok()
-        .filter(|b| b.len() == 32)
-        .with_context(|| format!("'{text}' is not a SHA-256 fingerprint: expected sha256:<64 hex digits> as printed by `tandem init`"))?;
+    let bytes = hex::decode(&hex_part).ok().filter(|b| b.len() == 32).with_context(|| {
+        format!("'{text}' is not a SHA-256 fingerprint: expected sha256:<64 hex digits> as printed by `tandem init`")
+    })?;
     Ok(bytes.try_into().expect("32 bytes"))
 }
 

@@ -19,7 +19,8 @@ pub fn header(name: &str, d: &DatasetConfig) -> Result<Vec<String>> {
 /// Checks that the id column and every column in `columns` exist in the header.
 pub fn check_columns<'a>(name: &str, d: &DatasetConfig, columns: impl IntoIterator<Item = &'a String>) -> Result<()> {
     let h = header(name, d)?;
-    let wanted: Vec<&str> = std::iter::once(d.id_column.as_str()).chain(columns.into_iter().map(|c| c.as_str())).collect();
+    let wanted: Vec<&str> =
+        std::iter::once(d.id_column.as_str()).chain(columns.into_iter().map(|c| c.as_str())).collect();
     for c in wanted {
         if !h.iter().any(|x| x == c) {
             bail!(
@@ -37,7 +38,11 @@ pub fn count_rows(name: &str, d: &DatasetConfig) -> Result<u64> {
     let mut r = reader(name, d)?;
     let h = header(name, d)?;
     let id_col = h.iter().position(|x| *x == d.id_column).with_context(|| {
-        format!("dataset '{name}': id column '{}' (datasets.{name}.id_column) is not in the header of {}", d.id_column, d.path.display())
+        format!(
+            "dataset '{name}': id column '{}' (datasets.{name}.id_column) is not in the header of {}",
+            d.id_column,
+            d.path.display()
+        )
     })?;
     let mut n = 0u64;
     for (i, row) in r.records().enumerate() {

@@ -95,26 +95,31 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         f.sync_all()?;
         std::fs::hard_link(&partial, path)
     };
-    let result = write().with_context(|| format!("cannot create {} (an existing file is never overwritten)", path.display()));
+    let result =
+        write().with_context(|| format!("cannot create {} (an existing file is never overwritten)", path.display()));
     let _ = std::fs::remove_file(&partial);
     result
 }
 
 /// Loads the first certificate of a PEM file.
 pub fn load_cert(path: &Path) -> Result<CertificateDer<'static>> {
-    CertificateDer::from_pem_file(path)
-        .map_err(|e| anyhow::anyhow!("cannot read PEM certificate {}: {e}; run `tandem init` or fix node.tls_cert", path.display()))
+    CertificateDer::from_pem_file(path).map_err(|e| {
+        anyhow::anyhow!("cannot read PEM certificate {}: {e}; run `tandem init` or fix node.tls_cert", path.display())
+    })
 }
 
 /// Loads a PEM private key.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| anyhow::anyhow!("cannot read PEM private key {}: {e}; run `tandem init` or fix node.tls_key", path.display()))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        anyhow::anyhow!("cannot read PEM private key {}: {e}; run `tandem init` or fix node.tls_key", path.display())
+    })
 }
 
 /// Loads the Ed25519 signing key (64 hex digits).
 pub fn load_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read signing key {}", path.display()))?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read signing key {}", path.display()))?,
+    );
     let bytes = Zeroizing::new(hex::decode(text.trim()).ok().filter(|b| b.len() == 32).with_context(|| {
         format!("{}: expected 64 hex digits (an Ed25519 secret key written by `tandem init`)", path.display())
     })?);
@@ -124,8 +129,9 @@ pub fn load_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey> {
 
 /// Reads the admin bearer token.
 pub fn load_token(path: &Path) -> Result<String> {
-    let t = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read admin token {} (admin.token_file); run `tandem init` first", path.display()))?;
+    let t = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read admin token {} (admin.token_file); run `tandem init` first", path.display())
+    })?;
     let t = t.trim().to_string();
     if t.len() < 32 {
         bail!("admin token in {} is shorter than 32 characters: regenerate it with `tandem init`", path.display());

@@ -163,7 +163,10 @@ fn run(cli: Cli) -> Result<()> {
                     if follow { watch(&c, &r.id) } else { Ok(()) }
                 }
                 JobCommand::List => {
-                    println!("{:<22} {:<6} {:<10} {:<10} {:<8} {:<12} TRANSCRIPT / ERROR", "ID", "KIND", "STATE", "SUBMITTER", "STEP", "OPERATOR");
+                    println!(
+                        "{:<22} {:<6} {:<10} {:<10} {:<8} {:<12} TRANSCRIPT / ERROR",
+                        "ID", "KIND", "STATE", "SUBMITTER", "STEP", "OPERATOR"
+                    );
                     for r in c.list()? {
                         let transcript = r.transcript.as_ref().map_or("-".to_string(), |p| p.display().to_string());
                         println!(

@@ -33,8 +33,18 @@ fn manifest(job_id: &str, gov: &SigningKey, bank: &SigningKey, gov_rows: u64, ba
         proposer: Role::Bank,
         nodes: vec![node("gov-node", Role::Gov, gov), node("bank-node", Role::Bank, bank)],
         datasets: vec![
-            DatasetInfo { party: Role::Gov, name: "tax".into(), columns: vec!["id".into(), "revenue".into()], rows: gov_rows },
-            DatasetInfo { party: Role::Bank, name: "loans".into(), columns: vec!["id".into(), "default".into()], rows: bank_rows },
+            DatasetInfo {
+                party: Role::Gov,
+                name: "tax".into(),
+                columns: vec!["id".into(), "revenue".into()],
+                rows: gov_rows,
+            },
+            DatasetInfo {
+                party: Role::Bank,
+                name: "loans".into(),
+                columns: vec!["id".into(), "default".into()],
+                rows: bank_rows,
+            },
         ],
         parameters: serde_json::json!({"epochs": 1, "learning_rate": 0.5}),
         policies: Policies {
@@ -218,7 +228,8 @@ fn honest_transcripts_verify_agree_and_report() {
         assert!(v.notes.is_empty(), "{:?}", v.notes);
         assert_eq!(v.transcript.node, Some(role));
         let count = |dir| {
-            v.transcript.records.iter().filter(|(_, r)| matches!(r, Record::Frame { dir: d, .. } if *d == dir)).count() as u64
+            v.transcript.records.iter().filter(|(_, r)| matches!(r, Record::Frame { dir: d, .. } if *d == dir)).count()
+                as u64
         };
         use protocol::transcript::Direction::*;
         assert_eq!((count(Sent), count(Received)), (stats.frames_sent, stats.frames_received));
@@ -272,7 +283,9 @@ fn changed_byte_breaks_the_chain_and_rechaining_breaks_the_signed_heads() {
     assert!(has(&v.failures, Check::PhaseHeads, phase_end + 1), "{:?}", checks(&v.failures));
     let mut out = Vec::new();
     assert_eq!(verify_cmd(&path, &mut out), EXIT_FAILED);
-    assert!(String::from_utf8(out).unwrap().contains(&format!("record {}: signed heads of phase 'train'", phase_end + 1)));
+    assert!(
+        String::from_utf8(out).unwrap().contains(&format!("record {}: signed heads of phase 'train'", phase_end + 1))
+    );
 }
 
 #[test]

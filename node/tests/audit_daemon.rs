@@ -105,7 +105,9 @@ fn a_real_jobs_transcripts_verify_agree_and_reject_tampering() {
     // A copy with one changed byte (a digit of the proposal frame's hash) is rejected.
     let text = std::fs::read_to_string(&gov_t).unwrap();
     let line = text.lines().position(|l| l.contains("\"kind\":\"job.proposal\"")).unwrap();
-    let at = text.lines().take(line).map(|l| l.len() + 1).sum::<usize>() + text.lines().nth(line).unwrap().find("\"hash\":\"").unwrap() + 8;
+    let at = text.lines().take(line).map(|l| l.len() + 1).sum::<usize>()
+        + text.lines().nth(line).unwrap().find("\"hash\":\"").unwrap()
+        + 8;
     let mut bytes = text.into_bytes();
     bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
     let tampered = p.dir.path().join("tampered.jsonl");
@@ -139,9 +141,15 @@ fn a_refused_job_has_valid_transcripts_ending_in_the_refusal() {
         let outcome = last_outcome(&v.transcript);
         assert_eq!(outcome.status, Status::Failed);
         assert_eq!(outcome.reason, r.error, "the transcript and the job record give the same reason");
-        assert!(r.error.as_deref().unwrap().contains("job kind 'psi' is not allowed on node 'bank' (policy.job_kinds)"));
+        assert!(
+            r.error.as_deref().unwrap().contains("job kind 'psi' is not allowed on node 'bank' (policy.job_kinds)")
+        );
         let m = manifest(&v.transcript);
-        assert_eq!(m.datasets.iter().map(|d| d.party).collect::<Vec<_>>(), [Role::Gov], "the refusing bank described no data");
+        assert_eq!(
+            m.datasets.iter().map(|d| d.party).collect::<Vec<_>>(),
+            [Role::Gov],
+            "the refusing bank described no data"
+        );
         assert!(phase_ends(&v.transcript).is_empty(), "nothing was agreed, so nothing was signed jointly");
     }
 }
@@ -154,7 +162,11 @@ fn a_wrong_peer_signing_key_stops_the_job_naming_the_key() {
     assert_eq!((at_gov.state, at_bank.state), (JobState::Failed, JobState::Failed));
     let err = at_gov.error.clone().unwrap();
     assert!(err.contains(&format!("this node's peer.signing_key is {stranger}")), "{err}");
-    assert!(at_bank.error.as_deref().unwrap().contains("peer.signing_key"), "the bank is told why: {:?}", at_bank.error);
+    assert!(
+        at_bank.error.as_deref().unwrap().contains("peer.signing_key"),
+        "the bank is told why: {:?}",
+        at_bank.error
+    );
     // Each transcript is valid on its own; they disagree on the bank's key, and compare says so.
     for r in [&at_gov, &at_bank] {
         let v = audit::verify(&transcript_path(r)).unwrap();

@@ -93,9 +93,7 @@ fn unknown_key_is_named_with_file_and_line() {
 fn malformed_peer_fingerprint_is_named() {
     let d = NodeDir::new();
     for bad in ["sha256:1234", "md5:00", "sha256:zz00000000000000000000000000000000000000000000000000000000000000"] {
-        d.write_config(|t| {
-            t.replace("sha256:0000000000000000000000000000000000000000000000000000000000000000", bad)
-        });
+        d.write_config(|t| t.replace("sha256:0000000000000000000000000000000000000000000000000000000000000000", bad));
         let err = format!("{:#}", d.load().unwrap_err());
         assert_names(&err, &["gov.toml", "peer.fingerprint", bad, "sha256:<64 hex digits>", "tandem init"]);
     }
@@ -161,7 +159,8 @@ async fn listen_port_in_use_is_named_and_the_admin_port_stays_free() {
     let admin_port = admin.local_addr().unwrap().port();
     drop(admin);
     d.write_config(|t| {
-        t.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{udp}\"")).replace("port = 0", &format!("port = {admin_port}"))
+        t.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{udp}\""))
+            .replace("port = 0", &format!("port = {admin_port}"))
     });
     let err = d.start_err().await;
     assert_names(&err, &["node.listen", &udp.to_string(), "already uses this port"]);
@@ -176,7 +175,8 @@ async fn admin_port_in_use_is_named_and_the_udp_socket_is_released() {
     let admin_port = taken.local_addr().unwrap().port();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     d.write_config(|t| {
-        t.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{udp}\"")).replace("port = 0", &format!("port = {admin_port}"))
+        t.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{udp}\""))
+            .replace("port = 0", &format!("port = {admin_port}"))
     });
     let err = d.start_err().await;
     assert_names(&err, &["admin.port", &format!("127.0.0.1:{admin_port}"), "already uses this port"]);
@@ -211,7 +211,8 @@ async fn unusable_data_dir_is_named_and_ports_are_released() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let admin_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     d.write_config(|t| {
-        t.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{udp}\"")).replace("port = 0", &format!("port = {admin_port}"))
+        t.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{udp}\""))
+            .replace("port = 0", &format!("port = {admin_port}"))
     });
     let err = d.start_err().await;
     assert_names(&err, &["node.data_dir", &d.path("data").display().to_string()]);

@@ -16,7 +16,9 @@ fn bundled_configs_and_job_parse() {
     let bank = Config::load(&repo_root().join("configs/bank.toml")).unwrap();
     assert_eq!((gov.node.role, bank.node.role), (Role::Gov, Role::Bank));
     assert_eq!((gov.peer.name.as_str(), bank.peer.name.as_str()), ("bank", "gov"));
-    assert!(gov.datasets["gov_features"].path.is_absolute() || gov.datasets["gov_features"].path.starts_with(repo_root()));
+    assert!(
+        gov.datasets["gov_features"].path.is_absolute() || gov.datasets["gov_features"].path.starts_with(repo_root())
+    );
     assert!(gov.datasets["gov_features"].path.exists(), "bundled demo data is present");
     assert!(bank.datasets["bank_features"].path.exists(), "bundled demo data is present");
     let job = JobSpec::load(&repo_root().join("configs/demo-job.toml")).unwrap();
@@ -53,7 +55,8 @@ fn config_mistakes_are_named() {
     let err = format!("{:#}", Config::load(&p).unwrap_err());
     assert!(err.contains("node.role and peer.role are both 'gov'"), "{err}");
 
-    let (_d, p) = write_variant("policy.toml", |t| t.replace("[policy.datasets.gov_features]", "[policy.datasets.other]"));
+    let (_d, p) =
+        write_variant("policy.toml", |t| t.replace("[policy.datasets.gov_features]", "[policy.datasets.other]"));
     let err = format!("{:#}", Config::load(&p).unwrap_err());
     assert!(err.contains("policy.datasets.other names a dataset that is not configured"), "{err}");
 }

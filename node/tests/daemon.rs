@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use common::daemons::{OPERATOR, config, data_rows, demo_job, pair, runtime, start};
 use node::admin::AdminClient;
-use node::config::format_fingerprint;
-use node::jobs::record::{JobRecord, JobState};
 use node::config::Config;
+use node::config::format_fingerprint;
 use node::daemon::Daemon;
+use node::jobs::record::{JobRecord, JobState};
 use node::jobs::runner::SHUT_DOWN;
 use node::jobs::store::{INTERRUPTED, Store};
 use node::transport::Link;
@@ -109,7 +109,8 @@ type SilentBankView = (String, String, String, String, Link);
 
 /// gov as a real daemon whose demo job is waiting for the peer's decision; the "bank" is a bare
 /// endpoint that accepts the job, reads the proposal and the next frame, and never answers.
-fn gov_waiting_on_a_silent_bank() -> (Runtime, TempDir, Config, Daemon, AdminClient, JobRecord, JoinHandle<SilentBankView>) {
+fn gov_waiting_on_a_silent_bank()
+-> (Runtime, TempDir, Config, Daemon, AdminClient, JobRecord, JoinHandle<SilentBankView>) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     node::identity::init_node_dir("gov", dir.path()).unwrap();
@@ -173,7 +174,9 @@ fn cancelling_a_job_stops_it_and_tells_the_peer() {
         .collect();
     assert_eq!(kinds, ["job.proposal", "abort"]);
     match v.transcript.records.last() {
-        Some((_, node::audit::Record::Outcome { outcome, .. })) => assert_eq!(outcome, &node::audit::Outcome::failed("cancelled by the operator of 'gov'")),
+        Some((_, node::audit::Record::Outcome { outcome, .. })) => {
+            assert_eq!(outcome, &node::audit::Outcome::failed("cancelled by the operator of 'gov'"))
+        }
         other => panic!("{other:?}"),
     }
     let err = api.cancel(&submitted.id).unwrap_err().to_string();
@@ -196,7 +199,9 @@ fn shutting_down_fails_running_jobs_with_the_reason() {
     let v = node::audit::verify(r.transcript.as_deref().unwrap()).unwrap();
     assert!(v.ok(), "{:#?}", v.failures);
     match v.transcript.records.last() {
-        Some((_, node::audit::Record::Outcome { outcome, .. })) => assert_eq!(outcome, &node::audit::Outcome::failed(SHUT_DOWN)),
+        Some((_, node::audit::Record::Outcome { outcome, .. })) => {
+            assert_eq!(outcome, &node::audit::Outcome::failed(SHUT_DOWN))
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -71,14 +71,16 @@ impl Harness {
             config("bank.toml", &bank_dir, bank_addr, fake_addr, &cert_fp(&gov_dir), &signing_pub(&gov_dir));
         short_timeouts(&mut bank_config);
         tweak(&mut bank_config);
-        let mut gov_config = config("gov.toml", &gov_dir, fake_addr, bank_addr, &cert_fp(&bank_dir), &signing_pub(&bank_dir));
+        let mut gov_config =
+            config("gov.toml", &gov_dir, fake_addr, bank_addr, &cert_fp(&bank_dir), &signing_pub(&bank_dir));
         short_timeouts(&mut gov_config);
         let bank = rt.block_on(Daemon::start_on(bank_config.clone(), bank_socket)).unwrap();
         // The bank dials its peer at start-up; refuse that so the fake decides which connection
         // the bank uses (the one it dials in `connect`).
         let dialled = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), fake.accept()).await });
         dialled.expect("the bank dials its peer at start-up").expect("endpoint open").refuse();
-        let api = AdminClient::new(bank.admin_addr(), node::identity::load_token(&bank_config.admin.token_file).unwrap());
+        let api =
+            AdminClient::new(bank.admin_addr(), node::identity::load_token(&bank_config.admin.token_file).unwrap());
         Harness { rt, _dir: dir, bank: Some(bank), bank_config, gov_config, api, fake: Some(fake) }
     }
 
@@ -177,7 +179,8 @@ impl Harness {
             }
             match tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await {
                 Ok(Ok(f)) if f.kind == "job.decision" => {
-                    let _ = write_frame(&mut send, &Frame { kind: "abort".into(), payload: b"test: done".to_vec() }).await;
+                    let _ =
+                        write_frame(&mut send, &Frame { kind: "abort".into(), payload: b"test: done".to_vec() }).await;
                     true
                 }
                 _ => false,
@@ -243,16 +246,38 @@ fn hostile_proposals_are_refused_with_a_reason_and_the_bank_keeps_serving() {
     let cases: Vec<(&str, Vec<u8>, String)> = vec![
         // 4 GiB announced: refused from the header alone. Had the node waited for the payload,
         // the answer would be a timeout instead.
-        ("oversized header", header_only("job.proposal", u32::MAX), format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX)),
+        (
+            "oversized header",
+            header_only("job.proposal", u32::MAX),
+            format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX),
+        ),
         // The announced length is fine but only part of the payload arrives, then silence.
-        ("truncated frame", [header_only("job.proposal", 100), b"{\"id\":".to_vec()].concat(), "peer sent nothing for 2 s (timeout)".into()),
-        ("garbage: kind length 0", b"\x10\x00\x00\x00\x00garbage garbage!".to_vec(), "kind length 0 outside 1..=64".into()),
-        ("garbage: binary kind", b"\x01\x00\x00\x00\x03\xff\xfe\xfd\x00".to_vec(), "kind is not a printable ASCII name".into()),
-        ("wrong message kind", frame("job.decision", b"\"Accept\""),
-            "expected message 'job.proposal' from peer but got 'job.decision'".into()),
-        ("malformed JSON", frame("job.proposal", b"{not json"),
-            "cannot decode 'job.proposal' from the peer".into()),
-        ("unknown field", frame("job.proposal", &with_extra_field(&h.proposal("1-00000000"))), "unknown field `extra`".into()),
+        (
+            "truncated frame",
+            [header_only("job.proposal", 100), b"{\"id\":".to_vec()].concat(),
+            "peer sent nothing for 2 s (timeout)".into(),
+        ),
+        (
+            "garbage: kind length 0",
+            b"\x10\x00\x00\x00\x00garbage garbage!".to_vec(),
+            "kind length 0 outside 1..=64".into(),
+        ),
+        (
+            "garbage: binary kind",
+            b"\x01\x00\x00\x00\x03\xff\xfe\xfd\x00".to_vec(),
+            "kind is not a printable ASCII name".into(),
+        ),
+        (
+            "wrong message kind",
+            frame("job.decision", b"\"Accept\""),
+            "expected message 'job.proposal' from peer but got 'job.decision'".into(),
+        ),
+        ("malformed JSON", frame("job.proposal", b"{not json"), "cannot decode 'job.proposal' from the peer".into()),
+        (
+            "unknown field",
+            frame("job.proposal", &with_extra_field(&h.proposal("1-00000000"))),
+            "unknown field `extra`".into(),
+        ),
         ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
     ];
     for (name, bytes, expected) in cases {
@@ -303,8 +328,10 @@ fn proposals_the_bank_cannot_accept_are_rejected_naming_the_problem() {
     // A job id that could escape the data directory is refused before anything is written.
     let (mut send, mut recv) = h.open(&conn, "../../etc");
     // The bank may stop the stream before the proposal is even written.
-    let _ = h.rt.block_on(write_frame(&mut send, &Frame { kind: "job.proposal".into(), payload: h.proposal("../../etc") }));
-    let stopped = h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await });
+    let _ =
+        h.rt.block_on(write_frame(&mut send, &Frame { kind: "job.proposal".into(), payload: h.proposal("../../etc") }));
+    let stopped =
+        h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await });
     assert!(matches!(stopped, Ok(Err(_))), "the stream is dropped without an answer");
     assert!(!h.bank_config.node.data_dir.join("etc").exists());
     h.assert_still_serving(&conn);
@@ -319,14 +346,17 @@ fn streams_without_a_job_and_many_streams_do_not_stop_the_node() {
     let mut held = Vec::new();
     for i in 0..20u32 {
         let (mut send, recv) = h.rt.block_on(conn.connection.open_bi()).unwrap();
-        let bytes = if i % 2 == 0 { header_only("job.open", 10)[..3].to_vec() } else { header_only("job.open", 1 << 30) };
+        let bytes =
+            if i % 2 == 0 { header_only("job.open", 10)[..3].to_vec() } else { header_only("job.open", 1 << 30) };
         h.write(&mut send, &bytes);
         held.push((send, recv));
     }
     h.assert_still_serving(&conn);
     assert!(h.api.list().unwrap().iter().all(|r| r.state.is_final()));
     for (_, mut recv) in held {
-        let r = h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await });
+        let r = h
+            .rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(20), read_frame(&mut recv, 1 << 20)).await });
         assert!(matches!(r, Ok(Err(_))), "the bank drops a stream without a job");
     }
 }
@@ -383,11 +413,15 @@ fn connections_from_the_peer_are_bounded() {
     let refusal = match h.rt.block_on(fake.connect(h.bank_addr())) {
         Err(e) => format!("{e:#}"),
         Ok(extra) => {
-            let closed = h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), extra.connection.closed()).await });
+            let closed =
+                h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), extra.connection.closed()).await });
             node::transport::link::describe_close(&closed.expect("the bank closes the extra connection"))
         }
     };
-    assert!(refusal.contains(&format!("peer closed the connection: peer 'gov' already has {max} connections open")), "{refusal}");
+    assert!(
+        refusal.contains(&format!("peer closed the connection: peer 'gov' already has {max} connections open")),
+        "{refusal}"
+    );
     // Every admitted connection still serves jobs.
     h.assert_still_serving(&conns[0]);
     h.assert_still_serving(&conns[max - 1]);
@@ -409,13 +443,23 @@ fn hostile_answers_fail_the_submitted_job_with_a_reason() {
     let conn = h.connect();
     let limit = DEFAULT_MAX_FRAME;
     let cases: Vec<(&str, Vec<u8>, String)> = vec![
-        ("oversized header", header_only("job.decision", u32::MAX), format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX)),
-        ("truncated frame", [header_only("job.decision", 50), b"\"Acc".to_vec()].concat(), "peer sent nothing for 2 s (timeout)".into()),
+        (
+            "oversized header",
+            header_only("job.decision", u32::MAX),
+            format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX),
+        ),
+        (
+            "truncated frame",
+            [header_only("job.decision", 50), b"\"Acc".to_vec()].concat(),
+            "peer sent nothing for 2 s (timeout)".into(),
+        ),
         ("garbage", b"\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec(), "kind length 0 outside 1..=64".into()),
-        ("wrong message kind", frame("check.rows", &[7]),
-            "expected message 'job.decision' from peer but got 'check.rows'".into()),
-        ("malformed JSON", frame("job.decision", b"{{{{{"),
-            "cannot decode 'job.decision' from the peer".into()),
+        (
+            "wrong message kind",
+            frame("check.rows", &[7]),
+            "expected message 'job.decision' from peer but got 'check.rows'".into(),
+        ),
+        ("malformed JSON", frame("job.decision", b"{{{{{"), "cannot decode 'job.decision' from the peer".into()),
         ("unknown field", frame("job.decision", &with_extra_field(&h.accept())), "unknown field `extra`".into()),
         ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
     ];

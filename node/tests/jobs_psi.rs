@@ -11,7 +11,8 @@ use node::jobs::spec::Reveal;
 #[test]
 fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
     // The bank file repeats its first row (skipped and counted with skip_invalid_ids).
-    let guest = std::fs::read_to_string(repo_root().join("testdata/default_credit/default_credit_hetero_guest.csv")).unwrap();
+    let guest =
+        std::fs::read_to_string(repo_root().join("testdata/default_credit/default_credit_hetero_guest.csv")).unwrap();
     let first = guest.lines().nth(1).unwrap();
     let p = pair(&[first], |gov, bank| {
         gov.policy.reveals.push(Reveal::IntersectionIdsToBank);
@@ -61,7 +62,8 @@ fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
     assert_eq!(rows.iter().map(|r| r[0].clone()).collect::<HashSet<_>>(), expected);
 
     // Size only: neither node writes the ids.
-    let spec = job("demo-job.toml", |s| s.params.insert("skip_invalid_ids".into(), true.into()).map(drop).unwrap_or(()));
+    let spec =
+        job("demo-job.toml", |s| s.params.insert("skip_invalid_ids".into(), true.into()).map(drop).unwrap_or(()));
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
     assert_eq!(bank.outcome["intersection_size"], expected.len());

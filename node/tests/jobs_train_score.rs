@@ -23,7 +23,10 @@ fn standardize(x: &[Vec<f64>], fit_rows: &[usize]) -> Vec<Vec<f64>> {
 fn partial_logit(model: &Value, block: &str, x: &[f64]) -> f64 {
     let b = &model["artifact"][block];
     let f = |k: &str| -> Vec<f64> { serde_json::from_value(b[k].clone()).unwrap() };
-    let (mean, std) = (serde_json::from_value::<Vec<f64>>(b["standardizer"]["mean"].clone()).unwrap(), serde_json::from_value::<Vec<f64>>(b["standardizer"]["std"].clone()).unwrap());
+    let (mean, std) = (
+        serde_json::from_value::<Vec<f64>>(b["standardizer"]["mean"].clone()).unwrap(),
+        serde_json::from_value::<Vec<f64>>(b["standardizer"]["std"].clone()).unwrap(),
+    );
     x.iter().zip(f("weights")).enumerate().map(|(c, (v, w))| (v - mean[c]) / std[c] * w).sum()
 }
 
@@ -37,7 +40,11 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     let common = p.data.common_ids();
     // Test ids chosen here: every id ending in 0, 1 or 2, plus one the gov lacks (ignored).
     let test_ids: HashSet<String> = common.iter().filter(|id| id.ends_with(['0', '1', '2'])).cloned().collect();
-    let file_text = std::iter::once("id".to_string()).chain(test_ids.iter().cloned()).chain(["999999".into()]).collect::<Vec<_>>().join("\n");
+    let file_text = std::iter::once("id".to_string())
+        .chain(test_ids.iter().cloned())
+        .chain(["999999".into()])
+        .collect::<Vec<_>>()
+        .join("\n");
     for c in [&p.gov_config, &p.bank_config] {
         std::fs::create_dir_all(&c.node.data_dir).unwrap();
         std::fs::write(c.node.data_dir.join("test_ids.txt"), &file_text).unwrap();
@@ -47,7 +54,9 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
         s.params.remove("test_fraction");
         s.params.remove("split_seed");
         s.params.insert("test_ids_file".into(), "test_ids.txt".into());
-        for (k, v) in [("epochs", params.epochs as u64), ("batch_size", params.batch_size as u64), ("seed", params.seed)] {
+        for (k, v) in
+            [("epochs", params.epochs as u64), ("batch_size", params.batch_size as u64), ("seed", params.seed)]
+        {
             s.params.insert(k.into(), v.into());
         }
     });
@@ -64,15 +73,22 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     let xg = standardize(&ids.iter().map(|id| p.data.gov[*id].clone()).collect::<Vec<_>>(), &train);
     let xb = standardize(&ids.iter().map(|id| p.data.bank[*id].0.clone()).collect::<Vec<_>>(), &train);
     let y: Vec<f64> = ids.iter().map(|id| p.data.bank[*id].1).collect();
-    let joint: Vec<f64> = xg.iter().zip(&xb).flat_map(|(g, b)| g.iter().chain(b).copied().collect::<Vec<_>>()).collect();
+    let joint: Vec<f64> =
+        xg.iter().zip(&xb).flat_map(|(g, b)| g.iter().chain(b).copied().collect::<Vec<_>>()).collect();
     let reference = train_reference(&joint, 23, &y, &train, &params, false);
     let logits = reference.logits(&joint);
-    let ref_auc = models::metrics::auc(&test.iter().map(|&i| logits[i]).collect::<Vec<_>>(), &test.iter().map(|&i| y[i]).collect::<Vec<_>>());
+    let ref_auc = models::metrics::auc(
+        &test.iter().map(|&i| logits[i]).collect::<Vec<_>>(),
+        &test.iter().map(|&i| y[i]).collect::<Vec<_>>(),
+    );
     for r in [&gov, &bank] {
         let auc = r.outcome["test_auc"].as_f64().unwrap();
         eprintln!("secure test AUC {auc}, plaintext reference {ref_auc}");
         assert!((auc - ref_auc).abs() < 0.005, "secure test AUC {auc}, plaintext reference {ref_auc}");
-        assert_eq!((r.outcome["n_train"].as_u64(), r.outcome["n_test"].as_u64()), (Some(train.len() as u64), Some(test.len() as u64)));
+        assert_eq!(
+            (r.outcome["n_train"].as_u64(), r.outcome["n_test"].as_u64()),
+            (Some(train.len() as u64), Some(test.len() as u64))
+        );
     }
     assert_eq!(gov.outcome["test_ids_not_in_intersection"], 1);
     let has_roc = |r: &JobRecord| transcript_records(r, "outcome").iter().any(|o| o["outcome"].get("roc").is_some());
@@ -84,7 +100,8 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     assert!(gov_model["artifact"]["bank"]["weights"].is_null() && gov_model["artifact"]["bias"].is_null());
     assert!(bank_model["artifact"]["gov"]["weights"].is_null() && bank_model["artifact"]["bias"].is_number());
     let plain_logit = |id: &str| {
-        partial_logit(&gov_model, "gov", &p.data.gov[id]) + partial_logit(&bank_model, "bank", &p.data.bank[id].0)
+        partial_logit(&gov_model, "gov", &p.data.gov[id])
+            + partial_logit(&bank_model, "bank", &p.data.bank[id].0)
             + bank_model["artifact"]["bias"].as_f64().unwrap()
     };
     let check = |row: &[String], id: &str, at: usize| {
@@ -115,7 +132,11 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     named.push(bank_only.clone());
     named.push("NO-SUCH-ID".into());
     let queries: Vec<String> = named.iter().enumerate().map(|(i, id)| format!("{id},CONSENT-{i}")).collect();
-    std::fs::write(p.bank_config.node.data_dir.join("queries.csv"), format!("id,consent_ref\n{}\n", queries.join("\n"))).unwrap();
+    std::fs::write(
+        p.bank_config.node.data_dir.join("queries.csv"),
+        format!("id,consent_ref\n{}\n", queries.join("\n")),
+    )
+    .unwrap();
     let spec = job("demo-score-ids.toml", |s| {
         s.params.insert("model".into(), train_id.clone().into());
     });

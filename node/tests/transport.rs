@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use node::transport::tls::{PinnedVerifier, ALPN};
+use node::transport::tls::{ALPN, PinnedVerifier};
 use node::transport::{PeerTrust, QuicTransport};
 use protocol::channel::{Frame, Transport};
 use protocol::{Channel, Error, Role};
@@ -144,11 +144,7 @@ async fn wrong_protocol_version_is_refused() {
 struct Keep(Vec<node::transport::Link>, Vec<node::transport::PeerConnection>);
 
 /// Opens a job stream on a fresh pinned connection; returns (dialler stream, acceptor stream).
-async fn stream_pair() -> (
-    (quinn::SendStream, quinn::RecvStream),
-    (quinn::SendStream, quinn::RecvStream),
-    Keep,
-) {
+async fn stream_pair() -> ((quinn::SendStream, quinn::RecvStream), (quinn::SendStream, quinn::RecvStream), Keep) {
     let (gov_id, gov_fp) = tls_identity("gov");
     let (bank_id, bank_fp) = tls_identity("bank");
     let gov = link(&gov_id, &PeerTrust::Pinned(bank_fp), settings("gov", Role::Gov, "bank", Role::Bank));
@@ -196,13 +192,8 @@ async fn channel_messages_cross_quic_and_both_views_agree() {
 async fn oversized_frame_header_is_refused_before_the_payload_is_read() {
     let (mut opened, accepted, _links) = stream_pair().await;
     let (_stop_tx, stop) = tokio::sync::watch::channel(None);
-    let mut gov = QuicTransport::new(
-        accepted.0,
-        accepted.1,
-        tokio::runtime::Handle::current(),
-        Duration::from_secs(30),
-        stop,
-    );
+    let mut gov =
+        QuicTransport::new(accepted.0, accepted.1, tokio::runtime::Handle::current(), Duration::from_secs(30), stop);
     // A header claiming 100 MiB and no payload behind it: waiting for the payload would hit the
     // 30 s read timeout, so only a check on the header itself can produce FrameTooLarge here.
     let hostile = Frame { kind: "psi.points".into(), payload: vec![] };

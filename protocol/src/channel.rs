@@ -73,7 +73,9 @@ impl Frame {
     pub fn parse_kind(bytes: &[u8]) -> Result<String> {
         match std::str::from_utf8(bytes) {
             Ok(s) if valid_kind(s) => Ok(s.to_string()),
-            _ => Err(Error::Decode { kind: "frame header".into(), reason: "kind is not a printable ASCII name".into() }),
+            _ => {
+                Err(Error::Decode { kind: "frame header".into(), reason: "kind is not a printable ASCII name".into() })
+            }
         }
     }
 }
@@ -195,7 +197,11 @@ impl Channel {
     pub fn send_frame(&mut self, kind: &str, payload: Vec<u8>) -> Result<()> {
         assert!(valid_kind(kind), "message kind '{kind}' must be 1..=64 printable ASCII bytes");
         if payload.len() > self.max_frame {
-            return Err(Error::FrameTooLarge { kind: kind.into(), len: payload.len() as u64, limit: self.max_frame as u64 });
+            return Err(Error::FrameTooLarge {
+                kind: kind.into(),
+                len: payload.len() as u64,
+                limit: self.max_frame as u64,
+            });
         }
         self.record(Direction::Sent, kind, &payload);
         self.sending = true;
@@ -213,7 +219,11 @@ impl Channel {
             return Err(Error::Decode { kind: "frame header".into(), reason: "invalid kind".into() });
         }
         if frame.payload.len() > self.max_frame {
-            return Err(Error::FrameTooLarge { kind: frame.kind, len: frame.payload.len() as u64, limit: self.max_frame as u64 });
+            return Err(Error::FrameTooLarge {
+                kind: frame.kind,
+                len: frame.payload.len() as u64,
+                limit: self.max_frame as u64,
+            });
         }
         self.record(Direction::Received, &frame.kind, &frame.payload);
         if frame.kind == ABORT {
@@ -258,10 +268,12 @@ impl Channel {
     /// Receives a bulk transfer of `kind`, refusing one whose declared size exceeds `max_len`.
     pub fn recv_bulk(&mut self, kind: &str, max_len: u64) -> Result<Vec<u8>> {
         let header = self.recv_frame(kind)?;
-        let total = u64::from_le_bytes(header.as_slice().try_into().map_err(|_| Error::Decode {
-            kind: kind.into(),
-            reason: "bulk header must be 8 bytes".into(),
-        })?);
+        let total = u64::from_le_bytes(
+            header
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Decode { kind: kind.into(), reason: "bulk header must be 8 bytes".into() })?,
+        );
         if total > max_len {
             return Err(Error::FrameTooLarge { kind: kind.into(), len: total, limit: max_len });
         }
@@ -331,7 +343,11 @@ impl Transport for MemTransport {
             mpsc::RecvTimeoutError::Disconnected => Error::Closed("in-memory peer dropped".into()),
         })?;
         if frame.payload.len() > max_payload {
-            return Err(Error::FrameTooLarge { kind: frame.kind, len: frame.payload.len() as u64, limit: max_payload as u64 });
+            return Err(Error::FrameTooLarge {
+                kind: frame.kind,
+                len: frame.payload.len() as u64,
+                limit: max_payload as u64,
+            });
         }
         Ok(frame)
     }

@@ -80,7 +80,10 @@ impl LookupServer {
     pub fn answer(&self, ch: &mut Channel, max_queries: usize) -> Result<usize> {
         let bytes = ch.recv_bulk("lookup.query", (max_queries * 32) as u64)?;
         if bytes.len() % 32 != 0 {
-            return Err(Error::Protocol(format!("lookup query of {} bytes is not a whole number of points", bytes.len())));
+            return Err(Error::Protocol(format!(
+                "lookup query of {} bytes is not a whole number of points",
+                bytes.len()
+            )));
         }
         let answers: Vec<[u8; 32]> = bytes
             .par_chunks_exact(32)
@@ -106,11 +109,19 @@ impl LookupClient {
     pub fn receive_table(ch: &mut Channel, max_entries: usize) -> Result<LookupClient> {
         let bytes = ch.recv_bulk("lookup.table", (max_entries * ENTRY_LEN) as u64)?;
         if bytes.len() % ENTRY_LEN != 0 {
-            return Err(Error::Protocol(format!("lookup table of {} bytes is not a whole number of entries", bytes.len())));
+            return Err(Error::Protocol(format!(
+                "lookup table of {} bytes is not a whole number of entries",
+                bytes.len()
+            )));
         }
         let table: HashMap<_, _> = bytes
             .chunks_exact(ENTRY_LEN)
-            .map(|e| (e[..TAG_LEN].try_into().expect("16 bytes"), u64::from_le_bytes(e[TAG_LEN..].try_into().expect("8 bytes"))))
+            .map(|e| {
+                (
+                    e[..TAG_LEN].try_into().expect("16 bytes"),
+                    u64::from_le_bytes(e[TAG_LEN..].try_into().expect("8 bytes")),
+                )
+            })
             .collect();
         if table.len() * ENTRY_LEN != bytes.len() {
             return Err(Error::Protocol("lookup table repeats a tag".into()));
@@ -132,7 +143,8 @@ impl LookupClient {
     ) -> Result<Vec<Option<u64>>> {
         let mut blind = Scalar::random(rng);
         let prefix = hash_prefix(domain);
-        let blinded: Vec<[u8; 32]> = ids.par_iter().map(|id| (hash_to_group(&prefix, id) * blind).compress().to_bytes()).collect();
+        let blinded: Vec<[u8; 32]> =
+            ids.par_iter().map(|id| (hash_to_group(&prefix, id) * blind).compress().to_bytes()).collect();
         ch.send_bulk("lookup.query", blinded.as_flattened())?;
         let answer = ch.recv_bulk("lookup.answer", (ids.len() * 32) as u64)?;
         if answer.len() != ids.len() * 32 {

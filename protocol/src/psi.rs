@@ -223,7 +223,11 @@ fn run_gov<R: rand::CryptoRng + ?Sized>(
             let k = valid_size(k)?;
             let bytes = ch.recv_bulk("psi.positions", k as u64 * 4)?;
             if bytes.len() != k * 4 {
-                return Err(Error::Protocol(format!("'psi.positions' carried {} bytes, expected {}", bytes.len(), k * 4)));
+                return Err(Error::Protocol(format!(
+                    "'psi.positions' carried {} bytes, expected {}",
+                    bytes.len(),
+                    k * 4
+                )));
             }
             let mut seen = vec![0u64; n_gov.div_ceil(64)];
             let mut rows = Vec::with_capacity(k);
@@ -239,8 +243,12 @@ fn run_gov<R: rand::CryptoRng + ?Sized>(
             }
             Ok(PsiOutput { size: k, rows: Some(rows) })
         }
-        (Verdict::Size(k), PsiReveal::BankOnly | PsiReveal::SizeOnly) => Ok(PsiOutput { size: valid_size(k)?, rows: None }),
-        (v, reveal) => Err(Error::Protocol(format!("bank sent verdict {v:?}, which does not fit reveal mode {reveal:?}"))),
+        (Verdict::Size(k), PsiReveal::BankOnly | PsiReveal::SizeOnly) => {
+            Ok(PsiOutput { size: valid_size(k)?, rows: None })
+        }
+        (v, reveal) => {
+            Err(Error::Protocol(format!("bank sent verdict {v:?}, which does not fit reveal mode {reveal:?}")))
+        }
     }
 }
 
@@ -264,8 +272,7 @@ fn run_bank(
         }
         Ok(())
     })?;
-    let gov = sorted_unique(gov_tags, "the gov's PSI input contains repeated IDs")
-        .map_err(Error::Protocol)?;
+    let gov = sorted_unique(gov_tags, "the gov's PSI input contains repeated IDs").map_err(Error::Protocol)?;
     let bank = sorted_unique(own_tags, "the bank's PSI input contains repeated IDs").map_err(Error::Input)?;
     let matched = merge_matches(&gov, &bank);
     drop((gov, bank));
@@ -296,7 +303,8 @@ fn run_bank(
 
 /// The refusal both parties report when the `min_intersection` rule fails.
 fn refusal(params: &PsiParams, why: &str) -> Error {
-    let why = if why.is_empty() { "the intersection is smaller than".to_string() } else { format!("{why} it cannot reach") };
+    let why =
+        if why.is_empty() { "the intersection is smaller than".to_string() } else { format!("{why} it cannot reach") };
     Error::Input(format!(
         "PSI refused by rule min_intersection: {why} {} entities; no result is released to either party \
          (lower min_intersection in both policies only if a smaller overlap is acceptable)",
@@ -371,25 +379,23 @@ fn recv_points_as_tags(ch: &mut Channel, kind: &str, n: usize, job: &Job) -> Res
     let mut tags = vec![0u128; n];
     recv_chunks(ch, kind, n, 32, |start, bytes| {
         let out = &mut tags[start..start + bytes.len() / 32];
-        out.par_chunks_mut(BATCH).zip(bytes.par_chunks(BATCH * 32)).enumerate().try_for_each(
-            |(b, (out, encs))| {
-                let mut points = Vec::with_capacity(out.len());
-                for (i, enc) in encs.chunks_exact(32).enumerate() {
-                    let enc = CompressedRistretto(enc.try_into().expect("32-byte chunk"));
-                    let p = enc.decompress().ok_or_else(|| {
-                        Error::Protocol(format!(
-                            "'{kind}' element {} is not a valid Ristretto255 point encoding",
-                            start + b * BATCH + i
-                        ))
-                    })?;
-                    points.push(*job.key_half * p);
-                }
-                for (o, c) in out.iter_mut().zip(RistrettoPoint::double_and_compress_batch(&points)) {
-                    *o = tag(&job.tag_key, &c, job.tag_len);
-                }
-                Ok(())
-            },
-        )
+        out.par_chunks_mut(BATCH).zip(bytes.par_chunks(BATCH * 32)).enumerate().try_for_each(|(b, (out, encs))| {
+            let mut points = Vec::with_capacity(out.len());
+            for (i, enc) in encs.chunks_exact(32).enumerate() {
+                let enc = CompressedRistretto(enc.try_into().expect("32-byte chunk"));
+                let p = enc.decompress().ok_or_else(|| {
+                    Error::Protocol(format!(
+                        "'{kind}' element {} is not a valid Ristretto255 point encoding",
+                        start + b * BATCH + i
+                    ))
+                })?;
+                points.push(*job.key_half * p);
+            }
+            for (o, c) in out.iter_mut().zip(RistrettoPoint::double_and_compress_batch(&points)) {
+                *o = tag(&job.tag_key, &c, job.tag_len);
+            }
+            Ok(())
+        })
     })?;
     Ok(tags)
 }
@@ -589,7 +595,8 @@ mod tests {
                 fake_hello(ch, 2);
                 drain_gov_points(ch, 3);
                 let mut rng = ChaCha20Rng::seed_from_u64(4);
-                let pts: Vec<u8> = (0..2).flat_map(|_| RistrettoPoint::random(&mut rng).compress().to_bytes()).collect();
+                let pts: Vec<u8> =
+                    (0..2).flat_map(|_| RistrettoPoint::random(&mut rng).compress().to_bytes()).collect();
                 ch.send_frame("psi.bank_points", pts).unwrap();
                 recv_chunks(ch, "psi.tags", 2, tag_len(5), |_, _| Ok(())).unwrap();
                 ch.send("psi.verdict", &Verdict::Positions(2)).unwrap();

@@ -36,7 +36,8 @@ fn lift_gives_the_sign_extended_value_in_z_2_64() {
         let mut values: Vec<i64> = (0..300).map(|_| r.random_range(-half..half)).collect();
         values.extend([0, 1, -1, half - 1, -half]);
         let gov_shares: Vec<u64> = values.iter().map(|_| r.next_u64() & mask(ring)).collect();
-        let bank_shares: Vec<u64> = values.iter().zip(&gov_shares).map(|(&v, g)| (v as u64).wrapping_sub(*g) & mask(ring)).collect();
+        let bank_shares: Vec<u64> =
+            values.iter().zip(&gov_shares).map(|(&v, g)| (v as u64).wrapping_sub(*g) & mask(ring)).collect();
         let (g, b) = both(|e| {
             let own = if e.role() == Role::Gov { &gov_shares } else { &bank_shares };
             e.lift(own, ring).unwrap()
@@ -75,7 +76,11 @@ fn cross_case(a_owner: Role, rows: usize, a_cols: usize, b_cols: usize, a_bits: 
     for i in 0..a_cols {
         for t in 0..b_cols {
             let want: i128 = (0..rows).map(|k| a[k * a_cols + i] as i128 * b[k * b_cols + t] as i128).sum();
-            assert_eq!(g.0[i * b_cols + t] as i64 as i128, want, "entry ({i}, {t}) of {rows}×{a_cols}ᵀ·{rows}×{b_cols}");
+            assert_eq!(
+                g.0[i * b_cols + t] as i64 as i128,
+                want,
+                "entry ({i}, {t}) of {rows}×{a_cols}ᵀ·{rows}×{b_cols}"
+            );
         }
     }
 }

@@ -112,7 +112,9 @@ fn large_sets_with_half_overlap_align_and_stay_within_the_byte_budget() {
 
 #[test]
 fn shared_data_set_ids_prepare_and_intersect_to_the_30000_common_entities() {
-    let read = |file: &str| std::fs::read_to_string(format!("{}/../testdata/synthetic_30k/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("{}/../testdata/synthetic_30k/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
     let (gov_csv, bank_csv) = (read("gov.csv"), read("bank.csv"));
     let column = |text: &str, source: &str| {
         let rows = text.lines().enumerate().skip(1).map(|(i, l)| (i + 1, l.split(',').next().unwrap()));

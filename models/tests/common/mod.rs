@@ -79,8 +79,11 @@ pub fn synthetic_30k() -> Prepared {
     let gov = dataset::load(testdata("synthetic_30k/gov.csv"), "uscc", &[], None).unwrap();
     let bank = dataset::load(testdata("synthetic_30k/bank.csv"), "uscc", &[], Some("default_12m")).unwrap();
     let (gov, bank) = align(&gov, &bank);
-    let test_ids: std::collections::HashSet<String> =
-        std::fs::read_to_string(testdata("synthetic_30k/test_ids.txt")).unwrap().lines().map(|l| l.trim().to_string()).collect();
+    let test_ids: std::collections::HashSet<String> = std::fs::read_to_string(testdata("synthetic_30k/test_ids.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
     let (test, train): (Vec<usize>, Vec<usize>) = (0..bank.rows()).partition(|&r| test_ids.contains(&bank.ids[r]));
     assert_eq!((train.len(), test.len()), (24_000, 6_000));
     prepare(gov, bank, train, test)

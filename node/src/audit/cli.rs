@@ -78,7 +78,13 @@ pub fn compare_cmd(gov: &Path, bank: &Path, out: &mut dyn Write) -> i32 {
     match compare(gov, bank) {
         Ok(c) => {
             let subject = format!("{} vs {}", gov.display(), bank.display());
-            print_result(out, &subject, "both verify and agree on every frame, phase end and reveal", &c.failures, &c.notes)
+            print_result(
+                out,
+                &subject,
+                "both verify and agree on every frame, phase end and reveal",
+                &c.failures,
+                &c.notes,
+            )
         }
         Err(e) => io_error(e),
     }

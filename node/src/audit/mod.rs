@@ -17,8 +17,8 @@ pub mod verify;
 pub mod writer;
 
 pub use record::{
-    DatasetInfo, MANIFEST_KIND, Manifest, NodeInfo, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Policies, Record, Reveal,
-    SCHEMA, ScoreHist, Status, value_hash,
+    DatasetInfo, MANIFEST_KIND, Manifest, NodeInfo, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Policies,
+    Record, Reveal, SCHEMA, ScoreHist, Status, value_hash,
 };
 pub use verify::{Check, Comparison, Failure, Transcript, Verification, compare, verify};
 pub use writer::{TranscriptWriter, exchange_manifest_digest, exchange_phase_signatures, payloads_path};

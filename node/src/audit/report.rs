@@ -121,7 +121,11 @@ pub fn text(v: &Verification) -> String {
         let _ = writeln!(o, "Job:         {} ({}), proposed by {} at {}", m.job_id, m.kind, m.proposer, m.created);
         let _ = writeln!(o, "Recorded by: the {owner} node");
         let _ = writeln!(o, "Operator:    {}", m.operator);
-        let _ = writeln!(o, "Consent:     {}", if m.consent.is_empty() { "none given".into() } else { m.consent.join(", ") });
+        let _ = writeln!(
+            o,
+            "Consent:     {}",
+            if m.consent.is_empty() { "none given".into() } else { m.consent.join(", ") }
+        );
         let _ = writeln!(o, "Nodes:");
         for n in &m.nodes {
             let _ = writeln!(
@@ -148,13 +152,7 @@ pub fn text(v: &Verification) -> String {
         let _ = writeln!(o, "Parameters:  {}", compact(&m.parameters));
         let _ = writeln!(o, "Policies:    gov {}; bank {}", compact(&m.policies.gov), compact(&m.policies.bank));
     }
-    let _ = writeln!(
-        o,
-        "Time:        {} to {} ({})",
-        f.start.unwrap_or("?"),
-        f.end.unwrap_or("?"),
-        f.duration()
-    );
+    let _ = writeln!(o, "Time:        {} to {} ({})", f.start.unwrap_or("?"), f.end.unwrap_or("?"), f.duration());
     let _ = writeln!(o, "Traffic by phase (frames / payload bytes):");
     for tr in &f.traffic {
         let _ = writeln!(
@@ -345,7 +343,10 @@ pub fn html(v: &Verification) -> String {
             f.duration(),
             esc(&f.outcome_line())
         );
-        let _ = write!(o, "<h2>Nodes</h2><table><tr><th>role</th><th>name</th><th>TLS cert SHA-256</th><th>Ed25519 key</th></tr>");
+        let _ = write!(
+            o,
+            "<h2>Nodes</h2><table><tr><th>role</th><th>name</th><th>TLS cert SHA-256</th><th>Ed25519 key</th></tr>"
+        );
         for n in &m.nodes {
             let _ = write!(
                 o,
@@ -356,7 +357,10 @@ pub fn html(v: &Verification) -> String {
                 hex::encode(n.ed25519_public_key)
             );
         }
-        let _ = write!(o, "</table><h2>Data</h2><table><tr><th>party</th><th>dataset</th><th>rows</th><th>columns</th></tr>");
+        let _ = write!(
+            o,
+            "</table><h2>Data</h2><table><tr><th>party</th><th>dataset</th><th>rows</th><th>columns</th></tr>"
+        );
         for d in &m.datasets {
             let _ = write!(
                 o,
@@ -380,7 +384,10 @@ pub fn html(v: &Verification) -> String {
     if f.reveals.is_empty() {
         let _ = write!(o, "<p>Nothing.</p>");
     } else {
-        let _ = write!(o, "<table><tr><th>phase</th><th>what</th><th>summary</th><th>from</th><th>to</th><th>policy rule</th></tr>");
+        let _ = write!(
+            o,
+            "<table><tr><th>phase</th><th>what</th><th>summary</th><th>from</th><th>to</th><th>policy rule</th></tr>"
+        );
         for r in &f.reveals {
             let _ = write!(
                 o,
@@ -427,7 +434,10 @@ pub fn html(v: &Verification) -> String {
             tr.received.1
         );
     }
-    let _ = write!(o, "</table><h2>Phase ends signed by both nodes</h2><table><tr><th>phase</th><th>frames sent by gov</th><th>frames sent by bank</th></tr>");
+    let _ = write!(
+        o,
+        "</table><h2>Phase ends signed by both nodes</h2><table><tr><th>phase</th><th>frames sent by gov</th><th>frames sent by bank</th></tr>"
+    );
     for h in &f.phase_ends {
         let _ = write!(
             o,

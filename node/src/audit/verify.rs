@@ -25,8 +25,8 @@ use protocol::Role;
 use protocol::transcript::{ChainHead, Direction, SharedView};
 
 use super::record::{
-    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, MAX_LINE, manifest_digest_of_json, Manifest, PHASE_SIG_KIND, PhaseHeads, Record, Reveal, SCHEMA, record_chain,
-    split_hex_field,
+    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, MAX_LINE, Manifest, PHASE_SIG_KIND, PhaseHeads, Record, Reveal, SCHEMA,
+    manifest_digest_of_json, record_chain, split_hex_field,
 };
 use super::writer::payloads_path;
 
@@ -246,11 +246,19 @@ impl Verifier {
             match schema {
                 Some(s) if s == SCHEMA => {}
                 Some(s) => {
-                    self.fail(n, Check::Schema, format!("schema '{s}' is not supported (this verifier reads {SCHEMA})"));
+                    self.fail(
+                        n,
+                        Check::Schema,
+                        format!("schema '{s}' is not supported (this verifier reads {SCHEMA})"),
+                    );
                     return Ok(false);
                 }
                 None => {
-                    self.fail(n, Check::Schema, format!("first record has no \"schema\" field: not a {SCHEMA} transcript"));
+                    self.fail(
+                        n,
+                        Check::Schema,
+                        format!("first record has no \"schema\" field: not a {SCHEMA} transcript"),
+                    );
                     return Ok(false);
                 }
             }
@@ -316,7 +324,16 @@ impl Verifier {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn frame(&mut self, n: usize, seq: u64, dir: Direction, kind: &str, len: u64, hash: &[u8; 32], offset: Option<u64>) -> Result<()> {
+    fn frame(
+        &mut self,
+        n: usize,
+        seq: u64,
+        dir: Direction,
+        kind: &str,
+        len: u64,
+        hash: &[u8; 32],
+        offset: Option<u64>,
+    ) -> Result<()> {
         if seq != self.next_seq {
             self.fail(
                 n,
@@ -348,7 +365,13 @@ impl Verifier {
             if self.recent.len() == 2 {
                 self.recent.pop_front();
             }
-            self.recent.push_back(RecentFrame { record: n, dir, kind: kind.to_string(), hash: *hash, view_before: self.view });
+            self.recent.push_back(RecentFrame {
+                record: n,
+                dir,
+                kind: kind.to_string(),
+                hash: *hash,
+                view_before: self.view,
+            });
             self.view.record(sender, kind, len, hash);
         }
         Ok(())
@@ -358,10 +381,14 @@ impl Verifier {
         let Some(p) = self.payloads.as_mut() else { return Ok(()) };
         let problem = match offset {
             None => Some("frame record has no payload offset although a payload file is present".to_string()),
-            Some(o) if o != p.end => Some(format!("payload offset {o}, expected {} (payloads are stored contiguously)", p.end)),
-            Some(o) if o.checked_add(len).is_none_or(|e| e > p.len) => {
-                Some(format!("payload {o}..{} lies past the end of the payload file ({} bytes)", o.saturating_add(len), p.len))
+            Some(o) if o != p.end => {
+                Some(format!("payload offset {o}, expected {} (payloads are stored contiguously)", p.end))
             }
+            Some(o) if o.checked_add(len).is_none_or(|e| e > p.len) => Some(format!(
+                "payload {o}..{} lies past the end of the payload file ({} bytes)",
+                o.saturating_add(len),
+                p.len
+            )),
             Some(o) => {
                 p.file.seek(SeekFrom::Start(o)).context("cannot seek in payload file")?;
                 let mut hasher = blake3::Hasher::new();
@@ -575,7 +602,10 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
                 (Some(s), None) => (
                     sender,
                     s.0,
-                    format!("{sender_role}'s frame #{i} sent ({}) was never received by {receiver_role}", show_frame(&s.1)),
+                    format!(
+                        "{sender_role}'s frame #{i} sent ({}) was never received by {receiver_role}",
+                        show_frame(&s.1)
+                    ),
                 ),
                 (None, Some(r)) => (
                     receiver,
@@ -610,7 +640,12 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
     };
     list_mismatch(&mut failures, g, k, Check::Heads, "phase end", &heads(g), &heads(k), |h| {
         let show = |c: &ChainHead| format!("{} frames, head {}", c.frames, hex::encode(&c.hash[..8]));
-        format!("phase '{}' (gov sent {}; bank sent {})", h.phase, show(&h.view.sent_by_gov), show(&h.view.sent_by_bank))
+        format!(
+            "phase '{}' (gov sent {}; bank sent {})",
+            h.phase,
+            show(&h.view.sent_by_gov),
+            show(&h.view.sent_by_bank)
+        )
     });
     let reveals = |t: &Transcript| -> Vec<(usize, Reveal)> {
         t.records

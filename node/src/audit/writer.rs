@@ -15,8 +15,8 @@ use protocol::transcript::{FrameEvent, FrameObserver};
 use protocol::{Channel, Error, Role};
 
 use super::record::{
-    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, Manifest, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Record, Reveal,
-    SCHEMA, append_hex_field, now_rfc3339, record_chain,
+    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, Manifest, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Record,
+    Reveal, SCHEMA, append_hex_field, now_rfc3339, record_chain,
 };
 
 /// Path of the payload capture file that belongs to `transcript` (`<transcript>.payloads`).
@@ -52,7 +52,12 @@ impl TranscriptWriter {
     /// record signed with `signing_key`, which must be one of the manifest's node keys; that node
     /// is the transcript's owner. With `capture_payloads`, every frame's payload is appended to
     /// `<path>.payloads` so an auditor can re-hash it.
-    pub fn create(path: &Path, manifest: Manifest, signing_key: &SigningKey, capture_payloads: bool) -> Result<TranscriptWriter> {
+    pub fn create(
+        path: &Path,
+        manifest: Manifest,
+        signing_key: &SigningKey,
+        capture_payloads: bool,
+    ) -> Result<TranscriptWriter> {
         manifest.validate().map_err(|e| anyhow!("cannot start transcript {}: {e}", path.display()))?;
         let keys = [manifest.verifying_key(Role::Gov), manifest.verifying_key(Role::Bank)]
             .map(|k| k.expect("validated manifest has both keys"));
@@ -123,7 +128,10 @@ impl TranscriptWriter {
         for role in [Role::Gov, Role::Bank] {
             let sig = Signature::from_bytes(heads.signatures.of(role));
             if state.keys[role.index()].verify_strict(&msg, &sig).is_err() {
-                bail!("phase end '{}': the {role} signature does not verify against the manifest's {role} key", heads.phase);
+                bail!(
+                    "phase end '{}': the {role} signature does not verify against the manifest's {role} key",
+                    heads.phase
+                );
             }
         }
         state.append(&Record::PhaseEnd { time: now_rfc3339(), heads })

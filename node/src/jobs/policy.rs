@@ -13,14 +13,18 @@ use super::spec::JobSpec;
 pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint: Option<&str>) -> Result<(), String> {
     let p = &config.policy;
     let me = &config.node.name;
-    let peer_allowed = p.allowed_peers.iter().any(|a| {
-        a == peer_name || peer_fingerprint.is_some_and(|fp| a.eq_ignore_ascii_case(fp))
-    });
+    let peer_allowed =
+        p.allowed_peers.iter().any(|a| a == peer_name || peer_fingerprint.is_some_and(|fp| a.eq_ignore_ascii_case(fp)));
     if !peer_allowed {
-        return Err(format!("policy: peer '{peer_name}' is not allowed to run jobs with node '{me}' (policy.allowed_peers)"));
+        return Err(format!(
+            "policy: peer '{peer_name}' is not allowed to run jobs with node '{me}' (policy.allowed_peers)"
+        ));
     }
     if !p.job_kinds.contains(&spec.kind) {
-        return Err(format!("policy: job kind '{}' is not allowed on node '{me}' (policy.job_kinds)", spec.kind.as_str()));
+        return Err(format!(
+            "policy: job kind '{}' is not allowed on node '{me}' (policy.job_kinds)",
+            spec.kind.as_str()
+        ));
     }
     for r in &spec.reveal {
         if !p.reveals.contains(r) {

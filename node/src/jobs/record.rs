@@ -76,7 +76,12 @@ impl JobRecord {
             state: JobState::Pending,
             steps: step_names
                 .iter()
-                .map(|n| StepStatus { name: n.to_string(), state: StepState::Pending, progress: 0.0, message: String::new() })
+                .map(|n| StepStatus {
+                    name: n.to_string(),
+                    state: StepState::Pending,
+                    progress: 0.0,
+                    message: String::new(),
+                })
                 .collect(),
             error: None,
             outcome: Default::default(),
@@ -119,7 +124,9 @@ pub fn new_job_id() -> String {
 pub fn check_operator(operator: &str) -> Result<(), String> {
     let o = operator;
     if o.trim().is_empty() || o.chars().count() > 200 || o.chars().any(char::is_control) {
-        return Err(format!("operator '{o:.200}' must be 1 to 200 printable characters naming who submits the job (--operator)"));
+        return Err(format!(
+            "operator '{o:.200}' must be 1 to 200 printable characters naming who submits the job (--operator)"
+        ));
     }
     Ok(())
 }

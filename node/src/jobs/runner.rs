@@ -165,7 +165,15 @@ impl PhaseContext<'_> {
     /// from gov records `to: [bank]`; `to` naming only `from` is an error. A value opened from
     /// secret shares to both parties is two reveals, one per direction (each party's share left
     /// it).
-    pub fn reveal(&mut self, name: &str, value: &[u8], summary: &str, from: Role, to: RevealTo, rule: &str) -> Result<()> {
+    pub fn reveal(
+        &mut self,
+        name: &str,
+        value: &[u8],
+        summary: &str,
+        from: Role,
+        to: RevealTo,
+        rule: &str,
+    ) -> Result<()> {
         let recipients: Vec<Role> = to.roles().iter().copied().filter(|r| *r != from).collect();
         if recipients.is_empty() {
             bail!("reveal '{name}' in phase '{}': {from} cannot reveal a value to itself only", self.phase);
@@ -305,7 +313,13 @@ fn early_channel(env: &JobEnv, transport: Box<dyn Transport>) -> (Channel, Early
 }
 
 /// Starts the transcript and points the job record at it.
-fn start_transcript(env: &JobEnv, keys: &NodeKeys, manifest: Result<Manifest>, early: &EarlyFrames, ch: &mut Channel) -> Result<JobTranscript> {
+fn start_transcript(
+    env: &JobEnv,
+    keys: &NodeKeys,
+    manifest: Result<Manifest>,
+    early: &EarlyFrames,
+    ch: &mut Channel,
+) -> Result<JobTranscript> {
     let transcript = JobTranscript::start(&env.config, keys, manifest?, early, ch)?;
     let path = transcript.path.clone();
     env.store.update(&transcript.manifest.job_id, |r| r.transcript = Some(path))?;
@@ -344,7 +358,8 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             spec: &proposal.spec,
         };
         let peer_side = decision.as_ref().ok().map(|d| &d.side);
-        let manifest = super::transcript::manifest(&env.config, &keys, &env.peer_cert_sha256, &terms, &proposal.side, peer_side);
+        let manifest =
+            super::transcript::manifest(&env.config, &keys, &env.peer_cert_sha256, &terms, &proposal.side, peer_side);
         let transcript = match start_transcript(env, &keys, manifest, &early, &mut ch) {
             Ok(t) => t,
             Err(e) => {
@@ -436,8 +451,14 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             operator: &proposal.operator,
             spec,
         };
-        let manifest =
-            super::transcript::manifest(&env.config, &keys, &env.peer_cert_sha256, &terms, &decision.side, Some(&proposal.side));
+        let manifest = super::transcript::manifest(
+            &env.config,
+            &keys,
+            &env.peer_cert_sha256,
+            &terms,
+            &decision.side,
+            Some(&proposal.side),
+        );
         let transcript = start_transcript(env, &keys, manifest, &early, &mut ch)?;
         let outcome = match (decision.refusal, sent) {
             (Some(reason), _) => Err(Refused(reason).into()),
@@ -471,7 +492,13 @@ struct Completed {
 
 /// Everything after an accepted proposal, identical on both nodes: manifest digests, the
 /// policy phase end, the kind's phases (each ended by a signed phase end), the finish phase end.
-fn run_agreed(env: &JobEnv, reporter: &Reporter, transcript: &JobTranscript, terms: &JobTerms<'_>, ch: &mut Channel) -> Result<Completed> {
+fn run_agreed(
+    env: &JobEnv,
+    reporter: &Reporter,
+    transcript: &JobTranscript,
+    terms: &JobTerms<'_>,
+    ch: &mut Channel,
+) -> Result<Completed> {
     let (id, spec) = (terms.job_id, terms.spec);
     transcript.exchange_manifest_digest(ch)?;
     transcript.end_phase(ch, POLICY)?;
@@ -532,7 +559,13 @@ fn completed_outcome(plot: Option<OutcomePlot>) -> Outcome {
 
 /// Records how the job ended: in the job record, and as the transcript's outcome (last record).
 /// On failure tells the peer why, unless the peer ended the job or the job was refused.
-fn finish(env: &JobEnv, reporter: &Reporter, ch: &mut Channel, transcript: Option<&JobTranscript>, result: Result<Completed>) {
+fn finish(
+    env: &JobEnv,
+    reporter: &Reporter,
+    ch: &mut Channel,
+    transcript: Option<&JobTranscript>,
+    result: Result<Completed>,
+) {
     let id = reporter.id.as_str();
     let me = &env.config.node.name;
     let failure = match result {
@@ -644,7 +677,8 @@ mod tests {
     /// Runs `metric_phase` on one node with a real context and transcript; returns the
     /// transcript path and the errors of the wrong calls.
     fn node_side(role: Role, keys: &[SigningKey; 2], dir: &Path, ch: &mut Channel) -> (PathBuf, Option<String>) {
-        let config = Config::load(&repo_file(if role == Role::Gov { "configs/gov.toml" } else { "configs/bank.toml" })).unwrap();
+        let config =
+            Config::load(&repo_file(if role == Role::Gov { "configs/gov.toml" } else { "configs/bank.toml" })).unwrap();
         let spec = JobSpec::load(&repo_file("configs/demo-job.toml")).unwrap();
         let dataset_name = spec.side(role).dataset.clone();
         let path = dir.join(format!("{role}.jsonl"));
@@ -674,7 +708,9 @@ mod tests {
         };
         let errors = metric_phase(&mut ctx, ch).unwrap();
         let peer = keys[role.peer().index()].verifying_key();
-        writer.phase_end(exchange_phase_signatures(ch, "1-abcdef01", "train", &keys[role.index()], &peer).unwrap()).unwrap();
+        writer
+            .phase_end(exchange_phase_signatures(ch, "1-abcdef01", "train", &keys[role.index()], &peer).unwrap())
+            .unwrap();
         writer.outcome(completed_outcome(plot)).unwrap();
         (path, errors)
     }
@@ -705,7 +741,10 @@ mod tests {
             .collect();
         assert_eq!(reveals.len(), 1, "the refused calls recorded nothing");
         let r = reveals[0];
-        assert_eq!((r.phase.as_str(), r.name.as_str(), r.from, r.to.as_slice()), ("train", "metrics", Role::Bank, &[Role::Gov][..]));
+        assert_eq!(
+            (r.phase.as_str(), r.name.as_str(), r.from, r.to.as_slice()),
+            ("train", "metrics", Role::Bank, &[Role::Gov][..])
+        );
         assert_eq!(r.value_hash, *blake3::hash(&0.75f64.to_le_bytes()).as_bytes());
         let html = crate::audit::report::html(&v);
         assert!(html.contains("ROC curve"), "the gov's outcome carries the plot");

@@ -247,16 +247,22 @@ impl JobSpec {
             JobKind::Score => {
                 let model = p.model.as_deref().unwrap_or("");
                 if model.is_empty() || !model.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                    bail!("params.model = '{model}': name the train job whose model to use (its job id, e.g. \"1714000000-ab12cd34\")");
+                    bail!(
+                        "params.model = '{model}': name the train job whose model to use (its job id, e.g. \"1714000000-ab12cd34\")"
+                    );
                 }
                 if !self.reveal.contains(&Reveal::ScoresToBank) {
                     bail!("reveal: a score job must list \"scores_to_bank\"");
                 }
                 match p.target {
-                    None => bail!("params.target is missing: \"intersection\" (score every common entity) or \"ids\" (the bank scores the ids in queries_file)"),
+                    None => bail!(
+                        "params.target is missing: \"intersection\" (score every common entity) or \"ids\" (the bank scores the ids in queries_file)"
+                    ),
                     Some(ScoreTarget::Intersection) => {
                         if self.psi_reveal()? != PsiReveal::Both {
-                            bail!("reveal: target \"intersection\" needs \"intersection_ids\": both nodes must know their aligned rows");
+                            bail!(
+                                "reveal: target \"intersection\" needs \"intersection_ids\": both nodes must know their aligned rows"
+                            );
                         }
                         if p.queries_file.is_some() {
                             bail!("params.queries_file is only used with target = \"ids\"");
@@ -264,7 +270,10 @@ impl JobSpec {
                     }
                     Some(ScoreTarget::Ids) => {
                         if let Some(r) = self.reveal.iter().find(|r| {
-                            matches!(r, Reveal::IntersectionIds | Reveal::IntersectionIdsToBank | Reveal::IntersectionSize)
+                            matches!(
+                                r,
+                                Reveal::IntersectionIds | Reveal::IntersectionIdsToBank | Reveal::IntersectionSize
+                            )
                         }) {
                             bail!("reveal: target \"ids\" runs no PSI; remove \"{}\"", r.as_str());
                         }
@@ -394,7 +403,10 @@ mod tests {
         let psi = bundled("demo-job.toml");
         assert_eq!(psi.psi_reveal().unwrap(), PsiReveal::SizeOnly);
         let train = bundled("demo-train.toml");
-        assert_eq!((train.psi_reveal().unwrap(), train.model_reveal().unwrap()), (PsiReveal::Both, ModelReveal::OwnBlock));
+        assert_eq!(
+            (train.psi_reveal().unwrap(), train.model_reveal().unwrap()),
+            (PsiReveal::Both, ModelReveal::OwnBlock)
+        );
         let p = train.params().unwrap();
         assert_eq!((p.test_fraction(), p.train_params().epochs, p.train_params().batch_size), (0.3, 5, 1024));
         assert_eq!(p.scorecard(), Scorecard::default());

@@ -86,8 +86,7 @@ impl Store {
     /// At start-up: every job that was pending or running is failed with [`INTERRUPTED`].
     /// Returns how many were marked.
     pub fn mark_interrupted(&self) -> Result<usize> {
-        let stale: Vec<String> =
-            self.list()?.into_iter().filter(|r| !r.state.is_final()).map(|r| r.id).collect();
+        let stale: Vec<String> = self.list()?.into_iter().filter(|r| !r.state.is_final()).map(|r| r.id).collect();
         for id in &stale {
             self.update(id, |r| r.fail(JobState::Failed, INTERRUPTED))?;
         }

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::spec::JobSpec;
-use crate::audit::{DatasetInfo, Manifest, NodeInfo, Policies, TranscriptWriter, exchange_manifest_digest, exchange_phase_signatures};
+use crate::audit::{
+    DatasetInfo, Manifest, NodeInfo, Policies, TranscriptWriter, exchange_manifest_digest, exchange_phase_signatures,
+};
 use crate::config::{Config, cert_fingerprint, format_fingerprint};
 use crate::{datasets, identity};
 
@@ -121,7 +123,10 @@ pub fn check_peer_side(config: &Config, peer_cert_sha256: &[u8; 32], side: &Side
     if let Some(d) = &side.dataset
         && d.party != config.peer.role
     {
-        return Err(format!("peer '{peer}' describes a dataset of party {} but its role is {}", d.party, config.peer.role));
+        return Err(format!(
+            "peer '{peer}' describes a dataset of party {} but its role is {}",
+            d.party, config.peer.role
+        ));
     }
     Ok(())
 }
@@ -216,7 +221,13 @@ pub struct JobTranscript {
 impl JobTranscript {
     /// Creates `<job_dir>/transcript.jsonl` (never an existing file) with `manifest`, writes the
     /// early frames into it, and makes it the observer of every later frame on `ch`.
-    pub fn start(config: &Config, keys: &NodeKeys, manifest: Manifest, early: &EarlyFrames, ch: &mut Channel) -> Result<JobTranscript> {
+    pub fn start(
+        config: &Config,
+        keys: &NodeKeys,
+        manifest: Manifest,
+        early: &EarlyFrames,
+        ch: &mut Channel,
+    ) -> Result<JobTranscript> {
         let dir = config.job_dir(&manifest.job_id);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create job directory {}", dir.display()))?;
         let path = dir.join(TRANSCRIPT_FILE);

@@ -105,10 +105,14 @@ pub fn describe_close(e: &ConnectionError) -> String {
             format!("peer closed the connection: {}", String::from_utf8_lossy(&c.reason))
         }
         ConnectionError::ConnectionClosed(c) => {
-            format!("peer closed the connection during the TLS handshake ({c}); it did not accept this node's certificate")
+            format!(
+                "peer closed the connection during the TLS handshake ({c}); it did not accept this node's certificate"
+            )
         }
         ConnectionError::TransportError(t) => format!("TLS/QUIC handshake failed: {t}"),
-        ConnectionError::TimedOut => "peer did not answer (timeout); check peer.addr and that the peer node runs".into(),
+        ConnectionError::TimedOut => {
+            "peer did not answer (timeout); check peer.addr and that the peer node runs".into()
+        }
         other => other.to_string(),
     }
 }
@@ -155,7 +159,12 @@ impl Link {
     }
 
     /// Binds a fresh UDP socket on `addr`.
-    pub fn bind_addr(identity: &TlsIdentity, trust: &PeerTrust, settings: LinkSettings, addr: SocketAddr) -> Result<Link> {
+    pub fn bind_addr(
+        identity: &TlsIdentity,
+        trust: &PeerTrust,
+        settings: LinkSettings,
+        addr: SocketAddr,
+    ) -> Result<Link> {
         let socket = UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr} (node.listen)"))?;
         Link::bind(identity, trust, settings, socket)
     }

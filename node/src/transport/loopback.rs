@@ -69,7 +69,8 @@ impl Loopback {
         let local = "127.0.0.1:0".parse().expect("socket address");
         let (gov, bank, at_gov, at_bank) = runtime.block_on(async {
             let gov = Link::bind_addr(&gov_id, &PeerTrust::Pinned(bank_fp), settings("gov", Role::Gov, "bank"), local)?;
-            let bank = Link::bind_addr(&bank_id, &PeerTrust::Pinned(gov_fp), settings("bank", Role::Bank, "gov"), local)?;
+            let bank =
+                Link::bind_addr(&bank_id, &PeerTrust::Pinned(gov_fp), settings("bank", Role::Bank, "gov"), local)?;
             let addr = gov.local_addr()?;
             let accept = async {
                 let incoming = gov.accept().await.ok_or_else(|| anyhow!("gov endpoint closed"))?;

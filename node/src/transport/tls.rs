@@ -211,9 +211,7 @@ impl ServerCertVerifier for CaServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(ca_refusal)
+        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now).map_err(ca_refusal)
     }
     fn verify_tls12_signature(
         &self,

@@ -30,7 +30,14 @@ pub fn cert_fp(dir: &Path) -> String {
 
 /// Loads a bundled config as a template, pointing it at a fresh node directory, the given
 /// addresses and the peer's certificate fingerprint and signing key.
-pub fn config(template: &str, dir: &Path, listen: SocketAddr, peer: SocketAddr, peer_fp: &str, peer_key: &str) -> Config {
+pub fn config(
+    template: &str,
+    dir: &Path,
+    listen: SocketAddr,
+    peer: SocketAddr,
+    peer_fp: &str,
+    peer_key: &str,
+) -> Config {
     let mut c = Config::load(&repo_root().join("configs").join(template)).unwrap();
     c.node.listen = listen;
     c.node.data_dir = dir.join("data");

@@ -76,7 +76,10 @@ pub fn link(identity: &TlsIdentity, trust: &PeerTrust, settings: LinkSettings) -
 }
 
 /// `client` dials `server`; returns (server side, client side), errors as full strings.
-pub async fn handshake(server: &Link, client: &Link) -> (Result<PeerConnection, String>, Result<PeerConnection, String>) {
+pub async fn handshake(
+    server: &Link,
+    client: &Link,
+) -> (Result<PeerConnection, String>, Result<PeerConnection, String>) {
     let addr = server.local_addr().unwrap();
     let accept = async {
         let incoming = server.accept().await.expect("endpoint open");

@@ -22,9 +22,9 @@
 use super::Engine;
 use super::cot::{CotRecv, CotSend};
 use crate::ot::iknp;
+use crate::{Result, Role};
 use rand::Rng;
 use zeroize::Zeroize;
-use crate::{Result, Role};
 
 /// Low bits compared by the carry circuit.
 const LOW_BITS: usize = 63;
@@ -56,8 +56,9 @@ impl Engine<'_> {
     /// `64·words` AND triples from random OTs in both directions (one flight).
     pub(crate) fn and_triples(&mut self, words: usize) -> Result<Triples> {
         let m = 64 * words;
-        let mut choice_words: Vec<u128> =
-            (0..m.div_ceil(128)).map(|_| ((self.rng.0.next_u64() as u128) << 64) | self.rng.0.next_u64() as u128).collect();
+        let mut choice_words: Vec<u128> = (0..m.div_ceil(128))
+            .map(|_| ((self.rng.0.next_u64() as u128) << 64) | self.rng.0.next_u64() as u128)
+            .collect();
         let recv_start = self.ot_recv.count;
         let (msg, mut t) = self.ot_recv.extend(m, &choice_words);
         self.ch.send_bulk("mpc.and.u", &msg)?;
@@ -130,7 +131,8 @@ impl Engine<'_> {
         let mut tr = self.and_triples(nw * (LOW_BITS + tree_ands(LOW_BITS)))?;
         let zeros = vec![0u64; own.len()];
         // Leaves: G_p = a_p ∧ b_p where gov holds a (its share bits) and bank holds b.
-        let g = if self.role == Role::Gov { self.and(&own, &zeros, &mut tr)? } else { self.and(&zeros, &own, &mut tr)? };
+        let g =
+            if self.role == Role::Gov { self.and(&own, &zeros, &mut tr)? } else { self.and(&zeros, &own, &mut tr)? };
         let mut nodes: Vec<(Vec<u64>, Vec<u64>)> =
             (0..LOW_BITS).map(|p| (g[p * nw..(p + 1) * nw].to_vec(), own[p * nw..(p + 1) * nw].to_vec())).collect();
         while nodes.len() > 1 {

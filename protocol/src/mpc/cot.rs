@@ -118,9 +118,17 @@ impl Engine<'_> {
     }
 
     /// [`Engine::cot`] in `Z_2^ring`: outputs are shares mod `2^ring` (low `ring` bits set only).
-    pub(crate) fn cot_ring(&mut self, send: Option<CotSend>, recv: Option<CotRecv>, ring: u32) -> Result<(Vec<u64>, Vec<u64>)> {
+    pub(crate) fn cot_ring(
+        &mut self,
+        send: Option<CotSend>,
+        recv: Option<CotRecv>,
+        ring: u32,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
         assert!(ring <= 64, "cot: ring of {ring} bits");
-        assert!(send.as_ref().is_none_or(|s| s.bits <= ring) && recv.as_ref().is_none_or(|r| r.bits <= ring), "cot: more choice bits than ring bits");
+        assert!(
+            send.as_ref().is_none_or(|s| s.bits <= ring) && recv.as_ref().is_none_or(|r| r.bits <= ring),
+            "cot: more choice bits than ring bits"
+        );
         let recv_state = match &recv {
             Some(r) => {
                 assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
@@ -170,7 +178,8 @@ impl Engine<'_> {
         let blocks = width.div_ceil(2);
         let delta = self.ot_send.delta();
         let mut shares = vec![0u64; s.groups * width];
-        let mut w = BitWriter { out: Vec::with_capacity(correction_words(s.groups, width, s.bits, ring)), acc: 0, n: 0 };
+        let mut w =
+            BitWriter { out: Vec::with_capacity(correction_words(s.groups, width, s.bits, ring)), acc: 0, n: 0 };
         let per = groups_per_batch(width, s.bits);
         let mut m0 = Vec::new();
         let mut m1 = Vec::new();

@@ -104,10 +104,14 @@ impl Engine<'_> {
             let mut chunk = vec![0u64; (i1 - i0) * b_cols];
             if i_own_a {
                 let offset = 1u64 << (a_bits - 1);
-                let choices: Vec<u64> =
-                    (i0..i1).flat_map(|i| (0..rows).map(move |r| own.data[r * a_cols + i].wrapping_add(offset))).collect();
-                let (_, shares) =
-                    self.cot_ring(None, Some(CotRecv { choices: &choices, groups, width: b_cols, bits: a_bits }), ring)?;
+                let choices: Vec<u64> = (i0..i1)
+                    .flat_map(|i| (0..rows).map(move |r| own.data[r * a_cols + i].wrapping_add(offset)))
+                    .collect();
+                let (_, shares) = self.cot_ring(
+                    None,
+                    Some(CotRecv { choices: &choices, groups, width: b_cols, bits: a_bits }),
+                    ring,
+                )?;
                 for (i, out_i) in chunk.chunks_exact_mut(b_cols).enumerate() {
                     add_groups(out_i, &shares[i * rows * b_cols..(i + 1) * rows * b_cols]);
                 }
@@ -162,7 +166,9 @@ impl Engine<'_> {
         let top: Vec<u64> = own.iter().map(|v| v >> (ring - 1)).collect();
         let n = x.len();
         let and_shares = match self.role {
-            Role::Gov => self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), 64 - ring)?.1,
+            Role::Gov => {
+                self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), 64 - ring)?.1
+            }
             Role::Bank => self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, 64 - ring)?.0,
         };
         let gov = self.role == Role::Gov;

@@ -297,7 +297,14 @@ impl<'c> Engine<'c> {
     /// per column `j`: the peer is OT receiver with the 64 bits of `v_peer[j]` as choices, the
     /// owner's correlation for bit `k` is column `j` scaled by `2^k` (only the low `64 − k` bits of
     /// each correction are sent). Bytes: `cols · (64·16 + rows · 260)` from owner side + receiver.
-    pub fn matvec(&mut self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize, v: &[u64]) -> Result<Vec<u64>> {
+    pub fn matvec(
+        &mut self,
+        owner: Role,
+        m: Option<&PlainMatrix>,
+        rows: usize,
+        cols: usize,
+        v: &[u64],
+    ) -> Result<Vec<u64>> {
         self.check_matrix(owner, m, rows, cols)?;
         if v.len() != cols {
             return Err(Error::Input(format!("matvec: vector has {} entries, matrix has {cols} columns", v.len())));
@@ -311,7 +318,14 @@ impl<'c> Engine<'c> {
     /// Same with the transpose: `v` shared of length rows; returns shares of mᵀ·v (length cols).
     /// One Gilboa product per row `i`: choices are the bits of `v_peer[i]`, the correlation is
     /// row `i` of the matrix.
-    pub fn matvec_t(&mut self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize, v: &[u64]) -> Result<Vec<u64>> {
+    pub fn matvec_t(
+        &mut self,
+        owner: Role,
+        m: Option<&PlainMatrix>,
+        rows: usize,
+        cols: usize,
+        v: &[u64],
+    ) -> Result<Vec<u64>> {
         self.check_matrix(owner, m, rows, cols)?;
         if v.len() != rows {
             return Err(Error::Input(format!("matvec_t: vector has {} entries, matrix has {rows} rows", v.len())));
@@ -327,7 +341,13 @@ impl<'c> Engine<'c> {
     /// matrix owner passes its correlation rows (group-major) and its local product `M·v_own`;
     /// the other party passes `None` and is the OT receiver with its share's bits. Returns this
     /// party's truncated share of the `width` results.
-    fn plain_cross_product(&mut self, own: Option<(&[u64], Vec<u64>)>, v: &[u64], groups: usize, width: usize) -> Result<Vec<u64>> {
+    fn plain_cross_product(
+        &mut self,
+        own: Option<(&[u64], Vec<u64>)>,
+        v: &[u64],
+        groups: usize,
+        width: usize,
+    ) -> Result<Vec<u64>> {
         let (mut out, cross) = match own {
             Some((corr, local)) => (local, self.cot(Some(cot::CotSend { corr, groups, width, bits: 64 }), None)?.0),
             None => (vec![0u64; width], self.cot(None, Some(cot::CotRecv { choices: v, groups, width, bits: 64 }))?.1),

@@ -135,7 +135,9 @@ mod tests {
             pairs.iter().enumerate().map(|(j, p)| if (delta >> j) & 1 == 1 { p.1 } else { p.0 }).collect();
         let (mut s, mut r) = (Sender::new(delta, &chosen), Receiver::new(&pairs));
         for m in [300usize, 128, 1] {
-            let choices: Vec<u128> = (0..m.div_ceil(128)).map(|i| (i as u128 + 7).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)).collect();
+            let choices: Vec<u128> = (0..m.div_ceil(128))
+                .map(|i| (i as u128 + 7).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+                .collect();
             let (msg, t) = r.extend(m, &choices);
             let q = s.extend(m, &msg).unwrap();
             assert_eq!((q.len(), t.len()), (m, m));

@@ -52,8 +52,9 @@ pub fn id_kind(kind: IdKind) -> ids::IdKind {
 /// are skipped and counted with `skip_bad`.
 pub fn prepare_ids(ctx: &PhaseContext<'_>, ds: &Dataset, skip_bad: bool) -> Result<PreparedIds> {
     let lines = ds.id_lines.iter().copied().zip(ds.ids.iter().map(String::as_str));
-    ids::prepare_ids(id_kind(ctx.dataset.id_kind), &ds.source, lines, skip_bad)
-        .map_err(|e| anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name))
+    ids::prepare_ids(id_kind(ctx.dataset.id_kind), &ds.source, lines, skip_bad).map_err(|e| {
+        anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name)
+    })
 }
 
 /// Encodes a CSV file with a header, written when the job has succeeded

@@ -47,7 +47,8 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     ctx.progress(0.1, &format!("{} ids here; intersecting", prepared.ids.len()));
 
     let mode = ctx.spec.psi_reveal()?;
-    let psi_params = PsiParams { domain: ctx.job_id.to_string(), reveal: mode, min_intersection: ctx.spec.min_intersection };
+    let psi_params =
+        PsiParams { domain: ctx.job_id.to_string(), reveal: mode, min_intersection: ctx.spec.min_intersection };
     let out = psi::intersect(ch, &prepared.ids, &psi_params, &mut os_rng())?;
     let rule = |r: &str| format!("policy.reveals: {r}");
     ctx.outcome.insert("intersection_size".into(), out.size.into());
@@ -61,8 +62,10 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     match mode {
         PsiReveal::Both => {
             // Both know the matched (normalised) ids in the same order.
-            let ids: Vec<&str> = out.rows.as_deref().unwrap_or_default().iter().map(|&i| prepared.ids[i].as_str()).collect();
-            let summary = format!("each node learns which of its ids are among the {size} common ones, in aligned order");
+            let ids: Vec<&str> =
+                out.rows.as_deref().unwrap_or_default().iter().map(|&i| prepared.ids[i].as_str()).collect();
+            let summary =
+                format!("each node learns which of its ids are among the {size} common ones, in aligned order");
             reveal_joint(ctx, "intersection_ids", ids.join("\n").as_bytes(), &summary, &size_rule)?;
         }
         PsiReveal::BankOnly => {
@@ -73,9 +76,15 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     }
     if let Some(matched) = out.rows {
         let rows: Vec<usize> = matched.iter().map(|&i| prepared.rows[i]).collect();
-        let aligned = Aligned { data: data.select_rows(&rows), ids: matched.iter().map(|&i| prepared.ids[i].clone()).collect() };
+        let aligned =
+            Aligned { data: data.select_rows(&rows), ids: matched.iter().map(|&i| prepared.ids[i].clone()).collect() };
         let path = ctx.job_dir.join("intersection.csv");
-        write_csv(ctx, path.clone(), &["id", "line"], aligned.data.ids.iter().zip(&aligned.data.id_lines).map(|(id, line)| [id.clone(), line.to_string()]))?;
+        write_csv(
+            ctx,
+            path.clone(),
+            &["id", "line"],
+            aligned.data.ids.iter().zip(&aligned.data.id_lines).map(|(id, line)| [id.clone(), line.to_string()]),
+        )?;
         ctx.outcome.insert("intersection_file".into(), path.display().to_string().into());
         ctx.artifacts.insert(ALIGNED, Box::new(aligned));
     }
@@ -85,9 +94,8 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
 
 /// The aligned rows from the `psi` phase (kinds that need `intersection_ids`).
 pub fn take_aligned(ctx: &mut PhaseContext<'_>) -> Result<Aligned> {
-    let aligned = ctx
-        .artifacts
-        .remove(ALIGNED)
-        .ok_or_else(|| anyhow::anyhow!("this node did not learn the aligned rows: the job needs reveal \"intersection_ids\""))?;
+    let aligned = ctx.artifacts.remove(ALIGNED).ok_or_else(|| {
+        anyhow::anyhow!("this node did not learn the aligned rows: the job needs reveal \"intersection_ids\"")
+    })?;
     Ok(*aligned.downcast::<Aligned>().map_err(|_| anyhow::anyhow!("artifact '{ALIGNED}' has the wrong type"))?)
 }

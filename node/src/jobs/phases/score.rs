@@ -74,13 +74,32 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
         secure_score(&mut engine, art, &x)?
     };
     let n = aligned.data.rows();
-    ctx.reveal("scores", &[], &format!("scores of the {n} common entities, to the bank"), Role::Gov, RevealTo::Bank, SCORES_RULE)?;
+    ctx.reveal(
+        "scores",
+        &[],
+        &format!("scores of the {n} common entities, to the bank"),
+        Role::Gov,
+        RevealTo::Bank,
+        SCORES_RULE,
+    )?;
     ctx.outcome.insert("scored".into(), n.into());
     if let Some(scores) = scores {
         let path = ctx.job_dir.join("scores.csv");
-        let rows = aligned.data.ids.iter().zip(&scores).map(|(id, s)| [id.clone(), s.probability.to_string(), s.points.to_string(), s.grade.clone()]);
+        let rows = aligned
+            .data
+            .ids
+            .iter()
+            .zip(&scores)
+            .map(|(id, s)| [id.clone(), s.probability.to_string(), s.points.to_string(), s.grade.clone()]);
         write_csv(ctx, path.clone(), &["id", "probability", "points", "grade"], rows)?;
-        let shown: Vec<_> = aligned.data.ids.iter().zip(&scores).take(SHOWN).map(|(id, s)| score_json(id, None, "ok", Some(s))).collect();
+        let shown: Vec<_> = aligned
+            .data
+            .ids
+            .iter()
+            .zip(&scores)
+            .take(SHOWN)
+            .map(|(id, s)| score_json(id, None, "ok", Some(s)))
+            .collect();
         ctx.outcome.insert("first_scores".into(), shown.into());
         ctx.outcome.insert("grades".into(), grade_counts(scores.iter().map(|s| s.grade.as_str())));
         ctx.outcome.insert("scores_file".into(), path.display().to_string().into());
@@ -103,7 +122,8 @@ fn read_queries(path: &Path, kind: protocol::ids::IdKind) -> Result<Vec<Query>> 
         .trim(csv::Trim::All)
         .from_path(path)
         .with_context(|| format!("cannot read the queries file {file} (params.queries_file)"))?;
-    let header: Vec<String> = r.headers().with_context(|| format!("{file}: cannot read the header"))?.iter().map(str::to_string).collect();
+    let header: Vec<String> =
+        r.headers().with_context(|| format!("{file}: cannot read the header"))?.iter().map(str::to_string).collect();
     if header != ["id", "consent_ref"] {
         bail!("{file} line 1: the header must be `id,consent_ref` (found `{}`)", header.join(","));
     }
@@ -113,9 +133,12 @@ fn read_queries(path: &Path, kind: protocol::ids::IdKind) -> Result<Vec<Query>> 
         let line = rec.position().map_or(0, |p| p.line());
         let (raw, consent) = (rec.get(0).unwrap_or(""), rec.get(1).unwrap_or(""));
         if consent.is_empty() {
-            bail!("{file} line {line}: consent_ref is empty: every scored id needs the reference of the consent that allows it");
+            bail!(
+                "{file} line {line}: consent_ref is empty: every scored id needs the reference of the consent that allows it"
+            );
         }
-        let id = protocol::ids::normalize(kind, raw).map_err(|why| anyhow::anyhow!("{file} line {line}: the id {why}"))?;
+        let id =
+            protocol::ids::normalize(kind, raw).map_err(|why| anyhow::anyhow!("{file} line {line}: the id {why}"))?;
         queries.push(Query { raw: raw.to_string(), id, consent: consent.to_string() });
     }
     if queries.is_empty() || queries.len() as u64 > MAX_QUERIES {
@@ -137,11 +160,22 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
     let weights = own.weights.as_deref().context("the model file lacks this node's weights")?;
     let fp = FixedPoint::new(art.params.frac_bits);
     // Both nodes must hold the same model (and the job the same lookup domain).
-    let digest = *blake3::hash(&serde_json::to_vec(&(&saved.job_id, art.reveal, &art.params, &art.gov.features, &art.bank.features, &art.scorecard))?).as_bytes();
+    let digest = *blake3::hash(&serde_json::to_vec(&(
+        &saved.job_id,
+        art.reveal,
+        &art.params,
+        &art.gov.features,
+        &art.bank.features,
+        &art.scorecard,
+    ))?)
+    .as_bytes();
     ch.send("score.model", &digest)?;
     let theirs: [u8; 32] = ch.recv("score.model")?;
     if theirs != digest {
-        bail!("the peer's model '{}' differs from ours (parameters, columns or scorecard): both must score with the same train job", saved.job_id);
+        bail!(
+            "the peer's model '{}' differs from ours (parameters, columns or scorecard): both must score with the same train job",
+            saved.job_id
+        );
     }
     let queries_file = (ctx.role == Role::Bank)
         .then(|| ctx.spec.params().map(|p| p.queries_file))
@@ -181,14 +215,17 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
             let ids: Vec<String> = queries.iter().map(|q| q.id.clone()).collect();
             let gov_parts = client.query(ch, ctx.job_id, &ids, &mut os_rng())?;
             let bias = art.bias.context("the bank's model file lacks the bias")?;
-            let bank_row: HashMap<&str, usize> = prepared.ids.iter().map(String::as_str).zip(prepared.rows.iter().copied()).collect();
+            let bank_row: HashMap<&str, usize> =
+                prepared.ids.iter().map(String::as_str).zip(prepared.rows.iter().copied()).collect();
             let results: Vec<(&Query, &str, Option<Score>)> = queries
                 .iter()
                 .zip(&gov_parts)
                 .map(|(q, g)| match (g, bank_row.get(q.id.as_str())) {
                     (None, _) => (q, "not found at gov", None),
                     (Some(_), None) => (q, "not found at bank", None),
-                    (Some(zg), Some(&r)) => (q, "ok", Some(score_of(fp.decode(*zg) + partial(r) + bias, &art.scorecard))),
+                    (Some(zg), Some(&r)) => {
+                        (q, "ok", Some(score_of(fp.decode(*zg) + partial(r) + bias, &art.scorecard)))
+                    }
                 })
                 .collect();
             write_lookup_results(ctx, &results)?;
@@ -204,7 +241,9 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
 fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Option<Score>)]) -> Result<()> {
     let path = ctx.job_dir.join("scores.csv");
     let rows = results.iter().map(|(q, status, s)| {
-        let (p, pts, g) = s.as_ref().map_or_else(Default::default, |s| (s.probability.to_string(), s.points.to_string(), s.grade.clone()));
+        let (p, pts, g) = s
+            .as_ref()
+            .map_or_else(Default::default, |s| (s.probability.to_string(), s.points.to_string(), s.grade.clone()));
         [q.raw.clone(), q.consent.clone(), status.to_string(), p, pts, g]
     });
     write_csv(ctx, path.clone(), &["id", "consent_ref", "status", "probability", "points", "grade"], rows)?;
@@ -214,9 +253,11 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
     ctx.outcome.insert("not_found_at_gov".into(), count("not found at gov").into());
     ctx.outcome.insert("not_found_at_bank".into(), count("not found at bank").into());
     ctx.outcome.insert("consent_refs".into(), results.iter().map(|r| r.0.consent.clone()).collect::<Vec<_>>().into());
-    let shown: Vec<_> = results.iter().take(SHOWN).map(|(q, st, s)| score_json(&q.raw, Some(&q.consent), st, s.as_ref())).collect();
+    let shown: Vec<_> =
+        results.iter().take(SHOWN).map(|(q, st, s)| score_json(&q.raw, Some(&q.consent), st, s.as_ref())).collect();
     ctx.outcome.insert("first_scores".into(), shown.into());
-    ctx.outcome.insert("grades".into(), grade_counts(results.iter().filter_map(|r| r.2.as_ref().map(|s| s.grade.as_str()))));
+    ctx.outcome
+        .insert("grades".into(), grade_counts(results.iter().filter_map(|r| r.2.as_ref().map(|s| s.grade.as_str()))));
     ctx.outcome.insert("scores_file".into(), path.display().to_string().into());
     Ok(())
 }

@@ -56,14 +56,24 @@ pub fn model_path(config: &Config, id: &str) -> PathBuf {
 pub fn load_model(config: &Config, id: &str) -> Result<SavedModel> {
     let path = model_path(config, id);
     let text = std::fs::read(&path).with_context(|| {
-        format!("no model '{id}' on node '{}': {} is missing (params.model must name a train job both nodes ran)", config.node.name, path.display())
+        format!(
+            "no model '{id}' on node '{}': {} is missing (params.model must name a train job both nodes ran)",
+            config.node.name,
+            path.display()
+        )
     })?;
-    let saved: SavedModel = serde_json::from_slice(&text).with_context(|| format!("{}: not a model file", path.display()))?;
+    let saved: SavedModel =
+        serde_json::from_slice(&text).with_context(|| format!("{}: not a model file", path.display()))?;
     if saved.job_id != id {
         bail!("{}: holds the model of job '{}', not '{id}'", path.display(), saved.job_id);
     }
     if saved.artifact.role != config.node.role {
-        bail!("{}: the model belongs to the {} node, not this {} node", path.display(), saved.artifact.role, config.node.role);
+        bail!(
+            "{}: the model belongs to the {} node, not this {} node",
+            path.display(),
+            saved.artifact.role,
+            config.node.role
+        );
     }
     Ok(saved)
 }
@@ -140,8 +150,19 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     ctx.progress(0.05, &format!("training on {} rows, testing on {}", train_rows.len(), test_rows.len()));
     let out = {
         let mut engine = Engine::new(ch, FixedPoint::new(train_params.frac_bits), &mut os_rng())?;
-        let party = PartyData { x: &x, features: &data.columns, standardizer: Some(&standardizer), label: data.label.as_deref() };
-        let job = TrainJob { train_rows: &train_rows, test_rows: &test_rows, params: &train_params, reveal: model_reveal, scorecard: &scorecard };
+        let party = PartyData {
+            x: &x,
+            features: &data.columns,
+            standardizer: Some(&standardizer),
+            label: data.label.as_deref(),
+        };
+        let job = TrainJob {
+            train_rows: &train_rows,
+            test_rows: &test_rows,
+            params: &train_params,
+            reveal: model_reveal,
+            scorecard: &scorecard,
+        };
         secure_train(&mut engine, &party, &job)?
     };
     let artifact = out.artifact;
@@ -154,7 +175,14 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         ctx.outcome.insert("test_ks".into(), m.ks.into());
         ctx.outcome.insert("test_positives".into(), m.positives.into());
         let summary = format!("test AUC {:.4}, KS {:.4} on {} rows ({} positive)", m.auc, m.ks, m.n, m.positives);
-        ctx.reveal("test_metrics", &serde_json::to_vec(m)?, &summary, Role::Bank, RevealTo::Both, "policy.reveals: metrics")?;
+        ctx.reveal(
+            "test_metrics",
+            &serde_json::to_vec(m)?,
+            &summary,
+            Role::Bank,
+            RevealTo::Both,
+            "policy.reveals: metrics",
+        )?;
     }
     if let (Some(scores), Some(y)) = (&out.test_scores, &data.label) {
         let logits: Vec<f64> = scores.iter().map(|s| s.logit).collect();
@@ -204,10 +232,25 @@ fn record_model_reveals(ctx: &mut PhaseContext<'_>, a: &ModelArtifact) -> Result
         ModelReveal::OwnBlock => {
             // Each block is opened to its owner only: the other node does not know the value.
             for (owner, to) in [(Role::Gov, RevealTo::Gov), (Role::Bank, RevealTo::Bank)] {
-                let summary = format!("{} weights of the {owner}'s features, to the {owner}", a.block(owner).features.len());
-                ctx.reveal(&format!("model_{owner}_weights"), &[], &summary, owner.peer(), to, &rule("model_to_owners"))?;
+                let summary =
+                    format!("{} weights of the {owner}'s features, to the {owner}", a.block(owner).features.len());
+                ctx.reveal(
+                    &format!("model_{owner}_weights"),
+                    &[],
+                    &summary,
+                    owner.peer(),
+                    to,
+                    &rule("model_to_owners"),
+                )?;
             }
-            ctx.reveal("model_bias", &[], "the model's bias, to the bank", Role::Gov, RevealTo::Bank, &rule("model_to_owners"))?;
+            ctx.reveal(
+                "model_bias",
+                &[],
+                "the model's bias, to the bank",
+                Role::Gov,
+                RevealTo::Bank,
+                &rule("model_to_owners"),
+            )?;
         }
         ModelReveal::None => {}
     }
@@ -224,7 +267,11 @@ pub fn roc_curve(scores: &[f64], labels: &[f64], max_points: usize) -> Vec<[f64;
     let mut curve = vec![[0.0, 0.0]];
     let (mut tp, mut fp) = (0.0, 0.0);
     for (k, &i) in order.iter().enumerate() {
-        if labels[i] == 1.0 { tp += 1.0 } else { fp += 1.0 }
+        if labels[i] == 1.0 {
+            tp += 1.0
+        } else {
+            fp += 1.0
+        }
         let step_ends = order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
         if step_ends {
             curve.push([fp / neg, tp / pos]);
@@ -282,7 +329,8 @@ mod tests {
         let err = format!("{:#}", read_id_list(&file, protocol::ids::IdKind::Uscc).unwrap_err());
         assert!(err.starts_with(&format!("{} line 3: the id ", file.display())), "{err}");
 
-        let err = format!("{:#}", read_id_list(&dir.path().join("missing.txt"), protocol::ids::IdKind::Raw).unwrap_err());
+        let err =
+            format!("{:#}", read_id_list(&dir.path().join("missing.txt"), protocol::ids::IdKind::Raw).unwrap_err());
         assert!(err.contains("cannot read the id list") && err.contains("missing.txt"), "{err}");
     }
 
