@@ -144,7 +144,14 @@ impl Transport for Script {
 
 /// A channel for `me` whose peer "sends" exactly `frames`.
 pub fn scripted_channel(me: Role, frames: VecDeque<Frame>) -> Channel {
-    Channel::new(Box::new(Script { frames: Arc::new(Mutex::new(frames)) }), me)
+    open_channel(Box::new(Script { frames: Arc::new(Mutex::new(frames)) }), me)
+}
+
+/// A channel whose gate allows every reveal (fuzzing has no policy).
+fn open_channel(transport: Box<dyn Transport>, me: Role) -> Channel {
+    let mut ch = Channel::new(transport, me);
+    ch.set_gate(Box::new(protocol::disclose::Ledger::allow_all()));
+    ch
 }
 
 thread_local! {
@@ -160,7 +167,7 @@ pub fn with_engine<T>(me: Role, frames: VecDeque<Frame>, f: impl FnOnce(&mut Eng
     ENGINES.with_borrow_mut(|engines| {
         let (engine, script) = engines[me.index()].get_or_insert_with(|| {
             let script: Frames = Arc::new(Mutex::new(recorded_setup(me).iter().cloned().collect()));
-            let ch = Box::leak(Box::new(Channel::new(Box::new(Script { frames: script.clone() }), me)));
+            let ch = Box::leak(Box::new(open_channel(Box::new(Script { frames: script.clone() }), me)));
             let engine = Engine::new(ch, fixed(), &mut engine_rng(me)).expect("recorded setup replays");
             (engine, script)
         });
@@ -201,8 +208,8 @@ impl<T: Transport> Transport for Recorder<T> {
 pub fn record_pair(f: impl Fn(&mut Channel) + Sync) -> [Vec<Frame>; 2] {
     let (g, b) = mem_transports(Duration::from_secs(30));
     let logs = [Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new()))];
-    let mut gov = Channel::new(Box::new(Recorder { inner: g, log: logs[0].clone() }), Role::Gov);
-    let mut bank = Channel::new(Box::new(Recorder { inner: b, log: logs[1].clone() }), Role::Bank);
+    let mut gov = open_channel(Box::new(Recorder { inner: g, log: logs[0].clone() }), Role::Gov);
+    let mut bank = open_channel(Box::new(Recorder { inner: b, log: logs[1].clone() }), Role::Bank);
     std::thread::scope(|s| {
         s.spawn(|| f(&mut gov));
         f(&mut bank);
@@ -227,6 +234,11 @@ pub fn recorded_setup(me: Role) -> &'static [Frame] {
 /// `[op, n, shape, seed]`: `n % 17` elements, a `(shape % 5) × (shape / 5 % 5)` matrix, local
 /// values from `seed`. `target` is the fuzzed party; run at the other party, the same call is
 /// the honest mirror step (which is how the seed corpus is made).
+/// The grant the fuzzed openings use (the fuzz channels' gate allows every rule).
+fn fuzz_grant() -> protocol::disclose::Grant {
+    protocol::disclose::Grant::new("fuzz", "fuzz", "a fuzzed opening")
+}
+
 pub fn engine_op(engine: &mut Engine, target: Role, [op, n, shape, seed]: [u8; 4]) -> Result<()> {
     let (n, rows, cols) = (n as usize % 17, shape as usize % 5, (shape / 5) as usize % 5);
     let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
@@ -239,8 +251,8 @@ pub fn engine_op(engine: &mut Engine, target: Role, [op, n, shape, seed]: [u8; 4
     let (peer, xs) = (target.peer(), (target.peer() == me).then_some(&x[..]));
     match op % 13 {
         0 => engine.share(peer, xs, n).map(drop),
-        1 => engine.reveal_to(target, &x).map(drop),
-        2 => engine.reveal_both(&x).map(drop),
+        1 => engine.reveal_to(&fuzz_grant(), target, &x).map(drop),
+        2 => engine.reveal_both(&fuzz_grant(), &x).map(drop),
         3 => engine.mul(&x, &y).map(drop),
         4 => engine.matvec(target, mine(target), rows, cols, &v_cols).map(drop),
         5 => engine.matvec(peer, mine(peer), rows, cols, &v_cols).map(drop),

@@ -49,6 +49,7 @@ fn main() {
         params: &params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
+        test_scores: true,
     };
     let by_phase = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let party = |ch: &mut Channel| {

@@ -33,6 +33,7 @@
 //! probability |v|·2^(2f−64) for a product of real value v; with the default f = 16 and the
 //! values here (|v| ≲ 2^11) that is below 2^-21 per element.
 
+use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
 use protocol::{Error, Result, Role};
@@ -53,6 +54,20 @@ const GRAM_VALUE_BITS: u32 = 7;
 pub const GRAM_CHOICE_FRAC: u32 = 8;
 /// Fractional bits of the cross-block values that become OT correlations (one ring bit each).
 pub const GRAM_CORR_FRAC: u32 = 12;
+
+/// Policy rules under which this module opens values ([`protocol::disclose`]).
+pub const MODEL_TO_BOTH: &str = "model_to_both";
+pub const MODEL_TO_OWNERS: &str = "model_to_owners";
+pub const SCORES_TO_BANK: &str = "scores_to_bank";
+pub const METRICS: &str = "metrics";
+
+fn metrics_grant(n_test: usize) -> Grant {
+    Grant::new(
+        "test_metrics",
+        METRICS,
+        format!("test AUC, KS, row count and positives of {n_test} test rows, to the gov"),
+    )
+}
 
 /// Largest column count accepted from the peer.
 pub const MAX_PEER_COLUMNS: usize = 1 << 16;
@@ -106,6 +121,9 @@ pub struct TrainJob<'a> {
     pub params: &'a TrainParams,
     pub reveal: ModelReveal,
     pub scorecard: &'a Scorecard,
+    /// Whether the bank may learn the test rows' scores (rule `scores_to_bank`); without it no
+    /// test score is opened and no metrics are computed.
+    pub test_scores: bool,
 }
 
 /// One feature block of the model, as this party knows it.
@@ -322,9 +340,24 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     let mut blocks: Vec<BlockModel> = Vec::with_capacity(2);
     for owner in ROLES {
         let share = &w[owner.index()];
+        let n = features[owner.index()].len();
         let weights = match job.reveal {
-            ModelReveal::Both => Some(engine.reveal_both(share)?),
-            ModelReveal::OwnBlock => engine.reveal_to(owner, share)?,
+            ModelReveal::Both => {
+                let grant = Grant::new(
+                    &format!("model_{owner}_weights"),
+                    MODEL_TO_BOTH,
+                    format!("{n} weights of the {owner}'s features"),
+                );
+                Some(engine.reveal_both(&grant, share)?)
+            }
+            ModelReveal::OwnBlock => {
+                let grant = Grant::new(
+                    &format!("model_{owner}_weights"),
+                    MODEL_TO_OWNERS,
+                    format!("{n} weights of the {owner}'s features, to the {owner}"),
+                );
+                engine.reveal_to(&grant, owner, share)?
+            }
             ModelReveal::None => None,
         };
         debug_assert_eq!(weights.is_some(), job.reveal.learns_block(me, owner));
@@ -335,8 +368,14 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         });
     }
     let bias_plain = match job.reveal {
-        ModelReveal::Both => Some(engine.reveal_both(&[bias])?),
-        ModelReveal::OwnBlock => engine.reveal_to(Role::Bank, &[bias])?,
+        ModelReveal::Both => {
+            Some(engine.reveal_both(&Grant::new("model_bias", MODEL_TO_BOTH, "the model's bias"), &[bias])?)
+        }
+        ModelReveal::OwnBlock => engine.reveal_to(
+            &Grant::new("model_bias", MODEL_TO_OWNERS, "the model's bias, to the bank"),
+            Role::Bank,
+            &[bias],
+        )?,
         ModelReveal::None => None,
     };
     let [gov, bank]: [BlockModel; 2] = blocks.try_into().expect("two blocks");
@@ -355,7 +394,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         n_test: job.test_rows.len(),
     };
 
-    if job.test_rows.is_empty() {
+    if job.test_rows.is_empty() || !job.test_scores {
         return Ok(TrainOutput { artifact, test_scores: None });
     }
     engine.channel().set_phase("lr-test-scores");
@@ -369,11 +408,13 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
             let test_y: Vec<f64> = job.test_rows.iter().map(|&r| y[r]).collect();
             let has_both = test_y.contains(&0.0) && test_y.contains(&1.0);
             let metrics = has_both.then(|| Metrics::compute(&logits, &test_y));
-            engine.channel().send("lr-metrics", &metrics)?;
+            let bytes = protocol::channel::encode("lr-metrics", &metrics)?;
+            engine.channel().reveal_send(&metrics_grant(job.test_rows.len()), &bytes)?;
             metrics
         }
         _ => {
-            let metrics: Option<Metrics> = engine.channel().recv("lr-metrics")?;
+            let bytes = engine.channel().reveal_recv(&metrics_grant(job.test_rows.len()), 4096)?;
+            let metrics: Option<Metrics> = protocol::channel::decode("lr-metrics", &bytes)?;
             if let Some(m) = &metrics {
                 let ok = (0.0..=1.0).contains(&m.auc)
                     && (0.0..=1.0).contains(&m.ks)
@@ -457,7 +498,8 @@ fn score_rows(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Resul
             z = engine.add(&z, &part);
         }
     }
-    let opened = engine.reveal_to(Role::Bank, &z)?;
+    let grant = Grant::new("scores", SCORES_TO_BANK, format!("logits of {rows} rows, to the bank"));
+    let opened = engine.reveal_to(&grant, Role::Bank, &z)?;
     Ok(opened.map(|v| v.iter().map(|&zi| Score::from_logit(fp.decode(zi), &artifact.scorecard)).collect()))
 }
 

@@ -41,7 +41,8 @@ fn party_data(d: &Prepared, role: Role) -> PartyData<'_> {
 
 fn train_both(d: &Prepared, params: &TrainParams, reveal: ModelReveal) -> (TrainOutput, TrainOutput, Stats) {
     let scorecard = Scorecard::default();
-    let job = TrainJob { train_rows: &d.train, test_rows: &d.test, params, reveal, scorecard: &scorecard };
+    let job =
+        TrainJob { train_rows: &d.train, test_rows: &d.test, params, reveal, scorecard: &scorecard, test_scores: true };
     let ((g, gs), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(d, role), &job));
     (g.unwrap(), b.unwrap(), gs)
 }
@@ -190,6 +191,7 @@ fn mismatched_jobs_are_refused_before_training() {
             params: &params,
             reveal: ModelReveal::Both,
             scorecard: &scorecard,
+            test_scores: true,
         };
         secure_train(e, &party_data(&d, role), &job)
     });
@@ -232,6 +234,7 @@ fn label_in_the_wrong_place_is_refused_locally() {
         params: &params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
+        test_scores: true,
     };
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| {
         // Swapped: the gov passes the label, the bank none.
@@ -287,6 +290,7 @@ fn feature_beyond_the_gram_bound_is_refused_before_training() {
         params: &params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
+        test_scores: true,
     };
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
     let msg = g.unwrap_err().to_string();

@@ -455,6 +455,7 @@ fn lr_party(
         params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
+        test_scores: true,
     };
     let party = PartyData {
         x: &data.x,

@@ -70,6 +70,7 @@ fn size_reveal(size: u64) -> Reveal {
         from: Role::Bank,
         to: vec![Role::Gov],
         rule: "bank policy reveal_intersection=size".into(),
+        frames: vec![],
     }
 }
 
@@ -83,6 +84,7 @@ fn metrics_reveal(sum: u64, count: usize) -> Reveal {
         from: Role::Bank,
         to: vec![Role::Gov],
         rule: "bank policy metrics_to_peer".into(),
+        frames: vec![],
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::disclose::{DenyAll, Disclosure, Gate, Grant, Ledger, OPEN_PREFIX};
 use crate::transcript::{Direction, FrameEvent, FrameObserver, SharedView};
 use crate::{Error, Result, Role};
 
@@ -127,6 +128,10 @@ pub struct Channel {
     shared: SharedView,
     observer: Option<Box<dyn FrameObserver>>,
     sending: bool,
+    /// Decides and records reveals ([`crate::disclose`]); denies all until set.
+    gate: Box<dyn Gate>,
+    /// Payload hashes of the frames of the reveal in progress.
+    opening: Option<Vec<[u8; 32]>>,
 }
 
 impl Channel {
@@ -140,7 +145,14 @@ impl Channel {
             shared: SharedView::default(),
             observer: None,
             sending: false,
+            gate: Box::new(DenyAll),
+            opening: None,
         }
+    }
+
+    /// Installs the gate that allows and records reveals on this channel ([`crate::disclose`]).
+    pub fn set_gate(&mut self, gate: Box<dyn Gate>) {
+        self.gate = gate;
     }
 
     /// Reports every later frame to `observer` (the transcript writer).
@@ -177,6 +189,9 @@ impl Channel {
             Direction::Received => self.me.peer(),
         };
         self.shared.record(sender, kind, payload.len() as u64, &payload_hash);
+        if let Some(hashes) = self.opening.as_mut() {
+            hashes.push(payload_hash);
+        }
         let wire = (HEADER_LEN + kind.len() + payload.len()) as u64;
         match direction {
             Direction::Sent => {
@@ -194,8 +209,13 @@ impl Channel {
     }
 
     /// Sends one raw frame. `payload` must not exceed the frame limit (use `send_bulk` for more).
+    /// Kinds starting with `open.` are reserved for [`Channel::reveal_send`].
     pub fn send_frame(&mut self, kind: &str, payload: Vec<u8>) -> Result<()> {
         assert!(valid_kind(kind), "message kind '{kind}' must be 1..=64 printable ASCII bytes");
+        assert!(
+            self.opening.is_some() || !kind.starts_with(OPEN_PREFIX),
+            "frame kind '{kind}' opens a value: send it with Channel::reveal_send"
+        );
         if payload.len() > self.max_frame {
             return Err(Error::FrameTooLarge {
                 kind: kind.into(),
@@ -233,8 +253,13 @@ impl Channel {
         Ok(frame)
     }
 
-    /// Receives the next frame and checks that it is of `kind`.
+    /// Receives the next frame and checks that it is of `kind` (an `open.` kind only inside
+    /// [`Channel::reveal_recv`]).
     pub fn recv_frame(&mut self, kind: &str) -> Result<Vec<u8>> {
+        assert!(
+            self.opening.is_some() || !kind.starts_with(OPEN_PREFIX),
+            "frame kind '{kind}' opens a value: receive it with Channel::reveal_recv"
+        );
         let frame = self.recv_any()?;
         if frame.kind != kind {
             return Err(Error::UnexpectedMessage { expected: kind.into(), got: frame.kind });
@@ -244,9 +269,7 @@ impl Channel {
 
     /// Sends a control message encoded with bincode 2.
     pub fn send<T: Serialize>(&mut self, kind: &str, value: &T) -> Result<()> {
-        let bytes = bincode::serde::encode_to_vec(value, bincode_config())
-            .map_err(|e| Error::Input(format!("cannot encode '{kind}': {e}")))?;
-        self.send_frame(kind, bytes)
+        self.send_frame(kind, encode(kind, value)?)
     }
 
     /// Receives a control message of `kind`; trailing bytes or any decode failure is an error.
@@ -309,11 +332,74 @@ impl Channel {
         Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
     }
 
+    /// The one reveal path, sending side: checks `grant.rule` with the gate (refused: nothing is
+    /// sent), sends `value` (this party's share of an opened value, or a value it reveals) as bulk
+    /// frames of kind `open.<name>`, and records the disclosure from this party to the peer.
+    pub fn reveal_send(&mut self, grant: &Grant, value: &[u8]) -> Result<()> {
+        self.gate.allow(&grant.rule)?;
+        self.opening = Some(Vec::new());
+        let sent = self.send_bulk(&grant.kind(), value);
+        let frames = self.opening.take().unwrap_or_default();
+        sent?;
+        self.record_disclosure(grant, self.me, value, frames)
+    }
+
+    /// The one reveal path, receiving side: checks `grant.rule` with the gate (refused: nothing is
+    /// read), receives at most `max_len` bytes of kind `open.<name>` and records the disclosure
+    /// from the peer to this party.
+    pub fn reveal_recv(&mut self, grant: &Grant, max_len: u64) -> Result<Vec<u8>> {
+        self.gate.allow(&grant.rule)?;
+        self.opening = Some(Vec::new());
+        let received = self.recv_bulk(&grant.kind(), max_len);
+        let frames = self.opening.take().unwrap_or_default();
+        let value = received?;
+        self.record_disclosure(grant, self.me.peer(), &value, frames)?;
+        Ok(value)
+    }
+
+    /// [`Channel::reveal_send`] of ring elements (little-endian u64s).
+    pub fn reveal_send_u64s(&mut self, grant: &Grant, values: &[u64]) -> Result<()> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.reveal_send(grant, &bytes)
+    }
+
+    /// [`Channel::reveal_recv`] of exactly `len` ring elements.
+    pub fn reveal_recv_u64s(&mut self, grant: &Grant, len: usize) -> Result<Vec<u64>> {
+        let bytes = self.reveal_recv(grant, len as u64 * 8)?;
+        if bytes.len() != len * 8 {
+            return Err(Error::Protocol(format!(
+                "'{}' opened {} values, expected {len}",
+                grant.kind(),
+                bytes.len() / 8
+            )));
+        }
+        Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+    }
+
+    fn record_disclosure(&mut self, grant: &Grant, from: Role, value: &[u8], frames: Vec<[u8; 32]>) -> Result<()> {
+        self.gate.record(Disclosure {
+            phase: self.phase.clone(),
+            name: grant.name.clone(),
+            rule: grant.rule.clone(),
+            summary: grant.summary.clone(),
+            from,
+            to: from.peer(),
+            value_hash: *blake3::hash(value).as_bytes(),
+            frames,
+        })
+    }
+
     /// Tells the peer the job is aborted and why (best effort: the link may already be gone).
     pub fn abort(&mut self, reason: &str) {
         let reason: String = reason.chars().take(1000).collect();
         let _ = self.send_frame(ABORT, reason.into_bytes());
     }
+}
+
+/// Encodes a control message with bincode 2 (the inverse of [`decode`]).
+pub fn encode<T: Serialize>(kind: &str, value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, bincode_config())
+        .map_err(|e| Error::Input(format!("cannot encode '{kind}': {e}")))
 }
 
 /// Decodes a bincode 2 control message; trailing bytes are an error.
@@ -360,10 +446,14 @@ pub fn mem_transports(timeout: Duration) -> (MemTransport, MemTransport) {
     (MemTransport { tx: a_tx, rx: a_rx, timeout }, MemTransport { tx: b_tx, rx: b_rx, timeout })
 }
 
-/// A connected (gov, bank) channel pair in memory, 60 s receive timeout.
+/// A connected (gov, bank) channel pair in memory, 60 s receive timeout, for tests and
+/// benchmarks: each channel's gate is a [`Ledger`] that allows every rule (there is no policy).
 pub fn mem_pair() -> (Channel, Channel) {
     let (g, b) = mem_transports(Duration::from_secs(60));
-    (Channel::new(Box::new(g), Role::Gov), Channel::new(Box::new(b), Role::Bank))
+    let (mut g, mut b) = (Channel::new(Box::new(g), Role::Gov), Channel::new(Box::new(b), Role::Bank));
+    g.set_gate(Box::new(Ledger::allow_all()));
+    b.set_gate(Box::new(Ledger::allow_all()));
+    (g, b)
 }
 
 /// Runs `gov` and `bank` on two threads over an in-memory channel pair and returns both results.

@@ -5,6 +5,7 @@
 //! 40-bit statistical security. Each module's doc states what each party learns.
 
 pub mod channel;
+pub mod disclose;
 pub mod error;
 pub mod fixed;
 pub mod ids;

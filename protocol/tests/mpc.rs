@@ -11,6 +11,11 @@ use protocol::{Channel, Role};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+/// Tests open results to check them: a grant of the test pair's allow-all ledger.
+fn opened() -> protocol::disclose::Grant {
+    protocol::disclose::Grant::new("test", "test", "a value the test checks")
+}
+
 const F: u32 = 16;
 
 fn fp() -> FixedPoint {
@@ -56,9 +61,9 @@ fn share_reveal_and_local_operations_match_plaintext() {
         let scaled = e.mul_public(&xs, -0.375);
         let total = vec![e.sum(&xs)];
         let own_share_is_not_x = xs != x && ys != y;
-        let to_bank = e.reveal_to(Role::Bank, &sum).unwrap();
+        let to_bank = e.reveal_to(&opened(), Role::Bank, &sum).unwrap();
         let opened: Vec<Vec<u64>> =
-            [&sum, &diff, &plus_c, &plus_y, &scaled, &total].iter().map(|v| e.reveal_both(v).unwrap()).collect();
+            [&sum, &diff, &plus_c, &plus_y, &scaled, &total].iter().map(|v| e.reveal_both(&opened(), v).unwrap()).collect();
         (opened, to_bank, own_share_is_not_x)
     });
     assert_eq!(g.0, b.0, "reveal_both gives both parties the same values");
@@ -115,7 +120,7 @@ fn mul_matches_plaintext_products() {
         let xx = e.mul(&xs, &xs).unwrap();
         assert!(e.mul(&[], &[]).unwrap().is_empty(), "empty vectors need no OTs");
         assert!(e.sigmoid(&[], Sigmoid::ClippedLinear).unwrap().is_empty());
-        (e.reveal_both(&xy).unwrap(), e.reveal_both(&xx).unwrap())
+        (e.reveal_both(&opened(), &xy).unwrap(), e.reveal_both(&opened(), &xx).unwrap())
     });
     assert_eq!(g, b);
     for i in 0..x.len() {
@@ -137,7 +142,7 @@ fn matvec_case(owner: Role, rows: usize, cols: usize, seed: u64) {
         let us = e.share(owner, (me == owner).then_some(&u[..]), rows).unwrap();
         let mv = e.matvec(owner, mine, rows, cols, &vs).unwrap();
         let mtu = e.matvec_t(owner, mine, rows, cols, &us).unwrap();
-        (e.reveal_both(&mv).unwrap(), e.reveal_both(&mtu).unwrap())
+        (e.reveal_both(&opened(), &mv).unwrap(), e.reveal_both(&opened(), &mtu).unwrap())
     });
     let at = |i: usize, j: usize| m.data[i * cols + j] as i64 as i128;
     for i in 0..rows {
@@ -181,7 +186,7 @@ fn msb_and_less_than_zero_match_plaintext_sign() {
         let bits = e.msb(&xs).unwrap();
         let ss = e.share(Role::Bank, (me == Role::Bank).then_some(&small[..]), small.len()).unwrap();
         let lt = e.less_than_zero(&ss).unwrap();
-        (bits, e.reveal_both(&lt).unwrap())
+        (bits, e.reveal_both(&opened(), &lt).unwrap())
     });
     for i in 0..x.len() {
         let bit = ((g.0[i / 64] ^ b.0[i / 64]) >> (i % 64)) & 1;
@@ -208,7 +213,7 @@ fn mux_selects_with_xor_shared_bits() {
         let mut mine = mine.clone();
         mine[2] &= (1 << (130 - 128)) - 1;
         let out = e.mux(&mine, &ys).unwrap();
-        e.reveal_both(&out).unwrap()
+        e.reveal_both(&opened(), &out).unwrap()
     });
     for i in 0..y.len() {
         let beta = ((bg[i / 64] ^ bb[i / 64]) >> (i % 64)) & 1;
@@ -240,7 +245,7 @@ fn secure_sigmoids_match_plaintext_approximations() {
         let s = e.share(Role::Bank, (me == Role::Bank).then_some(&x[..]), x.len()).unwrap();
         [Sigmoid::Linear, Sigmoid::ClippedLinear, Sigmoid::Poly3].map(|a| {
             let y = e.sigmoid(&s, a).unwrap();
-            e.reveal_both(&y).unwrap()
+            e.reveal_both(&opened(), &y).unwrap()
         })
     });
     assert_eq!(g, b);

@@ -12,6 +12,11 @@ use protocol::{Channel, Error, Role};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+/// Tests open results to check them: a grant of the test pair's allow-all ledger.
+fn opened() -> protocol::disclose::Grant {
+    protocol::disclose::Grant::new("test", "test", "a value the test checks")
+}
+
 const F: u32 = 16;
 
 /// Runs `f` at both parties (gov seed 1, bank seed 2) and returns (gov result, bank result).
@@ -69,7 +74,7 @@ fn cross_case(a_owner: Role, rows: usize, a_cols: usize, b_cols: usize, a_bits: 
     let (g, bk) = both(|e| {
         let own = if e.role() == a_owner { &am } else { &bm };
         let s = e.cross_gram(a_owner, own, rows, a_cols, b_cols, a_bits, b_bits).unwrap();
-        (e.reveal_both(&s).unwrap(), s)
+        (e.reveal_both(&opened(), &s).unwrap(), s)
     });
     assert_eq!(g.0, bk.0);
     assert_ne!(g.1, g.0, "a share is not the value");
@@ -109,7 +114,7 @@ fn cross_gram_at_the_worst_case_bound_is_exact() {
             let (g, _) = both(|e| {
                 let own = if e.role() == Role::Gov { &am } else { &bm };
                 let s = e.cross_gram(Role::Gov, own, rows, 1, 1, a_bits, b_bits).unwrap();
-                e.reveal_both(&s).unwrap()
+                e.reveal_both(&opened(), &s).unwrap()
             });
             let want = rows as i64 * a[0] * b[0];
             assert!(want.unsigned_abs() < 1 << (cross_gram_ring(rows, a_bits, b_bits) - 2));
@@ -151,7 +156,7 @@ fn matvec_shared_matches_plaintext() {
             let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
             let own = PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
             let out = e.matvec_shared(&own, &vs).unwrap();
-            e.reveal_both(&out).unwrap()
+            e.reveal_both(&opened(), &out).unwrap()
         });
         assert_eq!(g, b);
         for i in 0..rows {

@@ -140,6 +140,30 @@ pub struct Reveal {
     pub to: Vec<Role>,
     /// The policy rule that allowed this reveal.
     pub rule: String,
+    /// BLAKE3 of each frame that carried the value (kind `open.<name>`), for a value opened over
+    /// the channel ([`protocol::disclose`]); empty for a value both learn from a protocol's
+    /// output (e.g. the intersection size).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_list")]
+    pub frames: Vec<[u8; 32]>,
+}
+
+/// Serde helper: a list of 32-byte hashes as lowercase hex strings.
+pub mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(hex::encode))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        let list = Vec::<String>::deserialize(d)?;
+        list.iter()
+            .map(|s| {
+                let v = hex::decode(s).map_err(serde::de::Error::custom)?;
+                v.try_into().map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
+            })
+            .collect()
+    }
 }
 
 /// Hash of a revealed value's canonical bytes, for [`Reveal::value_hash`].

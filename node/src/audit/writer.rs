@@ -26,8 +26,9 @@ pub fn payloads_path(transcript: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes one node's transcript of one job. Cheap to share: the state is behind a mutex that
-/// the channel's observer handle shares.
+/// Writes one node's transcript of one job. Cheap to share (clones write the same transcript):
+/// the state is behind a mutex that the channel's observer handle shares.
+#[derive(Clone)]
 pub struct TranscriptWriter {
     state: Arc<Mutex<State>>,
 }

@@ -186,6 +186,7 @@ impl PhaseContext<'_> {
             from,
             to: recipients,
             rule: rule.to_string(),
+            frames: Vec::new(),
         })
     }
 
@@ -209,6 +210,46 @@ impl PhaseContext<'_> {
         }
         *self.plot = Some(OutcomePlot { roc, score_hist });
         Ok(())
+    }
+}
+
+/// The gate of a job's channel ([`protocol::disclose`]): a value may be opened only under a rule
+/// the job lists in `reveal` (both nodes' policies allowed each before the job started), and every
+/// opened value becomes a reveal record in this node's transcript, naming the frames that carried it.
+struct JobGate {
+    allowed: Vec<&'static str>,
+    writer: TranscriptWriter,
+}
+
+impl JobGate {
+    fn new(spec: &JobSpec, writer: &TranscriptWriter) -> JobGate {
+        JobGate { allowed: spec.reveal.iter().map(|r| r.as_str()).collect(), writer: writer.clone() }
+    }
+}
+
+impl protocol::disclose::Gate for JobGate {
+    fn allow(&self, rule: &str) -> protocol::Result<()> {
+        if self.allowed.contains(&rule) {
+            Ok(())
+        } else {
+            Err(protocol::Error::Input(format!(
+                "policy: opening a value under rule '{rule}' is not allowed: the job's reveal list does not name it"
+            )))
+        }
+    }
+
+    fn record(&mut self, d: protocol::disclose::Disclosure) -> protocol::Result<()> {
+        let reveal = Reveal {
+            phase: d.phase,
+            name: d.name,
+            value_hash: d.value_hash,
+            summary: d.summary,
+            from: d.from,
+            to: vec![d.to],
+            rule: format!("policy.reveals: {}", d.rule),
+            frames: d.frames,
+        };
+        self.writer.reveal(reveal).map_err(|e| protocol::Error::Input(format!("cannot record a reveal: {e:#}")))
     }
 }
 
@@ -500,6 +541,7 @@ fn run_agreed(
     ch: &mut Channel,
 ) -> Result<Completed> {
     let (id, spec) = (terms.job_id, terms.spec);
+    ch.set_gate(Box::new(JobGate::new(spec, &transcript.writer)));
     transcript.exchange_manifest_digest(ch)?;
     transcript.end_phase(ch, POLICY)?;
     reporter.step(POLICY, StepState::Done);

@@ -8,7 +8,9 @@
 //! Protocols and what each party learns (semi-honest):
 //! - `share`: the owner sends `values − r` for fresh uniform `r`; the peer sees a uniform vector.
 //! - `reveal_to` / `reveal_both`: the receiving party learns the opened value (and by design
-//!   nothing else: the other share is `value − own share`).
+//!   nothing else: the other share is `value − own share`). Both go through the channel's one
+//!   reveal path ([`crate::disclose`]): a [`Grant`] names the policy rule, the gate refuses a
+//!   rule the job does not allow, and both parties record the disclosure.
 //! - `mul`, `matvec`, `matvec_t`, `matvec_shared`: Gilboa OT multiplication on correlated OT
 //!   ([`cot`]); see there.
 //! - `cross_gram` (product of two parties' bounded plaintext matrices in a small ring) and
@@ -37,6 +39,7 @@ use rand_chacha::ChaCha20Rng;
 use zeroize::Zeroize;
 
 use crate::channel::Stats;
+use crate::disclose::Grant;
 use crate::fixed::FixedPoint;
 use crate::ot::{CrHash, base, iknp};
 use crate::{Channel, Error, Result, Role};
@@ -192,22 +195,24 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Opens x to `to` only: returns Some(plaintext ring values) there, None at the other party.
-    pub fn reveal_to(&mut self, to: Role, x: &[u64]) -> Result<Option<Vec<u64>>> {
+    /// Opens x to `to` only, through the channel's one reveal path ([`crate::disclose`]): the
+    /// other party sends its share under `grant` (refused unless the gate allows the grant's
+    /// rule). Returns Some(plaintext ring values) at `to`, None at the other party.
+    pub fn reveal_to(&mut self, grant: &Grant, to: Role, x: &[u64]) -> Result<Option<Vec<u64>>> {
         if to == self.role {
-            let other = self.ch.recv_u64s("mpc.reveal", x.len())?;
+            let other = self.ch.reveal_recv_u64s(grant, x.len())?;
             Ok(Some(self.add(x, &other)))
         } else {
-            self.ch.send_u64s("mpc.reveal", x)?;
+            self.ch.reveal_send_u64s(grant, x)?;
             Ok(None)
         }
     }
 
-    /// Opens x to both parties.
-    pub fn reveal_both(&mut self, x: &[u64]) -> Result<Vec<u64>> {
-        self.ch.send_u64s("mpc.reveal", x)?;
-        let other = self.ch.recv_u64s("mpc.reveal", x.len())?;
-        Ok(self.add(x, &other))
+    /// Opens x to both parties: two disclosures under `grant`, gov's share to the bank first.
+    pub fn reveal_both(&mut self, grant: &Grant, x: &[u64]) -> Result<Vec<u64>> {
+        let to_bank = self.reveal_to(grant, Role::Bank, x)?;
+        let to_gov = self.reveal_to(grant, Role::Gov, x)?;
+        Ok(to_bank.or(to_gov).expect("one of the two openings is to this party"))
     }
 
     // ---- local operations

@@ -74,14 +74,6 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
         secure_score(&mut engine, art, &x)?
     };
     let n = aligned.data.rows();
-    ctx.reveal(
-        "scores",
-        &[],
-        &format!("scores of the {n} common entities, to the bank"),
-        Role::Gov,
-        RevealTo::Bank,
-        SCORES_RULE,
-    )?;
     ctx.outcome.insert("scored".into(), n.into());
     if let Some(scores) = scores {
         let path = ctx.job_dir.join("scores.csv");

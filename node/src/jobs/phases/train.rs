@@ -22,18 +22,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use models::metrics::Metrics;
 use models::reference::BatchPlan;
-use models::secure_lr::{ModelArtifact, ModelReveal, PartyData, TrainJob, secure_train};
+use models::secure_lr::{ModelArtifact, PartyData, TrainJob, secure_train};
 use models::standardize::Standardizer;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
-use protocol::{Channel, Role};
+use protocol::Channel;
 use serde::{Deserialize, Serialize};
 
 use super::psi::take_aligned;
-use super::{id_kind, os_rng, reveal_joint};
+use super::{id_kind, os_rng};
 use crate::audit::ScoreHist;
 use crate::config::Config;
-use crate::jobs::runner::{PhaseContext, RevealTo};
+use crate::jobs::runner::PhaseContext;
 use crate::jobs::spec::resolve_path;
 
 /// A node's stored model: its [`ModelArtifact`] and where it came from.
@@ -162,27 +162,18 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
             params: &train_params,
             reveal: model_reveal,
             scorecard: &scorecard,
+            test_scores: ctx.spec.reveal.contains(&crate::jobs::spec::Reveal::ScoresToBank),
         };
         secure_train(&mut engine, &party, &job)?
     };
     let artifact = out.artifact;
 
-    record_model_reveals(ctx, &artifact)?;
     ctx.outcome.insert("n_train".into(), artifact.n_train.into());
     ctx.outcome.insert("n_test".into(), artifact.n_test.into());
     if let Some(m) = &artifact.metrics {
         ctx.outcome.insert("test_auc".into(), m.auc.into());
         ctx.outcome.insert("test_ks".into(), m.ks.into());
         ctx.outcome.insert("test_positives".into(), m.positives.into());
-        let summary = format!("test AUC {:.4}, KS {:.4} on {} rows ({} positive)", m.auc, m.ks, m.n, m.positives);
-        ctx.reveal(
-            "test_metrics",
-            &serde_json::to_vec(m)?,
-            &summary,
-            Role::Bank,
-            RevealTo::Both,
-            "policy.reveals: metrics",
-        )?;
     }
     if let (Some(scores), Some(y)) = (&out.test_scores, &data.label) {
         let logits: Vec<f64> = scores.iter().map(|s| s.logit).collect();
@@ -212,48 +203,6 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     ctx.outcome.insert("model_file".into(), path.display().to_string().into());
     let auc = saved.artifact.metrics.map(|m: Metrics| format!(", test AUC {:.4}", m.auc)).unwrap_or_default();
     ctx.progress(1.0, &format!("model saved{auc}"));
-    Ok(())
-}
-
-/// Records who learned which part of the model, per the job's model reveal mode.
-fn record_model_reveals(ctx: &mut PhaseContext<'_>, a: &ModelArtifact) -> Result<()> {
-    let rule = |r: &str| format!("policy.reveals: {r}");
-    let f64_bytes = |v: &[f64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
-    match a.reveal {
-        ModelReveal::Both => {
-            for (owner, block) in [(Role::Gov, &a.gov), (Role::Bank, &a.bank)] {
-                let w = block.weights.as_deref().unwrap_or_default();
-                let summary = format!("{} weights of the {owner}'s features", w.len());
-                reveal_joint(ctx, &format!("model_{owner}_weights"), &f64_bytes(w), &summary, &rule("model_to_both"))?;
-            }
-            let bias = a.bias.unwrap_or_default();
-            reveal_joint(ctx, "model_bias", &bias.to_le_bytes(), "the model's bias", &rule("model_to_both"))?;
-        }
-        ModelReveal::OwnBlock => {
-            // Each block is opened to its owner only: the other node does not know the value.
-            for (owner, to) in [(Role::Gov, RevealTo::Gov), (Role::Bank, RevealTo::Bank)] {
-                let summary =
-                    format!("{} weights of the {owner}'s features, to the {owner}", a.block(owner).features.len());
-                ctx.reveal(
-                    &format!("model_{owner}_weights"),
-                    &[],
-                    &summary,
-                    owner.peer(),
-                    to,
-                    &rule("model_to_owners"),
-                )?;
-            }
-            ctx.reveal(
-                "model_bias",
-                &[],
-                "the model's bias, to the bank",
-                Role::Gov,
-                RevealTo::Bank,
-                &rule("model_to_owners"),
-            )?;
-        }
-        ModelReveal::None => {}
-    }
     Ok(())
 }
 
