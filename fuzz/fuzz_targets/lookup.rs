@@ -20,14 +20,18 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             let mut ch = scripted_channel(Role::Gov, input.frames());
             let server = LookupServer::new(&mut engine_rng(Role::Gov));
-            let _ = server.answer(&mut ch, limit);
+            let _ = server.answer(&mut ch, &grant(), limit);
         }
         _ => {
             let mut ch = scripted_channel(Role::Bank, input.frames());
             if let Ok(client) = LookupClient::receive_table(&mut ch, limit) {
                 let ids: Vec<String> = (0..n_ids).map(|i| format!("ENTITY{i:06}")).collect();
-                let _ = client.query(&mut ch, "fuzz", &ids, &mut engine_rng(Role::Bank));
+                let _ = client.query(&mut ch, &grant(), "fuzz", &ids, &mut engine_rng(Role::Bank));
             }
         }
     }
 });
+
+fn grant() -> protocol::disclose::Grant {
+    protocol::disclose::Grant::new("fuzz", "fuzz", "fuzzed lookup answers")
+}

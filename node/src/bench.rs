@@ -580,6 +580,7 @@ fn lookup_job(
     ready: &Barrier,
 ) -> Result<(LookupRun, u64)> {
     let domain = "bench-score";
+    let bench_grant = protocol::disclose::Grant::new("partial_scores", "partial_scores_to_bank", "benchmark lookups");
     let (mut g, mut b) = (gov_ch, bank_ch);
     let (gov, bank) = std::thread::scope(|s| {
         let gov = s.spawn(|| -> protocol::Result<Stats> {
@@ -587,7 +588,7 @@ fn lookup_job(
             server.send_table(&mut g, domain, &table.0, &table.1)?;
             ready.wait();
             for _ in queries {
-                server.answer(&mut g, 1)?;
+                server.answer(&mut g, &bench_grant, 1)?;
             }
             Ok(g.stats())
         });
@@ -600,7 +601,7 @@ fn lookup_job(
             let mut rng = rand::rng();
             for (id, expected) in queries {
                 let t = Instant::now();
-                let got = client.query(&mut b, domain, std::slice::from_ref(id), &mut rng)?;
+                let got = client.query(&mut b, &bench_grant, domain, std::slice::from_ref(id), &mut rng)?;
                 latencies.push(t.elapsed().as_secs_f64());
                 if got != [expected.map(|i| table.1[i])] {
                     bail!("lookup of '{id}' returned {got:?}, expected {:?}", expected.map(|i| table.1[i]));

@@ -157,7 +157,7 @@ pub struct DatasetConfig {
 }
 
 /// What this node agrees to do with its peer. Checked on every job before any protocol step.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     /// Peers (by configured name or `sha256:` certificate fingerprint) allowed to run jobs.
@@ -168,6 +168,30 @@ pub struct Policy {
     pub min_intersection: u64,
     /// Datasets and columns allowed for joint use; a dataset not listed cannot be used at all.
     pub datasets: BTreeMap<String, DatasetPolicy>,
+    /// Fewest feature columns each side must bring to a trained model (default 3): a model on
+    /// one or two of a side's columns would turn its partial scores into those columns.
+    pub min_model_columns: usize,
+    /// Entities this node lets be scored per model per UTC day, over all score jobs (default
+    /// 100,000); the gov's budget is the one that protects its data.
+    pub score_budget_per_day: u64,
+}
+
+/// Defaults of the policy keys a config may omit.
+pub const DEFAULT_MIN_MODEL_COLUMNS: usize = 3;
+pub const DEFAULT_SCORE_BUDGET_PER_DAY: u64 = 100_000;
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            allowed_peers: Vec::new(),
+            job_kinds: Vec::new(),
+            reveals: Vec::new(),
+            min_intersection: 0,
+            datasets: BTreeMap::new(),
+            min_model_columns: DEFAULT_MIN_MODEL_COLUMNS,
+            score_budget_per_day: DEFAULT_SCORE_BUDGET_PER_DAY,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

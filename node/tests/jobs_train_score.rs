@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use common::jobs::*;
 use models::reference::{TrainParams, train_reference};
 use node::jobs::record::{JobRecord, JobState};
+use node::jobs::spec::Reveal;
 use serde_json::Value;
 
 /// Population mean/std standardisation of `x` (rows × cols) fitted on `fit_rows`.
@@ -51,6 +52,7 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     }
     let params = TrainParams { epochs: 3, batch_size: 256, learning_rate: 0.5, seed: 3, ..TrainParams::default() };
     let spec = job("demo-train.toml", |s| {
+        s.reveal.push(Reveal::ScoresToBank);
         s.params.remove("test_fraction");
         s.params.remove("split_seed");
         s.params.insert("test_ids_file".into(), "test_ids.txt".into());
@@ -142,7 +144,7 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     });
     let (gov, bank) = p.run(&spec, true);
     assert_succeeded(&gov, &bank);
-    assert_eq!(gov.outcome["queries"], named.len());
+    assert_eq!(gov.outcome["queries"], named.len() - 1, "the id the bank does not hold is not looked up");
     assert!(!gov.outcome.contains_key("consent_refs") && !p.job_file(&p.gov_config, &gov.id, "scores.csv").exists());
     let consents: Vec<String> = (0..named.len()).map(|i| format!("CONSENT-{i}")).collect();
     assert_eq!(bank.outcome["consent_refs"], serde_json::json!(consents));
@@ -153,7 +155,7 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
         assert_eq!(row[2], "ok");
         check(row, &row[0], 3);
     }
-    assert_eq!((rows[5][2].as_str(), rows[6][2].as_str()), ("not found at gov", "not found at gov"));
+    assert_eq!((rows[5][2].as_str(), rows[6][2].as_str()), ("not found at gov", "not in the bank's dataset"));
     assert!(rows[5][3].is_empty() && rows[6][3].is_empty());
 
     // A model kept as shares cannot serve named ids: both nodes refuse before any lookup.

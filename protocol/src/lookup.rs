@@ -25,6 +25,7 @@ use curve25519_dalek::{Scalar, ristretto::CompressedRistretto};
 use rayon::prelude::*;
 use zeroize::Zeroize;
 
+use crate::disclose::Grant;
 use crate::psi::{hash_prefix, hash_to_group};
 use crate::{Channel, Error, Result};
 
@@ -76,8 +77,10 @@ impl LookupServer {
         ch.send_bulk("lookup.table", &bytes)
     }
 
-    /// Answers one batch of blinded queries (`lookup.query` → `lookup.answer`); returns its size.
-    pub fn answer(&self, ch: &mut Channel, max_queries: usize) -> Result<usize> {
+    /// Answers one batch of blinded queries (`lookup.query` → answer); returns its size. The
+    /// answer is what opens the queried payloads to the client, so it crosses through the
+    /// channel's reveal path under `grant` ([`crate::disclose`]).
+    pub fn answer(&self, ch: &mut Channel, grant: &Grant, max_queries: usize) -> Result<usize> {
         let bytes = ch.recv_bulk("lookup.query", (max_queries * 32) as u64)?;
         if bytes.len() % 32 != 0 {
             return Err(Error::Protocol(format!(
@@ -94,7 +97,7 @@ impl LookupServer {
                 Ok((point * self.key).compress().to_bytes())
             })
             .collect::<Result<_>>()?;
-        ch.send_bulk("lookup.answer", answers.as_flattened())?;
+        ch.reveal_send(grant, answers.as_flattened())?;
         Ok(answers.len())
     }
 }
@@ -134,9 +137,11 @@ impl LookupClient {
     }
 
     /// Looks up `ids` (normalised): the payload of each one the server holds, `None` otherwise.
+    /// The server's answer is received through the reveal path under `grant`.
     pub fn query<R: rand::CryptoRng + ?Sized>(
         &self,
         ch: &mut Channel,
+        grant: &Grant,
         domain: &str,
         ids: &[String],
         rng: &mut R,
@@ -146,7 +151,7 @@ impl LookupClient {
         let blinded: Vec<[u8; 32]> =
             ids.par_iter().map(|id| (hash_to_group(&prefix, id) * blind).compress().to_bytes()).collect();
         ch.send_bulk("lookup.query", blinded.as_flattened())?;
-        let answer = ch.recv_bulk("lookup.answer", (ids.len() * 32) as u64)?;
+        let answer = ch.reveal_recv(grant, (ids.len() * 32) as u64)?;
         if answer.len() != ids.len() * 32 {
             return Err(Error::Protocol(format!("lookup answer has {} bytes for {} queries", answer.len(), ids.len())));
         }
@@ -171,6 +176,10 @@ impl LookupClient {
 mod tests {
     use super::*;
     use crate::channel::run_pair;
+
+    fn lookup_grant() -> Grant {
+        Grant::new("partial_scores", "partial_scores_to_bank", "payloads of the queried ids")
+    }
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
@@ -188,12 +197,12 @@ mod tests {
             |ch| {
                 let server = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(1));
                 server.send_table(ch, "job-1", &table_ids, &payloads).unwrap();
-                server.answer(ch, 100).unwrap()
+                server.answer(ch, &lookup_grant(), 100).unwrap()
             },
             |ch| {
                 let client = LookupClient::receive_table(ch, 10_000).unwrap();
                 assert_eq!(client.table_len(), 500);
-                client.query(ch, "job-1", &queries, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()
+                client.query(ch, &lookup_grant(), "job-1", &queries, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()
             },
         );
         assert_eq!(served, queries.len());
@@ -210,11 +219,11 @@ mod tests {
             |ch| {
                 let server = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(3));
                 server.send_table(ch, "job-a", &table_ids, &vec![1; 50]).unwrap();
-                server.answer(ch, 100).unwrap()
+                server.answer(ch, &lookup_grant(), 100).unwrap()
             },
             |ch| {
                 let client = LookupClient::receive_table(ch, 100).unwrap();
-                client.query(ch, "job-b", &table_ids[..5], &mut ChaCha20Rng::seed_from_u64(4)).unwrap()
+                client.query(ch, &lookup_grant(), "job-b", &table_ids[..5], &mut ChaCha20Rng::seed_from_u64(4)).unwrap()
             },
         );
         assert!(got.iter().all(Option::is_none));
@@ -228,7 +237,7 @@ mod tests {
         );
         assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
         let (err, _) = run_pair(
-            |ch| LookupServer::new(&mut ChaCha20Rng::seed_from_u64(6)).answer(ch, 4).err().unwrap(),
+            |ch| LookupServer::new(&mut ChaCha20Rng::seed_from_u64(6)).answer(ch, &lookup_grant(), 4).err().unwrap(),
             |ch| ch.send_bulk("lookup.query", &[0xff; 64]),
         );
         assert!(matches!(err, Error::Protocol(_)), "{err}");

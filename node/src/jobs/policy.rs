@@ -5,7 +5,9 @@
 use crate::config::Config;
 use crate::datasets;
 
-use super::spec::JobSpec;
+use protocol::Role;
+
+use super::spec::{JobKind, JobSpec};
 
 /// Checks `spec`, proposed by or to `peer_name` (whose certificate has `peer_fingerprint` when
 /// pinned), against this node's policy and datasets. `Err` is the refusal text shown to both
@@ -36,6 +38,25 @@ pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint:
             "policy: the job's min_intersection {} is below node '{me}''s minimum of {} (policy.min_intersection)",
             spec.min_intersection, p.min_intersection
         ));
+    }
+    if spec.kind == JobKind::Train {
+        for role in [Role::Gov, Role::Bank] {
+            let n = spec.side(role).columns.len();
+            if n < p.min_model_columns {
+                return Err(format!(
+                    "policy: the {role} side of the model has {n} feature column(s); node '{me}' requires at least {} \
+                     per side (policy.min_model_columns)",
+                    p.min_model_columns
+                ));
+            }
+        }
+        let for_scoring = spec.params().map(|params| params.for_scoring).unwrap_or(false);
+        if for_scoring && !p.job_kinds.contains(&JobKind::Score) {
+            return Err(format!(
+                "policy: the job approves its model for scoring (params.for_scoring) but node '{me}' does not allow \
+                 score jobs (policy.job_kinds)"
+            ));
+        }
     }
     let side = spec.side(config.node.role);
     let name = &side.dataset;

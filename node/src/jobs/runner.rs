@@ -127,6 +127,8 @@ pub struct PhaseContext<'a> {
     /// Results shown to this node's operator (`tandem job status`): only what the reveal modes allow.
     pub outcome: &'a mut Map<String, Value>,
     pub artifacts: &'a mut Artifacts,
+    /// This node's job records (e.g. for the scoring budget).
+    pub store: &'a Store,
     reporter: &'a Reporter,
     phase: &'static str,
     transcript: &'a TranscriptWriter,
@@ -577,6 +579,7 @@ fn run_agreed(
             job_dir: &job_dir,
             outcome: &mut outcome,
             artifacts: &mut artifacts,
+            store: &env.store,
             reporter,
             phase: phase.name,
             transcript: &transcript.writer,
@@ -742,6 +745,7 @@ mod tests {
             job_dir: dir,
             outcome: &mut outcome,
             artifacts: &mut artifacts,
+            store: &store,
             reporter: &reporter,
             phase: "train",
             transcript: &writer,

@@ -49,8 +49,12 @@ pub enum Reveal {
     ModelToBoth,
     /// The model stays secret-shared.
     ModelShared,
-    /// The bank learns the scores of its entities.
+    /// The bank learns the scores of its entities (capped by `params.score_output`).
     ScoresToBank,
+    /// The bank learns the gov's partial score of the ids it names (score jobs with target
+    /// `ids`): a separate opt-in of the gov, since with its own block the bank learns the gov's
+    /// partial logit, uncapped.
+    PartialScoresToBank,
     /// Both learn aggregate metrics (AUC, KS, PSI).
     Metrics,
 }
@@ -65,6 +69,7 @@ impl Reveal {
             Reveal::ModelToBoth => "model_to_both",
             Reveal::ModelShared => "model_shared",
             Reveal::ScoresToBank => "scores_to_bank",
+            Reveal::PartialScoresToBank => "partial_scores_to_bank",
             Reveal::Metrics => "metrics",
         }
     }
@@ -269,6 +274,12 @@ impl JobSpec {
                         }
                     }
                     Some(ScoreTarget::Ids) => {
+                        if !self.reveal.contains(&Reveal::PartialScoresToBank) {
+                            bail!(
+                                "reveal: target \"ids\" must also list \"partial_scores_to_bank\": the private lookup gives \
+                                 the bank the gov's partial score of each id it names"
+                            );
+                        }
                         if let Some(r) = self.reveal.iter().find(|r| {
                             matches!(
                                 r,
@@ -310,6 +321,7 @@ const TRAIN_KEYS: &[&str] = &[
     "frac_bits",
     "seed",
     "scorecard",
+    "for_scoring",
 ];
 const SCORE_KEYS: &[&str] = &["model", "target", "queries_file"];
 
@@ -347,6 +359,9 @@ pub struct JobParams {
     /// Seed of the public mini-batch order.
     pub seed: Option<u64>,
     pub scorecard: Option<Scorecard>,
+    /// Train: both nodes approve the model for later score jobs (each node's policy must allow
+    /// job kind `score`); a score job refuses a model trained without it.
+    pub for_scoring: bool,
     /// Score: the id of the train job whose model to use.
     pub model: Option<String>,
     pub target: Option<ScoreTarget>,

@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use models::dataset::Dataset;
 use models::scorecard::Scorecard;
 use models::secure_lr::{ModelReveal, Score, secure_score};
+use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
 use protocol::lookup::{LookupClient, LookupServer};
 use protocol::mpc::Engine;
@@ -31,8 +32,9 @@ use serde_json::json;
 use super::psi::take_aligned;
 use super::train::{SavedModel, load_model};
 use super::{id_kind, load_dataset, os_rng, prepare_ids, write_csv};
-use crate::jobs::runner::{PhaseContext, RevealTo};
-use crate::jobs::spec::{ScoreTarget, resolve_path};
+use crate::jobs::record::JobState;
+use crate::jobs::runner::PhaseContext;
+use crate::jobs::spec::{JobKind, ScoreTarget, resolve_path};
 
 /// Most ids one lookup job may score (the gov refuses a larger announced batch).
 pub const MAX_QUERIES: u64 = 1 << 20;
@@ -41,12 +43,56 @@ const MAX_TABLE: usize = protocol::psi::MAX_SET_SIZE;
 /// Scores shown in the bank's outcome (all are in `scores.csv`).
 const SHOWN: usize = 10;
 
-const SCORES_RULE: &str = "policy.reveals: scores_to_bank";
+/// Outcome key both nodes record: the entities a score job scored, counted against
+/// `policy.score_budget_per_day`.
+pub const SCORED_ENTITIES: &str = "scored_entities";
+
+/// The lookup's disclosure: the gov's partial scores of the ids the bank names.
+fn lookup_grant(n: usize) -> Grant {
+    Grant::new(
+        "partial_scores",
+        "partial_scores_to_bank",
+        format!(
+            "the gov's partial score of each of {n} ids the bank names (the gov does not learn which), to the bank"
+        ),
+    )
+}
+
+/// Refuses to score `n` more entities with `model` today (UTC) if that would exceed this node's
+/// `policy.score_budget_per_day`, counting the succeeded score jobs of the model in its job store.
+fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
+    let budget = ctx.config.policy.score_budget_per_day;
+    let day = crate::jobs::record::now_ms() / 86_400_000;
+    let used: u64 = ctx
+        .store
+        .list()?
+        .iter()
+        .filter(|r| r.spec.kind == JobKind::Score && r.state == JobState::Succeeded)
+        .filter(|r| {
+            r.created_ms / 86_400_000 == day && r.spec.params.get("model").and_then(|m| m.as_str()) == Some(model)
+        })
+        .map(|r| r.outcome.get(SCORED_ENTITIES).and_then(|v| v.as_u64()).unwrap_or(0))
+        .sum();
+    if used + n > budget {
+        bail!(
+            "policy: scoring {n} more entities with model '{model}' would exceed node '{}''s budget of {budget} a day \
+             ({used} scored today; policy.score_budget_per_day)",
+            ctx.config.node.name
+        );
+    }
+    Ok(())
+}
 
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let params = ctx.spec.params()?;
     let model_id = params.model.clone().unwrap_or_default();
     let saved = load_model(ctx.config, &model_id)?;
+    if !saved.for_scoring {
+        bail!(
+            "policy: model '{model_id}' was not approved for scoring: its train job did not set params.for_scoring = true \
+             (both nodes approve scoring when they accept the train job)"
+        );
+    }
     let own = saved.artifact.block(ctx.role);
     let side = ctx.spec.side(ctx.role);
     if side.columns != own.features {
@@ -67,6 +113,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
 fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel) -> Result<()> {
     let aligned = take_aligned(ctx)?;
     let art = &saved.artifact;
+    check_budget(ctx, &saved.job_id, aligned.data.rows() as u64)?;
     let x = standardize(art.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
     ctx.progress(0.1, &format!("scoring {} common entities", aligned.data.rows()));
     let scores = {
@@ -75,6 +122,7 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
     };
     let n = aligned.data.rows();
     ctx.outcome.insert("scored".into(), n.into());
+    ctx.outcome.insert(SCORED_ENTITIES.into(), n.into());
     if let Some(scores) = scores {
         let path = ctx.job_dir.join("scores.csv");
         let rows = aligned
@@ -192,40 +240,54 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
             if announced == 0 || announced > MAX_QUERIES {
                 bail!("the bank announced {announced} queries; a lookup job scores 1 to {MAX_QUERIES}");
             }
-            let answered = server.answer(ch, announced as usize)?;
+            check_budget(ctx, &saved.job_id, announced)?;
+            let answered = server.answer(ch, &lookup_grant(announced as usize), announced as usize)?;
             if answered as u64 != announced {
                 bail!("the bank announced {announced} queries but sent {answered}");
             }
             ctx.outcome.insert("queries".into(), answered.into());
+            ctx.outcome.insert(SCORED_ENTITIES.into(), answered.into());
             answered
         }
         Role::Bank => {
             let queries = queries.expect("the bank read its queries");
-            let client = LookupClient::receive_table(ch, MAX_TABLE)?;
-            ch.send("score.queries", &(queries.len() as u64))?;
-            ctx.progress(0.5, &format!("looking up {} ids", queries.len()));
-            let ids: Vec<String> = queries.iter().map(|q| q.id.clone()).collect();
-            let gov_parts = client.query(ch, ctx.job_id, &ids, &mut os_rng())?;
-            let bias = art.bias.context("the bank's model file lacks the bias")?;
+            // Only ids of the bank's own dataset are looked up: the bank may not learn the gov's
+            // partial score of an entity it does not hold.
             let bank_row: HashMap<&str, usize> =
                 prepared.ids.iter().map(String::as_str).zip(prepared.rows.iter().copied()).collect();
+            let held: Vec<&Query> = queries.iter().filter(|q| bank_row.contains_key(q.id.as_str())).collect();
+            if held.is_empty() {
+                bail!(
+                    "none of the {} ids of params.queries_file is in the bank's dataset '{}': only the bank's own \
+                     customers may be looked up",
+                    queries.len(),
+                    ctx.dataset_name
+                );
+            }
+            check_budget(ctx, &saved.job_id, held.len() as u64)?;
+            let client = LookupClient::receive_table(ch, MAX_TABLE)?;
+            ch.send("score.queries", &(held.len() as u64))?;
+            ctx.progress(0.5, &format!("looking up {} ids", held.len()));
+            let ids: Vec<String> = held.iter().map(|q| q.id.clone()).collect();
+            let gov_parts = client.query(ch, &lookup_grant(held.len()), ctx.job_id, &ids, &mut os_rng())?;
+            let bias = art.bias.context("the bank's model file lacks the bias")?;
+            let gov_part: HashMap<&str, Option<u64>> =
+                held.iter().map(|q| q.id.as_str()).zip(gov_parts.iter().copied()).collect();
             let results: Vec<(&Query, &str, Option<Score>)> = queries
                 .iter()
-                .zip(&gov_parts)
-                .map(|(q, g)| match (g, bank_row.get(q.id.as_str())) {
-                    (None, _) => (q, "not found at gov", None),
-                    (Some(_), None) => (q, "not found at bank", None),
-                    (Some(zg), Some(&r)) => {
+                .map(|q| match (bank_row.get(q.id.as_str()), gov_part.get(q.id.as_str())) {
+                    (None, _) => (q, "not in the bank's dataset", None),
+                    (Some(&r), Some(Some(zg))) => {
                         (q, "ok", Some(score_of(fp.decode(*zg) + partial(r) + bias, &art.scorecard)))
                     }
+                    (Some(_), _) => (q, "not found at gov", None),
                 })
                 .collect();
             write_lookup_results(ctx, &results)?;
-            queries.len()
+            ctx.outcome.insert(SCORED_ENTITIES.into(), held.len().into());
+            held.len()
         }
     };
-    let summary = format!("partial scores for {n} ids named by the bank (the gov does not learn which), to the bank");
-    ctx.reveal("scores", &[], &summary, Role::Gov, RevealTo::Bank, SCORES_RULE)?;
     ctx.progress(1.0, &format!("{n} ids scored"));
     Ok(())
 }

@@ -24,9 +24,9 @@ use models::metrics::Metrics;
 use models::reference::BatchPlan;
 use models::secure_lr::{ModelArtifact, PartyData, TrainJob, secure_train};
 use models::standardize::Standardizer;
+use protocol::Channel;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
-use protocol::Channel;
 use serde::{Deserialize, Serialize};
 
 use super::psi::take_aligned;
@@ -44,6 +44,9 @@ pub struct SavedModel {
     /// Dataset names of the train job (as each node configured them).
     pub gov_dataset: String,
     pub bank_dataset: String,
+    /// Both nodes approved the model for later score jobs (`params.for_scoring` of the train job).
+    #[serde(default)]
+    pub for_scoring: bool,
     pub artifact: ModelArtifact,
 }
 
@@ -188,6 +191,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         job_id: ctx.job_id.to_string(),
         gov_dataset: ctx.spec.gov.dataset.clone(),
         bank_dataset: ctx.spec.bank.dataset.clone(),
+        for_scoring: params.for_scoring,
         artifact,
     };
     let json = serde_json::to_vec_pretty(&saved)?;
