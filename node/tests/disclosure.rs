@@ -3,11 +3,19 @@
 
 mod common;
 
+use std::collections::HashSet;
+
 use common::jobs::*;
-use node::jobs::record::JobState;
+use node::jobs::record::{JobRecord, JobState};
+use node::jobs::spec::Reveal;
+use serde_json::Value;
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
 
 /// A job refused on both nodes with the refusal text naming `rule`.
-fn assert_refused_naming(gov: &node::jobs::record::JobRecord, bank: &node::jobs::record::JobRecord, rule: &str) {
+fn assert_refused_naming(gov: &JobRecord, bank: &JobRecord, rule: &str) {
     for r in [gov, bank] {
         assert_ne!(r.state, JobState::Succeeded, "{}: the job must not run", r.id);
         let err = r.error.as_deref().unwrap_or_default();
@@ -89,4 +97,188 @@ fn score_jobs_need_an_approved_model_and_stay_within_the_gov_budget() {
     let (gov, bank) = lookup(&model, &named[..3]);
     assert_succeeded(&gov, &bank);
     assert_eq!(gov.outcome["scored_entities"], 3);
+}
+
+// ---- wire scan: what crossed to the other node, byte by byte
+
+/// Consecutive values a window covers: a run of 4 values in a known row order is 32 bytes that
+/// random traffic does not contain by chance.
+const WINDOW: usize = 4;
+
+/// Every 4-value window of `values` (in the given row order) as f64 and as fixed point with
+/// `frac_bits`, keeping only windows with at least 10 distinct byte values (so runs of small
+/// integers, which also occur in headers and counters, are not searched for).
+fn windows(values: &[f64], frac_bits: u32) -> HashSet<Vec<u8>> {
+    let fp = protocol::fixed::FixedPoint::new(frac_bits);
+    let encodings: [Vec<[u8; 8]>; 2] = [
+        values.iter().map(|v| v.to_le_bytes()).collect(),
+        values.iter().map(|v| fp.encode(*v).to_le_bytes()).collect(),
+    ];
+    let mut out = HashSet::new();
+    for enc in &encodings {
+        for w in enc.windows(WINDOW) {
+            let bytes: Vec<u8> = w.concat();
+            if bytes.iter().collect::<HashSet<_>>().len() >= 10 {
+                out.insert(bytes);
+            }
+        }
+    }
+    out
+}
+
+/// The payloads of the frames `record`'s node received in this job (from its payload capture).
+fn received_payloads(record: &JobRecord) -> Vec<(String, Vec<u8>)> {
+    let path = record.transcript.as_ref().unwrap();
+    let payloads = std::fs::read(node::audit::payloads_path(path)).unwrap();
+    transcript_records(record, "frame")
+        .iter()
+        .filter(|f| f["dir"] == "received")
+        .map(|f| {
+            let (at, len) = (f["offset"].as_u64().unwrap() as usize, f["len"].as_u64().unwrap() as usize);
+            (f["kind"].as_str().unwrap().to_string(), payloads[at..at + len].to_vec())
+        })
+        .collect()
+}
+
+/// Frames among `payloads` that contain any of `windows`: (frame kind, offset).
+fn find(payloads: &[(String, Vec<u8>)], windows: &HashSet<Vec<u8>>) -> Vec<(String, usize)> {
+    let len = WINDOW * 8;
+    let mut hits = Vec::new();
+    for (kind, p) in payloads {
+        for at in 0..p.len().saturating_sub(len - 1) {
+            if windows.contains(&p[at..at + len]) {
+                hits.push((kind.clone(), at));
+            }
+        }
+    }
+    hits
+}
+
+/// What one node's data looks like in every encoding and row order a leak would take: its raw
+/// and standardised columns and its partial scores `x·w`, in the aligned order and in the test
+/// rows' order, as f64 and as fixed point.
+fn data_windows(
+    rows: &[Vec<f64>],
+    orders: &[Vec<usize>],
+    model: &Value,
+    block: &str,
+    frac_bits: u32,
+) -> HashSet<Vec<u8>> {
+    let b = &model["artifact"][block];
+    let get = |v: &Value| -> Vec<f64> { serde_json::from_value(v.clone()).unwrap() };
+    let (mean, std, w) = (get(&b["standardizer"]["mean"]), get(&b["standardizer"]["std"]), get(&b["weights"]));
+    let mut out = HashSet::new();
+    for order in orders {
+        for c in 0..mean.len() {
+            let raw: Vec<f64> = order.iter().map(|&r| rows[r][c]).collect();
+            let std_col: Vec<f64> = raw.iter().map(|v| (v - mean[c]) / std[c]).collect();
+            out.extend(windows(&raw, frac_bits));
+            out.extend(windows(&std_col, frac_bits));
+        }
+        let partial: Vec<f64> = order
+            .iter()
+            .map(|&r| rows[r].iter().enumerate().map(|(c, v)| (v - mean[c]) / std[c] * w[c]).sum())
+            .collect();
+        out.extend(windows(&partial, frac_bits));
+    }
+    out
+}
+
+/// Checks, from the transcript alone, that every frame that opened a value (kind `open.*`) is
+/// listed by a reveal record; returns the names of the opened values.
+fn opened_values(record: &JobRecord) -> Vec<String> {
+    let listed: Vec<String> = transcript_records(record, "reveal")
+        .iter()
+        .flat_map(|r| r["reveal"]["frames"].as_array().cloned().unwrap_or_default())
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect();
+    let mut names = Vec::new();
+    for f in transcript_records(record, "frame") {
+        let kind = f["kind"].as_str().unwrap();
+        if let Some(name) = kind.strip_prefix("open.") {
+            let hash = f["hash"].as_str().unwrap();
+            assert!(
+                listed.iter().any(|h| h == hash),
+                "{}: frame {kind} opened a value without a reveal record",
+                record.id
+            );
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_nothing_of_its_own() {
+    let p = pair(&[], |gov, bank| {
+        gov.policy.reveals.retain(|r| *r != Reveal::ScoresToBank);
+        gov.transcript.payloads = true;
+        bank.transcript.payloads = true;
+    });
+    // Test rows named by a list both nodes hold, so the test knows their order.
+    let common = p.data.common_ids();
+    let test_ids: HashSet<String> = common.iter().filter(|id| id.ends_with(['1', '4', '7'])).cloned().collect();
+    let text = format!("id\n{}\n", test_ids.iter().cloned().collect::<Vec<_>>().join("\n"));
+    for c in [&p.gov_config, &p.bank_config] {
+        std::fs::create_dir_all(&c.node.data_dir).unwrap();
+        std::fs::write(c.node.data_dir.join("test_ids.txt"), &text).unwrap();
+    }
+    let spec = job("demo-train.toml", |s| {
+        s.params.remove("test_fraction");
+        s.params.remove("split_seed");
+        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    let train_id = gov.id.clone();
+    assert!(gov.outcome.contains_key("test_auc"), "metrics are computed without opening scores: {:?}", gov.outcome);
+    // A score job is refused by the gov's policy before any protocol step.
+    let (sg, sb) = p.run(
+        &job("demo-score.toml", |s| {
+            s.params.insert("model".into(), train_id.clone().into());
+        }),
+        true,
+    );
+    assert_refused_naming(&sg, &sb, "reveal 'scores_to_bank' is not allowed on node 'gov'");
+
+    let (_, aligned) = read_csv(&p.job_file(&p.bank_config, &train_id, "intersection.csv"));
+    let ids: Vec<String> = aligned.iter().map(|r| r[0].clone()).collect();
+    let all: Vec<usize> = (0..ids.len()).collect();
+    let test: Vec<usize> = all.iter().copied().filter(|&r| test_ids.contains(&ids[r])).collect();
+    let frac_bits = spec.params().unwrap().train_params().frac_bits;
+    let gov_rows: Vec<Vec<f64>> = ids.iter().map(|id| p.data.gov[id].clone()).collect();
+    let bank_rows: Vec<Vec<f64>> = ids.iter().map(|id| p.data.bank[id].0.clone()).collect();
+    let model = |c: &node::config::Config| read_json(&c.node.data_dir.join(format!("models/{train_id}.json")));
+    let gov_data = data_windows(&gov_rows, &[all.clone(), test.clone()], &model(&p.gov_config), "gov", frac_bits);
+    let bank_data = data_windows(&bank_rows, &[all, test], &model(&p.bank_config), "bank", frac_bits);
+
+    let at_bank = received_payloads(&bank);
+    let at_gov = received_payloads(&gov);
+    assert!(at_bank.iter().map(|(_, b)| b.len()).sum::<usize>() > 100_000, "the capture holds the training traffic");
+    // The scan finds what it looks for: one of the gov's windows planted in a copy of the traffic.
+    let planted = gov_data.iter().next().unwrap().clone();
+    let mut control = at_bank[..1].to_vec();
+    control[0].1.splice(3..3, planted);
+    assert_eq!(find(&control, &gov_data).len(), 1, "the scan finds a planted window at an odd offset");
+
+    let hits = find(&at_bank, &gov_data);
+    assert!(
+        hits.is_empty(),
+        "the bank received the gov's data {} times, first {:?}",
+        hits.len(),
+        &hits[..hits.len().min(3)]
+    );
+    let hits = find(&at_gov, &bank_data);
+    assert!(
+        hits.is_empty(),
+        "the gov received the bank's data {} times, first {:?}",
+        hits.len(),
+        &hits[..hits.len().min(3)]
+    );
+    // What was opened is exactly the model blocks to their owners, the bias and the metrics.
+    let mut opened = opened_values(&bank);
+    opened.sort();
+    opened.dedup();
+    assert_eq!(opened, ["model_bank_weights", "model_bias", "model_gov_weights", "test_metrics"]);
+    assert_eq!(opened_values(&gov).len(), 4);
 }
