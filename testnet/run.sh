@@ -115,7 +115,9 @@ RATE="$(grep -o '^learning_rate = [0-9.]*' configs/demo-train.toml | awk '{print
 
 # 70/30 split by a fixed rule both nodes (and the reference) apply: every id on data lines 1-3 of 10.
 awk -F, 'NR > 1 && (NR - 2) % 10 < 3 { print $1 }' "$BANK_DATA" > "$RUN/test_ids.txt"
-sed -e "s|^test_fraction = .*|test_ids_file = \"$RUN/test_ids.txt\"|" -e '/^split_seed = /d' \
+# Each node reads job files inside its own data directory only: both get a copy of the list.
+for n in gov bank; do mkdir -p "$RUN/$n/data" && cp "$RUN/test_ids.txt" "$RUN/$n/data/test_ids.txt"; done
+sed -e "s|^test_fraction = .*|test_ids_file = \"test_ids.txt\"|" -e '/^split_seed = /d' \
     configs/demo-train.toml > "$RUN/demo-train.toml"
 run_job gov "$RUN/demo-train.toml"
 TRAIN_ID="$JOB_ID"
