@@ -93,7 +93,7 @@ impl Engine<'_> {
     }
 
     /// XOR shares of `x ∧ y` (packed, equal lengths) using the next triples (one flight).
-    fn and(&mut self, x: &[u64], y: &[u64], tr: &mut Triples) -> Result<Vec<u64>> {
+    pub(super) fn and(&mut self, x: &[u64], y: &[u64], tr: &mut Triples) -> Result<Vec<u64>> {
         let n = x.len();
         let (a, b, c) = (&tr.a[tr.used..tr.used + n], &tr.b[tr.used..tr.used + n], &tr.c[tr.used..tr.used + n]);
         tr.used += n;

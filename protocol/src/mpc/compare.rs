@@ -13,6 +13,12 @@
 //! - `floor_shift`: exact `⌊x / 2^s⌋` (no ±1 error, unlike local truncation): with shares
 //!   `x_j = h_j·2^s + l_j`, `⌊x / 2^s⌋ = h_gov + h_bank + carry(l_gov + l_bank ≥ 2^s)`
 //!   modulo `2^(64−s)`, the carry by [`Engine::carry_out`].
+//! - `thermometer`: `[x ≥ k]` for every `k = 0..=2^m` at once, far cheaper than `2^m + 1`
+//!   comparisons: two signs (`x < 0`, `x < 2^m`), the low `m` bits of `x` (XOR-shared: share
+//!   bit ⊕ carry into the bit), then `[v ≥ k]` for the m-bit `v` level by level: with top bit
+//!   `t` and the lower levels' `G[k] = [r ≥ k]`, `[v ≥ k] = t ∨ G[k]` below `2^(l−1)`, `t` at
+//!   `2^(l−1)`, `t ∧ G[k − 2^(l−1)]` above; one AND `t ∧ G[k]` serves both (about `2^m` ANDs
+//!   in `m` layers), and `2^m` more ANDs mask the result outside `[0, 2^m)`.
 //!
 //! Nothing is opened here; every result stays shared.
 
@@ -23,6 +29,19 @@ use crate::{Error, Result, Role};
 /// Bit `e` of a packed XOR-share vector.
 fn bit(bits: &[u64], e: usize) -> u64 {
     (bits[e / 64] >> (e % 64)) & 1
+}
+
+fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
+    x.iter().zip(y).map(|(a, b)| a ^ b).collect()
+}
+
+/// `count` bits starting at bit `from` of a packed vector, packed from bit 0.
+fn extract(bits: &[u64], from: usize, count: usize) -> Vec<u64> {
+    let mut out = vec![0u64; count.div_ceil(64)];
+    for e in 0..count {
+        out[e / 64] |= bit(bits, from + e) << (e % 64);
+    }
+    out
 }
 
 impl Engine<'_> {
@@ -93,6 +112,65 @@ impl Engine<'_> {
             counts = self.add(&counts, per_threshold);
         }
         Ok(counts)
+    }
+
+    /// XOR shares, packed, of `[x_i ≥ k]` for shared integers `x` (n) and every `k = 0..=2^m`
+    /// (element `k·n + i`), exact when `|x_i|` and `|x_i − 2^m|` are below `2^(width−1)`.
+    pub fn thermometer(&mut self, x: &[u64], m: u32, width: u32) -> Result<Vec<u64>> {
+        assert!((1..=12).contains(&m) && m < width, "thermometer: {m} bits over width {width}");
+        let (n, gov) = (x.len(), self.role == Role::Gov);
+        let (nw, top) = (n.div_ceil(64), 1usize << m);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        // XOR shares of NOT v: the gov flips its share (within the n valid bits).
+        let valid: Vec<u64> =
+            (0..nw).map(|w| if w + 1 < nw || n % 64 == 0 { u64::MAX } else { (1 << (n % 64)) - 1 }).collect();
+        let not = |v: &[u64]| if gov { xor(v, &valid) } else { v.to_vec() };
+        // Signs of x and x − 2^m in one batch.
+        let mut both = x.to_vec();
+        both.extend(x.iter().map(|&v| if gov { v.wrapping_sub(top as u64) } else { v }));
+        let signs = self.msb_width(&both, width)?;
+        let (at_least_zero, below_top) = (not(&extract(&signs, 0, n)), extract(&signs, n, n));
+        let at_least_top = not(&below_top);
+        // Bits of x mod 2^m: this party's share bit ⊕ its share of the carry into the bit.
+        let mut bits: Vec<Vec<u64>> = Vec::with_capacity(m as usize);
+        for j in 0..m as usize {
+            let mut b = vec![0u64; nw];
+            for (e, v) in x.iter().enumerate() {
+                b[e / 64] |= ((v >> j) & 1) << (e % 64);
+            }
+            if j > 0 {
+                b = xor(&b, &self.carry_out(x, j)?);
+            }
+            bits.push(b);
+        }
+        let ands = (1..m).map(|l| (1usize << l) - 1).sum::<usize>() + top;
+        let mut tr = self.and_triples(nw * ands)?;
+        // g[k − 1] = [v_l ≥ k] for the low l bits, k = 1..2^l − 1.
+        let mut g: Vec<Vec<u64>> = vec![bits[0].clone()];
+        for t in &bits[1..] {
+            let both_set = self.and(&t.repeat(g.len()), &g.concat(), &mut tr)?;
+            let both_set: Vec<&[u64]> = both_set.chunks_exact(nw).collect();
+            let mut next: Vec<Vec<u64>> = g.iter().zip(&both_set).map(|(gk, a)| xor(&xor(t, gk), a)).collect();
+            next.push(t.clone());
+            next.extend(both_set.iter().map(|a| a.to_vec()));
+            g = next;
+        }
+        // Outside [0, 2^m) the low bits mean nothing: [x ≥ k] = [x ≥ 2^m] there (0 < k < 2^m).
+        let in_range = self.and(&at_least_zero, &below_top, &mut tr)?;
+        let masked = self.and(&in_range.repeat(g.len()), &g.concat(), &mut tr)?;
+        let mut per_k: Vec<Vec<u64>> = vec![at_least_zero];
+        per_k.extend(masked.chunks_exact(nw).map(|v| xor(v, &at_least_top)));
+        per_k.push(at_least_top);
+        let mut out = vec![0u64; (per_k.len() * n).div_ceil(64)];
+        for (k, v) in per_k.iter().enumerate() {
+            for i in 0..n {
+                let e = k * n + i;
+                out[e / 64] |= bit(v, i) << (e % 64);
+            }
+        }
+        Ok(out)
     }
 
     /// Shares of `⌊x / 2^s⌋` exactly (two's complement, 1 ≤ s ≤ 63), valid modulo `2^(64−s)`:
