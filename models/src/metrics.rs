@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn binned_metrics_are_the_metrics_of_the_bin_index_and_near_the_exact_ones() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let thresholds: Vec<f64> = (0..=64).map(|k| -8.0 + k as f64 / 4.0).collect();
+        let thresholds = crate::capped::bin_thresholds();
         let n = 3000;
         let y: Vec<f64> = (0..n).map(|_| if rng.random::<f64>() < 0.2 { 1.0 } else { 0.0 }).collect();
         let z: Vec<f64> = y.iter().map(|&l| -1.5 + l + 1.2 * (rng.random::<f64>() - 0.5) * 3.0).collect();

@@ -274,7 +274,7 @@ fn check_inputs(features: &[String], x: &[f64], rows: impl Iterator<Item = usize
     let limit = 2f64.powi(62 - 2 * fp.frac_bits as i32);
     for r in rows {
         for (name, v) in features.iter().zip(&x[r * cols..(r + 1) * cols]) {
-            if !(v.abs() < limit) {
+            if !v.is_finite() || v.abs() >= limit {
                 return Err(input_err(format!(
                     "feature '{name}' is {v} after standardisation on aligned row {r}: values must be finite and within ±{limit} \
                      (frac_bits = {}); check the column for overflowing or absurd values",
@@ -530,9 +530,9 @@ fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Re
         };
         for (r, (zi, row)) in z.iter_mut().zip(x.chunks_exact(cols)).enumerate() {
             let partial = row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias;
-            if !(partial.abs() <= PARTIAL_MAX) {
+            if partial.is_nan() || partial.abs() > PARTIAL_MAX {
                 return Err(input_err(format!(
-                    "the {me}'s partial logit of row {r} is {partial:e}, beyond ±{PARTIAL_MAX}: the model or this row's features are out of range"
+                    "the {me}'s partial logit of scored row {r} is {partial:e}, beyond ±{PARTIAL_MAX}: the model or this row's features are out of range"
                 )));
             }
             *zi = fp.encode(partial);

@@ -53,7 +53,7 @@ impl Standardizer {
         }
         let std: Vec<f64> = var.iter().map(|s| (s / n).sqrt()).collect();
         for (c, (s, m)) in std.iter().zip(&mean).enumerate() {
-            if !train_rows.is_empty() && !(s.is_finite() && m.is_finite()) {
+            if !train_rows.is_empty() && (!s.is_finite() || !m.is_finite()) {
                 return Err(DataError::Overflow {
                     file: ds.source.clone(),
                     column: ds.columns[c].clone(),

@@ -129,6 +129,8 @@ fn plain_logits(d: &Prepared, gov: &ModelArtifact, bank: &ModelArtifact, rows: &
         .collect()
 }
 
+type Scored = Party<Option<Vec<Score>>>;
+
 /// Scores `rows` under `output` with only `scores_to_bank` allowed.
 fn score(
     d: &Prepared,
@@ -136,7 +138,7 @@ fn score(
     bank: &ModelArtifact,
     rows: &[usize],
     output: ScoreOutput,
-) -> (Party<Option<Vec<Score>>>, Party<Option<Vec<Score>>>) {
+) -> (Scored, Scored) {
     let (gx, bx) = (block(&d.gov_x, d.gov_features.len(), rows), block(&d.bank_x, d.bank_features.len(), rows));
     gated(&["scores_to_bank"], |e, role| match role {
         Role::Gov => secure_score(e, gov, &gx, output),
@@ -346,7 +348,7 @@ fn scoring_inputs_are_clipped_to_the_training_range_and_counted() {
     let unclipped: Vec<f64> = raw.iter().enumerate().map(|(c, v)| (v - st.mean[c]) / st.std[c]).collect();
     let (g, b) = score_row(unclipped);
     let msg = g.unwrap_err().to_string();
-    assert!(msg.contains("partial logit of row 0") && msg.contains("512"), "{msg}");
+    assert!(msg.contains("partial logit of scored row 0") && msg.contains("512"), "{msg}");
     assert!(b.is_err());
 }
 

@@ -181,7 +181,7 @@ impl Engine<'_> {
             nodes = next;
         }
         let mut out = nodes.swap_remove(0).0;
-        if x.len() % 64 != 0 {
+        if !x.len().is_multiple_of(64) {
             out[nw - 1] &= (1u64 << (x.len() % 64)) - 1;
         }
         Ok(out)
