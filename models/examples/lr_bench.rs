@@ -1,9 +1,11 @@
 //! Secure LR on synthetic_30k (24k training rows × 23 features, 10 epochs, batch 1024, lr 0.5,
 //! linear sigmoid) with both parties in this process over the in-memory channel pair, as in
 //! notes/anchors.md. Prints one JSON line. Run: `cargo run --release -p models --example lr_bench`
-//! (optional argument: sigmoid = linear | clipped_linear | poly3). `bytes_by_phase` splits the
-//! traffic by protocol phase (e.g. `lr-train-gram`: the one-off Gram blocks of the linear
-//! sigmoid; `lr-train`: the training steps), counted on the wire like `bytes`.
+//! (optional arguments: sigmoid = linear | clipped_linear | poly3; test output = probability |
+//! points | grade | none, the cap on the test scores, `none` for binned metrics only).
+//! `bytes_by_phase` splits the traffic by protocol phase (e.g. `lr-train-gram`: the one-off Gram
+//! blocks of the linear sigmoid; `lr-train`: the training steps; `lr-test-scores` and
+//! `lr-metrics`: the test rows), counted on the wire like `bytes`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ mod common;
 
 use models::metrics::auc;
 use models::reference::{TrainParams, train_reference};
-use models::scorecard::Scorecard;
+use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::{ModelReveal, PartyData, TrainJob, secure_train};
 use protocol::channel::HEADER_LEN;
 use protocol::fixed::FixedPoint;
@@ -40,6 +42,14 @@ fn main() {
         }
         None => Sigmoid::Linear,
     };
+    let test_output: Option<ScoreOutput> = match std::env::args().nth(2).as_deref() {
+        None => Some(ScoreOutput::Probability),
+        Some("none") => None,
+        Some(s) => Some(
+            serde_json::from_value(serde_json::Value::String(s.into()))
+                .expect("test output: probability | points | grade | none"),
+        ),
+    };
     let d = common::synthetic_30k();
     let params = TrainParams { epochs: 10, batch_size: 1024, learning_rate: 0.5, sigmoid, ..Default::default() };
     let scorecard = Scorecard::default();
@@ -49,7 +59,7 @@ fn main() {
         params: &params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
-        test_scores: true,
+        test_output,
     };
     let by_phase = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let party = |ch: &mut Channel| {
@@ -83,6 +93,7 @@ fn main() {
     let line = serde_json::json!({
         "bench": "secure_lr_synthetic_30k",
         "sigmoid": sigmoid,
+        "test_output": test_output,
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "bytes": gov_stats.bytes_sent + bank_stats.bytes_sent,
         "bytes_by_phase": *by_phase.lock().unwrap(),

@@ -20,6 +20,10 @@ pub enum DataError {
         "{file}: column '{column}' is constant on the {rows} training rows (value {value}); it carries no information and cannot be standardised: remove it from the feature columns"
     )]
     ConstantColumn { file: String, column: String, rows: usize, value: f64 },
+    #[error(
+        "{file}: column '{column}' has values too large to standardise (largest magnitude {largest:e}: its mean or standard deviation is not a finite number); rescale the column (e.g. to thousands) or fix the outlier"
+    )]
+    Overflow { file: String, column: String, largest: f64 },
 }
 
 /// One party's data set, row-major. `ids[i]` is the raw ID text of row `i`, found at file line

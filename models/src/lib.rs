@@ -3,6 +3,7 @@
 //! engine of `protocol::mpc`. Pure code: no files except `dataset::load`, no clocks; RNGs are
 //! passed in.
 
+pub mod capped;
 pub mod dataset;
 pub mod metrics;
 pub mod reference;

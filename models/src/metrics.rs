@@ -3,12 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 /// Aggregate test metrics; the only thing about the test scores the gov learns.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub auc: f64,
     pub ks: f64,
     pub n: usize,
     pub positives: usize,
+    /// The binned counts the metrics were computed from, when no per-row score was opened.
+    /// (`default`: absent in artifacts written before; never skipped when writing, since the
+    /// binary channel encoding is not self-describing.)
+    #[serde(default)]
+    pub bins: Option<ScoreBins>,
 }
 
 impl Metrics {
@@ -19,7 +24,81 @@ impl Metrics {
             ks: ks(scores, labels),
             n: scores.len(),
             positives: labels.iter().filter(|&&y| y == 1.0).count(),
+            bins: None,
         }
+    }
+}
+
+/// Test rows counted by logit bin and label. With ascending `thresholds` t_0 < … < t_(K−1),
+/// bin 0 holds z ≤ t_0, bin j holds t_(j−1) < z ≤ t_j, bin K holds z > t_(K−1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreBins {
+    pub thresholds: Vec<f64>,
+    /// Positives (label 1) per bin, K + 1 entries.
+    pub positives: Vec<u64>,
+    /// Negatives (label 0) per bin, K + 1 entries.
+    pub negatives: Vec<u64>,
+}
+
+impl ScoreBins {
+    /// Counts `logits` against 0/1 `labels` (the plaintext definition of the secure counts).
+    pub fn count(logits: &[f64], labels: &[f64], thresholds: &[f64]) -> ScoreBins {
+        let k = thresholds.len();
+        let (mut positives, mut negatives) = (vec![0u64; k + 1], vec![0u64; k + 1]);
+        for (&z, &y) in logits.iter().zip(labels) {
+            let bin = thresholds.iter().filter(|&&t| z > t).count();
+            if y == 1.0 { positives[bin] += 1 } else { negatives[bin] += 1 }
+        }
+        ScoreBins { thresholds: thresholds.to_vec(), positives, negatives }
+    }
+
+    fn totals(&self) -> (f64, f64) {
+        (self.positives.iter().sum::<u64>() as f64, self.negatives.iter().sum::<u64>() as f64)
+    }
+
+    /// AUC (trapezoid over the binned ROC, i.e. rows in one bin count as tied), KS (over the
+    /// bin boundaries), n and positives. None without a positive or without a negative.
+    pub fn metrics(&self) -> Option<Metrics> {
+        let (p, n) = self.totals();
+        if p == 0.0 || n == 0.0 {
+            return None;
+        }
+        let (mut auc, mut pos_above, mut ks) = (0.0, 0.0, 0.0f64);
+        for (&pb, &nb) in self.positives.iter().zip(&self.negatives).rev() {
+            auc += nb as f64 * (pos_above + pb as f64 / 2.0);
+            pos_above += pb as f64;
+        }
+        let (mut pos_below, mut neg_below) = (0.0, 0.0);
+        for (&pb, &nb) in self.positives.iter().zip(&self.negatives) {
+            pos_below += pb as f64;
+            neg_below += nb as f64;
+            ks = ks.max((pos_below / p - neg_below / n).abs());
+        }
+        Some(Metrics { auc: auc / (p * n), ks, n: (p + n) as usize, positives: p as usize, bins: Some(self.clone()) })
+    }
+
+    /// Bound on |binned AUC − exact AUC| for any scores that fall into these bins: pairs of a
+    /// positive and a negative in the same bin count ½ here and 0, ½ or 1 exactly, so the gap is
+    /// at most ½·Σ_b pos_b·neg_b / (P·N).
+    pub fn auc_error_bound(&self) -> f64 {
+        let (p, n) = self.totals();
+        let same_bin: f64 = self.positives.iter().zip(&self.negatives).map(|(&a, &b)| a as f64 * b as f64).sum();
+        same_bin / (2.0 * p * n)
+    }
+
+    /// ROC curve `[fpr, tpr]` from (0, 0) to (1, 1), one point per bin from the highest logits
+    /// down (its area is [`ScoreBins::metrics`]' AUC).
+    pub fn roc(&self) -> Vec<[f64; 2]> {
+        let (p, n) = self.totals();
+        let (p, n) = (p.max(1.0), n.max(1.0));
+        let mut curve = vec![[0.0, 0.0]];
+        let (mut tp, mut fp) = (0.0, 0.0);
+        for (&pb, &nb) in self.positives.iter().zip(&self.negatives).rev() {
+            tp += pb as f64;
+            fp += nb as f64;
+            curve.push([fp / n, tp / p]);
+        }
+        curve
     }
 }
 
@@ -123,5 +202,27 @@ mod tests {
         }
         let m = Metrics::compute(&[0.1, 0.9, 0.4, 0.4], &[0.0, 1.0, 1.0, 0.0]);
         assert_eq!((m.auc, m.n, m.positives), (brute_auc(&[0.1, 0.9, 0.4, 0.4], &[0.0, 1.0, 1.0, 0.0]), 4, 2));
+    }
+
+    #[test]
+    fn binned_metrics_are_the_metrics_of_the_bin_index_and_near_the_exact_ones() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let thresholds = crate::capped::bin_thresholds();
+        let n = 3000;
+        let y: Vec<f64> = (0..n).map(|_| if rng.random::<f64>() < 0.2 { 1.0 } else { 0.0 }).collect();
+        let z: Vec<f64> = y.iter().map(|&l| -1.5 + l + 1.2 * (rng.random::<f64>() - 0.5) * 3.0).collect();
+        let bins = ScoreBins::count(&z, &y, &thresholds);
+        let m = bins.metrics().unwrap();
+        // Independent: the exact metrics of the bin index as a score (ties = same bin).
+        let index: Vec<f64> = z.iter().map(|&v| thresholds.iter().filter(|&&t| v > t).count() as f64).collect();
+        let want = Metrics::compute(&index, &y);
+        assert!((m.auc - want.auc).abs() < 1e-12 && (m.ks - want.ks).abs() < 1e-12, "{m:?} vs {want:?}");
+        assert_eq!((m.n, m.positives), (want.n, want.positives));
+        let roc = bins.roc();
+        let area: f64 = roc.windows(2).map(|w| (w[1][0] - w[0][0]) * (w[1][1] + w[0][1]) / 2.0).sum();
+        assert!((area - m.auc).abs() < 1e-12 && roc.last() == Some(&[1.0, 1.0]));
+        let exact = auc(&z, &y);
+        assert!((m.auc - exact).abs() <= bins.auc_error_bound(), "{} vs {exact}", m.auc);
+        assert!(ScoreBins::count(&z, &vec![0.0; n], &thresholds).metrics().is_none(), "one class only");
     }
 }

@@ -4,6 +4,20 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What the bank may learn about each scored entity, coarsest to finest (the gov's cap). Every
+/// level includes the coarser ones; the cap is applied inside the secure computation, so a
+/// finer value is never opened (see `capped`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreOutput {
+    /// The grade only.
+    Grade,
+    /// The grade and the integer points round(offset − factor·z).
+    Points,
+    /// Grade, points, and the logit z (hence the probability of default 1/(1 + e^−z)).
+    Probability,
+}
+
 /// One grade and the lowest points that still earn it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GradeCut {

@@ -14,11 +14,14 @@
 //! - after training, per [`ModelReveal`]: `Both`: both learn all weights and the bias; `OwnBlock`:
 //!   each party learns only its own weight block, the bank also the bias; `None`: nothing, the
 //!   model stays shared (each artifact holds this party's shares).
-//! - test scores: the bank learns the test logits z (equivalent to the exact probability
-//!   1/(1+e^−z) and the points; the gov learns nothing about them); then the bank computes AUC,
-//!   KS and the positive count on the test rows and sends them to the gov (an explicit reveal,
-//!   message `lr-metrics`).
-//! - [`secure_score`]: the bank learns the logits of the scored rows, the gov nothing.
+//! - test scores, per [`TrainJob::test_output`]: with a cap, the bank learns the capped score of
+//!   each test row (grade; grade and integer points; or the logit z, see [`crate::capped`]) and
+//!   the gov nothing per row. With `Points` or `Probability` the bank then computes AUC, KS and
+//!   the positive count from those scores and sends them to the gov (message `lr-metrics`).
+//!   With `Grade` or without a cap, no finer per-row value is opened: both parties learn the
+//!   counts of positive and negative test rows in each of 130 fixed logit bins (computed on
+//!   shares) and derive binned AUC and KS from them ([`crate::capped`]).
+//! - [`secure_score`]: the bank learns the capped score of each scored row, the gov nothing.
 //!
 //! Both parties must call these functions with the same public arguments; a setup message with a
 //! digest of the job checks that before any secret is shared.
@@ -39,9 +42,11 @@ use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
 use protocol::{Error, Result, Role};
 use serde::{Deserialize, Serialize};
 
+pub use crate::capped::Score;
+use crate::capped::{FixedScorecard, PARTIAL_MAX, open_binned_counts, open_scores};
 use crate::metrics::Metrics;
 use crate::reference::{BatchPlan, TrainParams};
-use crate::scorecard::Scorecard;
+use crate::scorecard::{ScoreOutput, Scorecard};
 use crate::standardize::Standardizer;
 
 /// Linear-sigmoid training computes the cross block X_gᵀX_b from both parties' features as
@@ -121,9 +126,10 @@ pub struct TrainJob<'a> {
     pub params: &'a TrainParams,
     pub reveal: ModelReveal,
     pub scorecard: &'a Scorecard,
-    /// Whether the bank may learn the test rows' scores (rule `scores_to_bank`); without it no
-    /// test score is opened and no metrics are computed.
-    pub test_scores: bool,
+    /// What the bank may learn about each test row (rule `scores_to_bank`); None when the job
+    /// does not allow `scores_to_bank`: no per-row test value is opened and the metrics come from
+    /// binned counts (rule `metrics`).
+    pub test_output: Option<ScoreOutput>,
 }
 
 /// One feature block of the model, as this party knows it.
@@ -171,24 +177,6 @@ impl ModelArtifact {
             Role::Gov => &self.gov,
             Role::Bank => &self.bank,
         }
-    }
-}
-
-/// A score the bank receives for one row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Score {
-    /// z = x·w + b.
-    pub logit: f64,
-    /// Exact logistic probability of default 1/(1 + e^−z).
-    pub probability: f64,
-    pub points: f64,
-    pub grade: String,
-}
-
-impl Score {
-    fn from_logit(z: f64, scorecard: &Scorecard) -> Score {
-        let points = scorecard.points_from_logit(z);
-        Score { logit: z, probability: 1.0 / (1.0 + (-z).exp()), points, grade: scorecard.grade(points).to_string() }
     }
 }
 
@@ -279,6 +267,25 @@ fn check_gram_bound(data: &PartyData, train_rows: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// Every value of this party's block on `rows` is finite and within the fixed-point range
+/// (|x| < 2^(62 − 2f), so that a product with a weight of magnitude up to 1 fits the ring).
+fn check_inputs(features: &[String], x: &[f64], rows: impl Iterator<Item = usize>, fp: FixedPoint) -> Result<()> {
+    let cols = features.len();
+    let limit = 2f64.powi(62 - 2 * fp.frac_bits as i32);
+    for r in rows {
+        for (name, v) in features.iter().zip(&x[r * cols..(r + 1) * cols]) {
+            if !v.is_finite() || v.abs() >= limit {
+                return Err(input_err(format!(
+                    "feature '{name}' is {v} after standardisation on aligned row {r}: values must be finite and within ±{limit} \
+                     (frac_bits = {}); check the column for overflowing or absurd values",
+                    fp.frac_bits
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Per-role pair, indexed by `Role::index()`.
 type PerRole<T> = [T; 2];
 const ROLES: [Role; 2] = [Role::Gov, Role::Bank];
@@ -289,7 +296,6 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     let me = engine.role();
     let params = job.params;
     params.validate().map_err(input_err)?;
-    job.scorecard.validate().map_err(input_err)?;
     if engine.fixed().frac_bits != params.frac_bits {
         return Err(input_err(format!(
             "engine uses {} fractional bits but the job says frac_bits = {}",
@@ -316,12 +322,14 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     let mut used = vec![false; rows];
     check_rows("train", job.train_rows, rows, &mut used)?;
     check_rows("test", job.test_rows, rows, &mut used)?;
+    let card = FixedScorecard::new(job.scorecard, engine.fixed()).map_err(input_err)?;
+    check_inputs(data.features, data.x, job.train_rows.iter().chain(job.test_rows).copied(), engine.fixed())?;
     if params.sigmoid == Sigmoid::Linear {
         check_gram_bound(data, job.train_rows)?;
     }
 
     engine.channel().set_phase("lr-setup");
-    let digest = job_digest(&(params, job.reveal, job.train_rows, job.test_rows, job.scorecard));
+    let digest = job_digest(&(params, job.reveal, job.train_rows, job.test_rows, job.scorecard, job.test_output));
     let peer_features = exchange_setup(engine, "lr-setup", rows, data.features, digest)?;
     let mut features: PerRole<Vec<String>> = Default::default();
     features[me.index()] = data.features.to_vec();
@@ -394,46 +402,78 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         n_test: job.test_rows.len(),
     };
 
-    if job.test_rows.is_empty() || !job.test_scores {
+    if job.test_rows.is_empty() {
         return Ok(TrainOutput { artifact, test_scores: None });
     }
-    engine.channel().set_phase("lr-test-scores");
     let test_x: Vec<f64> =
         job.test_rows.iter().flat_map(|&r| data.x[r * cols..(r + 1) * cols].iter().copied()).collect();
-    let test_scores = score_rows(engine, &artifact, &test_x)?;
+    let test_y: Option<Vec<f64>> = labels.map(|y| job.test_rows.iter().map(|&r| y[r]).collect());
+    let (z, bounded) = shared_logits(engine, &artifact, &test_x)?;
+    let test_scores = match job.test_output {
+        Some(cap) => {
+            engine.channel().set_phase("lr-test-scores");
+            open_scores(engine, &card, &z, bounded, cap, "test rows")?
+        }
+        None => None,
+    };
     engine.channel().set_phase("lr-metrics");
-    artifact.metrics = match (&test_scores, labels) {
-        (Some(scores), Some(y)) => {
-            let logits: Vec<f64> = scores.iter().map(|s| s.logit).collect();
-            let test_y: Vec<f64> = job.test_rows.iter().map(|&r| y[r]).collect();
-            let has_both = test_y.contains(&0.0) && test_y.contains(&1.0);
-            let metrics = has_both.then(|| Metrics::compute(&logits, &test_y));
-            let bytes = protocol::channel::encode("lr-metrics", &metrics)?;
-            engine.channel().reveal_send(&metrics_grant(job.test_rows.len()), &bytes)?;
-            metrics
-        }
-        _ => {
-            let bytes = engine.channel().reveal_recv(&metrics_grant(job.test_rows.len()), 4096)?;
-            let metrics: Option<Metrics> = protocol::channel::decode("lr-metrics", &bytes)?;
-            if let Some(m) = &metrics {
-                let ok = (0.0..=1.0).contains(&m.auc)
-                    && (0.0..=1.0).contains(&m.ks)
-                    && m.n == job.test_rows.len()
-                    && m.positives <= m.n;
-                if !ok {
-                    return Err(Error::Protocol(format!("peer sent implausible test metrics {m:?}")));
-                }
-            }
-            metrics
-        }
+    let bank_computes = matches!(job.test_output, Some(ScoreOutput::Points | ScoreOutput::Probability));
+    artifact.metrics = if bank_computes {
+        exchange_bank_metrics(engine, test_scores.as_deref(), test_y.as_deref(), job.test_rows.len())?
+    } else {
+        open_binned_counts(engine, &z, bounded, test_y.as_deref())?.metrics()
     };
     Ok(TrainOutput { artifact, test_scores })
 }
 
+/// The bank computes the test metrics from its opened scores (the logit, or minus the points)
+/// and sends them to the gov, which checks them for plausibility.
+fn exchange_bank_metrics(
+    engine: &mut Engine,
+    scores: Option<&[Score]>,
+    labels: Option<&[f64]>,
+    n_test: usize,
+) -> Result<Option<Metrics>> {
+    match (scores, labels) {
+        (Some(scores), Some(y)) => {
+            let risk: Vec<f64> =
+                scores.iter().map(|s| s.logit.unwrap_or_else(|| -(s.points.unwrap_or_default() as f64))).collect();
+            let has_both = y.contains(&0.0) && y.contains(&1.0);
+            let metrics = has_both.then(|| Metrics::compute(&risk, y));
+            let bytes = protocol::channel::encode("lr-metrics", &metrics)?;
+            engine.channel().reveal_send(&metrics_grant(n_test), &bytes)?;
+            Ok(metrics)
+        }
+        _ => {
+            let bytes = engine.channel().reveal_recv(&metrics_grant(n_test), 4096)?;
+            let metrics: Option<Metrics> = protocol::channel::decode("lr-metrics", &bytes)?;
+            if let Some(m) = &metrics {
+                let ok = (0.0..=1.0).contains(&m.auc)
+                    && (0.0..=1.0).contains(&m.ks)
+                    && m.n == n_test
+                    && m.positives <= m.n
+                    && m.bins.is_none();
+                if !ok {
+                    return Err(Error::Protocol(format!("peer sent implausible test metrics {m:?}")));
+                }
+            }
+            Ok(metrics)
+        }
+    }
+}
+
 /// Scores aligned rows with a trained model: `x` is this party's standardised block of the rows
-/// to score (rows × own columns, same rows in the same order at both parties). Returns the scores
-/// at the bank, None at the gov; the gov learns nothing, the bank the logits of these rows.
-pub fn secure_score(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Result<Option<Vec<Score>>> {
+/// to score (rows × own columns, same rows in the same order at both parties). `output` is the
+/// gov's cap on what the bank learns per row; both parties pass the same. Returns the scores at
+/// the bank, None at the gov: the gov learns nothing, the bank per row the grade, plus the
+/// integer points from `Points` on, plus the logit (and so the probability) at `Probability`;
+/// no finer value is opened ([`crate::capped`]).
+pub fn secure_score(
+    engine: &mut Engine,
+    artifact: &ModelArtifact,
+    x: &[f64],
+    output: ScoreOutput,
+) -> Result<Option<Vec<Score>>> {
     let me = engine.role();
     if artifact.role != me {
         return Err(input_err(format!("this artifact belongs to the {} node, not the {me}", artifact.role)));
@@ -450,6 +490,8 @@ pub fn secure_score(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) ->
     if !x.len().is_multiple_of(cols) {
         return Err(input_err(format!("feature matrix of {} values does not have {cols} columns", x.len())));
     }
+    let card = FixedScorecard::new(&artifact.scorecard, engine.fixed()).map_err(input_err)?;
+    check_inputs(&own.features, x, 0..x.len() / cols, engine.fixed())?;
     engine.channel().set_phase("lr-score");
     let digest = job_digest(&(
         artifact.reveal,
@@ -457,18 +499,22 @@ pub fn secure_score(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) ->
         &artifact.gov.features,
         &artifact.bank.features,
         &artifact.scorecard,
+        output,
     ));
     let peer_features = exchange_setup(engine, "lr-score-setup", x.len() / cols, &own.features, digest)?;
     if peer_features != artifact.block(me.peer()).features {
         return Err(input_err("the peer's feature columns differ from the model's".into()));
     }
-    score_rows(engine, artifact, x)
+    let (z, bounded) = shared_logits(engine, artifact, x)?;
+    open_scores(engine, &card, &z, bounded, output, "rows")
 }
 
-/// Joint logits of the given rows, revealed to the bank only. Blocks the owner knows in plaintext
-/// are multiplied locally (the product is the owner's share, the other party's share is 0);
-/// shared blocks go through the engine's `matvec`.
-fn score_rows(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Result<Option<Vec<Score>>> {
+/// Shares of the joint logits of the given rows; nothing is opened. Blocks the owner knows in
+/// plaintext are multiplied locally (the product is the owner's share, the other party's share
+/// is 0), and each owner checks its partial logit against [`PARTIAL_MAX`], so the second value
+/// (`bounded`, the same at both parties) says |z| ≤ `LOGIT_MAX`; shared blocks go through the
+/// engine's `matvec` (not bounded).
+fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Result<(Vec<u64>, bool)> {
     let me = engine.role();
     let fp = engine.fixed();
     let own = artifact.block(me);
@@ -482,9 +528,16 @@ fn score_rows(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Resul
         } else {
             0.0
         };
-        for (zi, row) in z.iter_mut().zip(x.chunks_exact(cols)) {
-            *zi = fp.encode(row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias);
+        for (r, (zi, row)) in z.iter_mut().zip(x.chunks_exact(cols)).enumerate() {
+            let partial = row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias;
+            if partial.is_nan() || partial.abs() > PARTIAL_MAX {
+                return Err(input_err(format!(
+                    "the {me}'s partial logit of scored row {r} is {partial:e}, beyond ±{PARTIAL_MAX}: the model or this row's features are out of range"
+                )));
+            }
+            *zi = fp.encode(partial);
         }
+        Ok((z, true))
     } else {
         let shares = artifact.shares.as_ref().ok_or_else(|| input_err("the artifact lacks the model shares".into()))?;
         let own_m = PlainMatrix::from_f64(rows, cols, x, fp);
@@ -497,10 +550,8 @@ fn score_rows(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Resul
             let part = engine.matvec(owner, m, rows, w.len(), w)?;
             z = engine.add(&z, &part);
         }
+        Ok((z, false))
     }
-    let grant = Grant::new("scores", SCORES_TO_BANK, format!("logits of {rows} rows, to the bank"));
-    let opened = engine.reveal_to(&grant, Role::Bank, &z)?;
-    Ok(opened.map(|v| v.iter().map(|&zi| Score::from_logit(fp.decode(zi), &artifact.scorecard)).collect()))
 }
 
 /// Everything the training loop of one party needs. Both loops return this party's shares of the

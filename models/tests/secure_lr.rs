@@ -6,7 +6,7 @@ mod common;
 use common::Prepared;
 use models::metrics::{Metrics, auc};
 use models::reference::{LinearModel, TrainParams, train_reference};
-use models::scorecard::Scorecard;
+use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::{
     GRAM_MAX_ABS, ModelArtifact, ModelReveal, PartyData, TrainJob, TrainOutput, secure_score, secure_train,
 };
@@ -41,8 +41,14 @@ fn party_data(d: &Prepared, role: Role) -> PartyData<'_> {
 
 fn train_both(d: &Prepared, params: &TrainParams, reveal: ModelReveal) -> (TrainOutput, TrainOutput, Stats) {
     let scorecard = Scorecard::default();
-    let job =
-        TrainJob { train_rows: &d.train, test_rows: &d.test, params, reveal, scorecard: &scorecard, test_scores: true };
+    let job = TrainJob {
+        train_rows: &d.train,
+        test_rows: &d.test,
+        params,
+        reveal,
+        scorecard: &scorecard,
+        test_output: Some(ScoreOutput::Probability),
+    };
     let ((g, gs), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(d, role), &job));
     (g.unwrap(), b.unwrap(), gs)
 }
@@ -96,11 +102,11 @@ fn secure_training_matches_reference_on_default_credit() {
     let ref_auc = auc(&d.test_logits(&reference), &y);
     let scores = bank.test_scores.as_ref().unwrap();
     assert!(gov.test_scores.is_none(), "test scores go to the bank only");
-    let secure_logits: Vec<f64> = scores.iter().map(|s| s.logit).collect();
-    let metrics = bank.artifact.metrics.unwrap();
+    let secure_logits: Vec<f64> = scores.iter().map(|s| s.logit.unwrap()).collect();
+    let metrics = bank.artifact.metrics.clone().unwrap();
     println!("test AUC: secure {:.4}, reference {ref_auc:.4}; KS {:.4}", metrics.auc, metrics.ks);
     assert!((metrics.auc - ref_auc).abs() <= 0.005);
-    assert_eq!(gov.artifact.metrics, Some(metrics), "the gov receives the bank's metrics");
+    assert_eq!(gov.artifact.metrics, Some(metrics.clone()), "the gov receives the bank's metrics");
     assert_eq!(metrics, Metrics::compute(&secure_logits, &y));
     // Scores are the plaintext scoring of the revealed model, up to fixed-point rounding (each
     // party's partial logit is rounded once: at most 2 · ½ ulp).
@@ -110,8 +116,11 @@ fn secure_training_matches_reference_on_default_credit() {
     assert!(max_dz <= ulp + 1e-12, "scores differ from plaintext scoring by {max_dz}");
     let sc = &bank.artifact.scorecard;
     for (s, z) in scores.iter().zip(&plain) {
-        assert!((s.probability - 1.0 / (1.0 + (-z).exp())).abs() < 1e-5);
-        assert!((s.points - sc.points(s.probability)).abs() < 1e-6 && s.grade == sc.grade(s.points));
+        let p = s.probability.unwrap();
+        assert!((p - 1.0 / (1.0 + (-z).exp())).abs() < 1e-5);
+        // Integer points: the scorecard's points rounded (half up), and the grade of those points.
+        let points = s.points.unwrap() as f64;
+        assert!((points - sc.points(p)).abs() <= 0.5 + 1e-3 && s.grade == sc.grade(points));
     }
 }
 
@@ -163,18 +172,18 @@ fn model_reveal_policies_are_honoured_and_scoring_matches() {
         let serialised = serde_json::to_string(ba).unwrap();
         assert_eq!(&serde_json::from_str::<ModelArtifact>(&serialised).unwrap(), ba);
 
-        let test_logits: Vec<f64> = bank.test_scores.as_ref().unwrap().iter().map(|s| s.logit).collect();
+        let test_logits: Vec<f64> = bank.test_scores.as_ref().unwrap().iter().map(|s| s.logit.unwrap()).collect();
         let max_dz = d.test_logits(&model).iter().zip(&test_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(max_dz < 1e-3, "{reveal:?}: test scores differ from the model by {max_dz}");
 
         let ((gs, _), (bs, _)) = two_party(params.frac_bits, |e, role| match role {
-            Role::Gov => secure_score(e, ga, &gov_rows),
-            Role::Bank => secure_score(e, ba, &bank_rows),
+            Role::Gov => secure_score(e, ga, &gov_rows, ScoreOutput::Probability),
+            Role::Bank => secure_score(e, ba, &bank_rows, ScoreOutput::Probability),
         });
         assert!(gs.unwrap().is_none(), "the gov learns no scores");
         let scores = bs.unwrap().unwrap();
         let plain = model.logits(&joint_rows);
-        let max_dz = plain.iter().zip(&scores).map(|(a, s)| (a - s.logit).abs()).fold(0.0, f64::max);
+        let max_dz = plain.iter().zip(&scores).map(|(a, s)| (a - s.logit.unwrap()).abs()).fold(0.0, f64::max);
         assert!(max_dz < 1e-3, "{reveal:?}: secure_score differs from plaintext by {max_dz}");
     }
 }
@@ -191,7 +200,7 @@ fn mismatched_jobs_are_refused_before_training() {
             params: &params,
             reveal: ModelReveal::Both,
             scorecard: &scorecard,
-            test_scores: true,
+            test_output: Some(ScoreOutput::Probability),
         };
         secure_train(e, &party_data(&d, role), &job)
     });
@@ -220,7 +229,7 @@ fn secure_training_with_clipped_sigmoid_matches_reference() {
     let max_dw = revealed.weights.iter().zip(&reference.weights).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(max_dw < 1e-2 && (revealed.bias - reference.bias).abs() < 1e-2, "weights drift by {max_dw}");
     let ref_auc = auc(&d.test_logits(&reference), &d.test_labels());
-    assert!((bank.artifact.metrics.unwrap().auc - ref_auc).abs() <= 0.005);
+    assert!((bank.artifact.metrics.clone().unwrap().auc - ref_auc).abs() <= 0.005);
 }
 
 #[test]
@@ -234,7 +243,7 @@ fn label_in_the_wrong_place_is_refused_locally() {
         params: &params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
-        test_scores: true,
+        test_output: Some(ScoreOutput::Probability),
     };
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| {
         // Swapped: the gov passes the label, the bank none.
@@ -255,6 +264,8 @@ fn keep_bank_columns(mut d: Prepared, k: usize) -> Prepared {
     d.bank_std.columns.truncate(k);
     d.bank_std.mean.truncate(k);
     d.bank_std.std.truncate(k);
+    d.bank_std.min.truncate(k);
+    d.bank_std.max.truncate(k);
     d
 }
 
@@ -290,7 +301,7 @@ fn feature_beyond_the_gram_bound_is_refused_before_training() {
         params: &params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
-        test_scores: true,
+        test_output: Some(ScoreOutput::Probability),
     };
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
     let msg = g.unwrap_err().to_string();

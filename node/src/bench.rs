@@ -17,7 +17,7 @@ use clap::Subcommand;
 use models::dataset::{self, Dataset};
 use models::metrics::auc;
 use models::reference::{TrainParams, train_reference};
-use models::scorecard::Scorecard;
+use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::{ModelReveal, PartyData, TrainJob, TrainOutput, secure_train};
 use models::standardize::Standardizer;
 use protocol::fixed::FixedPoint;
@@ -425,7 +425,7 @@ fn align(ds: &Dataset, ids: &PreparedIds, psi: &PsiOutput, test_ids: Option<&Has
     }
     let standardizer = Standardizer::fit(&aligned, &train)?;
     Ok(Aligned {
-        x: standardizer.apply(&aligned.x),
+        x: standardizer.apply(&aligned.x).x,
         features: aligned.columns.clone(),
         standardizer,
         label: aligned.label.clone(),
@@ -455,7 +455,7 @@ fn lr_party(
         params,
         reveal: ModelReveal::Both,
         scorecard: &scorecard,
-        test_scores: true,
+        test_output: Some(ScoreOutput::Probability),
     };
     let party = PartyData {
         x: &data.x,

@@ -3,6 +3,7 @@
 //! Unknown keys are errors naming the key; every other error names the key and the fix.
 //! Relative paths are resolved against the directory of the config file.
 
+use models::scorecard::ScoreOutput;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -174,6 +175,10 @@ pub struct Policy {
     /// Entities this node lets be scored per model per UTC day, over all score jobs (default
     /// 100,000); the gov's budget is the one that protects its data.
     pub score_budget_per_day: u64,
+    /// The finest per-entity score the bank may learn in a job with this node: `grade` <
+    /// `points` < `probability` (default `grade`). Applied inside MPC; the gov's cap is the one
+    /// that protects its data.
+    pub score_output: ScoreOutput,
 }
 
 /// Defaults of the policy keys a config may omit.
@@ -190,6 +195,7 @@ impl Default for Policy {
             datasets: BTreeMap::new(),
             min_model_columns: DEFAULT_MIN_MODEL_COLUMNS,
             score_budget_per_day: DEFAULT_SCORE_BUDGET_PER_DAY,
+            score_output: ScoreOutput::Grade,
         }
     }
 }

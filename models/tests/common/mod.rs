@@ -62,8 +62,8 @@ fn prepare(gov: Dataset, bank: Dataset, train: Vec<usize>, test: Vec<usize>) -> 
     let gov_std = Standardizer::fit(&gov, &train).unwrap();
     let bank_std = Standardizer::fit(&bank, &train).unwrap();
     Prepared {
-        gov_x: gov_std.apply(&gov.x),
-        bank_x: bank_std.apply(&bank.x),
+        gov_x: gov_std.apply(&gov.x).x,
+        bank_x: bank_std.apply(&bank.x).x,
         gov_features: gov.columns.clone(),
         bank_features: bank.columns.clone(),
         gov_std,

@@ -7,7 +7,18 @@ use crate::datasets;
 
 use protocol::Role;
 
-use super::spec::{JobKind, JobSpec};
+use models::scorecard::ScoreOutput;
+
+use super::spec::{JobKind, JobSpec, Reveal};
+
+/// The config spelling of a score output.
+fn output_name(o: ScoreOutput) -> &'static str {
+    match o {
+        ScoreOutput::Grade => "grade",
+        ScoreOutput::Points => "points",
+        ScoreOutput::Probability => "probability",
+    }
+}
 
 /// Checks `spec`, proposed by or to `peer_name` (whose certificate has `peer_fingerprint` when
 /// pinned), against this node's policy and datasets. `Err` is the refusal text shown to both
@@ -55,6 +66,25 @@ pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint:
             return Err(format!(
                 "policy: the job approves its model for scoring (params.for_scoring) but node '{me}' does not allow \
                  score jobs (policy.job_kinds)"
+            ));
+        }
+    }
+    if let Ok(params) = spec.params() {
+        let asked = params.score_output();
+        let scores = spec.reveal.contains(&Reveal::ScoresToBank);
+        if scores && asked > p.score_output {
+            return Err(format!(
+                "policy: the job asks for score_output '{}' but node '{me}' lets the bank learn at most '{}' per \
+                 entity (policy.score_output)",
+                output_name(asked),
+                output_name(p.score_output)
+            ));
+        }
+        if spec.reveal.contains(&Reveal::PartialScoresToBank) && p.score_output < ScoreOutput::Probability {
+            return Err(format!(
+                "policy: a lookup of named ids gives the bank the gov's partial score, finer than node '{me}''s \
+                 score_output cap '{}' (policy.score_output must be 'probability' to allow partial_scores_to_bank)",
+                output_name(p.score_output)
             ));
         }
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use models::reference::TrainParams;
-use models::scorecard::Scorecard;
+use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::ModelReveal;
 use protocol::Role;
 use protocol::mpc::Sigmoid;
@@ -322,8 +322,9 @@ const TRAIN_KEYS: &[&str] = &[
     "seed",
     "scorecard",
     "for_scoring",
+    "score_output",
 ];
-const SCORE_KEYS: &[&str] = &["model", "target", "queries_file"];
+const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output"];
 
 /// What a score job scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,6 +363,9 @@ pub struct JobParams {
     /// Train: both nodes approve the model for later score jobs (each node's policy must allow
     /// job kind `score`); a score job refuses a model trained without it.
     pub for_scoring: bool,
+    /// Train (test rows, with `scores_to_bank`) and score: what the bank learns per entity,
+    /// `grade` (default), `points` or `probability`; each node's `policy.score_output` caps it.
+    pub score_output: Option<ScoreOutput>,
     /// Score: the id of the train job whose model to use.
     pub model: Option<String>,
     pub target: Option<ScoreTarget>,
@@ -389,6 +393,10 @@ impl JobParams {
             frac_bits: self.frac_bits.unwrap_or(d.frac_bits),
             seed: self.seed.unwrap_or(d.seed),
         }
+    }
+
+    pub fn score_output(&self) -> ScoreOutput {
+        self.score_output.unwrap_or(ScoreOutput::Grade)
     }
 
     pub fn scorecard(&self) -> Scorecard {

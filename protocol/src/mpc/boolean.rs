@@ -12,7 +12,8 @@
 //! - MSB of an arithmetic share `x = x0 + x1`: `msb(x) = msb(x0) ⊕ msb(x1) ⊕ carry`, where the
 //!   carry out of the low 63 bits of `x0 + x1` is computed by a generate/propagate tree
 //!   (`G = a∧b`, `P = a⊕b`; combine `G = G_hi ⊕ P_hi∧G_lo`, `P = P_hi∧P_lo`): 63 + 123 ANDs per
-//!   element in 7 AND layers, bit-sliced over all elements. Parties learn only uniformly masked
+//!   element in 7 AND layers, bit-sliced over all elements. `msb_width` does the same on
+//!   `x mod 2^width` (the low `width` bits of the shares) for values known to be small. Parties learn only uniformly masked
 //!   openings; the output stays XOR-shared.
 //! - Multiplexer `β·y` for XOR-shared `β` and arithmetic `y`: each party is COT sender with
 //!   correlation `(1 − 2β_me)·y_me` against the peer's choice `β_peer` (one OT per element and
@@ -25,9 +26,6 @@ use crate::ot::iknp;
 use crate::{Result, Role};
 use rand::Rng;
 use zeroize::Zeroize;
-
-/// Low bits compared by the carry circuit.
-const LOW_BITS: usize = 63;
 
 /// XOR shares of AND triples, packed; wiped on drop.
 #[derive(zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
@@ -95,7 +93,7 @@ impl Engine<'_> {
     }
 
     /// XOR shares of `x ∧ y` (packed, equal lengths) using the next triples (one flight).
-    fn and(&mut self, x: &[u64], y: &[u64], tr: &mut Triples) -> Result<Vec<u64>> {
+    pub(super) fn and(&mut self, x: &[u64], y: &[u64], tr: &mut Triples) -> Result<Vec<u64>> {
         let n = x.len();
         let (a, b, c) = (&tr.a[tr.used..tr.used + n], &tr.b[tr.used..tr.used + n], &tr.c[tr.used..tr.used + n]);
         tr.used += n;
@@ -115,26 +113,44 @@ impl Engine<'_> {
     /// XOR shares of the most significant bit of each shared ring element (i.e. `[x < 0]` for
     /// two's complement), packed 64 per word.
     pub fn msb(&mut self, x: &[u64]) -> Result<Vec<u64>> {
+        self.msb_width(x, 64)
+    }
+
+    /// XOR shares of bit `width − 1` of each `x mod 2^width` (packed): `[x < 0]` whenever the
+    /// true value satisfies `|x| < 2^(width−1)`. Shares mod 2^width are the low bits of the
+    /// shares, so a narrower width costs fewer ANDs (`width − 1` leaves plus the tree).
+    pub fn msb_width(&mut self, x: &[u64], width: u32) -> Result<Vec<u64>> {
+        assert!((2..=64).contains(&width), "msb_width: width {width} not in 2..=64");
+        let top_bit = width - 1;
+        let mut out = self.carry_out(x, top_bit as usize)?;
+        for (e, v) in x.iter().enumerate() {
+            out[e / 64] ^= ((v >> top_bit) & 1) << (e % 64);
+        }
+        Ok(out)
+    }
+
+    /// XOR shares (packed) of the carry out of the low `low` bits of `x_gov + x_bank`, i.e.
+    /// `[(x_gov mod 2^low) + (x_bank mod 2^low) ≥ 2^low]` (1 ≤ `low` ≤ 63).
+    pub(crate) fn carry_out(&mut self, x: &[u64], low: usize) -> Result<Vec<u64>> {
+        assert!((1..64).contains(&low), "carry_out: {low} low bits");
         let nw = x.len().div_ceil(64);
         if nw == 0 {
             return Ok(Vec::new());
         }
         // Bit slices of this party's share: slice p (nw words) holds bit p of every element.
-        let mut own = vec![0u64; LOW_BITS * nw];
-        let mut top = vec![0u64; nw];
+        let mut own = vec![0u64; low * nw];
         for (e, v) in x.iter().enumerate() {
-            for p in 0..LOW_BITS {
+            for p in 0..low {
                 own[p * nw + e / 64] |= ((v >> p) & 1) << (e % 64);
             }
-            top[e / 64] |= (v >> 63) << (e % 64);
         }
-        let mut tr = self.and_triples(nw * (LOW_BITS + tree_ands(LOW_BITS)))?;
+        let mut tr = self.and_triples(nw * (low + tree_ands(low)))?;
         let zeros = vec![0u64; own.len()];
         // Leaves: G_p = a_p ∧ b_p where gov holds a (its share bits) and bank holds b.
         let g =
             if self.role == Role::Gov { self.and(&own, &zeros, &mut tr)? } else { self.and(&zeros, &own, &mut tr)? };
         let mut nodes: Vec<(Vec<u64>, Vec<u64>)> =
-            (0..LOW_BITS).map(|p| (g[p * nw..(p + 1) * nw].to_vec(), own[p * nw..(p + 1) * nw].to_vec())).collect();
+            (0..low).map(|p| (g[p * nw..(p + 1) * nw].to_vec(), own[p * nw..(p + 1) * nw].to_vec())).collect();
         while nodes.len() > 1 {
             let last = nodes.len() == 2;
             let (mut xs, mut ys) = (Vec::new(), Vec::new());
@@ -164,9 +180,8 @@ impl Engine<'_> {
             }
             nodes = next;
         }
-        let carry = &nodes[0].0;
-        let mut out = xor(carry, &top);
-        if x.len() % 64 != 0 {
+        let mut out = nodes.swap_remove(0).0;
+        if !x.len().is_multiple_of(64) {
             out[nw - 1] &= (1u64 << (x.len() % 64)) - 1;
         }
         Ok(out)

@@ -26,6 +26,7 @@
 //! `|v| · 2^(2f − 64)`: with f = 16 and |v| ≤ 1024, below 2^-22 per element.
 
 mod boolean;
+mod compare;
 mod cot;
 mod gram;
 pub mod sigmoid;

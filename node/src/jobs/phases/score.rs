@@ -19,8 +19,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use models::capped::FixedScorecard;
 use models::dataset::Dataset;
-use models::scorecard::Scorecard;
+use models::scorecard::ScoreOutput;
 use models::secure_lr::{ModelReveal, Score, secure_score};
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
@@ -114,23 +115,21 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
     let aligned = take_aligned(ctx)?;
     let art = &saved.artifact;
     check_budget(ctx, &saved.job_id, aligned.data.rows() as u64)?;
-    let x = standardize(art.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
+    let x = standardize(ctx, art.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
     ctx.progress(0.1, &format!("scoring {} common entities", aligned.data.rows()));
     let scores = {
         let mut engine = Engine::new(ch, FixedPoint::new(art.params.frac_bits), &mut os_rng())?;
-        secure_score(&mut engine, art, &x)?
+        secure_score(&mut engine, art, &x, ctx.spec.params()?.score_output())?
     };
     let n = aligned.data.rows();
     ctx.outcome.insert("scored".into(), n.into());
     ctx.outcome.insert(SCORED_ENTITIES.into(), n.into());
     if let Some(scores) = scores {
         let path = ctx.job_dir.join("scores.csv");
-        let rows = aligned
-            .data
-            .ids
-            .iter()
-            .zip(&scores)
-            .map(|(id, s)| [id.clone(), s.probability.to_string(), s.points.to_string(), s.grade.clone()]);
+        let rows = aligned.data.ids.iter().zip(&scores).map(|(id, s)| {
+            let (p, pts) = score_fields(s);
+            [id.clone(), p, pts, s.grade.clone()]
+        });
         write_csv(ctx, path.clone(), &["id", "probability", "points", "grade"], rows)?;
         let shown: Vec<_> = aligned
             .data
@@ -226,7 +225,8 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
 
     let data = load_dataset(ctx, &own.features, None)?;
     let prepared = prepare_ids(ctx, &data, skip_bad)?;
-    let x = standardize(own.standardizer.as_ref(), &data)?;
+    let x = standardize(ctx, own.standardizer.as_ref(), &data)?;
+    let card = FixedScorecard::new(&art.scorecard, fp).map_err(|e| anyhow::anyhow!("model '{}': {e}", saved.job_id))?;
     let cols = own.features.len();
     let partial = |r: usize| x[r * cols..(r + 1) * cols].iter().zip(weights).map(|(a, b)| a * b).sum::<f64>();
 
@@ -277,9 +277,11 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
                 .iter()
                 .map(|q| match (bank_row.get(q.id.as_str()), gov_part.get(q.id.as_str())) {
                     (None, _) => (q, "not in the bank's dataset", None),
-                    (Some(&r), Some(Some(zg))) => {
-                        (q, "ok", Some(score_of(fp.decode(*zg) + partial(r) + bias, &art.scorecard)))
-                    }
+                    (Some(&r), Some(Some(zg))) => (
+                        q,
+                        "ok",
+                        Some(card.score(fp.encode(fp.decode(*zg) + partial(r) + bias), ScoreOutput::Probability)),
+                    ),
                     (Some(_), _) => (q, "not found at gov", None),
                 })
                 .collect();
@@ -295,9 +297,10 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
 fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Option<Score>)]) -> Result<()> {
     let path = ctx.job_dir.join("scores.csv");
     let rows = results.iter().map(|(q, status, s)| {
-        let (p, pts, g) = s
-            .as_ref()
-            .map_or_else(Default::default, |s| (s.probability.to_string(), s.points.to_string(), s.grade.clone()));
+        let (p, pts, g) = s.as_ref().map_or_else(Default::default, |s| {
+            let (p, pts) = score_fields(s);
+            (p, pts, s.grade.clone())
+        });
         [q.raw.clone(), q.consent.clone(), status.to_string(), p, pts, g]
     });
     write_csv(ctx, path.clone(), &["id", "consent_ref", "status", "probability", "points", "grade"], rows)?;
@@ -305,7 +308,7 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
     ctx.outcome.insert("queries".into(), results.len().into());
     ctx.outcome.insert("scored".into(), count("ok").into());
     ctx.outcome.insert("not_found_at_gov".into(), count("not found at gov").into());
-    ctx.outcome.insert("not_found_at_bank".into(), count("not found at bank").into());
+    ctx.outcome.insert("not_in_bank_dataset".into(), count("not in the bank's dataset").into());
     ctx.outcome.insert("consent_refs".into(), results.iter().map(|r| r.0.consent.clone()).collect::<Vec<_>>().into());
     let shown: Vec<_> =
         results.iter().take(SHOWN).map(|(q, st, s)| score_json(&q.raw, Some(&q.consent), st, s.as_ref())).collect();
@@ -316,16 +319,22 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
     Ok(())
 }
 
-/// The model's standardisation of this node's columns applied to `data`.
-fn standardize(st: Option<&models::standardize::Standardizer>, data: &Dataset) -> Result<Vec<f64>> {
+/// The model's standardisation of this node's columns applied to `data`; values outside a
+/// column's training range are clipped to it (outcome `values_clipped`).
+fn standardize(
+    ctx: &mut PhaseContext<'_>,
+    st: Option<&models::standardize::Standardizer>,
+    data: &Dataset,
+) -> Result<Vec<f64>> {
     let st = st.context("the model file lacks this node's standardisation")?;
-    Ok(st.apply(&data.x))
+    let out = st.apply(&data.x);
+    ctx.outcome.insert("values_clipped".into(), out.clipped.into());
+    Ok(out.x)
 }
 
-/// Probability of default, points and grade for logit `z`.
-fn score_of(z: f64, scorecard: &Scorecard) -> Score {
-    let points = scorecard.points_from_logit(z);
-    Score { logit: z, probability: 1.0 / (1.0 + (-z).exp()), points, grade: scorecard.grade(points).to_string() }
+/// Probability and points as CSV fields (empty where the score cap withheld them).
+fn score_fields(s: &Score) -> (String, String) {
+    (s.probability.map(|p| p.to_string()).unwrap_or_default(), s.points.map(|p| p.to_string()).unwrap_or_default())
 }
 
 fn score_json(id: &str, consent: Option<&str>, status: &str, s: Option<&Score>) -> serde_json::Value {

@@ -11,7 +11,10 @@
 //!    the job (`model_to_both` / `model_to_owners` / `model_shared`).
 //! 4. Each node writes its model artifact ([`SavedModel`]) to `<data_dir>/models/<job id>.json`
 //!    (never overwritten) and `<job_dir>/model.json`. Both learn the test AUC/KS (reveal
-//!    `metrics`); the bank also keeps the ROC curve and score histogram of the test rows.
+//!    `metrics`). With `scores_to_bank` the bank learns the test rows' scores and keeps their ROC
+//!    curve and score histogram; without it both learn only binned counts of the test logits and
+//!    keep the ROC curve and histogram of those bins. Test values outside a column's training
+//!    range are clipped to it (outcome `test_values_clipped`).
 //!
 //! What each party learns is stated in [`models::secure_lr`]; nothing else is exchanged here
 //! but the split digest.
@@ -20,8 +23,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use models::metrics::Metrics;
+use models::metrics::{Metrics, ScoreBins};
 use models::reference::BatchPlan;
+use models::scorecard::Scorecard;
 use models::secure_lr::{ModelArtifact, PartyData, TrainJob, secure_train};
 use models::standardize::Standardizer;
 use protocol::Channel;
@@ -146,7 +150,10 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let train_rows: Vec<usize> = (0..n).filter(|&r| !is_test[r]).collect();
 
     let standardizer = Standardizer::fit(data, &train_rows)?;
-    let x = standardizer.apply(&data.x);
+    // Training rows lie within the training range: every clipped value is on a test row.
+    let standardized = standardizer.apply(&data.x);
+    ctx.outcome.insert("test_values_clipped".into(), standardized.clipped.into());
+    let x = standardized.x;
     let train_params = params.train_params();
     let model_reveal = ctx.spec.model_reveal()?;
     let scorecard = params.scorecard();
@@ -165,7 +172,11 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
             params: &train_params,
             reveal: model_reveal,
             scorecard: &scorecard,
-            test_scores: ctx.spec.reveal.contains(&crate::jobs::spec::Reveal::ScoresToBank),
+            test_output: ctx
+                .spec
+                .reveal
+                .contains(&crate::jobs::spec::Reveal::ScoresToBank)
+                .then_some(params.score_output()),
         };
         secure_train(&mut engine, &party, &job)?
     };
@@ -178,13 +189,16 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         ctx.outcome.insert("test_ks".into(), m.ks.into());
         ctx.outcome.insert("test_positives".into(), m.positives.into());
     }
-    if let (Some(scores), Some(y)) = (&out.test_scores, &data.label) {
-        let logits: Vec<f64> = scores.iter().map(|s| s.logit).collect();
-        let labels: Vec<f64> = test_rows.iter().map(|&r| y[r]).collect();
-        let points: Vec<f64> = scores.iter().map(|s| s.points).collect();
-        if artifact.metrics.is_some() {
-            ctx.set_outcome_plot(roc_curve(&logits, &labels, 200), points_histogram(&points, &labels, 20))?;
+    match (artifact.metrics.as_ref().and_then(|m| m.bins.as_ref()), &out.test_scores, &data.label) {
+        (Some(bins), _, _) => ctx.set_outcome_plot(bins.roc(), bins_histogram(bins, &scorecard))?,
+        (None, Some(scores), Some(y)) if artifact.metrics.is_some() => {
+            // Risk: the logit, or minus the points when only points were opened.
+            let points: Vec<f64> = scores.iter().map(|s| s.points.unwrap_or_default() as f64).collect();
+            let risk: Vec<f64> = scores.iter().zip(&points).map(|(s, p)| s.logit.unwrap_or(-p)).collect();
+            let labels: Vec<f64> = test_rows.iter().map(|&r| y[r]).collect();
+            ctx.set_outcome_plot(roc_curve(&risk, &labels, 200), points_histogram(&points, &labels, 20))?;
         }
+        _ => {}
     }
 
     let saved = SavedModel {
@@ -205,7 +219,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     ctx.write_on_success(path.clone(), json.clone());
     ctx.write_on_success(job_copy, json);
     ctx.outcome.insert("model_file".into(), path.display().to_string().into());
-    let auc = saved.artifact.metrics.map(|m: Metrics| format!(", test AUC {:.4}", m.auc)).unwrap_or_default();
+    let auc = saved.artifact.metrics.as_ref().map(|m: &Metrics| format!(", test AUC {:.4}", m.auc)).unwrap_or_default();
     ctx.progress(1.0, &format!("model saved{auc}"));
     Ok(())
 }
@@ -237,6 +251,34 @@ pub fn roc_curve(scores: &[f64], labels: &[f64], max_points: usize) -> Vec<[f64;
         thinned.push(last);
     }
     thinned
+}
+
+/// Histogram of binned test counts in scorecard points, lowest points first: the logit bins in
+/// reverse, empty bins at either end left out, the open-ended outer bins one step wide.
+pub fn bins_histogram(bins: &ScoreBins, scorecard: &Scorecard) -> ScoreHist {
+    let t = &bins.thresholds;
+    let k = t.len();
+    let step = if k > 1 { t[1] - t[0] } else { 1.0 };
+    // Lower logit edge of bin j (its upper edge is that of bin j + 1).
+    let lower = |j: usize| {
+        if j == 0 {
+            t[0] - step
+        } else if j > k {
+            t[k - 1] + step
+        } else {
+            t[j - 1]
+        }
+    };
+    let used: Vec<usize> = (0..=k).filter(|&j| bins.positives[j] + bins.negatives[j] > 0).collect();
+    let (first, last) = (used.first().copied().unwrap_or(0), used.last().copied().unwrap_or(k));
+    let js: Vec<usize> = (first..=last).rev().collect();
+    let mut edges = vec![scorecard.points_from_logit(lower(last + 1))];
+    edges.extend(js.iter().map(|&j| scorecard.points_from_logit(lower(j))));
+    ScoreHist {
+        edges,
+        good: js.iter().map(|&j| bins.negatives[j]).collect(),
+        bad: js.iter().map(|&j| bins.positives[j]).collect(),
+    }
 }
 
 /// Histogram of scorecard `points` in `bins` equal bins over their range, split by label
@@ -300,5 +342,17 @@ mod tests {
         assert_eq!(h.good.iter().sum::<u64>(), 4);
         assert_eq!(h.bad.iter().sum::<u64>(), 4);
         assert_eq!(h.bad[3], 2, "0.9 and 0.8 (bad) fall in the top bin");
+    }
+
+    #[test]
+    fn binned_histogram_lists_the_used_bins_in_ascending_points() {
+        let bins =
+            ScoreBins { thresholds: vec![-1.0, 0.0, 1.0], positives: vec![0, 1, 0, 3], negatives: vec![0, 4, 2, 0] };
+        let sc = Scorecard::default();
+        let h = bins_histogram(&bins, &sc);
+        // Bins 3 (z > 1, one step wide), 2 and 1; bin 0 is empty and left out.
+        let want: Vec<f64> = [2.0, 1.0, 0.0, -1.0].iter().map(|&z| sc.points_from_logit(z)).collect();
+        assert_eq!(h.edges, want);
+        assert_eq!((h.good, h.bad), (vec![0, 2, 4], vec![3, 0, 1]));
     }
 }
