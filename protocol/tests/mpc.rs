@@ -62,8 +62,10 @@ fn share_reveal_and_local_operations_match_plaintext() {
         let total = vec![e.sum(&xs)];
         let own_share_is_not_x = xs != x && ys != y;
         let to_bank = e.reveal_to(&opened(), Role::Bank, &sum).unwrap();
-        let opened: Vec<Vec<u64>> =
-            [&sum, &diff, &plus_c, &plus_y, &scaled, &total].iter().map(|v| e.reveal_both(&opened(), v).unwrap()).collect();
+        let opened: Vec<Vec<u64>> = [&sum, &diff, &plus_c, &plus_y, &scaled, &total]
+            .iter()
+            .map(|v| e.reveal_both(&opened(), v).unwrap())
+            .collect();
         (opened, to_bank, own_share_is_not_x)
     });
     assert_eq!(g.0, b.0, "reveal_both gives both parties the same values");

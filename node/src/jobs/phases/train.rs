@@ -24,9 +24,9 @@ use models::metrics::Metrics;
 use models::reference::BatchPlan;
 use models::secure_lr::{ModelArtifact, PartyData, TrainJob, secure_train};
 use models::standardize::Standardizer;
+use protocol::Channel;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
-use protocol::Channel;
 use serde::{Deserialize, Serialize};
 
 use super::psi::take_aligned;
