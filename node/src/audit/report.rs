@@ -214,8 +214,12 @@ pub fn text(v: &Verification) -> String {
     for h in &f.phase_ends {
         let _ = writeln!(
             o,
-            "  {:<16} gov sent {} frames, bank sent {} frames",
-            h.phase, h.view.sent_by_gov.frames, h.view.sent_by_bank.frames
+            "  {:<16} gov sent {} frames, bank sent {} frames; {} reveal(s){}",
+            h.phase,
+            h.view.sent_by_gov.frames,
+            h.view.sent_by_bank.frames,
+            h.reveals.len(),
+            if h.completed.is_some() { "; both nodes' completed outcomes" } else { "" }
         );
     }
     let _ = writeln!(o, "Outcome:     {}", f.outcome_line());
@@ -472,15 +476,18 @@ pub fn html(v: &Verification) -> String {
     }
     let _ = write!(
         o,
-        "</table><h2>Phase ends signed by both nodes</h2><table><tr><th>phase</th><th>frames sent by gov</th><th>frames sent by bank</th></tr>"
+        "</table><h2>Phase ends signed by both nodes</h2><table><tr><th>phase</th><th>frames sent by gov</th>\
+         <th>frames sent by bank</th><th>reveals</th><th>completion</th></tr>"
     );
     for h in &f.phase_ends {
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&h.phase),
             h.view.sent_by_gov.frames,
-            h.view.sent_by_bank.frames
+            h.view.sent_by_bank.frames,
+            h.reveals.len(),
+            if h.completed.is_some() { "signed" } else { "" }
         );
     }
     let _ = write!(o, "</table>");

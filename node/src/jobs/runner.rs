@@ -807,4 +807,20 @@ mod tests {
         let bank_html = crate::audit::report::html(&c.bank.unwrap());
         assert!(!bank_html.contains("ROC curve"), "the bank attached none");
     }
+
+    #[test]
+    fn results_are_saved_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| ResultFile { path: dir.path().join(name), bytes: bytes.to_vec() };
+        std::fs::write(dir.path().join("taken.csv"), b"old").unwrap();
+        let files = [file("a.csv", b"a"), file("taken.csv", b"new"), file("c.csv", b"c")];
+        let e = format!("{:#}", save_results(&files).unwrap_err());
+        assert!(e.starts_with("the job ran but its results could not be saved: cannot create"), "{e}");
+        assert!(!dir.path().join("a.csv").exists(), "the file written before the error is removed");
+        assert_eq!(std::fs::read(dir.path().join("taken.csv")).unwrap(), b"old", "an existing file is kept");
+        assert!(!dir.path().join("c.csv").exists());
+
+        save_results(&[file("a.csv", b"a"), file("c.csv", b"c")]).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("c.csv")).unwrap(), b"c");
+    }
 }
