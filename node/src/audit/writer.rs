@@ -174,10 +174,12 @@ impl TranscriptWriter {
         let theirs = ch.recv_frame(PHASE_HEAD_KIND)?;
         let expected_len = if my_outcome.is_some() { 96 } else { 64 };
         if theirs.len() != expected_len {
-            let (mine, peers) = if my_outcome.is_some() { ("completes", "does not") } else { ("does not", "does") };
+            let who = match my_outcome {
+                Some(_) => "this node completes the job but the peer does not",
+                None => "the peer completes the job but this node does not",
+            };
             return Err(Error::Protocol(format!(
-                "at the end of phase '{phase}' this node {mine} complete the job but the peer {peers} \
-                 ('{PHASE_HEAD_KIND}' of {} bytes)",
+                "at the end of phase '{phase}' {who} ('{PHASE_HEAD_KIND}' of {} bytes)",
                 theirs.len()
             ))
             .into());
