@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
 use node::audit::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, audit_main, compare_cmd, report_cmd, verify_cmd};
-use node::audit::record::{append_hex_field, record_chain, split_hex_field};
+use node::audit::record::{OUTCOME_SIGNING_CONTEXT, append_hex_field, record_chain, split_hex_field};
 use node::audit::{
     Check, DatasetInfo, Failure, Manifest, NodeInfo, Outcome, Policies, Record, Reveal, ScoreHist, TranscriptWriter,
-    compare, exchange_manifest_digest, exchange_phase_signatures, payloads_path, value_hash, verify,
+    compare, exchange_manifest_digest, payloads_path, value_hash, verify,
 };
 use protocol::channel::run_pair;
+use protocol::disclose::{Disclosure, Gate, Grant};
 use protocol::{Channel, Role, Stats};
 
 /// Test-only deterministic node keys (production keys come from the OS RNG).
@@ -74,25 +75,49 @@ fn size_reveal(size: u64) -> Reveal {
     }
 }
 
-fn metrics_reveal(sum: u64, count: usize) -> Reveal {
-    let summary = serde_json::json!({"sum": sum, "count": count}).to_string();
-    Reveal {
-        phase: "train".into(),
-        name: "metrics".into(),
-        value_hash: value_hash(summary.as_bytes()),
-        summary,
-        from: Role::Bank,
-        to: vec![Role::Gov],
-        rule: "bank policy metrics_to_peer".into(),
-        frames: vec![],
+/// What the bank opens to the gov in the training phase: a small JSON object of metrics.
+fn metrics_grant(sum: u64, count: usize) -> Grant {
+    Grant::new("metrics", "metrics", serde_json::json!({"sum": sum, "count": count}).to_string())
+}
+
+/// The node's gate as far as the transcript goes (like `JobGate`): every opened value becomes a
+/// reveal record listing its frames.
+struct RecordingGate(TranscriptWriter);
+
+impl Gate for RecordingGate {
+    fn allow(&self, _rule: &str) -> protocol::Result<()> {
+        Ok(())
+    }
+    fn record(&mut self, d: Disclosure) -> protocol::Result<()> {
+        let reveal = Reveal {
+            phase: d.phase,
+            name: d.name,
+            value_hash: d.value_hash,
+            summary: d.summary,
+            from: d.from,
+            to: vec![d.to],
+            rule: d.rule,
+            frames: d.frames,
+        };
+        self.0.reveal(reveal).map_err(|e| protocol::Error::Input(e.to_string()))
     }
 }
 
-/// Phase end: sign and swap heads, record them.
-fn end_phase(ch: &mut Channel, w: &TranscriptWriter, m: &Manifest, phase: &str, mine: &SigningKey) {
-    let peer = m.verifying_key(ch.role().peer()).unwrap();
-    let heads = exchange_phase_signatures(ch, &m.job_id, phase, mine, &peer).unwrap();
-    w.phase_end(heads).unwrap();
+/// Starts a node's transcript on `ch`, its gate recording reveals, and swaps manifest digests.
+fn start(ch: &mut Channel, path: &Path, m: &Manifest, key: &SigningKey, capture: bool) -> TranscriptWriter {
+    let w = TranscriptWriter::create(path, m.clone(), key, capture).unwrap();
+    ch.set_observer(w.observer());
+    ch.set_gate(Box::new(RecordingGate(w.clone())));
+    ch.set_phase("setup");
+    exchange_manifest_digest(ch, m).unwrap();
+    w
+}
+
+/// The last phase of a job that ran to its end: both sign `outcome`, then it is recorded.
+fn complete(ch: &mut Channel, w: &TranscriptWriter, outcome: Outcome) {
+    ch.set_phase("finish");
+    w.end_phase(ch, "finish", Some(&outcome)).unwrap();
+    w.outcome(outcome).unwrap();
 }
 
 struct Job {
@@ -105,56 +130,61 @@ struct Job {
 }
 
 /// A small two-party job: toy ID matching (gov sends keyed hashes of its IDs, bank answers with
-/// the intersection size), then a "training" round (bank sends values, gov returns their sum).
-/// Gov captures payloads, bank does not.
-fn run_job(dir: &Path, tag: &str, job_id: &str, gov_ids: &[String], bank_ids: &[String]) -> Job {
+/// the intersection size; both record its reveal), then a "training" round (bank sends values, gov
+/// returns their sum, bank opens metrics to the gov through the reveal path), then `finish`, where
+/// both sign their completed outcomes. With `complete = false` both stop after the PSI phase with a
+/// failed outcome. Gov captures payloads, bank does not.
+fn run_job(dir: &Path, tag: &str, job_id: &str, gov_ids: &[String], bank_ids: &[String], complete_job: bool) -> Job {
     let (gk, bk) = (key(1), key(2));
     let m = manifest(job_id, &gk, &bk, gov_ids.len() as u64, bank_ids.len() as u64);
     let (gov_path, bank_path) = (dir.join(format!("{tag}-gov.jsonl")), dir.join(format!("{tag}-bank.jsonl")));
     let values: Vec<u64> = (0..300u64).map(|i| i * i + 7).collect();
     let ((gov_size, gov_stats), (bank_size, bank_stats)) = run_pair(
         |ch| {
-            let w = TranscriptWriter::create(&gov_path, m.clone(), &gk, true).unwrap();
-            ch.set_observer(w.observer());
-            ch.set_phase("setup");
-            exchange_manifest_digest(ch, &m).unwrap();
+            let w = start(ch, &gov_path, &m, &gk, true);
             ch.set_phase("psi");
             let hashes: Vec<u8> = gov_ids.iter().flat_map(|id| id_hash(job_id, id)).collect();
             ch.send_bulk("psi.ids", &hashes).unwrap();
             let size: u64 = ch.recv("psi.size").unwrap();
-            end_phase(ch, &w, &m, "psi", &gk);
             w.reveal(size_reveal(size)).unwrap();
+            w.end_phase(ch, "psi", None).unwrap();
+            if !complete_job {
+                w.outcome(Outcome::failed("stopped after psi")).unwrap();
+                return (size, ch.stats());
+            }
             ch.set_phase("train");
             let v = ch.recv_u64s("train.values", 300).unwrap();
             let sum = v.iter().fold(0u64, |a, x| a.wrapping_add(*x));
             ch.send("train.sum", &sum).unwrap();
-            end_phase(ch, &w, &m, "train", &gk);
-            w.reveal(metrics_reveal(sum, v.len())).unwrap();
-            w.outcome(Outcome::completed()).unwrap();
+            let opened = ch.reveal_recv(&metrics_grant(sum, v.len()), 64).unwrap();
+            assert_eq!(opened, sum.to_le_bytes());
+            w.end_phase(ch, "train", None).unwrap();
+            complete(ch, &w, Outcome::completed());
             (size, ch.stats())
         },
         |ch| {
-            let w = TranscriptWriter::create(&bank_path, m.clone(), &bk, false).unwrap();
-            ch.set_observer(w.observer());
-            ch.set_phase("setup");
-            exchange_manifest_digest(ch, &m).unwrap();
+            let w = start(ch, &bank_path, &m, &bk, false);
             ch.set_phase("psi");
             let theirs = ch.recv_bulk("psi.ids", 32 * 10_000).unwrap();
             let mine: HashSet<[u8; 32]> = bank_ids.iter().map(|id| id_hash(job_id, id)).collect();
             let size = theirs.chunks_exact(32).filter(|c| mine.contains(*c)).count() as u64;
             ch.send("psi.size", &size).unwrap();
-            end_phase(ch, &w, &m, "psi", &bk);
             w.reveal(size_reveal(size)).unwrap();
+            w.end_phase(ch, "psi", None).unwrap();
+            if !complete_job {
+                w.outcome(Outcome::failed("stopped after psi")).unwrap();
+                return (size, ch.stats());
+            }
             ch.set_phase("train");
             ch.send_u64s("train.values", &values).unwrap();
             let sum: u64 = ch.recv("train.sum").unwrap();
-            end_phase(ch, &w, &m, "train", &bk);
-            w.reveal(metrics_reveal(sum, values.len())).unwrap();
+            ch.reveal_send(&metrics_grant(sum, values.len()), &sum.to_le_bytes()).unwrap();
+            w.end_phase(ch, "train", None).unwrap();
             let mut outcome = Outcome::completed();
             outcome.roc = Some(vec![[0.0, 0.0], [0.1, 0.5], [0.4, 0.8], [1.0, 1.0]]);
             outcome.score_hist =
                 Some(ScoreHist { edges: vec![300.0, 500.0, 700.0, 900.0], good: vec![5, 20, 40], bad: vec![9, 6, 1] });
-            w.outcome(outcome).unwrap();
+            complete(ch, &w, outcome);
             (size, ch.stats())
         },
     );
@@ -166,7 +196,7 @@ fn ids(range: std::ops::Range<u32>) -> Vec<String> {
 }
 
 fn standard_job(dir: &Path, tag: &str) -> Job {
-    run_job(dir, tag, "job-42", &ids(0..400), &ids(250..700))
+    run_job(dir, tag, "job-42", &ids(0..400), &ids(250..700), true)
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -204,6 +234,48 @@ fn unparse(r: &Record) -> String {
     String::from_utf8(append_hex_field(&serde_json::to_vec(r).unwrap(), "chain", &[0; 32])).unwrap()
 }
 
+/// `line` with its record changed by `f`, keeping its signature (if any) as it was; the chain is
+/// left for [`rechain`].
+fn edit(line: &str, f: impl FnOnce(&mut Record)) -> String {
+    let (canonical, _) = split_hex_field::<32>(line.as_bytes(), "chain").unwrap();
+    let (body, signature) = match split_hex_field::<64>(&canonical, "signature") {
+        Some((body, sig)) => (body, Some(sig)),
+        None => (canonical, None),
+    };
+    let mut record: Record = serde_json::from_slice(&body).unwrap();
+    f(&mut record);
+    let mut out = serde_json::to_vec(&record).unwrap();
+    if let Some(sig) = signature {
+        out = append_hex_field(&out, "signature", &sig);
+    }
+    String::from_utf8(append_hex_field(&out, "chain", &[0; 32])).unwrap()
+}
+
+/// What the node itself can do on top of [`rechain`]: re-sign its outcome (the last line) with
+/// its own key.
+fn resign_outcome(lines: &[String], key: &SigningKey) -> Vec<String> {
+    let mut lines = rechain(lines);
+    let last = lines.len() - 1;
+    let (_, prev_chain) = split_hex_field::<32>(lines[last - 1].as_bytes(), "chain").unwrap();
+    let (canonical, _) = split_hex_field::<32>(lines[last].as_bytes(), "chain").unwrap();
+    let (body, _) = split_hex_field::<64>(&canonical, "signature").unwrap();
+    let mut msg = OUTCOME_SIGNING_CONTEXT.to_vec();
+    msg.extend_from_slice(&prev_chain);
+    msg.extend_from_slice(&body);
+    let signed = append_hex_field(&body, "signature", &key.sign(&msg).to_bytes());
+    lines[last] = String::from_utf8(append_hex_field(&signed, "chain", &[0; 32])).unwrap();
+    rechain(&lines)
+}
+
+/// Verifies `lines` (chain recomputed) written to `dir/name`.
+fn verify_variant(dir: &Path, name: &str, lines: &[String]) -> node::audit::Verification {
+    let path = dir.join(name);
+    write_variant(&path, lines, None);
+    let v = verify(&path).unwrap();
+    assert!(!v.failures.iter().any(|f| f.check == Check::Chain), "{name}: chain recomputed: {:?}", checks(&v.failures));
+    v
+}
+
 /// 0-based line index of the first record matching `pred`.
 fn find(lines: &[String], pred: impl Fn(&Record) -> bool) -> usize {
     lines.iter().position(|l| pred(&parse(l))).expect("record present")
@@ -238,7 +310,22 @@ fn honest_transcripts_verify_agree_and_report() {
         let types: Vec<&str> = v.transcript.records.iter().map(|(_, r)| r.type_name()).collect();
         assert_eq!(types.first(), Some(&"manifest"));
         assert_eq!(types.last(), Some(&"outcome"));
-        assert_eq!(types.iter().filter(|t| **t == "phase_end").count(), 2);
+        assert_eq!(types.iter().filter(|t| **t == "phase_end").count(), 3);
+
+        // Every record but the last phase end's exchange and the outcome is signed by both; the
+        // opened metrics are listed by their reveal, and both reveals are signed in their phase.
+        let file = lines(path);
+        let phase_end = |p: &str| 1 + find(&file, |r| matches!(r, Record::PhaseEnd { heads, .. } if heads.phase == p));
+        assert_eq!(v.transcript.covered, phase_end("finish") - 5);
+        assert_eq!(v.transcript.completion_signed_at, Some(phase_end("finish")));
+        let opens: Vec<usize> = (1..=file.len())
+            .filter(|n| matches!(parse(&file[n - 1]), Record::Frame { kind, .. } if kind == "open.metrics"))
+            .collect();
+        assert_eq!(opens.len(), 2, "bulk header and one chunk");
+        let infos = &v.transcript.reveals;
+        assert_eq!(infos.len(), 2);
+        assert_eq!((infos[0].frames.as_slice(), infos[0].signed_at), (&[][..], Some(phase_end("psi"))));
+        assert_eq!((infos[1].frames.clone(), infos[1].signed_at), (opens, Some(phase_end("train"))));
     }
     assert!(verify(&job.gov).unwrap().transcript.payloads_checked);
     assert!(!verify(&job.bank).unwrap().transcript.payloads_checked);
@@ -255,6 +342,11 @@ fn honest_transcripts_verify_agree_and_report() {
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains(&format!("intersection size {expected}")), "{text}");
     assert!(text.contains("job-42") && text.contains("DSA-2026-017") && text.contains("loans: 450 rows"), "{text}");
+    assert!(text.contains("[train] metrics: bank -> gov under rule 'metrics'"), "{text}");
+    assert!(text.contains("opened in 2 'open.metrics' frame(s)"), "{text}");
+    assert!(text.contains("[psi] intersection_size: bank -> gov under rule 'bank policy reveal_intersection=size'"));
+    assert!(text.contains("learnt from a protocol's output"), "{text}");
+    assert!(text.contains("Outcome:     completed, signed by both nodes at record"), "{text}");
     let html = std::fs::read_to_string(html).unwrap();
     assert!(html.contains("<h2>Metrics</h2>") && html.contains("<td>sum</td>"), "metrics table from the reveal");
     assert!(html.contains("<polyline") && html.contains("score distribution"), "ROC and histogram plots");
@@ -328,7 +420,7 @@ fn forged_peer_signature_is_rejected_even_with_a_valid_chain() {
     let i = find(&forged, |r| matches!(r, Record::PhaseEnd { heads, .. } if heads.phase == "psi"));
     let Record::PhaseEnd { time, mut heads } = parse(&forged[i]) else { unreachable!() };
     let intruder = key(99);
-    heads.signatures.bank = intruder.sign(&heads.view.signing_bytes("job-42", "psi")).to_bytes();
+    heads.signatures.bank = intruder.sign(&heads.signing_bytes("job-42")).to_bytes();
     forged[i] = unparse(&Record::PhaseEnd { time, heads });
     let path = dir.path().join("forged.jsonl");
     write_variant(&path, &rechain(&forged), Some(&job.gov));
@@ -356,9 +448,19 @@ fn a_node_cannot_later_change_the_manifest_in_its_own_transcript() {
     let path = dir.path().join("edited.jsonl");
     write_variant(&path, &rechain(&edited), None);
     let v = verify(&path).unwrap();
-    // ... but the digests exchanged in frames (covered by both phase signatures) no longer match.
+    // ... but the digests exchanged in frames (covered by both phase signatures) no longer match,
+    // the record chain is not the one the gov signed, and the outcome signature is off.
     let sent = find(&edited, |r| matches!(r, Record::Frame { kind, .. } if kind == "job.manifest"));
-    assert_eq!(checks(&v.failures), vec![(Check::ManifestBinding, sent + 1), (Check::ManifestBinding, sent + 2)]);
+    let psi_end = find(&edited, |r| matches!(r, Record::PhaseEnd { .. }));
+    assert_eq!(
+        checks(&v.failures),
+        vec![
+            (Check::ManifestBinding, sent + 1),
+            (Check::ManifestBinding, sent + 2),
+            (Check::PhaseChain, psi_end + 1),
+            (Check::OutcomeSignature, edited.len())
+        ]
+    );
 }
 
 #[test]
@@ -374,20 +476,47 @@ fn exchange_refuses_a_peer_with_another_manifest() {
 }
 
 #[test]
-fn exchange_refuses_a_peer_signing_with_a_key_not_in_the_manifest() {
+fn phase_end_refuses_a_peer_signing_with_a_key_not_in_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
     let (gk, bk) = (key(1), key(2));
     let m = manifest("job-7", &gk, &bk, 1, 1);
+    let bank_view = manifest("job-7", &gk, &key(3), 1, 1); // the bank signs with another key
     let (g, _) = run_pair(
         |ch| {
+            let w = TranscriptWriter::create(&dir.path().join("g.jsonl"), m.clone(), &gk, false).unwrap();
             ch.send("x", &1u8).unwrap();
-            exchange_phase_signatures(ch, "job-7", "p", &gk, &m.verifying_key(Role::Bank).unwrap())
+            w.end_phase(ch, "p", None)
         },
         |ch| {
+            let w = TranscriptWriter::create(&dir.path().join("b.jsonl"), bank_view.clone(), &key(3), false).unwrap();
             let _: u8 = ch.recv("x").unwrap();
-            exchange_phase_signatures(ch, "job-7", "p", &key(3), &gk.verifying_key())
+            w.end_phase(ch, "p", None)
         },
     );
-    assert!(matches!(g, Err(protocol::Error::Protocol(r)) if r.contains("does not verify")));
+    let e = g.unwrap_err().to_string();
+    assert!(e.contains("the peer's signature at the end of phase 'p' does not verify"), "{e}");
+}
+
+#[test]
+fn phase_end_refuses_nodes_that_recorded_different_reveals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gk, bk) = (key(1), key(2));
+    let m = manifest("job-7", &gk, &bk, 1, 1);
+    let (g, b) = run_pair(
+        |ch| {
+            let w = start(ch, &dir.path().join("g.jsonl"), &m, &gk, false);
+            w.reveal(size_reveal(5)).unwrap();
+            w.end_phase(ch, "psi", None)
+        },
+        |ch| {
+            let w = start(ch, &dir.path().join("b.jsonl"), &m, &bk, false);
+            w.reveal(size_reveal(6)).unwrap();
+            w.end_phase(ch, "psi", None)
+        },
+    );
+    for e in [g.unwrap_err().to_string(), b.unwrap_err().to_string()] {
+        assert!(e.contains("the nodes recorded different reveals in phase 'psi'"), "{e}");
+    }
 }
 
 #[test]
@@ -395,14 +524,14 @@ fn transcripts_of_different_runs_do_not_compare() {
     let dir = tempfile::tempdir().unwrap();
     let a = standard_job(dir.path(), "a");
     // Same manifest, different bank data: each transcript verifies alone, but not together.
-    let b = run_job(dir.path(), "b", "job-42", &ids(0..400), &ids(300..750));
+    let b = run_job(dir.path(), "b", "job-42", &ids(0..400), &ids(300..750), true);
     assert!(verify(&b.bank).unwrap().ok());
     let c = compare(&a.gov, &b.bank).unwrap();
     assert!(!c.failures.iter().any(|f| f.check == Check::Manifest), "{:?}", checks(&c.failures));
-    // First differing send each way: bank's answer (another intersection size), and gov's
-    // signature over heads that now differ.
+    // First differing send each way: bank's answer (another intersection size), and gov's record
+    // chain (other times, another reveal) at the first phase end.
     let size_sent = find(&lines(&b.bank), |r| matches!(r, Record::Frame { kind, .. } if kind == "psi.size"));
-    let sig_sent = find(&lines(&a.gov), |r| matches!(r, Record::Frame { kind, .. } if kind == "phase.sig"));
+    let sig_sent = find(&lines(&a.gov), |r| matches!(r, Record::Frame { kind, .. } if kind == "phase.head"));
     let frames: Vec<(&str, usize)> =
         c.failures.iter().filter(|f| f.check == Check::Frames).map(|f| (f.file.as_str(), f.record)).collect();
     assert!(frames.contains(&(b.bank.to_str().unwrap(), size_sent + 1)), "{frames:?}");
@@ -413,7 +542,7 @@ fn transcripts_of_different_runs_do_not_compare() {
     assert_eq!(compare_cmd(&a.gov, &b.bank, &mut out), EXIT_FAILED);
 
     // Another job altogether: the manifests differ.
-    let other = run_job(dir.path(), "c", "job-43", &ids(0..400), &ids(250..700));
+    let other = run_job(dir.path(), "c", "job-43", &ids(0..400), &ids(250..700), true);
     let c = compare(&a.gov, &other.bank).unwrap();
     let m = c.failures.iter().find(|f| f.check == Check::Manifest).expect("manifest mismatch");
     assert!(m.reason.contains("job_id"), "{}", m.reason);
@@ -463,9 +592,13 @@ fn writer_never_overwrites_and_rejects_foreign_keys_and_bad_input() {
     bad.created = "yesterday".into();
     let e = TranscriptWriter::create(&dir.path().join("v.jsonl"), bad, &gk, false).err().unwrap();
     assert!(e.to_string().contains("field created"), "{e}");
+    let e = w.outcome(Outcome::completed()).unwrap_err().to_string();
+    assert!(e.contains("a completed outcome needs both nodes' signatures"), "{e}");
     w.outcome(Outcome::failed("peer unreachable")).unwrap();
     assert!(w.reveal(size_reveal(1)).is_err(), "nothing after the outcome");
-    assert!(verify(&path).unwrap().ok());
+    let v = verify(&path).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+    assert!(v.notes.iter().any(|n| n.contains("failed outcome is signed by the gov node alone")), "{:?}", v.notes);
 
     let mut out = Vec::new();
     assert_eq!(verify_cmd(&dir.path().join("missing.jsonl"), &mut out), EXIT_USAGE);
@@ -474,4 +607,241 @@ fn writer_never_overwrites_and_rejects_foreign_keys_and_bad_input() {
     std::fs::write(dir.path().join("junk.jsonl"), "{\"schema\":\"other/9\"}\n").unwrap();
     let v = verify(&dir.path().join("junk.jsonl")).unwrap();
     assert_eq!(checks(&v.failures)[0], (Check::Format, 1), "no chain field");
+}
+
+/// Which record of `file` (1-based) is the phase end of `phase`.
+fn phase_end_of(file: &[String], phase: &str) -> usize {
+    1 + find(file, |r| matches!(r, Record::PhaseEnd { heads, .. } if heads.phase == phase))
+}
+
+fn reveal_named(file: &[String], name: &str) -> usize {
+    find(file, |r| matches!(r, Record::Reveal { reveal, .. } if reveal.name == name))
+}
+
+/// Every edit a forger without keys can make, chain recomputed, is caught by `verify` alone at
+/// the record the signatures pin it to.
+#[test]
+fn edited_reveals_outcomes_and_times_are_rejected_by_verify_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let orig = lines(&job.bank);
+    let size = reveal_named(&orig, "intersection_size");
+    let metrics = reveal_named(&orig, "metrics");
+    let outcome = orig.len() - 1;
+    let frame = find(&orig, |r| matches!(r, Record::Frame { kind, .. } if kind == "psi.size"));
+    let with = |i: usize, f: &dyn Fn(&mut Record)| {
+        let mut l = orig.clone();
+        l[i] = edit(&l[i], f);
+        rechain(&l)
+    };
+    let on_reveal = |f: fn(&mut Reveal)| {
+        move |r: &mut Record| match r {
+            Record::Reveal { reveal, .. } => f(reveal),
+            _ => unreachable!(),
+        }
+    };
+    let on_outcome = |f: fn(&mut Outcome)| {
+        move |r: &mut Record| match r {
+            Record::Outcome { outcome, .. } => f(outcome),
+            _ => unreachable!(),
+        }
+    };
+    let set_time = |r: &mut Record| match r {
+        Record::Frame { time, .. } | Record::Outcome { time, .. } => *time = "2026-03-01T09:00:00.000000Z".into(),
+        _ => unreachable!(),
+    };
+    let mut deleted_size = orig.clone();
+    deleted_size.remove(size);
+    let mut deleted_metrics = orig.clone();
+    deleted_metrics.remove(metrics);
+
+    let cases: Vec<(&str, Vec<String>, Check, usize)> = vec![
+        ("value", with(size, &on_reveal(|r| r.value_hash = value_hash(b"0"))), Check::PhaseReveals, size + 1),
+        (
+            "recipients",
+            with(metrics, &on_reveal(|r| r.to = vec![Role::Gov, Role::Bank])),
+            Check::PhaseReveals,
+            metrics + 1,
+        ),
+        (
+            "rule",
+            with(size, &on_reveal(|r| r.rule = "bank policy reveal_intersection=ids".into())),
+            Check::PhaseReveals,
+            size + 1,
+        ),
+        ("delete", rechain(&deleted_size), Check::PhaseReveals, phase_end_of(&deleted_size, "psi")),
+        ("delete opened", rechain(&deleted_metrics), Check::PhaseReveals, phase_end_of(&deleted_metrics, "train")),
+        (
+            "failed",
+            with(outcome, &on_outcome(|o| *o = Outcome::failed("peer unreachable"))),
+            Check::Outcome,
+            outcome + 1,
+        ),
+        ("frame time", with(frame, &set_time), Check::PhaseChain, phase_end_of(&orig, "psi")),
+        ("outcome time", with(outcome, &set_time), Check::OutcomeSignature, outcome + 1),
+    ];
+    for (name, lines, check, record) in cases {
+        let v = verify_variant(dir.path(), &format!("{name}.jsonl"), &lines);
+        assert!(has(&v.failures, check, record), "{name}: {:?}", checks(&v.failures));
+        let mut out = Vec::new();
+        let path = dir.path().join(format!("{name}.jsonl"));
+        assert_eq!(verify_cmd(&path, &mut out), EXIT_FAILED, "{name}");
+        assert!(String::from_utf8(out).unwrap().contains(&format!("record {record}: ")), "{name}");
+    }
+    // The deleted opened value also leaves its frames unlisted.
+    let v = verify_variant(dir.path(), "deleted.jsonl", &rechain(&deleted_metrics));
+    let opens: Vec<usize> = (0..deleted_metrics.len())
+        .filter(|i| matches!(parse(&deleted_metrics[*i]), Record::Frame { kind, .. } if kind == "open.metrics"))
+        .map(|i| i + 1)
+        .collect();
+    assert_eq!(opens.len(), 2);
+    for n in opens {
+        assert!(has(&v.failures, Check::Unrevealed, n), "{:?}", checks(&v.failures));
+    }
+}
+
+/// The node itself holds its key but not the peer's: it can re-sign its outcome, yet still not
+/// deny a completion both signed, nor change a record before the last phase end.
+#[test]
+fn a_node_cannot_rewrite_its_own_signed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = standard_job(dir.path(), "a");
+    let orig = lines(&job.gov);
+    let last = orig.len() - 1;
+
+    let mut denied = orig.clone();
+    denied[last] = edit(&denied[last], |r| {
+        if let Record::Outcome { outcome, .. } = r {
+            *outcome = Outcome::failed("never ran")
+        }
+    });
+    let v = verify_variant(dir.path(), "denied.jsonl", &resign_outcome(&denied, &key(1)));
+    assert_eq!(checks(&v.failures), vec![(Check::Outcome, last + 1)]);
+    assert!(v.failures[0].reason.contains("both nodes signed the job's completion"), "{}", v.failures[0].reason);
+
+    let mut retimed = orig.clone();
+    let i = find(&orig, |r| matches!(r, Record::Reveal { .. }));
+    retimed[i] = edit(&retimed[i], |r| {
+        if let Record::Reveal { time, .. } = r {
+            *time = "2026-03-01T09:00:00.000000Z".into()
+        }
+    });
+    let v = verify_variant(dir.path(), "retimed.jsonl", &resign_outcome(&retimed, &key(1)));
+    assert_eq!(checks(&v.failures), vec![(Check::PhaseChain, phase_end_of(&orig, "psi"))]);
+    assert!(v.failures[0].reason.contains(&format!("one of records 1..={}", phase_end_of(&orig, "psi") - 5)));
+
+    // Re-signing an unchanged transcript is harmless: the check is not against the signature bytes.
+    let v = verify_variant(dir.path(), "resigned.jsonl", &resign_outcome(&orig, &key(1)));
+    assert!(v.ok(), "{:?}", v.failures);
+}
+
+#[test]
+fn a_failed_outcome_is_signed_by_its_node_and_cannot_be_turned_into_a_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = run_job(dir.path(), "f", "job-9", &ids(0..50), &ids(20..80), false);
+    let c = compare(&job.gov, &job.bank).unwrap();
+    assert!(c.ok(), "{:?}", c.failures);
+    let gov = c.gov.unwrap();
+    let orig = lines(&job.gov);
+    assert_eq!(gov.transcript.covered, phase_end_of(&orig, "psi") - 5);
+    assert!(gov.notes.iter().any(|n| n.contains(&format!(
+        "signed by the gov node alone (the peer may be gone): records 1..={} are covered by both",
+        gov.transcript.covered
+    ))));
+    let mut text = Vec::new();
+    assert_eq!(report_cmd(&job.gov, None, &mut text), EXIT_OK);
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("failed: stopped after psi (signed by the gov node alone)"), "{text}");
+
+    let last = orig.len() - 1;
+    let mut claimed = orig.clone();
+    claimed[last] = edit(&claimed[last], |r| {
+        if let Record::Outcome { outcome, .. } = r {
+            *outcome = Outcome::completed()
+        }
+    });
+    let v = verify_variant(dir.path(), "claimed.jsonl", &rechain(&claimed));
+    assert!(has(&v.failures, Check::Outcome, last + 1), "{:?}", checks(&v.failures));
+    assert!(has(&v.failures, Check::OutcomeSignature, last + 1), "{:?}", checks(&v.failures));
+    let v = verify_variant(dir.path(), "claimed-resigned.jsonl", &resign_outcome(&claimed, &key(1)));
+    assert_eq!(checks(&v.failures), vec![(Check::Outcome, last + 1)], "even re-signed by the gov itself");
+}
+
+/// A node that opens a value without recording it (here: the channels' gates are plain ledgers,
+/// not the transcript), or records a reveal naming frames that never crossed.
+fn careless_job(dir: &Path, tag: &str, reveal_frames: Vec<[u8; 32]>, complete_job: bool) -> (PathBuf, PathBuf) {
+    let (gk, bk) = (key(1), key(2));
+    let m = manifest("job-5", &gk, &bk, 1, 1);
+    let paths = (dir.join(format!("{tag}-gov.jsonl")), dir.join(format!("{tag}-bank.jsonl")));
+    let node = |ch: &mut Channel, path: &Path, k: &SigningKey| {
+        let w = TranscriptWriter::create(path, m.clone(), k, false).unwrap();
+        ch.set_observer(w.observer());
+        exchange_manifest_digest(ch, &m).unwrap();
+        ch.set_phase("train");
+        let grant = Grant::new("x", "metrics", "one number");
+        match ch.role() {
+            Role::Bank => ch.reveal_send(&grant, &7u64.to_le_bytes()).unwrap(),
+            Role::Gov => assert_eq!(ch.reveal_recv(&grant, 8).unwrap(), 7u64.to_le_bytes()),
+        }
+        if !reveal_frames.is_empty() {
+            let mut r = size_reveal(7);
+            r.phase = "train".into();
+            r.name = "x".into();
+            r.frames = reveal_frames.clone();
+            w.reveal(r).unwrap();
+        }
+        if complete_job {
+            w.end_phase(ch, "train", None).unwrap();
+            complete(ch, &w, Outcome::completed());
+        } else {
+            w.outcome(Outcome::failed("peer unreachable")).unwrap();
+        }
+    };
+    run_pair(|ch| node(ch, &paths.0, &gk), |ch| node(ch, &paths.1, &bk));
+    paths
+}
+
+fn open_frames(path: &Path) -> Vec<(usize, [u8; 32])> {
+    let file = lines(path);
+    (0..file.len())
+        .filter_map(|i| match parse(&file[i]) {
+            Record::Frame { kind, hash, .. } if kind == "open.x" => Some((i + 1, hash)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_opened_value_needs_a_reveal_record_listing_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // Forgot the reveal: both nodes agree (neither recorded it) and sign, yet verify refuses.
+    let (gov, bank) = careless_job(dir.path(), "forgot", vec![], true);
+    for path in [&gov, &bank] {
+        let v = verify(path).unwrap();
+        let opens = open_frames(path);
+        assert_eq!(opens.len(), 2, "bulk header and one chunk");
+        let expected: Vec<(Check, usize)> = opens.iter().map(|(n, _)| (Check::Unrevealed, *n)).collect();
+        assert_eq!(checks(&v.failures), expected);
+        let mut out = Vec::new();
+        assert_eq!(verify_cmd(path, &mut out), EXIT_FAILED);
+    }
+
+    // A reveal listing the real frames verifies; one listing a frame that never crossed does not.
+    let real: Vec<[u8; 32]> = open_frames(&gov).into_iter().map(|(_, h)| h).collect();
+    let (gov, _) = careless_job(dir.path(), "listed", real.clone(), true);
+    let v = verify(&gov).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+    let (gov, _) = careless_job(dir.path(), "invented", vec![real[0], [7; 32]], true);
+    let v = verify(&gov).unwrap();
+    let reveal = 1 + reveal_named(&lines(&gov), "x");
+    let opens = open_frames(&gov);
+    assert_eq!(checks(&v.failures), vec![(Check::RevealFrames, reveal), (Check::Unrevealed, opens[1].0)]);
+
+    // A failed job may end in the middle of an opening: the auditor is told, compare decides.
+    let (gov, _) = careless_job(dir.path(), "cut", vec![], false);
+    let v = verify(&gov).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+    assert!(
+        v.notes.iter().any(|n| n.contains("'open.x' frame(s) after the last phase end that no reveal record lists"))
+    );
 }

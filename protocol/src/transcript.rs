@@ -7,7 +7,8 @@
 //! The shared view is one hash chain per direction (frames sent by gov, frames sent by bank).
 //! Each direction is a single ordered stream, so both parties compute identical heads no matter
 //! how sends and receives interleave locally. At each phase end the nodes sign the shared view
-//! with their node keys; an auditor holding both transcripts can then match every send to a receive.
+//! with their node keys (with their transcripts' record chains, see the node's `audit` module); an
+//! auditor holding both transcripts can then match every send to a receive.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,21 +73,6 @@ impl SharedView {
             Role::Gov => self.sent_by_gov.extend(kind, payload_len, payload_hash),
             Role::Bank => self.sent_by_bank.extend(kind, payload_len, payload_hash),
         }
-    }
-
-    /// Canonical bytes that the nodes sign at a phase end (domain-separated, fixed layout).
-    pub fn signing_bytes(&self, job_id: &str, phase: &str) -> Vec<u8> {
-        let mut b = Vec::with_capacity(128 + job_id.len() + phase.len());
-        b.extend_from_slice(b"tandem phase head v1\0");
-        for s in [job_id, phase] {
-            b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            b.extend_from_slice(s.as_bytes());
-        }
-        for c in [&self.sent_by_gov, &self.sent_by_bank] {
-            b.extend_from_slice(&c.frames.to_le_bytes());
-            b.extend_from_slice(&c.hash);
-        }
-        b
     }
 }
 

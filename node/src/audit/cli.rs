@@ -13,7 +13,7 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 pub const USAGE: &str = "usage:
-  tandem audit verify FILE                 check one transcript (chain, signatures, heads, payloads)
+  tandem audit verify FILE                 check one transcript (chain, signatures, heads, reveals, payloads)
   tandem audit compare GOV BANK            check both nodes' transcripts of a job against each other
   tandem audit report FILE [--html OUT]    readable summary (and an HTML report)";
 

@@ -1,12 +1,13 @@
-//! Transcript records (schema `tandem-transcript/1`, see `SCHEMA.md`), the record chain and the
-//! line encoding shared by the writer and the verifier.
+//! Transcript records (schema `tandem-transcript/2`, see `SCHEMA.md`), the record chain, the bytes
+//! both nodes sign at a phase end, and the line encoding shared by the writer and the verifier.
 //!
 //! Line encoding: every record is one line of compact JSON whose *last* field is
 //! `"chain":"<64 hex>"`. The record's canonical bytes are the line without that trailing field
 //! (`{...,"chain":"…"}` → `{...}`), so the chain covers the exact bytes on disk and needs no JSON
-//! canonicalisation. The manifest record additionally ends (before `chain`) with
-//! `"signature":"<128 hex>"`, the node's Ed25519 signature over
-//! [`MANIFEST_SIGNING_CONTEXT`] ‖ the record's bytes without that field.
+//! canonicalisation. The manifest and outcome records additionally end (before `chain`) with
+//! `"signature":"<128 hex>"`, the node's Ed25519 signature over [`MANIFEST_SIGNING_CONTEXT`] ‖
+//! the record's bytes without that field (manifest), or [`OUTCOME_SIGNING_CONTEXT`] ‖ the chain
+//! of the record before ‖ the record's bytes without that field (outcome).
 
 use ed25519_dalek::VerifyingKey;
 use protocol::Role;
@@ -14,18 +15,30 @@ use protocol::transcript::{Direction, SharedView, hex_bytes};
 use serde::{Deserialize, Serialize};
 
 /// Schema name and version; carried by the first (manifest) record.
-pub const SCHEMA: &str = "tandem-transcript/1";
+pub const SCHEMA: &str = "tandem-transcript/2";
 /// BLAKE3 key-derivation context of the record chain.
-pub const RECORD_CHAIN_CONTEXT: &str = "tandem transcript record v1";
+pub const RECORD_CHAIN_CONTEXT: &str = "tandem transcript record v2";
 /// Domain separator prefixed to the manifest record's bytes before signing.
-pub const MANIFEST_SIGNING_CONTEXT: &[u8] = b"tandem transcript manifest v1\0";
-/// Frame kind that carries a node's signature over the shared view at a phase end.
+pub const MANIFEST_SIGNING_CONTEXT: &[u8] = b"tandem transcript manifest v2\0";
+/// Domain separator of the bytes both nodes sign at a phase end ([`PhaseHeads::signing_bytes`]).
+pub const PHASE_SIGNING_CONTEXT: &[u8] = b"tandem phase end v2\0";
+/// Domain separator prefixed to the outcome record's signed bytes.
+pub const OUTCOME_SIGNING_CONTEXT: &[u8] = b"tandem transcript outcome v2\0";
+/// Frame kind that carries a node's record-chain head (and reveal digest) at a phase end.
+pub const PHASE_HEAD_KIND: &str = "phase.head";
+/// Frame kind that carries a node's signature over the phase heads at a phase end.
 pub const PHASE_SIG_KIND: &str = "phase.sig";
 /// Frame kind that carries the manifest digest, exchanged before the first protocol message so
 /// that both nodes' phase signatures cover the manifest.
 pub const MANIFEST_KIND: &str = "job.manifest";
-/// BLAKE3 key-derivation context of [`manifest_digest`].
-pub const MANIFEST_DIGEST_CONTEXT: &str = "tandem manifest digest v1";
+/// BLAKE3 key-derivation context of [`manifest_digest_of_json`].
+pub const MANIFEST_DIGEST_CONTEXT: &str = "tandem manifest digest v2";
+/// BLAKE3 key-derivation context of [`reveal_hash`].
+pub const REVEAL_HASH_CONTEXT: &str = "tandem reveal record v2";
+/// BLAKE3 key-derivation context of [`reveals_digest`].
+pub const REVEALS_DIGEST_CONTEXT: &str = "tandem phase reveals v2";
+/// BLAKE3 key-derivation context of [`outcome_digest`].
+pub const OUTCOME_DIGEST_CONTEXT: &str = "tandem outcome digest v2";
 /// Longest accepted transcript line (bounds what a verifier allocates for a hostile file).
 pub const MAX_LINE: usize = 16 << 20;
 
@@ -95,8 +108,8 @@ impl Manifest {
             .map_err(|_| format!("manifest field nodes[{role}].ed25519_public_key is not a valid Ed25519 public key"))
     }
 
-    /// `BLAKE3-derive("tandem manifest digest v1", compact JSON of the manifest)`: the bytes are
-    /// exactly the `manifest` field of the transcript's first record.
+    /// [`manifest_digest_of_json`] of the compact JSON of the manifest: the bytes are exactly the
+    /// `manifest` field of the transcript's first record.
     pub fn digest(&self) -> [u8; 32] {
         let json = serde_json::to_vec(self).expect("a manifest always encodes as JSON");
         manifest_digest_of_json(&json)
@@ -171,12 +184,13 @@ pub fn value_hash(canonical_bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(canonical_bytes).as_bytes()
 }
 
-/// Digest of a manifest given its JSON text, as written in the transcript.
+/// Digest of a manifest given its JSON text, as written in the transcript:
+/// `BLAKE3-derive("tandem manifest digest v2", JSON text)`.
 pub fn manifest_digest_of_json(json: &[u8]) -> [u8; 32] {
     blake3::derive_key(MANIFEST_DIGEST_CONTEXT, json)
 }
 
-/// Both nodes' signatures over `SharedView::signing_bytes(job_id, phase)`.
+/// Both nodes' signatures over [`PhaseHeads::signing_bytes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseSignatures {
@@ -195,13 +209,129 @@ impl PhaseSignatures {
     }
 }
 
-/// The shared view at a phase end, signed by both nodes.
+/// One 32-byte hash per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeHashes {
+    #[serde(with = "hex_bytes")]
+    pub gov: [u8; 32],
+    #[serde(with = "hex_bytes")]
+    pub bank: [u8; 32],
+}
+
+impl NodeHashes {
+    pub fn of(&self, role: Role) -> &[u8; 32] {
+        match role {
+            Role::Gov => &self.gov,
+            Role::Bank => &self.bank,
+        }
+    }
+
+    /// `mine` for `me` and `theirs` for the peer.
+    pub fn pair(me: Role, mine: [u8; 32], theirs: [u8; 32]) -> NodeHashes {
+        match me {
+            Role::Gov => NodeHashes { gov: mine, bank: theirs },
+            Role::Bank => NodeHashes { gov: theirs, bank: mine },
+        }
+    }
+}
+
+/// What both nodes sign at a phase end: the shared view of the frames, each node's record chain
+/// (so every record of both transcripts up to the phase end, times included), the phase's reveal
+/// records, and at the end of a completed job both nodes' outcomes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseHeads {
     pub phase: String,
     pub view: SharedView,
+    /// Each node's record chain (the `chain` of its last record before its `phase.head` frame).
+    pub chains: NodeHashes,
+    /// [`reveal_hash`] of each reveal record since the previous phase end, in order (both nodes
+    /// record the same reveals).
+    #[serde(with = "hex_list")]
+    pub reveals: Vec<[u8; 32]>,
+    /// At the last phase end of a completed job: [`outcome_digest`] of each node's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<NodeHashes>,
     pub signatures: PhaseSignatures,
+}
+
+impl PhaseHeads {
+    /// The bytes each node signs (fixed layout, all integers little-endian):
+    /// [`PHASE_SIGNING_CONTEXT`] ‖ u32 len ‖ job id ‖ u32 len ‖ phase ‖ gov view (u64 frames ‖
+    /// 32-byte hash) ‖ bank view (same) ‖ gov chain ‖ bank chain ‖ [`reveals_digest`] ‖ u8 0, or
+    /// u8 1 ‖ gov outcome digest ‖ bank outcome digest for a completed job.
+    pub fn signing_bytes(&self, job_id: &str) -> Vec<u8> {
+        let mut b = Vec::with_capacity(320 + job_id.len() + self.phase.len());
+        b.extend_from_slice(PHASE_SIGNING_CONTEXT);
+        for s in [job_id, self.phase.as_str()] {
+            b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        for c in [&self.view.sent_by_gov, &self.view.sent_by_bank] {
+            b.extend_from_slice(&c.frames.to_le_bytes());
+            b.extend_from_slice(&c.hash);
+        }
+        b.extend_from_slice(&self.chains.gov);
+        b.extend_from_slice(&self.chains.bank);
+        b.extend_from_slice(&reveals_digest(&self.reveals));
+        match &self.completed {
+            None => b.push(0),
+            Some(c) => {
+                b.push(1);
+                b.extend_from_slice(&c.gov);
+                b.extend_from_slice(&c.bank);
+            }
+        }
+        b
+    }
+
+    /// Payload of `role`'s `phase.head` frame: its chain ‖ [`reveals_digest`] ‖ its outcome
+    /// digest (completed jobs' last phase end only).
+    pub fn head_frame(&self, role: Role) -> Vec<u8> {
+        head_frame(self.chains.of(role), &reveals_digest(&self.reveals), self.completed.as_ref().map(|c| c.of(role)))
+    }
+}
+
+/// Payload of a `phase.head` frame.
+pub fn head_frame(chain: &[u8; 32], reveals: &[u8; 32], outcome: Option<&[u8; 32]>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(96);
+    b.extend_from_slice(chain);
+    b.extend_from_slice(reveals);
+    if let Some(o) = outcome {
+        b.extend_from_slice(o);
+    }
+    b
+}
+
+/// `BLAKE3-derive("tandem reveal record v2", JSON text of the record's reveal field)`.
+pub fn reveal_hash(reveal_json: &[u8]) -> [u8; 32] {
+    blake3::derive_key(REVEAL_HASH_CONTEXT, reveal_json)
+}
+
+/// `BLAKE3-derive("tandem phase reveals v2", u32 LE count ‖ each reveal hash)`.
+pub fn reveals_digest(hashes: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(REVEALS_DIGEST_CONTEXT);
+    h.update(&(hashes.len() as u32).to_le_bytes());
+    for x in hashes {
+        h.update(x);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// `BLAKE3-derive("tandem outcome digest v2", JSON text of the record's outcome field)`.
+pub fn outcome_digest(outcome_json: &[u8]) -> [u8; 32] {
+    blake3::derive_key(OUTCOME_DIGEST_CONTEXT, outcome_json)
+}
+
+/// The JSON text of `name`, the last field of the JSON object `obj` (`{…,"name":<value>}`).
+/// A `,"` never occurs inside a JSON string (quotes there are escaped), so the first `,"name":`
+/// outside nested objects is the field; callers use it for records whose earlier fields are flat.
+pub fn last_field<'a>(obj: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let inner = obj.strip_suffix(b"}")?;
+    let key = format!(",\"{name}\":");
+    let at = inner.windows(key.len()).position(|w| w == key.as_bytes())?;
+    Some(&inner[at + key.len()..])
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,7 +341,8 @@ pub enum Status {
     Failed,
 }
 
-/// How the job ended; the last record.
+/// How the job ended; the last record, signed by its node. A completed outcome is also bound by
+/// both nodes' signatures at the last phase end ([`PhaseHeads::completed`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
@@ -304,7 +435,7 @@ impl Record {
     }
 }
 
-/// `chain = BLAKE3-derive("tandem transcript record v1", prev_chain ‖ canonical bytes)`;
+/// `chain = BLAKE3-derive("tandem transcript record v2", prev_chain ‖ canonical bytes)`;
 /// the first record's `prev_chain` is 32 zero bytes.
 pub fn record_chain(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key(RECORD_CHAIN_CONTEXT);
@@ -453,5 +584,95 @@ mod tests {
         assert!(split_hex_field::<64>(&with, "chain").is_none());
         let upper = String::from_utf8(with).unwrap().replace("ab", "AB");
         assert!(split_hex_field::<32>(upper.as_bytes(), "chain").is_none(), "hex must be lowercase");
+    }
+
+    /// Known answers: any change to the record chain, the phase signing bytes or the digests they
+    /// bind makes existing transcripts unverifiable, so it must be a new schema version.
+    #[test]
+    fn record_chain_and_digests_known_answers() {
+        let c1 = record_chain(&[0; 32], br#"{"type":"outcome"}"#);
+        assert_eq!(hex::encode(c1), "b26f2bb280b2dc88c4bcf577182ea9fc351df04b7ba6c8567ed64646c0741805");
+        assert_eq!(
+            hex::encode(record_chain(&c1, b"{}")),
+            "b84f27b8b4804b02c6379bd7e1a1dd4536ab6923b05e03894e1c0e4daaed700f"
+        );
+        assert_eq!(
+            hex::encode(reveals_digest(&[])),
+            "ec15b0b40b2b2e7432ad6670be3ea036de6f628e19a7ed94355cdc121a6c1612"
+        );
+        assert_eq!(
+            hex::encode(reveals_digest(&[[5; 32], [6; 32]])),
+            "55d208910c48bbf79732a649c898d53dea88f0a47c90051e24e06299a1e76c6f"
+        );
+        assert_eq!(
+            hex::encode(reveal_hash(br#"{"phase":"psi"}"#)),
+            "9d207a1b0745fb9d132a0c09ad4a98847219293fabd2346901b4806f5f9fcd18"
+        );
+        assert_eq!(
+            hex::encode(outcome_digest(br#"{"status":"completed"}"#)),
+            "cef490a2c4ce88504c5173ff181fbfbc0d840c47d743185c01d5765eeaded498"
+        );
+        assert_eq!(
+            hex::encode(manifest_digest_of_json(br#"{"job_id":"j"}"#)),
+            "035978870d928f7f266b017ba435083448d28661301ee559293cceac49270110"
+        );
+    }
+
+    #[test]
+    fn phase_signing_bytes_known_answer() {
+        use protocol::transcript::ChainHead;
+        let mut heads = PhaseHeads {
+            phase: "psi".into(),
+            view: SharedView {
+                sent_by_gov: ChainHead { frames: 3, hash: [1; 32] },
+                sent_by_bank: ChainHead { frames: 258, hash: [2; 32] },
+            },
+            chains: NodeHashes { gov: [3; 32], bank: [4; 32] },
+            reveals: vec![[5; 32], [6; 32]],
+            completed: None,
+            signatures: PhaseSignatures { gov: [0; 64], bank: [0; 64] },
+        };
+        // The layout written out by hand.
+        let mut expected = b"tandem phase end v2\0".to_vec();
+        expected.extend_from_slice(&[6, 0, 0, 0]);
+        expected.extend_from_slice(b"job-42");
+        expected.extend_from_slice(&[3, 0, 0, 0]);
+        expected.extend_from_slice(b"psi");
+        expected.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[1; 32]);
+        expected.extend_from_slice(&[2, 1, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[2; 32]);
+        expected.extend_from_slice(&[3; 32]);
+        expected.extend_from_slice(&[4; 32]);
+        expected.extend_from_slice(
+            &hex::decode("55d208910c48bbf79732a649c898d53dea88f0a47c90051e24e06299a1e76c6f").unwrap(),
+        );
+        expected.push(0);
+        assert_eq!(heads.signing_bytes("job-42"), expected);
+        assert_eq!(
+            hex::encode(blake3::hash(&expected).as_bytes()),
+            "c7194b44e2532c80d44f5a3335ce7cd9fbd2378cde3a64aee8913b15fbc9c897"
+        );
+
+        heads.completed = Some(NodeHashes { gov: [7; 32], bank: [8; 32] });
+        expected.pop();
+        expected.push(1);
+        expected.extend_from_slice(&[7; 32]);
+        expected.extend_from_slice(&[8; 32]);
+        assert_eq!(heads.signing_bytes("job-42"), expected);
+        assert_eq!(
+            hex::encode(blake3::hash(&expected).as_bytes()),
+            "cda0dcce0d02a97f171ea39e74f30ea1f8483c1cfeab211959e24496dc192c80"
+        );
+        let head = heads.head_frame(Role::Bank);
+        assert_eq!(
+            head,
+            [
+                &[4u8; 32][..],
+                &hex::decode("55d208910c48bbf79732a649c898d53dea88f0a47c90051e24e06299a1e76c6f").unwrap(),
+                &[8; 32]
+            ]
+            .concat()
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Readable summaries of a verified transcript: plain text for the terminal, HTML for the file.
-//! Who took part, when, which data, what was revealed to whom, traffic per phase, duration,
-//! and the outcome; the HTML adds metrics (from reveals whose summary is a JSON object) and, for
+//! Who took part, when, which data, per reveal what left whom under which rule (and the frames
+//! that carried it), traffic per phase, duration, and the outcome with who signed it; the HTML adds metrics (from reveals whose summary is a JSON object) and, for
 //! training jobs, an ROC curve and score distribution when the outcome record carries them.
 
 use std::fmt::Write;
@@ -9,7 +9,7 @@ use protocol::Role;
 use protocol::transcript::Direction;
 
 use super::record::{Outcome, PhaseHeads, Record, Reveal, ScoreHist, Status, parse_rfc3339};
-use super::verify::Verification;
+use super::verify::{RevealInfo, Verification};
 
 /// Frames and bytes of one phase, per direction.
 #[derive(Default)]
@@ -25,7 +25,8 @@ struct Facts<'a> {
     start: Option<&'a str>,
     end: Option<&'a str>,
     traffic: Vec<Traffic>,
-    reveals: Vec<&'a Reveal>,
+    /// Each reveal with what the verifier found out about it.
+    reveals: Vec<(&'a Reveal, Option<&'a RevealInfo>)>,
     phase_ends: Vec<&'a PhaseHeads>,
     outcome: Option<&'a Outcome>,
 }
@@ -35,7 +36,7 @@ impl<'a> Facts<'a> {
         let records = &v.transcript.records;
         let mut traffic: Vec<Traffic> = Vec::new();
         let (mut reveals, mut phase_ends, mut outcome) = (Vec::new(), Vec::new(), None);
-        for (_, r) in records {
+        for (n, r) in records {
             match r {
                 Record::Frame { phase, dir, len, .. } => {
                     let i = match traffic.iter().position(|t| &t.phase == phase) {
@@ -52,7 +53,9 @@ impl<'a> Facts<'a> {
                     slot.0 += 1;
                     slot.1 += len;
                 }
-                Record::Reveal { reveal, .. } => reveals.push(reveal),
+                Record::Reveal { reveal, .. } => {
+                    reveals.push((reveal, v.transcript.reveals.iter().find(|i| i.record == *n)))
+                }
                 Record::PhaseEnd { heads, .. } => phase_ends.push(heads),
                 Record::Outcome { outcome: o, .. } => outcome = Some(o),
                 Record::Manifest { .. } => {}
@@ -81,8 +84,10 @@ impl<'a> Facts<'a> {
         if v.ok() {
             let phases = self.phase_ends.len();
             format!(
-                "OK: {} records, chain intact, manifest signature and {phases} phase end(s) signed by both nodes verify{}",
+                "OK: {} records, chain intact, manifest signature and {phases} phase end(s) signed by both nodes \
+                 verify; records 1..={} are covered by both nodes' signatures{}",
                 v.transcript.records.len(),
+                v.transcript.covered,
                 if v.transcript.payloads_checked { ", payloads re-hashed" } else { "" }
             )
         } else {
@@ -91,14 +96,40 @@ impl<'a> Facts<'a> {
     }
 
     fn outcome_line(&self) -> String {
-        match self.outcome {
-            Some(Outcome { status: Status::Completed, .. }) => "completed".into(),
-            Some(Outcome { status: Status::Failed, reason, .. }) => {
-                format!("failed: {}", reason.as_deref().unwrap_or("no reason given"))
+        let owner = self.v.transcript.node.map_or("unknown".to_string(), |r| r.to_string());
+        match (self.outcome, self.v.transcript.completion_signed_at) {
+            (Some(Outcome { status: Status::Completed, .. }), Some(at)) => {
+                format!("completed, signed by both nodes at record {at}")
             }
-            None => "none recorded (transcript incomplete)".into(),
+            (Some(Outcome { status: Status::Completed, .. }), None) => {
+                "completed, but NOT signed by both nodes (see the failures)".into()
+            }
+            (Some(Outcome { status: Status::Failed, reason, .. }), _) => {
+                format!("failed: {} (signed by the {owner} node alone)", reason.as_deref().unwrap_or("no reason given"))
+            }
+            (None, _) => "none recorded (transcript incomplete)".into(),
         }
     }
+}
+
+/// How a reveal's value crossed, and who signed the record.
+fn carried(r: &Reveal, info: Option<&RevealInfo>) -> (String, String) {
+    let frames = match info.map(|i| i.frames.as_slice()) {
+        _ if r.frames.is_empty() => "learnt from a protocol's output (no frame opens it)".to_string(),
+        Some(records) if records.len() == r.frames.len() => format!(
+            "opened in {} '{}{}' frame(s), records {}",
+            records.len(),
+            protocol::disclose::OPEN_PREFIX,
+            r.name,
+            records.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        _ => format!("lists {} frame(s), not all found (see the failures)", r.frames.len()),
+    };
+    let signed = match info.and_then(|i| i.signed_at) {
+        Some(at) => format!("signed by both nodes at record {at}"),
+        None => "not covered by a phase end signed by both nodes".to_string(),
+    };
+    (frames, signed)
 }
 
 fn recipients(to: &[Role]) -> String {
@@ -161,20 +192,21 @@ pub fn text(v: &Verification) -> String {
             tr.phase, tr.sent.0, tr.sent.1, tr.received.0, tr.received.1
         );
     }
-    let _ = writeln!(o, "Revealed:");
+    let _ = writeln!(o, "Revealed (what left whom, under which rule):");
     if f.reveals.is_empty() {
         let _ = writeln!(o, "  nothing");
     }
-    for r in &f.reveals {
+    for (r, info) in &f.reveals {
+        let (frames, signed) = carried(r, *info);
         let _ = writeln!(
             o,
-            "  [{}] {}: {} (from {} to {}, rule '{}', value BLAKE3 {})",
+            "  [{}] {}: {} -> {} under rule '{}'\n      {}; value BLAKE3 {}\n      {frames}; {signed}",
             r.phase,
             r.name,
-            r.summary,
             r.from,
             recipients(&r.to),
             r.rule,
+            r.summary,
             hex::encode(r.value_hash)
         );
     }
@@ -182,8 +214,12 @@ pub fn text(v: &Verification) -> String {
     for h in &f.phase_ends {
         let _ = writeln!(
             o,
-            "  {:<16} gov sent {} frames, bank sent {} frames",
-            h.phase, h.view.sent_by_gov.frames, h.view.sent_by_bank.frames
+            "  {:<16} gov sent {} frames, bank sent {} frames; {} reveal(s){}",
+            h.phase,
+            h.view.sent_by_gov.frames,
+            h.view.sent_by_bank.frames,
+            h.reveals.len(),
+            if h.completed.is_some() { "; both nodes' completed outcomes" } else { "" }
         );
     }
     let _ = writeln!(o, "Outcome:     {}", f.outcome_line());
@@ -201,9 +237,9 @@ fn esc(s: &str) -> String {
 }
 
 /// Metrics found in reveal summaries that are JSON objects: (reveal name, metric, value).
-fn metrics(reveals: &[&Reveal]) -> Vec<(String, String, String)> {
+fn metrics(reveals: &[(&Reveal, Option<&RevealInfo>)]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    for r in reveals {
+    for (r, _) in reveals {
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&r.summary) {
             for (k, v) in map {
                 let shown = match &v {
@@ -386,18 +422,22 @@ pub fn html(v: &Verification) -> String {
     } else {
         let _ = write!(
             o,
-            "<table><tr><th>phase</th><th>what</th><th>summary</th><th>from</th><th>to</th><th>policy rule</th></tr>"
+            "<table><tr><th>phase</th><th>what</th><th>from</th><th>to</th><th>policy rule</th><th>summary</th>\
+             <th>carried by</th><th>signed</th></tr>"
         );
-        for r in &f.reveals {
+        for (r, info) in &f.reveals {
+            let (frames, signed) = carried(r, *info);
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&r.phase),
                 esc(&r.name),
-                esc(&r.summary),
                 r.from,
                 recipients(&r.to),
-                esc(&r.rule)
+                esc(&r.rule),
+                esc(&r.summary),
+                esc(&frames),
+                esc(&signed)
             );
         }
         let _ = write!(o, "</table>");
@@ -436,15 +476,18 @@ pub fn html(v: &Verification) -> String {
     }
     let _ = write!(
         o,
-        "</table><h2>Phase ends signed by both nodes</h2><table><tr><th>phase</th><th>frames sent by gov</th><th>frames sent by bank</th></tr>"
+        "</table><h2>Phase ends signed by both nodes</h2><table><tr><th>phase</th><th>frames sent by gov</th>\
+         <th>frames sent by bank</th><th>reveals</th><th>completion</th></tr>"
     );
     for h in &f.phase_ends {
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&h.phase),
             h.view.sent_by_gov.frames,
-            h.view.sent_by_bank.frames
+            h.view.sent_by_bank.frames,
+            h.reveals.len(),
+            if h.completed.is_some() { "signed" } else { "" }
         );
     }
     let _ = write!(o, "</table>");

@@ -2,9 +2,14 @@
 //!
 //! `verify` checks: schema and version; the record chain (any changed, dropped, inserted or
 //! reordered record breaks it at that point); the manifest signature; record order (manifest
-//! first, outcome last); frame numbering; at every phase end, that the shared view recomputed
-//! from the frame records equals the signed heads and that both nodes' signatures verify against
-//! the manifest keys; and, when the payload file is present, every frame's hash.
+//! first, outcome last); frame numbering; at every phase end, that both nodes' signatures verify
+//! against the manifest keys, that the shared view recomputed from the frame records, this node's
+//! record chain and the phase's reveal records equal what both signed, and that every `open.*`
+//! frame is listed by a reveal record of its phase; that the outcome is signed by this node and,
+//! if it says completed, is the outcome both nodes signed; and, when the payload file is present,
+//! every frame's hash. So a single transcript shows any change to a record before the last phase
+//! end (even by its own node, which lacks the peer's key), and any change at all by someone
+//! without this node's key.
 //!
 //! `compare` additionally checks that both transcripts describe the same job (equal manifests),
 //! that every send at one node is a receive at the other in the same order with equal kind,
@@ -22,11 +27,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ed25519_dalek::{Signature, VerifyingKey};
 use protocol::Role;
+use protocol::disclose::OPEN_PREFIX;
 use protocol::transcript::{ChainHead, Direction, SharedView};
 
 use super::record::{
-    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, MAX_LINE, Manifest, PHASE_SIG_KIND, PhaseHeads, Record, Reveal, SCHEMA,
-    manifest_digest_of_json, record_chain, split_hex_field,
+    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, MAX_LINE, Manifest, NodeHashes, OUTCOME_SIGNING_CONTEXT, Outcome,
+    PHASE_HEAD_KIND, PHASE_SIG_KIND, PhaseHeads, Record, Reveal, SCHEMA, Status, last_field, manifest_digest_of_json,
+    outcome_digest, record_chain, reveal_hash, split_hex_field,
 };
 use super::writer::payloads_path;
 
@@ -37,7 +44,8 @@ pub enum Check {
     Format,
     /// Missing or unsupported schema/version.
     Schema,
-    /// Records out of the required order (manifest first, outcome last, nothing after it).
+    /// Records out of the required order (manifest first, outcome last, nothing after it, nothing
+    /// between a signed completion and the outcome).
     Order,
     /// The record chain does not match.
     Chain,
@@ -47,12 +55,24 @@ pub enum Check {
     ManifestBinding,
     /// Frame sequence numbers are not 0, 1, 2, ...
     FrameSeq,
-    /// The `phase.sig` frames before a phase end are missing or carried other signatures.
+    /// The `phase.head`/`phase.sig` frames before a phase end are missing or carried other values.
     PhaseSigFrames,
     /// The signed phase heads differ from the shared view recomputed from the frame records.
     PhaseHeads,
     /// A node's phase-end signature does not verify against its manifest key.
     PhaseSignature,
+    /// This node's records before a phase end hash to another record chain than both nodes signed.
+    PhaseChain,
+    /// The reveal records of a phase differ from the reveals both nodes signed at its end.
+    PhaseReveals,
+    /// An `open.*` frame (an opened value) that no reveal record of its phase lists.
+    Unrevealed,
+    /// A reveal record lists a frame that is not an unlisted `open.<name>` frame before it.
+    RevealFrames,
+    /// The outcome record's signature does not verify against this node's manifest key.
+    OutcomeSignature,
+    /// The outcome contradicts what both nodes signed (completion claimed or denied).
+    Outcome,
     /// The payload file disagrees with the frame records.
     Payload,
     /// The transcript has no outcome record.
@@ -85,6 +105,18 @@ impl fmt::Display for Failure {
     }
 }
 
+/// What the verifier found out about one reveal record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevealInfo {
+    /// The reveal's record number.
+    pub record: usize,
+    /// Record numbers of the `open.<name>` frames that carried the value (empty: a value learnt
+    /// from a protocol's output).
+    pub frames: Vec<usize>,
+    /// The phase end whose signatures by both nodes cover this reveal, if any.
+    pub signed_at: Option<usize>,
+}
+
 /// The records of one transcript that could be parsed.
 #[derive(Clone, Debug)]
 pub struct Transcript {
@@ -96,6 +128,12 @@ pub struct Transcript {
     pub records: Vec<(usize, Record)>,
     /// Whether a payload file was present and checked.
     pub payloads_checked: bool,
+    /// One entry per reveal record, in order.
+    pub reveals: Vec<RevealInfo>,
+    /// Records `1..=covered` are covered by both nodes' phase-end signatures (0: none).
+    pub covered: usize,
+    /// The phase end at which both nodes signed the job's completion and this outcome.
+    pub completion_signed_at: Option<usize>,
 }
 
 /// A transcript and everything wrong with it.
@@ -160,14 +198,32 @@ struct PayloadFile {
     end: u64,
 }
 
-/// A frame record kept to check the `phase.sig` exchange before a phase end.
+/// A frame record kept to check the `phase.head`/`phase.sig` exchange before a phase end.
 struct RecentFrame {
     record: usize,
     dir: Direction,
     kind: String,
     hash: [u8; 32],
     view_before: SharedView,
+    /// The record chain before this record.
+    chain_before: [u8; 32],
 }
+
+/// An `open.*` frame no reveal record has listed yet.
+struct OpenFrame {
+    record: usize,
+    phase: String,
+    kind: String,
+    hash: [u8; 32],
+}
+
+/// The frames of a phase-end exchange, in order.
+const EXCHANGE: [(&str, Direction); 4] = [
+    (PHASE_HEAD_KIND, Direction::Sent),
+    (PHASE_HEAD_KIND, Direction::Received),
+    (PHASE_SIG_KIND, Direction::Sent),
+    (PHASE_SIG_KIND, Direction::Received),
+];
 
 struct Verifier {
     file: String,
@@ -185,6 +241,13 @@ struct Verifier {
     /// Digest of the manifest exactly as written, and how many `job.manifest` frames matched it.
     manifest_digest: Option<[u8; 32]>,
     manifest_frames: usize,
+    /// Reveal records since the last phase end: (index in `t.reveals`, reveal hash).
+    phase_reveals: Vec<(usize, [u8; 32])>,
+    unlisted_opens: Vec<OpenFrame>,
+    /// The phase end that signed the job's completion, with both nodes' outcome digests.
+    completion: Option<(usize, NodeHashes)>,
+    /// Whether a phase end's record chain already failed (every later one then fails too).
+    chain_failed: bool,
 }
 
 impl Verifier {
@@ -197,6 +260,9 @@ impl Verifier {
                 manifest: None,
                 records: Vec::new(),
                 payloads_checked: payloads.is_some(),
+                reveals: Vec::new(),
+                covered: 0,
+                completion_signed_at: None,
             },
             failures: Vec::new(),
             notes: Vec::new(),
@@ -210,6 +276,10 @@ impl Verifier {
             outcome_at: None,
             manifest_digest: None,
             manifest_frames: 0,
+            phase_reveals: Vec::new(),
+            unlisted_opens: Vec::new(),
+            completion: None,
+            chain_failed: false,
         }
     }
 
@@ -223,7 +293,8 @@ impl Verifier {
             self.fail(n, Check::Format, "record does not end with a \"chain\":\"<64 lowercase hex>\" field".into());
             return Ok(true);
         };
-        if record_chain(&self.prev_chain, &canonical) != claimed {
+        let prev = self.prev_chain;
+        if record_chain(&prev, &canonical) != claimed {
             self.fail(
                 n,
                 Check::Chain,
@@ -236,8 +307,8 @@ impl Verifier {
         self.prev_chain = claimed;
 
         let (body, signature) = match split_hex_field::<64>(&canonical, "signature") {
-            Some((body, sig)) if n == 1 => (body, Some(sig)),
-            _ => (canonical, None),
+            Some((body, sig)) => (body, Some(sig)),
+            None => (canonical, None),
         };
         if n == 1 {
             let schema = serde_json::from_slice::<serde_json::Value>(&body)
@@ -270,8 +341,21 @@ impl Verifier {
                 return Ok(true);
             }
         };
+        if signature.is_some() && !matches!(record, Record::Manifest { .. } | Record::Outcome { .. }) {
+            let msg =
+                format!("a '{}' record carries a signature; only manifest and outcome records do", record.type_name());
+            self.fail(n, Check::Format, msg);
+        }
         if let Some(at) = self.outcome_at {
             self.fail(n, Check::Order, format!("record after the outcome (record {at}); the outcome must be last"));
+        } else if let Some((at, _)) = self.completion
+            && !matches!(record, Record::Outcome { .. })
+        {
+            self.fail(
+                n,
+                Check::Order,
+                format!("a '{}' record after both nodes signed the job's completion (record {at}); the outcome must follow it", record.type_name()),
+            );
         }
         match (&record, n) {
             (Record::Manifest { node, manifest, .. }, 1) => self.manifest(n, *node, manifest, &body, signature),
@@ -281,12 +365,12 @@ impl Verifier {
                 Check::Order,
                 format!("first record is a '{}' record; it must be the signed manifest", other.type_name()),
             ),
-            (Record::Frame { seq, dir, kind, len, hash, offset, .. }, _) => {
-                self.frame(n, *seq, *dir, kind, *len, hash, *offset)?
+            (Record::Frame { seq, dir, phase, kind, len, hash, offset, .. }, _) => {
+                self.frame(n, prev, *seq, *dir, phase, kind, *len, hash, *offset)?
             }
+            (Record::Reveal { reveal, .. }, _) => self.reveal(n, reveal, &body),
             (Record::PhaseEnd { heads, .. }, _) => self.phase_end(n, heads),
-            (Record::Outcome { .. }, _) => self.outcome_at = Some(n),
-            (Record::Reveal { .. }, _) => {}
+            (Record::Outcome { outcome, .. }, _) => self.outcome(n, prev, outcome, &body, signature),
         }
         self.t.records.push((n, record));
         Ok(true)
@@ -295,13 +379,8 @@ impl Verifier {
     fn manifest(&mut self, n: usize, node: Role, manifest: &Manifest, body: &[u8], signature: Option<[u8; 64]>) {
         self.t.node = Some(node);
         self.t.manifest = Some(manifest.clone());
-        // The manifest object is the record's last field: `{…,"manifest":<json>}`. A `,"` cannot
-        // occur inside a JSON string, so the first `,"manifest":` is the field itself.
-        let key = b",\"manifest\":";
-        self.manifest_digest = body
-            .windows(key.len())
-            .position(|w| w == key)
-            .map(|at| manifest_digest_of_json(&body[at + key.len()..body.len() - 1]));
+        // The manifest object is the record's last field.
+        self.manifest_digest = last_field(body, "manifest").map(manifest_digest_of_json);
         if let Err(e) = manifest.validate() {
             self.fail(n, Check::Format, e);
             return;
@@ -327,8 +406,10 @@ impl Verifier {
     fn frame(
         &mut self,
         n: usize,
+        chain_before: [u8; 32],
         seq: u64,
         dir: Direction,
+        phase: &str,
         kind: &str,
         len: u64,
         hash: &[u8; 32],
@@ -360,9 +441,17 @@ impl Verifier {
                 );
             }
         }
+        if kind.starts_with(OPEN_PREFIX) {
+            self.unlisted_opens.push(OpenFrame {
+                record: n,
+                phase: phase.to_string(),
+                kind: kind.to_string(),
+                hash: *hash,
+            });
+        }
         if let Some(me) = self.t.node {
             let sender = if dir == Direction::Sent { me } else { me.peer() };
-            if self.recent.len() == 2 {
+            if self.recent.len() == EXCHANGE.len() {
                 self.recent.pop_front();
             }
             self.recent.push_back(RecentFrame {
@@ -371,12 +460,37 @@ impl Verifier {
                 kind: kind.to_string(),
                 hash: *hash,
                 view_before: self.view,
+                chain_before,
             });
             self.view.record(sender, kind, len, hash);
         }
         Ok(())
     }
 
+    /// A reveal record: its hash joins the phase's reveals; each frame it lists must be an
+    /// unlisted `open.<name>` frame of its phase before it.
+    fn reveal(&mut self, n: usize, reveal: &Reveal, body: &[u8]) {
+        let hash = last_field(body, "reveal").map_or([0; 32], reveal_hash);
+        let mut info = RevealInfo { record: n, frames: Vec::new(), signed_at: None };
+        let kind = format!("{OPEN_PREFIX}{}", reveal.name);
+        for h in &reveal.frames {
+            match self.unlisted_opens.iter().position(|f| f.hash == *h && f.kind == kind && f.phase == reveal.phase) {
+                Some(i) => info.frames.push(self.unlisted_opens.remove(i).record),
+                None => self.fail(
+                    n,
+                    Check::RevealFrames,
+                    format!(
+                        "reveal '{}' lists frame {}, but no unlisted '{kind}' frame of phase '{}' with that hash precedes it",
+                        reveal.name,
+                        hex::encode(&h[..8]),
+                        reveal.phase
+                    ),
+                ),
+            }
+        }
+        self.phase_reveals.push((self.t.reveals.len(), hash));
+        self.t.reveals.push(info);
+    }
     fn check_payload(&mut self, n: usize, len: u64, hash: &[u8; 32], offset: Option<u64>) -> Result<()> {
         let Some(p) = self.payloads.as_mut() else { return Ok(()) };
         let problem = match offset {
@@ -417,37 +531,52 @@ impl Verifier {
         let (Some(me), Some(keys), Some(manifest)) = (self.t.node, self.keys, self.t.manifest.as_ref()) else {
             return; // already reported at the manifest
         };
-        let msg = heads.view.signing_bytes(&manifest.job_id, &heads.phase);
-        let mut bad_sig = Vec::new();
-        for role in [Role::Gov, Role::Bank] {
-            let sig = Signature::from_bytes(heads.signatures.of(role));
-            if keys[role.index()].verify_strict(&msg, &sig).is_err() {
-                bad_sig.push(role);
-            }
-        }
+        let phase = heads.phase.clone();
+        let msg = heads.signing_bytes(&manifest.job_id);
+        let bad_sig: Vec<Role> = [Role::Gov, Role::Bank]
+            .into_iter()
+            .filter(|role| {
+                keys[role.index()].verify_strict(&msg, &Signature::from_bytes(heads.signatures.of(*role))).is_err()
+            })
+            .collect();
         for role in bad_sig {
             self.fail(
                 n,
                 Check::PhaseSignature,
                 format!(
-                    "the {role} node's signature over the heads of phase '{}' does not verify against its key in the manifest",
-                    heads.phase
+                    "the {role} node's signature over the heads of phase '{phase}' does not verify against its key in the manifest"
                 ),
             );
         }
+        self.phase_reveals_signed(n, heads);
+        for f in std::mem::take(&mut self.unlisted_opens) {
+            self.fail(
+                f.record,
+                Check::Unrevealed,
+                format!(
+                    "frame '{}' of phase '{}' carries an opened value, but no reveal record lists it before the end of \
+                     phase '{phase}' (record {n})",
+                    f.kind, f.phase
+                ),
+            );
+        }
+        if let Some(c) = heads.completed {
+            self.completion = Some((n, c));
+        }
         let recent: Vec<RecentFrame> = self.recent.drain(..).collect();
-        let exchange_ok = recent.len() == 2
-            && recent.iter().all(|f| f.kind == PHASE_SIG_KIND)
-            && recent[0].dir == Direction::Sent
-            && recent[1].dir == Direction::Received;
+        let exchange_ok = recent.len() == EXCHANGE.len()
+            && recent
+                .iter()
+                .zip(EXCHANGE)
+                .enumerate()
+                .all(|(i, (f, (kind, dir)))| f.kind == kind && f.dir == dir && f.record + EXCHANGE.len() == n + i);
         if !exchange_ok {
             self.fail(
                 n,
                 Check::PhaseSigFrames,
                 format!(
-                    "phase end '{}' does not follow its signature exchange: the last two frames must be \
-                     '{PHASE_SIG_KIND}' sent, then '{PHASE_SIG_KIND}' received",
-                    heads.phase
+                    "phase end '{phase}' does not directly follow its exchange: '{PHASE_HEAD_KIND}' sent, then \
+                     received, '{PHASE_SIG_KIND}' sent, then received"
                 ),
             );
             return;
@@ -459,9 +588,8 @@ impl Verifier {
                 n,
                 Check::PhaseHeads,
                 format!(
-                    "signed heads of phase '{}' (gov sent {}; bank sent {}) differ from the frame records \
+                    "signed heads of phase '{phase}' (gov sent {}; bank sent {}) differ from the frame records \
                      (gov sent {}; bank sent {})",
-                    heads.phase,
                     show(&heads.view.sent_by_gov),
                     show(&heads.view.sent_by_bank),
                     show(&recomputed.sent_by_gov),
@@ -469,16 +597,147 @@ impl Verifier {
                 ),
             );
         }
-        for (frame, role) in [(&recent[0], me), (&recent[1], me.peer())] {
-            if frame.hash != *blake3::hash(heads.signatures.of(role)).as_bytes() {
-                self.fail(
-                    n,
-                    Check::PhaseSigFrames,
+        let last = recent[0].record - 1;
+        if *heads.chains.of(me) != recent[0].chain_before && !self.chain_failed {
+            self.chain_failed = true;
+            self.fail(
+                n,
+                Check::PhaseChain,
+                format!(
+                    "records 1..={last} of this transcript do not hash to the record chain both nodes signed at the \
+                     end of phase '{phase}': one of records {}..={last} was changed, dropped or inserted (times \
+                     included); later phase ends cannot be checked against this node's records either",
+                    self.t.covered + 1
+                ),
+            );
+        }
+        let expected = [
+            (&recent[0], heads.head_frame(me), me),
+            (&recent[1], heads.head_frame(me.peer()), me.peer()),
+            (&recent[2], heads.signatures.of(me).to_vec(), me),
+            (&recent[3], heads.signatures.of(me.peer()).to_vec(), me.peer()),
+        ];
+        let wrong: Vec<(usize, String, Role)> = expected
+            .iter()
+            .filter(|(f, payload, _)| f.hash != *blake3::hash(payload).as_bytes())
+            .map(|(f, _, role)| (f.record, f.kind.clone(), *role))
+            .collect();
+        for (record, kind, role) in wrong {
+            self.fail(
+                n,
+                Check::PhaseSigFrames,
+                format!("the '{kind}' frame at record {record} does not carry the {role} values recorded here"),
+            );
+        }
+        self.t.covered = last;
+    }
+
+    /// The reveal records since the last phase end against the reveals both nodes signed.
+    fn phase_reveals_signed(&mut self, n: usize, heads: &PhaseHeads) {
+        let recorded = std::mem::take(&mut self.phase_reveals);
+        let phase = &heads.phase;
+        for (i, (idx, hash)) in recorded.iter().enumerate() {
+            let record = self.t.reveals[*idx].record;
+            match heads.reveals.get(i) {
+                Some(signed) if signed == hash => self.t.reveals[*idx].signed_at = Some(n),
+                Some(_) => self.fail(
+                    record,
+                    Check::PhaseReveals,
                     format!(
-                        "the '{PHASE_SIG_KIND}' frame at record {} does not carry the {role} signature recorded here",
-                        frame.record
+                        "reveal record differs from reveal #{} both nodes signed at the end of phase '{phase}' \
+                         (record {n}): its value, recipients, rule or another field was changed",
+                        i + 1
                     ),
-                );
+                ),
+                None => self.fail(
+                    record,
+                    Check::PhaseReveals,
+                    format!(
+                        "reveal record is not among the {} reveal(s) both nodes signed at the end of phase '{phase}' \
+                         (record {n})",
+                        heads.reveals.len()
+                    ),
+                ),
+            }
+        }
+        if heads.reveals.len() > recorded.len() {
+            self.fail(
+                n,
+                Check::PhaseReveals,
+                format!(
+                    "both nodes signed {} reveal(s) in phase '{phase}', but this transcript records {} since the \
+                     previous phase end: a reveal record was removed",
+                    heads.reveals.len(),
+                    recorded.len()
+                ),
+            );
+        }
+    }
+
+    fn outcome(&mut self, n: usize, prev: [u8; 32], outcome: &Outcome, body: &[u8], signature: Option<[u8; 64]>) {
+        self.outcome_at = Some(n);
+        let (Some(me), Some(keys)) = (self.t.node, self.keys) else { return };
+        match signature {
+            None => self.fail(n, Check::OutcomeSignature, "outcome record has no trailing \"signature\" field".into()),
+            Some(sig) => {
+                let mut msg = OUTCOME_SIGNING_CONTEXT.to_vec();
+                msg.extend_from_slice(&prev);
+                msg.extend_from_slice(body);
+                if keys[me.index()].verify_strict(&msg, &Signature::from_bytes(&sig)).is_err() {
+                    self.fail(
+                        n,
+                        Check::OutcomeSignature,
+                        format!(
+                            "the outcome's signature does not verify against the {me} node's key: the outcome or a \
+                             record before it was changed"
+                        ),
+                    );
+                }
+            }
+        }
+        let digest = last_field(body, "outcome").map(outcome_digest);
+        match (self.completion, outcome.status) {
+            (Some((at, signed)), Status::Completed) if digest.as_ref() == Some(signed.of(me)) => {
+                self.t.completion_signed_at = Some(at)
+            }
+            (Some((at, _)), Status::Completed) => self.fail(
+                n,
+                Check::Outcome,
+                format!("the outcome differs from the completed outcome both nodes signed at record {at}"),
+            ),
+            (Some((at, _)), Status::Failed) => self.fail(
+                n,
+                Check::Outcome,
+                format!("the outcome says failed, but both nodes signed the job's completion at record {at}"),
+            ),
+            (None, Status::Completed) => self.fail(
+                n,
+                Check::Outcome,
+                "the outcome says completed, but no phase end signed by both nodes binds it (a completed job's \
+                 last phase end carries both nodes' outcomes)"
+                    .into(),
+            ),
+            (None, Status::Failed) => {
+                let covered = match self.t.covered {
+                    0 => "no record is covered by both nodes' signatures (no phase end)".to_string(),
+                    c => format!(
+                        "records 1..={c} are covered by both nodes' signatures, records {}..={n} by this node's only",
+                        c + 1
+                    ),
+                };
+                self.notes.push(format!(
+                    "the failed outcome is signed by the {me} node alone (the peer may be gone): {covered}"
+                ));
+                let opens = std::mem::take(&mut self.unlisted_opens);
+                if !opens.is_empty() {
+                    let records: Vec<String> = opens.iter().map(|f| f.record.to_string()).collect();
+                    self.notes.push(format!(
+                        "records {}: '{}' frame(s) after the last phase end that no reveal record lists: an opening \
+                         cut short when the job failed, or an unrecorded reveal; compare with the peer's transcript",
+                        records.join(", "),
+                        opens[0].kind
+                    ));
+                }
             }
         }
     }
@@ -497,6 +756,18 @@ impl Verifier {
                 Check::Incomplete,
                 format!("transcript ends at record {lines} without an outcome record: cut short, or the job is still running"),
             );
+        }
+        for f in std::mem::take(&mut self.unlisted_opens) {
+            if self.outcome_at.is_some() {
+                self.fail(
+                    f.record,
+                    Check::Unrevealed,
+                    format!(
+                        "frame '{}' of phase '{}' carries an opened value, but no reveal record lists it",
+                        f.kind, f.phase
+                    ),
+                );
+            }
         }
         match self.payloads.take() {
             Some(p) if p.end != p.len => self.fail(

@@ -2,7 +2,9 @@
 //!
 //! Invariants: a transcript file is created once and only appended to (an existing file is never
 //! opened for writing); each record is written with one `write` call as soon as it happens; the
-//! outcome is the last record and is synced to disk; no record is written after it.
+//! outcome is the last record, signed by this node and synced to disk; no record is written after
+//! it. Every phase end is signed by both nodes over both record chains, so neither node can later
+//! change a record before it (times included) without breaking the peer's signature.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -15,8 +17,9 @@ use protocol::transcript::{FrameEvent, FrameObserver};
 use protocol::{Channel, Error, Role};
 
 use super::record::{
-    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, Manifest, Outcome, PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Record,
-    Reveal, SCHEMA, append_hex_field, now_rfc3339, record_chain,
+    MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, Manifest, NodeHashes, OUTCOME_SIGNING_CONTEXT, Outcome, PHASE_HEAD_KIND,
+    PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Record, Reveal, SCHEMA, Status, append_hex_field, head_frame,
+    now_rfc3339, outcome_digest, record_chain, reveal_hash, reveals_digest,
 };
 
 /// Path of the payload capture file that belongs to `transcript` (`<transcript>.payloads`).
@@ -41,8 +44,14 @@ struct State {
     job_id: String,
     me: Role,
     keys: [VerifyingKey; 2],
+    /// This node's key: signs phase ends and the outcome.
+    signing_key: SigningKey,
     chain: [u8; 32],
     frames: u64,
+    /// [`reveal_hash`] of each reveal recorded since the last phase end.
+    phase_reveals: Vec<[u8; 32]>,
+    /// The outcome digest this node signed as completed at the last phase end, if it did.
+    signed_completion: Option<[u8; 32]>,
     closed: bool,
     /// First write error; every later call reports it (an observer cannot return errors).
     error: Option<String>,
@@ -94,8 +103,11 @@ impl TranscriptWriter {
             job_id: manifest.job_id.clone(),
             me,
             keys,
+            signing_key: signing_key.clone(),
             chain: [0; 32],
             frames: 0,
+            phase_reveals: Vec::new(),
+            signed_completion: None,
             closed: false,
             error: None,
         };
@@ -113,35 +125,134 @@ impl TranscriptWriter {
         Box::new(Observer { state: Arc::clone(&self.state) })
     }
 
-    /// Records a value that left a party.
+    /// Records a value that left a party. Both nodes record the same reveals; the next phase end
+    /// fails unless they did.
     pub fn reveal(&self, reveal: Reveal) -> Result<()> {
         if reveal.to.is_empty() || reveal.to.contains(&reveal.from) {
             bail!("reveal '{}' must name recipients other than its sender {}", reveal.name, reveal.from);
         }
-        self.lock().append(&Record::Reveal { time: now_rfc3339(), reveal })
-    }
-
-    /// Records a phase end. Both signatures are checked against the manifest keys first, so a
-    /// transcript never holds a phase end that does not verify.
-    pub fn phase_end(&self, heads: PhaseHeads) -> Result<()> {
+        let json = serde_json::to_vec(&reveal).context("cannot encode a reveal")?;
         let mut state = self.lock();
-        let msg = heads.view.signing_bytes(&state.job_id, &heads.phase);
-        for role in [Role::Gov, Role::Bank] {
-            let sig = Signature::from_bytes(heads.signatures.of(role));
-            if state.keys[role.index()].verify_strict(&msg, &sig).is_err() {
-                bail!(
-                    "phase end '{}': the {role} signature does not verify against the manifest's {role} key",
-                    heads.phase
-                );
-            }
+        if state.signed_completion.is_some() {
+            bail!(
+                "reveal '{}' after both nodes signed the job's completion: record reveals in their phase",
+                reveal.name
+            );
         }
-        state.append(&Record::PhaseEnd { time: now_rfc3339(), heads })
+        state.append(&Record::Reveal { time: now_rfc3339(), reveal })?;
+        state.phase_reveals.push(reveal_hash(&json));
+        Ok(())
     }
 
-    /// Records how the job ended, syncs the transcript to disk and closes it.
-    pub fn outcome(&self, outcome: Outcome) -> Result<()> {
+    /// Ends `phase` with the peer: call it on both nodes when the phase's messages are all
+    /// received. Each node sends its record chain and the digest of the phase's reveals
+    /// (`phase.head`), then both sign the [`PhaseHeads`] (the shared view of every frame so far,
+    /// both record chains, the phase's reveals) and swap signatures (`phase.sig`); the phase end
+    /// record holds both. `completed` is given at the last phase end of a job that ran to its end:
+    /// this node's outcome, which both nodes then sign and which [`TranscriptWriter::outcome`]
+    /// must record next. Errors when the nodes recorded different reveals, complete differently,
+    /// or the peer's signature does not verify against its manifest key (they saw different
+    /// traffic); the peer learns only this node's chain head, reveal digest and signature.
+    pub fn end_phase(&self, ch: &mut Channel, phase: &str, completed: Option<&Outcome>) -> Result<PhaseHeads> {
+        if completed.is_some_and(|o| o.status != Status::Completed) {
+            bail!("phase end '{phase}': only a completed outcome is signed by both nodes");
+        }
+        let my_outcome = completed
+            .map(|o| serde_json::to_vec(o).map(|json| outcome_digest(&json)))
+            .transpose()
+            .context("cannot encode the outcome")?;
+        let (me, job_id, chain, reveals, key, peer_key) = {
+            let state = self.lock();
+            state.writable()?;
+            let me = state.me;
+            let peer_key = state.keys[me.peer().index()];
+            (me, state.job_id.clone(), state.chain, state.phase_reveals.clone(), state.signing_key.clone(), peer_key)
+        };
+        let view = ch.shared_view();
+        let my_reveals = reveals_digest(&reveals);
+        ch.send_frame(PHASE_HEAD_KIND, head_frame(&chain, &my_reveals, my_outcome.as_ref()))?;
+        let theirs = ch.recv_frame(PHASE_HEAD_KIND)?;
+        let expected_len = if my_outcome.is_some() { 96 } else { 64 };
+        if theirs.len() != expected_len {
+            let who = match my_outcome {
+                Some(_) => "this node completes the job but the peer does not",
+                None => "the peer completes the job but this node does not",
+            };
+            return Err(Error::Protocol(format!(
+                "at the end of phase '{phase}' {who} ('{PHASE_HEAD_KIND}' of {} bytes)",
+                theirs.len()
+            ))
+            .into());
+        }
+        let field = |i: usize| -> [u8; 32] { theirs[32 * i..32 * (i + 1)].try_into().expect("32 bytes") };
+        if field(1) != my_reveals {
+            return Err(Error::Protocol(format!(
+                "the nodes recorded different reveals in phase '{phase}' ({} here): a value was opened \
+                 without both nodes recording it",
+                reveals.len()
+            ))
+            .into());
+        }
+        let mut heads = PhaseHeads {
+            phase: phase.to_string(),
+            view,
+            chains: NodeHashes::pair(me, chain, field(0)),
+            reveals,
+            completed: my_outcome.map(|mine| NodeHashes::pair(me, mine, field(2))),
+            signatures: PhaseSignatures { gov: [0; 64], bank: [0; 64] },
+        };
+        let msg = heads.signing_bytes(&job_id);
+        let mine = key.sign(&msg).to_bytes();
+        ch.send_frame(PHASE_SIG_KIND, mine.to_vec())?;
+        let theirs: [u8; 64] = ch.recv_frame(PHASE_SIG_KIND)?.try_into().map_err(|p: Vec<u8>| Error::Decode {
+            kind: PHASE_SIG_KIND.into(),
+            reason: format!("signature must be 64 bytes, got {}", p.len()),
+        })?;
+        if peer_key.verify_strict(&msg, &Signature::from_bytes(&theirs)).is_err() {
+            return Err(Error::Protocol(format!(
+                "the peer's signature at the end of phase '{phase}' does not verify: the nodes saw different \
+                 traffic, or the peer signs with another key than the manifest names"
+            ))
+            .into());
+        }
+        heads.signatures = match me {
+            Role::Gov => PhaseSignatures { gov: mine, bank: theirs },
+            Role::Bank => PhaseSignatures { gov: theirs, bank: mine },
+        };
         let mut state = self.lock();
-        state.append(&Record::Outcome { time: now_rfc3339(), outcome })?;
+        state.append(&Record::PhaseEnd { time: now_rfc3339(), heads: heads.clone() })?;
+        state.phase_reveals.clear();
+        state.signed_completion = my_outcome;
+        Ok(heads)
+    }
+
+    /// Records how the job ended, signed by this node over its whole record chain, syncs the
+    /// transcript to disk and closes it. A completed outcome must be the one both nodes signed at
+    /// the last phase end ([`TranscriptWriter::end_phase`]); after that, nothing else may be
+    /// recorded. A failed outcome is signed by this node alone (the peer may be gone).
+    pub fn outcome(&self, outcome: Outcome) -> Result<()> {
+        let json = serde_json::to_vec(&outcome).context("cannot encode the outcome")?;
+        let mut state = self.lock();
+        state.writable()?;
+        match (state.signed_completion, outcome.status) {
+            (Some(signed), Status::Completed) if signed == outcome_digest(&json) => {}
+            (Some(_), _) => bail!(
+                "transcript {}: both nodes signed another outcome at the last phase end; record exactly that one",
+                state.path.display()
+            ),
+            (None, Status::Completed) => bail!(
+                "transcript {}: a completed outcome needs both nodes' signatures: end the last phase with it",
+                state.path.display()
+            ),
+            (None, Status::Failed) => {}
+        }
+        let unsigned = serde_json::to_vec(&Record::Outcome { time: now_rfc3339(), outcome })
+            .context("cannot encode the outcome record")?;
+        let mut msg = OUTCOME_SIGNING_CONTEXT.to_vec();
+        msg.extend_from_slice(&state.chain);
+        msg.extend_from_slice(&unsigned);
+        let signature = state.signing_key.sign(&msg).to_bytes();
+        state.append_canonical(append_hex_field(&unsigned, "signature", &signature))?;
         state.closed = true;
         let synced = state.file.sync_all().and_then(|_| match &state.payloads {
             Some((f, _)) => f.sync_all(),
@@ -183,7 +294,6 @@ impl State {
         self.append_canonical(canonical)
     }
 
-    /// Chains and writes one record given its canonical bytes (the JSON object without `chain`).
     fn writable(&self) -> Result<()> {
         if let Some(e) = &self.error {
             bail!("transcript {} is unusable after an earlier error: {e}", self.path.display());
@@ -194,6 +304,7 @@ impl State {
         Ok(())
     }
 
+    /// Chains and writes one record given its canonical bytes (the JSON object without `chain`).
     fn append_canonical(&mut self, canonical: Vec<u8>) -> Result<()> {
         self.writable()?;
         let chain = record_chain(&self.chain, &canonical);
@@ -274,38 +385,4 @@ pub fn exchange_manifest_digest(ch: &mut Channel, manifest: &Manifest) -> protoc
         )));
     }
     Ok(())
-}
-
-/// Phase-end step of every protocol: both nodes sign the channel's current shared view for
-/// `phase` and swap signatures over the channel (frame kind [`PHASE_SIG_KIND`], 64 bytes each).
-/// Call it on both sides when the phase's messages are all received (nothing in flight), so both
-/// shared views are equal. The peer's signature is verified against `peer_pubkey` (from the
-/// manifest); a mismatch means the two nodes saw different traffic, and is an error.
-/// The two signature frames themselves are recorded after the signed heads.
-pub fn exchange_phase_signatures(
-    ch: &mut Channel,
-    job_id: &str,
-    phase: &str,
-    my_key: &SigningKey,
-    peer_pubkey: &VerifyingKey,
-) -> protocol::Result<PhaseHeads> {
-    let view = ch.shared_view();
-    let msg = view.signing_bytes(job_id, phase);
-    let mine = my_key.sign(&msg).to_bytes();
-    ch.send_frame(PHASE_SIG_KIND, mine.to_vec())?;
-    let theirs: [u8; 64] = ch.recv_frame(PHASE_SIG_KIND)?.try_into().map_err(|p: Vec<u8>| Error::Decode {
-        kind: PHASE_SIG_KIND.into(),
-        reason: format!("signature must be 64 bytes, got {}", p.len()),
-    })?;
-    if peer_pubkey.verify_strict(&msg, &Signature::from_bytes(&theirs)).is_err() {
-        return Err(Error::Protocol(format!(
-            "the peer's signature over the shared view at the end of phase '{phase}' does not verify: \
-             the nodes saw different traffic, or the peer signs with another key than the manifest names"
-        )));
-    }
-    let (gov, bank) = match ch.role() {
-        Role::Gov => (mine, theirs),
-        Role::Bank => (theirs, mine),
-    };
-    Ok(PhaseHeads { phase: phase.to_string(), view, signatures: PhaseSignatures { gov, bank } })
 }

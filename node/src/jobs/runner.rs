@@ -10,7 +10,8 @@
 //! 3. the job kind's [`phases`], in order — **this is where protocol phases plug in** — each
 //!    ended by both nodes signing the shared view of all frames so far (`phase.sig`), so a
 //!    difference in what the two nodes saw stops the job at the phase where it happened;
-//! 4. `finish`: one last signed phase end covering every frame, then the outcome.
+//! 4. `finish`: the result files are saved, then one last phase end at which both nodes sign
+//!    every frame and record so far and each node's completed outcome; then the outcome.
 //!
 //! Every transcript that was started gets an outcome, also when the job fails (with the reason).
 //! Progress and results go to the job record in the [`Store`], which the admin API serves.
@@ -148,9 +149,9 @@ impl PhaseContext<'_> {
         self.reporter.progress(self.phase, fraction, message);
     }
 
-    /// Keeps a result file (owner-only) to write once the whole job has succeeded, i.e. after both
-    /// nodes signed its last phase: a failed job leaves no result files. Written whole, never
-    /// over an existing file ([`crate::identity::write_new_file`]).
+    /// Keeps a result file (owner-only) to write once every phase has run, just before both nodes
+    /// sign the job's completion; removed again if that fails, so a failed job leaves no result
+    /// files. Written whole, never over an existing file ([`crate::identity::write_new_file`]).
     pub fn write_on_success(&mut self, path: PathBuf, bytes: Vec<u8>) {
         self.files.push(ResultFile { path, bytes });
     }
@@ -526,11 +527,11 @@ impl std::fmt::Display for Refused {
 }
 impl std::error::Error for Refused {}
 
-/// What a job that ran to its end leaves: the operator's results and the transcript's plot.
+/// What a job that ran to its end leaves: the operator's results and the transcript outcome both
+/// nodes signed.
 struct Completed {
     outcome: Map<String, Value>,
-    plot: Option<OutcomePlot>,
-    files: Vec<ResultFile>,
+    signed: Outcome,
 }
 
 /// Everything after an accepted proposal, identical on both nodes: manifest digests, the
@@ -592,8 +593,35 @@ fn run_agreed(
     }
     reporter.step(FINISH, StepState::Running);
     ch.set_phase(FINISH);
-    transcript.end_phase(ch, FINISH)?;
-    Ok(Completed { outcome, plot, files })
+    // Results are saved before this node signs completion, so a node that signed it records it.
+    let signed = completed_outcome(plot);
+    save_results(&files)?;
+    if let Err(e) = transcript.end_completed(ch, FINISH, &signed) {
+        remove_results(&files);
+        return Err(e);
+    }
+    Ok(Completed { outcome, signed })
+}
+
+/// Writes the job's result files (owner-only, never over an existing file); on an error removes
+/// the ones it wrote.
+fn save_results(files: &[ResultFile]) -> Result<()> {
+    for (i, f) in files.iter().enumerate() {
+        if let Err(e) = crate::identity::write_new_file(&f.path, &f.bytes, 0o600) {
+            remove_results(&files[..i]);
+            return Err(e.context("the job ran but its results could not be saved"));
+        }
+    }
+    Ok(())
+}
+
+/// Removes result files of a job that failed after they were written.
+fn remove_results(files: &[ResultFile]) {
+    for f in files {
+        if let Err(e) = std::fs::remove_file(&f.path) {
+            tracing::error!("cannot remove the result file {} of a failed job: {e}", f.path.display());
+        }
+    }
 }
 
 /// The transcript outcome of a job that ran to its end.
@@ -614,32 +642,20 @@ fn finish(
     let id = reporter.id.as_str();
     let me = &env.config.node.name;
     let failure = match result {
-        Ok(done) => {
-            let written = done.files.iter().try_for_each(|f| crate::identity::write_new_file(&f.path, &f.bytes, 0o600));
-            let recorded = match written {
-                Ok(()) => transcript.map_or(Ok(()), |t| t.writer.outcome(completed_outcome(done.plot))),
-                Err(e) => {
-                    let reason = format!("the job ran but its results could not be saved: {e:#}");
-                    let _ = transcript.map(|t| t.writer.outcome(Outcome::failed(&reason)));
-                    let _ = env.store.update(id, |r| r.fail(JobState::Failed, &reason));
-                    return;
-                }
-            };
-            match recorded {
-                Ok(()) => {
-                    let _ = env.store.update(id, |r| {
-                        r.outcome = done.outcome;
-                        r.state = JobState::Succeeded;
-                        if let Some(s) = r.step_mut(FINISH) {
-                            s.state = StepState::Done;
-                            s.progress = 1.0;
-                        }
-                    });
-                    return;
-                }
-                Err(e) => (JobState::Failed, format!("the job ran but its transcript could not be completed: {e:#}")),
+        Ok(done) => match transcript.map_or(Ok(()), |t| t.writer.outcome(done.signed)) {
+            Ok(()) => {
+                let _ = env.store.update(id, |r| {
+                    r.outcome = done.outcome;
+                    r.state = JobState::Succeeded;
+                    if let Some(s) = r.step_mut(FINISH) {
+                        s.state = StepState::Done;
+                        s.progress = 1.0;
+                    }
+                });
+                return;
             }
-        }
+            Err(e) => (JobState::Failed, format!("the job ran but its transcript could not be completed: {e:#}")),
+        },
         Err(e) => {
             let from_peer = e.downcast_ref::<Refused>().is_some()
                 || matches!(e.root_cause().downcast_ref::<protocol::Error>(), Some(protocol::Error::PeerAbort(_)));
@@ -670,7 +686,7 @@ mod tests {
     use protocol::channel::run_pair;
 
     use super::*;
-    use crate::audit::{self, NodeInfo, Policies, Record, exchange_manifest_digest, exchange_phase_signatures};
+    use crate::audit::{self, NodeInfo, Policies, Record, exchange_manifest_digest};
 
     fn repo_file(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -753,11 +769,9 @@ mod tests {
             files: &mut files,
         };
         let errors = metric_phase(&mut ctx, ch).unwrap();
-        let peer = keys[role.peer().index()].verifying_key();
-        writer
-            .phase_end(exchange_phase_signatures(ch, "1-abcdef01", "train", &keys[role.index()], &peer).unwrap())
-            .unwrap();
-        writer.outcome(completed_outcome(plot)).unwrap();
+        let outcome = completed_outcome(plot);
+        writer.end_phase(ch, "train", Some(&outcome)).unwrap();
+        writer.outcome(outcome).unwrap();
         (path, errors)
     }
 
@@ -796,5 +810,21 @@ mod tests {
         assert!(html.contains("ROC curve"), "the gov's outcome carries the plot");
         let bank_html = crate::audit::report::html(&c.bank.unwrap());
         assert!(!bank_html.contains("ROC curve"), "the bank attached none");
+    }
+
+    #[test]
+    fn results_are_saved_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| ResultFile { path: dir.path().join(name), bytes: bytes.to_vec() };
+        std::fs::write(dir.path().join("taken.csv"), b"old").unwrap();
+        let files = [file("a.csv", b"a"), file("taken.csv", b"new"), file("c.csv", b"c")];
+        let e = format!("{:#}", save_results(&files).unwrap_err());
+        assert!(e.starts_with("the job ran but its results could not be saved: cannot create"), "{e}");
+        assert!(!dir.path().join("a.csv").exists(), "the file written before the error is removed");
+        assert_eq!(std::fs::read(dir.path().join("taken.csv")).unwrap(), b"old", "an existing file is kept");
+        assert!(!dir.path().join("c.csv").exists());
+
+        save_results(&[file("a.csv", b"a"), file("c.csv", b"c")]).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("c.csv")).unwrap(), b"c");
     }
 }

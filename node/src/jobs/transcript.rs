@@ -14,16 +14,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use protocol::transcript::{Direction, FrameEvent, FrameObserver, hex_bytes};
 use protocol::{Channel, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::spec::JobSpec;
-use crate::audit::{
-    DatasetInfo, Manifest, NodeInfo, Policies, TranscriptWriter, exchange_manifest_digest, exchange_phase_signatures,
-};
+use crate::audit::{DatasetInfo, Manifest, NodeInfo, Outcome, Policies, TranscriptWriter, exchange_manifest_digest};
 use crate::config::{Config, cert_fingerprint, format_fingerprint};
 use crate::{datasets, identity};
 
@@ -208,14 +206,12 @@ impl FrameObserver for EarlyFrames {
     }
 }
 
-/// A job's transcript with the keys that sign its phase ends.
+/// A job's transcript (its writer holds the key that signs phase ends and the outcome).
 pub struct JobTranscript {
     pub writer: TranscriptWriter,
     pub path: PathBuf,
     /// The manifest the transcript starts with.
     pub manifest: Manifest,
-    key: SigningKey,
-    peer_key: VerifyingKey,
 }
 
 impl JobTranscript {
@@ -231,7 +227,6 @@ impl JobTranscript {
         let dir = config.job_dir(&manifest.job_id);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create job directory {}", dir.display()))?;
         let path = dir.join(TRANSCRIPT_FILE);
-        let peer_key = config.peer_signing_key()?;
         let writer = TranscriptWriter::create(&path, manifest.clone(), &keys.signing, config.transcript.payloads)?;
         let mut observer = writer.observer();
         for f in std::mem::take(&mut *early.0.lock().unwrap_or_else(|p| p.into_inner())) {
@@ -244,7 +239,7 @@ impl JobTranscript {
             });
         }
         ch.set_observer(observer);
-        Ok(JobTranscript { writer, path, manifest, key: keys.signing.clone(), peer_key })
+        Ok(JobTranscript { writer, path, manifest })
     }
 
     /// First step once both nodes accepted the job: swap manifest digests (each checks the peer
@@ -253,10 +248,16 @@ impl JobTranscript {
         Ok(exchange_manifest_digest(ch, &self.manifest)?)
     }
 
-    /// Ends `phase`: both nodes sign the channel's shared view, swap signatures (each checks the
-    /// other's) and record the phase end. A mismatch means the nodes saw different traffic.
+    /// Ends `phase`: both nodes sign every frame so far, both record chains and the phase's
+    /// reveals, swap signatures (each checks the other's) and record the phase end. A mismatch
+    /// means the nodes saw different traffic or recorded different reveals.
     pub fn end_phase(&self, ch: &mut Channel, phase: &str) -> Result<()> {
-        let heads = exchange_phase_signatures(ch, &self.manifest.job_id, phase, &self.key, &self.peer_key)?;
-        self.writer.phase_end(heads)
+        self.writer.end_phase(ch, phase, None).map(|_| ())
+    }
+
+    /// Ends the last phase of a job that ran to its end: as [`JobTranscript::end_phase`], and
+    /// both nodes also sign each node's `outcome`, which must be recorded next.
+    pub fn end_completed(&self, ch: &mut Channel, phase: &str, outcome: &Outcome) -> Result<()> {
+        self.writer.end_phase(ch, phase, Some(outcome)).map(|_| ())
     }
 }
