@@ -6,6 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::jobs::*;
+use models::scorecard::ScoreOutput;
 use node::jobs::record::{JobRecord, JobState};
 use node::jobs::spec::Reveal;
 use serde_json::Value;
@@ -282,4 +283,95 @@ fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_n
         opened.dedup();
         assert_eq!(opened, ["model_bank_weights", "model_bias", "model_gov_weights", "test_metrics"], "{}", r.id);
     }
+}
+
+#[test]
+fn with_the_gov_cap_at_grade_the_bank_learns_grades_only() {
+    let p = pair(&[], |gov, bank| {
+        gov.policy.score_output = ScoreOutput::Grade;
+        gov.transcript.payloads = true;
+        bank.transcript.payloads = true;
+    });
+    let spec = job("demo-train.toml", |s| {
+        s.reveal.push(Reveal::ScoresToBank);
+        s.params.insert("score_output".into(), "grade".into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    let model_id = gov.id.clone();
+    // A finer output than the gov's cap is refused by the gov's policy.
+    let finer = job("demo-score.toml", |s| {
+        s.params.insert("model".into(), model_id.clone().into());
+        s.params.insert("score_output".into(), "points".into());
+    });
+    let (g, b) = p.run(&finer, true);
+    assert_refused_naming(&g, &b, "policy.score_output");
+    let (sgov, sbank) = p.run(
+        &job("demo-score.toml", |s| {
+            s.params.insert("model".into(), model_id.clone().into());
+            s.params.insert("score_output".into(), "grade".into());
+        }),
+        false,
+    );
+    assert_succeeded(&sgov, &sbank);
+
+    // The bank's scores file has a grade per entity and nothing finer; each grade is the
+    // plaintext model's (rows within 0.01 point of a grade cut-off are skipped: rounding).
+    let (header, rows) = read_csv(&p.job_file(&p.bank_config, &sgov.id, "scores.csv"));
+    assert_eq!(header, ["id", "probability", "points", "grade"]);
+    let model = |c: &node::config::Config| read_json(&c.node.data_dir.join(format!("models/{model_id}.json")));
+    let (gm, bm) = (model(&p.gov_config), model(&p.bank_config));
+    let card = models::scorecard::Scorecard::default();
+    let mut checked = 0;
+    for row in &rows {
+        assert!(row[1].is_empty() && row[2].is_empty(), "only the grade is known: {row:?}");
+        let z = partial(&gm, "gov", &p.data.gov[&row[0]])
+            + partial(&bm, "bank", &p.data.bank[&row[0]].0)
+            + bm["artifact"]["bias"].as_f64().unwrap();
+        let points = card.points_from_logit(z);
+        // Integer points round half up: a row whose real points are near `cut − 0.5` may fall
+        // either side through fixed-point rounding.
+        if card.grades.iter().all(|c| (points - (c.min_points - 0.5)).abs() > 0.02) {
+            assert_eq!(row[3], card.grade(points.round()), "{}: points {points}", row[0]);
+            checked += 1;
+        }
+    }
+    assert!(checked > rows.len() * 9 / 10, "{checked} of {} grades checked", rows.len());
+
+    // On the wire: none of the gov's data reached the bank; what was opened per row is the
+    // score reveal under scores_to_bank, and the reveal records say grades.
+    let (_, aligned) = read_csv(&p.job_file(&p.bank_config, &model_id, "intersection.csv"));
+    let ids: Vec<String> = aligned.iter().map(|r| r[0].clone()).collect();
+    let gov_rows: Vec<Vec<f64>> = ids.iter().map(|id| p.data.gov[id].clone()).collect();
+    let frac_bits = spec.params().unwrap().train_params().frac_bits;
+    let gov_data = data_windows(&gov_rows, &[(0..ids.len()).collect()], &gm, "gov", frac_bits);
+    for r in [&bank, &sbank] {
+        let hits = find(&received_payloads(r), &gov_data);
+        assert!(hits.is_empty(), "{}: the bank received the gov's data: {:?}", r.id, &hits[..hits.len().min(3)]);
+    }
+    let mut opened = opened_values(&sbank);
+    opened.dedup();
+    assert_eq!(opened, ["scores"]);
+    let opened_reveals: Vec<Value> =
+        transcript_records(&sbank, "reveal").into_iter().filter(|r| r["reveal"].get("frames").is_some()).collect();
+    assert_eq!(opened_reveals.len(), 1);
+    for r in opened_reveals {
+        let reveal = &r["reveal"];
+        assert_eq!(
+            (reveal["rule"].as_str(), reveal["to"][0].as_str()),
+            (Some("policy.reveals: scores_to_bank"), Some("bank"))
+        );
+        assert!(reveal["summary"].as_str().unwrap().starts_with("grades of"), "{reveal}");
+    }
+}
+
+/// One block's plaintext partial logit from a node's model file, raw values clipped to the
+/// training range as scoring does.
+fn partial(model: &Value, block: &str, x: &[f64]) -> f64 {
+    let b = &model["artifact"][block];
+    let get = |v: &Value| -> Vec<f64> { serde_json::from_value(v.clone()).unwrap() };
+    let st = &b["standardizer"];
+    let (mean, std, w) = (get(&st["mean"]), get(&st["std"]), get(&b["weights"]));
+    let (min, max) = (get(&st["min"]), get(&st["max"]));
+    x.iter().enumerate().map(|(c, v)| (v.clamp(min[c], max[c]) - mean[c]) / std[c] * w[c]).sum()
 }
