@@ -4,6 +4,9 @@
 //! Security model for every protocol here: semi-honest two-party, 128-bit computational and
 //! 40-bit statistical security. Each module's doc states what each party learns.
 
+// Peer input never panics: no unwrap outside tests (use `?` or an error naming the message).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod channel;
 pub mod disclose;
 pub mod error;
