@@ -73,9 +73,9 @@ impl TrainParams {
             if bits > room {
                 return Err(format!(
                     "frac_bits = {} with batch_size = {}, learning_rate = {} and the {} sigmoid: a batch gradient \
-                     Σ x·e (|x| ≤ 127, |e| < 2) or its step can reach max(batch_size, learning_rate)·2^8 ≤ 2^{}, \
-                     beyond 2^{}, the range in which fixed-point truncation is exact; use frac_bits ≤ {} or \
-                     batch_size and learning_rate ≤ {}",
+                     Σ x·e (|x| ≤ 127, |e| < 2) or its step can reach max(batch_size, learning_rate)·2^8 = 2^{} \
+                     (rounded up), beyond 2^{}, the range in which fixed-point truncation is exact; use \
+                     frac_bits ≤ {} or batch_size and learning_rate ≤ {}",
                     self.frac_bits,
                     self.batch_size,
                     self.learning_rate,

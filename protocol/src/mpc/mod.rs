@@ -17,7 +17,6 @@
 //!   `lift` (shares mod 2^ℓ to Z_2^64): see [`gram`].
 //! - `sigmoid(ClippedLinear)`: secure comparison (MSB extraction) with OT-made AND triples and
 //!   OT multiplexers ([`boolean`]).
-//!
 //! - `truncate`: exact truncation with a wrap-bit correction, one correlated OT per element; the
 //!   msb of each share stays with its owner and the COT reveals nothing (see [`trunc`]).
 //!
@@ -27,7 +26,7 @@
 //! fractional bits, a real magnitude below [`product_bound`] `= 2^(62 − 2f)` (2^14 at f = 24,
 //! 2^30 at f = 16). The result is `⌊x/2^f⌋` or one ulp below. Outside the bound the result is
 //! wrong but lands outside the bound too, so [`check_range`] on opened values reports it. Each
-//! truncation costs one round trip and one OT plus `k` bits per element.
+//! truncation by `k` bits costs one round trip and one OT plus `k` bits per element.
 
 mod boolean;
 mod cot;

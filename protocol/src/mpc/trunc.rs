@@ -8,13 +8,13 @@
 //! Protocol. The gov adds `2^62` to its share, so `x' = x + 2^62 ∈ (0, 2^63)`: its top bit is 0.
 //! With shares `g` (gov) and `h` (bank), `g + h = x' + w·2^64` over the integers, and since `x'`
 //! has top bit 0 the wrap is `w = a ∨ b = a + b − ab` for the top bits `a = msb(g)`, `b = msb(h)`
-//! (both 1: the sum is ≥ 2^64; exactly one: the carry into bit 63 must make bit 63 of `x'` 0,
-//! so it carries out). Then `⌊x'/2^k⌋ = ⌊g/2^k⌋ + ⌊h/2^k⌋ − w·2^(64−k) + c` with the carry
-//! `c ∈ {0, 1}` of the low `k` bits (ignored: the result is `⌊x/2^k⌋ − c`). The product `ab`
-//! is needed only modulo `2^k` (it is scaled by `2^(64−k)`): one correlated OT per element in
-//! `Z_2^k`, the gov COT sender with correlation `a`, the bank receiver with choice `b`. Each
-//! party outputs `⌊own/2^k⌋ − 2^(64−k)·(own top bit) + 2^(64−k)·(COT share)`, and the gov
-//! subtracts `2^(62−k)`.
+//! (both 1: the sum is ≥ 2^64; exactly one: without a wrap the sum would be ≥ 2^63 > `x'`).
+//! Then `⌊x'/2^k⌋ = ⌊g/2^k⌋ + ⌊h/2^k⌋ − w·2^(64−k) + c` with the carry `c ∈ {0, 1}` of the low
+//! `k` bits (ignored: the result is `⌊x/2^k⌋ − c`). The product `ab` is needed only modulo
+//! `2^k` (it is scaled by `2^(64−k)`): one correlated OT per element in `Z_2^k`, the gov COT
+//! sender with correlation `a`, the bank receiver with choice `b`. Each party outputs
+//! `⌊own/2^k⌋ − 2^(64−k)·(own top bit) + 2^(64−k)·(COT share)`, and the gov subtracts
+//! `2^(62−k)`.
 //!
 //! What each party learns: nothing. `a` and `b` are functions of the party's own share and stay
 //! with it; the COT shows the gov only the bank's IKNP message (independent of `b`) and the bank
@@ -23,10 +23,11 @@
 //! plus `k` bits of correction per element, one round trip.
 //!
 //! Outside the bound the result is wrong, but never silently small: for `|x| ≥ 2^62` the output
-//! `y` satisfies `|y| ≥ 2^(62−k) − 1` (it is `⌊(x + 2^62 mod 2^64)/2^k⌋ − 2^(62−k)` plus a
-//! multiple of `2^(64−k)`, all of magnitude at least `2^(62−k) − 1`). So [`check_range`] with
-//! the bound on an opened value (or a sum of a few such values) reports an overflow instead of
-//! passing a wrong result.
+//! is `⌊(x + 2^62 mod 2^64)/2^k⌋ − 2^(62−k) − c` plus 0 or `−2^(64−k)`, of magnitude at least
+//! `2^(62−k) − 1`; an opened sum of a few truncation outputs is right (±1 ulp each) or off by a
+//! nonzero multiple of `2^(64−k)`. So [`check_range`] with `max_abs` at most half of
+//! [`product_bound`], on an opened value whose true magnitude is below that, reports an
+//! overflow instead of passing a wrong result.
 
 use super::Engine;
 use super::cot::{CotRecv, CotSend};
@@ -43,9 +44,10 @@ pub fn product_bound(fp: FixedPoint) -> f64 {
 }
 
 /// Checks opened fixed-point values against a public bound: an error unless every `|v| <
-/// max_abs`. Use it on every opened result of engine arithmetic, with `max_abs` at most
-/// [`product_bound`] (see the module docs: an overflowed truncation lands outside it). The
-/// message names `what` and the fix, never a value or a position (it may reach the peer).
+/// max_abs`. Use it on every opened result of engine arithmetic, with the value's natural bound
+/// (e.g. for logits) and at most half of [`product_bound`] (module docs: an overflowed
+/// truncation lands outside it). The message names `what` and the fix, never a value or a
+/// position (it may reach the peer).
 pub fn check_range(what: &str, values: &[u64], fp: FixedPoint, max_abs: f64) -> Result<()> {
     let limit = max_abs * fp.scale();
     match values.iter().filter(|&&v| (v as i64).unsigned_abs() as f64 >= limit).count() {
