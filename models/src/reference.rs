@@ -63,6 +63,30 @@ impl TrainParams {
         if !(8..=24).contains(&self.frac_bits) {
             return Err(format!("frac_bits = {}: use 8..=24 (20 is a good default)", self.frac_bits));
         }
+        if self.sigmoid != Sigmoid::Linear {
+            // Two truncated products grow with these parameters: the batch gradient Σ_{i∈B} x_i·e_i
+            // and its step (lr/|B|)·Σ x_i·e_i. With |x| ≤ 127 (secure training checks it) and
+            // |e| = |σ̃(z) − y| < 2 (clipped linear: ≤ 1; poly3 while |z| ≤ 9) both stay below
+            // max(|B|, lr)·2^8, which must not exceed 2^(62 − 2f) (`protocol::mpc::product_bound`).
+            let bits = (self.batch_size as f64).max(self.learning_rate).log2().ceil() as u32;
+            let room = 62 - 8 - 2 * self.frac_bits; // ≥ 6 for frac_bits ≤ 24
+            if bits > room {
+                return Err(format!(
+                    "frac_bits = {} with batch_size = {}, learning_rate = {} and the {} sigmoid: a batch gradient \
+                     Σ x·e (|x| ≤ 127, |e| < 2) or its step can reach max(batch_size, learning_rate)·2^8 = 2^{} \
+                     (rounded up), beyond 2^{}, the range in which fixed-point truncation is exact; use \
+                     frac_bits ≤ {} or batch_size and learning_rate ≤ {}",
+                    self.frac_bits,
+                    self.batch_size,
+                    self.learning_rate,
+                    serde_json::to_value(self.sigmoid).unwrap_or_default().as_str().unwrap_or("chosen"),
+                    bits + 8,
+                    62 - 2 * self.frac_bits,
+                    (54 - bits) / 2,
+                    1u64 << room,
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -224,5 +248,34 @@ mod tests {
         p.validate().unwrap();
         assert!(TrainParams { l2_c: Some(0.0), ..p.clone() }.validate().unwrap_err().contains("l2_c"));
         assert!(TrainParams { frac_bits: 30, ..p }.validate().unwrap_err().contains("frac_bits"));
+    }
+
+    #[test]
+    fn frac_bits_are_bounded_so_that_batch_gradients_truncate_exactly() {
+        let p = TrainParams { sigmoid: Sigmoid::ClippedLinear, frac_bits: 24, ..Default::default() };
+        let err = p.validate().unwrap_err();
+        assert!(
+            err.contains("clipped_linear") && err.contains("use frac_bits ≤ 22 or batch_size and learning_rate ≤ 64"),
+            "{err}"
+        );
+        TrainParams { batch_size: 64, ..p.clone() }.validate().unwrap();
+        TrainParams { frac_bits: 22, ..p.clone() }.validate().unwrap();
+        TrainParams { sigmoid: Sigmoid::Linear, ..p.clone() }.validate().unwrap();
+        // Sound against the engine's bound: accepted ⇒ max(|B|, lr)·127·2 < 2^(62 − 2f); tight for
+        // powers of two.
+        for frac_bits in 8..=24 {
+            for batch_size in [1, 64, 65, 1000, 1024, 1025, 1 << 14, 1 << 20] {
+                for learning_rate in [0.5, 64.0, 100.0] {
+                    let q = TrainParams { frac_bits, batch_size, learning_rate, sigmoid: Sigmoid::Poly3, ..p.clone() };
+                    let largest = (batch_size as f64).max(learning_rate) * 127.0 * 2.0;
+                    let fits = largest < protocol::mpc::product_bound(protocol::fixed::FixedPoint::new(frac_bits));
+                    let accepted = q.validate().is_ok();
+                    assert!(!accepted || fits, "{q:?}");
+                    if (batch_size as f64).max(learning_rate).log2().fract() == 0.0 {
+                        assert_eq!(accepted, fits, "{q:?}");
+                    }
+                }
+            }
+        }
     }
 }

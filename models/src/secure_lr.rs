@@ -32,9 +32,12 @@
 //! block), then one shared (c+1)² matrix–vector product per step. On synthetic_30k (24k rows,
 //! 10 + 13 features, batch 1024, 10 epochs) that is about 300 MB once plus 84 MB for the steps.
 //! Other sigmoids run four batch-size products per step.
-//! Fixed point: the engine's local truncation fails (an error of ~2^(64−2f) on one element) with
-//! probability |v|·2^(2f−64) for a product of real value v; with the default f = 16 and the
-//! values here (|v| ≲ 2^11) that is below 2^-21 per element.
+//! Fixed point: every truncation is the engine's exact one (no failure probability) while each
+//! product stays below `protocol::mpc::product_bound` = 2^(62−2f) in magnitude (2^14 at f = 24).
+//! The largest products here are the batch gradient sums Xᵀe of the clipped-linear and poly3
+//! sigmoids, at most batch_size·[`GRAM_MAX_ABS`]·2, which `TrainParams::validate` keeps in bound
+//! through frac_bits; the logits and the linear sigmoid's G·θ are far below it for any sane
+//! model (|z| < 2^14).
 
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
@@ -49,9 +52,10 @@ use crate::reference::{BatchPlan, TrainParams};
 use crate::scorecard::{ScoreOutput, Scorecard};
 use crate::standardize::Standardizer;
 
-/// Linear-sigmoid training computes the cross block X_gᵀX_b from both parties' features as
-/// bounded fixed-point integers: every standardised feature value on a training row must satisfy
-/// |x| ≤ `GRAM_MAX_ABS` (checked locally before anything is sent).
+/// Every standardised feature value on a training row must satisfy |x| ≤ `GRAM_MAX_ABS`
+/// (checked locally before anything is sent): linear-sigmoid training computes the cross block
+/// X_gᵀX_b from both parties' features as bounded fixed-point integers, and the other sigmoids'
+/// batch gradients must stay within the exact-truncation bound (`TrainParams::validate`).
 pub const GRAM_MAX_ABS: f64 = 127.0;
 /// Magnitude bits of the cross-block inputs (2^7 > [`GRAM_MAX_ABS`]).
 const GRAM_VALUE_BITS: u32 = 7;
@@ -259,7 +263,7 @@ fn check_gram_bound(data: &PartyData, train_rows: &[usize]) -> Result<()> {
         for (name, v) in data.features.iter().zip(&data.x[r * cols..(r + 1) * cols]) {
             if v.is_nan() || v.abs() > GRAM_MAX_ABS {
                 return Err(input_err(format!(
-                    "feature '{name}' is {v} after standardisation on aligned row {r}: training with the linear sigmoid needs |x| ≤ {GRAM_MAX_ABS} on training rows; clip or transform the column (e.g. the logarithm of an amount)"
+                    "feature '{name}' is {v} after standardisation on aligned row {r}: secure training needs |x| ≤ {GRAM_MAX_ABS} on training rows; clip or transform the column (e.g. the logarithm of an amount)"
                 )));
             }
         }
@@ -324,9 +328,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     check_rows("test", job.test_rows, rows, &mut used)?;
     let card = FixedScorecard::new(job.scorecard, engine.fixed()).map_err(input_err)?;
     check_inputs(data.features, data.x, job.train_rows.iter().chain(job.test_rows).copied(), engine.fixed())?;
-    if params.sigmoid == Sigmoid::Linear {
-        check_gram_bound(data, job.train_rows)?;
-    }
+    check_gram_bound(data, job.train_rows)?;
 
     engine.channel().set_phase("lr-setup");
     let digest = job_digest(&(params, job.reveal, job.train_rows, job.test_rows, job.scorecard, job.test_output));
@@ -576,10 +578,15 @@ impl Training<'_> {
         1.0 - self.params.learning_rate * self.params.l2_lambda(n_train)
     }
 
-    /// w ← w·decay − step·g (shares; the decay multiplication is skipped without L2).
-    fn update(engine: &Engine, w: &[u64], g: &[u64], decay: f64, step: f64) -> Vec<u64> {
-        let decayed = if decay != 1.0 { engine.mul_public(w, decay) } else { w.to_vec() };
-        engine.sub(&decayed, &engine.mul_public(g, step))
+    /// w ← w·decay − step·g on shares, the first `decayed` entries decayed (the bias is not): both
+    /// products are summed in the ring and truncated once (one round trip for the whole vector).
+    fn update(engine: &mut Engine, w: &[u64], g: &[u64], decayed: usize, decay: f64, step: f64) -> Result<Vec<u64>> {
+        let fp = engine.fixed();
+        let (d, one, s) = (fp.encode(decay), fp.encode(1.0), fp.encode(step));
+        let wide: Vec<u64> = (0..w.len())
+            .map(|i| w[i].wrapping_mul(if i < decayed { d } else { one }).wrapping_sub(g[i].wrapping_mul(s)))
+            .collect();
+        engine.truncate(&wide, fp.frac_bits)
     }
 
     /// Any sigmoid: per batch a secure forward pass, the engine sigmoid and a secure backward pass
@@ -606,12 +613,16 @@ impl Training<'_> {
                 let p = engine.sigmoid(&z, self.params.sigmoid)?;
                 let e = engine.add_private(Role::Bank, &p, neg_labels.as_ref().map(|l| l[k].as_slice()));
                 let step = self.params.learning_rate / n as f64;
+                let mut grad = Vec::with_capacity(ncols[0] + ncols[1] + 1);
                 for owner in ROLES {
                     let m = (me == owner).then_some(&batches[k]);
-                    let g = engine.matvec_t(owner, m, n, ncols[owner.index()], &e)?;
-                    w[owner.index()] = Self::update(engine, &w[owner.index()], &g, decay, step);
+                    grad.extend(engine.matvec_t(owner, m, n, ncols[owner.index()], &e)?);
                 }
-                bias = Self::update(engine, &[bias], &[engine.sum(&e)], 1.0, step)[0];
+                grad.push(engine.sum(&e));
+                let theta = [w[0].as_slice(), &w[1], &[bias]].concat();
+                let theta = Self::update(engine, &theta, &grad, ncols[0] + ncols[1], decay, step)?;
+                w = [theta[..ncols[0]].to_vec(), theta[ncols[0]..ncols[0] + ncols[1]].to_vec()];
+                bias = theta[ncols[0] + ncols[1]];
             }
         }
         Ok((w, bias))
@@ -689,7 +700,7 @@ impl Training<'_> {
                 PlainMatrix::from_f64(n, own_cols, &scaled, corr_fp)
             };
             let raw = engine.cross_gram(chooser, &own_input, n, choice_cols, corr_cols, choice_bits, corr_bits)?;
-            let cross = rescale(engine, &raw, GRAM_CHOICE_FRAC + GRAM_CORR_FRAC + s + 2, f);
+            let cross = rescale(engine, &raw, GRAM_CHOICE_FRAC + GRAM_CORR_FRAC + s + 2, f)?;
             for (i, row) in cross.chunks_exact(corr_cols).enumerate() {
                 for (t, &v) in row.iter().enumerate() {
                     let (gi, bj) = if chooser == Role::Gov { (i, cg + t) } else { (t, cg + i) };
@@ -707,7 +718,7 @@ impl Training<'_> {
             };
             let raw = engine.cross_gram(Role::Bank, &label_input, n, 1, cg, 1, corr_bits)?;
             let mut c = vec![0u64; dim];
-            c[..cg].copy_from_slice(&rescale(engine, &raw, GRAM_CORR_FRAC + s, f));
+            c[..cg].copy_from_slice(&rescale(engine, &raw, GRAM_CORR_FRAC + s, f)?);
             let mut sums = vec![0.0; own_cols + 1];
             for (k, xr) in rows.chunks_exact(own_cols).enumerate() {
                 let weight = match self.labels {
@@ -737,19 +748,15 @@ impl Training<'_> {
                 let (g, c) = &grams[k];
                 let g_theta = engine.matvec_shared(g, &theta)?;
                 let grad = engine.add(&g_theta, c);
-                if decay != 1.0 {
-                    let w = engine.mul_public(&theta[..dim - 1], decay);
-                    theta[..dim - 1].copy_from_slice(&w);
-                }
-                theta = engine.sub(&theta, &engine.mul_public(&grad, lr));
+                theta = Self::update(engine, &theta, &grad, dim - 1, decay, lr)?;
             }
         }
         Ok(([theta[..cg].to_vec(), theta[cg..dim - 1].to_vec()], theta[dim - 1]))
     }
 }
 
-/// Shares of `x / 2^(from − to)`: local truncation (error as in the engine docs) or an exact
-/// left shift.
-fn rescale(engine: &Engine, x: &[u64], from: u32, to: u32) -> Vec<u64> {
-    if from >= to { engine.truncate(x, from - to) } else { x.iter().map(|v| v << (to - from)).collect() }
+/// Shares of `x / 2^(from − to)`: the engine's exact truncation (one round trip; `cross_gram`
+/// results satisfy its bound, |x| < 2^62) or a left shift.
+fn rescale(engine: &mut Engine, x: &[u64], from: u32, to: u32) -> Result<Vec<u64>> {
+    if from >= to { engine.truncate(x, from - to) } else { Ok(x.iter().map(|v| v << (to - from)).collect()) }
 }

@@ -24,7 +24,7 @@ pub fn cross_gram_ring(rows: usize, a_bits: u32, b_bits: u32) -> u32 {
 }
 
 /// Checks that every entry of `m` (two's complement) lies in `[lo, hi)`.
-fn check_range(m: &PlainMatrix, lo: i64, hi: i64, what: &str) -> Result<()> {
+fn check_entry_bounds(m: &PlainMatrix, lo: i64, hi: i64, what: &str) -> Result<()> {
     match m.data.iter().position(|&v| !(lo..hi).contains(&(v as i64))) {
         None => Ok(()),
         Some(p) => Err(Error::Input(format!(
@@ -86,10 +86,10 @@ impl Engine<'_> {
             )));
         }
         if i_own_a {
-            check_range(own, -(1i64 << (a_bits - 1)), 1i64 << (a_bits - 1), "A")?;
+            check_entry_bounds(own, -(1i64 << (a_bits - 1)), 1i64 << (a_bits - 1), "A")?;
         } else {
             let hi = 1i64 << (b_bits - 1);
-            check_range(own, -hi + 1, hi, "B")?;
+            check_entry_bounds(own, -hi + 1, hi, "B")?;
         }
         if rows == 0 || a_cols == 0 || b_cols == 0 {
             return Ok(vec![0; a_cols * b_cols]);
@@ -190,8 +190,10 @@ impl Engine<'_> {
     /// receiver with the 64 bits of its `v` share (both directions at once, two flights). The
     /// sum is truncated once, so the shares of `M` may be full-range ring elements.
     ///
-    /// What each party learns: nothing (COT security, see `cot`); output shares are uniform.
-    /// Bytes: per direction `cols` × 64 OTs (16 B each) plus `rows·cols·260` B of corrections.
+    /// What each party learns: nothing (COT security, see `cot`, and [`Engine::truncate`]);
+    /// output shares are uniform. Exact while `|M·v| <` [`super::product_bound`].
+    /// Bytes: per direction `cols` × 64 OTs (16 B each) plus `rows·cols·260` B of corrections,
+    /// then the truncation (one OT and `f` bits per row).
     pub fn matvec_shared(&mut self, own: &PlainMatrix, v: &[u64]) -> Result<Vec<u64>> {
         let (rows, cols) = (own.rows, own.cols);
         if own.data.len() != rows * cols || v.len() != cols {
@@ -209,6 +211,6 @@ impl Engine<'_> {
         let mut out = own.mul_vec(v);
         add_groups(&mut out, &s);
         add_groups(&mut out, &r);
-        Ok(self.truncate(&out, self.fp.frac_bits))
+        self.truncate(&out, self.fp.frac_bits)
     }
 }

@@ -17,23 +17,28 @@
 //!   `lift` (shares mod 2^ℓ to Z_2^64): see [`gram`].
 //! - `sigmoid(ClippedLinear)`: secure comparison (MSB extraction) with OT-made AND triples and
 //!   OT multiplexers ([`boolean`]).
+//! - `truncate`: exact truncation with a wrap-bit correction, one correlated OT per element; the
+//!   msb of each share stays with its owner and the COT reveals nothing (see [`trunc`]).
 //!
-//! Truncation (after every product, and in `mul_public`) is SecureML's local truncation: gov
-//! shifts its share, bank negates, shifts and negates back. For a true value `x` (in ring units,
-//! i.e. `2f` fractional bits before truncating) the result is `⌊x/2^f⌋` or `⌊x/2^f⌋ + 1` (±1 ulp)
-//! except with probability `|x| / 2^64` per element (a share wraps across the shift), in which
-//! case the result is off by about `2^(64−f)`. For a real value `v` after a product that is
-//! `|v| · 2^(2f − 64)`: with f = 16 and |v| ≤ 1024, below 2^-22 per element.
+//! Truncation: every product (`mul`, `matvec`, `matvec_t`, `matvec_shared`, `mul_public`) and
+//! the sigmoid's `x/4` are truncated by [`Engine::truncate`], which never fails while the value
+//! before truncating satisfies `|x| < 2^62` in ring units: for a product of two values with `f`
+//! fractional bits, a real magnitude below [`product_bound`] `= 2^(62 − 2f)` (2^14 at f = 24,
+//! 2^30 at f = 16). The result is `⌊x/2^f⌋` or one ulp below. Outside the bound the result is
+//! wrong but lands outside the bound too, so [`check_range`] on opened values reports it. Each
+//! truncation by `k` bits costs one round trip and one OT plus `k` bits per element.
 
 mod boolean;
 mod compare;
 mod cot;
 mod gram;
 pub mod sigmoid;
+mod trunc;
 
 pub use gram::cross_gram_ring;
 
 pub use sigmoid::Sigmoid;
+pub use trunc::{TRUNC_BOUND_BITS, check_range, product_bound};
 
 use rand::{CryptoRng, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -244,8 +249,9 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Multiplies by a public real constant and truncates (local; error as in the module docs).
-    pub fn mul_public(&self, x: &[u64], c: f64) -> Vec<u64> {
+    /// Multiplies by a public real constant and truncates (exact while `|x·c| <`
+    /// [`product_bound`]; one round trip).
+    pub fn mul_public(&mut self, x: &[u64], c: f64) -> Result<Vec<u64>> {
         let c = self.fp.encode(c);
         let prod: Vec<u64> = x.iter().map(|v| v.wrapping_mul(c)).collect();
         self.truncate(&prod, self.fp.frac_bits)
@@ -254,11 +260,6 @@ impl<'c> Engine<'c> {
     /// Sum of all elements (local).
     pub fn sum(&self, x: &[u64]) -> u64 {
         x.iter().fold(0u64, |a, b| a.wrapping_add(*b))
-    }
-
-    /// SecureML local truncation by `bits` (see module docs for the error).
-    pub fn truncate(&self, x: &[u64], bits: u32) -> Vec<u64> {
-        x.iter().map(|&v| truncate_share(self.role, v, bits)).collect()
     }
 
     // ---- interactive operations
@@ -276,7 +277,7 @@ impl<'c> Engine<'c> {
             Some(cot::CotRecv { choices: y, groups: n, width: 1, bits: 64 }),
         )?;
         let z: Vec<u64> = (0..n).map(|i| x[i].wrapping_mul(y[i]).wrapping_add(s[i]).wrapping_add(r[i])).collect();
-        Ok(self.truncate(&z, self.fp.frac_bits))
+        self.truncate(&z, self.fp.frac_bits)
     }
 
     fn check_matrix(&self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize) -> Result<()> {
@@ -359,16 +360,7 @@ impl<'c> Engine<'c> {
             None => (vec![0u64; width], self.cot(None, Some(cot::CotRecv { choices: v, groups, width, bits: 64 }))?.1),
         };
         add_groups(&mut out, &cross);
-        Ok(self.truncate(&out, self.fp.frac_bits))
-    }
-}
-
-/// One party's step of SecureML local truncation by `bits`: gov shifts its share, bank negates,
-/// shifts and negates back (see the module docs for the error).
-pub fn truncate_share(role: Role, share: u64, bits: u32) -> u64 {
-    match role {
-        Role::Gov => share >> bits,
-        Role::Bank => (share.wrapping_neg() >> bits).wrapping_neg(),
+        self.truncate(&out, self.fp.frac_bits)
     }
 }
 

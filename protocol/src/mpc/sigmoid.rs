@@ -10,7 +10,7 @@ use crate::Result;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sigmoid {
-    /// 0.5 + x/4 (local, no communication).
+    /// 0.5 + x/4 (one truncation).
     Linear,
     /// clip(0.5 + x/4, 0, 1) (two secure comparisons and two multiplexers).
     ClippedLinear,
@@ -50,23 +50,29 @@ impl Sigmoid {
 
 impl Engine<'_> {
     /// Secure sigmoid approximation, element-wise (results carry `frac_bits`).
-    /// Linear: local. Poly3: `0.5 + x·(c1 + c3·x²)`, two multiplications (four flights).
-    /// ClippedLinear: `y = 0.5 + x/4`, then `y − [y<0]·y + [y>1]·(1−y)` with one batched MSB
-    /// extraction over `(y, 1−y)` and one batched multiplexer.
+    /// Linear: `0.5 + x/4` with one truncation (one round trip). Poly3: `0.5 + x·(c1 + c3·x²)`,
+    /// two multiplications and one public scaling. ClippedLinear: `y = 0.5 + x/4`, then
+    /// `y − [y<0]·y + [y>1]·(1−y)` with one batched MSB extraction over `(y, 1−y)` and one
+    /// batched multiplexer. Every truncation is exact (`mpc` module docs for the bound).
     pub fn sigmoid(&mut self, x: &[u64], approx: Sigmoid) -> Result<Vec<u64>> {
         let fp = self.fp;
         let n = x.len();
         let half = vec![fp.encode(0.5); n];
         match approx {
-            Sigmoid::Linear => Ok(self.add_public(&self.truncate(x, 2), &half)),
+            Sigmoid::Linear => {
+                let quarter = self.truncate(x, 2)?;
+                Ok(self.add_public(&quarter, &half))
+            }
             Sigmoid::Poly3 => {
                 let x2 = self.mul(x, x)?;
-                let t = self.add_public(&self.mul_public(&x2, POLY3_C3), &vec![fp.encode(POLY3_C1); n]);
+                let c3_x2 = self.mul_public(&x2, POLY3_C3)?;
+                let t = self.add_public(&c3_x2, &vec![fp.encode(POLY3_C1); n]);
                 let y = self.mul(&t, x)?;
                 Ok(self.add_public(&y, &half))
             }
             Sigmoid::ClippedLinear => {
-                let y = self.add_public(&self.truncate(x, 2), &half);
+                let quarter = self.truncate(x, 2)?;
+                let y = self.add_public(&quarter, &half);
                 let neg_y: Vec<u64> = y.iter().map(|v| v.wrapping_neg()).collect();
                 let one_minus_y = self.add_public(&neg_y, &vec![fp.encode(1.0); n]);
                 let both = [y.as_slice(), one_minus_y.as_slice()].concat();

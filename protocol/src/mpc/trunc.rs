@@ -1,0 +1,97 @@
+//! Exact truncation of shared values, and the range check for opened values.
+//!
+//! [`Engine::truncate`] divides shared values by `2^k` (rounding down, at most 1 ulp low) with
+//! no failure probability, provided the true value satisfies `|x| < 2^62` (ring units, i.e. before
+//! truncating: for a product of two fixed-point values with `f` fractional bits that is a real
+//! magnitude below [`product_bound`] `= 2^(62 − 2f)`, e.g. 2^14 at f = 24, 2^30 at f = 16).
+//!
+//! Protocol. The gov adds `2^62` to its share, so `x' = x + 2^62 ∈ (0, 2^63)`: its top bit is 0.
+//! With shares `g` (gov) and `h` (bank), `g + h = x' + w·2^64` over the integers, and since `x'`
+//! has top bit 0 the wrap is `w = a ∨ b = a + b − ab` for the top bits `a = msb(g)`, `b = msb(h)`
+//! (both 1: the sum is ≥ 2^64; exactly one: without a wrap the sum would be ≥ 2^63 > `x'`).
+//! Then `⌊x'/2^k⌋ = ⌊g/2^k⌋ + ⌊h/2^k⌋ − w·2^(64−k) + c` with the carry `c ∈ {0, 1}` of the low
+//! `k` bits (ignored: the result is `⌊x/2^k⌋ − c`). The product `ab` is needed only modulo
+//! `2^k` (it is scaled by `2^(64−k)`): one correlated OT per element in `Z_2^k`, the gov COT
+//! sender with correlation `a`, the bank receiver with choice `b`. Each party outputs
+//! `⌊own/2^k⌋ − 2^(64−k)·(own top bit) + 2^(64−k)·(COT share)`, and the gov subtracts
+//! `2^(62−k)`.
+//!
+//! What each party learns: nothing. `a` and `b` are functions of the party's own share and stay
+//! with it; the COT shows the gov only the bank's IKNP message (independent of `b`) and the bank
+//! only corrections masked by pads it cannot compute (see `cot`); each output share alone is
+//! uniform (the COT share is uniform mod `2^k` and fills the top `k` bits). Cost: one OT (16 B)
+//! plus `k` bits of correction per element, one round trip.
+//!
+//! Outside the bound the result is wrong, but never silently small: for `|x| ≥ 2^62` the output
+//! is `⌊(x + 2^62 mod 2^64)/2^k⌋ − 2^(62−k) − c` plus 0 or `−2^(64−k)`, of magnitude at least
+//! `2^(62−k) − 1`; an opened sum of a few truncation outputs is right (±1 ulp each) or off by a
+//! nonzero multiple of `2^(64−k)`. So [`check_range`] with `max_abs` at most half of
+//! [`product_bound`], on an opened value whose true magnitude is below that, reports an
+//! overflow instead of passing a wrong result.
+
+use super::Engine;
+use super::cot::{CotRecv, CotSend};
+use crate::fixed::FixedPoint;
+use crate::{Error, Result, Role};
+
+/// Values with `|x| < 2^TRUNC_BOUND_BITS` (ring units) are truncated exactly.
+pub const TRUNC_BOUND_BITS: u32 = 62;
+
+/// The largest real magnitude (exclusive) of a product of two `fp` values that the engine
+/// truncates exactly: `2^(62 − 2f)` (the product carries `2f` fractional bits).
+pub fn product_bound(fp: FixedPoint) -> f64 {
+    2f64.powi(TRUNC_BOUND_BITS as i32 - 2 * fp.frac_bits as i32)
+}
+
+/// Checks opened fixed-point values against a public bound: an error unless every `|v| <
+/// max_abs`. Use it on every opened result of engine arithmetic, with the value's natural bound
+/// (e.g. for logits) and at most half of [`product_bound`] (module docs: an overflowed
+/// truncation lands outside it). The message names `what` and the fix, never a value or a
+/// position (it may reach the peer).
+pub fn check_range(what: &str, values: &[u64], fp: FixedPoint, max_abs: f64) -> Result<()> {
+    let limit = max_abs * fp.scale();
+    match values.iter().filter(|&&v| (v as i64).unsigned_abs() as f64 >= limit).count() {
+        0 => Ok(()),
+        n => Err(Error::Input(format!(
+            "{what}: {n} of {} opened values are outside ±{max_abs}, the range in which the fixed-point \
+             computation is exact at frac_bits = {}: it overflowed; use a smaller frac_bits (e.g. 16) or \
+             inputs of smaller magnitude",
+            values.len(),
+            fp.frac_bits
+        ))),
+    }
+}
+
+impl Engine<'_> {
+    /// Shares of `⌊x/2^bits⌋` or `⌊x/2^bits⌋ − 1` for each shared `x` with `|x| < 2^62`, with no
+    /// failure probability (module docs: protocol, what each party learns, what happens outside
+    /// the bound). `bits` in `0..=62` (0: returned unchanged, no message). One round trip.
+    pub fn truncate(&mut self, x: &[u64], bits: u32) -> Result<Vec<u64>> {
+        if bits > TRUNC_BOUND_BITS {
+            return Err(Error::Input(format!("truncate: by {bits} bits, use 0..={TRUNC_BOUND_BITS}")));
+        }
+        if bits == 0 || x.is_empty() {
+            return Ok(x.to_vec());
+        }
+        let n = x.len();
+        let offset = 1u64 << TRUNC_BOUND_BITS;
+        let own: Vec<u64> = match self.role {
+            Role::Gov => x.iter().map(|v| v.wrapping_add(offset)).collect(),
+            Role::Bank => x.to_vec(),
+        };
+        let top: Vec<u64> = own.iter().map(|v| v >> 63).collect();
+        // Shares of a·b mod 2^bits.
+        let and_shares = match self.role {
+            Role::Gov => self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, bits)?.0,
+            Role::Bank => self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), bits)?.1,
+        };
+        let high = 64 - bits;
+        let shifted_offset = offset >> bits;
+        Ok((0..n)
+            .map(|i| {
+                let v = (own[i] >> bits).wrapping_sub(top[i] << high).wrapping_add(and_shares[i] << high);
+                if self.role == Role::Gov { v.wrapping_sub(shifted_offset) } else { v }
+            })
+            .collect())
+    }
+}
