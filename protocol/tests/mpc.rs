@@ -274,8 +274,7 @@ fn bank_view_of_mul(gov_input: &[u64], bank_input: &[u64]) -> Vec<u8> {
             e.matvec_t(Role::Bank, Some(&m), n, 2, &z).unwrap();
         },
     );
-    let v = seen.lock().unwrap().clone();
-    v
+    seen.lock().unwrap().clone()
 }
 
 #[test]

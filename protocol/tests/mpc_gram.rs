@@ -189,8 +189,7 @@ fn view_of_cross_gram(observer: Role, a: &PlainMatrix, b: &PlainMatrix) -> Vec<u
         e.cross_gram(Role::Gov, own, a.rows, a.cols, b.cols, 12, 12).unwrap();
     };
     run_pair(|ch| party(ch, 5), |ch| party(ch, 6));
-    let v = seen.lock().unwrap().clone();
-    v
+    seen.lock().unwrap().clone()
 }
 
 #[test]

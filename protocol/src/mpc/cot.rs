@@ -56,7 +56,7 @@ fn groups_per_batch(width: usize, bits: u32) -> usize {
 
 fn pad(blocks: &[u128], t: usize) -> u64 {
     let b = blocks[t / 2];
-    if t % 2 == 0 { b as u64 } else { (b >> 64) as u64 }
+    if t.is_multiple_of(2) { b as u64 } else { (b >> 64) as u64 }
 }
 
 pub(super) fn low_mask(n: u32) -> u64 {

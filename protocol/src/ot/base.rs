@@ -109,13 +109,16 @@ pub fn receive<R: CryptoRng + ?Sized>(rng: &mut R, sender_msg: &[u8], choices: &
     Ok((msg, keys))
 }
 
+/// This party's key pairs as sender and its chosen keys as receiver.
+pub type BothDirections = (Vec<(Key, Key)>, Vec<Key>);
+
 /// Runs `n` base OTs in both directions at once: this party is sender of one batch (returns its
 /// key pairs) and receiver of the other with `choices` (returns the chosen keys). Two flights.
 pub fn both_directions<R: CryptoRng + ?Sized>(
     ch: &mut Channel,
     rng: &mut R,
     choices: &[bool],
-) -> Result<(Vec<(Key, Key)>, Vec<Key>)> {
+) -> Result<BothDirections> {
     let n = choices.len();
     let (sender, s_msg) = Sender::start(rng);
     ch.send_frame("ot.base.s", s_msg)?;
