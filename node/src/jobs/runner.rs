@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use super::policy;
+use super::failure::{self, FailureKind};
+use super::policy::{self, Refusal};
 use super::record::{JobRecord, JobState, StepState, check_operator};
 use super::spec::{JobKind, JobSpec};
 use super::store::Store;
@@ -174,6 +175,21 @@ impl PhaseContext<'_> {
         to: RevealTo,
         rule: &str,
     ) -> Result<()> {
+        self.reveal_hash(name, value_hash(value), summary, from, to, rule)
+    }
+
+    /// [`Self::reveal`] of a value whose recorded hash is `value_hash` rather than the value's
+    /// plain BLAKE3: for values an auditor could otherwise confirm by guessing (e.g. the
+    /// intersection's ids, hashed with the job's audit key, see `SCHEMA.md`).
+    pub fn reveal_hash(
+        &mut self,
+        name: &str,
+        value_hash: [u8; 32],
+        summary: &str,
+        from: Role,
+        to: RevealTo,
+        rule: &str,
+    ) -> Result<()> {
         let recipients: Vec<Role> = to.roles().iter().copied().filter(|r| *r != from).collect();
         if recipients.is_empty() {
             bail!("reveal '{name}' in phase '{}': {from} cannot reveal a value to itself only", self.phase);
@@ -181,7 +197,7 @@ impl PhaseContext<'_> {
         self.transcript.reveal(Reveal {
             phase: self.phase.to_string(),
             name: name.to_string(),
-            value_hash: value_hash(value),
+            value_hash,
             summary: summary.to_string(),
             from,
             to: recipients,
@@ -258,11 +274,17 @@ struct Reporter {
     store: Store,
     id: String,
     last: Mutex<Option<Instant>>,
+    /// The step last started (named in what the peer is told when the job fails).
+    current: Mutex<&'static str>,
 }
 
 impl Reporter {
     fn new(store: &Store, id: &str) -> Reporter {
-        Reporter { store: store.clone(), id: id.to_string(), last: Mutex::new(None) }
+        Reporter { store: store.clone(), id: id.to_string(), last: Mutex::new(None), current: Mutex::new(CONNECT) }
+    }
+
+    fn current_step(&self) -> &'static str {
+        *self.current.lock().expect("reporter lock")
     }
 
     fn progress(&self, step: &str, fraction: f64, message: &str) {
@@ -280,7 +302,10 @@ impl Reporter {
         });
     }
 
-    fn step(&self, step: &str, state: StepState) {
+    fn step(&self, step: &'static str, state: StepState) {
+        if state == StepState::Running {
+            *self.current.lock().expect("reporter lock") = step;
+        }
         let _ = self.store.update(&self.id, |r| {
             if r.state == JobState::Pending {
                 r.state = JobState::Running;
@@ -341,7 +366,8 @@ fn json_round_trip<T: Serialize + DeserializeOwned>(v: &T) -> Result<(Vec<u8>, T
 
 fn recv_json<T: DeserializeOwned>(ch: &mut Channel, kind: &str) -> Result<T> {
     let bytes = ch.recv_frame(kind)?;
-    serde_json::from_slice(&bytes).map_err(|e| anyhow!("cannot decode '{kind}' from the peer: {e}"))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| protocol::Error::Decode { kind: kind.to_string(), reason: format!("JSON: {e}") }.into())
 }
 
 /// A channel for a job whose first frames are kept until the transcript exists.
@@ -363,7 +389,7 @@ fn start_transcript(
 ) -> Result<JobTranscript> {
     let transcript = JobTranscript::start(&env.config, keys, manifest?, early, ch)?;
     let path = transcript.path.clone();
-    env.store.update(&transcript.manifest.job_id, |r| r.transcript = Some(path))?;
+    env.store.update(&transcript.manifest.job_id, |r| r.transcript = Some(path.clone()))?;
     Ok(transcript)
 }
 
@@ -412,7 +438,8 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             if let Some(reason) = d.refusal {
                 return Err(Refused(format!("rejected by peer '{}': {reason}", env.config.peer.name)).into());
             }
-            check_peer_side(&env.config, &env.peer_cert_sha256, &d.side).map_err(|e| anyhow!(e))?;
+            check_peer_side(&env.config, &env.peer_cert_sha256, &d.side)
+                .map_err(|e| failure::mark(FailureKind::Policy, anyhow!(e)))?;
             run_agreed(env, &reporter, &transcript, &terms, &mut ch)
         });
         finish(env, &reporter, &mut ch, Some(&transcript), outcome);
@@ -430,34 +457,50 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     let (mut ch, early) = early_channel(env, transport);
     let proposal = recv_json::<Proposal>(&mut ch, "job.proposal").and_then(|p| match parse_rfc3339(&p.created) {
         Some(_) => Ok(p),
-        None => bail!("proposal field created '{:.40}' is not an RFC 3339 UTC time", p.created),
+        None => Err(protocol::Error::Decode {
+            kind: "job.proposal".into(),
+            reason: format!("field created '{:.40}' is not an RFC 3339 UTC time", p.created),
+        }
+        .into()),
     });
     let proposal = match proposal {
         Ok(p) => p,
         Err(e) => {
-            ch.abort(&format!("node '{me_name}' could not read the proposal: {e:#}"));
-            return tracing::warn!("job {id}: {e:#}");
+            ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::of(&e)));
+            return tracing::warn!("job {id}: could not read the proposal: {e:#}");
         }
     };
     let keys = match NodeKeys::load(&env.config) {
         Ok(k) => k,
         Err(e) => {
-            ch.abort(&format!("node '{me_name}' cannot load its keys"));
+            ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::Internal));
             return tracing::error!("job {id}: {e:#}");
         }
     };
     let peer = env.config.peer.name.clone();
     let spec = &proposal.spec;
     let mut refusal = if proposal.id != id {
-        Some(format!("proposal names job '{}' but the stream was opened for job '{id}'", proposal.id))
+        Some(Refusal::same(format!(
+            "proposal names job '{:.64}' but the stream was opened for job '{id}'",
+            proposal.id
+        )))
     } else if proposal.submitted_by != peer {
-        Some(format!("proposal claims to come from '{}' but the peer is '{peer}'", proposal.submitted_by))
+        Some(Refusal::same(format!(
+            "proposal claims to come from '{:.64}' but the peer is '{peer}'",
+            proposal.submitted_by
+        )))
     } else if let Err(e) = spec.validate() {
-        Some(format!("invalid job: {e:#}"))
+        Some(Refusal::same(format!("invalid job: {e:#}")))
     } else if let Err(e) = check_operator(&proposal.operator) {
-        Some(format!("invalid job: {e}"))
+        Some(Refusal::same(format!("invalid job: {e}")))
     } else if let Err(e) = check_peer_side(&env.config, &env.peer_cert_sha256, &proposal.side) {
-        Some(e)
+        Some(Refusal {
+            local: e,
+            to_peer: format!(
+                "the proposal's keys are not the ones node '{me_name}' has configured for peer '{peer}' \
+                 (peer.signing_key, peer.fingerprint)"
+            ),
+        })
     } else {
         policy::check(&env.config, spec, &peer, env.peer_fingerprint.as_deref()).err()
     };
@@ -465,7 +508,14 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     if refusal.is_none() {
         match dataset_info(&env.config, spec) {
             Ok(d) => dataset = Some(d),
-            Err(e) => refusal = Some(format!("dataset: {e:#}")),
+            Err(e) => {
+                refusal = Some(Refusal {
+                    local: format!("dataset: {e:#}"),
+                    to_peer: format!(
+                        "dataset: the dataset node '{me_name}' would bring cannot be read; its operator's job record says why"
+                    ),
+                })
+            }
         }
     }
     let mut record = JobRecord::new(id, spec.clone(), &peer, &peer, &step_names(spec.kind));
@@ -478,12 +528,15 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         s.state = StepState::Running; // a refusal is recorded by `finish`, after the transcript's outcome
     }
     if let Err(e) = env.store.insert(&record) {
-        ch.abort(&format!("node '{me_name}' cannot record the job: {e:#}"));
-        return tracing::error!("job {id}: {e:#}");
+        ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::Internal));
+        return tracing::error!("job {id}: cannot record the job: {e:#}");
     }
     let reporter = Reporter::new(&env.store, id);
+    *reporter.current.lock().expect("reporter lock") = POLICY;
     let result = (|| -> Result<()> {
-        let (bytes, decision) = json_round_trip(&Decision { refusal, side: keys.side(&env.config, spec, dataset) })?;
+        let to_peer = refusal.as_ref().map(|r| r.to_peer.clone());
+        let (bytes, decision) =
+            json_round_trip(&Decision { refusal: to_peer, side: keys.side(&env.config, spec, dataset) })?;
         let sent = ch.send_frame("job.decision", bytes);
         let terms = JobTerms {
             job_id: id,
@@ -501,9 +554,9 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             Some(&proposal.side),
         );
         let transcript = start_transcript(env, &keys, manifest, &early, &mut ch)?;
-        let outcome = match (decision.refusal, sent) {
-            (Some(reason), _) => Err(Refused(reason).into()),
-            (None, Err(e)) => Err(anyhow!("cannot answer the proposal: {e}")),
+        let outcome = match (refusal, sent) {
+            (Some(reason), _) => Err(Refused(reason.local).into()),
+            (None, Err(e)) => Err(anyhow::Error::new(e).context("cannot answer the proposal")),
             (None, Ok(())) => run_agreed(env, &reporter, &transcript, &terms, &mut ch),
         };
         finish(env, &reporter, &mut ch, Some(&transcript), outcome);
@@ -599,8 +652,33 @@ fn completed_outcome(plot: Option<OutcomePlot>) -> Outcome {
     Outcome { roc, score_hist, ..Outcome::completed() }
 }
 
+/// Writes a completed job's result files, then runs `complete` (which writes the transcript's
+/// completed outcome). If either fails, removes the files written so far, so a failed job leaves
+/// no result file; the error is the job's failure reason.
+fn save_results(files: &[ResultFile], complete: impl FnOnce() -> Result<()>) -> Result<(), String> {
+    let mut written = Vec::new();
+    let result = files
+        .iter()
+        .try_for_each(|f| {
+            crate::identity::write_new_file(&f.path, &f.bytes, 0o600)?;
+            written.push(&f.path);
+            Ok(())
+        })
+        .map_err(|e: anyhow::Error| format!("the job ran but its results could not be saved: {e:#}"))
+        .and_then(|()| complete().map_err(|e| format!("the job ran but its transcript could not be completed: {e:#}")));
+    if result.is_err() {
+        for path in written {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::error!("cannot remove the result file {} of a failed job: {e}", path.display());
+            }
+        }
+    }
+    result
+}
+
 /// Records how the job ended: in the job record, and as the transcript's outcome (last record).
-/// On failure tells the peer why, unless the peer ended the job or the job was refused.
+/// On failure tells the peer the step and the kind of failure ([`failure::peer_notice`]), unless
+/// the peer ended the job or the job was refused; the full reason stays on this node.
 fn finish(
     env: &JobEnv,
     reporter: &Reporter,
@@ -610,43 +688,39 @@ fn finish(
 ) {
     let id = reporter.id.as_str();
     let me = &env.config.node.name;
-    let failure = match result {
+    let (state, reason) = match result {
         Ok(done) => {
-            let written = done.files.iter().try_for_each(|f| crate::identity::write_new_file(&f.path, &f.bytes, 0o600));
-            let recorded = match written {
-                Ok(()) => transcript.map_or(Ok(()), |t| t.writer.outcome(completed_outcome(done.plot))),
-                Err(e) => {
-                    let reason = format!("the job ran but its results could not be saved: {e:#}");
-                    let _ = transcript.map(|t| t.writer.outcome(Outcome::failed(&reason)));
-                    let _ = env.store.update(id, |r| r.fail(JobState::Failed, &reason));
-                    return;
-                }
-            };
-            match recorded {
+            let Completed { outcome, plot, files } = done;
+            let complete = || transcript.map_or(Ok(()), |t| t.writer.outcome(completed_outcome(plot)));
+            match save_results(&files, complete) {
                 Ok(()) => {
-                    let _ = env.store.update(id, |r| {
-                        r.outcome = done.outcome;
+                    return env.store.record_end(id, move |r| {
+                        r.outcome = outcome.clone();
                         r.state = JobState::Succeeded;
                         if let Some(s) = r.step_mut(FINISH) {
                             s.state = StepState::Done;
                             s.progress = 1.0;
                         }
                     });
-                    return;
                 }
-                Err(e) => (JobState::Failed, format!("the job ran but its transcript could not be completed: {e:#}")),
+                Err(reason) => {
+                    // Best effort: fails again if it was the transcript that could not be written.
+                    let _ = transcript.map(|t| t.writer.outcome(Outcome::failed(&reason)));
+                    (JobState::Failed, reason)
+                }
             }
         }
         Err(e) => {
-            let from_peer = e.downcast_ref::<Refused>().is_some()
-                || matches!(e.root_cause().downcast_ref::<protocol::Error>(), Some(protocol::Error::PeerAbort(_)));
-            let (state, reason) = match *env.stop.borrow() {
-                Some(Stop::Cancelled) => (JobState::Cancelled, format!("cancelled by the operator of '{me}'")),
-                Some(Stop::Shutdown) => (JobState::Failed, SHUT_DOWN.to_string()),
-                None => (JobState::Failed, format!("{e:#}")),
+            let from_peer = e.downcast_ref::<Refused>().is_some() || failure::is_peer_abort(&e);
+            let (state, reason, kind) = match *env.stop.borrow() {
+                Some(Stop::Cancelled) => {
+                    (JobState::Cancelled, format!("cancelled by the operator of '{me}'"), FailureKind::Cancelled)
+                }
+                Some(Stop::Shutdown) => (JobState::Failed, SHUT_DOWN.to_string(), FailureKind::Shutdown),
+                None => (JobState::Failed, format!("{e:#}"), FailureKind::of(&e)),
             };
             if !from_peer {
-                ch.abort(&format!("node '{me}': {reason}"));
+                ch.abort(&failure::peer_notice(me, reporter.current_step(), kind));
             }
             if let Some(t) = transcript
                 && let Err(e) = t.writer.outcome(Outcome::failed(&reason))
@@ -656,7 +730,8 @@ fn finish(
             (state, reason)
         }
     };
-    let _ = env.store.update(id, |r| r.fail(failure.0, &failure.1));
+    tracing::warn!("job {id} {}: {reason}", if state == JobState::Cancelled { "cancelled" } else { "failed" });
+    env.store.record_end(id, move |r| r.fail(state, &reason));
 }
 
 #[cfg(test)]
@@ -755,6 +830,33 @@ mod tests {
             .unwrap();
         writer.outcome(completed_outcome(plot)).unwrap();
         (path, errors)
+    }
+
+    #[test]
+    fn a_failure_while_saving_results_leaves_no_result_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| ResultFile { path: dir.path().join(name), bytes: name.as_bytes().to_vec() };
+        let listing = || {
+            let mut names: Vec<String> =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            names
+        };
+        // The second file cannot be written (its directory is missing): the first is removed.
+        let files = [file("intersection.csv"), file("missing/model.json")];
+        let err = save_results(&files, || Ok(())).unwrap_err();
+        assert!(err.starts_with("the job ran but its results could not be saved: cannot create"), "{err}");
+        assert!(listing().is_empty(), "{:?}", listing());
+        // All written, then the transcript's outcome fails: all are removed.
+        let files = [file("intersection.csv"), file("model.json")];
+        let err = save_results(&files, || bail!("disk full")).unwrap_err();
+        assert_eq!(err, "the job ran but its transcript could not be completed: disk full");
+        assert!(listing().is_empty(), "{:?}", listing());
+        // Success keeps them, owner-only.
+        save_results(&files, || Ok(())).unwrap();
+        assert_eq!(listing(), ["intersection.csv", "model.json"]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&files[1].path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

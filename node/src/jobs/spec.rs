@@ -323,8 +323,8 @@ pub enum ScoreTarget {
     Ids,
 }
 
-/// The job's `[params]`, typed. Paths are read by each node on its own machine; relative paths
-/// are relative to the node's `data_dir`.
+/// The job's `[params]`, typed. File names are read by each node on its own machine, inside its
+/// `node.data_dir` only ([`crate::jobs::files`]: relative, no `..`, regular files).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobParams {
@@ -335,8 +335,9 @@ pub struct JobParams {
     /// Train: fraction of the aligned rows held out for testing (default 0.2), drawn with `split_seed`.
     pub test_fraction: Option<f64>,
     pub split_seed: Option<u64>,
-    /// Train: file of test entity ids, one per line (header `id` optional). Each node reads this
-    /// path on its own machine, so both operators must hold the same list there.
+    /// Train: file of test entity ids, one per line (header `id` optional), named relative to
+    /// `node.data_dir`. Each node reads it in its own data directory, so both operators must hold
+    /// the same list there.
     pub test_ids_file: Option<PathBuf>,
     pub epochs: Option<usize>,
     pub batch_size: Option<usize>,
@@ -350,7 +351,8 @@ pub struct JobParams {
     /// Score: the id of the train job whose model to use.
     pub model: Option<String>,
     pub target: Option<ScoreTarget>,
-    /// Score, target `ids`: the bank's CSV `id,consent_ref` (read at the bank only).
+    /// Score, target `ids`: the bank's CSV `id,consent_ref`, named relative to its `node.data_dir`
+    /// (read at the bank only).
     pub queries_file: Option<PathBuf>,
 }
 
@@ -379,11 +381,6 @@ impl JobParams {
     pub fn scorecard(&self) -> Scorecard {
         self.scorecard.clone().unwrap_or_default()
     }
-}
-
-/// A path from the job's params: absolute, or relative to the node's `data_dir`.
-pub fn resolve_path(data_dir: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) }
 }
 
 #[cfg(test)]
