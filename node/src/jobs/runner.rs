@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use super::failure::{self, FailureKind};
+use super::failure::{self, FailureKind, InputResult};
 use super::policy::{self, Refusal};
 use super::record::{JobRecord, JobState, StepState, check_operator};
 use super::spec::{JobKind, JobSpec};
@@ -402,7 +402,7 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         reporter.step(CONNECT, StepState::Done);
         reporter.step(POLICY, StepState::Running);
         let keys = NodeKeys::load(&env.config)?;
-        let me = keys.side(&env.config, &record.spec, Some(dataset_info(&env.config, &record.spec)?));
+        let me = keys.side(&env.config, &record.spec, Some(dataset_info(&env.config, &record.spec).input()?));
         let created = format_rfc3339((record.created_ms / 1000) as i64, (record.created_ms % 1000) as u32 * 1000);
         let proposal = Proposal {
             id: id.to_string(),
@@ -601,11 +601,9 @@ fn run_agreed(
 
     let role = env.config.node.role;
     let dataset_name = &spec.side(role).dataset;
-    let dataset = env
-        .config
-        .datasets
-        .get(dataset_name)
-        .ok_or_else(|| anyhow!("dataset '{dataset_name}' is not configured (datasets.{dataset_name})"))?;
+    let dataset = env.config.datasets.get(dataset_name).ok_or_else(|| {
+        failure::input(anyhow!("dataset '{dataset_name}' is not configured (datasets.{dataset_name})"))
+    })?;
     let job_dir = env.config.job_dir(id);
     let mut outcome = Map::new();
     for d in &transcript.manifest.datasets {

@@ -332,7 +332,9 @@ pub struct JobParams {
     pub skip_invalid_ids: bool,
     /// References of the consents covering the job (recorded in both transcripts).
     pub consent_refs: Vec<String>,
-    /// Train: fraction of the aligned rows held out for testing (default 0.2), drawn with `split_seed`.
+    /// Train: about this fraction of the aligned entities is held out for testing (default 0.2):
+    /// those whose id, hashed with a key from `split_seed` (default 0), falls below it
+    /// ([`crate::jobs::phases::train::is_test_id`]), the same in every run.
     pub test_fraction: Option<f64>,
     pub split_seed: Option<u64>,
     /// Train: file of test entity ids, one per line (header `id` optional), named relative to
@@ -345,7 +347,8 @@ pub struct JobParams {
     pub l2_c: Option<f64>,
     pub sigmoid: Option<Sigmoid>,
     pub frac_bits: Option<u32>,
-    /// Seed of the public mini-batch order.
+    /// Seed of the public mini-batch order (the rows are first ordered by their ids' keyed hash,
+    /// [`crate::jobs::phases::train::row_order`], so PSI's order does not matter).
     pub seed: Option<u64>,
     pub scorecard: Option<Scorecard>,
     /// Score: the id of the train job whose model to use.

@@ -3,7 +3,7 @@
 //! - [`train`] (kind `train`): secure logistic regression on the aligned rows, model artifact, test metrics;
 //! - [`score`] (kind `score`): scores the aligned rows jointly, or single ids by private lookup.
 //!
-//! Every value a phase reveals goes through [`reveal`], which records it (see there).
+//! Every value a phase reveals is recorded with [`PhaseContext::reveal`] (see there).
 
 pub mod psi;
 pub mod score;
