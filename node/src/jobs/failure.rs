@@ -15,8 +15,8 @@ use crate::jobs::files::FileRefused;
 pub enum FailureKind {
     /// This node's own data, files or job parameters are unusable.
     Input,
-    /// This node's policy does not allow the job.
-    Policy,
+    /// The job does not pass this node's check of the named rule (a config key or job parameter).
+    Policy(&'static str),
     /// A message from the peer broke the protocol; the text says how, in fixed words.
     Peer(&'static str),
     /// The connection failed; the text says how, in fixed words.
@@ -36,7 +36,7 @@ impl FailureKind {
     pub fn code(self) -> &'static str {
         match self {
             FailureKind::Input => "input",
-            FailureKind::Policy => "policy",
+            FailureKind::Policy(_) => "policy",
             FailureKind::Peer(_) => "peer",
             FailureKind::Transport(_) => "transport",
             FailureKind::Internal => "internal",
@@ -53,8 +53,8 @@ impl FailureKind {
                 "its own data, files or job parameters cannot be used for this job; its operator's job record says why"
                     .into()
             }
-            FailureKind::Policy => {
-                "its policy does not allow this job; its operator's job record names the rule".into()
+            FailureKind::Policy(rule) => {
+                format!("the job does not pass its check of {rule}; its operator's job record says why")
             }
             FailureKind::Peer(how) => format!("a message it received breaks the protocol ({how})"),
             FailureKind::Transport(how) => format!("the connection failed ({how})"),
@@ -92,8 +92,8 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<FailureKind> {
     if e.is::<models::dataset::DataError>() {
         return Some(FailureKind::Input);
     }
-    if e.is::<FileRefused>() {
-        return Some(FailureKind::Policy);
+    if let Some(f) = e.downcast_ref::<FileRefused>() {
+        return Some(FailureKind::Policy(f.key));
     }
     None
 }

@@ -439,7 +439,7 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
                 return Err(Refused(format!("rejected by peer '{}': {reason}", env.config.peer.name)).into());
             }
             check_peer_side(&env.config, &env.peer_cert_sha256, &d.side)
-                .map_err(|e| failure::mark(FailureKind::Policy, anyhow!(e)))?;
+                .map_err(|e| failure::mark(FailureKind::Policy("peer.signing_key / peer.fingerprint"), anyhow!(e)))?;
             run_agreed(env, &reporter, &transcript, &terms, &mut ch)
         });
         finish(env, &reporter, &mut ch, Some(&transcript), outcome);
