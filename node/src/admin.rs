@@ -11,7 +11,8 @@
 //!
 //! A `JobRecord` names the job's transcript file (`transcript`) once it exists.
 //!
-//! Errors answer `{"error": "..."}` with a 4xx/5xx status.
+//! Every error answers `{"error": "..."}` with a 4xx/5xx status: also unknown paths, wrong
+//! methods, malformed or oversized bodies (over [`MAX_BODY`]) and a missing token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,6 +49,9 @@ pub struct Submission {
     /// Person or service account submitting the job (1..=200 printable characters).
     pub operator: String,
 }
+
+/// Largest request body the admin API accepts (a job submission as JSON).
+pub const MAX_BODY: usize = 1 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct ErrorBody {
@@ -125,6 +129,42 @@ async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Jso
     s.node.cancel(&id).map(Json).map_err(|e| ApiError(StatusCode::CONFLICT, format!("{e:#}")))
 }
 
+/// Answers requests no route takes: unknown path (404) or method (405).
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("no endpoint {method} {}; endpoints: {ENDPOINTS}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError(StatusCode::METHOD_NOT_ALLOWED, format!("{} does not take {method}; endpoints: {ENDPOINTS}", uri.path()))
+}
+
+const ENDPOINTS: &str = "GET /v1/status, GET /v1/jobs, POST /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel";
+
+/// Makes every error answer JSON: axum's own rejections (malformed JSON, oversized body, bad
+/// path) answer plain text, which becomes the `error` text.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 << 10).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the request body is larger than the admin API's limit of {MAX_BODY} bytes; submit a smaller job file")
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    ApiError(status, error).into_response()
+}
+
 /// Serves the admin API on `listener` until `shutdown` completes.
 pub async fn serve(
     node: Arc<Node>,
@@ -138,7 +178,11 @@ pub async fn serve(
         .route("/v1/jobs", get(list).post(submit))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/cancel", post(cancel))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!("admin API stopped: {e}");
@@ -201,11 +245,23 @@ impl AdminClient {
         self.answer(self.agent.get(format!("{}/v1/jobs/{id}", self.base)).header("Authorization", self.bearer()).call())
     }
 
-    /// Submits `spec` on behalf of `operator`.
+    /// Submits `spec` on behalf of `operator`. A job over [`MAX_BODY`] bytes as JSON is refused
+    /// here, naming the limit (the node would drop the connection mid-upload).
     pub fn submit(&self, spec: &JobSpec, operator: &str) -> Result<JobRecord> {
-        let body = Submission { spec: spec.clone(), operator: operator.to_string() };
+        let body = serde_json::to_vec(&Submission { spec: spec.clone(), operator: operator.to_string() })?;
+        if body.len() > MAX_BODY {
+            bail!(
+                "the job is {} bytes as JSON, over the admin API's limit of {MAX_BODY} bytes (1 MiB); \
+                 shorten the job file (its description or params)",
+                body.len()
+            );
+        }
         self.answer(
-            self.agent.post(format!("{}/v1/jobs", self.base)).header("Authorization", self.bearer()).send_json(&body),
+            self.agent
+                .post(format!("{}/v1/jobs", self.base))
+                .header("Authorization", self.bearer())
+                .header("Content-Type", "application/json")
+                .send(&body[..]),
         )
     }
 

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::admin;
 use crate::config::{Config, cert_fingerprint, format_fingerprint, parse_fingerprint};
 use crate::identity;
+use crate::jobs::failure::{FailureKind, peer_notice};
 use crate::jobs::policy;
 use crate::jobs::record::{JobRecord, JobState, new_job_id, valid_job_id};
 use crate::jobs::runner::{self, JobEnv};
@@ -248,7 +249,8 @@ impl Node {
             match streams.await {
                 Ok((send, recv, peer_cert)) => node.run_blocking(job_id, send, recv, peer_cert, stop, true).await,
                 Err(e) => {
-                    let _ = node.store.update(&job_id, |r| r.fail(JobState::Failed, &format!("connect: {e:#}")));
+                    let reason = format!("connect: {e:#}");
+                    node.store.record_end(&job_id, move |r| r.fail(JobState::Failed, &reason));
                     node.unregister(&job_id);
                 }
             }
@@ -322,7 +324,8 @@ impl Node {
         })
         .await;
         if let Err(e) = done {
-            let _ = self.store.update(&id, |r| r.fail(JobState::Failed, &format!("job thread failed: {e}")));
+            let reason = format!("job thread failed: {e}");
+            self.store.record_end(&id, move |r| r.fail(JobState::Failed, &reason));
         }
         // The job's last frames (e.g. its abort) reach the peer before the job counts as ended,
         // so a shutdown that waits for running jobs does not cut them off.
@@ -411,26 +414,31 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection) {
                 Ok(id) => id,
                 Err(e) => return tracing::warn!("peer opened a stream without a job: {e}"),
             };
-            let known = node.store.get(&id).map(|r| r.is_some()).unwrap_or(true);
-            if !valid_job_id(&id) || known {
+            if !valid_job_id(&id) {
                 let _ = recv.stop(crate::transport::stream::ABORT_CODE.into());
-                return tracing::warn!("peer proposed an invalid or already known job id '{id:.64}'");
+                return tracing::warn!("peer proposed an invalid job id '{id:.64}'");
             }
-            match node.try_register(&id) {
-                Ok(stop) => node.run_blocking(id, send, recv, peer_cert, stop, false).await,
-                Err(e) => {
-                    // Answer the proposal with an abort so the peer's job fails with the reason.
-                    tracing::warn!("refused job '{id}' proposed by the peer: {e:#}");
-                    let mut send = send;
-                    let abort = Frame { kind: ABORT.into(), payload: format!("{e:#}").into_bytes() };
-                    let limit = node.config.timeouts.connect();
-                    let _ = within(limit, write_frame(&mut send, &abort)).await;
-                    let _ = send.finish();
-                    // Take the proposal off the wire (bounded) so the peer's write of it does not
-                    // fail before it reads the abort.
-                    let _ = within(limit, read_frame(&mut recv, MAX_REFUSED_PROPOSAL)).await;
+            let refusal = match node.store.get(&id) {
+                Ok(Some(_)) => {
+                    let _ = recv.stop(crate::transport::stream::ABORT_CODE.into());
+                    return tracing::warn!("peer proposed an already known job id '{id}'");
                 }
-            }
+                Ok(None) => match node.try_register(&id) {
+                    Ok(stop) => return node.run_blocking(id, send, recv, peer_cert, stop, false).await,
+                    Err(e) => (e, FailureKind::Busy),
+                },
+                Err(e) => (e, FailureKind::Internal),
+            };
+            // Answer the proposal with an abort so the peer's job fails with the kind of reason.
+            tracing::warn!("refused job '{id}' proposed by the peer: {:#}", refusal.0);
+            let (mut send, limit) = (send, node.config.timeouts.connect());
+            let notice = peer_notice(&node.config.node.name, runner::CONNECT, refusal.1);
+            let _ = within(limit, write_frame(&mut send, &Frame { kind: ABORT.into(), payload: notice.into_bytes() }))
+                .await;
+            let _ = send.finish();
+            // Take the proposal off the wire (bounded) so the peer's write of it does not fail
+            // before it reads the abort.
+            let _ = within(limit, read_frame(&mut recv, MAX_REFUSED_PROPOSAL)).await;
         });
     }
 }

@@ -9,10 +9,17 @@ fn reader(name: &str, d: &DatasetConfig) -> Result<csv::Reader<std::fs::File>> {
         .with_context(|| format!("dataset '{name}': cannot open {} (datasets.{name}.path)", d.path.display()))
 }
 
-/// Column names of the dataset's header row.
+/// Column names of the dataset's header row; an empty file is an error saying so.
 pub fn header(name: &str, d: &DatasetConfig) -> Result<Vec<String>> {
     let mut r = reader(name, d)?;
     let h = r.headers().with_context(|| format!("dataset '{name}': cannot read the header of {}", d.path.display()))?;
+    if h.iter().all(|c| c.trim().is_empty()) {
+        bail!(
+            "dataset '{name}': {} is empty; it needs a header line with the column names and one row per entity \
+             (datasets.{name}.path)",
+            d.path.display()
+        );
+    }
     Ok(h.iter().map(|s| s.trim().to_string()).collect())
 }
 
@@ -51,6 +58,9 @@ pub fn count_rows(name: &str, d: &DatasetConfig) -> Result<u64> {
             bail!("dataset '{name}': {} line {}: empty id in column '{}'", d.path.display(), i + 2, d.id_column);
         }
         n += 1;
+    }
+    if n == 0 {
+        bail!("dataset '{name}': {} has a header but no rows; add one row per entity", d.path.display());
     }
     Ok(n)
 }

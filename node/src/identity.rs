@@ -6,7 +6,7 @@
 //! - `admin.token`: bearer token for the local admin API.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -37,7 +37,7 @@ pub fn init_node_dir(name: &str, out: &Path) -> Result<InitOutput> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         bail!("--name '{name}': use letters, digits and '-' only (it becomes the certificate's DNS name)");
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create node directory {}", out.display()))?;
+    create_private_dir(out).with_context(|| format!("cannot create node directory {}", out.display()))?;
     for f in [TLS_CERT, TLS_KEY, SIGNING_KEY, SIGNING_PUB, ADMIN_TOKEN] {
         let p = out.join(f);
         if p.exists() {
@@ -74,6 +74,11 @@ pub fn self_signed_cert(name: &str) -> Result<(String, Zeroizing<String>, Vec<u8
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     Ok((cert.pem(), Zeroizing::new(key.serialize_pem()), cert.der().to_vec()))
+}
+
+/// Creates `dir` (and missing parents) owner-only (0700); an existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// Writes a file readable by the owner only; fails if it exists.

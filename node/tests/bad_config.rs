@@ -202,6 +202,12 @@ async fn missing_dataset_file_or_column_is_named_before_anything_binds() {
     let err = d.start_err().await;
     assert_names(&err, &["policy.datasets.gov_features.columns", "column 'x2'", &missing.display().to_string()]);
     d.assert_no_data_dir();
+
+    // An empty file is named as such (not as a file lacking columns).
+    std::fs::write(&missing, "").unwrap();
+    let err = d.start_err().await;
+    assert_names(&err, &["dataset 'gov_features'", &missing.display().to_string(), "is empty", "header line"]);
+    d.assert_no_data_dir();
 }
 
 #[tokio::test]

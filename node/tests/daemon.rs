@@ -10,6 +10,7 @@ use node::admin::AdminClient;
 use node::config::Config;
 use node::config::format_fingerprint;
 use node::daemon::Daemon;
+use node::jobs::failure::{FailureKind, peer_notice};
 use node::jobs::record::{JobRecord, JobState};
 use node::jobs::runner::SHUT_DOWN;
 use node::jobs::store::{INTERRUPTED, Store};
@@ -54,6 +55,62 @@ fn full_job_between_two_daemons_via_the_admin_api() {
     bad_consent.params.insert("consent_refs".into(), serde_json::json!("DSA-1"));
     let err = p.gov_api.submit(&bad_consent, OPERATOR).unwrap_err().to_string();
     assert!(err.contains("params.consent_refs: invalid type: string \"DSA-1\", expected a sequence"), "{err}");
+}
+
+#[test]
+fn every_admin_api_error_answers_json() {
+    let p = pair(|_, _| {});
+    let base = format!("http://{}", p.gov.as_ref().unwrap().admin_addr());
+    let token = format!("Bearer {}", node::identity::load_token(&p.gov_config.admin.token_file).unwrap());
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let answer = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
+        let mut r = r.unwrap();
+        let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        let body: serde_json::Value = r.body_mut().read_json().unwrap_or_else(|e| panic!("not JSON ({e})"));
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        (r.status().as_u16(), body["error"].as_str().unwrap_or_else(|| panic!("no error text: {body}")).to_string())
+    };
+    let post = |path: &str, body: &[u8]| {
+        agent
+            .post(format!("{base}{path}"))
+            .header("Authorization", &token)
+            .header("Content-Type", "application/json")
+            .send(body)
+    };
+    let cases = [
+        (
+            answer(agent.get(format!("{base}/v1/nothing")).header("Authorization", &token).call()),
+            404,
+            "no endpoint GET /v1/nothing",
+        ),
+        (
+            answer(agent.delete(format!("{base}/v1/jobs")).header("Authorization", &token).call()),
+            405,
+            "/v1/jobs does not take DELETE",
+        ),
+        (answer(post("/v1/jobs", b"{not json")), 400, "Failed to parse the request body as JSON"),
+        (answer(post("/v1/jobs", b"{\"operator\":\"x\"}")), 422, "missing field `spec`"),
+        (
+            answer(post("/v1/jobs", &vec![b' '; node::admin::MAX_BODY + 1000])),
+            413,
+            "larger than the admin API's limit of 1048576 bytes",
+        ),
+        (
+            answer(agent.get(format!("{base}/v1/jobs/none")).header("Authorization", &token).call()),
+            404,
+            "no job 'none'",
+        ),
+        (answer(agent.get(format!("{base}/v1/jobs")).call()), 401, "bearer token"),
+    ];
+    for ((status, error), expected_status, expected) in cases {
+        assert_eq!(status, expected_status, "{error}");
+        assert!(error.contains(expected), "expected {expected:?} in {error:?}");
+    }
+    // A job over the limit is refused by the client, naming the limit (not "node unreachable").
+    let mut big = demo_job();
+    big.description = "x".repeat(node::admin::MAX_BODY);
+    let err = p.gov_api.submit(&big, OPERATOR).unwrap_err().to_string();
+    assert!(err.contains("over the admin API's limit of 1048576 bytes"), "{err}");
 }
 
 #[test]
@@ -159,7 +216,7 @@ fn cancelling_a_job_stops_it_and_tells_the_peer() {
     assert_eq!(r.error.as_deref(), Some("cancelled by the operator of 'gov'"));
     let (id, first, next, reason, _bank) = rt.block_on(silent_bank).unwrap();
     assert_eq!((id.as_str(), first.as_str(), next.as_str()), (submitted.id.as_str(), "job.proposal", "abort"));
-    assert_eq!(reason, "node 'gov': cancelled by the operator of 'gov'");
+    assert_eq!(reason, peer_notice("gov", "policy", FailureKind::Cancelled));
     // gov's transcript holds what happened: its proposal, its abort, and the cancellation.
     let v = node::audit::verify(r.transcript.as_deref().unwrap()).unwrap();
     assert!(v.ok(), "{:#?}", v.failures);
@@ -191,7 +248,7 @@ fn shutting_down_fails_running_jobs_with_the_reason() {
     // The peer is told before the connection closes.
     let (id, first, next, reason, _bank) = rt.block_on(silent_bank).unwrap();
     assert_eq!((id.as_str(), first.as_str(), next.as_str()), (submitted.id.as_str(), "job.proposal", "abort"));
-    assert_eq!(reason, format!("node 'gov': {SHUT_DOWN}"));
+    assert_eq!(reason, peer_notice("gov", "policy", FailureKind::Shutdown));
     // The record and the transcript say the node shut down (not that the operator cancelled).
     let r = Store::open(&gov_config.node.data_dir).unwrap().get(&submitted.id).unwrap().unwrap();
     assert_eq!(r.state, JobState::Failed);

@@ -15,8 +15,10 @@ use common::poll;
 use node::admin::AdminClient;
 use node::config::{Config, parse_fingerprint};
 use node::daemon::Daemon;
+use node::jobs::failure::{FailureKind, peer_notice};
 use node::jobs::record::{JobRecord, JobState};
 use node::jobs::runner::{Decision, Proposal};
+use node::jobs::spec::JobSpec;
 use node::jobs::transcript::{NodeKeys, dataset_info};
 use node::transport::stream::{open_job_stream, read_frame, read_job_open, write_frame};
 use node::transport::{Link, PeerConnection, PeerTrust, TlsIdentity};
@@ -128,7 +130,11 @@ impl Harness {
     /// A well-formed proposal of the demo job, built as the real gov would (its keys, dataset
     /// and policy), which the bank's policy accepts.
     fn proposal(&self, id: &str) -> Vec<u8> {
-        let spec = demo_job();
+        self.proposal_of(id, demo_job())
+    }
+
+    /// A well-formed proposal of `spec`, built as the real gov would.
+    fn proposal_of(&self, id: &str, spec: JobSpec) -> Vec<u8> {
         let keys = NodeKeys::load(&self.gov_config).unwrap();
         let side = keys.side(&self.gov_config, &spec, Some(dataset_info(&self.gov_config, &spec).unwrap()));
         let created = node::audit::record::now_rfc3339();
@@ -242,43 +248,22 @@ fn header_only(kind: &str, len: u32) -> Vec<u8> {
 fn hostile_proposals_are_refused_with_a_reason_and_the_bank_keeps_serving() {
     let h = Harness::new(|_| {});
     let conn = h.connect();
-    let limit = DEFAULT_MAX_FRAME;
+    // What the bank tells the peer: the kind of violation in fixed words, nothing it received.
+    let peer = |how| peer_notice("bank", "policy", FailureKind::Peer(how));
+    let silent = peer_notice("bank", "policy", FailureKind::Transport("no message within the read timeout"));
+    let undecodable = peer("a message that does not decode");
     let cases: Vec<(&str, Vec<u8>, String)> = vec![
         // 4 GiB announced: refused from the header alone. Had the node waited for the payload,
         // the answer would be a timeout instead.
-        (
-            "oversized header",
-            header_only("job.proposal", u32::MAX),
-            format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX),
-        ),
+        ("oversized header", header_only("job.proposal", u32::MAX), peer("a frame over the size limit")),
         // The announced length is fine but only part of the payload arrives, then silence.
-        (
-            "truncated frame",
-            [header_only("job.proposal", 100), b"{\"id\":".to_vec()].concat(),
-            "peer sent nothing for 2 s (timeout)".into(),
-        ),
-        (
-            "garbage: kind length 0",
-            b"\x10\x00\x00\x00\x00garbage garbage!".to_vec(),
-            "kind length 0 outside 1..=64".into(),
-        ),
-        (
-            "garbage: binary kind",
-            b"\x01\x00\x00\x00\x03\xff\xfe\xfd\x00".to_vec(),
-            "kind is not a printable ASCII name".into(),
-        ),
-        (
-            "wrong message kind",
-            frame("job.decision", b"\"Accept\""),
-            "expected message 'job.proposal' from peer but got 'job.decision'".into(),
-        ),
-        ("malformed JSON", frame("job.proposal", b"{not json"), "cannot decode 'job.proposal' from the peer".into()),
-        (
-            "unknown field",
-            frame("job.proposal", &with_extra_field(&h.proposal("1-00000000"))),
-            "unknown field `extra`".into(),
-        ),
-        ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
+        ("truncated frame", [header_only("job.proposal", 100), b"{\"id\":".to_vec()].concat(), silent.clone()),
+        ("garbage: kind length 0", b"\x10\x00\x00\x00\x00garbage garbage!".to_vec(), undecodable.clone()),
+        ("garbage: binary kind", b"\x01\x00\x00\x00\x03\xff\xfe\xfd\x00".to_vec(), undecodable.clone()),
+        ("wrong message kind", frame("job.decision", b"\"Accept\""), peer("an unexpected message")),
+        ("malformed JSON", frame("job.proposal", b"{not json"), undecodable.clone()),
+        ("unknown field", frame("job.proposal", &with_extra_field(&h.proposal("1-00000000"))), undecodable.clone()),
+        ("silence", vec![], silent.clone()),
     ];
     for (name, bytes, expected) in cases {
         let id = node::jobs::record::new_job_id();
@@ -286,9 +271,7 @@ fn hostile_proposals_are_refused_with_a_reason_and_the_bank_keeps_serving() {
         if !bytes.is_empty() {
             h.write(&mut send, &bytes);
         }
-        let reason = h.abort_reason(&mut recv);
-        assert!(reason.starts_with("node 'bank' could not read the proposal: "), "{name}: {reason}");
-        assert!(reason.contains(&expected), "{name}: expected {expected:?} in {reason:?}");
+        assert_eq!(h.abort_reason(&mut recv), expected, "{name}");
         assert!(h.api.job(&id).is_err(), "{name}: no job is recorded for an unreadable proposal");
         h.assert_still_serving(&conn);
     }
@@ -305,7 +288,7 @@ fn proposals_the_bank_cannot_accept_are_rejected_naming_the_problem() {
     p["spec"]["kind"] = "quantum".into();
     h.send_frame(&mut send, "job.proposal", &serde_json::to_vec(&p).unwrap());
     let reason = h.abort_reason(&mut recv);
-    assert!(reason.contains("unknown variant `quantum`"), "{reason}");
+    assert_eq!(reason, peer_notice("bank", "policy", FailureKind::Peer("a message that does not decode")));
 
     // A proposal for another job than the stream names, and one claiming another submitter:
     // both are decoded, recorded and rejected with the reason.
@@ -377,17 +360,17 @@ fn concurrent_jobs_are_bounded_by_the_configured_limit() {
         assert_eq!(h.decision(&mut recv).refusal, None);
         running.push((id, send, recv));
     }
-    let limit_reason = "node 'bank' already runs 2 jobs, its limit (limits.max_concurrent_jobs = 2)";
-    // A third proposal from the peer is answered with an abort naming the limit.
+    // A third proposal from the peer is answered with an abort naming the limit's key (not its value).
     let id = node::jobs::record::new_job_id();
     let (mut send, mut recv) = h.open(&conn, &id);
     h.send_frame(&mut send, "job.proposal", &h.proposal(&id));
     let reason = h.abort_reason(&mut recv);
-    assert!(reason.starts_with(limit_reason), "{reason}");
+    assert_eq!(reason, peer_notice("bank", "connect", FailureKind::Busy));
+    assert!(reason.contains("(limits.max_concurrent_jobs)") && !reason.contains('2'), "{reason}");
     assert!(h.api.job(&id).is_err());
-    // The bank's own operator is refused too, with the same reason.
+    // The bank's own operator is refused with the limit itself.
     let err = h.api.submit(&demo_job(), OPERATOR).unwrap_err().to_string();
-    assert!(err.contains(limit_reason), "{err}");
+    assert!(err.contains("node 'bank' already runs 2 jobs, its limit (limits.max_concurrent_jobs = 2)"), "{err}");
 
     // Once a job ends, a new one is accepted.
     let (ended, mut send, _recv) = running.remove(0);
@@ -435,6 +418,85 @@ fn connections_from_the_peer_are_bounded() {
     h.assert_still_serving(&admitted.expect("a connection is admitted once one closed"));
 }
 
+#[test]
+fn a_job_naming_a_file_the_bank_must_not_read_is_refused_at_once() {
+    let h = Harness::new(|_| {});
+    let conn = h.connect();
+    let data = &h.bank_config.node.data_dir;
+    assert!(std::process::Command::new("mkfifo").arg(data.join("fifo")).status().unwrap().success());
+    std::os::unix::fs::symlink(&h.bank_config.node.signing_key, data.join("key-link")).unwrap();
+    let train = |name: &str| {
+        let mut s = JobSpec::load(&common::daemons::repo_root().join("configs/demo-train.toml")).unwrap();
+        s.params.remove("test_fraction");
+        s.params.remove("split_seed");
+        s.params.insert("test_ids_file".into(), name.into());
+        s
+    };
+    let lookup = |name: &str| {
+        let mut s = JobSpec::load(&common::daemons::repo_root().join("configs/demo-score-ids.toml")).unwrap();
+        s.params.insert("queries_file".into(), name.into());
+        s
+    };
+    let cases = [
+        ("params.test_ids_file", train("/dev/zero"), "absolute paths are refused"),
+        ("params.test_ids_file", train("../signing.key"), "'..' is refused"),
+        ("params.test_ids_file", train("fifo"), "is a FIFO"),
+        ("params.test_ids_file", train("key-link"), "outside node.data_dir"),
+        ("params.queries_file", lookup("/dev/zero"), "absolute paths are refused"),
+        ("params.queries_file", lookup("fifo"), "is a FIFO"),
+    ];
+    for (key, spec, rule) in cases {
+        let name = spec.params[key.trim_start_matches("params.")].as_str().unwrap().to_string();
+        let id = node::jobs::record::new_job_id();
+        let (mut send, mut recv) = h.open(&conn, &id);
+        let started = std::time::Instant::now();
+        h.send_frame(&mut send, "job.proposal", &h.proposal_of(&id, spec));
+        let refusal = h.decision(&mut recv).refusal;
+        let took = started.elapsed();
+        // The peer learns only that the job named a file the bank refuses: no path, no rule.
+        let expected = format!(
+            "policy: {key} names a file node 'bank' refuses to read (a job may name only regular files inside the \
+             node's data directory)"
+        );
+        assert_eq!(refusal.as_deref(), Some(expected.as_str()), "{name}");
+        assert!(took < Duration::from_secs(1), "{name}: refused after {took:?}");
+        h.send_frame(&mut send, "abort", b"test: done");
+        // The bank's operator sees the rule.
+        let error = h.wait_final(&id).error.unwrap();
+        assert!(error.starts_with(&format!("policy: {key} = '{name}': ")) && error.contains(rule), "{error}");
+    }
+    h.assert_still_serving(&conn);
+}
+
+#[test]
+fn a_full_disk_fails_the_job_and_once_freed_the_next_job_runs_without_a_restart() {
+    let Some(disk) = common::Tmpfs::mount("2m") else { return };
+    let h = Harness::new(|c| c.node.data_dir = disk.path().join("data"));
+    let conn = h.connect();
+    let id = node::jobs::record::new_job_id();
+    let (mut send, mut recv) = h.open(&conn, &id);
+    h.send_frame(&mut send, "job.proposal", &h.proposal(&id));
+    assert_eq!(h.decision(&mut recv).refusal, None);
+    poll("the bank to start the job's transcript", || h.api.job(&id).unwrap().transcript.map(drop));
+    // Now the disk is full: the bank cannot write its transcript outcome, and its job database
+    // fails as soon as a write needs a new page (tests/disk_full.rs checks the store that way).
+    disk.fill();
+    h.send_frame(&mut send, "abort", b"test: stop");
+    let ended = h.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while read_frame(&mut recv, 1 << 20).await.is_ok() {} // the bank's last frames, then its end of the stream
+        })
+        .await
+    });
+    assert!(ended.is_ok(), "the bank's job ended");
+    // Space again: the bank records how the job ended, and takes new jobs, without a restart.
+    disk.free();
+    let r = h.wait_final(&id);
+    assert_eq!(r.state, JobState::Failed);
+    assert_eq!(r.error.as_deref(), Some("peer aborted: test: stop"));
+    h.assert_still_serving(&conn);
+}
+
 // ---- the bank submits; the fake gov is the responder -------------------------------------------
 
 #[test]
@@ -442,28 +504,49 @@ fn hostile_answers_fail_the_submitted_job_with_a_reason() {
     let h = Harness::new(|_| {});
     let conn = h.connect();
     let limit = DEFAULT_MAX_FRAME;
-    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+    let peer = |how| FailureKind::Peer(how);
+    let silent = FailureKind::Transport("no message within the read timeout");
+    let undecodable = peer("a message that does not decode");
+    let cases: Vec<(&str, Vec<u8>, String, FailureKind)> = vec![
         (
             "oversized header",
             header_only("job.decision", u32::MAX),
             format!("of {} bytes exceeds the limit of {limit} bytes", u32::MAX),
+            peer("a frame over the size limit"),
         ),
         (
             "truncated frame",
             [header_only("job.decision", 50), b"\"Acc".to_vec()].concat(),
             "peer sent nothing for 2 s (timeout)".into(),
+            silent,
         ),
-        ("garbage", b"\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec(), "kind length 0 outside 1..=64".into()),
+        (
+            "garbage",
+            b"\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec(),
+            "kind length 0 outside 1..=64".into(),
+            undecodable,
+        ),
         (
             "wrong message kind",
             frame("check.rows", &[7]),
             "expected message 'job.decision' from peer but got 'check.rows'".into(),
+            peer("an unexpected message"),
         ),
-        ("malformed JSON", frame("job.decision", b"{{{{{"), "cannot decode 'job.decision' from the peer".into()),
-        ("unknown field", frame("job.decision", &with_extra_field(&h.accept())), "unknown field `extra`".into()),
-        ("silence", vec![], "peer sent nothing for 2 s (timeout)".into()),
+        (
+            "malformed JSON",
+            frame("job.decision", b"{{{{{"),
+            "cannot decode message 'job.decision' from peer: JSON: ".into(),
+            undecodable,
+        ),
+        (
+            "unknown field",
+            frame("job.decision", &with_extra_field(&h.accept())),
+            "unknown field `extra`".into(),
+            undecodable,
+        ),
+        ("silence", vec![], "peer sent nothing for 2 s (timeout)".into(), silent),
     ];
-    for (name, bytes, expected) in cases {
+    for (name, bytes, expected, kind) in cases {
         let (id, mut send, mut recv) = h.bank_submits(&conn);
         if !bytes.is_empty() {
             h.write(&mut send, &bytes);
@@ -472,9 +555,8 @@ fn hostile_answers_fail_the_submitted_job_with_a_reason() {
         assert_eq!(r.state, JobState::Failed, "{name}");
         let error = r.error.clone().unwrap();
         assert!(error.contains(&expected), "{name}: expected {expected:?} in {error:?}");
-        // The bank tells the peer why it gave up.
-        let reason = h.abort_reason(&mut recv);
-        assert_eq!(reason, format!("node 'bank': {error}"), "{name}");
+        // The bank tells the peer the step and the kind of failure; the details stay here.
+        assert_eq!(h.abort_reason(&mut recv), peer_notice("bank", "policy", kind), "{name}");
         h.assert_still_serving(&conn);
     }
 }
@@ -495,7 +577,8 @@ fn garbage_after_the_decision_fails_the_job() {
     while last.kind != "abort" {
         last = h.read(&mut recv); // the phase's own messages before the bank gave up
     }
-    assert_eq!(String::from_utf8(last.payload).unwrap(), format!("node 'bank': {error}"));
+    let notice = peer_notice("bank", "policy", FailureKind::Peer("a message that does not decode"));
+    assert_eq!(String::from_utf8(last.payload).unwrap(), notice);
     h.assert_still_serving(&conn);
 }
 
@@ -530,7 +613,10 @@ fn after_a_hostile_session_a_normal_job_with_the_real_gov_succeeds() {
         let id = node::jobs::record::new_job_id();
         let (mut send, mut recv) = h.open(&conn, &id);
         h.write(&mut send, &header_only("job.proposal", u32::MAX));
-        assert!(h.abort_reason(&mut recv).contains("exceeds the limit"));
+        assert!(
+            h.abort_reason(&mut recv)
+                .contains("reason peer: a message it received breaks the protocol (a frame over the size limit)")
+        );
         let (_id, mut send, _recv) = h.bank_submits(&conn);
         h.write(&mut send, b"\x00\x00\x00\x00\x00");
     }

@@ -5,6 +5,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::jobs::*;
+use node::jobs::failure::{FailureKind, peer_notice};
 use node::jobs::record::JobState;
 use node::jobs::spec::Reveal;
 
@@ -47,7 +48,23 @@ fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
     let reveals: Vec<_> = transcript_records(&gov, "reveal").into_iter().map(|r| r["reveal"].clone()).collect();
     let bank_reveals: Vec<_> = transcript_records(&bank, "reveal").into_iter().map(|r| r["reveal"].clone()).collect();
     assert_eq!(reveals, bank_reveals, "both transcripts record the same reveals");
-    assert!(reveals.iter().any(|r| r["name"] == "intersection_ids"));
+    // The ids' reveal is hashed with the job's audit key, which both nodes hold (owner-only) and
+    // agreed on without sending it: recomputed here from the key file and the aligned ids.
+    let key_file = |c| std::fs::read_to_string(p.job_file(c, &gov.id, "audit.key")).unwrap();
+    let key: [u8; 32] = hex::decode(key_file(&p.gov_config)).unwrap().try_into().unwrap();
+    assert_eq!(key_file(&p.bank_config), key_file(&p.gov_config));
+    let ids_reveal: Vec<_> = reveals.iter().filter(|r| r["name"] == "intersection_ids").collect();
+    assert_eq!(ids_reveal.len(), 2, "one per direction");
+    let value = gov_ids.join("\n");
+    for r in ids_reveal {
+        assert_eq!(r["value_hash"], hex::encode(blake3::keyed_hash(&key, value.as_bytes()).as_bytes()));
+        assert_ne!(r["value_hash"], hex::encode(blake3::hash(value.as_bytes()).as_bytes()), "not the plain hash");
+    }
+    let transcript = std::fs::read(gov.transcript.as_ref().unwrap()).unwrap();
+    assert!(
+        !transcript.windows(64).any(|w| w == key_file(&p.gov_config).as_bytes()),
+        "the key is not in the transcript"
+    );
 
     // Only the bank learns the ids: the gov gets the size and no file.
     let spec = job("demo-job.toml", |s| {
@@ -75,8 +92,15 @@ fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
     let (gov, bank) = p.run(&spec, false);
     assert_eq!(bank.state, JobState::Failed);
     let err = bank.error.unwrap();
-    assert!(err.contains("bank.csv line") && err.contains("repeats the ID of line"), "{err}");
+    let repeated = first.split(',').next().unwrap();
+    assert!(err.contains("bank.csv line") && err.contains(&format!("ID '{repeated}' repeats the ID of line")), "{err}");
+    // The gov learns only the step and the kind of failure: no id, value, line or path.
     assert_eq!(gov.state, JobState::Failed);
+    let notice = peer_notice("bank", "psi", FailureKind::Input);
+    assert_eq!(gov.error.as_deref(), Some(format!("phase 'psi': peer aborted: {notice}").as_str()));
+    assert!(!notice.contains(repeated) && !notice.contains("line") && !notice.contains('/'), "{notice}");
+    let outcome = transcript_records(&gov, "outcome");
+    assert_eq!(outcome[0]["outcome"]["reason"], format!("phase 'psi': peer aborted: {notice}"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 
 use common::jobs::*;
 use models::reference::{TrainParams, train_reference};
@@ -51,7 +52,7 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     }
     let params = TrainParams { epochs: 3, batch_size: 256, learning_rate: 0.5, seed: 3, ..TrainParams::default() };
     let spec = job("demo-train.toml", |s| {
-        s.reveal.push(Reveal::ScoresToBank);
+        s.reveal.push(Reveal::ScoresToBank); // the bank learns the test scores (ROC, metrics)
         s.params.remove("test_fraction");
         s.params.remove("split_seed");
         s.params.insert("test_ids_file".into(), "test_ids.txt".into());
@@ -65,10 +66,13 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     assert_succeeded(&gov, &bank);
     let train_id = gov.id.clone();
 
-    // Plaintext reference on the same aligned order and split.
+    // Plaintext reference on the same rows, order and split. Training orders the aligned rows by
+    // the keyed hash of their ids under the job's seed (recomputed here), whatever PSI's order.
     let (_, aligned) = read_csv(&p.job_file(&p.bank_config, &train_id, "intersection.csv"));
-    let ids: Vec<&str> = aligned.iter().map(|r| r[0].as_str()).collect();
+    let mut ids: Vec<&str> = aligned.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(ids.len(), common.len());
+    let order_key = blake3::derive_key("tandem train row order v1", &params.seed.to_le_bytes());
+    ids.sort_by_key(|id| *blake3::keyed_hash(&order_key, id.as_bytes()).as_bytes());
     let test: Vec<usize> = (0..ids.len()).filter(|&i| test_ids.contains(ids[i])).collect();
     let train: Vec<usize> = (0..ids.len()).filter(|&i| !test_ids.contains(ids[i])).collect();
     let xg = standardize(&ids.iter().map(|id| p.data.gov[*id].clone()).collect::<Vec<_>>(), &train);
@@ -161,6 +165,28 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     assert_eq!((rows[5][2].as_str(), rows[6][2].as_str()), ("not found at gov", "not in the bank's dataset"));
     assert!(rows[5][3].is_empty() && rows[6][3].is_empty());
 
+    // Everything the jobs wrote is owner-only.
+    for c in [&p.gov_config, &p.bank_config] {
+        let data = &c.node.data_dir;
+        let mut expected = vec![
+            (data.clone(), 0o700),
+            (data.join("jobs.redb"), 0o600),
+            (data.join("models"), 0o700),
+            (data.join(format!("models/{train_id}.json")), 0o600),
+            (c.job_dir(&train_id), 0o700),
+        ];
+        for name in ["transcript.jsonl", "intersection.csv", "model.json", "audit.key"] {
+            expected.push((c.job_dir(&train_id).join(name), 0o600));
+        }
+        expected.push((c.job_dir(&gov.id).join("transcript.jsonl"), 0o600));
+        for (path, mode) in expected {
+            let m = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(m.permissions().mode() & 0o777, mode, "{}", path.display());
+        }
+    }
+    let scores = p.job_file(&p.bank_config, &gov.id, "scores.csv");
+    assert_eq!(std::fs::metadata(&scores).unwrap().permissions().mode() & 0o777, 0o600);
+
     // A model kept as shares cannot serve named ids: both nodes refuse before any lookup.
     let shared_id = format!("{train_id}-shared");
     for c in [&p.gov_config, &p.bank_config] {
@@ -202,9 +228,66 @@ fn a_job_that_fails_after_psi_leaves_no_result_files() {
             assert!(!p.job_file(config, &r.id, name).exists(), "{name} of a failed job");
         }
         let dir = std::fs::read_dir(config.job_dir(&r.id)).unwrap();
-        let names: Vec<String> = dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["transcript.jsonl"], "only the transcript remains");
+        let mut names: Vec<String> = dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["audit.key", "transcript.jsonl"], "only the transcript and its audit key remain");
         let outcome = transcript_records(r, "outcome");
         assert_eq!(outcome.last().unwrap()["outcome"]["status"], "failed");
     }
+}
+
+#[test]
+fn two_runs_of_a_train_job_hold_out_the_same_entities_and_give_the_same_model() {
+    let p = pair(&[], |_, _| {});
+    let spec = job("demo-train.toml", |s| {
+        s.reveal.push(Reveal::ScoresToBank); // the test scores give the metrics
+        s.params.insert("epochs".into(), 2.into());
+    });
+    let runs = [p.run(&spec, false), p.run(&spec, false)];
+    for (gov, bank) in &runs {
+        assert_succeeded(gov, bank);
+    }
+    // PSI aligned the rows in another order in each run...
+    let aligned = |id: &str| read_csv(&p.job_file(&p.bank_config, id, "intersection.csv")).1;
+    assert_ne!(aligned(&runs[0].0.id), aligned(&runs[1].0.id), "PSI's order is random");
+    // ... yet both runs held out the entities the split's definition picks (recomputed here):
+    // the keyed hash of the id under split_seed 42, below test_fraction 0.3.
+    let key = blake3::derive_key("tandem train split v1", &42u64.to_le_bytes());
+    let common = p.data.common_ids();
+    let n_test = common
+        .iter()
+        .filter(|id| {
+            let h = blake3::keyed_hash(&key, id.as_bytes());
+            (u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap()) as f64) < 0.3 * 2f64.powi(64)
+        })
+        .count();
+    for r in runs.iter().flat_map(|(g, b)| [g, b]) {
+        assert_eq!(r.outcome["n_test"], n_test);
+        assert_eq!(r.outcome["n_train"], common.len() - n_test);
+    }
+    // The same metrics and models in both runs, up to the fixed-point truncation of the secret
+    // shares, the one random step left (±1 ulp of 2^-frac_bits per product). Before the split
+    // was keyed by id, runs of one job differed by up to 0.03 in test AUC.
+    for r in [&runs[0].0, &runs[1].0, &runs[1].1] {
+        assert_eq!(r.outcome["test_positives"], runs[0].1.outcome["test_positives"]);
+        for k in ["test_auc", "test_ks"] {
+            let (x, y) = (r.outcome[k].as_f64().unwrap(), runs[0].1.outcome[k].as_f64().unwrap());
+            eprintln!("{k}: {x} vs {y}");
+            assert!((x - y).abs() < 1e-3, "{k}: {x} vs {y}");
+        }
+    }
+    let mut max_diff = 0f64;
+    for config in [&p.gov_config, &p.bank_config] {
+        let model = |id: &str| read_json(&config.node.data_dir.join(format!("models/{id}.json")))["artifact"].clone();
+        let (a, b) = (model(&runs[0].0.id), model(&runs[1].0.id));
+        for block in ["gov", "bank"] {
+            assert_eq!(a[block]["standardizer"], b[block]["standardizer"], "the same training rows");
+            let w = |m: &Value| serde_json::from_value::<Option<Vec<f64>>>(m[block]["weights"].clone()).unwrap();
+            for (x, y) in w(&a).unwrap_or_default().iter().zip(w(&b).unwrap_or_default()) {
+                max_diff = max_diff.max((x - y).abs());
+            }
+        }
+    }
+    eprintln!("largest weight difference between the runs: {max_diff:e}");
+    assert!(max_diff < 1e-3, "{max_diff}");
 }

@@ -8,6 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -275,8 +276,9 @@ impl TranscriptWriter {
     }
 }
 
+/// Creates a transcript or payload file, owner-only (0600); never an existing file.
 fn create_new(path: &Path) -> Result<File> {
-    OpenOptions::new().append(true).create_new(true).open(path).map_err(|e| {
+    OpenOptions::new().append(true).create_new(true).mode(0o600).open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             anyhow!(
                 "transcript file {} already exists; transcripts are never overwritten: use a new path or move the old file away",

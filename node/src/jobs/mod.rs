@@ -2,6 +2,8 @@
 //! storage ([`record`], [`store`]), the runner with per-kind protocol phases ([`runner`]) and
 //! each job's signed transcript and manifest ([`transcript`]).
 
+pub mod failure;
+pub mod files;
 pub mod phases;
 pub mod policy;
 pub mod record;

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use super::policy;
+use super::failure::{self, FailureKind, InputResult};
+use super::policy::{self, Refusal};
 use super::record::{JobRecord, JobState, StepState, check_operator};
 use super::spec::{JobKind, JobSpec};
 use super::store::Store;
@@ -177,6 +178,21 @@ impl PhaseContext<'_> {
         to: RevealTo,
         rule: &str,
     ) -> Result<()> {
+        self.reveal_hash(name, value_hash(value), summary, from, to, rule)
+    }
+
+    /// [`Self::reveal`] of a value whose recorded hash is `value_hash` rather than the value's
+    /// plain BLAKE3: for values an auditor could otherwise confirm by guessing (e.g. the
+    /// intersection's ids, hashed with the job's audit key, see `SCHEMA.md`).
+    pub fn reveal_hash(
+        &mut self,
+        name: &str,
+        value_hash: [u8; 32],
+        summary: &str,
+        from: Role,
+        to: RevealTo,
+        rule: &str,
+    ) -> Result<()> {
         let recipients: Vec<Role> = to.roles().iter().copied().filter(|r| *r != from).collect();
         if recipients.is_empty() {
             bail!("reveal '{name}' in phase '{}': {from} cannot reveal a value to itself only", self.phase);
@@ -184,7 +200,7 @@ impl PhaseContext<'_> {
         self.transcript.reveal(Reveal {
             phase: self.phase.to_string(),
             name: name.to_string(),
-            value_hash: value_hash(value),
+            value_hash,
             summary: summary.to_string(),
             from,
             to: recipients,
@@ -261,11 +277,17 @@ struct Reporter {
     store: Store,
     id: String,
     last: Mutex<Option<Instant>>,
+    /// The step last started (named in what the peer is told when the job fails).
+    current: Mutex<&'static str>,
 }
 
 impl Reporter {
     fn new(store: &Store, id: &str) -> Reporter {
-        Reporter { store: store.clone(), id: id.to_string(), last: Mutex::new(None) }
+        Reporter { store: store.clone(), id: id.to_string(), last: Mutex::new(None), current: Mutex::new(CONNECT) }
+    }
+
+    fn current_step(&self) -> &'static str {
+        *self.current.lock().expect("reporter lock")
     }
 
     fn progress(&self, step: &str, fraction: f64, message: &str) {
@@ -283,7 +305,10 @@ impl Reporter {
         });
     }
 
-    fn step(&self, step: &str, state: StepState) {
+    fn step(&self, step: &'static str, state: StepState) {
+        if state == StepState::Running {
+            *self.current.lock().expect("reporter lock") = step;
+        }
         let _ = self.store.update(&self.id, |r| {
             if r.state == JobState::Pending {
                 r.state = JobState::Running;
@@ -344,7 +369,8 @@ fn json_round_trip<T: Serialize + DeserializeOwned>(v: &T) -> Result<(Vec<u8>, T
 
 fn recv_json<T: DeserializeOwned>(ch: &mut Channel, kind: &str) -> Result<T> {
     let bytes = ch.recv_frame(kind)?;
-    serde_json::from_slice(&bytes).map_err(|e| anyhow!("cannot decode '{kind}' from the peer: {e}"))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| protocol::Error::Decode { kind: kind.to_string(), reason: format!("JSON: {e}") }.into())
 }
 
 /// A channel for a job whose first frames are kept until the transcript exists.
@@ -366,7 +392,7 @@ fn start_transcript(
 ) -> Result<JobTranscript> {
     let transcript = JobTranscript::start(&env.config, keys, manifest?, early, ch)?;
     let path = transcript.path.clone();
-    env.store.update(&transcript.manifest.job_id, |r| r.transcript = Some(path))?;
+    env.store.update(&transcript.manifest.job_id, |r| r.transcript = Some(path.clone()))?;
     Ok(transcript)
 }
 
@@ -379,7 +405,7 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         reporter.step(CONNECT, StepState::Done);
         reporter.step(POLICY, StepState::Running);
         let keys = NodeKeys::load(&env.config)?;
-        let me = keys.side(&env.config, &record.spec, Some(dataset_info(&env.config, &record.spec)?));
+        let me = keys.side(&env.config, &record.spec, Some(dataset_info(&env.config, &record.spec).input()?));
         let created = format_rfc3339((record.created_ms / 1000) as i64, (record.created_ms % 1000) as u32 * 1000);
         let proposal = Proposal {
             id: id.to_string(),
@@ -415,7 +441,8 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             if let Some(reason) = d.refusal {
                 return Err(Refused(format!("rejected by peer '{}': {reason}", env.config.peer.name)).into());
             }
-            check_peer_side(&env.config, &env.peer_cert_sha256, &d.side).map_err(|e| anyhow!(e))?;
+            check_peer_side(&env.config, &env.peer_cert_sha256, &d.side)
+                .map_err(|e| failure::mark(FailureKind::Policy("peer.signing_key / peer.fingerprint"), anyhow!(e)))?;
             run_agreed(env, &reporter, &transcript, &terms, &mut ch)
         });
         finish(env, &reporter, &mut ch, Some(&transcript), outcome);
@@ -433,34 +460,50 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     let (mut ch, early) = early_channel(env, transport);
     let proposal = recv_json::<Proposal>(&mut ch, "job.proposal").and_then(|p| match parse_rfc3339(&p.created) {
         Some(_) => Ok(p),
-        None => bail!("proposal field created '{:.40}' is not an RFC 3339 UTC time", p.created),
+        None => Err(protocol::Error::Decode {
+            kind: "job.proposal".into(),
+            reason: format!("field created '{:.40}' is not an RFC 3339 UTC time", p.created),
+        }
+        .into()),
     });
     let proposal = match proposal {
         Ok(p) => p,
         Err(e) => {
-            ch.abort(&format!("node '{me_name}' could not read the proposal: {e:#}"));
-            return tracing::warn!("job {id}: {e:#}");
+            ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::of(&e)));
+            return tracing::warn!("job {id}: could not read the proposal: {e:#}");
         }
     };
     let keys = match NodeKeys::load(&env.config) {
         Ok(k) => k,
         Err(e) => {
-            ch.abort(&format!("node '{me_name}' cannot load its keys"));
+            ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::Internal));
             return tracing::error!("job {id}: {e:#}");
         }
     };
     let peer = env.config.peer.name.clone();
     let spec = &proposal.spec;
     let mut refusal = if proposal.id != id {
-        Some(format!("proposal names job '{}' but the stream was opened for job '{id}'", proposal.id))
+        Some(Refusal::same(format!(
+            "proposal names job '{:.64}' but the stream was opened for job '{id}'",
+            proposal.id
+        )))
     } else if proposal.submitted_by != peer {
-        Some(format!("proposal claims to come from '{}' but the peer is '{peer}'", proposal.submitted_by))
+        Some(Refusal::same(format!(
+            "proposal claims to come from '{:.64}' but the peer is '{peer}'",
+            proposal.submitted_by
+        )))
     } else if let Err(e) = spec.validate() {
-        Some(format!("invalid job: {e:#}"))
+        Some(Refusal::same(format!("invalid job: {e:#}")))
     } else if let Err(e) = check_operator(&proposal.operator) {
-        Some(format!("invalid job: {e}"))
+        Some(Refusal::same(format!("invalid job: {e}")))
     } else if let Err(e) = check_peer_side(&env.config, &env.peer_cert_sha256, &proposal.side) {
-        Some(e)
+        Some(Refusal {
+            local: e,
+            to_peer: format!(
+                "the proposal's keys are not the ones node '{me_name}' has configured for peer '{peer}' \
+                 (peer.signing_key, peer.fingerprint)"
+            ),
+        })
     } else {
         policy::check(&env.config, spec, &peer, env.peer_fingerprint.as_deref()).err()
     };
@@ -468,7 +511,14 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     if refusal.is_none() {
         match dataset_info(&env.config, spec) {
             Ok(d) => dataset = Some(d),
-            Err(e) => refusal = Some(format!("dataset: {e:#}")),
+            Err(e) => {
+                refusal = Some(Refusal {
+                    local: format!("dataset: {e:#}"),
+                    to_peer: format!(
+                        "dataset: the dataset node '{me_name}' would bring cannot be read; its operator's job record says why"
+                    ),
+                })
+            }
         }
     }
     let mut record = JobRecord::new(id, spec.clone(), &peer, &peer, &step_names(spec.kind));
@@ -481,12 +531,15 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         s.state = StepState::Running; // a refusal is recorded by `finish`, after the transcript's outcome
     }
     if let Err(e) = env.store.insert(&record) {
-        ch.abort(&format!("node '{me_name}' cannot record the job: {e:#}"));
-        return tracing::error!("job {id}: {e:#}");
+        ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::Internal));
+        return tracing::error!("job {id}: cannot record the job: {e:#}");
     }
     let reporter = Reporter::new(&env.store, id);
+    *reporter.current.lock().expect("reporter lock") = POLICY;
     let result = (|| -> Result<()> {
-        let (bytes, decision) = json_round_trip(&Decision { refusal, side: keys.side(&env.config, spec, dataset) })?;
+        let to_peer = refusal.as_ref().map(|r| r.to_peer.clone());
+        let (bytes, decision) =
+            json_round_trip(&Decision { refusal: to_peer, side: keys.side(&env.config, spec, dataset) })?;
         let sent = ch.send_frame("job.decision", bytes);
         let terms = JobTerms {
             job_id: id,
@@ -504,9 +557,9 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             Some(&proposal.side),
         );
         let transcript = start_transcript(env, &keys, manifest, &early, &mut ch)?;
-        let outcome = match (decision.refusal, sent) {
-            (Some(reason), _) => Err(Refused(reason).into()),
-            (None, Err(e)) => Err(anyhow!("cannot answer the proposal: {e}")),
+        let outcome = match (refusal, sent) {
+            (Some(reason), _) => Err(Refused(reason.local).into()),
+            (None, Err(e)) => Err(anyhow::Error::new(e).context("cannot answer the proposal")),
             (None, Ok(())) => run_agreed(env, &reporter, &transcript, &terms, &mut ch),
         };
         finish(env, &reporter, &mut ch, Some(&transcript), outcome);
@@ -532,6 +585,9 @@ impl std::error::Error for Refused {}
 struct Completed {
     outcome: Map<String, Value>,
     signed: Outcome,
+    /// The result files written just before completion was signed (removed if the outcome
+    /// cannot be recorded).
+    files: Vec<ResultFile>,
 }
 
 /// Everything after an accepted proposal, identical on both nodes: manifest digests, the
@@ -551,11 +607,9 @@ fn run_agreed(
 
     let role = env.config.node.role;
     let dataset_name = &spec.side(role).dataset;
-    let dataset = env
-        .config
-        .datasets
-        .get(dataset_name)
-        .ok_or_else(|| anyhow!("dataset '{dataset_name}' is not configured (datasets.{dataset_name})"))?;
+    let dataset = env.config.datasets.get(dataset_name).ok_or_else(|| {
+        failure::input(anyhow!("dataset '{dataset_name}' is not configured (datasets.{dataset_name})"))
+    })?;
     let job_dir = env.config.job_dir(id);
     let mut outcome = Map::new();
     for d in &transcript.manifest.datasets {
@@ -600,7 +654,7 @@ fn run_agreed(
         remove_results(&files);
         return Err(e);
     }
-    Ok(Completed { outcome, signed })
+    Ok(Completed { outcome, signed, files })
 }
 
 /// Writes the job's result files (owner-only, never over an existing file); on an error removes
@@ -631,7 +685,8 @@ fn completed_outcome(plot: Option<OutcomePlot>) -> Outcome {
 }
 
 /// Records how the job ended: in the job record, and as the transcript's outcome (last record).
-/// On failure tells the peer why, unless the peer ended the job or the job was refused.
+/// On failure tells the peer the step and the kind of failure ([`failure::peer_notice`]), unless
+/// the peer ended the job or the job was refused; the full reason stays on this node.
 fn finish(
     env: &JobEnv,
     reporter: &Reporter,
@@ -641,31 +696,35 @@ fn finish(
 ) {
     let id = reporter.id.as_str();
     let me = &env.config.node.name;
-    let failure = match result {
+    let (state, reason) = match result {
         Ok(done) => match transcript.map_or(Ok(()), |t| t.writer.outcome(done.signed)) {
             Ok(()) => {
-                let _ = env.store.update(id, |r| {
-                    r.outcome = done.outcome;
+                let outcome = done.outcome;
+                return env.store.record_end(id, move |r| {
+                    r.outcome = outcome.clone();
                     r.state = JobState::Succeeded;
                     if let Some(s) = r.step_mut(FINISH) {
                         s.state = StepState::Done;
                         s.progress = 1.0;
                     }
                 });
-                return;
             }
-            Err(e) => (JobState::Failed, format!("the job ran but its transcript could not be completed: {e:#}")),
+            Err(e) => {
+                remove_results(&done.files);
+                (JobState::Failed, format!("the job ran but its transcript could not be completed: {e:#}"))
+            }
         },
         Err(e) => {
-            let from_peer = e.downcast_ref::<Refused>().is_some()
-                || matches!(e.root_cause().downcast_ref::<protocol::Error>(), Some(protocol::Error::PeerAbort(_)));
-            let (state, reason) = match *env.stop.borrow() {
-                Some(Stop::Cancelled) => (JobState::Cancelled, format!("cancelled by the operator of '{me}'")),
-                Some(Stop::Shutdown) => (JobState::Failed, SHUT_DOWN.to_string()),
-                None => (JobState::Failed, format!("{e:#}")),
+            let from_peer = e.downcast_ref::<Refused>().is_some() || failure::is_peer_abort(&e);
+            let (state, reason, kind) = match *env.stop.borrow() {
+                Some(Stop::Cancelled) => {
+                    (JobState::Cancelled, format!("cancelled by the operator of '{me}'"), FailureKind::Cancelled)
+                }
+                Some(Stop::Shutdown) => (JobState::Failed, SHUT_DOWN.to_string(), FailureKind::Shutdown),
+                None => (JobState::Failed, format!("{e:#}"), FailureKind::of(&e)),
             };
             if !from_peer {
-                ch.abort(&format!("node '{me}': {reason}"));
+                ch.abort(&failure::peer_notice(me, reporter.current_step(), kind));
             }
             if let Some(t) = transcript
                 && let Err(e) = t.writer.outcome(Outcome::failed(&reason))
@@ -675,7 +734,8 @@ fn finish(
             (state, reason)
         }
     };
-    let _ = env.store.update(id, |r| r.fail(failure.0, &failure.1));
+    tracing::warn!("job {id} {}: {reason}", if state == JobState::Cancelled { "cancelled" } else { "failed" });
+    env.store.record_end(id, move |r| r.fail(state, &reason));
 }
 
 #[cfg(test)]

@@ -336,8 +336,8 @@ pub enum ScoreTarget {
     Ids,
 }
 
-/// The job's `[params]`, typed. Paths are read by each node on its own machine; relative paths
-/// are relative to the node's `data_dir`.
+/// The job's `[params]`, typed. File names are read by each node on its own machine, inside its
+/// `node.data_dir` only ([`crate::jobs::files`]: relative, no `..`, regular files).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobParams {
@@ -345,11 +345,14 @@ pub struct JobParams {
     pub skip_invalid_ids: bool,
     /// References of the consents covering the job (recorded in both transcripts).
     pub consent_refs: Vec<String>,
-    /// Train: fraction of the aligned rows held out for testing (default 0.2), drawn with `split_seed`.
+    /// Train: about this fraction of the aligned entities is held out for testing (default 0.2):
+    /// those whose id, hashed with a key from `split_seed` (default 0), falls below it
+    /// ([`crate::jobs::phases::train::is_test_id`]), the same in every run.
     pub test_fraction: Option<f64>,
     pub split_seed: Option<u64>,
-    /// Train: file of test entity ids, one per line (header `id` optional). Each node reads this
-    /// path on its own machine, so both operators must hold the same list there.
+    /// Train: file of test entity ids, one per line (header `id` optional), named relative to
+    /// `node.data_dir`. Each node reads it in its own data directory, so both operators must hold
+    /// the same list there.
     pub test_ids_file: Option<PathBuf>,
     pub epochs: Option<usize>,
     pub batch_size: Option<usize>,
@@ -357,7 +360,8 @@ pub struct JobParams {
     pub l2_c: Option<f64>,
     pub sigmoid: Option<Sigmoid>,
     pub frac_bits: Option<u32>,
-    /// Seed of the public mini-batch order.
+    /// Seed of the public mini-batch order (the rows are first ordered by their ids' keyed hash,
+    /// [`crate::jobs::phases::train::row_order`], so PSI's order does not matter).
     pub seed: Option<u64>,
     pub scorecard: Option<Scorecard>,
     /// Train: both nodes approve the model for later score jobs (each node's policy must allow
@@ -369,7 +373,8 @@ pub struct JobParams {
     /// Score: the id of the train job whose model to use.
     pub model: Option<String>,
     pub target: Option<ScoreTarget>,
-    /// Score, target `ids`: the bank's CSV `id,consent_ref` (read at the bank only).
+    /// Score, target `ids`: the bank's CSV `id,consent_ref`, named relative to its `node.data_dir`
+    /// (read at the bank only).
     pub queries_file: Option<PathBuf>,
 }
 
@@ -402,11 +407,6 @@ impl JobParams {
     pub fn scorecard(&self) -> Scorecard {
         self.scorecard.clone().unwrap_or_default()
     }
-}
-
-/// A path from the job's params: absolute, or relative to the node's `data_dir`.
-pub fn resolve_path(data_dir: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) }
 }
 
 #[cfg(test)]

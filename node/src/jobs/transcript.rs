@@ -225,7 +225,7 @@ impl JobTranscript {
         ch: &mut Channel,
     ) -> Result<JobTranscript> {
         let dir = config.job_dir(&manifest.job_id);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create job directory {}", dir.display()))?;
+        identity::create_private_dir(&dir).with_context(|| format!("cannot create job directory {}", dir.display()))?;
         let path = dir.join(TRANSCRIPT_FILE);
         let writer = TranscriptWriter::create(&path, manifest.clone(), &keys.signing, config.transcript.payloads)?;
         let mut observer = writer.observer();

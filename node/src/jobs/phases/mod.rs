@@ -3,7 +3,7 @@
 //! - [`train`] (kind `train`): secure logistic regression on the aligned rows, model artifact, test metrics;
 //! - [`score`] (kind `score`): scores the aligned rows jointly, or single ids by private lookup.
 //!
-//! Every value a phase reveals goes through [`reveal`], which records it (see there).
+//! Every value a phase reveals is recorded with [`PhaseContext::reveal`] (see there).
 
 pub mod psi;
 pub mod score;
@@ -18,6 +18,7 @@ use protocol::ids::{self, PreparedIds};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::failure::input;
 use super::runner::{PhaseContext, RevealTo};
 use crate::config::IdKind;
 
@@ -28,8 +29,19 @@ pub fn os_rng() -> StdRng {
 
 /// Records a value both parties learn from a joint computation: one reveal per direction.
 pub fn reveal_joint(ctx: &mut PhaseContext<'_>, name: &str, value: &[u8], summary: &str, rule: &str) -> Result<()> {
-    ctx.reveal(name, value, summary, Role::Gov, RevealTo::Bank, rule)?;
-    ctx.reveal(name, value, summary, Role::Bank, RevealTo::Gov, rule)
+    reveal_joint_hash(ctx, name, crate::audit::value_hash(value), summary, rule)
+}
+
+/// [`reveal_joint`] of a value recorded by the hash `value_hash` ([`PhaseContext::reveal_hash`]).
+pub fn reveal_joint_hash(
+    ctx: &mut PhaseContext<'_>,
+    name: &str,
+    value_hash: [u8; 32],
+    summary: &str,
+    rule: &str,
+) -> Result<()> {
+    ctx.reveal_hash(name, value_hash, summary, Role::Gov, RevealTo::Bank, rule)?;
+    ctx.reveal_hash(name, value_hash, summary, Role::Bank, RevealTo::Gov, rule)
 }
 
 /// Loads this node's dataset for the job with the given feature columns (all but id and label
@@ -53,7 +65,7 @@ pub fn id_kind(kind: IdKind) -> ids::IdKind {
 pub fn prepare_ids(ctx: &PhaseContext<'_>, ds: &Dataset, skip_bad: bool) -> Result<PreparedIds> {
     let lines = ds.id_lines.iter().copied().zip(ds.ids.iter().map(String::as_str));
     ids::prepare_ids(id_kind(ctx.dataset.id_kind), &ds.source, lines, skip_bad).map_err(|e| {
-        anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name)
+        input(anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name))
     })
 }
 

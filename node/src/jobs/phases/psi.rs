@@ -8,15 +8,25 @@
 //! - `intersection_ids_to_bank`: only the bank learns (and writes) them; the gov learns the size;
 //! - `intersection_size`: both learn the size only.
 //!
+//! With `intersection_ids`, both nodes first agree on the job's *audit key* by Diffie–Hellman
+//! over Ristretto255 ([`agree_audit_key`]) and keep it in `<job_dir>/audit.key` (hex, owner-only).
+//! The `intersection_ids` reveal records are hashed with it (keyed BLAKE3), so a transcript alone
+//! does not let an auditor confirm a guessed intersection; the operators give the key to an
+//! auditor who should be able to.
+//!
 //! Both nodes also learn both dataset row counts and id-set sizes (PSI needs the set sizes).
 //! A score job of target `ids` runs no PSI: the phase does nothing.
 
 use anyhow::Result;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::Identity;
 use models::dataset::Dataset;
 use protocol::psi::{self, PsiParams, PsiReveal};
 use protocol::{Channel, Role};
+use zeroize::Zeroizing;
 
-use super::{load_dataset, os_rng, prepare_ids, reveal_joint, write_csv};
+use super::{load_dataset, os_rng, prepare_ids, reveal_joint, reveal_joint_hash, write_csv};
 use crate::jobs::runner::{PhaseContext, RevealTo};
 use crate::jobs::spec::{JobKind, ScoreTarget};
 
@@ -66,7 +76,9 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
                 out.rows.as_deref().unwrap_or_default().iter().map(|&i| prepared.ids[i].as_str()).collect();
             let summary =
                 format!("each node learns which of its ids are among the {size} common ones, in aligned order");
-            reveal_joint(ctx, "intersection_ids", ids.join("\n").as_bytes(), &summary, &size_rule)?;
+            let key = agree_audit_key(ctx, ch)?;
+            let hash = *blake3::keyed_hash(&key, ids.join("\n").as_bytes()).as_bytes();
+            reveal_joint_hash(ctx, "intersection_ids", hash, &summary, &size_rule)?;
         }
         PsiReveal::BankOnly => {
             let summary = format!("the bank learns which of its ids are among the {size} common ones");
@@ -90,6 +102,44 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     }
     ctx.progress(1.0, &format!("{size} common ids"));
     Ok(())
+}
+
+/// File of the job's audit key in its job directory.
+pub const AUDIT_KEY_FILE: &str = "audit.key";
+
+/// Frame kind of the audit key exchange.
+const AUDIT_KEY_KIND: &str = "psi.audit_key";
+
+/// The job's audit key, agreed with the peer and written to `<job_dir>/audit.key` (64 hex
+/// digits, mode 0600). Each node sends `a·G` for a fresh secret scalar `a`; the key is
+/// `BLAKE3-derive-key("tandem intersection_ids audit key v1", len ‖ job id ‖ A_gov ‖ A_bank ‖ a·B)`
+/// (`len` a u64 LE). The peer learns only a random group element; the transcript holds the two
+/// public points, from which the key cannot be computed (CDH in Ristretto255).
+pub fn agree_audit_key(ctx: &PhaseContext<'_>, ch: &mut Channel) -> Result<Zeroizing<[u8; 32]>> {
+    let secret = Zeroizing::new(Scalar::random(&mut os_rng()));
+    let mine = RistrettoPoint::mul_base(&secret).compress();
+    ch.send_frame(AUDIT_KEY_KIND, mine.to_bytes().to_vec())?;
+    let bad = |reason: &str| protocol::Error::Decode { kind: AUDIT_KEY_KIND.into(), reason: reason.into() };
+    let theirs: [u8; 32] = ch.recv_frame(AUDIT_KEY_KIND)?.try_into().map_err(|_| bad("a public key is 32 bytes"))?;
+    let point = CompressedRistretto(theirs).decompress().ok_or_else(|| bad("not a Ristretto255 point"))?;
+    if point == RistrettoPoint::identity() {
+        return Err(bad("the identity is not a public key").into());
+    }
+    let shared = Zeroizing::new((*secret * point).compress().to_bytes());
+    let (gov, bank) = match ctx.role {
+        Role::Gov => (mine.to_bytes(), theirs),
+        Role::Bank => (theirs, mine.to_bytes()),
+    };
+    let mut material = Zeroizing::new(Vec::with_capacity(8 + ctx.job_id.len() + 96));
+    material.extend_from_slice(&(ctx.job_id.len() as u64).to_le_bytes());
+    material.extend_from_slice(ctx.job_id.as_bytes());
+    material.extend_from_slice(&gov);
+    material.extend_from_slice(&bank);
+    material.extend_from_slice(shared.as_ref());
+    let key = Zeroizing::new(blake3::derive_key("tandem intersection_ids audit key v1", &material));
+    let path = ctx.job_dir.join(AUDIT_KEY_FILE);
+    crate::identity::write_private(&path, Zeroizing::new(hex::encode(key.as_ref())).as_bytes())?;
+    Ok(key)
 }
 
 /// The aligned rows from the `psi` phase (kinds that need `intersection_ids`).

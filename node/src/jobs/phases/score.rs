@@ -16,9 +16,8 @@
 //!   outcome; ids the gov (or the bank) does not hold get status `not found at gov` (`... bank`).
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use models::capped::FixedScorecard;
 use models::dataset::Dataset;
 use models::scorecard::ScoreOutput;
@@ -33,9 +32,11 @@ use serde_json::json;
 use super::psi::take_aligned;
 use super::train::{SavedModel, load_model};
 use super::{id_kind, load_dataset, os_rng, prepare_ids, write_csv};
+use crate::jobs::failure::{FailureKind, InputResult, input, mark};
+use crate::jobs::files::{self, JobFile};
 use crate::jobs::record::JobState;
 use crate::jobs::runner::PhaseContext;
-use crate::jobs::spec::{JobKind, ScoreTarget, resolve_path};
+use crate::jobs::spec::{JobKind, ScoreTarget};
 
 /// Most ids one lookup job may score (the gov refuses a larger announced batch).
 pub const MAX_QUERIES: u64 = 1 << 20;
@@ -75,11 +76,14 @@ fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
         .map(|r| r.outcome.get(SCORED_ENTITIES).and_then(|v| v.as_u64()).unwrap_or(0))
         .sum();
     if used + n > budget {
-        bail!(
-            "policy: scoring {n} more entities with model '{model}' would exceed node '{}''s budget of {budget} a day \
+        return Err(mark(
+            FailureKind::Policy("policy.score_budget_per_day"),
+            anyhow!(
+                "policy: scoring {n} more entities with model '{model}' would exceed node '{}''s budget of {budget} a day \
              ({used} scored today; policy.score_budget_per_day)",
-            ctx.config.node.name
-        );
+                ctx.config.node.name
+            ),
+        ));
     }
     Ok(())
 }
@@ -87,22 +91,25 @@ fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let params = ctx.spec.params()?;
     let model_id = params.model.clone().unwrap_or_default();
-    let saved = load_model(ctx.config, &model_id)?;
+    let saved = load_model(ctx.config, &model_id).input()?;
     if !saved.for_scoring {
-        bail!(
-            "policy: model '{model_id}' was not approved for scoring: its train job did not set params.for_scoring = true \
-             (both nodes approve scoring when they accept the train job)"
-        );
+        return Err(mark(
+            FailureKind::Policy("params.for_scoring"),
+            anyhow!(
+                "policy: model '{model_id}' was not approved for scoring: its train job did not set \
+                 params.for_scoring = true (both nodes approve scoring when they accept the train job)"
+            ),
+        ));
     }
     let own = saved.artifact.block(ctx.role);
     let side = ctx.spec.side(ctx.role);
     if side.columns != own.features {
-        bail!(
+        return Err(input(anyhow!(
             "{}.columns must be the model's {} columns [{}] (model '{model_id}')",
             ctx.role,
             ctx.role,
             own.features.join(", ")
-        );
+        )));
     }
     ctx.outcome.insert("model".into(), model_id.clone().into());
     match params.target.context("params.target is missing")? {
@@ -154,13 +161,13 @@ struct Query {
     consent: String,
 }
 
-/// Reads `id,consent_ref` rows; errors name the file and line (not the id: the message may reach the peer).
-fn read_queries(path: &Path, kind: protocol::ids::IdKind) -> Result<Vec<Query>> {
-    let file = path.display();
-    let mut r = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot read the queries file {file} (params.queries_file)"))?;
+/// Reads `id,consent_ref` rows of the queries file; errors name the file and line.
+fn read_queries(file: &JobFile, kind: protocol::ids::IdKind) -> Result<Vec<Query>> {
+    let (bytes, file) = (file.bytes.as_slice(), file.path.display());
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        bail!("{file}: the file is empty; it needs the header `id,consent_ref` and one row per id to score");
+    }
+    let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
     let header: Vec<String> =
         r.headers().with_context(|| format!("{file}: cannot read the header"))?.iter().map(str::to_string).collect();
     if header != ["id", "consent_ref"] {
@@ -189,11 +196,11 @@ fn read_queries(path: &Path, kind: protocol::ids::IdKind) -> Result<Vec<Query>> 
 fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, skip_bad: bool) -> Result<()> {
     let art = &saved.artifact;
     if art.reveal == ModelReveal::None {
-        bail!(
+        return Err(input(anyhow!(
             "model '{}' was kept as secret shares (model_shared): scoring named ids needs each node's own weights; \
              train with reveal \"model_to_owners\" (or \"model_to_both\"), or score with target = \"intersection\"",
             saved.job_id
-        );
+        )));
     }
     let own = art.block(ctx.role);
     let weights = own.weights.as_deref().context("the model file lacks this node's weights")?;
@@ -211,17 +218,18 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
     ch.send("score.model", &digest)?;
     let theirs: [u8; 32] = ch.recv("score.model")?;
     if theirs != digest {
-        bail!(
+        return Err(input(anyhow!(
             "the peer's model '{}' differs from ours (parameters, columns or scorecard): both must score with the same train job",
             saved.job_id
-        );
+        )));
     }
-    let queries_file = (ctx.role == Role::Bank)
-        .then(|| ctx.spec.params().map(|p| p.queries_file))
-        .transpose()?
-        .flatten()
-        .map(|f| resolve_path(&ctx.config.node.data_dir, &f));
-    let queries = queries_file.as_deref().map(|f| read_queries(f, id_kind(ctx.dataset.id_kind))).transpose()?;
+    let queries = match (ctx.role, ctx.spec.params()?.queries_file) {
+        (Role::Bank, Some(name)) => {
+            let file = files::read(&ctx.config.node.data_dir, "params.queries_file", &name)?;
+            Some(read_queries(&file, id_kind(ctx.dataset.id_kind)).context("params.queries_file").input()?)
+        }
+        _ => None,
+    };
 
     let data = load_dataset(ctx, &own.features, None)?;
     let prepared = prepare_ids(ctx, &data, skip_bad)?;
@@ -238,19 +246,25 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
             server.send_table(ch, ctx.job_id, &prepared.ids, &payloads)?;
             let announced: u64 = ch.recv("score.queries")?;
             if announced == 0 || announced > MAX_QUERIES {
-                bail!("the bank announced {announced} queries; a lookup job scores 1 to {MAX_QUERIES}");
+                return Err(protocol::Error::Protocol(format!(
+                    "the bank announced {announced} queries; a lookup job scores 1 to {MAX_QUERIES}"
+                ))
+                .into());
             }
             check_budget(ctx, &saved.job_id, announced)?;
             let answered = server.answer(ch, &lookup_grant(announced as usize), announced as usize)?;
             if answered as u64 != announced {
-                bail!("the bank announced {announced} queries but sent {answered}");
+                return Err(protocol::Error::Protocol(format!(
+                    "the bank announced {announced} queries but sent {answered}"
+                ))
+                .into());
             }
             ctx.outcome.insert("queries".into(), answered.into());
             ctx.outcome.insert(SCORED_ENTITIES.into(), answered.into());
             answered
         }
         Role::Bank => {
-            let queries = queries.expect("the bank read its queries");
+            let queries = queries.context("a lookup job needs params.queries_file at the bank").input()?;
             // Only ids of the bank's own dataset are looked up: the bank may not learn the gov's
             // partial score of an entity it does not hold.
             let bank_row: HashMap<&str, usize> =

@@ -1,10 +1,15 @@
 //! Phase `train`: secure vertical logistic regression ([`models::secure_lr`]) on the rows
 //! aligned by the `psi` phase.
 //!
-//! 1. Train/test split, public and agreed: `params.test_ids_file` (each node reads the path on its
-//!    own machine, so both operators must hold the same list of ids there), or `test_fraction`
-//!    (default 0.2) of the aligned rows drawn with `split_seed` (default 0). Both nodes then swap a
-//!    BLAKE3 digest of the sorted test positions (`train.split`) and refuse on a mismatch.
+//! 1. Both nodes put the aligned rows in an order that depends only on the entity ids and
+//!    `seed` ([`row_order`]), not on the order PSI produced, so the mini-batch plan (and every
+//!    sum over rows) is the same in every run of the job. Train/test split, public and agreed:
+//!    `params.test_ids_file` (each node reads that file in its own `node.data_dir`, see
+//!    [`crate::jobs::files`], so both operators must hold the same list of ids there), or each
+//!    entity is a test entity when the keyed hash of its normalised id under `split_seed`
+//!    (default 0) falls below `test_fraction` (default 0.2; [`is_test_id`]): the same entities are
+//!    held out in every run. Both nodes then swap a BLAKE3 digest of the sorted test positions
+//!    (`train.split`) and refuse on a mismatch.
 //! 2. Each node standardises its own columns on the training rows (plaintext, local).
 //! 3. [`secure_train`] with an OS-seeded engine; parameters from the job (`epochs`, `batch_size`,
 //!    `learning_rate`, `l2_c`, `sigmoid`, `frac_bits`, `seed`, `scorecard`), model reveal from
@@ -24,7 +29,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use models::metrics::{Metrics, ScoreBins};
-use models::reference::BatchPlan;
 use models::scorecard::Scorecard;
 use models::secure_lr::{ModelArtifact, PartyData, TrainJob, secure_train};
 use models::standardize::Standardizer;
@@ -37,8 +41,9 @@ use super::psi::take_aligned;
 use super::{id_kind, os_rng};
 use crate::audit::ScoreHist;
 use crate::config::Config;
+use crate::jobs::failure::{InputResult, input};
+use crate::jobs::files;
 use crate::jobs::runner::PhaseContext;
-use crate::jobs::spec::resolve_path;
 
 /// A node's stored model: its [`ModelArtifact`] and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,20 +90,44 @@ pub fn load_model(config: &Config, id: &str) -> Result<SavedModel> {
     Ok(saved)
 }
 
-/// `round(n·fraction)` test positions out of `0..n`, drawn by the seeded public permutation
-/// of [`BatchPlan`]; sorted.
-pub fn split_test_rows(n: usize, fraction: f64, seed: u64) -> Vec<usize> {
-    let all: Vec<usize> = (0..n).collect();
-    let permuted = BatchPlan::new(&all, n.max(1), seed).batches.concat();
-    let mut test = permuted[..((n as f64 * fraction).round() as usize).min(n)].to_vec();
-    test.sort_unstable();
-    test
+/// Keyed hash of a normalised entity id under a key derived from `seed` for `purpose`.
+fn id_hash(purpose: &str, seed: u64, id: &str) -> [u8; 32] {
+    let key = blake3::derive_key(purpose, &seed.to_le_bytes());
+    *blake3::keyed_hash(&key, id.as_bytes()).as_bytes()
 }
 
-/// The ids listed in `file` (one per line; an optional header `id`, blank lines and repeats are
-/// skipped), normalised like a dataset's of `kind`; an invalid one is an error naming file and line.
+/// Whether the entity with normalised id `id` is held out for testing: the first 8 bytes (LE) of
+/// `BLAKE3-keyed(derive_key("tandem train split v1", split_seed LE), id)`, read as a fraction of
+/// 2^64, are below `fraction`. A function of the id and the seed only: every run of a job holds
+/// out the same entities, about `fraction` of them.
+pub fn is_test_id(id: &str, fraction: f64, split_seed: u64) -> bool {
+    let h = id_hash("tandem train split v1", split_seed, id);
+    let x = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
+    (x as f64) < fraction * 2f64.powi(64)
+}
+
+/// The aligned rows ordered by `BLAKE3-keyed(derive_key("tandem train row order v1", seed LE),
+/// id)`: an order both nodes derive from the ids they share, the same whatever order PSI gave.
+pub fn row_order(ids: &[String], seed: u64) -> Vec<usize> {
+    let keys: Vec<[u8; 32]> = ids.iter().map(|id| id_hash("tandem train row order v1", seed, id)).collect();
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]).then_with(|| ids[a].cmp(&ids[b])));
+    order
+}
+
+/// The ids listed in `file` (see [`parse_id_list`]); for `tandem bench lr --test-ids`.
 pub fn read_id_list(file: &Path, kind: protocol::ids::IdKind) -> Result<HashSet<String>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the id list {}", file.display()))?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read the id list {}", file.display()))?;
+    parse_id_list(&file.display().to_string(), &bytes, kind)
+}
+
+/// The ids in `bytes`, the text of file `source`: one per line; an optional header `id`, blank
+/// lines and repeats are skipped; normalised like a dataset's of `kind`. An invalid id is an error
+/// naming file and line, and so is a list without ids.
+pub fn parse_id_list(source: &str, bytes: &[u8], kind: protocol::ids::IdKind) -> Result<HashSet<String>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!("{source}: not UTF-8 text (byte {}); save the id list as UTF-8", e.valid_up_to())
+    })?;
     let mut ids = HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let raw = line.trim();
@@ -106,8 +135,11 @@ pub fn read_id_list(file: &Path, kind: protocol::ids::IdKind) -> Result<HashSet<
             continue;
         }
         let id = protocol::ids::normalize(kind, raw)
-            .map_err(|why| anyhow::anyhow!("{} line {}: the id {why}", file.display(), i + 1))?;
+            .map_err(|why| anyhow::anyhow!("{source} line {}: the id {why}", i + 1))?;
         ids.insert(id);
+    }
+    if ids.is_empty() {
+        bail!("{source}: the file is empty (no ids); list the test entities' ids, one per line");
     }
     Ok(ids)
 }
@@ -119,31 +151,39 @@ struct SplitDigest {
 }
 
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    let params = ctx.spec.params()?;
+    let params = ctx.spec.params().input()?;
+    let train_params = params.train_params();
     let aligned = take_aligned(ctx)?;
-    let data = &aligned.data;
+    let order = row_order(&aligned.ids, train_params.seed);
+    let data = &aligned.data.select_rows(&order);
+    let ids: Vec<&str> = order.iter().map(|&r| aligned.ids[r].as_str()).collect();
     let n = data.rows();
-    let test_rows = match &params.test_ids_file {
+    let test_rows: Vec<usize> = match &params.test_ids_file {
         Some(f) => {
-            let path = resolve_path(&ctx.config.node.data_dir, f);
-            let wanted = read_id_list(&path, id_kind(ctx.dataset.id_kind)).context("params.test_ids_file")?;
-            let rows: Vec<usize> = (0..n).filter(|&r| wanted.contains(&aligned.ids[r])).collect();
+            let file = files::read(&ctx.config.node.data_dir, "params.test_ids_file", f)?;
+            let wanted = parse_id_list(&file.path.display().to_string(), &file.bytes, id_kind(ctx.dataset.id_kind))
+                .context("params.test_ids_file")
+                .input()?;
+            let rows: Vec<usize> = (0..n).filter(|&r| wanted.contains(ids[r])).collect();
             ctx.outcome.insert("test_ids_not_in_intersection".into(), (wanted.len() - rows.len()).into());
             rows
         }
-        None => split_test_rows(n, params.test_fraction(), params.split_seed.unwrap_or(0)),
+        None => {
+            let (fraction, seed) = (params.test_fraction(), params.split_seed.unwrap_or(0));
+            (0..n).filter(|&r| is_test_id(ids[r], fraction, seed)).collect()
+        }
     };
     let bytes: Vec<u8> = test_rows.iter().flat_map(|&r| (r as u64).to_le_bytes()).collect();
     let mine = SplitDigest { n_test: test_rows.len() as u64, digest: *blake3::hash(&bytes).as_bytes() };
     ch.send("train.split", &mine)?;
     let theirs: SplitDigest = ch.recv("train.split")?;
     if theirs != mine {
-        bail!(
+        return Err(input(anyhow::anyhow!(
             "the train/test split differs between the nodes ({} test rows here, {} at the peer): with params.test_ids_file \
              both operators must hold the same list of ids at that path",
             mine.n_test,
             theirs.n_test
-        );
+        )));
     }
     let mut is_test = vec![false; n];
     test_rows.iter().for_each(|&r| is_test[r] = true);
@@ -154,8 +194,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let standardized = standardizer.apply(&data.x);
     ctx.outcome.insert("test_values_clipped".into(), standardized.clipped.into());
     let x = standardized.x;
-    let train_params = params.train_params();
-    let model_reveal = ctx.spec.model_reveal()?;
+    let model_reveal = ctx.spec.model_reveal().input()?;
     let scorecard = params.scorecard();
     ctx.progress(0.05, &format!("training on {} rows, testing on {}", train_rows.len(), test_rows.len()));
     let out = {
@@ -210,7 +249,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     };
     let json = serde_json::to_vec_pretty(&saved)?;
     let path = model_path(ctx.config, ctx.job_id);
-    std::fs::create_dir_all(path.parent().expect("models dir"))?;
+    crate::identity::create_private_dir(path.parent().expect("models dir"))?;
     if path.exists() {
         bail!("model file {} exists already; an existing model is never overwritten", path.display());
     }
@@ -301,29 +340,64 @@ pub fn points_histogram(points: &[f64], labels: &[f64], bins: usize) -> ScoreHis
 mod tests {
     use super::*;
 
+    /// The test count of `n` entities at `fraction` lies within 5 binomial standard deviations.
+    fn plausible(count: usize, n: usize, fraction: f64) -> bool {
+        let (mean, sd) = (n as f64 * fraction, (n as f64 * fraction * (1.0 - fraction)).sqrt());
+        (count as f64 - mean).abs() <= 5.0 * sd
+    }
+
     #[test]
-    fn split_is_seeded_sorted_and_of_the_asked_size() {
-        let t = split_test_rows(1000, 0.3, 7);
-        assert_eq!(t.len(), 300);
-        assert!(t.windows(2).all(|w| w[0] < w[1]) && *t.last().unwrap() < 1000);
-        assert_eq!(t, split_test_rows(1000, 0.3, 7));
-        assert_ne!(t, split_test_rows(1000, 0.3, 8));
-        assert!(split_test_rows(10, 0.0, 1).is_empty());
-        assert!(split_test_rows(0, 0.5, 1).is_empty());
+    fn the_split_and_the_row_order_depend_on_ids_and_seeds_only() {
+        let ids: Vec<String> = (0..5000).map(|i| format!("{}", 100_000 + 7 * i)).collect();
+        let test: HashSet<&String> = ids.iter().filter(|id| is_test_id(id, 0.3, 7)).collect();
+        assert!(plausible(test.len(), ids.len(), 0.3), "{} of {}", test.len(), ids.len());
+        // The same entities for the same seed, other ones for another seed; none at fraction 0.
+        let mut reversed = ids.clone();
+        reversed.reverse();
+        assert_eq!(reversed.iter().filter(|id| is_test_id(id, 0.3, 7)).collect::<HashSet<_>>(), test);
+        let other: HashSet<&String> = ids.iter().filter(|id| is_test_id(id, 0.3, 8)).collect();
+        assert!(plausible(test.intersection(&other).count(), ids.len(), 0.09), "seeds draw independently");
+        assert!(ids.iter().all(|id| !is_test_id(id, 0.0, 7)));
+        // Recomputed here from the definition: BLAKE3 keyed with the derived key, first 8 bytes LE.
+        let key = blake3::derive_key("tandem train split v1", &7u64.to_le_bytes());
+        for id in &ids[..100] {
+            let h = blake3::keyed_hash(&key, id.as_bytes());
+            let x = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap()) as f64 / 2f64.powi(64);
+            assert_eq!(is_test_id(id, 0.3, 7), x < 0.3, "{id}");
+        }
+
+        // The row order is the order of the ids' keyed hashes, whatever order they come in.
+        let by_id = |ids: &[String], seed| row_order(ids, seed).into_iter().map(|r| ids[r].clone()).collect::<Vec<_>>();
+        let ordered = by_id(&ids, 3);
+        assert_eq!(by_id(&reversed, 3), ordered);
+        assert_ne!(by_id(&ids, 4), ordered);
+        let key = blake3::derive_key("tandem train row order v1", &3u64.to_le_bytes());
+        let hashes: Vec<[u8; 32]> =
+            ordered.iter().map(|id| *blake3::keyed_hash(&key, id.as_bytes()).as_bytes()).collect();
+        assert!(hashes.windows(2).all(|w| w[0] < w[1]));
+        let mut sorted = ordered.clone();
+        sorted.sort();
+        assert_eq!(sorted.len(), ids.len());
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "a permutation");
     }
 
     #[test]
     fn id_lists_skip_header_blanks_and_repeats_and_name_the_line_of_a_bad_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ids.txt");
-        std::fs::write(&file, "id\n 123 \n\nABC\n123\n").unwrap();
-        let ids = read_id_list(&file, protocol::ids::IdKind::Raw).unwrap();
+        let ids = parse_id_list("ids.txt", b"id\n 123 \n\nABC\n123\n", protocol::ids::IdKind::Raw).unwrap();
         assert_eq!(ids, HashSet::from(["123".to_string(), "ABC".to_string()]));
 
-        std::fs::write(&file, "id\n523205824LGLEW8D52\nnot-a-code\n").unwrap();
-        let err = format!("{:#}", read_id_list(&file, protocol::ids::IdKind::Uscc).unwrap_err());
-        assert!(err.starts_with(&format!("{} line 3: the id ", file.display())), "{err}");
+        let err = parse_id_list("ids.txt", b"id\n523205824LGLEW8D52\nnot-a-code\n", protocol::ids::IdKind::Uscc);
+        let err = format!("{:#}", err.unwrap_err());
+        assert!(err.starts_with("ids.txt line 3: the id "), "{err}");
+        for empty in [&b""[..], b"id\n", b"\n\n"] {
+            let err = format!("{:#}", parse_id_list("ids.txt", empty, protocol::ids::IdKind::Raw).unwrap_err());
+            assert!(err.starts_with("ids.txt: the file is empty"), "{err}");
+        }
+        let err = format!("{:#}", parse_id_list("ids.txt", b"id\n\xff\n", protocol::ids::IdKind::Raw).unwrap_err());
+        assert!(err.contains("not UTF-8"), "{err}");
 
+        let dir = tempfile::tempdir().unwrap();
         let err =
             format!("{:#}", read_id_list(&dir.path().join("missing.txt"), protocol::ids::IdKind::Raw).unwrap_err());
         assert!(err.contains("cannot read the id list") && err.contains("missing.txt"), "{err}");
