@@ -89,17 +89,7 @@ impl Gate for RecordingGate {
         Ok(())
     }
     fn record(&mut self, d: Disclosure) -> protocol::Result<()> {
-        let reveal = Reveal {
-            phase: d.phase,
-            name: d.name,
-            value_hash: d.value_hash,
-            summary: d.summary,
-            from: d.from,
-            to: vec![d.to],
-            rule: d.rule,
-            frames: d.frames,
-        };
-        self.0.reveal(reveal).map_err(|e| protocol::Error::Input(e.to_string()))
+        self.0.reveal(Reveal::from(d)).map_err(|e| protocol::Error::Input(e.to_string()))
     }
 }
 

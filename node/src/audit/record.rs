@@ -179,6 +179,22 @@ pub mod hex_list {
     }
 }
 
+impl From<protocol::disclose::Disclosure> for Reveal {
+    /// The reveal record of a value opened through the channel's reveal path.
+    fn from(d: protocol::disclose::Disclosure) -> Reveal {
+        Reveal {
+            phase: d.phase,
+            name: d.name,
+            value_hash: d.value_hash,
+            summary: d.summary,
+            from: d.from,
+            to: vec![d.to],
+            rule: d.rule,
+            frames: d.frames,
+        }
+    }
+}
+
 /// Hash of a revealed value's canonical bytes, for [`Reveal::value_hash`].
 pub fn value_hash(canonical_bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(canonical_bytes).as_bytes()

@@ -258,16 +258,8 @@ impl protocol::disclose::Gate for JobGate {
     }
 
     fn record(&mut self, d: protocol::disclose::Disclosure) -> protocol::Result<()> {
-        let reveal = Reveal {
-            phase: d.phase,
-            name: d.name,
-            value_hash: d.value_hash,
-            summary: d.summary,
-            from: d.from,
-            to: vec![d.to],
-            rule: format!("policy.reveals: {}", d.rule),
-            frames: d.frames,
-        };
+        let rule = format!("policy.reveals: {}", d.rule);
+        let reveal = Reveal { rule, ..Reveal::from(d) };
         self.writer.reveal(reveal).map_err(|e| protocol::Error::Input(format!("cannot record a reveal: {e:#}")))
     }
 }
