@@ -11,6 +11,36 @@ use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use zeroize::Zeroize;
 
+/// The AES implementation the `aes` crate runs on this CPU, for the start-up log.
+///
+/// The build targets baseline x86-64 (no `target-feature` flags), so one binary runs on every
+/// x86-64 CPU: `aes` detects the CPU's features at run time and takes VAES with AVX-512, VAES
+/// with AVX2, AES-NI, or else its portable constant-time bitsliced code. This mirrors that
+/// choice (aes 0.9 `lib.rs`). All paths give identical output (checked by the known-answer
+/// tests); building with `RUSTFLAGS='--cfg aes_backend="soft"'` forces the portable one.
+pub fn aes_backend() -> &'static str {
+    if cfg!(aes_backend = "soft") {
+        return "portable (forced by --cfg aes_backend=\"soft\")";
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    {
+        if std::arch::is_x86_feature_detected!("vaes") {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return "VAES (AVX-512)";
+            }
+            return "VAES (AVX2)";
+        }
+        if std::arch::is_x86_feature_detected!("aes") {
+            return "AES-NI";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("aes") {
+        return "ARMv8 AES";
+    }
+    "portable (no AES instructions detected)"
+}
+
 /// Blocks per `encrypt_blocks` call (keeps the staging buffer on the stack-sized side).
 const AES_BATCH: usize = 512;
 
@@ -174,6 +204,8 @@ mod tests {
         let mut batched = xs.clone();
         aes_encrypt_all(&cipher, &mut batched);
         assert!(xs.iter().zip(&batched).all(|(&x, &c)| encrypt_one(&cipher, x) == c));
+        // `.ci/run` runs these tests once more on the forced portable path: the log names it.
+        assert_eq!(cfg!(aes_backend = "soft"), aes_backend().starts_with("portable (forced"), "{}", aes_backend());
     }
 
     /// Known answers computed once by this code. A change to them is a format break: OT
