@@ -139,6 +139,7 @@ impl Daemon {
             node.config.node.name,
             node.config.node.role
         );
+        tracing::info!("AES for OT extension: {} (detected at start-up)", protocol::ot::aes_backend());
         Ok(Daemon { node, admin_addr, quic_addr, stop_admin: Some(stop_admin), tasks: vec![admin_task, accept_task] })
     }
 

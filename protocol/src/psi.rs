@@ -517,6 +517,24 @@ mod tests {
         assert_ne!(hash_to_group(&hash_prefix("job-8"), id), hash_to_group(&hash_prefix(domain), id));
     }
 
+    /// Known answers computed once by this code. A change to any of them is a format break: a
+    /// node with the change no longer matches peers (or transcripts) of the previous version.
+    #[test]
+    fn known_answers_of_psi_hashes() {
+        let prefix = hash_prefix("job-7");
+        let point = hash_to_group(&prefix, "91350100M000100Y43").compress();
+        assert_eq!(hex::encode(point.as_bytes()), "64359d9903ff36910158d782f9a9d3d2dde2008a1a1121ebaeed035295f3ee46");
+        assert_eq!(
+            hex::encode(hash_to_group(&prefix, "").compress().as_bytes()),
+            "30b6142101b1f7b98188f6159e33c796a83d7fa2cbeb5b21cc2bb1d2bc21ef72"
+        );
+        let ph = params_hash(&params());
+        assert_eq!(hex::encode(ph), "68e14e796dc8fe5a0052c277eca0c65a3d7ee7dfe53f14d85607ddfffe745c16");
+        let key = blake3::derive_key(TAG_CONTEXT, &ph);
+        assert_eq!(format!("{:032x}", tag(&key, &point, 16)), "183ce6ed81f9144a4bf7a1f673fbf434");
+        assert_eq!(format!("{:032x}", tag(&key, &point, 6)), "00000000000000000000a1f673fbf434");
+    }
+
     #[test]
     fn tag_length_bounds_collisions_over_all_pairs_by_2_pow_minus_40() {
         for total in [0usize, 1, 2, 3, 1000, 1 << 17, (1 << 17) + 1, 2 * MAX_SET_SIZE] {

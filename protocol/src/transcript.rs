@@ -90,3 +90,22 @@ pub mod hex_bytes {
         v.try_into().map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known answers computed once by this code. A change to them is a format break: signed
+    /// shared views of earlier jobs no longer verify.
+    #[test]
+    fn known_answers_of_the_shared_chain() {
+        let mut head = ChainHead::default();
+        head.extend("psi.blinded", 5, blake3::hash(b"hello").as_bytes());
+        assert_eq!(hex::encode(head.hash), "0b136615a4a1186ac14eed724279db023fa5a5fee557a899178932e5b227f0ef");
+        head.extend("", 0, &[0xab; 32]);
+        assert_eq!(
+            (head.frames, hex::encode(head.hash).as_str()),
+            (2, "5aebd27d69d8f6597da3267a2016f15ba7a31b694850625de4f92c49c605a07a")
+        );
+    }
+}

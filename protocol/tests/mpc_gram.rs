@@ -131,12 +131,19 @@ fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking()
             // A in [−8, 8) with 4 bits; B with |b| < 8.
             let err = e.cross_gram(Role::Gov, &m(vec![1, 8]), 2, 1, 1, 4, 4).unwrap_err();
             assert!(matches!(&err, Error::Input(s) if s.contains("(row 1, column 0) = 8")), "{err}");
-            assert!(e.cross_gram(Role::Gov, &m(vec![-9, 0]), 2, 1, 1, 4, 4).is_err());
-            assert!(e.cross_gram(Role::Bank, &m(vec![0, -8]), 2, 1, 1, 4, 4).is_err());
-            assert!(e.cross_gram(Role::Bank, &m(vec![0, 8]), 2, 1, 1, 4, 4).is_err());
-            assert!(e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 40, 24).is_err(), "65-bit ring");
-            assert!(e.cross_gram(Role::Gov, &m(vec![0, 0]), 3, 1, 1, 4, 4).is_err(), "wrong shape");
-            assert!(e.lift(&[0], 2).is_err() && e.lift(&[0], 65).is_err());
+            let input_error = |r: Result<Vec<u64>, Error>, want: &str| match r {
+                Err(Error::Input(s)) => assert!(s.contains(want), "{s}"),
+                other => panic!("expected an input error containing {want:?}, got {other:?}"),
+            };
+            let before = e.stats();
+            input_error(e.cross_gram(Role::Gov, &m(vec![-9, 0]), 2, 1, 1, 4, 4), "A entry (row 0, column 0) = -9");
+            input_error(e.cross_gram(Role::Bank, &m(vec![0, -8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = -8");
+            input_error(e.cross_gram(Role::Bank, &m(vec![0, 8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = 8");
+            input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 40, 24), "need a 65-bit ring");
+            input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 3, 1, 1, 4, 4), "the call says 3×1");
+            input_error(e.lift(&[0], 2), "ring of 2 bits");
+            input_error(e.lift(&[0], 65), "ring of 65 bits");
+            assert_eq!(e.stats(), before, "refused before sending anything");
         }
     });
 }

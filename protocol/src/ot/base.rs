@@ -158,6 +158,41 @@ mod tests {
         }
     }
 
+    /// A receiver that reused one secret `x` for every OT would send equal points `R_j` for equal
+    /// choices, telling the sender which choices agree. Points and keys must all differ.
+    #[test]
+    fn every_ot_uses_fresh_receiver_randomness() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let (sender, s_msg) = Sender::start(&mut rng);
+        let choices = [true, true, true, false, false, false, true, false];
+        let (r_msg, chosen) = receive(&mut rng, &s_msg, &choices).unwrap();
+        let mut points: Vec<&[u8]> = r_msg.chunks_exact(32).collect();
+        points.sort();
+        points.dedup();
+        assert_eq!(points.len(), choices.len(), "receiver points repeat");
+        let pairs = sender.finish(&r_msg, choices.len()).unwrap();
+        let mut keys: Vec<Key> = pairs.iter().flat_map(|&(k0, k1)| [k0, k1]).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 2 * choices.len(), "sender keys repeat across OTs");
+        for (j, &c) in choices.iter().enumerate() {
+            let (k0, k1) = pairs[j];
+            assert_eq!(chosen[j], if c { k1 } else { k0 });
+            assert_ne!(chosen[j], if c { k0 } else { k1 }, "OT {j}: receiver holds the unchosen key");
+        }
+    }
+
+    /// Known answer computed once by this code. A change to it is a format break: base OT
+    /// stops interoperating with nodes of the previous version.
+    #[test]
+    fn known_answer_of_key_derivation() {
+        let s = (&Scalar::from(3u64) * RISTRETTO_BASEPOINT_TABLE).compress();
+        let r = (&Scalar::from(5u64) * RISTRETTO_BASEPOINT_TABLE).compress();
+        let p = &Scalar::from(15u64) * RISTRETTO_BASEPOINT_TABLE;
+        assert_eq!(hex::encode(kdf(0, &s, &r, &p)), "4bd114706ca5c74f238c74046791a3df");
+        assert_eq!(hex::encode(kdf(1, &s, &r, &p)), "f63c0f58e550a4f375cf92f5b814097d");
+    }
+
     #[test]
     fn malformed_points_are_errors() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);

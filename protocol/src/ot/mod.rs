@@ -11,6 +11,36 @@ use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use zeroize::Zeroize;
 
+/// The AES implementation the `aes` crate runs on this CPU, for the start-up log.
+///
+/// The build targets baseline x86-64 (no `target-feature` flags), so one binary runs on every
+/// x86-64 CPU: `aes` detects the CPU's features at run time and takes VAES with AVX-512, VAES
+/// with AVX2, AES-NI, or else its portable constant-time bitsliced code. This mirrors that
+/// choice (aes 0.9 `lib.rs`). All paths give identical output (checked by the known-answer
+/// tests); building with `RUSTFLAGS='--cfg aes_backend="soft"'` forces the portable one.
+pub fn aes_backend() -> &'static str {
+    if cfg!(aes_backend = "soft") {
+        return "portable (forced by --cfg aes_backend=\"soft\")";
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    {
+        if std::arch::is_x86_feature_detected!("vaes") {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return "VAES (AVX-512)";
+            }
+            return "VAES (AVX2)";
+        }
+        if std::arch::is_x86_feature_detected!("aes") {
+            return "AES-NI";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("aes") {
+        return "ARMv8 AES";
+    }
+    "portable (no AES instructions detected)"
+}
+
 /// Blocks per `encrypt_blocks` call (keeps the staging buffer on the stack-sized side).
 const AES_BATCH: usize = 512;
 
@@ -145,6 +175,102 @@ mod tests {
             for j in 0..128 {
                 assert_eq!((a[i] >> j) & 1, (orig[j] >> i) & 1, "bit ({i},{j})");
             }
+        }
+    }
+
+    fn hex_blocks(v: &[u128]) -> Vec<String> {
+        v.iter().map(|x| format!("{x:032x}")).collect()
+    }
+
+    /// One block through the `aes` crate's single-block API, independent of [`aes_encrypt_all`].
+    fn encrypt_one(cipher: &Aes128, x: u128) -> u128 {
+        let mut b = Array::from(x.to_le_bytes());
+        cipher.encrypt_block(&mut b);
+        u128::from_le_bytes(b.into())
+    }
+
+    #[test]
+    fn aes_matches_fips_197_and_single_block_encryption() {
+        // FIPS-197 appendix C.1: AES-128, key 00..0f, plaintext 00112233..ff.
+        let key: [u8; 16] = std::array::from_fn(|i| i as u8);
+        let cipher = Aes128::new(&Array::from(key));
+        let pt: [u8; 16] = std::array::from_fn(|i| (i as u8) * 0x11);
+        let mut data = vec![u128::from_le_bytes(pt); 2 * AES_BATCH + 3];
+        aes_encrypt_all(&cipher, &mut data);
+        let want = u128::from_le_bytes(hex::decode("69c4e0d86a7b0430d8cdb78070b4c55a").unwrap().try_into().unwrap());
+        assert!(data.iter().all(|&c| c == want), "every batch position, across batch boundaries");
+        let xs: Vec<u128> =
+            (0..AES_BATCH as u128 + 9).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)).collect();
+        let mut batched = xs.clone();
+        aes_encrypt_all(&cipher, &mut batched);
+        assert!(xs.iter().zip(&batched).all(|(&x, &c)| encrypt_one(&cipher, x) == c));
+        // `.ci/run` runs these tests once more on the forced portable path: the log names it.
+        assert_eq!(cfg!(aes_backend = "soft"), aes_backend().starts_with("portable (forced"), "{}", aes_backend());
+    }
+
+    /// Known answers computed once by this code. A change to them is a format break: OT
+    /// extension stops interoperating with nodes of the previous version.
+    #[test]
+    fn known_answers_of_hash_and_prg() {
+        let h = CrHash::default();
+        let mut out = vec![0u128; 4];
+        h.expand(&[0, u128::MAX], 5 << 64, 2, &mut out);
+        assert_eq!(
+            hex_blocks(&out),
+            [
+                "8fd3ec3a45502fb881b96afcdb118b81",
+                "842939d317faf1412d6f5a9091972872",
+                "2238755b9626727f2b649a1443f34c09",
+                "4e74ff9ce2a2703f76a8a501a67a6f31"
+            ]
+        );
+        // The documented formula H(x, i) = π(π(x) ⊕ i) ⊕ π(x), block by block.
+        for (o, x) in [0, u128::MAX].into_iter().enumerate() {
+            for b in 0..2 {
+                let px = encrypt_one(&h.pi, x);
+                let i = (5 << 64) + ((o as u128) << 32) + b as u128;
+                assert_eq!(out[2 * o + b], encrypt_one(&h.pi, px ^ i) ^ px, "input {o}, block {b}");
+            }
+        }
+        let mut prg = CtrPrg::new(*b"tandem-prg-kat-1");
+        let mut first = vec![0u128; 3];
+        prg.fill(&mut first);
+        let mut next = vec![0u128; 2];
+        prg.fill(&mut next);
+        assert_eq!(
+            hex_blocks(&first),
+            [
+                "9bf18891cd94bf9de577ef0baa310395",
+                "ca8258989f255d4b76b76410410811f1",
+                "e5245cc6eae8323cb94a6ef38946c42b"
+            ]
+        );
+        assert_eq!(
+            hex_blocks(&next),
+            ["f1132eae81703d4ff988ce770359abd7", "4723c816afbf43fb3adc8b47b3e688df"],
+            "the stream continues across calls"
+        );
+    }
+
+    /// A correlation-robust hash must not be linear: for `H(x, i) = x ⊕ i` (or any `H` linear in
+    /// `x`) the difference `H(x, i) ⊕ H(x ⊕ Δ, i)` is `Δ`-determined and the same for every
+    /// tweak, so an OT receiver would learn the sender's other message from its own.
+    #[test]
+    fn hash_is_not_linear_in_its_input() {
+        let h = CrHash::default();
+        let (x, delta) = (0x0123_4567_89ab_cdef_u128 << 37, 0xfeed_f00d_u128 << 71 | 1);
+        let eval = |x: u128| {
+            let mut out = vec![0u128; 8];
+            h.expand(&[x], 0, 8, &mut out);
+            out
+        };
+        let (hx, hxd, h0, hd) = (eval(x), eval(x ^ delta), eval(0), eval(delta));
+        let diffs: Vec<u128> = hx.iter().zip(&hxd).map(|(a, b)| a ^ b).collect();
+        assert!(diffs.windows(2).all(|w| w[0] != w[1]), "H(x,i) ⊕ H(x⊕Δ,i) varies with i: {diffs:x?}");
+        assert!(diffs.iter().all(|&d| d != delta));
+        for i in 0..8 {
+            assert_ne!(hxd[i], hx[i] ^ hd[i] ^ h0[i], "not affine in x (tweak {i})");
+            assert_ne!(hx[i] ^ x, i as u128, "not x ⊕ i");
         }
     }
 
