@@ -6,14 +6,12 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::Prepared;
+use common::{Prepared, party_data};
 use models::capped::{FixedScorecard, bin_thresholds};
 use models::metrics::{ScoreBins, auc};
 use models::reference::TrainParams;
 use models::scorecard::{ScoreOutput, Scorecard};
-use models::secure_lr::{
-    ModelArtifact, ModelReveal, PartyData, Score, TrainJob, TrainOutput, secure_score, secure_train,
-};
+use models::secure_lr::{ModelArtifact, ModelReveal, Score, TrainJob, TrainOutput, secure_score, secure_train};
 use protocol::disclose::{Disclosure, Ledger};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
@@ -49,15 +47,6 @@ fn gated<T: Send>(rules: &[&str], f: impl Fn(&mut Engine, Role) -> protocol::Res
         (result, ledger.records(), bytes)
     };
     run_pair(|ch| party(ch, 1), |ch| party(ch, 2))
-}
-
-fn party_data(d: &Prepared, role: Role) -> PartyData<'_> {
-    match role {
-        Role::Gov => PartyData { x: &d.gov_x, features: &d.gov_features, standardizer: Some(&d.gov_std), label: None },
-        Role::Bank => {
-            PartyData { x: &d.bank_x, features: &d.bank_features, standardizer: Some(&d.bank_std), label: Some(&d.y) }
-        }
-    }
 }
 
 fn params() -> TrainParams {

@@ -3,13 +3,11 @@
 
 mod common;
 
-use common::Prepared;
+use common::{Prepared, party_data};
 use models::metrics::{Metrics, auc};
 use models::reference::{LinearModel, TrainParams, train_reference};
 use models::scorecard::{ScoreOutput, Scorecard};
-use models::secure_lr::{
-    GRAM_MAX_ABS, ModelArtifact, ModelReveal, PartyData, TrainJob, TrainOutput, secure_score, secure_train,
-};
+use models::secure_lr::{GRAM_MAX_ABS, ModelArtifact, ModelReveal, TrainJob, TrainOutput, secure_score, secure_train};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, Sigmoid};
 use protocol::{Channel, Role, Stats, channel::run_pair};
@@ -28,15 +26,6 @@ fn two_party<T: Send>(
         (result, ch.stats())
     };
     run_pair(|ch| party(ch, 1), |ch| party(ch, 2))
-}
-
-fn party_data(d: &Prepared, role: Role) -> PartyData<'_> {
-    match role {
-        Role::Gov => PartyData { x: &d.gov_x, features: &d.gov_features, standardizer: Some(&d.gov_std), label: None },
-        Role::Bank => {
-            PartyData { x: &d.bank_x, features: &d.bank_features, standardizer: Some(&d.bank_std), label: Some(&d.y) }
-        }
-    }
 }
 
 fn train_both(d: &Prepared, params: &TrainParams, reveal: ModelReveal) -> (TrainOutput, TrainOutput, Stats) {

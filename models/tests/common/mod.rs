@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use models::dataset::{self, Dataset};
 use models::reference::LinearModel;
+use models::secure_lr::PartyData;
 use models::standardize::Standardizer;
+use protocol::Role;
 use rand::{RngExt, SeedableRng};
 
 pub fn testdata(path: &str) -> String {
@@ -103,4 +105,14 @@ pub fn default_credit(rows: usize, seed: u64) -> Prepared {
     }
     let test = order.split_off(rows * 7 / 10);
     prepare(gov, bank, order, test)
+}
+
+/// One party's training input from a prepared split.
+pub fn party_data(d: &Prepared, role: Role) -> PartyData<'_> {
+    match role {
+        Role::Gov => PartyData { x: &d.gov_x, features: &d.gov_features, standardizer: Some(&d.gov_std), label: None },
+        Role::Bank => {
+            PartyData { x: &d.bank_x, features: &d.bank_features, standardizer: Some(&d.bank_std), label: Some(&d.y) }
+        }
+    }
 }
