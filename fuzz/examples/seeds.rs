@@ -71,10 +71,10 @@ fn main() {
         if ch.role() == Role::Gov {
             let server = LookupServer::new(&mut engine_rng(Role::Gov));
             server.send_table(ch, "fuzz", &table, &[5; 10]).unwrap();
-            server.answer(ch, 3).unwrap();
+            server.answer(ch, &tandem_fuzz::fuzz_grant(), 3).unwrap();
         } else {
             let client = LookupClient::receive_table(ch, 1000).unwrap();
-            client.query(ch, "fuzz", &ids, &mut engine_rng(Role::Bank)).unwrap();
+            client.query(ch, &tandem_fuzz::fuzz_grant(), "fuzz", &ids, &mut engine_rng(Role::Bank)).unwrap();
         }
     });
     for op in 0..3u8 {

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use protocol::Role;
 use protocol::lookup::{LookupClient, LookupServer};
-use tandem_fuzz::{Input, engine_rng, scripted_channel};
+use tandem_fuzz::{Input, engine_rng, fuzz_grant, scripted_channel};
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
@@ -20,18 +20,14 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             let mut ch = scripted_channel(Role::Gov, input.frames());
             let server = LookupServer::new(&mut engine_rng(Role::Gov));
-            let _ = server.answer(&mut ch, &grant(), limit);
+            let _ = server.answer(&mut ch, &fuzz_grant(), limit);
         }
         _ => {
             let mut ch = scripted_channel(Role::Bank, input.frames());
             if let Ok(client) = LookupClient::receive_table(&mut ch, limit) {
                 let ids: Vec<String> = (0..n_ids).map(|i| format!("ENTITY{i:06}")).collect();
-                let _ = client.query(&mut ch, &grant(), "fuzz", &ids, &mut engine_rng(Role::Bank));
+                let _ = client.query(&mut ch, &fuzz_grant(), "fuzz", &ids, &mut engine_rng(Role::Bank));
             }
         }
     }
 });
-
-fn grant() -> protocol::disclose::Grant {
-    protocol::disclose::Grant::new("fuzz", "fuzz", "fuzzed lookup answers")
-}

@@ -235,7 +235,7 @@ pub fn recorded_setup(me: Role) -> &'static [Frame] {
 /// values from `seed`. `target` is the fuzzed party; run at the other party, the same call is
 /// the honest mirror step (which is how the seed corpus is made).
 /// The grant the fuzzed openings use (the fuzz channels' gate allows every rule).
-fn fuzz_grant() -> protocol::disclose::Grant {
+pub fn fuzz_grant() -> protocol::disclose::Grant {
     protocol::disclose::Grant::new("fuzz", "fuzz", "a fuzzed opening")
 }
 
