@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
-use node::audit::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, audit_main, compare_cmd, report_cmd, verify_cmd};
+use node::audit::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, compare_cmd, report_cmd, verify_cmd};
 use node::audit::record::{OUTCOME_SIGNING_CONTEXT, append_hex_field, record_chain, split_hex_field};
 use node::audit::{
     Check, DatasetInfo, Failure, Manifest, NodeInfo, Outcome, Policies, Record, Reveal, ScoreHist, TranscriptWriter,
@@ -592,8 +592,11 @@ fn writer_never_overwrites_and_rejects_foreign_keys_and_bad_input() {
 
     let mut out = Vec::new();
     assert_eq!(verify_cmd(&dir.path().join("missing.jsonl"), &mut out), EXIT_USAGE);
-    assert_eq!(audit_main(&["verify".into()]), EXIT_USAGE, "missing FILE");
-    assert_eq!(audit_main(&["verify".into(), path.to_str().unwrap().into()]), EXIT_OK);
+    let tandem = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tandem")).arg("audit").args(args).output().unwrap().status.code()
+    };
+    assert_eq!(tandem(&["verify"]), Some(EXIT_USAGE), "missing FILE");
+    assert_eq!(tandem(&["verify", path.to_str().unwrap()]), Some(EXIT_OK));
     std::fs::write(dir.path().join("junk.jsonl"), "{\"schema\":\"other/9\"}\n").unwrap();
     let v = verify(&dir.path().join("junk.jsonl")).unwrap();
     assert_eq!(checks(&v.failures)[0], (Check::Format, 1), "no chain field");

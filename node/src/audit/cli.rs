@@ -12,30 +12,6 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
-pub const USAGE: &str = "usage:
-  tandem audit verify FILE                 check one transcript (chain, signatures, heads, reveals, payloads)
-  tandem audit compare GOV BANK            check both nodes' transcripts of a job against each other
-  tandem audit report FILE [--html OUT]    readable summary (and an HTML report)";
-
-/// Entry point for the arguments after `audit` (the lead's clap wiring may call the three
-/// commands directly instead). Writes results to stdout, errors to stderr; returns the exit code.
-pub fn audit_main(args: &[String]) -> i32 {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut out = std::io::stdout().lock();
-    match args.as_slice() {
-        ["verify", file] => verify_cmd(Path::new(file), &mut out),
-        ["compare", gov, bank] => compare_cmd(Path::new(gov), Path::new(bank), &mut out),
-        ["report", file] => report_cmd(Path::new(file), None, &mut out),
-        ["report", file, "--html", html] | ["report", "--html", html, file] => {
-            report_cmd(Path::new(file), Some(Path::new(html)), &mut out)
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            EXIT_USAGE
-        }
-    }
-}
-
 fn io_error(e: anyhow::Error) -> i32 {
     eprintln!("error: {e:#}");
     EXIT_USAGE
