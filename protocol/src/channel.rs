@@ -313,23 +313,13 @@ impl Channel {
 
     /// Sends a vector of ring elements (little-endian u64s) as bulk data.
     pub fn send_u64s(&mut self, kind: &str, values: &[u64]) -> Result<()> {
-        let mut bytes = Vec::with_capacity(values.len() * 8);
-        for v in values {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        self.send_bulk(kind, &bytes)
+        self.send_bulk(kind, &u64s_to_bytes(values))
     }
 
     /// Receives exactly `expected_len` u64s of `kind`.
     pub fn recv_u64s(&mut self, kind: &str, expected_len: usize) -> Result<Vec<u64>> {
         let bytes = self.recv_bulk(kind, expected_len as u64 * 8)?;
-        if bytes.len() != expected_len * 8 {
-            return Err(Error::Protocol(format!(
-                "'{kind}' carried {} values, expected {expected_len}",
-                bytes.len() / 8
-            )));
-        }
-        Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+        bytes_to_u64s(kind, &bytes, expected_len)
     }
 
     /// The one reveal path, sending side: checks `grant.rule` with the gate (refused: nothing is
@@ -359,21 +349,13 @@ impl Channel {
 
     /// [`Channel::reveal_send`] of ring elements (little-endian u64s).
     pub fn reveal_send_u64s(&mut self, grant: &Grant, values: &[u64]) -> Result<()> {
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.reveal_send(grant, &bytes)
+        self.reveal_send(grant, &u64s_to_bytes(values))
     }
 
     /// [`Channel::reveal_recv`] of exactly `len` ring elements.
     pub fn reveal_recv_u64s(&mut self, grant: &Grant, len: usize) -> Result<Vec<u64>> {
         let bytes = self.reveal_recv(grant, len as u64 * 8)?;
-        if bytes.len() != len * 8 {
-            return Err(Error::Protocol(format!(
-                "'{}' opened {} values, expected {len}",
-                grant.kind(),
-                bytes.len() / 8
-            )));
-        }
-        Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+        bytes_to_u64s(&grant.kind(), &bytes, len)
     }
 
     fn record_disclosure(&mut self, grant: &Grant, from: Role, value: &[u8], frames: Vec<[u8; 32]>) -> Result<()> {
@@ -394,6 +376,20 @@ impl Channel {
         let reason: String = reason.chars().take(1000).collect();
         let _ = self.send_frame(ABORT, reason.into_bytes());
     }
+}
+
+/// Ring elements as little-endian bytes (the payload of [`Channel::send_u64s`]).
+fn u64s_to_bytes(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Exactly `expected_len` little-endian u64s from a received payload of `kind`; any other length
+/// is the peer's protocol violation.
+fn bytes_to_u64s(kind: &str, bytes: &[u8], expected_len: usize) -> Result<Vec<u64>> {
+    if bytes.len() != expected_len * 8 {
+        return Err(Error::Protocol(format!("'{kind}' carried {} values, expected {expected_len}", bytes.len() / 8)));
+    }
+    Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
 /// Encodes a control message with bincode 2 (the inverse of [`decode`]).
