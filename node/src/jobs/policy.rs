@@ -100,15 +100,14 @@ pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint:
                 });
             }
         }
-        let for_scoring = spec.params().map(|params| params.for_scoring).unwrap_or(false);
-        if for_scoring && !p.job_kinds.contains(&JobKind::Score) {
+    }
+    if let Ok(params) = spec.params() {
+        if spec.kind == JobKind::Train && params.for_scoring && !p.job_kinds.contains(&JobKind::Score) {
             return Err(Refusal::same(format!(
                 "policy: the job approves its model for scoring (params.for_scoring) but node '{me}' does not allow \
                  score jobs (policy.job_kinds)"
             )));
         }
-    }
-    if let Ok(params) = spec.params() {
         let asked = params.score_output();
         let scores = spec.reveal.contains(&Reveal::ScoresToBank);
         if scores && asked > p.score_output {

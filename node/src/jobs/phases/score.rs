@@ -113,12 +113,12 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     }
     ctx.outcome.insert("model".into(), model_id.clone().into());
     match params.target.context("params.target is missing")? {
-        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved),
+        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, params.score_output()),
         ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params.skip_invalid_ids),
     }
 }
 
-fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel) -> Result<()> {
+fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, output: ScoreOutput) -> Result<()> {
     let aligned = take_aligned(ctx)?;
     let art = &saved.artifact;
     check_budget(ctx, &saved.job_id, aligned.data.rows() as u64)?;
@@ -126,7 +126,7 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
     ctx.progress(0.1, &format!("scoring {} common entities", aligned.data.rows()));
     let scores = {
         let mut engine = Engine::new(ch, FixedPoint::new(art.params.frac_bits), &mut os_rng())?;
-        secure_score(&mut engine, art, &x, ctx.spec.params()?.score_output())?
+        secure_score(&mut engine, art, &x, output)?
     };
     let n = aligned.data.rows();
     ctx.outcome.insert("scored".into(), n.into());
