@@ -155,6 +155,12 @@ fn find(payloads: &[(String, Vec<u8>)], windows: &HashSet<Vec<u8>>) -> Vec<(Stri
     hits
 }
 
+/// Fails with `what`, the number of hits and the first few, if any of `windows` is in `payloads`.
+fn assert_none_found(payloads: &[(String, Vec<u8>)], windows: &HashSet<Vec<u8>>, what: &str) {
+    let hits = find(payloads, windows);
+    assert!(hits.is_empty(), "{what} {} times, first {:?}", hits.len(), &hits[..hits.len().min(3)]);
+}
+
 /// What one node's data looks like in every encoding and row order a leak would take: its raw
 /// and standardised columns and its partial scores `x·w`, in the aligned order and in the test
 /// rows' order, as f64 and as fixed point.
@@ -262,20 +268,8 @@ fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_n
     control[0].1.splice(3..3, planted);
     assert_eq!(find(&control, &gov_data).len(), 1, "the scan finds a planted window at an odd offset");
 
-    let hits = find(&at_bank, &gov_data);
-    assert!(
-        hits.is_empty(),
-        "the bank received the gov's data {} times, first {:?}",
-        hits.len(),
-        &hits[..hits.len().min(3)]
-    );
-    let hits = find(&at_gov, &bank_data);
-    assert!(
-        hits.is_empty(),
-        "the gov received the bank's data {} times, first {:?}",
-        hits.len(),
-        &hits[..hits.len().min(3)]
-    );
+    assert_none_found(&at_bank, &gov_data, "the bank received the gov's data");
+    assert_none_found(&at_gov, &bank_data, "the gov received the bank's data");
     // What was opened is exactly the model blocks to their owners, the bias and the metrics.
     for r in [&gov, &bank] {
         let mut opened = opened_values(r);
@@ -346,8 +340,7 @@ fn with_the_gov_cap_at_grade_the_bank_learns_grades_only() {
     let frac_bits = spec.params().unwrap().train_params().frac_bits;
     let gov_data = data_windows(&gov_rows, &[(0..ids.len()).collect()], &gm, "gov", frac_bits);
     for r in [&bank, &sbank] {
-        let hits = find(&received_payloads(r), &gov_data);
-        assert!(hits.is_empty(), "{}: the bank received the gov's data: {:?}", r.id, &hits[..hits.len().min(3)]);
+        assert_none_found(&received_payloads(r), &gov_data, &format!("{}: the bank received the gov's data", r.id));
     }
     let mut opened = opened_values(&sbank);
     opened.dedup();
