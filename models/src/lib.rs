@@ -10,3 +10,4 @@ pub mod reference;
 pub mod scorecard;
 pub mod secure_lr;
 pub mod standardize;
+pub mod watchlist;

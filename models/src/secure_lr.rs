@@ -476,6 +476,22 @@ pub fn secure_score(
     x: &[f64],
     output: ScoreOutput,
 ) -> Result<Option<Vec<Score>>> {
+    let card = FixedScorecard::new(&artifact.scorecard, engine.fixed()).map_err(input_err)?;
+    let (z, bounded) = agreed_logits(engine, artifact, x, "lr-score", &output)?;
+    open_scores(engine, &card, &z, bounded, output, "rows")
+}
+
+/// Checks `artifact` and this party's block `x` (rows × own columns) against the engine, agrees
+/// with the peer on the model, the row count and `purpose` (setup message `<phase>-setup`, a
+/// digest: a mismatch fails before any secret is shared) and returns shares of the rows' joint
+/// logits with [`shared_logits`]'s `bounded` flag. Nothing is opened.
+pub(crate) fn agreed_logits<P: Serialize>(
+    engine: &mut Engine,
+    artifact: &ModelArtifact,
+    x: &[f64],
+    phase: &str,
+    purpose: &P,
+) -> Result<(Vec<u64>, bool)> {
     let me = engine.role();
     if artifact.role != me {
         return Err(input_err(format!("this artifact belongs to the {} node, not the {me}", artifact.role)));
@@ -492,23 +508,21 @@ pub fn secure_score(
     if !x.len().is_multiple_of(cols) {
         return Err(input_err(format!("feature matrix of {} values does not have {cols} columns", x.len())));
     }
-    let card = FixedScorecard::new(&artifact.scorecard, engine.fixed()).map_err(input_err)?;
     check_inputs(&own.features, x, 0..x.len() / cols, engine.fixed())?;
-    engine.channel().set_phase("lr-score");
+    engine.channel().set_phase(phase);
     let digest = job_digest(&(
         artifact.reveal,
         &artifact.params,
         &artifact.gov.features,
         &artifact.bank.features,
         &artifact.scorecard,
-        output,
+        purpose,
     ));
-    let peer_features = exchange_setup(engine, "lr-score-setup", x.len() / cols, &own.features, digest)?;
+    let peer_features = exchange_setup(engine, &format!("{phase}-setup"), x.len() / cols, &own.features, digest)?;
     if peer_features != artifact.block(me.peer()).features {
         return Err(input_err("the peer's feature columns differ from the model's".into()));
     }
-    let (z, bounded) = shared_logits(engine, artifact, x)?;
-    open_scores(engine, &card, &z, bounded, output, "rows")
+    shared_logits(engine, artifact, x)
 }
 
 /// Shares of the joint logits of the given rows; nothing is opened. Blocks the owner knows in

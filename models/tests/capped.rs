@@ -12,6 +12,7 @@ use models::metrics::{ScoreBins, auc};
 use models::reference::TrainParams;
 use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::{ModelArtifact, ModelReveal, Score, TrainJob, TrainOutput, secure_score, secure_train};
+use models::watchlist::{self, Flags, secure_watchlist};
 use protocol::disclose::{Disclosure, Ledger};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
@@ -358,4 +359,52 @@ fn opened_values_out_of_range_fail_clearly() {
         let msg = b.unwrap_err().to_string();
         assert!(msg.contains("row 0") && msg.contains(what), "{msg}");
     }
+}
+
+#[test]
+fn watchlist_flags_equal_the_plaintext_threshold_and_the_bank_learns_only_the_count() {
+    let d = common::default_credit(1500, 7);
+    let rows: Vec<usize> = d.test.iter().take(120).copied().collect();
+    let fp = FixedPoint::new(16);
+    for reveal in [ModelReveal::OwnBlock, ModelReveal::None] {
+        let ((g, _, _), (b, _, _)) = train(&d, reveal, None, &["model_to_owners", "metrics"]);
+        let (ga, ba) = (g.unwrap().artifact, b.unwrap().artifact);
+        let plain = plain_logits(&d, &ga, &ba, &rows);
+        // A threshold near the median PD, so that both outcomes occur.
+        let mut sorted = plain.clone();
+        sorted.sort_by(f64::total_cmp);
+        let pd = 1.0 / (1.0 + (-sorted[rows.len() / 2]).exp());
+        let t = watchlist::threshold_logit(pd).unwrap();
+        let (gx, bx) = (block(&d.gov_x, d.gov_features.len(), &rows), block(&d.bank_x, d.bank_features.len(), &rows));
+        let ((gf, g_records, g_bytes), (bf, b_records, b_bytes)) = gated(&[watchlist::RULE], |e, role| match role {
+            Role::Gov => secure_watchlist(e, &ga, &gx, pd),
+            Role::Bank => secure_watchlist(e, &ba, &bx, pd),
+        });
+        let Flags::Gov(flags) = gf.unwrap() else { panic!("the gov gets the flags") };
+        // Against the plaintext model; rows within a few ulps of the threshold may go either way.
+        let mut expected = 0;
+        for (i, (&f, &z)) in flags.iter().zip(&plain).enumerate() {
+            if (z - t).abs() < 4.0 / fp.scale() {
+                continue;
+            }
+            assert_eq!(f, z > t, "{reveal:?} row {i}: logit {z} vs threshold {t}");
+            expected += 1;
+        }
+        assert!(expected >= rows.len() - 2);
+        let flagged = flags.iter().filter(|&&f| f).count();
+        assert!(flagged > 10 && flagged < rows.len() - 10, "{flagged} flagged");
+        assert_eq!(bf.unwrap(), Flags::Bank(flagged), "the bank learns the count");
+        // Two disclosures under the watch-list rule, recorded alike; the bank receives 8 bytes.
+        assert_eq!(g_records, b_records);
+        assert_eq!(names(&g_records), ["watchlist_flags", "watchlist_count"]);
+        assert_eq!((g_records[0].to, g_records[1].to), (Role::Gov, Role::Bank));
+        assert_eq!((g_bytes, b_bytes), (8 + 8 * rows.len(), 8 + 8));
+        // Without the rule the gate refuses the opening.
+        let ((g, _, _), (b, _, _)) = gated(&["scores_to_bank"], |e, role| match role {
+            Role::Gov => secure_watchlist(e, &ga, &gx, pd),
+            Role::Bank => secure_watchlist(e, &ba, &bx, pd),
+        });
+        assert!(g.is_err() && b.is_err());
+    }
+    assert!(watchlist::threshold_logit(1.0).is_err() && watchlist::threshold_logit(0.0).is_err());
 }
