@@ -11,7 +11,9 @@
 #   2. score (configs/demo-score.toml, at gov): every common entity jointly; prints the first scores;
 #   3. score named ids (configs/demo-score-ids.toml, at the bank): private lookup of a few ids,
 #      one of them unknown; prints the bank's results;
-#   4. audit: `tandem audit verify` on both nodes' transcripts of every job, `tandem audit compare`
+#   4. watchlist (configs/demo-watchlist.toml, at gov): the gov's early-warning list of common
+#      entities whose PD is above the threshold; prints how many and the first ids;
+#   5. audit: `tandem audit verify` on both nodes' transcripts of every job, `tandem audit compare`
 #      on each pair, and an HTML report of the training job.
 # Stops both nodes at the end (also on error or Ctrl-C); exits non-zero if a job or the audit
 # fails. TANDEM_JOB=FILE runs only that job file instead (submitted at gov).
@@ -143,6 +145,11 @@ run_job bank "$RUN/demo-score-ids.toml"
 echo "named ids scored at the bank (the gov learned only how many):"
 cat "$RUN/bank/data/jobs/$JOB_ID/scores.csv"
 
+sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-watchlist.toml > "$RUN/demo-watchlist.toml"
+run_job gov "$RUN/demo-watchlist.toml"
+echo "early-warning list at the gov ($(outcome_value "$GOV_CFG" "$JOB_ID" flagged) entities above PD $(outcome_value "$GOV_CFG" "$JOB_ID" threshold); the bank learned only the count), first ids:"
+head -4 "$RUN/gov/data/jobs/$JOB_ID/watchlist.csv"
+
 "$BIN" job --config "$BANK_CFG" list
 echo "transcripts: $RUN/{gov,bank}/data/jobs/<id>/transcript.jsonl"
 echo "== stopping nodes"
@@ -160,4 +167,4 @@ done
 "$BIN" audit report "$RUN/bank/data/jobs/$TRAIN_ID/transcript.jsonl" --html "$RUN/report.html" > "$RUN/report.txt" || AUDIT=1
 echo "training job report: $RUN/report.txt, $RUN/report.html"
 if [ "$AUDIT" -ne 0 ]; then echo "testnet: AUDIT FAILED"; exit 3; fi
-echo "testnet: train job $TRAIN_ID and both score jobs succeeded; all transcripts verify and agree"
+echo "testnet: train job $TRAIN_ID, both score jobs and the watchlist succeeded; all transcripts verify and agree"

@@ -135,6 +135,35 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
         check(row, &row[0], 1);
     }
 
+    // (c) the gov's early-warning list at the median PD: the ids above it, computed here in
+    // plaintext (ids within 1e-3 of the threshold's logit may go either way); the bank learns
+    // only their number.
+    let mut logits: Vec<(f64, &String)> = common.iter().map(|id| (plain_logit(id), id)).collect();
+    logits.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let t = logits[logits.len() / 2].0 + 5e-3;
+    let threshold = 1.0 / (1.0 + (-t).exp());
+    let spec = job("demo-watchlist.toml", |s| {
+        s.params.insert("model".into(), train_id.clone().into());
+        s.params.insert("threshold".into(), threshold.into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    let (header, rows) = read_csv(&p.job_file(&p.gov_config, &gov.id, "watchlist.csv"));
+    assert_eq!(header, ["id"]);
+    let listed: HashSet<String> = rows.into_iter().map(|r| r[0].clone()).collect();
+    let t = (threshold / (1.0 - threshold)).ln();
+    for (z, id) in &logits {
+        if (z - t).abs() > 1e-3 {
+            assert_eq!(listed.contains(*id), *z > t, "{id}: logit {z}, threshold {t}");
+        }
+    }
+    assert!(listed.len() > common.len() / 3 && listed.len() < common.len() * 2 / 3, "{} listed", listed.len());
+    assert_eq!(
+        (gov.outcome["flagged"].as_u64(), bank.outcome["flagged"].as_u64()),
+        (Some(listed.len() as u64), Some(listed.len() as u64))
+    );
+    assert!(!p.job_file(&p.bank_config, &gov.id, "watchlist.csv").exists(), "the bank gets no list");
+
     // (b) named ids by private lookup, submitted at the bank.
     let mut named: Vec<String> = common.iter().take(5).cloned().collect();
     let bank_only = p.data.bank.keys().find(|id| !p.data.gov.contains_key(*id)).unwrap().clone();

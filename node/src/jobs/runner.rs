@@ -66,6 +66,7 @@ pub fn phases(kind: JobKind) -> Vec<Phase> {
         JobKind::Psi => vec![psi],
         JobKind::Train => vec![psi, Phase { name: "train", run: train::run }],
         JobKind::Score => vec![psi, Phase { name: "score", run: score::run }],
+        JobKind::Watchlist => vec![psi, Phase { name: "watchlist", run: score::watchlist }],
     }
 }
 

@@ -21,6 +21,9 @@ pub enum JobKind {
     Train,
     /// PSI, then scoring of the bank's entities with a trained model.
     Score,
+    /// PSI, then the gov's early-warning list: the common entities whose joint PD is above
+    /// `params.threshold` under a trained model.
+    Watchlist,
 }
 
 impl JobKind {
@@ -29,6 +32,7 @@ impl JobKind {
             JobKind::Psi => "psi",
             JobKind::Train => "train",
             JobKind::Score => "score",
+            JobKind::Watchlist => "watchlist",
         }
     }
 }
@@ -57,6 +61,9 @@ pub enum Reveal {
     PartialScoresToBank,
     /// Both learn aggregate metrics (AUC, KS, PSI).
     Metrics,
+    /// Watch-list jobs: the gov learns which common entities have a joint PD above the
+    /// threshold; the bank learns how many.
+    WatchlistToGov,
 }
 
 impl Reveal {
@@ -71,6 +78,7 @@ impl Reveal {
             Reveal::ScoresToBank => "scores_to_bank",
             Reveal::PartialScoresToBank => "partial_scores_to_bank",
             Reveal::Metrics => "metrics",
+            Reveal::WatchlistToGov => "watchlist_to_gov",
         }
     }
 }
@@ -213,6 +221,7 @@ impl JobSpec {
             JobKind::Psi => &[],
             JobKind::Train => TRAIN_KEYS,
             JobKind::Score => SCORE_KEYS,
+            JobKind::Watchlist => WATCHLIST_KEYS,
         };
         for key in self.params.keys() {
             if !COMMON_KEYS.contains(&key.as_str()) && !kind_keys.contains(&key.as_str()) {
@@ -249,13 +258,23 @@ impl JobSpec {
                     bail!("reveal: list \"metrics\": both nodes learn the test AUC and KS (or set test_fraction = 0)");
                 }
             }
-            JobKind::Score => {
-                let model = p.model.as_deref().unwrap_or("");
-                if model.is_empty() || !model.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            JobKind::Watchlist => {
+                check_model_name(&p)?;
+                if self.psi_reveal()? != PsiReveal::Both {
                     bail!(
-                        "params.model = '{model}': name the train job whose model to use (its job id, e.g. \"1714000000-ab12cd34\")"
+                        "reveal: a watchlist job needs \"intersection_ids\": the gov names the flagged entities by id"
                     );
                 }
+                if !self.reveal.contains(&Reveal::WatchlistToGov) {
+                    bail!("reveal: a watchlist job must list \"watchlist_to_gov\"");
+                }
+                let threshold = p.threshold.context(
+                    "params.threshold is missing: the probability of default above which an entity is listed, e.g. 0.3",
+                )?;
+                models::watchlist::threshold_logit(threshold).map_err(|e| anyhow::anyhow!("params.{e}"))?;
+            }
+            JobKind::Score => {
+                check_model_name(&p)?;
                 if !self.reveal.contains(&Reveal::ScoresToBank) {
                     bail!("reveal: a score job must list \"scores_to_bank\"");
                 }
@@ -307,6 +326,17 @@ impl JobSpec {
     }
 }
 
+/// `params.model` names a train job by its id.
+fn check_model_name(p: &JobParams) -> Result<()> {
+    let model = p.model.as_deref().unwrap_or("");
+    if model.is_empty() || !model.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        bail!(
+            "params.model = '{model}': name the train job whose model to use (its job id, e.g. \"1714000000-ab12cd34\")"
+        );
+    }
+    Ok(())
+}
+
 /// Parameters every kind accepts.
 const COMMON_KEYS: &[&str] = &["skip_invalid_ids", "consent_refs"];
 const TRAIN_KEYS: &[&str] = &[
@@ -325,6 +355,7 @@ const TRAIN_KEYS: &[&str] = &[
     "score_output",
 ];
 const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output"];
+const WATCHLIST_KEYS: &[&str] = &["model", "threshold"];
 
 /// What a score job scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -370,8 +401,10 @@ pub struct JobParams {
     /// Train (test rows, with `scores_to_bank`) and score: what the bank learns per entity,
     /// `grade` (default), `points` or `probability`; each node's `policy.score_output` caps it.
     pub score_output: Option<ScoreOutput>,
-    /// Score: the id of the train job whose model to use.
+    /// Score, watchlist: the id of the train job whose model to use.
     pub model: Option<String>,
+    /// Watchlist: the probability of default above which the gov learns an entity's id.
+    pub threshold: Option<f64>,
     pub target: Option<ScoreTarget>,
     /// Score, target `ids`: the bank's CSV `id,consent_ref`, named relative to its `node.data_dir`
     /// (read at the bank only).
@@ -473,5 +506,20 @@ mod tests {
         let mut s = bundled("demo-score.toml");
         s.params.insert("model".into(), "../x".into());
         assert!(err(&s).contains("params.model = '../x'"), "{}", err(&s));
+
+        let w = bundled("demo-watchlist.toml");
+        assert_eq!(w.params().unwrap().threshold, Some(0.5));
+        let mut s = w.clone();
+        s.reveal.retain(|r| *r != Reveal::WatchlistToGov);
+        assert!(err(&s).contains("must list \"watchlist_to_gov\""), "{}", err(&s));
+        let mut s = w.clone();
+        s.params.insert("threshold".into(), 1.5.into());
+        assert!(err(&s).contains("params.threshold = 1.5"), "{}", err(&s));
+        let mut s = w.clone();
+        s.params.remove("threshold");
+        assert!(err(&s).contains("params.threshold is missing"), "{}", err(&s));
+        let mut s = w;
+        s.params.insert("target".into(), "ids".into());
+        assert!(err(&s).contains("params.target is not a parameter of a watchlist job"), "{}", err(&s));
     }
 }

@@ -1,4 +1,4 @@
-//! Phase `score`: scores entities with a model of an earlier train job (`params.model`, loaded
+//! Phases `score` and [`watchlist`]. `score` scores entities with a model of an earlier train job (`params.model`, loaded
 //! by each node from `<data_dir>/models/<id>.json`; the job's side `columns` must be the model's).
 //!
 //! - `target = "intersection"`: every aligned row of the `psi` phase, jointly
@@ -22,6 +22,7 @@ use models::capped::FixedScorecard;
 use models::dataset::Dataset;
 use models::scorecard::ScoreOutput;
 use models::secure_lr::{ModelReveal, Score, secure_score};
+use models::watchlist::{Flags, secure_watchlist};
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
 use protocol::lookup::{LookupClient, LookupServer};
@@ -61,7 +62,8 @@ fn lookup_grant(n: usize) -> Grant {
 }
 
 /// Refuses to score `n` more entities with `model` today (UTC) if that would exceed this node's
-/// `policy.score_budget_per_day`, counting the succeeded score jobs of the model in its job store.
+/// `policy.score_budget_per_day`, counting the succeeded score and watchlist jobs of the model in
+/// its job store.
 fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
     let budget = ctx.config.policy.score_budget_per_day;
     let day = crate::jobs::record::now_ms() / 86_400_000;
@@ -69,7 +71,7 @@ fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
         .store
         .list()?
         .iter()
-        .filter(|r| r.spec.kind == JobKind::Score && r.state == JobState::Succeeded)
+        .filter(|r| matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist) && r.state == JobState::Succeeded)
         .filter(|r| {
             r.created_ms / 86_400_000 == day && r.spec.params.get("model").and_then(|m| m.as_str()) == Some(model)
         })
@@ -90,7 +92,52 @@ fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
 
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let params = ctx.spec.params()?;
-    let model_id = params.model.clone().unwrap_or_default();
+    let saved = scoring_model(ctx)?;
+    match params.target.context("params.target is missing")? {
+        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, params.score_output()),
+        ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params.skip_invalid_ids),
+    }
+}
+
+/// Phase `watchlist` (job kind `watchlist`): over the aligned rows, the gov learns which
+/// entities' joint PD under `params.model` is above `params.threshold`
+/// ([`models::watchlist`]), the bank their number. The gov writes `<job_dir>/watchlist.csv`
+/// (`id`, the flagged ids). Every aligned entity counts against `policy.score_budget_per_day`.
+pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
+    let threshold = ctx.spec.params()?.threshold.context("params.threshold is missing")?;
+    let saved = scoring_model(ctx)?;
+    let aligned = take_aligned(ctx)?;
+    let n = aligned.data.rows();
+    check_budget(ctx, &saved.job_id, n as u64)?;
+    let x = standardize(ctx, saved.artifact.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
+    ctx.progress(0.1, &format!("comparing the PD of {n} common entities with {threshold}"));
+    let flags = {
+        let mut engine = Engine::new(ch, FixedPoint::new(saved.artifact.params.frac_bits), &mut os_rng())?;
+        secure_watchlist(&mut engine, &saved.artifact, &x, threshold)?
+    };
+    ctx.outcome.insert("threshold".into(), threshold.into());
+    ctx.outcome.insert("scored".into(), n.into());
+    ctx.outcome.insert(SCORED_ENTITIES.into(), n.into());
+    let flagged = match flags {
+        Flags::Gov(flags) => {
+            let listed: Vec<&String> =
+                aligned.data.ids.iter().zip(&flags).filter(|(_, f)| **f).map(|(id, _)| id).collect();
+            let path = ctx.job_dir.join("watchlist.csv");
+            write_csv(ctx, path.clone(), &["id"], listed.iter().map(|id| [id.as_str()]))?;
+            ctx.outcome.insert("watchlist_file".into(), path.display().to_string().into());
+            listed.len()
+        }
+        Flags::Bank(count) => count,
+    };
+    ctx.outcome.insert("flagged".into(), flagged.into());
+    ctx.progress(1.0, &format!("{flagged} of {n} entities above PD {threshold}"));
+    Ok(())
+}
+
+/// The model `params.model` names, approved for scoring, whose columns of this node the job
+/// uses; recorded in the outcome.
+fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
+    let model_id = ctx.spec.params()?.model.unwrap_or_default();
     let saved = load_model(ctx.config, &model_id).input()?;
     if !saved.for_scoring {
         return Err(mark(
@@ -111,11 +158,8 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
             own.features.join(", ")
         )));
     }
-    ctx.outcome.insert("model".into(), model_id.clone().into());
-    match params.target.context("params.target is missing")? {
-        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, params.score_output()),
-        ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params.skip_invalid_ids),
-    }
+    ctx.outcome.insert("model".into(), model_id.into());
+    Ok(saved)
 }
 
 fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, output: ScoreOutput) -> Result<()> {
