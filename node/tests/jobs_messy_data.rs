@@ -166,7 +166,7 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
             s.params.insert(k.into(), v.into());
         }
     });
-    let (gov, bank) = p.run(&spec, false);
+    let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
     let train_id = gov.id.clone();
 
@@ -239,7 +239,7 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
         s.params.insert("model".into(), train_id.clone().into());
         s.params.insert("score_output".into(), "probability".into());
     });
-    let (gov, bank) = p.run(&spec, false);
+    let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
     assert_eq!(outcome_u64(&gov, "missing_values_filled"), missing_here(&f.gov_missing));
     assert_eq!(outcome_u64(&bank, "scored"), common.len() as u64);
@@ -261,7 +261,7 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
         s.bank.columns = strings(&BANK_COLUMNS);
         s.params.insert("model".into(), train_id.clone().into());
     });
-    let (gov, bank) = p.run(&spec, true);
+    let (gov, bank) = p.run_at(&spec, true);
     assert_succeeded(&gov, &bank);
     let (_, rows) = read_csv(&p.bank_config.job_dir(&gov.id).join("scores.csv"));
     assert_eq!(rows.iter().map(|r| r[0].parse::<usize>().unwrap()).collect::<Vec<_>>(), named);
@@ -291,7 +291,7 @@ fn ids_zero_padded_on_one_side_give_both_nodes_a_warning_naming_the_cause() {
         s.gov.columns = strings(&GOV_COLUMNS);
         s.bank.columns = strings(&BANK_COLUMNS);
     });
-    let (gov, bank) = p.run(&spec, false);
+    let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
     // Only the unpadded ids match.
     let matched = (0..N).filter(|&i| gov_has(i) && bank_has(i) && i % 5 == 0).count() as u64;
@@ -312,7 +312,7 @@ fn ids_zero_padded_on_one_side_give_both_nodes_a_warning_naming_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     let f = files(|i| i.to_string(), |i| i.to_string());
     let p = pair(dir.path(), &f);
-    let (gov, bank) = p.run(&spec, false);
+    let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
     assert!(warnings(&gov).is_empty() && warnings(&bank).is_empty());
 }
