@@ -1,6 +1,6 @@
-//! Loading one party's CSV file: an ID column, numeric feature columns and (at the bank) a 0/1
-//! label. Every problem is reported with the file, line, column and the fix; nothing is dropped
-//! silently.
+//! Loading one party's CSV file: an ID column, feature columns (numeric, or categorical when
+//! declared so) with missing cells allowed, and (at the bank) a 0/1 label. Every problem is
+//! reported with the file, line, column and the fix; nothing is dropped silently.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,9 +17,9 @@ pub enum DataError {
     #[error("{file}, line {line}: {message}")]
     Row { file: String, line: u64, message: String },
     #[error(
-        "{file}: column '{column}' is constant on the {rows} training rows (value {value}); it carries no information and cannot be standardised: remove it from the feature columns"
+        "{file}: every feature column is constant on the {rows} training rows after preparation; the model needs at least one column that varies: check the data or the train/test split"
     )]
-    ConstantColumn { file: String, column: String, rows: usize, value: f64 },
+    NoColumns { file: String, rows: usize },
     #[error(
         "{file}: column '{column}' has values too large to standardise (largest magnitude {largest:e}: its mean or standard deviation is not a finite number); rescale the column (e.g. to thousands) or fix the outlier"
     )]
@@ -27,15 +27,19 @@ pub enum DataError {
 }
 
 /// One party's data set, row-major. `ids[i]` is the raw ID text of row `i`, found at file line
-/// `id_lines[i]` (1-based, the header is line 1).
+/// `id_lines[i]` (1-based, blank lines counted, as an editor shows them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     pub source: String,
     pub ids: Vec<String>,
     pub id_lines: Vec<usize>,
     pub columns: Vec<String>,
-    /// rows × columns.len(), row-major.
+    /// rows × columns.len(), row-major. A missing cell is `f64::NAN`; a categorical column holds
+    /// the index of the row's level in `levels[c]`, as f64.
     pub x: Vec<f64>,
+    /// One entry per column: `Some(levels)` (sorted, distinct) for a categorical column, `None`
+    /// for a numeric one.
+    pub levels: Vec<Option<Vec<String>>>,
     pub label: Option<Vec<f64>>,
 }
 
@@ -58,27 +62,67 @@ impl Dataset {
             id_lines: rows.iter().map(|&r| self.id_lines[r]).collect(),
             columns: self.columns.clone(),
             x: rows.iter().flat_map(|&r| self.row(r).iter().copied()).collect(),
+            levels: self.levels.clone(),
             label: self.label.as_ref().map(|y| rows.iter().map(|&r| y[r]).collect()),
         }
     }
 }
 
-/// Loads `path`. `feature_columns` empty means every column except the ID and label columns, in
-/// file order. The label, if named, must be 0 or 1 on every row. Feature values must be finite
-/// numbers.
+/// Cell texts that mean "missing" when no other list is configured (besides an empty cell, which
+/// is always missing).
+pub const DEFAULT_MISSING: [&str; 3] = ["NA", "null", "?"];
+
+/// How to read the cells of a dataset: which texts mean "missing" and which columns hold
+/// categories instead of numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellFormat {
+    /// Texts of a missing cell, compared ignoring ASCII case (an empty cell is always missing).
+    pub missing: Vec<String>,
+    /// Columns whose values are category labels (any text).
+    pub categorical: Vec<String>,
+}
+
+impl Default for CellFormat {
+    fn default() -> CellFormat {
+        CellFormat { missing: DEFAULT_MISSING.iter().map(|s| s.to_string()).collect(), categorical: Vec::new() }
+    }
+}
+
+impl CellFormat {
+    fn is_missing(&self, text: &str) -> bool {
+        text.is_empty() || self.missing.iter().any(|m| m.eq_ignore_ascii_case(text))
+    }
+}
+
+/// Loads `path` with the default [`CellFormat`]; see [`load_with`].
 pub fn load(
     path: impl AsRef<Path>,
     id_column: &str,
     feature_columns: &[String],
     label_column: Option<&str>,
 ) -> Result<Dataset, DataError> {
+    load_with(path, id_column, feature_columns, label_column, &CellFormat::default())
+}
+
+/// Loads `path` (read with [`crate::csv_file`]: BOM, CRLF and blank lines are fine).
+/// `feature_columns` empty means every column except the ID and label columns, in file order.
+/// The label, if named, must be 0 or 1 on every row. A feature cell is missing (NaN) when empty
+/// or one of `format.missing`; otherwise it is a finite number, or any text in a column of
+/// `format.categorical`.
+pub fn load_with(
+    path: impl AsRef<Path>,
+    id_column: &str,
+    feature_columns: &[String],
+    label_column: Option<&str>,
+    format: &CellFormat,
+) -> Result<Dataset, DataError> {
     let path = path.as_ref();
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| DataError::Unreadable { file: file.clone(), reason: e.to_string() })?;
-    parse(&file, &bytes, id_column, feature_columns, label_column)
+    parse_with(&file, &bytes, id_column, feature_columns, label_column, format)
 }
 
-/// Parses CSV `bytes` named `file` in messages; see [`load`].
+/// Parses CSV `bytes` named `file` in messages with the default [`CellFormat`]; see [`load_with`].
 pub fn parse(
     file: &str,
     bytes: &[u8],
@@ -86,41 +130,23 @@ pub fn parse(
     feature_columns: &[String],
     label_column: Option<&str>,
 ) -> Result<Dataset, DataError> {
+    parse_with(file, bytes, id_column, feature_columns, label_column, &CellFormat::default())
+}
+
+/// Parses CSV `bytes` named `file` in messages; see [`load_with`].
+pub fn parse_with(
+    file: &str,
+    bytes: &[u8],
+    id_column: &str,
+    feature_columns: &[String],
+    label_column: Option<&str>,
+    format: &CellFormat,
+) -> Result<Dataset, DataError> {
     let header_err = |message: String| DataError::Header { file: file.to_string(), message };
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(DataError::Empty { file: file.to_string() });
-    }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
-    let header =
-        reader.byte_headers().map_err(|e| header_err(format!("line 1: cannot parse the header ({e})")))?.clone();
-    let names: Vec<String> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            std::str::from_utf8(h).map(|s| s.trim().to_string()).map_err(|_| {
-                header_err(format!("line 1, column {}: the header is not valid UTF-8; save the file as UTF-8", i + 1))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    if names.len() == 1 {
-        for (sep, name) in [(';', "semicolons"), ('\t', "tabs")] {
-            if names[0].contains(sep) {
-                return Err(header_err(format!(
-                    "line 1: the header has one column but contains {name}; the file must be comma-separated: convert it (replace {name} with commas)"
-                )));
-            }
-        }
-    }
+    let table = crate::csv_file::read(file, bytes, true)?;
+    let names = &table.header;
     let available = names.join(", ");
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    for (i, n) in names.iter().enumerate() {
-        if n.is_empty() {
-            return Err(header_err(format!("line 1, column {}: empty column name; name every column", i + 1)));
-        }
-        if index.insert(n.as_str(), i).is_some() {
-            return Err(header_err(format!("line 1: column '{n}' appears twice; rename or remove one of them")));
-        }
-    }
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let find = |name: &str, role: &str| {
         index.get(name).copied().ok_or_else(|| {
             header_err(format!("the {role} column '{name}' is not in the header; available columns: {available}"))
@@ -130,6 +156,12 @@ pub fn parse(
     let label_idx = label_column.map(|l| find(l, "label")).transpose()?;
     if label_idx == Some(id_idx) {
         return Err(header_err(format!("the ID column '{id_column}' cannot also be the label column")));
+    }
+    for c in &format.categorical {
+        let i = find(c, "categorical")?;
+        if i == id_idx || Some(i) == label_idx {
+            return Err(header_err(format!("column '{c}' is the ID or label column and cannot be categorical")));
+        }
     }
     let feature_idx: Vec<usize> = if feature_columns.is_empty() {
         (0..names.len()).filter(|&i| i != id_idx && Some(i) != label_idx).collect()
@@ -154,66 +186,54 @@ pub fn parse(
         return Err(header_err(format!("no feature columns; available columns: {available}")));
     }
     let columns: Vec<String> = feature_idx.iter().map(|&i| names[i].clone()).collect();
+    let categorical: Vec<bool> = columns.iter().map(|c| format.categorical.contains(c)).collect();
+    // Levels of the categorical columns: sorted distinct texts of non-missing cells.
+    let levels: Vec<Option<Vec<String>>> = feature_idx
+        .iter()
+        .zip(&categorical)
+        .map(|(&i, &cat)| {
+            cat.then(|| {
+                let set: std::collections::BTreeSet<&str> =
+                    table.rows.iter().map(|r| r.fields[i].as_str()).filter(|t| !format.is_missing(t)).collect();
+                set.into_iter().map(str::to_string).collect()
+            })
+        })
+        .collect();
 
     let mut ds = Dataset {
         source: file.to_string(),
-        ids: Vec::new(),
-        id_lines: Vec::new(),
+        ids: Vec::with_capacity(table.rows.len()),
+        id_lines: Vec::with_capacity(table.rows.len()),
         columns,
-        x: Vec::new(),
-        label: label_idx.map(|_| Vec::new()),
+        x: Vec::with_capacity(table.rows.len() * feature_idx.len()),
+        levels,
+        label: label_idx.map(|_| Vec::with_capacity(table.rows.len())),
     };
-    // File line of a byte offset (csv's own line counter skips blank lines).
-    let newlines: Vec<usize> = bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n').map(|(i, _)| i).collect();
-    let line_at = |byte: u64| {
-        let mut at = byte as usize;
-        while at < bytes.len() && matches!(bytes[at], b'\n' | b'\r') {
-            at += 1; // a record's position can point at preceding blank lines
-        }
-        1 + newlines.partition_point(|&i| i < at) as u64
-    };
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let start = reader.position().byte();
-        let more = reader.read_byte_record(&mut record).map_err(|e| DataError::Row {
-            file: file.to_string(),
-            line: line_at(e.position().map_or(start, |p| p.byte())),
-            message: format!("cannot parse CSV ({e}); fix the quoting on this line"),
-        })?;
-        if !more {
-            break;
-        }
-        let line = line_at(record.position().map_or(start, |p| p.byte()));
+    for row in &table.rows {
+        let line = row.line;
         let row_err = |message: String| DataError::Row { file: file.to_string(), line, message };
-        if record.len() == 1 && record[0].iter().all(|b| b.is_ascii_whitespace()) {
-            continue; // a blank line
-        }
-        if record.len() != names.len() {
-            return Err(row_err(format!(
-                "{} fields but the header has {} columns; every row needs exactly one value per column",
-                record.len(),
-                names.len()
-            )));
-        }
-        let field = |i: usize| {
-            std::str::from_utf8(&record[i])
-                .map(str::trim)
-                .map_err(|_| row_err(format!("column '{}' is not valid UTF-8; save the file as UTF-8", names[i])))
-        };
-        let id = field(id_idx)?;
+        let id = &row.fields[id_idx];
         if id.is_empty() {
             return Err(row_err(format!("column '{id_column}': empty ID; every row needs an ID")));
         }
-        for &i in &feature_idx {
-            ds.x.push(number(field(i)?, &names[i]).map_err(row_err)?);
+        for (&i, levels) in feature_idx.iter().zip(&ds.levels) {
+            let text = row.fields[i].as_str();
+            let v = match levels {
+                _ if format.is_missing(text) => f64::NAN,
+                Some(levels) => {
+                    levels.binary_search_by(|l| l.as_str().cmp(text)).expect("level collected above") as f64
+                }
+                None => number(text, &names[i]).map_err(row_err)?,
+            };
+            ds.x.push(v);
         }
         if let (Some(li), Some(labels)) = (label_idx, ds.label.as_mut()) {
-            let text = field(li)?;
+            let text = &row.fields[li];
             let y = match text.parse::<f64>() {
                 Ok(v) if v == 0.0 || v == 1.0 => v,
                 _ => {
                     return Err(row_err(format!(
-                        "label column '{}' has value '{text}'; the label must be 0 or 1 (1 = default)",
+                        "label column '{}' has value '{text}'; the label must be 0 or 1 (1 = default) on every row",
                         names[li]
                     )));
                 }
@@ -229,18 +249,18 @@ pub fn parse(
     Ok(ds)
 }
 
-/// Parses one feature value: a finite number.
+/// Parses one numeric feature value: a finite number.
 fn number(text: &str, column: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(format!(
-            "column '{column}' has value '{text}', which is not a finite number; replace NaN/inf by a real value (or impute it)"
+            "column '{column}' has value '{text}', which is not a finite number; if it marks a missing value, add \
+             '{text}' to the dataset's missing = [..] list, else replace it by a real value"
         )),
-        Err(_) if text.is_empty() => {
-            Err(format!("column '{column}' is empty; every feature needs a number (impute missing values)"))
-        }
         Err(_) => Err(format!(
-            "column '{column}' has value '{text}', which is not a number; use a plain decimal number with '.' as the decimal point"
+            "column '{column}' has value '{text}', which is not a number: if '{column}' holds categories, declare it \
+             in the dataset's categorical = [..] list; if '{text}' marks a missing value, add it to the dataset's \
+             missing = [..] list; else use a plain decimal number with '.' as the decimal point"
         )),
     }
 }
@@ -313,15 +333,60 @@ mod tests {
 
     #[test]
     fn bad_values_name_line_column_and_fix() {
-        for (value, hint) in
-            [("abc", "not a number"), ("NaN", "not a finite"), ("inf", "not a finite"), ("", "is empty")]
-        {
-            let m = message(parse_str(&format!("id,a,b\nk1,1,2\nk2,3,{value}\n"), None));
-            assert!(m.contains("t.csv, line 3") && m.contains("'b'") && m.contains(hint), "{value}: {m}");
+        for (value, hint) in [
+            ("abc", "declare it in the dataset's categorical = [..]"),
+            ("NaN", "not a finite number; if it marks a missing value, add 'NaN' to the dataset's missing = [..]"),
+            ("inf", "not a finite"),
+        ] {
+            let m = message(parse_str(&format!("id,a,b\nk1,1,2\n\nk2,3,{value}\n"), None));
+            assert!(m.contains("t.csv, line 4") && m.contains("column 'b'") && m.contains(hint), "{value}: {m}");
         }
         let m = message(parse_str("id,y,a\nk1,0,1\nk2,2,1\n", Some("y")));
         assert!(m.contains("line 3") && m.contains("must be 0 or 1"), "{m}");
+        let m = message(parse_str("id,y,a\nk1,0,1\nk2,,1\n", Some("y")));
+        assert!(m.contains("line 3") && m.contains("must be 0 or 1"), "a missing label is an error: {m}");
         let m = message(parse_str("id,a\n,1\n", None));
         assert!(m.contains("empty ID"), "{m}");
+    }
+
+    #[test]
+    fn missing_cells_are_nan_and_missing_tokens_are_configurable() {
+        let text = "id,a,b\nk1,,2\nk2,NA,null\nk3,?, n/a \nk4,na,5\n";
+        // Default tokens "", NA, null, ? (ignoring case, so "na" too); "n/a" is not one of them.
+        let m = message(parse_str(text, None));
+        assert!(m.contains("line 4") && m.contains("'n/a'") && m.contains("missing = [..]"), "{m}");
+        let format =
+            CellFormat { missing: vec!["n/a".into(), "NA".into(), "null".into(), "?".into()], categorical: vec![] };
+        let ds = parse_with("t.csv", text.as_bytes(), "id", &[], None, &format).unwrap();
+        let shown: Vec<Option<f64>> = ds.x.iter().map(|v| (!v.is_nan()).then_some(*v)).collect();
+        assert_eq!(shown, [None, Some(2.0), None, None, None, None, None, Some(5.0)]);
+        // Without "?" in the list, '?' is a bad value again.
+        let format = CellFormat { missing: vec!["n/a".into(), "NA".into(), "null".into()], categorical: vec![] };
+        let m = message(parse_with("t.csv", text.as_bytes(), "id", &[], None, &format));
+        assert!(m.contains("line 4") && m.contains("'?'") && m.contains("missing = [..]"), "{m}");
+    }
+
+    #[test]
+    fn categorical_columns_hold_level_indices() {
+        let format = CellFormat { categorical: vec!["city".into()], ..CellFormat::default() };
+        let text = "id,city,a\nk1,Xi'an,1\nk2,Beijing,2\nk3,,3\nk4,Xi'an,4\n";
+        let ds = parse_with("t.csv", text.as_bytes(), "id", &[], None, &format).unwrap();
+        assert_eq!(ds.levels, vec![Some(vec!["Beijing".to_string(), "Xi'an".to_string()]), None]);
+        let city: Vec<f64> = (0..4).map(|r| ds.row(r)[0]).collect();
+        assert_eq!((city[0], city[1], city[3]), (1.0, 0.0, 1.0));
+        assert!(city[2].is_nan(), "a missing category is NaN");
+        let m = message(parse_str(text, None));
+        assert!(m.contains("line 2") && m.contains("'city'") && m.contains("categorical = [..]"), "{m}");
+        let bad = CellFormat { categorical: vec!["town".into()], ..CellFormat::default() };
+        let m = message(parse_with("t.csv", text.as_bytes(), "id", &[], None, &bad));
+        assert!(m.contains("categorical column 'town' is not in the header"), "{m}");
+    }
+
+    #[test]
+    fn bom_and_crlf_read_like_plain_text() {
+        let plain = parse_str("id,y,a\nk1,1,1.5\nk2,0,2\n", Some("y")).unwrap();
+        let dos = parse_str("\u{feff}id,y,a\r\nk1,1,1.5\r\nk2,0,2\r\n", Some("y")).unwrap();
+        assert_eq!(dos, plain);
+        assert_eq!(dos.ids[0], "k1", "the BOM is not part of the first header name or ID");
     }
 }

@@ -4,6 +4,7 @@
 //! passed in.
 
 pub mod capped;
+pub mod csv_file;
 pub mod dataset;
 pub mod metrics;
 pub mod reference;

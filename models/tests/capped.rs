@@ -309,11 +309,20 @@ fn scoring_inputs_are_clipped_to_the_training_range_and_counted() {
     // The raw row (standardisation undone), with column 1 ten million standard deviations out.
     let mut raw: Vec<f64> = (0..cols).map(|c| d.gov_x[row * cols + c] * st.std[c] + st.mean[c]).collect();
     raw[1] = st.mean[1] + 1e7 * st.std[1];
-    let out = st.apply(&raw);
-    assert_eq!(out.clipped, 1);
+    let one_row = |x: Vec<f64>| models::dataset::Dataset {
+        source: "gov.csv".into(),
+        ids: vec!["k".into()],
+        id_lines: vec![2],
+        columns: d.gov_features.clone(),
+        x,
+        levels: vec![None; cols],
+        label: None,
+    };
+    let out = st.apply(&one_row(raw.clone())).unwrap();
+    assert_eq!(out.clipped_total(), 1);
     let mut at_max = raw.clone();
     at_max[1] = st.max[1];
-    assert_eq!(out.x, st.apply(&at_max).x, "clipped to the training maximum");
+    assert_eq!(out.x, st.apply(&one_row(at_max)).unwrap().x, "clipped to the training maximum");
 
     let bank_row = block(&d.bank_x, d.bank_features.len(), &[row]);
     let score_row = |gov_x: Vec<f64>| {

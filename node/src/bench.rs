@@ -19,7 +19,7 @@ use models::metrics::auc;
 use models::reference::{TrainParams, train_reference};
 use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::{ModelReveal, PartyData, TrainJob, TrainOutput, secure_train};
-use models::standardize::Standardizer;
+use models::standardize::{PrepParams, Standardizer};
 use protocol::fixed::FixedPoint;
 use protocol::ids::{IdKind, PreparedIds, prepare_ids};
 use protocol::lookup::{LookupClient, LookupServer};
@@ -423,10 +423,11 @@ fn align(ds: &Dataset, ids: &PreparedIds, psi: &PsiOutput, test_ids: Option<&Has
         };
         if is_test { test.push(i) } else { train.push(i) }
     }
-    let standardizer = Standardizer::fit(&aligned, &train)?;
+    // The raw-feature preparation of a train job with default parameters.
+    let (standardizer, _) = Standardizer::fit(&aligned, &train, &PrepParams::default())?;
     Ok(Aligned {
-        x: standardizer.apply(&aligned.x).x,
-        features: aligned.columns.clone(),
+        x: standardizer.apply(&aligned)?.x,
+        features: standardizer.columns.clone(),
         standardizer,
         label: aligned.label.clone(),
         train,

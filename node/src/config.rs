@@ -155,6 +155,24 @@ pub struct DatasetConfig {
     /// Label column (bank only).
     #[serde(default)]
     pub label: Option<String>,
+    /// Columns holding categories (any text) instead of numbers.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// Cell texts meaning "missing", compared ignoring ASCII case; an empty cell is always
+    /// missing. Default `["NA", "null", "?"]`.
+    #[serde(default)]
+    pub missing: Option<Vec<String>>,
+}
+
+impl DatasetConfig {
+    /// How the loader reads this dataset's cells (`missing`, `categorical`).
+    pub fn cell_format(&self) -> models::dataset::CellFormat {
+        let default = models::dataset::CellFormat::default();
+        models::dataset::CellFormat {
+            missing: self.missing.clone().unwrap_or(default.missing),
+            categorical: self.categorical.clone(),
+        }
+    }
 }
 
 /// What this node agrees to do with its peer. Checked on every job before any protocol step.
@@ -289,6 +307,15 @@ impl Config {
             if d.label.is_some() && self.node.role != Role::Bank {
                 bail!("datasets.{name}.label: only the bank node holds a label; remove the key");
             }
+            if let Some(c) = d.categorical.iter().find(|c| **c == d.id_column || Some(*c) == d.label.as_ref()) {
+                bail!("datasets.{name}.categorical: '{c}' is the id or label column; list feature columns only");
+            }
+            if let Some(t) = d.missing.iter().flatten().find(|t| t.trim().is_empty() || t.trim() != t.as_str()) {
+                bail!(
+                    "datasets.{name}.missing: '{t}' is empty or has surrounding spaces; cells are trimmed, and an \
+                     empty cell is always missing: list trimmed texts such as \"NA\""
+                );
+            }
         }
         Ok(())
     }
@@ -307,7 +334,7 @@ impl Config {
                 );
             }
             let allowed = self.policy.datasets.get(name).map(|p| p.columns.as_slice()).unwrap_or_default();
-            crate::datasets::check_columns(name, d, allowed.iter().chain(d.label.iter()))
+            crate::datasets::check_columns(name, d, allowed.iter().chain(&d.label).chain(&d.categorical))
                 .with_context(|| format!("datasets.{name} / policy.datasets.{name}.columns"))?;
         }
         Ok(())

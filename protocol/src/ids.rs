@@ -214,6 +214,80 @@ pub fn prepare_ids<'a>(
     Ok(out)
 }
 
+/// Local facts about how a node writes its raw IDs (before normalisation), to explain a small
+/// intersection: equal entities whose IDs are written differently on the two sides (zero-padded
+/// on one side only, or to another width) do not match. Upper/lower case and surrounding spaces
+/// are not among the causes: [`normalize`] removes those differences. Computed from this node's
+/// own IDs only; nothing of it is sent to the peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdFormat {
+    pub count: usize,
+    /// IDs made of decimal digits only.
+    pub digits: usize,
+    /// Digit IDs of two or more characters starting with '0'.
+    pub leading_zero: usize,
+    /// Shortest and longest digit ID (characters); 0 without digit IDs.
+    pub min_len: usize,
+    pub max_len: usize,
+}
+
+impl IdFormat {
+    /// Summarises `ids` (raw, as in the file; surrounding spaces are ignored).
+    pub fn of<'a>(ids: impl IntoIterator<Item = &'a str>) -> IdFormat {
+        let mut f = IdFormat { min_len: usize::MAX, ..IdFormat::default() };
+        for id in ids {
+            let id = id.trim();
+            f.count += 1;
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+                f.digits += 1;
+                f.leading_zero += usize::from(id.len() > 1 && id.starts_with('0'));
+                f.min_len = f.min_len.min(id.len());
+                f.max_len = f.max_len.max(id.len());
+            }
+        }
+        if f.digits == 0 {
+            f.min_len = 0;
+        }
+        f
+    }
+
+    /// A warning naming the likely cause when only `matched` of these `count` IDs found a partner
+    /// (fewer than half) and [`Self::padding_cause`] applies. None otherwise.
+    pub fn mismatch_warning(&self, matched: usize) -> Option<String> {
+        if self.count == 0 || matched * 2 >= self.count {
+            return None;
+        }
+        let share = 100.0 * matched as f64 / self.count as f64;
+        let cause = self.padding_cause()?;
+        Some(format!("only {matched} of this node's {} ids ({share:.1}%) are in the intersection; {cause}", self.count))
+    }
+
+    /// Why equal entities may not match when the IDs look like numbers whose zero padding may
+    /// differ from the peer's: at least 10 % of the digit IDs start with a zero, or at least 90 %
+    /// of the IDs are digits of varying length without leading zeros. None otherwise.
+    pub fn padding_cause(&self) -> Option<String> {
+        let fix = "write the ids the same way on both sides (e.g. strip the leading zeros on both, or pad both to the \
+                   same width)";
+        if self.digits > 0 && self.leading_zero * 10 >= self.digits {
+            Some(format!(
+                "{:.0}% of this node's numeric ids start with a zero ({}–{} digits): if the peer writes the same ids \
+                 without the leading zeros (or padded to another width), equal entities do not match; {fix}",
+                100.0 * self.leading_zero as f64 / self.digits as f64,
+                self.min_len,
+                self.max_len
+            ))
+        } else if self.digits * 10 >= self.count * 9 && self.min_len < self.max_len {
+            Some(format!(
+                "this node's ids are numbers of {}–{} digits without leading zeros: if the peer pads the same ids with \
+                 zeros to a fixed width, equal entities do not match; {fix}",
+                self.min_len, self.max_len
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +353,32 @@ mod tests {
         assert!(normalize(IdKind::Raw, &"x".repeat(MAX_RAW_LEN + 1)).is_err());
         assert_eq!("resident_id".parse::<IdKind>().unwrap(), IdKind::ResidentId);
         assert!("passport".parse::<IdKind>().is_err());
+    }
+
+    #[test]
+    fn id_format_warns_of_zero_padding_only_when_few_ids_match() {
+        let padded: Vec<String> = (1..=200).map(|i| format!("{i:06}")).collect();
+        let plain: Vec<String> = (1..=200).map(|i| i.to_string()).collect();
+        let f = IdFormat::of(padded.iter().map(String::as_str));
+        assert_eq!(f, IdFormat { count: 200, digits: 200, leading_zero: 200, min_len: 6, max_len: 6 });
+        // The same entities written both ways: nothing matches after normalisation.
+        let matched = padded.iter().filter(|id| plain.contains(id)).count();
+        assert_eq!(matched, 0);
+        let w = f.mismatch_warning(matched).expect("a warning");
+        assert!(
+            w.contains("only 0 of this node's 200 ids")
+                && w.contains("100% of this node's numeric ids start with a zero (6–6 digits)"),
+            "{w}"
+        );
+        let w = IdFormat::of(plain.iter().map(String::as_str)).mismatch_warning(0).expect("a warning");
+        assert!(w.contains("numbers of 1–3 digits without leading zeros") && w.contains("pads"), "{w}");
+        // Enough matches, or ids that are not numbers: no warning.
+        assert_eq!(f.mismatch_warning(100), None);
+        let codes: Vec<String> = (1..=200).map(|i| format!("acct-{i}")).collect();
+        assert_eq!(IdFormat::of(codes.iter().map(String::as_str)).mismatch_warning(0), None);
+        let fixed: Vec<String> = (100_000..100_200).map(|i| i.to_string()).collect();
+        assert_eq!(IdFormat::of(fixed.iter().map(String::as_str)).mismatch_warning(0), None, "one width, no zeros");
+        assert_eq!(IdFormat::of([]).mismatch_warning(0), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use models::dataset::{self, Dataset};
 use models::reference::LinearModel;
 use models::secure_lr::PartyData;
-use models::standardize::Standardizer;
+use models::standardize::{PrepParams, Standardizer};
 use protocol::Role;
 use rand::{RngExt, SeedableRng};
 
@@ -60,14 +60,16 @@ fn align(gov: &Dataset, bank: &Dataset) -> (Dataset, Dataset) {
     (gov.select_rows(&gi), bank.select_rows(&bi))
 }
 
+/// Plain standardisation (no winsorising), as in the scikit-learn reference runs.
 fn prepare(gov: Dataset, bank: Dataset, train: Vec<usize>, test: Vec<usize>) -> Prepared {
-    let gov_std = Standardizer::fit(&gov, &train).unwrap();
-    let bank_std = Standardizer::fit(&bank, &train).unwrap();
+    let plain = PrepParams { winsorize: None, ..PrepParams::default() };
+    let (gov_std, _) = Standardizer::fit(&gov, &train, &plain).unwrap();
+    let (bank_std, _) = Standardizer::fit(&bank, &train, &plain).unwrap();
     Prepared {
-        gov_x: gov_std.apply(&gov.x).x,
-        bank_x: bank_std.apply(&bank.x).x,
-        gov_features: gov.columns.clone(),
-        bank_features: bank.columns.clone(),
+        gov_x: gov_std.apply(&gov).unwrap().x,
+        bank_x: bank_std.apply(&bank).unwrap().x,
+        gov_features: gov_std.columns.clone(),
+        bank_features: bank_std.columns.clone(),
         gov_std,
         bank_std,
         y: bank.label.clone().unwrap(),

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use models::reference::TrainParams;
 use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::ModelReveal;
+use models::standardize::{MissingPolicy, PrepParams};
 use protocol::Role;
 use protocol::mpc::Sigmoid;
 use protocol::psi::PsiReveal;
@@ -246,6 +247,7 @@ impl JobSpec {
                 if let Some(sc) = &p.scorecard {
                     sc.validate().map_err(|e| anyhow::anyhow!("params.{e}"))?;
                 }
+                p.prep_params().validate().map_err(|e| anyhow::anyhow!("params.{e}"))?;
                 if p.test_ids_file.is_some() && (p.test_fraction.is_some() || p.split_seed.is_some()) {
                     bail!("params: give either test_ids_file or test_fraction/split_seed, not both");
                 }
@@ -353,6 +355,9 @@ const TRAIN_KEYS: &[&str] = &[
     "scorecard",
     "for_scoring",
     "score_output",
+    "winsorize",
+    "missing",
+    "min_category_count",
 ];
 const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output"];
 const WATCHLIST_KEYS: &[&str] = &["model", "threshold"];
@@ -365,6 +370,15 @@ pub enum ScoreTarget {
     Intersection,
     /// The ids in the bank's `queries_file`, by private lookup: the gov does not learn which.
     Ids,
+}
+
+/// `params.winsorize`: `[low, high]` training-row percentiles, or `true` (the default ones) /
+/// `false` (none).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Winsorize {
+    On(bool),
+    Percentiles([f64; 2]),
 }
 
 /// The job's `[params]`, typed. File names are read by each node on its own machine, inside its
@@ -401,6 +415,15 @@ pub struct JobParams {
     /// Train (test rows, with `scores_to_bank`) and score: what the bank learns per entity,
     /// `grade` (default), `points` or `probability`; each node's `policy.score_output` caps it.
     pub score_output: Option<ScoreOutput>,
+    /// Train, raw features: clip each numeric column at these training-row percentiles
+    /// (default `[0.005, 0.995]`; `false`: no clipping).
+    pub winsorize: Option<Winsorize>,
+    /// Train, raw features: a missing cell is filled and flagged (`"indicator"`, default), filled
+    /// (`"impute"`) or fails the job (`"refuse"`).
+    pub missing: Option<MissingPolicy>,
+    /// Train, raw features: fewest training rows a category needs for its own column (default
+    /// 20); rarer ones share `<col>#other`.
+    pub min_category_count: Option<usize>,
     /// Score, watchlist: the id of the train job whose model to use.
     pub model: Option<String>,
     /// Watchlist: the probability of default above which the gov learns an entity's id.
@@ -430,6 +453,20 @@ impl JobParams {
             sigmoid: self.sigmoid.unwrap_or(d.sigmoid),
             frac_bits: self.frac_bits.unwrap_or(d.frac_bits),
             seed: self.seed.unwrap_or(d.seed),
+        }
+    }
+
+    /// Raw-feature preparation: the job's values over the defaults of [`PrepParams`].
+    pub fn prep_params(&self) -> PrepParams {
+        let d = PrepParams::default();
+        PrepParams {
+            winsorize: match self.winsorize {
+                None | Some(Winsorize::On(true)) => d.winsorize,
+                Some(Winsorize::On(false)) => None,
+                Some(Winsorize::Percentiles(p)) => Some(p),
+            },
+            missing: self.missing.unwrap_or(d.missing),
+            min_category_count: self.min_category_count.unwrap_or(d.min_category_count),
         }
     }
 

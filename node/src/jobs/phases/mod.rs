@@ -48,7 +48,7 @@ pub fn reveal_joint_hash(
 /// when empty) and label.
 pub fn load_dataset(ctx: &PhaseContext<'_>, columns: &[String], label: Option<&str>) -> Result<Dataset> {
     let d = ctx.dataset;
-    models::dataset::load(&d.path, &d.id_column, columns, label)
+    models::dataset::load_with(&d.path, &d.id_column, columns, label, &d.cell_format())
         .with_context(|| format!("dataset '{}' (datasets.{}.path)", ctx.dataset_name, ctx.dataset_name))
 }
 
@@ -67,6 +67,14 @@ pub fn prepare_ids(ctx: &PhaseContext<'_>, ds: &Dataset, skip_bad: bool) -> Resu
     ids::prepare_ids(id_kind(ctx.dataset.id_kind), &ds.source, lines, skip_bad).map_err(|e| {
         input(anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name))
     })
+}
+
+/// Appends `warnings` to the outcome's `warnings` list (shown with the job's result).
+pub fn add_warnings(ctx: &mut PhaseContext<'_>, warnings: impl IntoIterator<Item = String>) {
+    let list = ctx.outcome.entry("warnings").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(list) = list.as_array_mut() {
+        list.extend(warnings.into_iter().map(serde_json::Value::from));
+    }
 }
 
 /// Encodes a CSV file with a header, written when the job has succeeded

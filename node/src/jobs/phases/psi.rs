@@ -59,7 +59,20 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let mode = ctx.spec.psi_reveal()?;
     let psi_params =
         PsiParams { domain: ctx.job_id.to_string(), reveal: mode, min_intersection: ctx.spec.min_intersection };
-    let out = psi::intersect(ch, &prepared.ids, &psi_params, &mut os_rng())?;
+    // Local facts only (nothing is sent): explains a small intersection by the ids' format.
+    let format = protocol::ids::IdFormat::of(data.ids.iter().map(String::as_str));
+    let out = psi::intersect(ch, &prepared.ids, &psi_params, &mut os_rng()).map_err(|e| {
+        let below_minimum = matches!(&e, protocol::Error::Input(m) if m.contains("rule min_intersection"));
+        match format.padding_cause().filter(|_| below_minimum) {
+            Some(cause) => {
+                anyhow::Error::from(e).context(format!("possible cause: dataset '{}': {cause}", ctx.dataset_name))
+            }
+            None => e.into(),
+        }
+    })?;
+    if let Some(w) = format.mismatch_warning(out.size) {
+        super::add_warnings(ctx, [format!("dataset '{}': {w}", ctx.dataset_name)]);
+    }
     let rule = |r: &str| format!("policy.reveals: {r}");
     ctx.outcome.insert("intersection_size".into(), out.size.into());
     let size = out.size as u64;

@@ -148,14 +148,14 @@ fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
             ),
         ));
     }
-    let own = saved.artifact.block(ctx.role);
+    let own = model_columns(saved.artifact.block(ctx.role))?;
     let side = ctx.spec.side(ctx.role);
-    if side.columns != own.features {
+    if side.columns != own {
         return Err(input(anyhow!(
             "{}.columns must be the model's {} columns [{}] (model '{model_id}')",
             ctx.role,
             ctx.role,
-            own.features.join(", ")
+            own.join(", ")
         )));
     }
     ctx.outcome.insert("model".into(), model_id.into());
@@ -205,34 +205,33 @@ struct Query {
     consent: String,
 }
 
-/// Reads `id,consent_ref` rows of the queries file; errors name the file and line.
+/// Reads `id,consent_ref` rows of the queries file (with [`models::csv_file`]: BOM, CRLF and
+/// blank lines are fine); errors name the file and line.
 fn read_queries(file: &JobFile, kind: protocol::ids::IdKind) -> Result<Vec<Query>> {
-    let (bytes, file) = (file.bytes.as_slice(), file.path.display());
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        bail!("{file}: the file is empty; it needs the header `id,consent_ref` and one row per id to score");
-    }
-    let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
-    let header: Vec<String> =
-        r.headers().with_context(|| format!("{file}: cannot read the header"))?.iter().map(str::to_string).collect();
-    if header != ["id", "consent_ref"] {
-        bail!("{file} line 1: the header must be `id,consent_ref` (found `{}`)", header.join(","));
+    let name = file.path.display().to_string();
+    let csv = models::csv_file::read(&name, &file.bytes, true).map_err(|e| match e {
+        models::dataset::DataError::Empty { .. } => {
+            anyhow!("{name}: the file is empty; it needs the header `id,consent_ref` and one row per id to score")
+        }
+        e => e.into(),
+    })?;
+    if csv.header != ["id", "consent_ref"] {
+        bail!("{name} line 1: the header must be `id,consent_ref` (found `{}`)", csv.header.join(","));
     }
     let mut queries = Vec::new();
-    for rec in r.records() {
-        let rec = rec.with_context(|| format!("{file}: cannot parse the CSV; every row is `id,consent_ref`"))?;
-        let line = rec.position().map_or(0, |p| p.line());
-        let (raw, consent) = (rec.get(0).unwrap_or(""), rec.get(1).unwrap_or(""));
+    for row in &csv.rows {
+        let (line, raw, consent) = (row.line, &row.fields[0], &row.fields[1]);
         if consent.is_empty() {
             bail!(
-                "{file} line {line}: consent_ref is empty: every scored id needs the reference of the consent that allows it"
+                "{name} line {line}: consent_ref is empty: every scored id needs the reference of the consent that allows it"
             );
         }
         let id =
-            protocol::ids::normalize(kind, raw).map_err(|why| anyhow::anyhow!("{file} line {line}: the id {why}"))?;
+            protocol::ids::normalize(kind, raw).map_err(|why| anyhow::anyhow!("{name} line {line}: the id {why}"))?;
         queries.push(Query { raw: raw.to_string(), id, consent: consent.to_string() });
     }
     if queries.is_empty() || queries.len() as u64 > MAX_QUERIES {
-        bail!("{file}: has {} ids; a lookup job scores 1 to {MAX_QUERIES}", queries.len());
+        bail!("{name}: has {} ids; a lookup job scores 1 to {MAX_QUERIES}", queries.len());
     }
     Ok(queries)
 }
@@ -275,7 +274,7 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
         _ => None,
     };
 
-    let data = load_dataset(ctx, &own.features, None)?;
+    let data = load_dataset(ctx, &model_columns(own)?, None)?;
     let prepared = prepare_ids(ctx, &data, skip_bad)?;
     let x = standardize(ctx, own.standardizer.as_ref(), &data)?;
     let card = FixedScorecard::new(&art.scorecard, fp).map_err(|e| anyhow::anyhow!("model '{}': {e}", saved.job_id))?;
@@ -377,16 +376,23 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
     Ok(())
 }
 
-/// The model's standardisation of this node's columns applied to `data`; values outside a
-/// column's training range are clipped to it (outcome `values_clipped`).
+/// The dataset columns this node's block of a model reads (its raw columns).
+fn model_columns(own: &models::secure_lr::BlockModel) -> Result<Vec<String>> {
+    Ok(own.standardizer.as_ref().context("the model file lacks this node's standardisation")?.input_columns())
+}
+
+/// The model's preparation and standardisation of this node's columns applied to `data`
+/// ([`models::standardize`]); values outside a column's training range are clipped to it
+/// (outcome `values_clipped`), missing cells filled (outcome `missing_values_filled`).
 fn standardize(
     ctx: &mut PhaseContext<'_>,
     st: Option<&models::standardize::Standardizer>,
     data: &Dataset,
 ) -> Result<Vec<f64>> {
     let st = st.context("the model file lacks this node's standardisation")?;
-    let out = st.apply(&data.x);
-    ctx.outcome.insert("values_clipped".into(), out.clipped.into());
+    let out = st.apply(data)?;
+    ctx.outcome.insert("values_clipped".into(), out.clipped_total().into());
+    ctx.outcome.insert("missing_values_filled".into(), out.imputed.into());
     Ok(out.x)
 }
 

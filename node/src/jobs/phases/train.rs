@@ -121,27 +121,54 @@ pub fn read_id_list(file: &Path, kind: protocol::ids::IdKind) -> Result<HashSet<
     parse_id_list(&file.display().to_string(), &bytes, kind)
 }
 
-/// The ids in `bytes`, the text of file `source`: one per line; an optional header `id`, blank
-/// lines and repeats are skipped; normalised like a dataset's of `kind`. An invalid id is an error
-/// naming file and line, and so is a list without ids.
+/// The ids in `bytes`, the text of file `source` (read with [`models::csv_file`]: BOM, CRLF and
+/// blank lines are fine): one per line; an optional header `id` and repeats are skipped;
+/// normalised like a dataset's of `kind`. An invalid id is an error naming file and line, and so
+/// is a list without ids.
 pub fn parse_id_list(source: &str, bytes: &[u8], kind: protocol::ids::IdKind) -> Result<HashSet<String>> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!("{source}: not UTF-8 text (byte {}); save the id list as UTF-8", e.valid_up_to())
+    let file = models::csv_file::read(source, bytes, false).map_err(|e| match e {
+        models::dataset::DataError::Empty { .. } => {
+            anyhow::anyhow!("{source}: the file is empty (no ids); list the test entities' ids, one per line")
+        }
+        e => e.into(),
     })?;
     let mut ids = HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let raw = line.trim();
-        if raw.is_empty() || (i == 0 && raw.eq_ignore_ascii_case("id")) {
+    for (i, row) in file.rows.iter().enumerate() {
+        let line = row.line;
+        let [raw] = row.fields.as_slice() else {
+            bail!("{source} line {line}: {} fields; the list holds one id per line", row.fields.len());
+        };
+        if i == 0 && raw.eq_ignore_ascii_case("id") {
             continue;
         }
-        let id = protocol::ids::normalize(kind, raw)
-            .map_err(|why| anyhow::anyhow!("{source} line {}: the id {why}", i + 1))?;
+        let id =
+            protocol::ids::normalize(kind, raw).map_err(|why| anyhow::anyhow!("{source} line {line}: the id {why}"))?;
         ids.insert(id);
     }
     if ids.is_empty() {
         bail!("{source}: the file is empty (no ids); list the test entities' ids, one per line");
     }
     Ok(ids)
+}
+
+/// After constant columns were dropped, this side's model must still use at least
+/// `policy.min_model_columns` of its dataset's columns (counted as raw columns: the one-hot
+/// columns of a category count once).
+fn check_model_columns(ctx: &PhaseContext<'_>, st: &Standardizer) -> Result<()> {
+    let (used, least) = (st.inputs_used(), ctx.config.policy.min_model_columns);
+    if used < least {
+        return Err(crate::jobs::failure::mark(
+            crate::jobs::failure::FailureKind::Policy("policy.min_model_columns"),
+            anyhow::anyhow!(
+                "policy: after dropping the columns that are constant on the training rows, the {} side of the model \
+                 uses {used} of its dataset's columns; node '{}' requires at least {least} (policy.min_model_columns); \
+                 the outcome's warnings name the dropped columns",
+                ctx.role,
+                ctx.config.node.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -189,11 +216,14 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     test_rows.iter().for_each(|&r| is_test[r] = true);
     let train_rows: Vec<usize> = (0..n).filter(|&r| !is_test[r]).collect();
 
-    let standardizer = Standardizer::fit(data, &train_rows)?;
-    // Training rows lie within the training range: every clipped value is on a test row.
-    let standardized = standardizer.apply(&data.x);
-    ctx.outcome.insert("test_values_clipped".into(), standardized.clipped.into());
-    let x = standardized.x;
+    let (standardizer, warnings) = Standardizer::fit(data, &train_rows, &params.prep_params())?;
+    check_model_columns(ctx, &standardizer)?;
+    let prepared = standardizer.apply(data)?;
+    ctx.outcome.insert("train_values_winsorized".into(), prepared.clipped_on(&train_rows).into());
+    ctx.outcome.insert("test_values_clipped".into(), prepared.clipped_on(&test_rows).into());
+    ctx.outcome.insert("missing_values_filled".into(), prepared.imputed.into());
+    super::add_warnings(ctx, warnings);
+    let x = prepared.x;
     let model_reveal = ctx.spec.model_reveal().input()?;
     let scorecard = params.scorecard();
     ctx.progress(0.05, &format!("training on {} rows, testing on {}", train_rows.len(), test_rows.len()));
@@ -201,7 +231,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         let mut engine = Engine::new(ch, FixedPoint::new(train_params.frac_bits), &mut os_rng())?;
         let party = PartyData {
             x: &x,
-            features: &data.columns,
+            features: &standardizer.columns,
             standardizer: Some(&standardizer),
             label: data.label.as_deref(),
         };
@@ -395,7 +425,16 @@ mod tests {
             assert!(err.starts_with("ids.txt: the file is empty"), "{err}");
         }
         let err = format!("{:#}", parse_id_list("ids.txt", b"id\n\xff\n", protocol::ids::IdKind::Raw).unwrap_err());
-        assert!(err.contains("not UTF-8"), "{err}");
+        assert!(err.contains("ids.txt, line 2") && err.contains("UTF-8"), "{err}");
+        // A byte order mark and CRLF line ends (a spreadsheet export) change nothing: the first
+        // id is kept, with or without the header.
+        for text in [&b"\xEF\xBB\xBFid\r\n007\r\n\r\nABC\r\n"[..], b"\xEF\xBB\xBF007\r\nABC"] {
+            let ids = parse_id_list("ids.txt", text, protocol::ids::IdKind::Raw).unwrap();
+            assert_eq!(ids, HashSet::from(["007".to_string(), "ABC".to_string()]));
+        }
+        let err =
+            format!("{:#}", parse_id_list("ids.txt", b"id\r\n\r\n1,2\r\n", protocol::ids::IdKind::Raw).unwrap_err());
+        assert!(err.starts_with("ids.txt line 3: 2 fields"), "{err}");
 
         let dir = tempfile::tempdir().unwrap();
         let err =
