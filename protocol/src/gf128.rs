@@ -75,6 +75,8 @@ impl Gf128 {
     }
 }
 
+// Addition in characteristic 2 is XOR.
+#[allow(clippy::suspicious_arithmetic_impl)]
 impl Add for Gf128 {
     type Output = Gf128;
     fn add(self, rhs: Gf128) -> Gf128 {
@@ -82,6 +84,7 @@ impl Add for Gf128 {
     }
 }
 
+#[allow(clippy::suspicious_op_assign_impl)]
 impl AddAssign for Gf128 {
     fn add_assign(&mut self, rhs: Gf128) {
         self.0 ^= rhs.0;

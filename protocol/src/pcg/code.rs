@@ -44,7 +44,7 @@ fn prg(domain: u8) -> CtrPrg {
 
 impl Code {
     pub fn new(n: usize, big_n: usize) -> Code {
-        assert!(big_n >= WEIGHT && big_n < (1 << 32) && n > 0, "code sizes n = {n}, N = {big_n}");
+        assert!((WEIGHT..1 << 32).contains(&big_n) && n > 0, "code sizes n = {n}, N = {big_n}");
         Code { n, big_n }
     }
 
@@ -157,7 +157,7 @@ mod tests {
     fn every_input_reaches_the_outputs() {
         let code = Code::new(64, 128);
         let cols = dense_matrix(&code);
-        assert!(cols.iter().all(|c| c.iter().any(|&b| b == 1)), "zero column");
+        assert!(cols.iter().all(|c| c.contains(&1)), "zero column");
         for k in 0..64 {
             assert!(cols.iter().any(|c| c[k] == 1), "zero row {k}");
         }

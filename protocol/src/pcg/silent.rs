@@ -37,7 +37,7 @@ pub enum Kind {
 }
 
 /// Tweak space of the OT pads of this module (disjoint from `mpc`'s).
-const TWEAK_BASE: u128 = 0x7063_67 << 96;
+const TWEAK_BASE: u128 = 0x0070_6367 << 96;
 /// Trees expanded together (keeps the working set in cache).
 const TREE_GROUP: usize = 16;
 

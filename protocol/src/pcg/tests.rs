@@ -21,7 +21,10 @@ fn vole_pair(n: usize, gov_sends: bool, seed: u64) -> (VoleSender, VoleReceiver)
     }
 }
 
-fn cot_pair(n: usize, gov_sends: bool, seed: u64) -> ((Gf128, Vec<u128>), (Vec<bool>, Vec<u128>)) {
+/// (Δ, s) of the sender and (x, t) of the receiver.
+type CotPair = ((Gf128, Vec<u128>), (Vec<bool>, Vec<u128>));
+
+fn cot_pair(n: usize, gov_sends: bool, seed: u64) -> CotPair {
     if gov_sends {
         run_pair(|ch| cot_send(ch, n, &mut rng(seed)).unwrap(), |ch| cot_receive(ch, n, &mut rng(seed + 1)).unwrap())
     } else {
