@@ -10,7 +10,8 @@
 //!    pseudorandom 24-bit mask `m_i` (the convolution band). Targets past the end wrap around
 //!    to the front (modulo `N`), so that the last inputs spread as far as the others.
 //! 2. *Expand* (compress): output `k` is the XOR of [`WEIGHT`] = 7 convolved positions, one drawn
-//!    uniformly from each of 7 equal regions of `0..N` (a regular sparse matrix).
+//!    uniformly from each of 7 equal regions of `0..N` (a regular sparse matrix; region `r`
+//!    draws its indices from its own PRG stream).
 //!
 //! The masks and indices come from AES-CTR under a public fixed key, counter from zero: both
 //! parties derive the identical code for a given `(n, N)`; the code is public.
@@ -86,24 +87,24 @@ impl Code {
         }
     }
 
-    /// Step 2: the `n` outputs from the convolved `x`.
+    /// Step 2: the `n` outputs from the convolved `x`. Region by region (one pass each, its
+    /// own index stream), so that the random reads stay within one region's share of memory.
     pub fn expand<T: Elem>(&self, x: &[T]) -> Vec<T> {
         assert_eq!(x.len(), self.big_n);
-        let region = (self.big_n / WEIGHT) as u64;
+        let region = self.big_n / WEIGHT;
         let mut out = vec![T::default(); self.n];
-        let mut indices = prg(b'x');
-        // Four 32-bit draws per word; WEIGHT draws per output.
-        let mut words = vec![0u128; (CHUNK * WEIGHT).div_ceil(4)];
-        for chunk in out.chunks_mut(CHUNK) {
-            indices.fill(&mut words);
-            let mut draw = words.iter().flat_map(|w| (0..4).map(move |k| (w >> (32 * k)) as u32));
-            for o in chunk.iter_mut() {
-                let mut acc = T::default();
-                for k in 0..WEIGHT as u64 {
-                    let r = draw.next().expect("enough draws per chunk") as u64;
-                    acc ^= x[(k * region + ((r * region) >> 32)) as usize];
+        // Four 32-bit draws per word.
+        let mut words = vec![0u128; CHUNK / 4];
+        for k in 0..WEIGHT {
+            let part = &x[k * region..(k + 1) * region];
+            let mut indices = prg(b'0' + k as u8);
+            for chunk in out.chunks_mut(CHUNK) {
+                indices.fill(&mut words);
+                let draws =
+                    words.iter().flat_map(|w| [*w as u32, (w >> 32) as u32, (w >> 64) as u32, (w >> 96) as u32]);
+                for (o, r) in chunk.iter_mut().zip(draws) {
+                    *o ^= part[((r as u64 * region as u64) >> 32) as usize];
                 }
-                *o = acc;
             }
         }
         out
@@ -173,6 +174,6 @@ mod tests {
         let mut x: Vec<u128> = (0..16u128).map(|i| 1 << i).collect();
         let out = code.dual_encode(&mut x);
         let hex: Vec<String> = out.iter().map(|v| format!("{v:04x}")).collect();
-        assert_eq!(hex.join(" "), "4d02 597d 42e3 9b7f 8f22 c5c0 85dc d027");
+        assert_eq!(hex.join(" "), "cbb9 9181 0d1e 8eba d4a0 c458 521b 9ff8");
     }
 }

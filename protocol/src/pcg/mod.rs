@@ -117,9 +117,9 @@ fn send<R: CryptoRng + ?Sized>(ch: &mut Channel, kind: Kind, n: usize, rng: &mut
     let (extending, answer) = start.on_base_offer(&offer, rng)?;
     ch.send_bulk(BaseAnswer::KIND, &answer.0)?;
     let ext = Extension(ch.recv_bulk(Extension::KIND, Extension::len(&params, kind) as u64)?);
-    let (out, trees) = extending.on_extension(&ext, rng)?;
+    let (encoding, trees) = extending.on_extension(&ext, rng)?;
     ch.send_bulk(TreeMessage::KIND, &trees.encode())?;
-    Ok(out)
+    Ok(encoding.finish())
 }
 
 /// Drives the receiver's steps up to the last message.

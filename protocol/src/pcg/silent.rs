@@ -116,6 +116,30 @@ pub struct SenderExtending {
     ot: iknp::Sender,
 }
 
+/// Sender after flight 4 went out: the leaves, to be compressed by [`SenderEncoding::finish`]
+/// (after sending the tree message, so that both parties compress at the same time).
+pub struct SenderEncoding {
+    params: Params,
+    delta: u128,
+    w: Vec<u128>,
+}
+
+impl Drop for SenderEncoding {
+    fn drop(&mut self) {
+        self.delta.zeroize();
+        self.w.zeroize();
+    }
+}
+
+impl SenderEncoding {
+    /// Compresses the leaves into the sender's output.
+    pub fn finish(mut self) -> SenderOutput {
+        let mut b = self.params.code.dual_encode(&mut self.w);
+        b.truncate(self.params.n);
+        SenderOutput { delta: self.delta, b }
+    }
+}
+
 /// Sender's output: Δ and `b` (COT: `s`). Zeroized on drop.
 pub struct SenderOutput {
     pub delta: u128,
@@ -153,12 +177,13 @@ impl SenderStart {
 }
 
 impl SenderExtending {
-    /// Flight 3 in, flight 4 out: expands the trees and computes this party's output.
+    /// Flight 3 in, flight 4 out: expands the trees; [`SenderEncoding::finish`] then computes
+    /// this party's output.
     pub fn on_extension<R: CryptoRng + ?Sized>(
         mut self,
         ext: &Extension,
         rng: &mut R,
-    ) -> Result<(SenderOutput, TreeMessage)> {
+    ) -> Result<(SenderEncoding, TreeMessage)> {
         let (p, kind) = (self.params, self.kind);
         let mut q = self.ot.extend(ot_count(&p, kind), &ext.0)?;
         let delta = self.ot.delta();
@@ -194,10 +219,7 @@ impl SenderExtending {
         }
         b_base.zeroize();
         msg.extend(corrections);
-        let mut b = p.code.dual_encode(&mut w);
-        w.zeroize();
-        b.truncate(p.n);
-        Ok((SenderOutput { delta, b }, TreeMessage(msg)))
+        Ok((SenderEncoding { params: p, delta, w }, TreeMessage(msg)))
     }
 }
 

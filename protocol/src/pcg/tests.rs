@@ -111,7 +111,8 @@ fn steps_without_a_channel() {
     let (receiver, offer) = ReceiverStart::start(Kind::Vole, n, &mut rr).unwrap();
     let (sender, answer) = sender.on_base_offer(&offer, &mut rs).unwrap();
     let (receiver, ext) = receiver.on_base_answer(&answer, &mut rr).unwrap();
-    let (out_s, trees) = sender.on_extension(&ext, &mut rs).unwrap();
+    let (encoding, trees) = sender.on_extension(&ext, &mut rs).unwrap();
+    let out_s = encoding.finish();
     let out_r = receiver.on_trees_vole(&trees).unwrap();
     let mut times_delta = Multiplier::new(Gf128(out_s.delta));
     for i in 0..n {
