@@ -60,6 +60,12 @@ pub enum BenchCommand {
     },
     /// PSI-aligned secure logistic regression on two CSV files; against the plaintext trainer.
     Lr(LrArgs),
+    /// Silent random COT (protocol::pcg) against IKNP random COT, both measured in this run.
+    Cot {
+        /// COTs per run.
+        #[arg(long, default_value_t = 1 << 20)]
+        n: usize,
+    },
     /// Single-entity scoring by private lookup (gov serves per-entity partial scores, the bank
     /// sends one-ID queries); against raw QUIC round trips.
     Score {
@@ -116,6 +122,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Psi { n, overlap } => vec![psi(n, overlap)?],
         BenchCommand::Lr(args) => vec![lr(&args)?],
         BenchCommand::Score { entities, queries, jobs } => score(entities, queries, jobs)?,
+        BenchCommand::Cot { n } => cot(n)?,
     };
     for line in lines {
         println!("{line}");
@@ -316,6 +323,71 @@ pub fn mpc() -> Result<Vec<Value>> {
         }));
     }
     Ok(lines)
+}
+
+// ---------------------------------------------------------------------------------------------
+// cot
+
+/// IKNP random COT as the reference: gov is the IKNP sender (base-OT receiver with Δ's bits),
+/// bank the receiver with random choices; outputs are the raw correlation `t = q ⊕ x·Δ`, like
+/// the silent generator's. Returns the number of COTs.
+fn iknp_cots(ch: &mut Channel, n: usize) -> protocol::Result<usize> {
+    use protocol::ot::{base, iknp};
+    let mut rng = rand::rng();
+    let len = iknp::message_len(n) as u64;
+    if ch.role() == Role::Gov {
+        let delta: u128 = rng.random();
+        let choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
+        let (msg, keys) = base::receive(&mut rng, &ch.recv_frame("bench.base.s")?, &choices)?;
+        ch.send_bulk("bench.base.r", &msg)?;
+        let mut sender = iknp::Sender::new(delta, &keys);
+        let u = ch.recv_bulk("bench.iknp.u", len)?;
+        Ok(sender.extend(n, &u)?.len())
+    } else {
+        let (base_sender, s) = base::Sender::start(&mut rng);
+        ch.send_frame("bench.base.s", s)?;
+        let pairs = base_sender.finish(&ch.recv_bulk("bench.base.r", 128 * 32)?, 128)?;
+        let words: Vec<u128> = (0..n.div_ceil(128)).map(|_| rng.random()).collect();
+        let (msg, t) = iknp::Receiver::new(&pairs).extend(n, &words);
+        ch.send_bulk("bench.iknp.u", &msg)?;
+        Ok(t.len())
+    }
+}
+
+/// `tandem bench cot`: `n` random COTs from the silent generator (gov sends, bank receives)
+/// and from IKNP, each with setup (base OTs) included; COTs per second of wall time with both
+/// parties on this machine, and bits on the wire per COT.
+pub fn cot(n: usize) -> Result<Vec<Value>> {
+    ensure!((1..=protocol::pcg::MAX_N).contains(&n), "--n {n}: use 1..={}", protocol::pcg::MAX_N);
+    let lo = Loopback::start(IO_TIMEOUT)?;
+    let (silent, silent_seconds, silent_cpu) = clocked(|| {
+        run_both(
+            &lo,
+            |ch| protocol::pcg::cot_send(ch, n, &mut rand::rng()).map(|(_, s)| s.len()),
+            |ch| protocol::pcg::cot_receive(ch, n, &mut rand::rng()).map(|(x, _)| x.len()),
+        )
+    });
+    let ((gs_n, gs), (bs_n, bs)) = silent?;
+    ensure!(gs_n == n && bs_n == n, "silent COT returned {gs_n} / {bs_n} outputs, expected {n}");
+    let (iknp, iknp_seconds, iknp_cpu) = clocked(|| run_both(&lo, |ch| iknp_cots(ch, n), |ch| iknp_cots(ch, n)));
+    let ((gi_n, gi), (bi_n, bi)) = iknp?;
+    ensure!(gi_n == n && bi_n == n, "IKNP returned {gi_n} / {bi_n} outputs, expected {n}");
+    let line = |name: &str, seconds: f64, cpu: Option<f64>, bytes: u64, rounds: u64| {
+        json!({
+            "bench": "cot", "generator": name, "n": n, "seconds": round(seconds, 4),
+            "cpu_seconds": cpu.map(|c| round(c, 2)), "cot_per_s": round(n as f64 / seconds, 0),
+            "bytes": bytes, "bits_per_cot": round(bytes as f64 * 8.0 / n as f64, 3), "rounds": rounds,
+        })
+    };
+    let (silent_bytes, iknp_bytes) = (bytes_sent(&gs, &bs), bytes_sent(&gi, &bi));
+    Ok(vec![
+        line("silent", silent_seconds, silent_cpu, silent_bytes, gs.rounds.max(bs.rounds)),
+        line("iknp", iknp_seconds, iknp_cpu, iknp_bytes, gi.rounds.max(bi.rounds)),
+        json!({
+            "bench": "cot", "n": n, "speed_ratio_silent_to_iknp": round(iknp_seconds / silent_seconds, 3),
+            "bytes_ratio_silent_to_iknp": round(silent_bytes as f64 / iknp_bytes as f64, 4),
+        }),
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------

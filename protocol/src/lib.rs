@@ -11,10 +11,12 @@ pub mod channel;
 pub mod disclose;
 pub mod error;
 pub mod fixed;
+pub mod gf128;
 pub mod ids;
 pub mod lookup;
 pub mod mpc;
 pub mod ot;
+pub mod pcg;
 pub mod psi;
 pub mod transcript;
 

@@ -1,0 +1,174 @@
+//! Pseudorandom correlation generator ("silent" OT / VOLE): random correlated OT and VOLE over
+//! GF(2^128), expanded by the two nodes from a short seed correlation.
+//!
+//! Correlations (Δ is the sender's, uniform, fixed for one call):
+//! - VOLE: the sender holds `Δ` and `b`, the receiver `a` and `c` with `c_i = b_i + a_i·Δ` in
+//!   [`Gf128`].
+//! - COT (subfield VOLE with bits): the sender holds `Δ` and `s`, the receiver choice bits `x`
+//!   and `t` with `t_i = s_i ⊕ x_i·Δ`. Hash before use as OT messages (e.g. `H(s_i)`,
+//!   `H(s_i ⊕ Δ)` with [`crate::ot::CrHash`] and tweaks of the caller's own).
+//!
+//! Which role is the sender is the caller's choice; the two parties call the matching pair
+//! (`*_send` / `*_receive`) with the same `n`. Each call is independent: fresh base OTs, fresh
+//! Δ. Frame kinds `pcg.*`; four flights (two round trips), see [`silent`].
+//!
+//! Construction (dual LPN with regular noise, Boyle–Couteau–Gilboa–Ishai–Kohl–Scholl,
+//! CCS 2019 "Efficient two-round OT extension and silent non-interactive secure computation"):
+//! 1. Seed: 128 Chou–Orlandi base OTs and IKNP ([`crate::ot`]), the sender holding Δ.
+//! 2. Regular noise: `t` punctured GGM trees ([`tree`]) of `N / t` leaves give the sender `w`
+//!    and the receiver `u = w + e·Δ`, `e` having exactly one nonzero entry per tree (1 for COT,
+//!    a uniform `β_i` for VOLE, whose `β_i·Δ` comes from Gilboa's product over 128 raw IKNP
+//!    COTs). Only the receiver knows where.
+//! 3. Compression by the public linear map `H: F^N → F^n` of an Expand-Convolute code
+//!    ([`code`]): `b = H·w`, `c = H·u`, `a = H·e`.
+//!
+//! Parameters (128-bit security): `N = 2n` (for `n < 4096` the generator runs at `n = 4096` and
+//! truncates), expander weight 7, convolution band 24 — the `ExConv7x24` code of
+//! Raghuraman–Rindal–Tanguy (CRYPTO 2023, eprint 2023/882; the same paper shows the Silver codes
+//! are broken) — and noise weight [`NOISE_WEIGHT`] `t = 400`: the smallest multiple of 8 with
+//! `(1 − 2δ)^t ≤ 2^-128` for the relative minimum distance `δ = 0.1` that libOTe's
+//! `ExConvConfigure` assumed for this code (bias of the best linear test against regular noise,
+//! as in libOTe's `getRegNoiseWeight`). libOTe now estimates `δ = 0.15` for `ExConv7x24`
+//! (`t = 176`); we keep the more conservative figure.
+//!
+//! What each party learns (semi-honest; 128-bit computational, in the random-oracle / ideal
+//! cipher model for the base OT, the tweakable hash and the fixed-key AES tree PRG, and under
+//! dual LPN for the code):
+//! - The sender sees only IKNP columns, whose choice bits (the punctured positions and `β_i`) are
+//!   hidden by IKNP: it learns nothing about `a` / `x`.
+//! - The receiver sees the masked level sums and one correction per tree. It learns every leaf
+//!   but its punctured ones, which stay pseudorandom, so `Δ` stays hidden: `b_i = c_i + a_i·Δ`
+//!   is pseudorandom to it. The outputs `a`, `x` are pseudorandom under dual LPN.
+
+pub mod code;
+pub mod silent;
+pub mod tree;
+
+use rand::CryptoRng;
+use zeroize::Zeroize;
+
+use crate::gf128::Gf128;
+use crate::{Channel, Error, Result};
+use code::Code;
+use silent::{BaseAnswer, BaseOffer, Extension, Kind, ReceiverStart, SenderStart, TreeMessage};
+use tree::Shape;
+
+/// Largest `n` one call accepts (memory is about 50 bytes per output at each party).
+pub const MAX_N: usize = 1 << 26;
+/// Regular noise weight `t` (number of GGM trees); see the module docs for its derivation.
+pub const NOISE_WEIGHT: usize = 400;
+/// The generator never runs below this many outputs (smaller requests are truncated).
+pub const MIN_INTERNAL_N: usize = 4096;
+
+/// The public sizes of one run, the same at both parties for the same `n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Outputs returned.
+    pub n: usize,
+    /// GGM trees (= noise weight).
+    pub trees: usize,
+    pub shape: Shape,
+    pub code: Code,
+}
+
+impl Params {
+    pub fn new(n: usize) -> Result<Params> {
+        if n == 0 || n > MAX_N {
+            return Err(Error::Input(format!("pcg: n = {n} outside 1..={MAX_N}")));
+        }
+        let internal = n.max(MIN_INTERNAL_N);
+        let leaves = (2 * internal).div_ceil(NOISE_WEIGHT);
+        let shape = Shape::new(leaves);
+        Ok(Params { n, trees: NOISE_WEIGHT, shape, code: Code::new(internal, NOISE_WEIGHT * leaves) })
+    }
+}
+
+/// VOLE sender's output: `delta` and `b` (see the module docs). Zeroized on drop.
+pub struct VoleSender {
+    pub delta: Gf128,
+    pub b: Vec<Gf128>,
+}
+
+/// VOLE receiver's output: `a` and `c` with `c_i = b_i + a_i·Δ`. Zeroized on drop.
+pub struct VoleReceiver {
+    pub a: Vec<Gf128>,
+    pub c: Vec<Gf128>,
+}
+
+impl Drop for VoleSender {
+    fn drop(&mut self) {
+        self.delta.zeroize();
+        self.b.zeroize();
+    }
+}
+
+impl Drop for VoleReceiver {
+    fn drop(&mut self) {
+        self.a.zeroize();
+        self.c.zeroize();
+    }
+}
+
+/// Drives the sender's steps over `ch`. Every peer message is length-checked before use.
+fn send<R: CryptoRng + ?Sized>(ch: &mut Channel, kind: Kind, n: usize, rng: &mut R) -> Result<silent::SenderOutput> {
+    let start = SenderStart::new(kind, n)?;
+    let params = Params::new(n)?;
+    let offer = BaseOffer(ch.recv_frame(BaseOffer::KIND)?);
+    let (extending, answer) = start.on_base_offer(&offer, rng)?;
+    ch.send_bulk(BaseAnswer::KIND, &answer.0)?;
+    let ext = Extension(ch.recv_bulk(Extension::KIND, Extension::len(&params, kind) as u64)?);
+    let (encoding, trees) = extending.on_extension(&ext, rng)?;
+    ch.send_bulk(TreeMessage::KIND, &trees.encode())?;
+    Ok(encoding.finish())
+}
+
+/// Drives the receiver's steps up to the last message.
+fn receive<R: CryptoRng + ?Sized>(
+    ch: &mut Channel,
+    kind: Kind,
+    n: usize,
+    rng: &mut R,
+) -> Result<(silent::ReceiverExtended, TreeMessage)> {
+    let params = Params::new(n)?;
+    let (start, offer) = ReceiverStart::start(kind, n, rng)?;
+    ch.send_frame(BaseOffer::KIND, offer.0)?;
+    let answer = BaseAnswer(ch.recv_bulk(BaseAnswer::KIND, BaseAnswer::LEN as u64)?);
+    let (extended, ext) = start.on_base_answer(&answer, rng)?;
+    ch.send_bulk(Extension::KIND, &ext.0)?;
+    let bytes = ch.recv_bulk(TreeMessage::KIND, (TreeMessage::elements(&params) * 16) as u64)?;
+    Ok((extended, TreeMessage::decode(&params, &bytes)?))
+}
+
+/// Random COT, sender side: returns (Δ, s).
+pub fn cot_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Gf128, Vec<u128>)> {
+    let mut out = send(ch, Kind::Cot, n, rng)?;
+    Ok((Gf128(out.delta), std::mem::take(&mut out.b)))
+}
+
+/// Random COT, receiver side: returns (x, t) with `t_i = s_i ⊕ x_i·Δ`.
+pub fn cot_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Vec<bool>, Vec<u128>)> {
+    let (extended, trees) = receive(ch, Kind::Cot, n, rng)?;
+    let mut out = extended.on_trees_cot(&trees)?;
+    Ok((out.a.iter().map(|&x| x == 1).collect(), std::mem::take(&mut out.c)))
+}
+
+/// Random VOLE over GF(2^128), sender side.
+pub fn vole_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<VoleSender> {
+    let mut out = send(ch, Kind::Vole, n, rng)?;
+    let b = out.b.iter().map(|&v| Gf128(v)).collect();
+    out.b.zeroize();
+    Ok(VoleSender { delta: Gf128(out.delta), b })
+}
+
+/// Random VOLE over GF(2^128), receiver side.
+pub fn vole_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<VoleReceiver> {
+    let (extended, trees) = receive(ch, Kind::Vole, n, rng)?;
+    let mut out = extended.on_trees_vole(&trees)?;
+    let (a, c) = (out.a.iter().map(|&v| Gf128(v)).collect(), out.c.iter().map(|&v| Gf128(v)).collect());
+    out.a.zeroize();
+    out.c.zeroize();
+    Ok(VoleReceiver { a, c })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,371 @@
+//! The silent generator as message-in/message-out steps (sans-IO): each step consumes the
+//! peer's typed message and returns this party's next state and message. [`super`] drives the
+//! steps over a [`crate::Channel`]; tests may drive them directly.
+//!
+//! Flights (R = receiver of the correlation, S = sender, who holds Δ):
+//! 1. R → S [`BaseOffer`]: base-OT sender point (R is base-OT sender, S base-OT receiver with
+//!    the bits of Δ as choices).
+//! 2. S → R [`BaseAnswer`]: 128 base-OT receiver points; both set up IKNP with S as sender.
+//! 3. R → S [`Extension`]: IKNP columns for `m` OTs. Their choices are, per tree and level, the
+//!    complement of the path bit of R's punctured leaf `α_i`, and (VOLE only) 128 random bits per
+//!    tree forming the noise value `β_i`.
+//! 4. S → R [`TreeMessage`]: per tree and level the two level sums `K_0, K_1` masked by the
+//!    hashed OT pads `H(q), H(q ⊕ Δ)`, and per tree one correction `Σ_j v_j ⊕ Δ` (COT) or
+//!    `Σ_j v_j + b_i` (VOLE, `b_i` from Gilboa's product over the 128 raw COTs of tree `i`).
+//!
+//! Then S holds all `N` leaves `w`; R holds `u = w + e·Δ` where `e` is zero except `e_{α_i} = 1`
+//! (COT) or `β_i` (VOLE) in tree `i` (regular noise). Both apply the public linear map `H` of
+//! [`super::code`]: `b = H·w`, `c = H·u`, `a = H·e`, so `c = b + a·Δ`.
+
+use rand::{CryptoRng, RngExt};
+use zeroize::Zeroize;
+
+use super::Params;
+use super::code::Elem;
+use super::tree::{NodePrg, expand_full, expand_punctured, path_bit};
+use crate::gf128::{self, Gf128, Multiplier};
+use crate::ot::{CrHash, base, iknp};
+use crate::{Error, Result};
+
+/// The correlation a run produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Bits `x_i` (`t_i = s_i ⊕ x_i·Δ`).
+    Cot,
+    /// GF(2^128) elements `a_i` (`c_i = b_i + a_i·Δ`).
+    Vole,
+}
+
+/// Tweak space of the OT pads of this module (disjoint from `mpc`'s).
+const TWEAK_BASE: u128 = 0x0070_6367 << 96;
+/// Trees expanded together (keeps the working set in cache).
+const TREE_GROUP: usize = 16;
+
+/// Flight 1 (R → S, frame `pcg.base.s`): the base-OT sender point, 32 bytes.
+pub struct BaseOffer(pub Vec<u8>);
+/// Flight 2 (S → R, frame `pcg.base.r`): 128 base-OT receiver points.
+pub struct BaseAnswer(pub Vec<u8>);
+/// Flight 3 (R → S, frame `pcg.ext.u`): IKNP columns.
+pub struct Extension(pub Vec<u8>);
+/// Flight 4 (S → R, frame `pcg.trees`): masked level sums and per-tree corrections.
+pub struct TreeMessage(pub Vec<Gf128>);
+
+impl BaseOffer {
+    pub const KIND: &'static str = "pcg.base.s";
+    pub const LEN: usize = 32;
+}
+impl BaseAnswer {
+    pub const KIND: &'static str = "pcg.base.r";
+    pub const LEN: usize = 128 * 32;
+}
+impl Extension {
+    pub const KIND: &'static str = "pcg.ext.u";
+    pub fn len(p: &Params, kind: Kind) -> usize {
+        iknp::message_len(ot_count(p, kind))
+    }
+}
+impl TreeMessage {
+    pub const KIND: &'static str = "pcg.trees";
+    /// Elements in the message for `p`.
+    pub fn elements(p: &Params) -> usize {
+        p.trees * (2 * p.shape.depth + 1)
+    }
+    pub fn decode(p: &Params, bytes: &[u8]) -> Result<TreeMessage> {
+        Ok(TreeMessage(gf128::from_bytes(Self::KIND, bytes, Self::elements(p))?))
+    }
+    pub fn encode(&self) -> Vec<u8> {
+        gf128::to_bytes(&self.0)
+    }
+}
+
+/// Raw COTs for Gilboa (VOLE only), then one OT per tree level.
+fn ot_count(p: &Params, kind: Kind) -> usize {
+    gilboa_count(p, kind) + p.trees * p.shape.depth
+}
+fn gilboa_count(p: &Params, kind: Kind) -> usize {
+    match kind {
+        Kind::Cot => 0,
+        Kind::Vole => 128 * p.trees,
+    }
+}
+
+/// Gilboa's product: element `i` is `Σ_k cots[128 i + k] · x^k`, the basis `x^k` being
+/// `Gf128(1 << k)`, so the receiver's choice word `i` read as a [`Gf128`] is its factor.
+fn gilboa(cots: &[u128], count: usize) -> Vec<Gf128> {
+    let mut basis: Vec<Multiplier> = (0..128).map(|k| Multiplier::new(Gf128(1 << k))).collect();
+    (0..count).map(|i| (0..128).map(|k| basis[k].mul(Gf128(cots[128 * i + k]))).sum()).collect()
+}
+
+/// Hashed OT pads `H(x_j, j)` for the GGM OTs.
+fn pads(xs: &[u128]) -> Vec<u128> {
+    let mut out = vec![0u128; xs.len()];
+    CrHash::default().expand(xs, TWEAK_BASE, 1, &mut out);
+    out
+}
+
+/// Sender before flight 1.
+pub struct SenderStart {
+    params: Params,
+    kind: Kind,
+}
+
+/// Sender after flight 2: holds Δ inside the IKNP sender.
+pub struct SenderExtending {
+    params: Params,
+    kind: Kind,
+    ot: iknp::Sender,
+}
+
+/// Sender after flight 4 went out: the leaves, to be compressed by [`SenderEncoding::finish`]
+/// (after sending the tree message, so that both parties compress at the same time).
+pub struct SenderEncoding {
+    params: Params,
+    delta: u128,
+    w: Vec<u128>,
+}
+
+impl Drop for SenderEncoding {
+    fn drop(&mut self) {
+        self.delta.zeroize();
+        self.w.zeroize();
+    }
+}
+
+impl SenderEncoding {
+    /// Compresses the leaves into the sender's output.
+    pub fn finish(mut self) -> SenderOutput {
+        let mut b = self.params.code.dual_encode(&mut self.w);
+        b.truncate(self.params.n);
+        SenderOutput { delta: self.delta, b }
+    }
+}
+
+/// Sender's output: Δ and `b` (COT: `s`). Zeroized on drop.
+pub struct SenderOutput {
+    pub delta: u128,
+    pub b: Vec<u128>,
+}
+
+impl Drop for SenderOutput {
+    fn drop(&mut self) {
+        self.delta.zeroize();
+        self.b.zeroize();
+    }
+}
+
+impl SenderStart {
+    pub fn new(kind: Kind, n: usize) -> Result<SenderStart> {
+        Ok(SenderStart { params: Params::new(n)?, kind })
+    }
+
+    /// Flight 1 in, flight 2 out: picks Δ and answers the base OTs with its bits as choices.
+    pub fn on_base_offer<R: CryptoRng + ?Sized>(
+        self,
+        offer: &BaseOffer,
+        rng: &mut R,
+    ) -> Result<(SenderExtending, BaseAnswer)> {
+        let mut delta = Gf128::random(rng).0;
+        let mut choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
+        let answered = base::receive(rng, &offer.0, &choices);
+        choices.zeroize();
+        let (msg, mut keys) = answered.inspect_err(|_| delta.zeroize())?;
+        let ot = iknp::Sender::new(delta, &keys);
+        delta.zeroize();
+        keys.zeroize();
+        Ok((SenderExtending { params: self.params, kind: self.kind, ot }, BaseAnswer(msg)))
+    }
+}
+
+impl SenderExtending {
+    /// Flight 3 in, flight 4 out: expands the trees; [`SenderEncoding::finish`] then computes
+    /// this party's output.
+    pub fn on_extension<R: CryptoRng + ?Sized>(
+        mut self,
+        ext: &Extension,
+        rng: &mut R,
+    ) -> Result<(SenderEncoding, TreeMessage)> {
+        let (p, kind) = (self.params, self.kind);
+        let mut q = self.ot.extend(ot_count(&p, kind), &ext.0)?;
+        let delta = self.ot.delta();
+        let (g, depth, leaves) = (gilboa_count(&p, kind), p.shape.depth, p.shape.leaves);
+        let mut b_base = gilboa(&q[..g], g / 128);
+        let ggm = &q[g..];
+        let pad0 = pads(ggm);
+        let mut shifted: Vec<u128> = ggm.iter().map(|v| v ^ delta).collect();
+        let pad1 = pads(&shifted);
+        shifted.zeroize();
+        q.zeroize();
+
+        let prg = NodePrg::default();
+        let mut w = vec![0u128; p.code.big_n];
+        let mut msg = Vec::with_capacity(TreeMessage::elements(&p));
+        let mut corrections = Vec::with_capacity(p.trees);
+        for first in (0..p.trees).step_by(TREE_GROUP) {
+            let count = TREE_GROUP.min(p.trees - first);
+            let mut roots: Vec<u128> = (0..count).map(|_| Gf128::random(rng).0).collect();
+            let (tree_leaves, sums) = expand_full(&prg, &p.shape, &roots);
+            roots.zeroize();
+            w[first * leaves..(first + count) * leaves].copy_from_slice(&tree_leaves);
+            for t in 0..count {
+                for l in 0..depth {
+                    let j = (first + t) * depth + l;
+                    let [k0, k1] = sums[t * depth + l];
+                    msg.push(Gf128(k0 ^ pad0[j]));
+                    msg.push(Gf128(k1 ^ pad1[j]));
+                }
+                let sum = tree_leaves[t * leaves..(t + 1) * leaves].iter().fold(0u128, |a, v| a ^ v);
+                corrections.push(Gf128(sum) + if kind == Kind::Cot { Gf128(delta) } else { b_base[first + t] });
+            }
+        }
+        b_base.zeroize();
+        msg.extend(corrections);
+        Ok((SenderEncoding { params: p, delta, w }, TreeMessage(msg)))
+    }
+}
+
+/// Receiver after flight 1: holds the base-OT sender secret.
+pub struct ReceiverStart {
+    params: Params,
+    kind: Kind,
+    base: base::Sender,
+}
+
+/// Receiver after flight 3: punctured positions, noise values, IKNP outputs.
+pub struct ReceiverExtended {
+    params: Params,
+    kind: Kind,
+    alphas: Vec<usize>,
+    /// Noise values β_i (VOLE) as the Gilboa choice words.
+    betas: Vec<u128>,
+    t: Vec<u128>,
+}
+
+impl Drop for ReceiverExtended {
+    fn drop(&mut self) {
+        self.alphas.zeroize();
+        self.betas.zeroize();
+        self.t.zeroize();
+    }
+}
+
+/// Receiver's output: the encoded noise (`x` bits as 0/1 for COT, `a` for VOLE) and `c`.
+/// Zeroized on drop.
+pub struct ReceiverOutput<T: Elem> {
+    pub a: Vec<T>,
+    pub c: Vec<u128>,
+}
+
+impl<T: Elem> Drop for ReceiverOutput<T> {
+    fn drop(&mut self) {
+        self.a.zeroize();
+        self.c.zeroize();
+    }
+}
+
+impl ReceiverStart {
+    /// Flight 1 out.
+    pub fn start<R: CryptoRng + ?Sized>(kind: Kind, n: usize, rng: &mut R) -> Result<(ReceiverStart, BaseOffer)> {
+        let params = Params::new(n)?;
+        let (base, s) = base::Sender::start(rng);
+        Ok((ReceiverStart { params, kind, base }, BaseOffer(s)))
+    }
+
+    /// Flight 2 in, flight 3 out: picks the punctured leaves (and noise values) and extends the
+    /// OTs that carry them.
+    pub fn on_base_answer<R: CryptoRng + ?Sized>(
+        self,
+        answer: &BaseAnswer,
+        rng: &mut R,
+    ) -> Result<(ReceiverExtended, Extension)> {
+        let (p, kind) = (self.params, self.kind);
+        let mut pairs = self.base.finish(&answer.0, 128)?;
+        let mut ot = iknp::Receiver::new(&pairs);
+        pairs.zeroize();
+        let (g, depth, m) = (gilboa_count(&p, kind), p.shape.depth, ot_count(&p, kind));
+        let alphas: Vec<usize> = (0..p.trees).map(|_| rng.random_range(0..p.shape.leaves)).collect();
+        let betas: Vec<u128> = (0..g / 128).map(|_| Gf128::random(rng).0).collect();
+        let mut words = vec![0u128; m.div_ceil(128)];
+        words[..betas.len()].copy_from_slice(&betas);
+        for (i, &alpha) in alphas.iter().enumerate() {
+            for l in 1..=depth {
+                let j = g + i * depth + l - 1;
+                words[j / 128] |= ((1 - path_bit(&p.shape, alpha, l)) as u128) << (j % 128);
+            }
+        }
+        let (msg, t) = ot.extend(m, &words);
+        words.zeroize();
+        Ok((ReceiverExtended { params: p, kind, alphas, betas, t }, Extension(msg)))
+    }
+}
+
+impl ReceiverExtended {
+    /// Flight 4 in: rebuilds the punctured trees and computes this party's output. `T` is the
+    /// noise element type: `u8` bits for COT, `u128` field elements for VOLE.
+    fn finish<T: Elem>(&self, trees: &TreeMessage, noise: impl Fn(usize) -> T) -> Result<ReceiverOutput<T>> {
+        let p = &self.params;
+        if trees.0.len() != TreeMessage::elements(p) {
+            return Err(Error::Protocol(format!(
+                "'{}' carried {} elements, expected {}",
+                TreeMessage::KIND,
+                trees.0.len(),
+                TreeMessage::elements(p)
+            )));
+        }
+        let (g, depth, leaves) = (gilboa_count(p, self.kind), p.shape.depth, p.shape.leaves);
+        let c_base = gilboa(&self.t[..g], g / 128);
+        let pad = pads(&self.t[g..]);
+        let prg = NodePrg::default();
+        let mut u = vec![0u128; p.code.big_n];
+        let mut e = vec![T::default(); p.code.big_n];
+        let corrections = &trees.0[p.trees * 2 * depth..];
+        for first in (0..p.trees).step_by(TREE_GROUP) {
+            let count = TREE_GROUP.min(p.trees - first);
+            let alphas = &self.alphas[first..first + count];
+            let received: Vec<u128> = (0..count * depth)
+                .map(|k| {
+                    let (t, l) = (first + k / depth, k % depth + 1);
+                    let j = t * depth + l - 1;
+                    let side = 1 - path_bit(&p.shape, self.alphas[t], l);
+                    trees.0[2 * j + side].0 ^ pad[j]
+                })
+                .collect();
+            let mut tree_leaves = expand_punctured(&prg, &p.shape, alphas, &received);
+            for (t, &alpha) in alphas.iter().enumerate() {
+                let i = first + t;
+                let own = &mut tree_leaves[t * leaves..(t + 1) * leaves];
+                let known = own.iter().fold(0u128, |a, v| a ^ v);
+                let base = if self.kind == Kind::Vole { c_base[i].0 } else { 0 };
+                own[alpha] = corrections[i].0 ^ known ^ base;
+                e[i * leaves + alpha] = noise(i);
+            }
+            u[first * leaves..(first + count) * leaves].copy_from_slice(&tree_leaves);
+            tree_leaves.zeroize();
+        }
+        let mut c = p.code.dual_encode(&mut u);
+        u.zeroize();
+        let mut a = p.code.dual_encode(&mut e);
+        e.zeroize();
+        c.truncate(p.n);
+        a.truncate(p.n);
+        Ok(ReceiverOutput { a, c })
+    }
+
+    /// Flight 4 in (COT): choice bits as 0/1 bytes and `t`.
+    pub fn on_trees_cot(self, trees: &TreeMessage) -> Result<ReceiverOutput<u8>> {
+        self.expect(Kind::Cot)?;
+        self.finish(trees, |_| 1u8)
+    }
+
+    /// Flight 4 in (VOLE): `a` and `c`.
+    pub fn on_trees_vole(self, trees: &TreeMessage) -> Result<ReceiverOutput<u128>> {
+        self.expect(Kind::Vole)?;
+        self.finish(trees, |i| self.betas[i])
+    }
+
+    fn expect(&self, kind: Kind) -> Result<()> {
+        if self.kind != kind {
+            return Err(Error::Input(format!("pcg: receiver set up for {:?}, finished as {kind:?}", self.kind)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+use super::silent::{BaseAnswer, Extension, Kind, ReceiverStart, SenderStart, TreeMessage};
+use super::*;
+use crate::channel::{mem_pair, run_pair};
+use crate::gf128::Multiplier;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+fn vole_pair(n: usize, gov_sends: bool, seed: u64) -> (VoleSender, VoleReceiver) {
+    if gov_sends {
+        run_pair(|ch| vole_send(ch, n, &mut rng(seed)).unwrap(), |ch| vole_receive(ch, n, &mut rng(seed + 1)).unwrap())
+    } else {
+        let (r, s) = run_pair(
+            |ch| vole_receive(ch, n, &mut rng(seed)).unwrap(),
+            |ch| vole_send(ch, n, &mut rng(seed + 1)).unwrap(),
+        );
+        (s, r)
+    }
+}
+
+/// (Δ, s) of the sender and (x, t) of the receiver.
+type CotPair = ((Gf128, Vec<u128>), (Vec<bool>, Vec<u128>));
+
+fn cot_pair(n: usize, gov_sends: bool, seed: u64) -> CotPair {
+    if gov_sends {
+        run_pair(|ch| cot_send(ch, n, &mut rng(seed)).unwrap(), |ch| cot_receive(ch, n, &mut rng(seed + 1)).unwrap())
+    } else {
+        let (r, s) = run_pair(
+            |ch| cot_receive(ch, n, &mut rng(seed)).unwrap(),
+            |ch| cot_send(ch, n, &mut rng(seed + 1)).unwrap(),
+        );
+        (s, r)
+    }
+}
+
+/// Every output satisfies `c_i = b_i + a_i·Δ`, with `a_i·Δ` computed here by the bitwise
+/// reference route `Multiplier` shares nothing with the XOR-only generator.
+#[test]
+fn vole_correlation_holds_on_every_output_for_several_sizes_and_both_roles() {
+    for (k, (n, gov_sends)) in
+        [(1, true), (100, false), (4096, true), (5000, false), (40_000, true)].into_iter().enumerate()
+    {
+        let (s, r) = vole_pair(n, gov_sends, 10 * k as u64);
+        assert_eq!((s.b.len(), r.a.len(), r.c.len()), (n, n, n));
+        let mut times_delta = Multiplier::new(s.delta);
+        for i in 0..n {
+            assert_eq!(r.c[i], s.b[i] + times_delta.mul(r.a[i]), "n {n}, output {i}");
+        }
+    }
+}
+
+#[test]
+fn cot_correlation_holds_on_every_output_for_several_sizes_and_both_roles() {
+    for (k, (n, gov_sends)) in [(1, false), (129, true), (4096, false), (70_000, true)].into_iter().enumerate() {
+        let ((delta, s), (x, t)) = cot_pair(n, gov_sends, 100 + 10 * k as u64);
+        assert_eq!((s.len(), x.len(), t.len()), (n, n, n));
+        for i in 0..n {
+            assert_eq!(t[i], s[i] ^ if x[i] { delta.0 } else { 0 }, "n {n}, COT {i}");
+        }
+    }
+}
+
+/// Count of ones among `bits` lies within 6 standard deviations of half (fails by chance with
+/// probability about 2·10^-9).
+fn assert_balanced(what: &str, ones: usize, bits: usize) {
+    let (mean, sd) = (bits as f64 / 2.0, (bits as f64).sqrt() / 2.0);
+    assert!((ones as f64 - mean).abs() < 6.0 * sd, "{what}: {ones} ones in {bits} bits");
+}
+
+fn assert_distinct(what: &str, values: impl Iterator<Item = u128>) {
+    let mut v: Vec<u128> = values.collect();
+    let len = v.len();
+    v.sort_unstable();
+    v.dedup();
+    assert_eq!(v.len(), len, "{what}: values repeat");
+}
+
+/// The outputs look uniform: every bit position of `a`, `b`, `c` is balanced over the outputs,
+/// no value repeats, and the COT choice bits are balanced and not periodic. A generator that
+/// left the noise sparse (no code), or reused a tree, fails these.
+#[test]
+fn outputs_look_uniform() {
+    let n = 1 << 14;
+    let (s, r) = vole_pair(n, true, 7);
+    assert_ne!(s.delta, Gf128::ZERO);
+    for (what, xs) in [("a", &r.a), ("b", &s.b), ("c", &r.c)] {
+        for bit in 0..128 {
+            let ones = xs.iter().filter(|v| (v.0 >> bit) & 1 == 1).count();
+            assert_balanced(&format!("{what} bit {bit}"), ones, n);
+        }
+        assert_distinct(what, xs.iter().map(|v| v.0));
+    }
+    let ((_, s), (x, t)) = cot_pair(n, false, 8);
+    assert_balanced("choice bits", x.iter().filter(|&&b| b).count(), n);
+    let agree = x.windows(2).filter(|w| w[0] == w[1]).count();
+    assert_balanced("equal neighbouring choice bits", agree, n - 1);
+    assert_distinct("s", s.iter().copied());
+    assert_distinct("t", t.iter().copied());
+}
+
+/// Driving the message-in/message-out steps directly (no channel) gives the same correlation.
+#[test]
+fn steps_without_a_channel() {
+    let n = 300;
+    let mut rs = rng(1);
+    let mut rr = rng(2);
+    let sender = SenderStart::new(Kind::Vole, n).unwrap();
+    let (receiver, offer) = ReceiverStart::start(Kind::Vole, n, &mut rr).unwrap();
+    let (sender, answer) = sender.on_base_offer(&offer, &mut rs).unwrap();
+    let (receiver, ext) = receiver.on_base_answer(&answer, &mut rr).unwrap();
+    let (encoding, trees) = sender.on_extension(&ext, &mut rs).unwrap();
+    let out_s = encoding.finish();
+    let out_r = receiver.on_trees_vole(&trees).unwrap();
+    let mut times_delta = Multiplier::new(Gf128(out_s.delta));
+    for i in 0..n {
+        assert_eq!(Gf128(out_r.c[i]), Gf128(out_s.b[i]) + times_delta.mul(Gf128(out_r.a[i])));
+    }
+}
+
+/// Malformed or mismatched peer messages are errors, never panics or wrong outputs.
+#[test]
+fn malformed_peer_messages_are_errors() {
+    let n = 500;
+    let p = Params::new(n).unwrap();
+    let mut rr = rng(3);
+    let mut rs = rng(4);
+    let (receiver, offer) = ReceiverStart::start(Kind::Cot, n, &mut rr).unwrap();
+    let (sender, answer) = SenderStart::new(Kind::Cot, n).unwrap().on_base_offer(&offer, &mut rs).unwrap();
+    let short = BaseAnswer(answer.0[..answer.0.len() - 1].to_vec());
+    let (receiver_again, _) = ReceiverStart::start(Kind::Cot, n, &mut rr).unwrap();
+    assert!(receiver_again.on_base_answer(&short, &mut rr).is_err(), "short base answer");
+    let (receiver, ext) = receiver.on_base_answer(&answer, &mut rr).unwrap();
+    assert_eq!(ext.0.len(), Extension::len(&p, Kind::Cot));
+    let (_, trees) = sender.on_extension(&ext, &mut rs).unwrap();
+    let bytes = trees.encode();
+    assert!(TreeMessage::decode(&p, &bytes[..bytes.len() - 16]).is_err(), "short tree message");
+    assert!(TreeMessage::decode(&p, &[bytes.clone(), vec![0; 16]].concat()).is_err(), "long tree message");
+    assert!(receiver.on_trees_cot(&TreeMessage(trees.0[1..].to_vec())).is_err(), "short tree message, typed");
+
+    // A sender set up for COT and a receiver for VOLE disagree on the extension length.
+    let (s, r) =
+        run_pair(|ch| cot_send(ch, n, &mut rng(5)).map(|_| ()), |ch| vole_receive(ch, n, &mut rng(6)).map(|_| ()));
+    assert!(s.is_err() && r.is_err(), "mismatched correlations must fail on both sides");
+
+    // A truncated extension over the channel.
+    let (mut g, mut b) = mem_pair();
+    let sender = std::thread::spawn(move || cot_send(&mut g, n, &mut rng(7)).map(|_| ()));
+    let (receiver, offer) = ReceiverStart::start(Kind::Cot, n, &mut rr).unwrap();
+    b.send_frame(super::silent::BaseOffer::KIND, offer.0).unwrap();
+    let answer = BaseAnswer(b.recv_bulk(BaseAnswer::KIND, BaseAnswer::LEN as u64).unwrap());
+    let (_, ext) = receiver.on_base_answer(&answer, &mut rr).unwrap();
+    b.send_bulk(Extension::KIND, &ext.0[..ext.0.len() - 16]).unwrap();
+    assert!(matches!(sender.join().unwrap(), Err(Error::Protocol(_))));
+    assert!(Params::new(0).is_err() && Params::new(MAX_N + 1).is_err());
+}
