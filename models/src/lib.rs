@@ -5,6 +5,7 @@
 
 pub mod capped;
 pub mod dataset;
+pub mod evaluation;
 pub mod metrics;
 pub mod reference;
 pub mod scorecard;
