@@ -34,6 +34,7 @@ use protocol::mpc::Engine;
 use protocol::{Error, Result, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::evaluation::GradeCuts;
 use crate::metrics::ScoreBins;
 use crate::scorecard::{ScoreOutput, Scorecard};
 use crate::secure_lr::{METRICS, SCORES_TO_BANK};
@@ -60,6 +61,17 @@ const BIN_LOW: i64 = -8;
 pub fn bin_thresholds() -> Vec<f64> {
     let step = 1.0 / (1 << BIN_STEP_BITS) as f64;
     (0..=1i64 << BIN_BITS).map(|k| BIN_LOW as f64 + k as f64 * step).collect()
+}
+
+/// The thresholds of the binned test counts for scorecard `card`: [`bin_thresholds`] and the
+/// grade cut-offs as logits, ascending, each once (`ScoreBins::count` over them is the plaintext
+/// definition of [`open_binned_counts`]).
+pub fn metric_thresholds(card: &FixedScorecard) -> Vec<f64> {
+    let mut t = bin_thresholds();
+    t.extend(card.grade_cuts().logits);
+    t.sort_by(f64::total_cmp);
+    t.dedup();
+    t
 }
 
 /// A score the bank receives for one row; fields beyond the cap are None.
@@ -147,6 +159,12 @@ impl FixedScorecard {
 
     pub fn grade_name(&self, index: usize) -> &str {
         &self.names[index]
+    }
+
+    /// The grade cut-offs T_k as logits (exact: T_k / 2^f) with the grade names, for
+    /// [`crate::evaluation`].
+    pub fn grade_cuts(&self) -> GradeCuts {
+        GradeCuts { logits: self.cuts.iter().map(|&t| self.fp.decode(t as u64)).collect(), names: self.names.clone() }
     }
 
     /// Lowest and highest points for logits within ±[`LOGIT_MAX`].
@@ -243,11 +261,15 @@ pub(crate) fn open_scores(
     Ok(Some(scores))
 }
 
-/// Counts of positives and negatives per [`bin_thresholds`] logit bin, from shares `z` of the
-/// test logits and the bank's labels (Some at the bank, one 0/1 per row); only the counts are
-/// opened, to both. `bounded` as in [`open_scores`].
+/// Counts of positives and negatives per logit bin, from shares `z` of the test logits and the
+/// bank's labels (Some at the bank, one 0/1 per row); only the counts are opened, to both.
+/// The bin thresholds are [`bin_thresholds`] merged with the grade cut-offs of `card` (by
+/// secure comparisons, [`Engine::greater_than`]), so that the counts per grade are exact: both
+/// parties learn how many test rows of each label lie in each ⅛-logit bin and in each grade.
+/// `bounded` as in [`open_scores`].
 pub(crate) fn open_binned_counts(
     engine: &mut Engine,
+    card: &FixedScorecard,
     z: &[u64],
     bounded: bool,
     labels: Option<&[f64]>,
@@ -265,40 +287,66 @@ pub(crate) fn open_binned_counts(
     let v = engine.add_public(&q, &vec![(-BIN_LOW << BIN_STEP_BITS) as u64; n]);
     let width = if bounded { LOGIT_MAX_BITS + BIN_STEP_BITS + 2 } else { 64 - s };
     let above = engine.thermometer(&v, BIN_BITS, width)?;
-    let values: Option<Vec<u64>> = labels.map(|y| {
-        let per_row: Vec<[u64; 2]> = y.iter().map(|&l| if l == 1.0 { [1, 0] } else { [0, 1] }).collect();
-        (0..k).flat_map(|_| per_row.iter().flatten().copied()).collect()
-    });
-    let selected = engine.select(Role::Bank, values.as_deref(), 2, &above, k * n)?;
-    let mut counts = vec![0u64; 2 * k + 2];
+    let cut_ring: Vec<u64> = card.cuts.iter().map(|&t| t as u64).collect();
+    let cut_above = engine.greater_than(z, &cut_ring, card.logit_width(bounded))?;
+    let cuts = cut_ring.len();
+    // Each row's (positive, negative) indicator, once per threshold.
+    let values = |times: usize| -> Option<Vec<u64>> {
+        labels.map(|y| {
+            let per_row: Vec<[u64; 2]> = y.iter().map(|&l| if l == 1.0 { [1, 0] } else { [0, 1] }).collect();
+            (0..times).flat_map(|_| per_row.iter().flatten().copied()).collect()
+        })
+    };
+    let mut selected = engine.select(Role::Bank, values(k).as_deref(), 2, &above, k * n)?;
+    selected.extend(engine.select(Role::Bank, values(cuts).as_deref(), 2, &cut_above, cuts * n)?);
+    // Positives above each threshold (grid, then cut-offs), negatives above each, the totals.
+    let all = k + cuts;
+    let mut counts = vec![0u64; 2 * all + 2];
     for (j, pair) in selected.chunks_exact(2).enumerate() {
         let t = j / n.max(1);
         counts[t] = counts[t].wrapping_add(pair[0]);
-        counts[k + t] = counts[k + t].wrapping_add(pair[1]);
+        counts[all + t] = counts[all + t].wrapping_add(pair[1]);
     }
     if let Some(y) = labels {
         let positives = y.iter().filter(|&&l| l == 1.0).count() as u64;
-        counts[2 * k] = positives;
-        counts[2 * k + 1] = n as u64 - positives;
+        counts[2 * all] = positives;
+        counts[2 * all + 1] = n as u64 - positives;
     }
     let grant = Grant::new(
         "test_metrics",
         METRICS,
         format!(
-            "counts of positive and negative test rows above each of {k} fixed logit thresholds (binned ROC) of {n} test rows, to both"
+            "counts of positive and negative test rows above each of {k} fixed logit thresholds (binned ROC) and {cuts} grade \
+             cut-offs, of {n} test rows, to both"
         ),
     );
     let opened = engine.reveal_both(&grant, &counts)?;
-    let (pos_above, neg_above) = (&opened[..k], &opened[k..2 * k]);
-    let (p, q) = (opened[2 * k], opened[2 * k + 1]);
-    let per_bin = |above: &[u64], total: u64| -> Option<Vec<u64>> {
-        let chain: Vec<u64> = std::iter::once(total).chain(above.iter().copied()).chain([0]).collect();
+    let (p, q) = (opened[2 * all], opened[2 * all + 1]);
+    // Thresholds in ascending order with their counts above; a cut-off on the grid once.
+    let mut merged: Vec<(f64, u64, u64)> =
+        thresholds.iter().enumerate().map(|(t, &v)| (v, opened[t], opened[all + t])).collect();
+    for (c, &t) in cut_ring.iter().enumerate() {
+        merged.push((engine.fixed().decode(t), opened[k + c], opened[all + k + c]));
+    }
+    merged.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let before = merged.len();
+    merged.dedup_by(|a, b| a == b);
+    let same_threshold_twice = merged.windows(2).any(|w| w[0].0 == w[1].0);
+    let per_bin = |above: Vec<u64>, total: u64| -> Option<Vec<u64>> {
+        let chain: Vec<u64> = std::iter::once(total).chain(above).chain([0]).collect();
         chain.windows(2).map(|w| w[0].checked_sub(w[1])).collect()
     };
-    match (p.checked_add(q) == Some(n as u64), per_bin(pos_above, p), per_bin(neg_above, q)) {
-        (true, Some(positives), Some(negatives)) => Ok(ScoreBins { thresholds, positives, negatives }),
+    let positives = per_bin(merged.iter().map(|m| m.1).collect(), p);
+    let negatives = per_bin(merged.iter().map(|m| m.2).collect(), q);
+    match (p.checked_add(q) == Some(n as u64) && !same_threshold_twice, positives, negatives) {
+        (true, Some(positives), Some(negatives)) => {
+            Ok(ScoreBins { thresholds: merged.iter().map(|m| m.0).collect(), positives, negatives })
+        }
         _ => Err(Error::Protocol(format!(
-            "opened test-metric counts are inconsistent: totals {p} + {q} for {n} rows, or counts above thresholds not decreasing"
+            "opened test-metric counts are inconsistent: totals {p} + {q} for {n} rows, counts above thresholds not \
+             decreasing, or a grade cut-off on the grid with other counts ({} thresholds merged into {})",
+            before,
+            merged.len()
         ))),
     }
 }

@@ -6,6 +6,7 @@
 pub mod capped;
 pub mod csv_file;
 pub mod dataset;
+pub mod evaluation;
 pub mod metrics;
 pub mod reference;
 pub mod scorecard;

@@ -423,7 +423,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     artifact.metrics = if bank_computes {
         exchange_bank_metrics(engine, test_scores.as_deref(), test_y.as_deref(), job.test_rows.len())?
     } else {
-        open_binned_counts(engine, &z, bounded, test_y.as_deref())?.metrics()
+        open_binned_counts(engine, &card, &z, bounded, test_y.as_deref())?.metrics()
     };
     Ok(TrainOutput { artifact, test_scores })
 }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::{Prepared, party_data};
-use models::capped::{FixedScorecard, bin_thresholds};
+use models::capped::{FixedScorecard, metric_thresholds};
 use models::metrics::{ScoreBins, auc};
 use models::reference::TrainParams;
 use models::scorecard::{ScoreOutput, Scorecard};
@@ -226,7 +226,9 @@ fn metrics_without_test_scores_are_binned_counts_equal_to_plaintext() {
         let bins = bm.bins.clone().unwrap();
 
         let plain = plain_logits(&d, &g.artifact, &b.artifact, &d.test);
-        let thresholds = bin_thresholds();
+        let card = FixedScorecard::new(&Scorecard::default(), FixedPoint::new(16)).unwrap();
+        let thresholds = metric_thresholds(&card);
+        assert_eq!(bins.thresholds, thresholds, "the ⅛-logit grid and the grade cut-offs");
         if reveal == ModelReveal::OwnBlock {
             // Exactly the plaintext counts of the ring logits.
             let fp = FixedPoint::new(16);

@@ -322,3 +322,106 @@ fn two_runs_of_a_train_job_hold_out_the_same_entities_and_give_the_same_model() 
     eprintln!("largest weight difference between the runs: {max_diff:e}");
     assert!(max_diff < 1e-3, "{max_diff}");
 }
+
+#[test]
+fn the_evaluation_and_stability_reach_outcome_and_report_and_match_plaintext() {
+    use models::capped::FixedScorecard;
+    use models::evaluation::{Evaluation, Stability};
+    use protocol::fixed::FixedPoint;
+
+    let p = pair(&[], |_, _| {});
+    let common = p.data.common_ids();
+    let test_ids: HashSet<String> = common.iter().filter(|id| id.ends_with(['3', '6'])).cloned().collect();
+    let list = std::iter::once("id".to_string()).chain(test_ids.iter().cloned()).collect::<Vec<_>>().join("\n");
+    for c in [&p.gov_config, &p.bank_config] {
+        std::fs::create_dir_all(&c.node.data_dir).unwrap();
+        std::fs::write(c.node.data_dir.join("test_ids.txt"), &list).unwrap();
+    }
+    // Without scores_to_bank: the evaluation comes from the opened binned counts, at both nodes.
+    let spec = job("demo-train.toml", |s| {
+        s.params.remove("test_fraction");
+        s.params.remove("split_seed");
+        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+        s.params.insert("epochs".into(), 3.into());
+        s.params.insert("batch_size".into(), 256.into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    let train_id = gov.id.clone();
+    let eval_of = |r: &JobRecord| -> Evaluation { serde_json::from_value(r.outcome["evaluation"].clone()).unwrap() };
+    let e = eval_of(&gov);
+    assert_eq!(e, eval_of(&bank), "both derive it from the same counts");
+    assert_eq!(gov.outcome["test_gini"].as_f64(), Some(e.gini));
+
+    // Plaintext logits of the test entities under the two nodes' model files.
+    let model = |c: &node::config::Config| read_json(&c.node.data_dir.join(format!("models/{train_id}.json")));
+    let (gm, bm) = (model(&p.gov_config), model(&p.bank_config));
+    let bias = bm["artifact"]["bias"].as_f64().unwrap();
+    let ids: Vec<&String> = test_ids.iter().collect();
+    let z: Vec<f64> = ids
+        .iter()
+        .map(|id| partial_logit(&gm, "gov", &p.data.gov[*id]) + partial_logit(&bm, "bank", &p.data.bank[*id].0) + bias)
+        .collect();
+    let y: Vec<f64> = ids.iter().map(|id| p.data.bank[*id].1).collect();
+    let card = FixedScorecard::new(&models::scorecard::Scorecard::default(), FixedPoint::new(16)).unwrap();
+    let cuts = card.grade_cuts();
+    let exact = Evaluation::from_rows(&z, &y, None, &cuts).unwrap();
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let brier = z.iter().zip(&y).map(|(&v, &l)| (sig(v) - l).powi(2)).sum::<f64>() / z.len() as f64;
+    // Fixed-point logits differ from these by ~1e-4: rows that close to a threshold may change bin.
+    let thresholds = models::capped::metric_thresholds(&card);
+    let near = z.iter().filter(|v| thresholds.iter().any(|t| (*v - t).abs() < 1e-3)).count();
+    eprintln!(
+        "binned AUC {:.4} ± {:.4} (exact {:.4}), Brier {:.4} ± {:.4} (exact {brier:.4}), KS {:.4} (exact {:.4}); {near} rows near a threshold",
+        e.auc, e.auc_bound, exact.auc, e.brier, e.brier_bound, e.ks, exact.ks
+    );
+    assert_eq!((e.rows, e.bads), (z.len() as u64, y.iter().sum::<f64>() as u64));
+    assert!((e.auc - exact.auc).abs() <= e.auc_bound + 1e-3);
+    assert!((e.brier - brier).abs() <= e.brier_bound + 1e-3);
+    assert!(exact.ks >= e.ks - 1e-2 && exact.ks <= e.ks + e.ks_bound + 1e-2);
+    let moved: u64 = e.grades.iter().zip(&exact.grades).map(|(a, b)| a.rows.abs_diff(b.rows)).sum();
+    assert!(moved <= 2 * near as u64, "grade counts: {:?} vs {:?}", e.grades, exact.grades);
+    assert_eq!(e.deciles.iter().map(|d| d.rows).sum::<u64>(), e.rows);
+
+    // The report of the train job: metric, calibration (SVG), gains and grade tables.
+    let verified = node::audit::verify(gov.transcript.as_ref().unwrap()).unwrap();
+    let html = node::audit::report::html(&verified);
+    for part in ["Test evaluation", "Calibration by score decile", "Gains and lift", "Bad rate per grade", "Gini"] {
+        assert!(html.contains(part), "{part}");
+    }
+    assert_eq!(html.matches("<circle").count(), e.deciles.len(), "one calibration point per decile");
+    assert!(html.contains(&format!("{:.4}", e.auc)) && html.contains(&format!("{:.4}", e.brier)));
+    assert!(e.grades.iter().all(|g| html.contains(&format!("<td>{}</td><td>{}</td>", g.grade, g.rows))));
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="), "self-contained");
+    let text = node::audit::report::text(&verified);
+    assert!(text.contains("Test evaluation") && text.contains("Calibration and gains by score decile"), "{text}");
+
+    // A score job: the bank's PSI of the scored grades against the training population's.
+    let spec = job("demo-score.toml", |s| {
+        s.params.insert("model".into(), train_id.clone().into());
+        s.params.insert("score_output".into(), "probability".into());
+    });
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    assert!(!gov.outcome.contains_key("stability"), "the gov learns no score");
+    let tables: Vec<Stability> = serde_json::from_value(bank.outcome["stability"].clone()).unwrap();
+    assert_eq!(tables.iter().map(|t| t.basis.as_str()).collect::<Vec<_>>(), ["grade", "training score decile"]);
+    let (_, rows) = read_csv(&p.job_file(&p.bank_config, &bank.id, "scores.csv"));
+    let scored = rows.len() as f64;
+    let share = |v: f64| v.max(1e-4);
+    let psi: f64 = e
+        .grades
+        .iter()
+        .map(|g| {
+            let expected = share(g.rows as f64 / e.rows as f64);
+            let actual = share(rows.iter().filter(|r| r[3] == g.grade).count() as f64 / scored);
+            (actual - expected) * (actual / expected).ln()
+        })
+        .sum();
+    assert!((tables[0].psi - psi).abs() < 1e-12, "{} vs {psi}", tables[0].psi);
+    eprintln!("PSI by grade {psi:.4}, by training decile {:.4}", tables[1].psi);
+    assert!(tables.iter().all(|t| t.psi < 0.1 && t.verdict == "stable"), "the same population: {tables:?}");
+    let verified = node::audit::verify(bank.transcript.as_ref().unwrap()).unwrap();
+    let html = node::audit::report::html(&verified);
+    assert!(html.contains("Population stability by grade") && html.contains(&format!("PSI {:.4}", tables[0].psi)));
+}

@@ -12,6 +12,7 @@
 //!    `writer.outcome(outcome)`; a failed job: `writer.outcome(Outcome::failed(..))`.
 
 pub mod cli;
+pub mod model_report;
 pub mod record;
 pub mod report;
 pub mod verify;
@@ -19,7 +20,7 @@ pub mod writer;
 
 pub use record::{
     DatasetInfo, MANIFEST_KIND, Manifest, NodeHashes, NodeInfo, Outcome, PHASE_HEAD_KIND, PHASE_SIG_KIND, PhaseHeads,
-    PhaseSignatures, Policies, Record, Reveal, SCHEMA, ScoreHist, Status, value_hash,
+    PhaseSignatures, Policies, Record, Reveal, SCHEMA, ScoreHist, ScorecardBin, ScorecardFeature, Status, value_hash,
 };
 pub use verify::{Check, Comparison, Failure, RevealInfo, Transcript, Verification, compare, verify};
 pub use writer::{TranscriptWriter, exchange_manifest_digest, payloads_path};

@@ -10,6 +10,7 @@
 //! of the record before ‖ the record's bytes without that field (outcome).
 
 use ed25519_dalek::VerifyingKey;
+use models::evaluation::{Evaluation, Stability};
 use protocol::Role;
 use protocol::transcript::{Direction, SharedView, hex_bytes};
 use serde::{Deserialize, Serialize};
@@ -370,15 +371,70 @@ pub struct Outcome {
     pub roc: Option<Vec<[f64; 2]>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_hist: Option<ScoreHist>,
+    /// Train jobs: the test evaluation this node's operator sees (outcome field `evaluation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+    /// Score jobs: population stability against the training population (outcome `stability`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stability: Option<Vec<Stability>>,
+    /// Train jobs: the IV/scorecard table (outcome `scorecard_table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorecard_table: Option<Vec<ScorecardFeature>>,
 }
 
 impl Outcome {
     pub fn completed() -> Outcome {
-        Outcome { status: Status::Completed, reason: None, roc: None, score_hist: None }
+        Outcome {
+            status: Status::Completed,
+            reason: None,
+            roc: None,
+            score_hist: None,
+            evaluation: None,
+            stability: None,
+            scorecard_table: None,
+        }
     }
     pub fn failed(reason: &str) -> Outcome {
-        Outcome { status: Status::Failed, reason: Some(reason.to_string()), roc: None, score_hist: None }
+        Outcome { status: Status::Failed, reason: Some(reason.to_string()), ..Outcome::completed() }
     }
+
+    /// The completed outcome carrying the report fields of the operator's `outcome`
+    /// (`evaluation`, `stability`, `scorecard_table`, when present); an error names a field that
+    /// does not have its documented shape.
+    pub fn completed_with(outcome: &serde_json::Map<String, serde_json::Value>) -> anyhow::Result<Outcome> {
+        fn field<T: serde::de::DeserializeOwned>(
+            outcome: &serde_json::Map<String, serde_json::Value>,
+            key: &str,
+        ) -> anyhow::Result<Option<T>> {
+            outcome.get(key).map(|v| serde_json::from_value(v.clone())).transpose().map_err(|e| {
+                anyhow::anyhow!("outcome field '{key}' does not have its documented shape (SCHEMA.md): {e}")
+            })
+        }
+        Ok(Outcome {
+            evaluation: field(outcome, "evaluation")?,
+            stability: field(outcome, "stability")?,
+            scorecard_table: field(outcome, "scorecard_table")?,
+            ..Outcome::completed()
+        })
+    }
+}
+
+/// One feature of the IV/scorecard table; None where this node may not see the value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScorecardFeature {
+    /// "gov" or "bank".
+    pub owner: String,
+    pub feature: String,
+    pub iv: Option<f64>,
+    pub bins: Vec<ScorecardBin>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScorecardBin {
+    pub bin: String,
+    pub count: u64,
+    pub woe: Option<f64>,
+    pub points: Option<f64>,
 }
 
 /// Score distribution: `edges.len() == good.len() + 1`; `bad` is empty or as long as `good`.

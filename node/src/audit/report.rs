@@ -1,7 +1,9 @@
 //! Readable summaries of a verified transcript: plain text for the terminal, HTML for the file.
 //! Who took part, when, which data, per reveal what left whom under which rule (and the frames
 //! that carried it), traffic per phase, duration, and the outcome with who signed it; the HTML adds metrics (from reveals whose summary is a JSON object) and, for
-//! training jobs, an ROC curve and score distribution when the outcome record carries them.
+//! training jobs, an ROC curve and score distribution when the outcome record carries them; both
+//! add the model evaluation, scorecard and stability tables the outcome carries
+//! ([`super::model_report`]).
 
 use std::fmt::Write;
 
@@ -223,6 +225,9 @@ pub fn text(v: &Verification) -> String {
         );
     }
     let _ = writeln!(o, "Outcome:     {}", f.outcome_line());
+    if let Some(out) = f.outcome {
+        o.push_str(&super::model_report::text(out));
+    }
     for n in &v.notes {
         let _ = writeln!(o, "Note: {n}");
     }
@@ -457,6 +462,7 @@ pub fn html(v: &Verification) -> String {
         if let Some(h) = &out.score_hist {
             let _ = write!(o, "<h2>Score distribution</h2>{}", hist_svg(h));
         }
+        o.push_str(&super::model_report::html(out));
     }
     let _ = write!(
         o,

@@ -641,7 +641,7 @@ fn run_agreed(
     reporter.step(FINISH, StepState::Running);
     ch.set_phase(FINISH);
     // Results are saved before this node signs completion, so a node that signed it records it.
-    let signed = completed_outcome(plot);
+    let signed = completed_outcome(plot, &outcome)?;
     save_results(&files)?;
     if let Err(e) = transcript.end_completed(ch, FINISH, &signed) {
         remove_results(&files);
@@ -671,10 +671,11 @@ fn remove_results(files: &[ResultFile]) {
     }
 }
 
-/// The transcript outcome of a job that ran to its end.
-fn completed_outcome(plot: Option<OutcomePlot>) -> Outcome {
+/// The transcript outcome of a job that ran to its end: the plot and the report fields of the
+/// operator's `outcome` ([`Outcome::completed_with`]).
+fn completed_outcome(plot: Option<OutcomePlot>, outcome: &Map<String, Value>) -> Result<Outcome> {
     let (roc, score_hist) = plot.map(|p| (p.roc, p.score_hist)).unzip();
-    Outcome { roc, score_hist, ..Outcome::completed() }
+    Ok(Outcome { roc, score_hist, ..Outcome::completed_with(outcome)? })
 }
 
 /// Records how the job ended: in the job record, and as the transcript's outcome (last record).
@@ -822,7 +823,7 @@ mod tests {
             files: &mut files,
         };
         let errors = metric_phase(&mut ctx, ch).unwrap();
-        let outcome = completed_outcome(plot);
+        let outcome = completed_outcome(plot, &outcome).unwrap();
         writer.end_phase(ch, "train", Some(&outcome)).unwrap();
         writer.outcome(outcome).unwrap();
         (path, errors)

@@ -14,14 +14,20 @@
 //!   (`model_shared`) is refused. The bank writes `<job_dir>/scores.csv`
 //!   (`id,consent_ref,status,probability,points,grade`) and lists the consent references in its
 //!   outcome; ids the gov (or the bank) does not hold get status `not found at gov` (`... bank`).
+//!
+//! The bank's outcome `stability` compares the scored population with the training population
+//! the model keeps (PSI by grade, and by training score decile when logits were opened); it is
+//! computed from scores the bank already holds, and the gov learns nothing of it.
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, anyhow, bail};
 use models::capped::FixedScorecard;
 use models::dataset::Dataset;
+use models::evaluation::{Stability, decile_stability, grade_index, grade_stability};
+use models::metrics::ScoreBins;
 use models::scorecard::ScoreOutput;
-use models::secure_lr::{ModelReveal, Score, secure_score};
+use models::secure_lr::{ModelArtifact, ModelReveal, Score, secure_score};
 use models::watchlist::{Flags, secure_watchlist};
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
@@ -193,9 +199,40 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
         ctx.outcome.insert("first_scores".into(), shown.into());
         ctx.outcome.insert("grades".into(), grade_counts(scores.iter().map(|s| s.grade.as_str())));
         ctx.outcome.insert("scores_file".into(), path.display().to_string().into());
+        record_stability(ctx, art, &scores)?;
     }
     ctx.progress(1.0, &format!("{n} entities scored"));
     Ok(())
+}
+
+/// Outcome `stability` (bank only: the gov learns no score, and nothing is opened for this):
+/// PSI of the scored rows' grades, and with opened logits of their training score deciles,
+/// against the training population kept in the model ([`reference_bins`]). Left out when the
+/// model keeps no training distribution.
+fn record_stability(ctx: &mut PhaseContext<'_>, art: &ModelArtifact, scores: &[Score]) -> Result<()> {
+    let Some(reference) = reference_bins(art) else { return Ok(()) };
+    let cuts = FixedScorecard::new(&art.scorecard, FixedPoint::new(art.params.frac_bits))
+        .map_err(anyhow::Error::msg)?
+        .grade_cuts();
+    let grades: Option<Vec<usize>> = scores.iter().map(|s| grade_index(&cuts, &s.grade)).collect();
+    let logits: Option<Vec<f64>> = scores.iter().map(|s| s.logit).collect();
+    let tables: Vec<Stability> = [
+        grades.and_then(|g| grade_stability(reference, &cuts, &g)),
+        logits.and_then(|z| decile_stability(reference, &z)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !tables.is_empty() {
+        ctx.outcome.insert("stability".into(), serde_json::to_value(&tables)?);
+    }
+    Ok(())
+}
+
+/// The training population's score distribution a model keeps: the binned test counts the
+/// train job opened under rule `metrics` (absent when its metrics came from opened scores).
+pub fn reference_bins(art: &ModelArtifact) -> Option<&ScoreBins> {
+    art.metrics.as_ref().and_then(|m| m.bins.as_ref())
 }
 
 /// One row of the bank's queries file.
@@ -343,6 +380,8 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
                 })
                 .collect();
             write_lookup_results(ctx, &results)?;
+            let scored: Vec<Score> = results.iter().filter_map(|r| r.2.clone()).collect();
+            record_stability(ctx, art, &scored)?;
             ctx.outcome.insert(SCORED_ENTITIES.into(), held.len().into());
             held.len()
         }

@@ -19,7 +19,10 @@
 //!    `metrics`). With `scores_to_bank` the bank learns the test rows' scores and keeps their ROC
 //!    curve and score histogram; without it both learn only binned counts of the test logits and
 //!    keep the ROC curve and histogram of those bins. Test values outside a column's training
-//!    range are clipped to it (outcome `test_values_clipped`).
+//!    range are clipped to it (outcome `test_values_clipped`). Outcome `evaluation`
+//!    ([`models::evaluation`]: Gini, Brier, calibration and gains by decile, bad rate per grade)
+//!    is computed locally from the opened bins (both nodes), or from the bank's opened scores
+//!    (the bank only); nothing more is opened for it.
 //!
 //! What each party learns is stated in [`models::secure_lr`]; nothing else is exchanged here
 //! but the split digest.
@@ -28,9 +31,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use models::capped::FixedScorecard;
+use models::evaluation::{Evaluation, GradeCuts, grade_index, score_logit};
 use models::metrics::{Metrics, ScoreBins};
 use models::scorecard::Scorecard;
-use models::secure_lr::{ModelArtifact, PartyData, TrainJob, secure_train};
+use models::secure_lr::{ModelArtifact, PartyData, Score, TrainJob, secure_train};
 use models::standardize::Standardizer;
 use protocol::Channel;
 use protocol::fixed::FixedPoint;
@@ -270,6 +275,14 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         _ => {}
     }
 
+    let cuts = FixedScorecard::new(&scorecard, FixedPoint::new(train_params.frac_bits))
+        .map_err(anyhow::Error::msg)?
+        .grade_cuts();
+    if let Some(e) = test_evaluation(&artifact, out.test_scores.as_deref(), data.label.as_deref(), &test_rows, &cuts) {
+        ctx.outcome.insert("test_gini".into(), e.gini.into());
+        ctx.outcome.insert("evaluation".into(), serde_json::to_value(&e)?);
+    }
+
     let saved = SavedModel {
         job_id: ctx.job_id.to_string(),
         gov_dataset: ctx.spec.gov.dataset.clone(),
@@ -291,6 +304,25 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let auc = saved.artifact.metrics.as_ref().map(|m: &Metrics| format!(", test AUC {:.4}", m.auc)).unwrap_or_default();
     ctx.progress(1.0, &format!("model saved{auc}"));
     Ok(())
+}
+
+/// The test evaluation this node may see: from the opened binned counts (both nodes), else from
+/// the bank's opened test scores (the bank only: the gov learns AUC and KS alone then).
+fn test_evaluation(
+    artifact: &ModelArtifact,
+    scores: Option<&[Score]>,
+    labels: Option<&[f64]>,
+    test_rows: &[usize],
+    cuts: &GradeCuts,
+) -> Option<Evaluation> {
+    if let Some(bins) = artifact.metrics.as_ref().and_then(|m| m.bins.as_ref()) {
+        return Evaluation::from_bins(bins, cuts);
+    }
+    let (scores, y) = (scores?, labels?);
+    let logits: Option<Vec<f64>> = scores.iter().map(|s| score_logit(s, &artifact.scorecard)).collect();
+    let grades: Option<Vec<usize>> = scores.iter().map(|s| grade_index(cuts, &s.grade)).collect();
+    let labels: Vec<f64> = test_rows.iter().map(|&r| y[r]).collect();
+    Evaluation::from_rows(&logits?, &labels, Some(&grades?), cuts)
 }
 
 /// ROC curve `[fpr, tpr]` of `scores` (higher = positive) against 0/1 `labels`, from (0,0) to
