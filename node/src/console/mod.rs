@@ -130,19 +130,21 @@ impl Console {
             .into_response()
     }
 
-    fn record(&self, id: &str, viewer: &Viewer) -> Result<JobRecord, Response> {
+    fn record(&self, id: &str, viewer: &Viewer) -> Result<JobRecord, Box<Response>> {
         match self.node.store.get(id) {
             Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(self.error(StatusCode::NOT_FOUND, Some(viewer), &format!("no job '{id}' on this node"))),
-            Err(e) => Err(self.error(StatusCode::INTERNAL_SERVER_ERROR, Some(viewer), &format!("{e:#}"))),
+            Ok(None) => {
+                Err(Box::new(self.error(StatusCode::NOT_FOUND, Some(viewer), &format!("no job '{id}' on this node"))))
+            }
+            Err(e) => Err(Box::new(self.error(StatusCode::INTERNAL_SERVER_ERROR, Some(viewer), &format!("{e:#}")))),
         }
     }
 
-    fn records(&self, viewer: &Viewer) -> Result<Vec<JobRecord>, Response> {
+    fn records(&self, viewer: &Viewer) -> Result<Vec<JobRecord>, Box<Response>> {
         self.node
             .store
             .list()
-            .map_err(|e| self.error(StatusCode::INTERNAL_SERVER_ERROR, Some(viewer), &format!("{e:#}")))
+            .map_err(|e| Box::new(self.error(StatusCode::INTERNAL_SERVER_ERROR, Some(viewer), &format!("{e:#}"))))
     }
 }
 
@@ -388,7 +390,7 @@ struct ListQuery {
 async fn jobs_page(State(c): State<Console>, Extension(v): Extension<Viewer>, Query(q): Query<ListQuery>) -> Response {
     let records = match c.records(&v) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let kind = q.kind.as_deref().filter(|k| !k.is_empty());
     let state = q.state.as_deref().filter(|s| !s.is_empty());
@@ -456,7 +458,7 @@ async fn job_page(
 ) -> Response {
     let r = match c.record(&id, &v) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let live = page::job_live(&r);
     let final_attr = if r.state.is_final() { " data-final=\"1\"" } else { "" };
@@ -676,7 +678,7 @@ fn score_jobs<'a>(records: &'a [JobRecord], id: &str) -> Vec<&'a JobRecord> {
 async fn models_page(State(c): State<Console>, Extension(v): Extension<Viewer>) -> Response {
     let records = match c.records(&v) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let mut o = String::from(
         "<table><tr><th>model (train job)</th><th>description</th><th>test AUC</th><th>approved for scoring</th>\
@@ -701,7 +703,7 @@ async fn models_page(State(c): State<Console>, Extension(v): Extension<Viewer>) 
 async fn model_card(State(c): State<Console>, Extension(v): Extension<Viewer>, Path(id): Path<String>) -> Response {
     let records = match c.records(&v) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let Some(r) = records.iter().find(|r| r.id == id && is_model(r)) else {
         return c.error(StatusCode::NOT_FOUND, Some(&v), &format!("no trained model '{id}' on this node"));
@@ -780,7 +782,7 @@ async fn model_card(State(c): State<Console>, Extension(v): Extension<Viewer>, P
 async fn audit_page(State(c): State<Console>, Extension(v): Extension<Viewer>) -> Response {
     let records = match c.records(&v) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let with_transcript: Vec<&JobRecord> = records.iter().filter(|r| r.transcript.is_some()).collect();
     let mut o = String::from(
@@ -802,15 +804,16 @@ async fn audit_page(State(c): State<Console>, Extension(v): Extension<Viewer>) -
     c.page("Audit", Some(&v), &o).into_response()
 }
 
-fn transcript_of(c: &Console, v: &Viewer, id: &str) -> Result<PathBuf, Response> {
+fn transcript_of(c: &Console, v: &Viewer, id: &str) -> Result<PathBuf, Box<Response>> {
     let r = c.record(id, v)?;
-    r.transcript.ok_or_else(|| c.error(StatusCode::NOT_FOUND, Some(v), &format!("job '{id}' has no transcript")))
+    r.transcript
+        .ok_or_else(|| Box::new(c.error(StatusCode::NOT_FOUND, Some(v), &format!("job '{id}' has no transcript"))))
 }
 
 async fn audit_job(State(c): State<Console>, Extension(v): Extension<Viewer>, Path(id): Path<String>) -> Response {
     let path = match transcript_of(&c, &v, &id) {
         Ok(p) => p,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let (verification, report) = match verified_report(path.clone()).await {
         Ok(x) => x,
@@ -843,7 +846,7 @@ async fn audit_job(State(c): State<Console>, Extension(v): Extension<Viewer>, Pa
 async fn audit_download(State(c): State<Console>, Extension(v): Extension<Viewer>, Path(id): Path<String>) -> Response {
     let path = match transcript_of(&c, &v, &id) {
         Ok(p) => p,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let html =
         tokio::task::spawn_blocking(move || crate::audit::verify(&path).map(|v| crate::audit::report::html(&v))).await;
@@ -871,7 +874,7 @@ async fn audit_compare(
 ) -> Response {
     let ours = match transcript_of(&c, &v, &id) {
         Ok(p) => p,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let me = c.node.config.node.role;
     let upload_dir = c.node.config.node.data_dir.join("console-uploads");
