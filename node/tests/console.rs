@@ -318,7 +318,6 @@ fn console_in_headless_chromium_against_two_daemons() {
     assert!(card.contains(&format!("{auc:.4}")), "AUC {auc} not in {card}");
     assert!(b.find("svg[aria-label='ROC curve']").is_some(), "no ROC curve on the model card");
     assert!(b.text("main").contains("Weights this node holds"));
-    b.script("document.querySelector(\"svg[aria-label='ROC curve']\").scrollIntoView({block: 'center'})");
     b.screenshot(&repo_root().join("docs/console.png"));
 
     // A score job from its template, which names the new model; the card then lists it.
