@@ -259,6 +259,8 @@ fn console_in_headless_chromium_against_two_daemons() {
     p.gov_api.wait(&hostile_id, Duration::from_secs(120), |_| {}).unwrap();
 
     // Not signed in: every page leads to the sign-in form.
+    b.goto(&format!("{console}/"));
+    assert!(b.url().ends_with("/console/login"), "{}", b.url());
     b.goto(&format!("{console}/jobs"));
     assert!(b.url().ends_with("/console/login"), "{}", b.url());
     // A wrong token is refused and leaves no session.

@@ -230,6 +230,7 @@ pub fn router(node: Arc<Node>, token: Arc<String>) -> Router {
         .route("/console/login", get(login_form).post(login))
         .route("/console/logout", post(logout))
         .route("/console", get(node_page))
+        .route("/console/", get(|| async { Redirect::to("/console") }))
         .route("/console/jobs", get(jobs_page))
         .route("/console/jobs/{id}", get(job_page))
         .route("/console/jobs/{id}/cancel", post(cancel))
