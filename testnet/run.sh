@@ -16,7 +16,8 @@
 #   5. audit: `tandem audit verify` on both nodes' transcripts of every job, `tandem audit compare`
 #      on each pair, and an HTML report of the training job.
 # Stops both nodes at the end (also on error or Ctrl-C); exits non-zero if a job or the audit
-# fails. TANDEM_JOB=FILE runs only that job file instead (submitted at gov).
+# fails. TANDEM_JOB=FILE runs only that job file instead (submitted at gov). Prints both nodes'
+# browser console addresses; TANDEM_KEEP_RUNNING=1 keeps the nodes up after the demo (Ctrl-C).
 # Ports: TANDEM_PORT_BASE (default 7400) + 1/2 (QUIC), + 11/12 (admin).
 set -euo pipefail
 
@@ -80,6 +81,11 @@ done
 
 GOV_CFG="$RUN/gov/tandem.toml"
 BANK_CFG="$RUN/bank/tandem.toml"
+print_consoles() {
+    echo "console: gov  http://127.0.0.1:$((BASE + 11))/console  (sign in with $RUN/gov/admin.token)"
+    echo "         bank http://127.0.0.1:$((BASE + 12))/console  (sign in with $RUN/bank/admin.token)"
+}
+print_consoles
 
 # run_job NODE FILE: submits FILE at NODE, follows it, prints the peer's record state; sets JOB_ID.
 JOB_IDS=()
@@ -152,6 +158,11 @@ head -4 "$RUN/gov/data/jobs/$JOB_ID/watchlist.csv"
 
 "$BIN" job --config "$BANK_CFG" list
 echo "transcripts: $RUN/{gov,bank}/data/jobs/<id>/transcript.jsonl"
+if [ -n "${TANDEM_KEEP_RUNNING:-}" ]; then
+    print_consoles
+    echo "== nodes keep running (TANDEM_KEEP_RUNNING); Ctrl-C stops them"
+    wait
+fi
 echo "== stopping nodes"
 stop_nodes
 

@@ -9,6 +9,8 @@
 //! | GET    | `/v1/jobs/{id}`        | `JobRecord`                     |
 //! | POST   | `/v1/jobs/{id}/cancel` | `JobRecord`                     |
 //!
+//! The same listener serves the browser console under `/console/` ([`crate::console`]).
+//!
 //! A `JobRecord` names the job's transcript file (`transcript`) once it exists.
 //!
 //! Every error answers `{"error": "..."}` with a 4xx/5xx status: also unknown paths, wrong
@@ -77,7 +79,7 @@ struct AppState {
 }
 
 /// Constant-time comparison of the presented token with ours.
-fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
     presented.len() == expected.len() && presented.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
@@ -172,8 +174,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let state = AppState { node, token: Arc::new(token) };
-    let app = Router::new()
+    let token = Arc::new(token);
+    let state = AppState { node: node.clone(), token: token.clone() };
+    let api = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/jobs", get(list).post(submit))
         .route("/v1/jobs/{id}", get(job))
@@ -184,6 +187,8 @@ pub async fn serve(
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state);
+    // The browser console (`/console/...`) has its own session sign-in, CSRF and origin checks.
+    let app = crate::console::router(node, token).merge(api);
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!("admin API stopped: {e}");
     }

@@ -210,12 +210,17 @@ impl Node {
         self.connection.try_lock().is_ok_and(|slot| slot.as_ref().is_some_and(|c| c.close_reason().is_none()))
     }
 
+    /// This node's policy check of `spec` with its peer, as run on submission (the console's
+    /// pre-check calls it too: one implementation).
+    pub fn policy_check(&self, spec: &JobSpec) -> Result<(), policy::Refusal> {
+        policy::check(&self.config, spec, &self.config.peer.name, self.peer_fingerprint.as_deref())
+    }
+
     /// Submits a job from the local `operator` (person or service account, recorded in the
     /// job's manifest): checks this node's policy, records it, runs it.
     pub fn submit(self: &Arc<Self>, spec: JobSpec, operator: &str) -> Result<JobRecord> {
         spec.validate()?;
-        policy::check(&self.config, &spec, &self.config.peer.name, self.peer_fingerprint.as_deref())
-            .map_err(|reason| anyhow!("refused by this node: {reason}"))?;
+        self.policy_check(&spec).map_err(|reason| anyhow!("refused by this node: {reason}"))?;
         let id = new_job_id();
         let stop = self.try_register(&id)?;
         let mut record = JobRecord::new(

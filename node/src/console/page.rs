@@ -1,0 +1,196 @@
+//! HTML building blocks of the console: escaping, the page frame, job and outcome tables.
+//! Every value that comes from a record, a config or the peer goes through [`esc`].
+
+use std::fmt::Write;
+
+use crate::jobs::record::{JobRecord, JobState, StepState};
+
+/// Escapes text for HTML element content and double- or single-quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Who is looking at a page: the signed-in operator and the session's CSRF token.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub operator: String,
+    pub csrf: String,
+}
+
+impl Viewer {
+    /// The hidden form field every POST form carries.
+    pub fn csrf_field(&self) -> String {
+        format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&self.csrf))
+    }
+}
+
+/// A whole page: navigation (when signed in), the title as heading, then `body` (already HTML).
+pub fn frame(node: &str, title: &str, viewer: Option<&Viewer>, body: &str) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · Tandem {}</title><link rel=\"stylesheet\" href=\"/console/static/console.css\">\
+         <script src=\"/console/static/console.js\" defer></script></head><body>",
+        esc(title),
+        esc(node)
+    );
+    if let Some(v) = viewer {
+        let _ = write!(
+            o,
+            "<header><nav><b>Tandem · {}</b> <a href=\"/console\">Node</a> <a href=\"/console/jobs\">Jobs</a> \
+             <a href=\"/console/new\">New job</a> <a href=\"/console/models\">Models</a> \
+             <a href=\"/console/audit\">Audit</a><span class=\"who\">signed in as <b id=\"operator\">{}</b> \
+             <form method=\"post\" action=\"/console/logout\" class=\"inline\">{}<button>Sign out</button></form>\
+             </span></nav></header>",
+            esc(node),
+            esc(&v.operator),
+            v.csrf_field()
+        );
+    }
+    let _ = write!(o, "<main><h1>{}</h1>{body}</main></body></html>", esc(title));
+    o
+}
+
+pub fn state_name(s: JobState) -> &'static str {
+    match s {
+        JobState::Pending => "pending",
+        JobState::Running => "running",
+        JobState::Succeeded => "succeeded",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+fn step_name(s: StepState) -> &'static str {
+    match s {
+        StepState::Pending => "pending",
+        StepState::Running => "running",
+        StepState::Done => "done",
+        StepState::Failed => "failed",
+    }
+}
+
+/// `unix ms` as RFC 3339 UTC, to the second.
+pub fn time(ms: u64) -> String {
+    crate::audit::record::format_rfc3339((ms / 1000) as i64, 0).replace(".000000", "")
+}
+
+/// An outcome or parameter value for a table cell (escaped; long values shortened).
+pub fn value(v: &serde_json::Value) -> String {
+    let text = match v {
+        serde_json::Value::Number(n) if n.is_f64() => n.as_f64().map_or(n.to_string(), |x| format!("{x:.4}")),
+        serde_json::Value::String(s) => s.clone(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    };
+    let short: String = text.chars().take(400).collect();
+    let more = if short.len() < text.len() { " …" } else { "" };
+    format!("{}{more}", esc(&short))
+}
+
+/// A two-column table of a JSON object.
+pub fn map_table(map: &serde_json::Map<String, serde_json::Value>, empty: &str) -> String {
+    if map.is_empty() {
+        return format!("<p>{}</p>", esc(empty));
+    }
+    let mut o = String::from("<table class=\"kv\">");
+    for (k, v) in map {
+        let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), value(v));
+    }
+    o.push_str("</table>");
+    o
+}
+
+/// Overall progress of a job: the mean of its steps' progress (done steps count as 1).
+fn progress(r: &JobRecord) -> f64 {
+    if r.steps.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 =
+        r.steps.iter().map(|s| if s.state == StepState::Done { 1.0 } else { s.progress.clamp(0.0, 1.0) }).sum();
+    sum / r.steps.len() as f64
+}
+
+/// The job list as a table (newest first), with live progress bars.
+pub fn jobs_table(records: &[&JobRecord]) -> String {
+    if records.is_empty() {
+        return "<p>No jobs.</p>".into();
+    }
+    let mut o = String::from(
+        "<table class=\"jobs\"><tr><th>job</th><th>kind</th><th>state</th><th>progress</th><th>description</th>\
+         <th>operator</th><th>proposed by</th><th>created (UTC)</th></tr>",
+    );
+    for r in records.iter().rev() {
+        let _ = write!(
+            o,
+            "<tr><td><a href=\"/console/jobs/{id}\">{id}</a></td><td>{}</td><td><span class=\"state s-{st}\">{st}</span></td>\
+             <td><progress max=\"1\" value=\"{:.3}\"></progress></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r.spec.kind.as_str()),
+            progress(r),
+            esc(&r.spec.description),
+            esc(&r.operator),
+            esc(&r.submitted_by),
+            time(r.created_ms),
+            id = esc(&r.id),
+            st = state_name(r.state),
+        );
+    }
+    o.push_str("</table>");
+    o
+}
+
+/// The part of a job page that changes while it runs: state, steps, error, outcome.
+pub fn job_live(r: &JobRecord) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<table class=\"kv\"><tr><th>state</th><td><span id=\"state\" class=\"state s-{st}\">{st}</span></td></tr>\
+         <tr><th>updated</th><td>{}</td></tr></table><h2>Steps</h2><table><tr><th>step</th><th>state</th>\
+         <th>progress</th><th>message</th></tr>",
+        time(r.updated_ms),
+        st = state_name(r.state)
+    );
+    for s in &r.steps {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td><progress max=\"1\" value=\"{:.3}\"></progress></td><td>{}</td></tr>",
+            esc(&s.name),
+            step_name(s.state),
+            if s.state == StepState::Done { 1.0 } else { s.progress.clamp(0.0, 1.0) },
+            esc(&s.message)
+        );
+    }
+    o.push_str("</table>");
+    if let Some(e) = &r.error {
+        let _ = write!(o, "<h2>Error</h2><p class=\"bad\" id=\"error\">{}</p>", esc(e));
+    }
+    let _ = write!(o, "<h2>Outcome</h2><div id=\"outcome\">{}</div>", map_table(&r.outcome, "Nothing yet."));
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esc_leaves_no_markup_or_attribute_break() {
+        let hostile = "<script>alert(\"x\")</script>&'onload='";
+        let e = esc(hostile);
+        assert_eq!(e, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;onload=&#39;");
+        for c in ['<', '>', '"', '\''] {
+            assert!(!e.contains(c), "{e}");
+        }
+    }
+}
