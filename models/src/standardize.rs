@@ -279,7 +279,7 @@ impl Standardizer {
         let mut warnings = Vec::new();
         for (c, name) in names.iter().enumerate() {
             let (s, m) = (std[c], mean[c]);
-            if !train_rows.is_empty() && !(s.is_finite() && m.is_finite()) {
+            if !train_rows.is_empty() && (!s.is_finite() || !m.is_finite()) {
                 return Err(DataError::Overflow {
                     file: ds.source.clone(),
                     column: name.clone(),

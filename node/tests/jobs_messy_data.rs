@@ -25,7 +25,7 @@ fn bank_has(i: usize) -> bool {
     i % 7 != 5
 }
 fn is_test(i: usize) -> bool {
-    i % 5 == 0
+    i.is_multiple_of(5)
 }
 
 /// What a spreadsheet export writes: a byte order mark, CRLF line ends.
@@ -79,12 +79,12 @@ fn files(gov_id: impl Fn(usize) -> String, bank_id: impl Fn(usize) -> String) ->
         let debt_ratio = if i == outlier { 1e6 } else { 2.0 * debt };
         let age = if age_missing {
             gov_missing.insert(i);
-            if i % 2 == 0 { String::new() } else { "NA".into() }
+            if i.is_multiple_of(2) { String::new() } else { "NA".into() }
         } else {
             format!("{}", 20 + (age * 50.0) as u32)
         };
         // Set only on entities the bank lacks: constant (0) on the intersection.
-        let flag = u8::from(!bank_has(i) && i % 3 == 0);
+        let flag = u8::from(!bank_has(i) && i.is_multiple_of(3));
         if gov_has(i) {
             gov.push(format!("{},{:.4},{city},{debt_ratio},{age},{flag}", gov_id(i), 10.0 + 40.0 * income));
         }
@@ -285,7 +285,7 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
 fn ids_zero_padded_on_one_side_give_both_nodes_a_warning_naming_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     // The gov pads 80% of its ids to six digits; the bank writes plain numbers.
-    let f = files(|i| if i % 5 == 0 { i.to_string() } else { format!("{i:06}") }, |i| i.to_string());
+    let f = files(|i| if i.is_multiple_of(5) { i.to_string() } else { format!("{i:06}") }, |i| i.to_string());
     let p = pair(dir.path(), &f);
     let spec = job("demo-job.toml", |s| {
         s.gov.columns = strings(&GOV_COLUMNS);
@@ -294,7 +294,7 @@ fn ids_zero_padded_on_one_side_give_both_nodes_a_warning_naming_the_cause() {
     let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
     // Only the unpadded ids match.
-    let matched = (0..N).filter(|&i| gov_has(i) && bank_has(i) && i % 5 == 0).count() as u64;
+    let matched = (0..N).filter(|&i| gov_has(i) && bank_has(i) && i.is_multiple_of(5)).count() as u64;
     assert_eq!(outcome_u64(&gov, "intersection_size"), matched);
     let (w_gov, w_bank) = (warnings(&gov), warnings(&bank));
     assert!(

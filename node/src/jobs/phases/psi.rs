@@ -15,6 +15,12 @@
 //! auditor who should be able to.
 //!
 //! Both nodes also learn both dataset row counts and id-set sizes (PSI needs the set sizes).
+//!
+//! When fewer than half of a node's ids are in the intersection and its own ids look like numbers
+//! whose zero padding may differ from the peer's ([`protocol::ids::IdFormat`]), its outcome gets a
+//! warning naming that likely cause (and so does the error of a job stopped by
+//! `min_intersection`). It is computed from the node's own ids and the intersection size it
+//! already learns: nothing more is exchanged.
 //! A score job of target `ids` runs no PSI: the phase does nothing.
 
 use anyhow::Result;

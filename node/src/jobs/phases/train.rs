@@ -10,7 +10,10 @@
 //!    (default 0) falls below `test_fraction` (default 0.2; [`is_test_id`]): the same entities are
 //!    held out in every run. Both nodes then swap a BLAKE3 digest of the sorted test positions
 //!    (`train.split`) and refuse on a mismatch.
-//! 2. Each node standardises its own columns on the training rows (plaintext, local).
+//! 2. Each node prepares and standardises its own columns on the training rows (plaintext, local;
+//!    [`models::standardize`]: winsorising at training percentiles, missing cells filled and
+//!    flagged, one-hot categories, constant columns dropped with a warning in the outcome) and
+//!    checks that its side still uses `policy.min_model_columns` dataset columns.
 //! 3. [`secure_train`] with an OS-seeded engine; parameters from the job (`epochs`, `batch_size`,
 //!    `learning_rate`, `l2_c`, `sigmoid`, `frac_bits`, `seed`, `scorecard`), model reveal from
 //!    the job (`model_to_both` / `model_to_owners` / `model_shared`).
@@ -19,10 +22,11 @@
 //!    `metrics`). With `scores_to_bank` the bank learns the test rows' scores and keeps their ROC
 //!    curve and score histogram; without it both learn only binned counts of the test logits and
 //!    keep the ROC curve and histogram of those bins. Test values outside a column's training
-//!    range are clipped to it (outcome `test_values_clipped`). Outcome `evaluation`
-//!    ([`models::evaluation`]: Gini, Brier, calibration and gains by decile, bad rate per grade)
-//!    is computed locally from the opened bins (both nodes), or from the bank's opened scores
-//!    (the bank only); nothing more is opened for it.
+//!    range are clipped to it (outcome `test_values_clipped`; winsorised training values:
+//!    `train_values_winsorized`; filled missing cells: `missing_values_filled`). Outcome
+//!    `evaluation` ([`models::evaluation`]: Gini, Brier, calibration and gains by decile, bad rate
+//!    per grade) is computed locally from the opened bins (both nodes), or from the bank's opened
+//!    scores (the bank only); nothing more is opened for it.
 //!
 //! What each party learns is stated in [`models::secure_lr`]; nothing else is exchanged here
 //! but the split digest.
