@@ -147,9 +147,8 @@ fn psi_protocol_param_chooses_vole_or_ecdh_with_the_same_aligned_ids() {
     assert_eq!(aligned[0], aligned[1]);
 
     // VOLE cannot keep a size-only reveal: the job is refused before it runs, naming the param.
-    let spec = job("demo-job.toml", |s| {
-        s.params.insert("psi_protocol".into(), "vole".into());
-    });
+    let mut spec = job("demo-job.toml", |_| {});
+    spec.params.insert("psi_protocol".into(), "vole".into());
     let err = spec.validate().expect_err("vole with intersection_size").to_string();
     assert!(err.contains("params.psi_protocol") && err.contains("ecdh"), "{err}");
 }
