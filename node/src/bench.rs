@@ -24,7 +24,7 @@ use protocol::fixed::FixedPoint;
 use protocol::ids::{IdKind, PreparedIds, prepare_ids};
 use protocol::lookup::{LookupClient, LookupServer};
 use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
-use protocol::psi::{PsiOutput, PsiParams, PsiReveal, ec_reference_work, intersect};
+use protocol::psi::{PsiOutput, PsiParams, PsiProtocol, PsiReveal, ec_reference_work, intersect};
 use protocol::{Channel, Role, Stats};
 use rand::{Rng, RngExt};
 use serde_json::{Value, json};
@@ -49,7 +49,8 @@ pub enum BenchCommand {
     /// Two-party engine: OT throughput, 1024×32 matrix–vector products (both orientations),
     /// 1024-element multiplication and sigmoids, one LR iteration; against raw QUIC throughput.
     Mpc,
-    /// ECDH PSI on two generated sets of n raw IDs; against the minimum EC work of ECDH-PSI.
+    /// PSI on two generated sets of n raw IDs: VOLE-PSI and ECDH-PSI in one run (VOLE's time and
+    /// bytes as ratios to ECDH's), ECDH against the minimum EC work of ECDH-PSI.
     Psi {
         /// IDs per party.
         #[arg(long, default_value_t = 1 << 16)]
@@ -57,6 +58,9 @@ pub enum BenchCommand {
         /// Fraction of each party's IDs the other party holds too.
         #[arg(long, default_value_t = 0.5)]
         overlap: f64,
+        /// Run only this protocol (`vole` or `ecdh`); both by default.
+        #[arg(long, value_parser = parse_psi_protocol)]
+        protocol: Option<PsiProtocol>,
     },
     /// PSI-aligned secure logistic regression on two CSV files; against the plaintext trainer.
     Lr(LrArgs),
@@ -110,6 +114,11 @@ pub struct LrArgs {
     pub sigmoid: Sigmoid,
 }
 
+fn parse_psi_protocol(s: &str) -> Result<PsiProtocol, String> {
+    serde_json::from_value(Value::String(s.to_string()))
+        .map_err(|_| format!("unknown PSI protocol '{s}': use vole or ecdh"))
+}
+
 fn parse_sigmoid(s: &str) -> Result<Sigmoid, String> {
     serde_json::from_value(Value::String(s.to_string()))
         .map_err(|_| format!("unknown sigmoid '{s}': use linear, clipped_linear or poly3"))
@@ -119,7 +128,7 @@ fn parse_sigmoid(s: &str) -> Result<Sigmoid, String> {
 pub fn run(command: BenchCommand) -> Result<()> {
     let lines = match command {
         BenchCommand::Mpc => mpc()?,
-        BenchCommand::Psi { n, overlap } => vec![psi(n, overlap)?],
+        BenchCommand::Psi { n, overlap, protocol } => psi(n, overlap, protocol)?,
         BenchCommand::Lr(args) => vec![lr(&args)?],
         BenchCommand::Score { entities, queries, jobs } => score(entities, queries, jobs)?,
         BenchCommand::Cot { n } => cot(n)?,
@@ -413,34 +422,63 @@ fn generated_sets(n: usize, overlap: f64) -> Result<(PreparedIds, PreparedIds, u
     Ok((prepare(&gov, "generated gov IDs")?, prepare(&bank, "generated bank IDs")?, common))
 }
 
-/// `tandem bench psi`: PSI over QUIC, then the EC reference (`psi::ec_reference_work`, n
-/// hash-to-group + 2n scalar multiplications per party) in the same process.
-pub fn psi(n: usize, overlap: f64) -> Result<Value> {
+/// `tandem bench psi`: VOLE-PSI then ECDH-PSI (or only `only`) over QUIC on the same sets, both
+/// parties in this process; ECDH then against the EC reference (`psi::ec_reference_work`, n
+/// hash-to-group + 2n scalar multiplications per party). With both, the VOLE line gives its
+/// time and bytes as ratios to ECDH's. `peak_rss_bytes` is this process's high-water mark so far
+/// (both parties together, so an upper bound for one party).
+pub fn psi(n: usize, overlap: f64, only: Option<PsiProtocol>) -> Result<Vec<Value>> {
     let (gov_ids, bank_ids, expected) = generated_sets(n, overlap)?;
     let lo = Loopback::start(IO_TIMEOUT)?;
     let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
-    let (outcome, seconds, cpu) = clocked(|| {
-        run_both(
-            &lo,
-            |ch| intersect(ch, &gov_ids.ids, &params, &mut rand::rng()),
-            |ch| intersect(ch, &bank_ids.ids, &params, &mut rand::rng()),
-        )
-    });
-    let ((g, gs), (b, bs)) = outcome?;
-    check_intersection(&g, &b, &gov_ids, &bank_ids, expected)?;
-    let (work, ec_seconds, ec_cpu) = clocked(|| ec_reference_work(n));
-    ensure!(work == 2 * n, "EC reference processed {work} elements, expected {}", 2 * n);
-    let bytes = bytes_sent(&gs, &bs);
-    Ok(json!({
-        "protocol": "ecdh", "n": n, "overlap": overlap,
-        "seconds": round(seconds, 3), "bytes": bytes, "intersection": g.size,
-        "ec_reference_seconds": round(ec_seconds, 3), "ratio_to_ec": round(seconds / ec_seconds, 3),
-        "cpu_seconds": cpu.map(|c| round(c, 2)), "ec_reference_cpu_seconds": ec_cpu.map(|c| round(c, 2)),
-        "cpu_ratio_to_ec": cpu.zip(ec_cpu).map(|(a, b)| round(a / b, 3)),
-        "bytes_per_element": round(bytes as f64 / (2 * n) as f64, 2),
-        "bytes_per_n": round(bytes as f64 / n as f64, 2),
-        "rounds": gs.rounds.max(bs.rounds),
-    }))
+    let protocols = match only {
+        Some(p) => vec![p],
+        None => vec![PsiProtocol::Vole, PsiProtocol::Ecdh],
+    };
+    let mut lines = Vec::new();
+    for protocol in protocols {
+        let (outcome, seconds, cpu) = clocked(|| {
+            run_both(
+                &lo,
+                |ch| protocol.intersect(ch, &gov_ids.ids, &params, &mut rand::rng()),
+                |ch| protocol.intersect(ch, &bank_ids.ids, &params, &mut rand::rng()),
+            )
+        });
+        let ((g, gs), (b, bs)) = outcome?;
+        check_intersection(&g, &b, &gov_ids, &bank_ids, expected)?;
+        let bytes = bytes_sent(&gs, &bs);
+        lines.push(json!({
+            "protocol": protocol.as_str(), "n": n, "overlap": overlap,
+            "seconds": round(seconds, 3), "bytes": bytes, "intersection": g.size,
+            "cpu_seconds": cpu.map(|c| round(c, 2)),
+            "bytes_per_n": round(bytes as f64 / n as f64, 2),
+            "rounds": gs.rounds.max(bs.rounds),
+            "peak_rss_bytes": peak_rss_bytes(),
+        }));
+    }
+    if let Some(ecdh) = lines.iter_mut().find(|l| l["protocol"] == "ecdh") {
+        let (work, ec_seconds, ec_cpu) = clocked(|| ec_reference_work(n));
+        ensure!(work == 2 * n, "EC reference processed {work} elements, expected {}", 2 * n);
+        let (seconds, cpu) = (ecdh["seconds"].as_f64().unwrap_or(0.0), ecdh["cpu_seconds"].as_f64());
+        ecdh["ec_reference_seconds"] = json!(round(ec_seconds, 3));
+        ecdh["ratio_to_ec"] = json!(round(seconds / ec_seconds, 3));
+        ecdh["ec_reference_cpu_seconds"] = json!(ec_cpu.map(|c| round(c, 2)));
+        ecdh["cpu_ratio_to_ec"] = json!(cpu.zip(ec_cpu).map(|(a, b)| round(a / b, 3)));
+    }
+    if let [vole, ecdh] = lines.as_mut_slice() {
+        let ratio = |key: &str| round(vole[key].as_f64().unwrap_or(0.0) / ecdh[key].as_f64().unwrap_or(1.0), 4);
+        let (time_ratio, bytes_ratio) = (ratio("seconds"), ratio("bytes"));
+        vole["seconds_ratio_to_ecdh"] = json!(time_ratio);
+        vole["bytes_ratio_to_ecdh"] = json!(bytes_ratio);
+    }
+    Ok(lines)
+}
+
+/// This process's peak resident set size (Linux `VmHWM`), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
 /// The intersection must have the expected size, and the aligned rows must name the same IDs.
@@ -767,9 +805,15 @@ mod tests {
 
     #[test]
     fn psi_bench_finds_the_generated_intersection_over_quic() {
-        let line = psi(300, 0.5).unwrap();
-        assert_eq!(line["intersection"], 150);
-        assert!(line["bytes"].as_u64().unwrap() > 300 * 64, "both point lists crossed the link");
+        let lines = psi(300, 0.5, None).unwrap();
+        let protocols: Vec<&str> = lines.iter().map(|l| l["protocol"].as_str().unwrap()).collect();
+        assert_eq!(protocols, ["vole", "ecdh"]);
+        assert!(lines.iter().all(|l| l["intersection"] == 150));
+        assert!(lines[1]["bytes"].as_u64().unwrap() > 300 * 64, "both point lists crossed the link");
+        let okvs_bytes = 16 * protocol::okvs::Okvs::new(300).columns() as u64;
+        assert!(lines[0]["bytes"].as_u64().unwrap() > okvs_bytes, "the masked OKVS crossed the link");
+        let ratio = lines[0]["bytes"].as_f64().unwrap() / lines[1]["bytes"].as_f64().unwrap();
+        assert_eq!(lines[0]["bytes_ratio_to_ecdh"], round(ratio, 4));
     }
 
     #[test]

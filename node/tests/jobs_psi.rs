@@ -114,3 +114,41 @@ fn a_reveal_mode_the_peer_policy_refuses_is_reported_with_its_rule() {
     assert_eq!(bank.error.as_deref(), Some(format!("rejected by peer 'gov': {rule}").as_str()));
     assert!(!p.job_file(&p.bank_config, &gov.id, "intersection.csv").exists());
 }
+
+#[test]
+fn psi_protocol_param_chooses_vole_or_ecdh_with_the_same_aligned_ids() {
+    let p = pair(&[], |_, _| {});
+    let expected = p.data.common_ids();
+    let mut aligned = Vec::new();
+    for protocol in ["vole", "ecdh"] {
+        let spec = job("demo-job.toml", |s| {
+            s.reveal = vec![Reveal::IntersectionIds];
+            s.params.insert("psi_protocol".into(), protocol.into());
+        });
+        let (gov, bank) = p.run(&spec, false);
+        assert_succeeded(&gov, &bank);
+        for r in [&gov, &bank] {
+            assert_eq!(r.outcome["psi_protocol"], protocol);
+            assert_eq!(r.outcome["intersection_size"], expected.len());
+        }
+        let (_, gov_rows) = read_csv(&p.job_file(&p.gov_config, &gov.id, "intersection.csv"));
+        let (_, bank_rows) = read_csv(&p.job_file(&p.bank_config, &gov.id, "intersection.csv"));
+        let ids = |rows: &[Vec<String>]| rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&gov_rows), ids(&bank_rows), "{protocol}: row i is the same entity on both nodes");
+        assert_eq!(ids(&gov_rows).into_iter().collect::<HashSet<_>>(), expected);
+        let psi_frames: Vec<String> = transcript_records(&gov, "frame")
+            .into_iter()
+            .filter_map(|r| r["kind"].as_str().map(str::to_string))
+            .filter(|k| k.starts_with("psi.okvs"))
+            .collect();
+        assert_eq!(!psi_frames.is_empty(), protocol == "vole", "{protocol}: {psi_frames:?}");
+        aligned.push(ids(&gov_rows).into_iter().collect::<HashSet<_>>());
+    }
+    assert_eq!(aligned[0], aligned[1]);
+
+    // VOLE cannot keep a size-only reveal: the job is refused before it runs, naming the param.
+    let mut spec = job("demo-job.toml", |_| {});
+    spec.params.insert("psi_protocol".into(), "vole".into());
+    let err = spec.validate().expect_err("vole with intersection_size").to_string();
+    assert!(err.contains("params.psi_protocol") && err.contains("ecdh"), "{err}");
+}

@@ -15,9 +15,11 @@ pub mod gf128;
 pub mod ids;
 pub mod lookup;
 pub mod mpc;
+pub mod okvs;
 pub mod ot;
 pub mod pcg;
 pub mod psi;
+pub mod psi_vole;
 pub mod transcript;
 
 pub use channel::{Channel, Stats};

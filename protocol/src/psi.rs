@@ -116,14 +116,105 @@ pub fn intersect<R: rand::CryptoRng + ?Sized>(
     params: &PsiParams,
     rng: &mut R,
 ) -> Result<PsiOutput> {
+    abort_on_error(ch, |ch| run(ch, ids, params, rng))
+}
+
+/// Which PSI protocol a job runs. Both give the same [`PsiOutput`] for the same inputs and
+/// reveal mode (the aligned order differs: it is pseudorandom either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PsiProtocol {
+    /// ECDH over Ristretto255 ([`intersect`]): every reveal mode.
+    Ecdh,
+    /// VOLE-based PSI with an OKVS ([`crate::psi_vole::intersect`]): faster, fewer bytes; reveal
+    /// modes `both` and `bank_only` (the OPRF receiver always learns which of its IDs matched).
+    Vole,
+}
+
+impl PsiProtocol {
+    /// The default for a reveal mode: VOLE where it applies, ECDH for `size_only`.
+    pub fn default_for(reveal: PsiReveal) -> PsiProtocol {
+        match reveal {
+            PsiReveal::Both | PsiReveal::BankOnly => PsiProtocol::Vole,
+            PsiReveal::SizeOnly => PsiProtocol::Ecdh,
+        }
+    }
+
+    /// Runs this protocol (see [`intersect`] and [`crate::psi_vole::intersect`]).
+    pub fn intersect<R: rand::CryptoRng + ?Sized>(
+        self,
+        ch: &mut Channel,
+        ids: &[String],
+        params: &PsiParams,
+        rng: &mut R,
+    ) -> Result<PsiOutput> {
+        match self {
+            PsiProtocol::Ecdh => intersect(ch, ids, params, rng),
+            PsiProtocol::Vole => crate::psi_vole::intersect(ch, ids, params, rng),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PsiProtocol::Ecdh => "ecdh",
+            PsiProtocol::Vole => "vole",
+        }
+    }
+}
+
+/// Runs `f` in phase `psi`; a local failure is sent to the peer as an abort.
+pub(crate) fn abort_on_error<T>(ch: &mut Channel, f: impl FnOnce(&mut Channel) -> Result<T>) -> Result<T> {
     ch.set_phase("psi");
-    let result = run(ch, ids, params, rng);
+    let result = f(ch);
     if let Err(e) = &result
         && !matches!(e, Error::PeerAbort(_) | Error::Closed(_) | Error::Timeout(_))
     {
         ch.abort(&format!("psi: {e}"));
     }
     result
+}
+
+/// What the `psi.hello` exchange establishes.
+pub(crate) struct Sizes {
+    pub n_gov: usize,
+    pub n_bank: usize,
+    pub params_hash: [u8; 32],
+}
+
+/// Step 0 of both protocols: exchange `psi.hello` (parameter hash under the protocol `label`, own
+/// set size), check that the hashes match and the announced size is within limits, and apply the
+/// `min_intersection` rule to the set sizes.
+pub(crate) fn hello(ch: &mut Channel, own_size: usize, params: &PsiParams, label: &[u8]) -> Result<Sizes> {
+    if own_size > MAX_SET_SIZE {
+        return Err(Error::Input(format!(
+            "PSI input has {own_size} IDs, more than the limit of {MAX_SET_SIZE}: split the job"
+        )));
+    }
+    let params_hash = params_hash_with(label, params);
+    ch.send("psi.hello", &Hello { params_hash, set_size: own_size as u64 })?;
+    let peer: Hello = ch.recv("psi.hello")?;
+    if peer.params_hash != params_hash {
+        return Err(Error::Input(format!(
+            "PSI parameters differ from the peer's (ours: protocol {}, domain '{}', reveal {:?}, min_intersection \
+             {}): both nodes must run the same job under the same PSI policy and psi_protocol; compare job id, \
+             job params and policies",
+            String::from_utf8_lossy(label),
+            params.domain,
+            params.reveal,
+            params.min_intersection
+        )));
+    }
+    if peer.set_size > MAX_SET_SIZE as u64 {
+        return Err(Error::Protocol(format!("peer announced {} IDs, above the limit {MAX_SET_SIZE}", peer.set_size)));
+    }
+    let (n_gov, n_bank) = match ch.role() {
+        Role::Gov => (own_size, peer.set_size as usize),
+        Role::Bank => (peer.set_size as usize, own_size),
+    };
+    if (n_gov.min(n_bank) as u64) < params.min_intersection {
+        return Err(refusal(params, &format!("the sets have {n_gov} (gov) and {n_bank} (bank) IDs, so")));
+    }
+    Ok(Sizes { n_gov, n_bank, params_hash })
 }
 
 fn run<R: rand::CryptoRng + ?Sized>(
@@ -133,32 +224,7 @@ fn run<R: rand::CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<PsiOutput> {
     let me = ch.role();
-    if ids.len() > MAX_SET_SIZE {
-        return Err(Error::Input(format!(
-            "PSI input has {} IDs, more than the limit of {MAX_SET_SIZE}: split the job",
-            ids.len()
-        )));
-    }
-    let params_hash = params_hash(params);
-    ch.send("psi.hello", &Hello { params_hash, set_size: ids.len() as u64 })?;
-    let peer: Hello = ch.recv("psi.hello")?;
-    if peer.params_hash != params_hash {
-        return Err(Error::Input(format!(
-            "PSI parameters differ from the peer's (ours: domain '{}', reveal {:?}, min_intersection {}): \
-             both nodes must run the same job under the same PSI policy; compare job id and policies",
-            params.domain, params.reveal, params.min_intersection
-        )));
-    }
-    if peer.set_size > MAX_SET_SIZE as u64 {
-        return Err(Error::Protocol(format!("peer announced {} IDs, above the limit {MAX_SET_SIZE}", peer.set_size)));
-    }
-    let (n_gov, n_bank) = match me {
-        Role::Gov => (ids.len(), peer.set_size as usize),
-        Role::Bank => (peer.set_size as usize, ids.len()),
-    };
-    if (n_gov.min(n_bank) as u64) < params.min_intersection {
-        return Err(refusal(params, &format!("the sets have {n_gov} (gov) and {n_bank} (bank) IDs, so")));
-    }
+    let Sizes { n_gov, n_bank, params_hash } = hello(ch, ids.len(), params, LABEL)?;
     let job = Job {
         key_half: half_scalar(rng),
         prefix: hash_prefix(&params.domain),
@@ -197,15 +263,15 @@ fn run_gov<R: rand::CryptoRng + ?Sized>(
     if params.reveal == PsiReveal::SizeOnly {
         tags.shuffle(rng);
     }
-    let t = job.tag_len;
-    send_chunks(ch, "psi.tags", tags.len(), t, |start, out| {
-        for (o, tag) in out.chunks_exact_mut(t).zip(&tags[start..]) {
-            o.copy_from_slice(&tag.to_le_bytes()[..t]);
-        }
-    })?;
+    send_tags(ch, "psi.tags", &tags, job.tag_len)?;
     drop(tags);
+    gov_verdict(ch, order, n_bank, params)
+}
 
-    let n_gov = ids.len();
+/// Gov's last step (both protocols): receive the bank's [`Verdict`] (and for `both` the matched
+/// positions in gov's sent `order`) and map it to gov's rows.
+pub(crate) fn gov_verdict(ch: &mut Channel, order: &[u32], n_bank: usize, params: &PsiParams) -> Result<PsiOutput> {
+    let n_gov = order.len();
     let max_size = n_gov.min(n_bank) as u64;
     let valid_size = |k: u64| {
         if k > max_size || k < params.min_intersection {
@@ -262,16 +328,20 @@ fn run_bank(
 ) -> Result<PsiOutput> {
     let gov_tags = recv_points_as_tags(ch, "psi.gov_points", n_gov, job)?;
     send_blinded_ids(ch, "psi.bank_points", ids, order, job)?;
-    let t = job.tag_len;
-    let mut own_tags = vec![0u128; ids.len()];
-    recv_chunks(ch, "psi.tags", ids.len(), t, |start, bytes| {
-        for (tag, b) in own_tags[start..].iter_mut().zip(bytes.chunks_exact(t)) {
-            let mut full = [0u8; 16];
-            full[..t].copy_from_slice(b);
-            *tag = u128::from_le_bytes(full);
-        }
-        Ok(())
-    })?;
+    let own_tags = recv_tags(ch, "psi.tags", ids.len(), job.tag_len)?;
+    bank_verdict(ch, gov_tags, own_tags, order, params)
+}
+
+/// The bank's last step (both protocols): match gov's tags (in gov's sent order) against the
+/// bank's own (in the bank's `order`), apply `min_intersection` and send the [`Verdict`] for the
+/// reveal mode. Equal tags within one side are refused (repeated IDs).
+pub(crate) fn bank_verdict(
+    ch: &mut Channel,
+    gov_tags: Vec<u128>,
+    own_tags: Vec<u128>,
+    order: &[u32],
+    params: &PsiParams,
+) -> Result<PsiOutput> {
     let gov = sorted_unique(gov_tags, "the gov's PSI input contains repeated IDs").map_err(Error::Protocol)?;
     let bank = sorted_unique(own_tags, "the bank's PSI input contains repeated IDs").map_err(Error::Input)?;
     let matched = merge_matches(&gov, &bank);
@@ -312,10 +382,10 @@ fn refusal(params: &PsiParams, why: &str) -> Error {
     ))
 }
 
-/// Hash binding everything both parties must agree on.
-fn params_hash(params: &PsiParams) -> [u8; 32] {
+/// Hash binding the protocol `label` and everything both parties must agree on.
+fn params_hash_with(label: &[u8], params: &PsiParams) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(&(LABEL.len() as u64).to_le_bytes()).update(LABEL);
+    h.update(&(label.len() as u64).to_le_bytes()).update(label);
     h.update(&(params.domain.len() as u64).to_le_bytes()).update(params.domain.as_bytes());
     h.update(&[params.reveal as u8]);
     h.update(&params.min_intersection.to_le_bytes());
@@ -400,9 +470,32 @@ fn recv_points_as_tags(ch: &mut Channel, kind: &str, n: usize, job: &Job) -> Res
     Ok(tags)
 }
 
+/// Sends `tags` truncated to `t` bytes each, in frames of [`CHUNK`].
+pub(crate) fn send_tags(ch: &mut Channel, kind: &str, tags: &[u128], t: usize) -> Result<()> {
+    send_chunks(ch, kind, tags.len(), t, |start, out| {
+        for (o, tag) in out.chunks_exact_mut(t).zip(&tags[start..]) {
+            o.copy_from_slice(&tag.to_le_bytes()[..t]);
+        }
+    })
+}
+
+/// Receives `n` tags of `t` bytes sent by [`send_tags`].
+pub(crate) fn recv_tags(ch: &mut Channel, kind: &str, n: usize, t: usize) -> Result<Vec<u128>> {
+    let mut tags = vec![0u128; n];
+    recv_chunks(ch, kind, n, t, |start, bytes| {
+        for (tag, b) in tags[start..].iter_mut().zip(bytes.chunks_exact(t)) {
+            let mut full = [0u8; 16];
+            full[..t].copy_from_slice(b);
+            *tag = u128::from_le_bytes(full);
+        }
+        Ok(())
+    })?;
+    Ok(tags)
+}
+
 /// Sends `count` items of `item_len` bytes in frames of [`CHUNK`] items; `fill(start, buf)` writes
 /// items `start..` into `buf`.
-fn send_chunks(
+pub(crate) fn send_chunks(
     ch: &mut Channel,
     kind: &str,
     count: usize,
@@ -419,7 +512,7 @@ fn send_chunks(
 
 /// Receives exactly `count` items of `item_len` bytes sent by [`send_chunks`]; any other frame
 /// size is a protocol error.
-fn recv_chunks(
+pub(crate) fn recv_chunks(
     ch: &mut Channel,
     kind: &str,
     count: usize,
@@ -528,7 +621,7 @@ mod tests {
             hex::encode(hash_to_group(&prefix, "").compress().as_bytes()),
             "30b6142101b1f7b98188f6159e33c796a83d7fa2cbeb5b21cc2bb1d2bc21ef72"
         );
-        let ph = params_hash(&params());
+        let ph = params_hash_with(LABEL, &params());
         assert_eq!(hex::encode(ph), "68e14e796dc8fe5a0052c277eca0c65a3d7ee7dfe53f14d85607ddfffe745c16");
         let key = blake3::derive_key(TAG_CONTEXT, &ph);
         assert_eq!(format!("{:032x}", tag(&key, &point, 16)), "183ce6ed81f9144a4bf7a1f673fbf434");
@@ -574,7 +667,7 @@ mod tests {
     }
 
     fn fake_hello(ch: &mut Channel, set_size: u64) -> Hello {
-        ch.send("psi.hello", &Hello { params_hash: params_hash(&params()), set_size }).unwrap();
+        ch.send("psi.hello", &Hello { params_hash: params_hash_with(LABEL, &params()), set_size }).unwrap();
         ch.recv::<Hello>("psi.hello").unwrap()
     }
 

@@ -9,7 +9,7 @@ use models::secure_lr::ModelReveal;
 use models::standardize::{MissingPolicy, PrepParams};
 use protocol::Role;
 use protocol::mpc::Sigmoid;
-use protocol::psi::PsiReveal;
+use protocol::psi::{PsiProtocol, PsiReveal};
 use serde::{Deserialize, Serialize};
 
 /// Kinds of joint computation.
@@ -188,6 +188,20 @@ impl JobSpec {
         )
     }
 
+    /// The PSI protocol: `params.psi_protocol`, or the default for the reveal mode. VOLE with
+    /// `intersection_size` is an error (its OPRF receiver learns which of its ids match).
+    pub fn psi_protocol(&self) -> Result<PsiProtocol> {
+        let reveal = self.psi_reveal()?;
+        match self.params()?.psi_protocol {
+            None => Ok(PsiProtocol::default_for(reveal)),
+            Some(PsiProtocol::Vole) if reveal == PsiReveal::SizeOnly => bail!(
+                "params.psi_protocol = \"vole\" cannot keep reveal \"intersection_size\": the bank would learn \
+                 which of its ids match; use psi_protocol = \"ecdh\" (or omit it) for a size-only job"
+            ),
+            Some(p) => Ok(p),
+        }
+    }
+
     /// Who learns the trained model: the one model mode the job lists in `reveal`.
     pub fn model_reveal(&self) -> Result<ModelReveal> {
         self.one_mode(
@@ -236,7 +250,7 @@ impl JobSpec {
         let p = self.params()?;
         match self.kind {
             JobKind::Psi => {
-                self.psi_reveal()?;
+                self.psi_protocol()?;
             }
             JobKind::Train => {
                 if self.psi_reveal()? != PsiReveal::Both {
@@ -340,7 +354,7 @@ fn check_model_name(p: &JobParams) -> Result<()> {
 }
 
 /// Parameters every kind accepts.
-const COMMON_KEYS: &[&str] = &["skip_invalid_ids", "consent_refs"];
+const COMMON_KEYS: &[&str] = &["skip_invalid_ids", "consent_refs", "psi_protocol"];
 const TRAIN_KEYS: &[&str] = &[
     "test_fraction",
     "split_seed",
@@ -390,6 +404,9 @@ pub struct JobParams {
     pub skip_invalid_ids: bool,
     /// References of the consents covering the job (recorded in both transcripts).
     pub consent_refs: Vec<String>,
+    /// PSI: `"vole"` or `"ecdh"`; default [`PsiProtocol::default_for`] the reveal mode (VOLE
+    /// unless only the size is revealed). Both give the same rows; VOLE is faster.
+    pub psi_protocol: Option<PsiProtocol>,
     /// Train: about this fraction of the aligned entities is held out for testing (default 0.2):
     /// those whose id, hashed with a key from `split_seed` (default 0), falls below it
     /// ([`crate::jobs::phases::train::is_test_id`]), the same in every run.
@@ -495,7 +512,12 @@ mod tests {
     fn bundled_job_files_are_valid_and_map_their_reveal_modes() {
         let psi = bundled("demo-job.toml");
         assert_eq!(psi.psi_reveal().unwrap(), PsiReveal::SizeOnly);
+        assert_eq!(psi.psi_protocol().unwrap(), PsiProtocol::Ecdh, "size only: ECDH by default");
+        let vole = bundled("demo-psi-vole.toml");
+        vole.validate().unwrap();
+        assert_eq!((vole.psi_reveal().unwrap(), vole.psi_protocol().unwrap()), (PsiReveal::Both, PsiProtocol::Vole));
         let train = bundled("demo-train.toml");
+        assert_eq!(train.psi_protocol().unwrap(), PsiProtocol::Vole, "aligned rows: VOLE by default");
         assert_eq!(
             (train.psi_reveal().unwrap(), train.model_reveal().unwrap()),
             (PsiReveal::Both, ModelReveal::OwnBlock)

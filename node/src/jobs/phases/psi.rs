@@ -1,4 +1,6 @@
-//! Phase `psi`: aligns the two datasets by ECDH PSI ([`protocol::psi`]) on their entity ids.
+//! Phase `psi`: aligns the two datasets by PSI on their entity ids, with the protocol of
+//! `params.psi_protocol`: VOLE-PSI ([`protocol::psi_vole`], the default unless only the size is
+//! revealed) or ECDH-PSI ([`protocol::psi`]). Both give each node the same rows and learn the same.
 //!
 //! Each node loads its dataset (the job side's columns, and the label at the bank of a train job),
 //! normalises and checks the ids (`params.skip_invalid_ids` skips bad or repeated ones instead of
@@ -28,7 +30,7 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use models::dataset::Dataset;
-use protocol::psi::{self, PsiParams, PsiReveal};
+use protocol::psi::{PsiParams, PsiReveal};
 use protocol::{Channel, Role};
 use zeroize::Zeroizing;
 
@@ -63,11 +65,13 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     ctx.progress(0.1, &format!("{} ids here; intersecting", prepared.ids.len()));
 
     let mode = ctx.spec.psi_reveal()?;
+    let psi_protocol = ctx.spec.psi_protocol()?;
+    ctx.outcome.insert("psi_protocol".into(), psi_protocol.as_str().into());
     let psi_params =
         PsiParams { domain: ctx.job_id.to_string(), reveal: mode, min_intersection: ctx.spec.min_intersection };
     // Local facts only (nothing is sent): explains a small intersection by the ids' format.
     let format = protocol::ids::IdFormat::of(data.ids.iter().map(String::as_str));
-    let out = psi::intersect(ch, &prepared.ids, &psi_params, &mut os_rng()).map_err(|e| {
+    let out = psi_protocol.intersect(ch, &prepared.ids, &psi_params, &mut os_rng()).map_err(|e| {
         let below_minimum = matches!(&e, protocol::Error::Input(m) if m.contains("rule min_intersection"));
         match format.padding_cause().filter(|_| below_minimum) {
             Some(cause) => {

@@ -1,0 +1,203 @@
+//! VOLE-PSI end to end over the in-memory channel pair: intersections and alignment are checked
+//! against sets computed here (random, empty, disjoint, identical, tiny vs large, repeated IDs),
+//! refusals on both sides, and the protocol choice against ECDH-PSI.
+
+use std::collections::HashSet;
+
+use protocol::channel::run_pair;
+use protocol::psi::{PsiOutput, PsiParams, PsiProtocol, PsiReveal};
+use protocol::{Error, Result, Stats, psi_vole};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+fn params(reveal: PsiReveal, min_intersection: u64) -> PsiParams {
+    PsiParams { domain: "job-2026-0007".into(), reveal, min_intersection }
+}
+
+type Outcome = (Result<PsiOutput>, Stats);
+
+fn run_with(
+    gov: &[String],
+    bank: &[String],
+    (gov_protocol, gov_params): (PsiProtocol, &PsiParams),
+    (bank_protocol, bank_params): (PsiProtocol, &PsiParams),
+) -> (Outcome, Outcome) {
+    run_pair(
+        |ch| (gov_protocol.intersect(ch, gov, gov_params, &mut ChaCha20Rng::seed_from_u64(31)), ch.stats()),
+        |ch| (bank_protocol.intersect(ch, bank, bank_params, &mut ChaCha20Rng::seed_from_u64(32)), ch.stats()),
+    )
+}
+
+fn run(gov: &[String], bank: &[String], p: &PsiParams) -> (Outcome, Outcome) {
+    run_pair(
+        |ch| (psi_vole::intersect(ch, gov, p, &mut ChaCha20Rng::seed_from_u64(41)), ch.stats()),
+        |ch| (psi_vole::intersect(ch, bank, p, &mut ChaCha20Rng::seed_from_u64(42)), ch.stats()),
+    )
+}
+
+/// Gov and bank sets drawn from one pool: `common` shared IDs plus private ones, shuffled.
+fn sets(seed: u64, only_gov: usize, only_bank: usize, common: usize) -> (Vec<String>, Vec<String>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut pool = HashSet::new();
+    while pool.len() < only_gov + only_bank + common {
+        pool.insert(format!("91{:016X}", rng.random::<u64>()));
+    }
+    let mut pool: Vec<String> = pool.into_iter().collect();
+    pool.sort();
+    pool.shuffle(&mut rng);
+    let mut gov: Vec<String> = pool[..only_gov + common].to_vec();
+    let mut bank: Vec<String> = pool[only_gov..].to_vec();
+    gov.shuffle(&mut rng);
+    bank.shuffle(&mut rng);
+    (gov, bank)
+}
+
+/// Maps rows back to IDs and checks that they list exactly `gov ∩ bank` with no repeats.
+fn ids_of(rows: &[usize], ids: &[String], expected: &HashSet<&str>) -> Vec<String> {
+    let got: Vec<String> = rows.iter().map(|&r| ids[r].clone()).collect();
+    let as_set: HashSet<&str> = got.iter().map(String::as_str).collect();
+    assert_eq!(as_set.len(), got.len(), "rows repeat an entity");
+    assert_eq!(&as_set, expected, "rows are not the intersection");
+    got
+}
+
+/// Runs VOLE-PSI with `reveal` and checks both outputs against the intersection computed here.
+fn check(gov: &[String], bank: &[String], reveal: PsiReveal) -> (Stats, Stats) {
+    let p = params(reveal, 0);
+    let ((g, gs), (b, bs)) = run(gov, bank, &p);
+    let (g, b) = (g.expect("gov PSI"), b.expect("bank PSI"));
+    let bank_set: HashSet<&str> = bank.iter().map(String::as_str).collect();
+    let expected: HashSet<&str> = gov.iter().map(String::as_str).filter(|id| bank_set.contains(id)).collect();
+    assert_eq!((g.size, b.size), (expected.len(), expected.len()));
+    match reveal {
+        PsiReveal::Both => {
+            let g_ids = ids_of(g.rows.as_ref().expect("gov rows"), gov, &expected);
+            let b_ids = ids_of(b.rows.as_ref().expect("bank rows"), bank, &expected);
+            assert_eq!(g_ids, b_ids, "row i must be the same entity at both parties");
+        }
+        PsiReveal::BankOnly => {
+            assert_eq!(g.rows, None, "gov may only learn the size");
+            ids_of(b.rows.as_ref().expect("bank rows"), bank, &expected);
+        }
+        PsiReveal::SizeOnly => unreachable!("VOLE-PSI refuses size_only"),
+    }
+    assert_eq!(gs.bytes_sent, bs.bytes_received);
+    (gs, bs)
+}
+
+#[test]
+fn random_sets_intersect_and_align_in_both_reveal_modes() {
+    for (seed, g, b, c) in [(1, 300, 200, 250), (2, 10, 700, 40), (3, 500, 3, 1), (4, 2000, 2500, 3000)] {
+        let (gov, bank) = sets(seed, g, b, c);
+        for reveal in [PsiReveal::Both, PsiReveal::BankOnly] {
+            check(&gov, &bank, reveal);
+        }
+    }
+}
+
+#[test]
+fn edge_cases_empty_disjoint_identical_tiny_and_large() {
+    let (gov, bank) = sets(7, 40, 30, 0);
+    let none: Vec<String> = Vec::new();
+    check(&none, &bank, PsiReveal::Both);
+    check(&gov, &none, PsiReveal::Both);
+    check(&none, &none, PsiReveal::Both);
+    check(&gov, &bank, PsiReveal::Both); // disjoint
+    check(&gov, &gov, PsiReveal::Both); // identical
+    let mut reordered = gov.clone();
+    reordered.reverse();
+    check(&gov, &reordered, PsiReveal::BankOnly);
+    check(&gov[..1], &bank, PsiReveal::Both); // single, not in the other set
+    check(&bank[5..6], &bank, PsiReveal::Both); // single, in the other set
+    check(&gov, &gov[17..18], PsiReveal::Both);
+    let (small, large) = sets(8, 2, 20_000, 3);
+    check(&small, &large, PsiReveal::Both); // tiny vs large, both ways
+    check(&large, &small, PsiReveal::BankOnly);
+}
+
+#[test]
+fn half_overlap_costs_the_okvs_the_tags_and_the_positions_beyond_the_vole() {
+    let (gov, bank) = sets(9, 10_000, 10_000, 10_000);
+    let (gs, bs) = check(&gov, &bank, PsiReveal::Both);
+    let psi_bytes = gs.bytes_sent + bs.bytes_sent;
+    // The VOLE alone, of the OKVS's length, measured here.
+    let m = protocol::okvs::Okvs::new(bank.len()).columns();
+    let (g, b) = run_pair(
+        |ch| protocol::pcg::vole_send(ch, m, &mut ChaCha20Rng::seed_from_u64(1)).map(|_| ch.stats()),
+        |ch| protocol::pcg::vole_receive(ch, m, &mut ChaCha20Rng::seed_from_u64(2)).map(|_| ch.stats()),
+    );
+    let vole_bytes = g.unwrap().bytes_sent + b.unwrap().bytes_sent;
+    // 16 B per OKVS column, a tag per gov ID, 4 B per matched position, plus frame headers and
+    // the small control messages.
+    let t = protocol::psi::tag_len(gov.len() + bank.len()) as u64;
+    let payload = 16 * m as u64 + t * gov.len() as u64 + 4 * 10_000;
+    let extra = psi_bytes - vole_bytes;
+    assert!(extra >= payload && extra < payload + 4096, "{extra} bytes beyond the VOLE, payload {payload}");
+}
+
+#[test]
+fn vole_and_ecdh_find_the_same_rows() {
+    let (gov, bank) = sets(10, 700, 500, 300);
+    let p = params(PsiReveal::Both, 0);
+    let mut found = Vec::new();
+    for protocol in [PsiProtocol::Vole, PsiProtocol::Ecdh] {
+        let ((g, _), (b, _)) = run_with(&gov, &bank, (protocol, &p), (protocol, &p));
+        let (mut g, mut b) = (g.unwrap().rows.unwrap(), b.unwrap().rows.unwrap());
+        g.sort_unstable();
+        b.sort_unstable();
+        found.push((g, b));
+    }
+    assert_eq!(found[0], found[1]);
+    assert_eq!(found[0].0.len(), 300);
+}
+
+#[test]
+fn size_only_is_refused_locally_and_a_protocol_mismatch_on_both_sides() {
+    let (gov, bank) = sets(11, 5, 5, 5);
+    let p = params(PsiReveal::SizeOnly, 0);
+    let ((g, gs), (b, bs)) = run(&gov, &bank, &p);
+    for r in [g, b] {
+        assert!(matches!(r, Err(Error::Input(ref m)) if m.contains("psi_protocol = \"ecdh\"")), "{r:?}");
+    }
+    assert_eq!((gs.bytes_sent, bs.bytes_sent), (0, 0), "nothing is sent");
+
+    let p = params(PsiReveal::Both, 0);
+    let ((g, _), (b, _)) = run_with(&gov, &bank, (PsiProtocol::Vole, &p), (PsiProtocol::Ecdh, &p));
+    for r in [g, b] {
+        let err = r.expect_err("mismatched protocols must abort");
+        assert!(matches!(&err, Error::Input(m) if m.contains("PSI parameters differ")), "{err}");
+    }
+}
+
+#[test]
+fn min_intersection_refuses_on_both_sides_before_and_after_computing() {
+    let (gov, bank) = sets(12, 50, 50, 20);
+    for min in [21, 71] {
+        let p = params(PsiReveal::BankOnly, min);
+        let ((g, _), (b, _)) = run(&gov, &bank, &p);
+        for (who, r) in [("gov", g), ("bank", b)] {
+            let err = r.expect_err("PSI below min_intersection must be refused").to_string();
+            assert!(err.contains("min_intersection") && err.contains(&min.to_string()), "{who}: {err}");
+        }
+    }
+    let p = params(PsiReveal::BankOnly, 20);
+    let ((g, _), (b, _)) = run(&gov, &bank, &p);
+    assert_eq!((g.unwrap().size, b.unwrap().size), (20, 20));
+}
+
+#[test]
+fn repeated_ids_are_refused() {
+    let (gov, mut bank) = sets(13, 5, 5, 5);
+    bank.push(bank[3].clone());
+    let p = params(PsiReveal::Both, 0);
+    let ((g, _), (b, _)) = run(&gov, &bank, &p);
+    assert!(matches!(b, Err(Error::Input(ref m)) if m.contains("repeated IDs")), "{b:?}");
+    assert!(matches!(g, Err(Error::PeerAbort(ref m)) if m.contains("repeated IDs")), "{g:?}");
+
+    let (mut gov, bank) = sets(13, 5, 5, 5);
+    gov.push(gov[0].clone());
+    let ((g, _), (b, _)) = run(&gov, &bank, &p);
+    assert!(matches!(b, Err(Error::Protocol(ref m)) if m.contains("gov's PSI input contains repeated IDs")), "{b:?}");
+    assert!(g.is_err());
+}
