@@ -244,13 +244,15 @@ pub(crate) fn open_scores(
 }
 
 /// Counts of positives and negatives per [`bin_thresholds`] logit bin, from shares `z` of the
-/// test logits and the bank's labels (Some at the bank, one 0/1 per row); only the counts are
-/// opened, to both. `bounded` as in [`open_scores`].
+/// logits of the `rows` rows ("test": the test metrics; "training": the calibration) and the
+/// bank's labels (Some at the bank, one 0/1 per row); only the counts are opened, to both.
+/// `bounded` as in [`open_scores`].
 pub(crate) fn open_binned_counts(
     engine: &mut Engine,
     z: &[u64],
     bounded: bool,
     labels: Option<&[f64]>,
+    rows: &str,
 ) -> Result<ScoreBins> {
     let n = z.len();
     let f = engine.fixed().frac_bits;
@@ -281,11 +283,12 @@ pub(crate) fn open_binned_counts(
         counts[2 * k] = positives;
         counts[2 * k + 1] = n as u64 - positives;
     }
+    let name = if rows == "test" { "test_metrics".to_string() } else { format!("{rows}_logit_bins") };
     let grant = Grant::new(
-        "test_metrics",
+        &name,
         METRICS,
         format!(
-            "counts of positive and negative test rows above each of {k} fixed logit thresholds (binned ROC) of {n} test rows, to both"
+            "counts of positive and negative {rows} rows above each of {k} fixed logit thresholds (binned ROC) of {n} {rows} rows, to both"
         ),
     );
     let opened = engine.reveal_both(&grant, &counts)?;

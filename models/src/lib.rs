@@ -3,6 +3,7 @@
 //! engine of `protocol::mpc`. Pure code: no files except `dataset::load`, no clocks; RNGs are
 //! passed in.
 
+pub mod binning;
 pub mod capped;
 pub mod dataset;
 pub mod metrics;
@@ -10,3 +11,4 @@ pub mod reference;
 pub mod scorecard;
 pub mod secure_lr;
 pub mod standardize;
+pub mod woe_lr;

@@ -62,6 +62,12 @@ fn joint_model(gov: &ModelArtifact, bank: &ModelArtifact) -> LinearModel {
     }
 }
 
+/// The model whose logit is the calibrated one, a·(x·w + bias) + b: what scoring computes.
+fn calibrated(model: &LinearModel, artifact: &ModelArtifact) -> LinearModel {
+    let c = artifact.calibration;
+    LinearModel { weights: model.weights.iter().map(|w| c.a * w).collect(), bias: c.apply(model.bias) }
+}
+
 #[test]
 fn secure_training_matches_reference_on_default_credit() {
     let d = common::default_credit(6000, 42);
@@ -99,7 +105,8 @@ fn secure_training_matches_reference_on_default_credit() {
     assert_eq!(metrics, Metrics::compute(&secure_logits, &y));
     // Scores are the plaintext scoring of the revealed model, up to fixed-point rounding (each
     // party's partial logit is rounded once: at most 2 · ½ ulp).
-    let plain = d.test_logits(&revealed);
+    assert_eq!(gov.artifact.calibration, bank.artifact.calibration, "both fit the same calibration");
+    let plain = d.test_logits(&calibrated(&revealed, &bank.artifact));
     let ulp = 0.5f64.powi(params.frac_bits as i32);
     let max_dz = plain.iter().zip(&secure_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(max_dz <= ulp + 1e-12, "scores differ from plaintext scoring by {max_dz}");
@@ -157,7 +164,7 @@ fn model_reveal_policies_are_honoured_and_scoring_matches() {
                 }
             }
         }
-        let model = joint_model(ga, ba);
+        let model = calibrated(&joint_model(ga, ba), ba);
         let serialised = serde_json::to_string(ba).unwrap();
         assert_eq!(&serde_json::from_str::<ModelArtifact>(&serialised).unwrap(), ba);
 

@@ -21,7 +21,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use models::capped::FixedScorecard;
 use models::dataset::Dataset;
 use models::scorecard::ScoreOutput;
-use models::secure_lr::{ModelReveal, Score, secure_score};
+use models::secure_lr::{BlockModel, ModelReveal, Score, secure_score};
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
 use protocol::lookup::{LookupClient, LookupServer};
@@ -103,12 +103,12 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     }
     let own = saved.artifact.block(ctx.role);
     let side = ctx.spec.side(ctx.role);
-    if side.columns != own.features {
+    if side.columns != own.input_columns() {
         return Err(input(anyhow!(
             "{}.columns must be the model's {} columns [{}] (model '{model_id}')",
             ctx.role,
             ctx.role,
-            own.features.join(", ")
+            own.input_columns().join(", ")
         )));
     }
     ctx.outcome.insert("model".into(), model_id.clone().into());
@@ -122,7 +122,7 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
     let aligned = take_aligned(ctx)?;
     let art = &saved.artifact;
     check_budget(ctx, &saved.job_id, aligned.data.rows() as u64)?;
-    let x = standardize(ctx, art.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
+    let x = model_inputs(ctx, art.block(ctx.role), &aligned.data)?;
     ctx.progress(0.1, &format!("scoring {} common entities", aligned.data.rows()));
     let scores = {
         let mut engine = Engine::new(ch, FixedPoint::new(art.params.frac_bits), &mut os_rng())?;
@@ -213,6 +213,7 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
         &art.gov.features,
         &art.bank.features,
         &art.scorecard,
+        &art.calibration,
     ))?)
     .as_bytes();
     ch.send("score.model", &digest)?;
@@ -231,12 +232,14 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
         _ => None,
     };
 
-    let data = load_dataset(ctx, &own.features, None)?;
+    let data = load_dataset(ctx, &own.input_columns(), None)?;
     let prepared = prepare_ids(ctx, &data, skip_bad)?;
-    let x = standardize(ctx, own.standardizer.as_ref(), &data)?;
+    let x = model_inputs(ctx, own, &data)?;
     let card = FixedScorecard::new(&art.scorecard, fp).map_err(|e| anyhow::anyhow!("model '{}': {e}", saved.job_id))?;
     let cols = own.features.len();
-    let partial = |r: usize| x[r * cols..(r + 1) * cols].iter().zip(weights).map(|(a, b)| a * b).sum::<f64>();
+    // Calibrated partial logits: a·(x·w) at each node; the bank adds a·bias + b.
+    let cal = art.calibration;
+    let partial = |r: usize| cal.a * x[r * cols..(r + 1) * cols].iter().zip(weights).map(|(a, b)| a * b).sum::<f64>();
 
     let n = match ctx.role {
         Role::Gov => {
@@ -294,7 +297,10 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
                     (Some(&r), Some(Some(zg))) => (
                         q,
                         "ok",
-                        Some(card.score(fp.encode(fp.decode(*zg) + partial(r) + bias), ScoreOutput::Probability)),
+                        Some(card.score(
+                            fp.encode(fp.decode(*zg) + partial(r) + cal.a * bias + cal.b),
+                            ScoreOutput::Probability,
+                        )),
                     ),
                     (Some(_), _) => (q, "not found at gov", None),
                 })
@@ -333,17 +339,13 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
     Ok(())
 }
 
-/// The model's standardisation of this node's columns applied to `data`; values outside a
-/// column's training range are clipped to it (outcome `values_clipped`).
-fn standardize(
-    ctx: &mut PhaseContext<'_>,
-    st: Option<&models::standardize::Standardizer>,
-    data: &Dataset,
-) -> Result<Vec<f64>> {
-    let st = st.context("the model file lacks this node's standardisation")?;
-    let out = st.apply(&data.x);
-    ctx.outcome.insert("values_clipped".into(), out.clipped.into());
-    Ok(out.x)
+/// The model inputs of this node's raw columns in `data`: their WOE values (WOE scorecards), or
+/// the model's standardisation, values outside a column's training range clipped to it (outcome
+/// `values_clipped`).
+fn model_inputs(ctx: &mut PhaseContext<'_>, block: &BlockModel, data: &Dataset) -> Result<Vec<f64>> {
+    let (x, clipped) = block.transform(&data.x).context("the model file lacks this node's standardisation or WOE")?;
+    ctx.outcome.insert("values_clipped".into(), clipped.into());
+    Ok(x)
 }
 
 /// Probability and points as CSV fields (empty where the score cap withheld them).

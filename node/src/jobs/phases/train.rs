@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use models::metrics::{Metrics, ScoreBins};
 use models::scorecard::Scorecard;
-use models::secure_lr::{ModelArtifact, PartyData, TrainJob, secure_train};
+use models::secure_lr::{ModelArtifact, PartyData, TrainJob, binned_mean_pd, secure_train};
 use models::standardize::Standardizer;
+use models::woe_lr::{WoeParty, scorecard_table, secure_train_woe};
 use protocol::Channel;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
@@ -44,6 +45,7 @@ use crate::config::Config;
 use crate::jobs::failure::{InputResult, input};
 use crate::jobs::files;
 use crate::jobs::runner::PhaseContext;
+use crate::jobs::spec::TrainModel;
 
 /// A node's stored model: its [`ModelArtifact`] and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -189,22 +191,11 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     test_rows.iter().for_each(|&r| is_test[r] = true);
     let train_rows: Vec<usize> = (0..n).filter(|&r| !is_test[r]).collect();
 
-    let standardizer = Standardizer::fit(data, &train_rows)?;
-    // Training rows lie within the training range: every clipped value is on a test row.
-    let standardized = standardizer.apply(&data.x);
-    ctx.outcome.insert("test_values_clipped".into(), standardized.clipped.into());
-    let x = standardized.x;
     let model_reveal = ctx.spec.model_reveal().input()?;
     let scorecard = params.scorecard();
     ctx.progress(0.05, &format!("training on {} rows, testing on {}", train_rows.len(), test_rows.len()));
     let out = {
         let mut engine = Engine::new(ch, FixedPoint::new(train_params.frac_bits), &mut os_rng())?;
-        let party = PartyData {
-            x: &x,
-            features: &data.columns,
-            standardizer: Some(&standardizer),
-            label: data.label.as_deref(),
-        };
         let job = TrainJob {
             train_rows: &train_rows,
             test_rows: &test_rows,
@@ -217,9 +208,53 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
                 .contains(&crate::jobs::spec::Reveal::ScoresToBank)
                 .then_some(params.score_output()),
         };
-        secure_train(&mut engine, &party, &job)?
+        match params.model() {
+            TrainModel::WoeScorecard => {
+                // Every column numeric until the dataset declares categorical columns.
+                let levels = vec![None; data.cols()];
+                let party =
+                    WoeParty { x: &data.x, columns: &data.columns, levels: &levels, label: data.label.as_deref() };
+                secure_train_woe(&mut engine, &party, &job, &params.binning_params())?
+            }
+            TrainModel::RawLr => {
+                let standardizer = Standardizer::fit(data, &train_rows)?;
+                // Training rows lie within the training range: every clipped value is on a test row.
+                let standardized = standardizer.apply(&data.x);
+                ctx.outcome.insert("test_values_clipped".into(), standardized.clipped.into());
+                let party = PartyData {
+                    x: &standardized.x,
+                    features: &data.columns,
+                    standardizer: Some(&standardizer),
+                    label: data.label.as_deref(),
+                };
+                secure_train(&mut engine, &party, &job)?
+            }
+        }
     };
     let artifact = out.artifact;
+    ctx.outcome.insert("model_kind".into(), serde_json::to_value(params.model())?);
+    ctx.outcome
+        .insert("calibration".into(), serde_json::json!({ "a": artifact.calibration.a, "b": artifact.calibration.b }));
+    if let Some(woe) = &artifact.block(ctx.role).woe {
+        let dropped: Vec<&str> = woe.columns.iter().filter(|c| !c.selected).map(|c| c.bins.feature.as_str()).collect();
+        ctx.outcome.insert("woe_dropped_columns".into(), dropped.into());
+    }
+    if artifact.gov.woe.is_some() || artifact.bank.woe.is_some() {
+        ctx.outcome.insert("scorecard_table".into(), serde_json::to_value(scorecard_table(&artifact))?);
+    }
+    // Calibration check on the test rows: the mean PD (binned, or exact from opened logits) and
+    // the observed default rate.
+    let exact_pd = out.test_scores.as_ref().and_then(|s| {
+        let pds: Option<Vec<f64>> = s.iter().map(|s| s.probability).collect();
+        pds.filter(|p| !p.is_empty()).map(|p| p.iter().sum::<f64>() / p.len() as f64)
+    });
+    let binned = artifact.metrics.as_ref().and_then(|m| m.bins.as_ref()).and_then(binned_mean_pd);
+    let rate = artifact.metrics.as_ref().map(|m| m.positives as f64 / m.n.max(1) as f64);
+    if let (Some(pd), Some(rate)) = (exact_pd.or(binned.map(|b| b.0)), rate) {
+        ctx.outcome.insert("test_mean_pd".into(), pd.into());
+        ctx.outcome.insert("test_default_rate".into(), rate.into());
+    }
+    ctx.outcome.insert("warnings".into(), artifact.warnings.clone().into());
 
     ctx.outcome.insert("n_train".into(), artifact.n_train.into());
     ctx.outcome.insert("n_test".into(), artifact.n_test.into());
