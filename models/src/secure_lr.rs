@@ -556,11 +556,22 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         list.iter().flat_map(|&r| data.x[r * cols..(r + 1) * cols].iter().copied()).collect()
     };
     let labels_of = |list: &[usize]| -> Option<Vec<f64>> { labels.map(|y| list.iter().map(|&r| y[r]).collect()) };
-    let (z, bounded) = shared_logits(engine, &artifact, &rows_of(job.train_rows))?;
+    artifact.warnings = training_warnings(&artifact);
+    // A partial logit beyond what scoring accepts on a training row means the model diverged.
+    let (z, bounded) = shared_logits(engine, &artifact, &rows_of(job.train_rows)).map_err(|e| match e {
+        Error::Input(msg) => Error::Input(
+            [format!("{msg} (a training row): training diverged; lower learning_rate or use sigmoid = \"linear\"")]
+                .into_iter()
+                .chain(artifact.warnings.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        e => e,
+    })?;
     let train_bins = open_binned_counts(engine, &z, bounded, labels_of(job.train_rows).as_deref(), "training")?;
     artifact.calibration = Calibration::fit(&train_bins);
     artifact.train_bins = Some(train_bins);
-    artifact.warnings = training_warnings(&artifact, me);
+    artifact.warnings.extend(calibration_warning(artifact.calibration, me));
 
     if job.test_rows.is_empty() {
         return Ok(TrainOutput { artifact, test_scores: None });
@@ -599,9 +610,8 @@ pub const AUC_CHANCE_MARGIN: f64 = 0.02;
 /// sound models stay far below it.
 pub const WEIGHT_WARN: f64 = 100.0;
 
-/// Warnings this party can tell from what it knows after training: its revealed weights and the
-/// bias beyond ±[`WEIGHT_WARN`], and a calibration that is not increasing or absurdly steep.
-fn training_warnings(artifact: &ModelArtifact, me: Role) -> Vec<String> {
+/// Warnings this party can tell from the weights it knows after training: beyond ±[`WEIGHT_WARN`].
+fn training_warnings(artifact: &ModelArtifact) -> Vec<String> {
     let mut warnings = Vec::new();
     for owner in ROLES {
         if let Some(w) = &artifact.block(owner).weights {
@@ -619,14 +629,18 @@ fn training_warnings(artifact: &ModelArtifact, me: Role) -> Vec<String> {
     if let Some(b) = artifact.bias.filter(|b| b.abs() > WEIGHT_WARN) {
         warnings.push(format!("the bias is {b:e} (beyond ±{WEIGHT_WARN}): training diverged; lower learning_rate"));
     }
-    let c = artifact.calibration;
-    if c.a <= 0.0 || c.a.abs() > WEIGHT_WARN {
-        warnings.push(format!(
-            "the calibration slope on the training rows is {:.4}: the model's logits do not rank defaults on its own training rows (the {me} sees the same counts)",
-            c.a
-        ));
-    }
     warnings
+}
+
+/// A calibration slope that is not positive, or beyond ±[`WEIGHT_WARN`], or below 1/[`WEIGHT_WARN`]
+/// (logits far too spread: a diverged model kept as shares) is a warning.
+fn calibration_warning(c: Calibration, me: Role) -> Option<String> {
+    (c.a <= 1.0 / WEIGHT_WARN || c.a > WEIGHT_WARN).then(|| {
+        format!(
+            "the calibration slope on the training rows is {:.4}: the model's logits do not rank defaults on its own training rows, or are far too spread (training diverged); the {me} sees the same counts",
+            c.a
+        )
+    })
 }
 
 /// The bank computes the test metrics from its opened scores (the logit, or minus the points)
