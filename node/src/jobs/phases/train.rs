@@ -10,10 +10,18 @@
 //!    (default 0) falls below `test_fraction` (default 0.2; [`is_test_id`]): the same entities are
 //!    held out in every run. Both nodes then swap a BLAKE3 digest of the sorted test positions
 //!    (`train.split`) and refuse on a mismatch.
-//! 2. Each node standardises its own columns on the training rows (plaintext, local).
-//! 3. [`secure_train`] with an OS-seeded engine; parameters from the job (`epochs`, `batch_size`,
+//! 2. `params.model = "woe_scorecard"` (default): each node bins its own columns on the training
+//!    rows and trains on their WOE values ([`secure_train_woe`]; the gov's bin event counts come
+//!    from the bank's shared label under `woe_to_owner`; binning parameters `bins`, `binning`,
+//!    `min_bin_share`, `monotonic`, `min_iv`); the outcome's `scorecard_table` lists this node's
+//!    bins, WOE, IV and points per attribute. `"raw_lr"`: each node standardises its own columns
+//!    on the training rows (plaintext, local) and [`secure_train`] runs on them.
+//! 3. Training with an OS-seeded engine; parameters from the job (`epochs`, `batch_size`,
 //!    `learning_rate`, `l2_c`, `sigmoid`, `frac_bits`, `seed`, `scorecard`), model reveal from
-//!    the job (`model_to_both` / `model_to_owners` / `model_shared`).
+//!    the job (`model_to_both` / `model_to_owners` / `model_shared`), then the calibration on
+//!    binned training logits (rule `metrics`). The outcome has `calibration`, `test_mean_pd` and
+//!    `test_default_rate`, and `warnings` (divergence, chance-level AUC), which `tandem job
+//!    watch` prints.
 //! 4. Each node writes its model artifact ([`SavedModel`]) to `<data_dir>/models/<job id>.json`
 //!    (never overwritten) and `<job_dir>/model.json`. Both learn the test AUC/KS (reveal
 //!    `metrics`). With `scores_to_bank` the bank learns the test rows' scores and keeps their ROC
