@@ -5,9 +5,10 @@
 # their configs from configs/{gov,bank}.toml with each other's certificate fingerprints and
 # transcript-signing public keys, starts both nodes, then runs the demo on the bundled
 # default_credit data:
-#   1. train (configs/demo-train.toml, submitted at gov): PSI, then secure logistic regression on
-#      the common rows with a 70/30 split (test ids in testnet/run/test_ids.txt); prints the test
-#      metrics beside the plaintext reference trainer of `tandem bench lr` on the same split;
+#   1. train (configs/demo-train.toml, submitted at gov): PSI, then a WOE scorecard (secure
+#      binning counts, logistic regression on WOE, calibration) on the common rows with a 70/30
+#      split (test ids in testnet/run/test_ids.txt); prints the test metrics and mean PD beside
+#      the plaintext WOE and raw-feature references of `tandem bench lr` on the same split;
 #   2. score (configs/demo-score.toml, at gov): every common entity jointly; prints the first scores;
 #   3. score named ids (configs/demo-score-ids.toml, at the bank): private lookup of a few ids,
 #      one of them unknown; prints the bank's results;
@@ -131,13 +132,16 @@ run_job gov "$RUN/demo-train.toml"
 TRAIN_ID="$JOB_ID"
 AUC="$(outcome_value "$GOV_CFG" "$TRAIN_ID" test_auc)"
 KS="$(outcome_value "$GOV_CFG" "$TRAIN_ID" test_ks)"
+MEAN_PD="$(outcome_value "$GOV_CFG" "$TRAIN_ID" test_mean_pd)"
+DEFAULT_RATE="$(outcome_value "$GOV_CFG" "$TRAIN_ID" test_default_rate)"
 echo "== plaintext reference (tandem bench lr: same data, split and algorithm, its own PSI order)"
 REF="$("$BIN" bench lr --gov "$GOV_DATA" --bank "$BANK_DATA" --test-ids "$RUN/test_ids.txt" \
     --id-column id --id-kind raw --label-column y --epochs "$EPOCHS" --batch "$BATCH" --lr "$RATE" | tail -1)"
 field() { echo "$REF" | grep -o "\"$1\":[-0-9.e]*" | cut -d: -f2; }
-echo "test AUC of the train job (secure): $AUC   test KS: $KS"
+echo "test AUC of the train job (secure WOE scorecard): $AUC   test KS: $KS"
+echo "mean predicted PD on the test rows: $MEAN_PD   observed default rate: $DEFAULT_RATE"
 echo "tandem bench lr on the same split (its own PSI order, so other mini-batches):"
-echo "  secure $(field secure_auc), plaintext reference $(field reference_auc), exact-sigmoid reference $(field exact_sigmoid_reference_auc)"
+echo "  secure WOE scorecard $(field secure_auc), plaintext WOE reference $(field woe_reference_auc), plaintext raw-feature LR $(field raw_reference_auc)"
 
 sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-score.toml > "$RUN/demo-score.toml"
 run_job gov "$RUN/demo-score.toml"

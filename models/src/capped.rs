@@ -261,11 +261,12 @@ pub(crate) fn open_scores(
     Ok(Some(scores))
 }
 
-/// Counts of positives and negatives per logit bin, from shares `z` of the test logits and the
-/// bank's labels (Some at the bank, one 0/1 per row); only the counts are opened, to both.
-/// The bin thresholds are [`bin_thresholds`] merged with the grade cut-offs of `card` (by
-/// secure comparisons, [`Engine::greater_than`]), so that the counts per grade are exact: both
-/// parties learn how many test rows of each label lie in each ⅛-logit bin and in each grade.
+/// Counts of positives and negatives per logit bin, from shares `z` of the logits of the `rows`
+/// rows ("test": the test metrics; "training": the calibration) and the bank's labels (Some at
+/// the bank, one 0/1 per row); only the counts are opened, to both. The bin thresholds are
+/// [`bin_thresholds`] merged with the grade cut-offs of `card` (by secure comparisons,
+/// [`Engine::greater_than`]), so that the counts per grade are exact: both parties learn how
+/// many rows of each label lie in each ⅛-logit bin and in each grade.
 /// `bounded` as in [`open_scores`].
 pub(crate) fn open_binned_counts(
     engine: &mut Engine,
@@ -273,6 +274,7 @@ pub(crate) fn open_binned_counts(
     z: &[u64],
     bounded: bool,
     labels: Option<&[f64]>,
+    rows: &str,
 ) -> Result<ScoreBins> {
     let n = z.len();
     let f = engine.fixed().frac_bits;
@@ -312,12 +314,13 @@ pub(crate) fn open_binned_counts(
         counts[2 * all] = positives;
         counts[2 * all + 1] = n as u64 - positives;
     }
+    let name = if rows == "test" { "test_metrics".to_string() } else { format!("{rows}_logit_bins") };
     let grant = Grant::new(
-        "test_metrics",
+        &name,
         METRICS,
         format!(
-            "counts of positive and negative test rows above each of {k} fixed logit thresholds (binned ROC) and {cuts} grade \
-             cut-offs, of {n} test rows, to both"
+            "counts of positive and negative {rows} rows above each of {k} fixed logit thresholds (binned ROC) and {cuts} \
+             grade cut-offs, of {n} {rows} rows, to both"
         ),
     );
     let opened = engine.reveal_both(&grant, &counts)?;

@@ -3,6 +3,7 @@
 //! engine of `protocol::mpc`. Pure code: no files except `dataset::load`, no clocks; RNGs are
 //! passed in.
 
+pub mod binning;
 pub mod capped;
 pub mod csv_file;
 pub mod dataset;
@@ -13,3 +14,4 @@ pub mod scorecard;
 pub mod secure_lr;
 pub mod standardize;
 pub mod watchlist;
+pub mod woe_lr;

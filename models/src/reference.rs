@@ -66,7 +66,7 @@ impl TrainParams {
         if self.sigmoid != Sigmoid::Linear {
             // Two truncated products grow with these parameters: the batch gradient Σ_{i∈B} x_i·e_i
             // and its step (lr/|B|)·Σ x_i·e_i. With |x| ≤ 127 (secure training checks it) and
-            // |e| = |σ̃(z) − y| < 2 (clipped linear: ≤ 1; poly3 while |z| ≤ 9) both stay below
+            // |e| = |σ̃(z) − y| < 2 (clipped linear: ≤ 1; poly3, clipped to |z| ≤ 5: < 1.04) both stay below
             // max(|B|, lr)·2^8, which must not exceed 2^(62 − 2f) (`protocol::mpc::product_bound`).
             let bits = (self.batch_size as f64).max(self.learning_rate).log2().ceil() as u32;
             let room = 62 - 8 - 2 * self.frac_bits; // ≥ 6 for frac_bits ≤ 24

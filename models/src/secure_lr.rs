@@ -14,6 +14,12 @@
 //! - after training, per [`ModelReveal`]: `Both`: both learn all weights and the bias; `OwnBlock`:
 //!   each party learns only its own weight block, the bank also the bias; `None`: nothing, the
 //!   model stays shared (each artifact holds this party's shares).
+//! - calibration, after the model reveal: both learn the counts of positive and negative training
+//!   rows in each of the 130 fixed ⅛-logit bins of the joint logit (rule `metrics`, computed on
+//!   shares as the binned test metrics below) and the Platt slope and intercept fitted on them
+//!   ([`Calibration`]); nothing per row. Every score, point and grade afterwards derives from the
+//!   calibrated logit a·z + b, a probability of default fitted to the training rows (training
+//!   with the linear sigmoid gives logits ≈ 4·(p − ½), not log-odds).
 //! - test scores, per [`TrainJob::test_output`]: with a cap, the bank learns the capped score of
 //!   each test row (grade; grade and integer points; or the logit z, see [`crate::capped`]) and
 //!   the gov nothing per row. With `Points` or `Probability` the bank then computes AUC, KS and
@@ -45,12 +51,14 @@ use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
 use protocol::{Error, Result, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::binning::WoeTransform;
 pub use crate::capped::Score;
 use crate::capped::{FixedScorecard, PARTIAL_MAX, open_binned_counts, open_scores};
-use crate::metrics::Metrics;
+use crate::dataset::{DataError, Dataset};
+use crate::metrics::{Metrics, ScoreBins};
 use crate::reference::{BatchPlan, TrainParams};
 use crate::scorecard::{ScoreOutput, Scorecard};
-use crate::standardize::Standardizer;
+use crate::standardize::{Standardized, Standardizer};
 
 /// Every standardised feature value on a training row must satisfy |x| ≤ `GRAM_MAX_ABS`
 /// (checked locally before anything is sent): linear-sigmoid training computes the cross block
@@ -140,10 +148,133 @@ pub struct TrainJob<'a> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BlockModel {
     pub features: Vec<String>,
-    /// Only the owner's artifact has its standardisation.
+    /// Only the owner's artifact has its standardisation (raw-feature models).
     pub standardizer: Option<Standardizer>,
-    /// Weights on standardised features; None where not revealed to this party.
+    /// Only the owner's artifact has its WOE transform (WOE scorecards, [`crate::woe_lr`]):
+    /// `features` are then its selected columns, and the model's inputs their WOE values.
+    #[serde(default)]
+    pub woe: Option<WoeTransform>,
+    /// Weights on the model inputs; None where not revealed to this party.
     pub weights: Option<Vec<f64>>,
+}
+
+impl BlockModel {
+    /// The raw dataset columns a scoring job supplies for this block (before binning or the
+    /// raw-feature preparation).
+    pub fn input_columns(&self) -> Vec<String> {
+        match (&self.woe, &self.standardizer) {
+            (Some(woe), _) => woe.input_columns(),
+            (None, Some(st)) => st.input_columns(),
+            (None, None) => self.features.clone(),
+        }
+    }
+
+    /// The model inputs of `data` (columns [`BlockModel::input_columns`]): WOE values (WOE
+    /// scorecards; categories matched by their text), or the raw-feature preparation and
+    /// standardisation with clipping to the training range. Owner only: None without a
+    /// standardisation or WOE transform.
+    pub fn transform(&self, data: &Dataset) -> std::result::Result<Option<Standardized>, DataError> {
+        match (&self.woe, &self.standardizer) {
+            (Some(woe), _) => {
+                let x = woe.apply_dataset(data);
+                Ok(Some(Standardized { x, clipped: vec![0; data.rows()], imputed: 0 }))
+            }
+            (None, Some(st)) => st.apply(data).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Centre of each logit bin of ascending, evenly spaced `thresholds` (K + 1 bins; the outer bins:
+/// half a step beyond the outer thresholds).
+fn bin_centres(t: &[f64]) -> Vec<f64> {
+    let k = t.len();
+    let half = if k > 1 { (t[1] - t[0]) / 2.0 } else { 0.5 };
+    (0..=k)
+        .map(|j| {
+            if j == 0 {
+                t[0] - half
+            } else if j == k {
+                t[k - 1] + half
+            } else {
+                t[j - 1] + half
+            }
+        })
+        .collect()
+}
+
+/// Mean probability of default σ(centre) over the rows counted in `bins` (each row at its bin's
+/// centre) and the observed rate of positives; None without rows.
+pub fn binned_mean_pd(bins: &ScoreBins) -> Option<(f64, f64)> {
+    let (mut n, mut pos, mut pd) = (0u64, 0u64, 0.0);
+    for ((c, &p), &q) in bin_centres(&bins.thresholds).iter().zip(&bins.positives).zip(&bins.negatives) {
+        n += p + q;
+        pos += p;
+        pd += (p + q) as f64 * protocol::mpc::sigmoid::exact(*c);
+    }
+    (n > 0).then(|| (pd / n as f64, pos as f64 / n as f64))
+}
+
+/// Platt calibration of the model's logit z = x·w + b: the probability of default of a row is
+/// σ(a·z + b), and its points and grade derive from that calibrated logit. Fitted on the
+/// training rows' binned logit counts ([`Calibration::fit`]); the identity is a = 1, b = 0.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub a: f64,
+    pub b: f64,
+}
+
+impl Default for Calibration {
+    fn default() -> Calibration {
+        Calibration { a: 1.0, b: 0.0 }
+    }
+}
+
+impl Calibration {
+    pub fn apply(&self, z: f64) -> f64 {
+        self.a * z + self.b
+    }
+
+    /// Maximum-likelihood a, b of σ(a·c + b) over counts of positives and negatives per logit
+    /// bin, c the bin's centre (the outer bins: half a step beyond the last threshold), by
+    /// Newton's method. The identity when the bins hold no positive or no negative.
+    pub fn fit(bins: &ScoreBins) -> Calibration {
+        if bins.thresholds.len() < 2 || bins.positives.iter().all(|&c| c == 0) || bins.negatives.iter().all(|&c| c == 0)
+        {
+            return Calibration::default();
+        }
+        let data: Vec<(f64, f64, f64)> = bin_centres(&bins.thresholds)
+            .into_iter()
+            .enumerate()
+            .filter(|&(j, _)| bins.positives[j] + bins.negatives[j] > 0)
+            .map(|(j, c)| (c, bins.positives[j] as f64, bins.negatives[j] as f64))
+            .collect();
+        let (mut a, mut b) = (1.0, 0.0);
+        for _ in 0..100 {
+            // Gradient and Hessian of the negative log-likelihood (a tiny ridge keeps it invertible).
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
+            for &(c, pos, neg) in &data {
+                let p = protocol::mpc::sigmoid::exact(a * c + b);
+                let (g, h) = (p * (pos + neg) - pos, p * (1.0 - p) * (pos + neg));
+                ga += g * c;
+                gb += g;
+                haa += h * c * c;
+                hab += h * c;
+                hbb += h;
+            }
+            let det = haa * hbb - hab * hab;
+            let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
+            a -= da;
+            b -= db;
+            if !(a.is_finite() && b.is_finite()) {
+                return Calibration::default();
+            }
+            if da.abs() + db.abs() < 1e-12 {
+                break;
+            }
+        }
+        Calibration { a, b }
+    }
 }
 
 /// This party's additive shares of a model that was not revealed (ring elements, fixed point).
@@ -173,6 +304,16 @@ pub struct ModelArtifact {
     pub metrics: Option<Metrics>,
     pub n_train: usize,
     pub n_test: usize,
+    /// Applied to the logit before scoring (identity in artifacts written before).
+    #[serde(default)]
+    pub calibration: Calibration,
+    /// Counts of the training rows by label over the uncalibrated joint logit, in the ⅛-logit
+    /// bins of [`crate::capped::bin_thresholds`] (rule `metrics`): what `calibration` was fitted on.
+    #[serde(default)]
+    pub train_bins: Option<ScoreBins>,
+    /// Signs of a failed training (divergence, a model no better than chance); empty when fine.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl ModelArtifact {
@@ -180,6 +321,13 @@ impl ModelArtifact {
         match owner {
             Role::Gov => &self.gov,
             Role::Bank => &self.bank,
+        }
+    }
+
+    pub fn block_mut(&mut self, owner: Role) -> &mut BlockModel {
+        match owner {
+            Role::Gov => &mut self.gov,
+            Role::Bank => &mut self.bank,
         }
     }
 }
@@ -374,6 +522,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         blocks.push(BlockModel {
             features: features[owner.index()].clone(),
             standardizer: if owner == me { data.standardizer.cloned() } else { None },
+            woe: None,
             weights: weights.map(|v| fp.decode_all(&v)),
         });
     }
@@ -402,14 +551,40 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
         metrics: None,
         n_train: job.train_rows.len(),
         n_test: job.test_rows.len(),
+        calibration: Calibration::default(),
+        train_bins: None,
+        warnings: Vec::new(),
     };
+
+    // Calibration: binned counts of the training rows' logits (rule `metrics`), Platt fitted on
+    // them by both parties alike.
+    engine.channel().set_phase("lr-calibrate");
+    let rows_of = |list: &[usize]| -> Vec<f64> {
+        list.iter().flat_map(|&r| data.x[r * cols..(r + 1) * cols].iter().copied()).collect()
+    };
+    let labels_of = |list: &[usize]| -> Option<Vec<f64>> { labels.map(|y| list.iter().map(|&r| y[r]).collect()) };
+    artifact.warnings = training_warnings(&artifact);
+    // A partial logit beyond what scoring accepts on a training row means the model diverged.
+    let (z, bounded) = shared_logits(engine, &artifact, &rows_of(job.train_rows)).map_err(|e| match e {
+        Error::Input(msg) => Error::Input(
+            [format!("{msg} (a training row): training diverged; lower learning_rate or use sigmoid = \"linear\"")]
+                .into_iter()
+                .chain(artifact.warnings.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        e => e,
+    })?;
+    let train_bins = open_binned_counts(engine, &card, &z, bounded, labels_of(job.train_rows).as_deref(), "training")?;
+    artifact.calibration = Calibration::fit(&train_bins);
+    artifact.train_bins = Some(train_bins);
+    artifact.warnings.extend(calibration_warning(artifact.calibration, me));
 
     if job.test_rows.is_empty() {
         return Ok(TrainOutput { artifact, test_scores: None });
     }
-    let test_x: Vec<f64> =
-        job.test_rows.iter().flat_map(|&r| data.x[r * cols..(r + 1) * cols].iter().copied()).collect();
-    let test_y: Option<Vec<f64>> = labels.map(|y| job.test_rows.iter().map(|&r| y[r]).collect());
+    let test_x = rows_of(job.test_rows);
+    let test_y = labels_of(job.test_rows);
     let (z, bounded) = shared_logits(engine, &artifact, &test_x)?;
     let test_scores = match job.test_output {
         Some(cap) => {
@@ -423,9 +598,56 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     artifact.metrics = if bank_computes {
         exchange_bank_metrics(engine, test_scores.as_deref(), test_y.as_deref(), job.test_rows.len())?
     } else {
-        open_binned_counts(engine, &card, &z, bounded, test_y.as_deref())?.metrics()
+        open_binned_counts(engine, &card, &z, bounded, test_y.as_deref(), "test")?.metrics()
     };
+    if let Some(m) = &artifact.metrics
+        && (m.auc - 0.5).abs() <= AUC_CHANCE_MARGIN
+    {
+        artifact.warnings.push(format!(
+            "test AUC {:.4} is within {AUC_CHANCE_MARGIN} of 0.5: the model ranks no better than chance (diverged, or features without signal); check learning_rate, epochs and the sigmoid",
+            m.auc
+        ));
+    }
     Ok(TrainOutput { artifact, test_scores })
+}
+
+/// A test AUC this close to 0.5 is a warning.
+pub const AUC_CHANCE_MARGIN: f64 = 0.02;
+/// A weight (or calibrated logit slope) beyond this is a warning: on standardised or WOE inputs
+/// sound models stay far below it.
+pub const WEIGHT_WARN: f64 = 100.0;
+
+/// Warnings this party can tell from the weights it knows after training: beyond ±[`WEIGHT_WARN`].
+fn training_warnings(artifact: &ModelArtifact) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for owner in ROLES {
+        if let Some(w) = &artifact.block(owner).weights {
+            let (i, big) =
+                w.iter().enumerate().fold((0, 0.0f64), |m, (i, v)| if v.abs() > m.1 { (i, v.abs()) } else { m });
+            if big > WEIGHT_WARN {
+                warnings.push(format!(
+                    "the weight of the {owner}'s feature '{}' is {:e} (|w| > {WEIGHT_WARN}): training diverged; lower learning_rate or use sigmoid = \"linear\"",
+                    artifact.block(owner).features[i],
+                    w[i]
+                ));
+            }
+        }
+    }
+    if let Some(b) = artifact.bias.filter(|b| b.abs() > WEIGHT_WARN) {
+        warnings.push(format!("the bias is {b:e} (beyond ±{WEIGHT_WARN}): training diverged; lower learning_rate"));
+    }
+    warnings
+}
+
+/// A calibration slope that is not positive, or beyond ±[`WEIGHT_WARN`], or below 1/[`WEIGHT_WARN`]
+/// (logits far too spread: a diverged model kept as shares) is a warning.
+fn calibration_warning(c: Calibration, me: Role) -> Option<String> {
+    (c.a <= 1.0 / WEIGHT_WARN || c.a > WEIGHT_WARN).then(|| {
+        format!(
+            "the calibration slope on the training rows is {:.4}: the model's logits do not rank defaults on its own training rows, or are far too spread (training diverged); the {me} sees the same counts",
+            c.a
+        )
+    })
 }
 
 /// The bank computes the test metrics from its opened scores (the logit, or minus the points)
@@ -516,6 +738,7 @@ pub(crate) fn agreed_logits<P: Serialize>(
         &artifact.gov.features,
         &artifact.bank.features,
         &artifact.scorecard,
+        &artifact.calibration,
         purpose,
     ));
     let peer_features = exchange_setup(engine, &format!("{phase}-setup"), x.len() / cols, &own.features, digest)?;
@@ -544,8 +767,12 @@ fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Re
         } else {
             0.0
         };
+        let cal = artifact.calibration;
+        // The calibrated logit a·(x_g·w_g) + a·(x_b·w_b + bias) + b: each owner scales its part,
+        // the bank adds b.
+        let offset = if me == Role::Bank { cal.a * bias + cal.b } else { 0.0 };
         for (r, (zi, row)) in z.iter_mut().zip(x.chunks_exact(cols)).enumerate() {
-            let partial = row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias;
+            let partial = cal.a * row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + offset;
             if partial.is_nan() || partial.abs() > PARTIAL_MAX {
                 return Err(input_err(format!(
                     "the {me}'s partial logit of scored row {r} is {partial:e}, beyond ±{PARTIAL_MAX}: the model or this row's features are out of range"
@@ -565,6 +792,11 @@ fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Re
             let m = (me == owner).then_some(&own_m);
             let part = engine.matvec(owner, m, rows, w.len(), w)?;
             z = engine.add(&z, &part);
+        }
+        let cal = artifact.calibration;
+        if cal != Calibration::default() {
+            z = engine.mul_public(&z, cal.a)?;
+            z = engine.add_public(&z, &vec![fp.encode(cal.b); rows]);
         }
         Ok((z, false))
     }
@@ -773,4 +1005,34 @@ impl Training<'_> {
 /// results satisfy its bound, |x| < 2^62) or a left shift.
 fn rescale(engine: &mut Engine, x: &[u64], from: u32, to: u32) -> Result<Vec<u64>> {
     if from >= to { engine.truncate(x, from - to) } else { Ok(x.iter().map(|v| v << (to - from)).collect()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn platt_recovers_a_known_link_from_binned_counts() {
+        // Labels drawn with P(y = 1) = σ(2z − 1) for z uniform in [−3, 2]: the fit on ⅛-logit bins
+        // recovers a ≈ 2, b ≈ −1, and the binned mean PD matches the observed rate.
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+        let uniform = |rng: &mut rand_chacha::ChaCha20Rng| rng.next_u64() as f64 / u64::MAX as f64;
+        let (mut z, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..200_000 {
+            let v = -3.0 + 5.0 * uniform(&mut rng);
+            let p = protocol::mpc::sigmoid::exact(2.0 * v - 1.0);
+            z.push(v);
+            y.push(if uniform(&mut rng) < p { 1.0 } else { 0.0 });
+        }
+        let bins = ScoreBins::count(&z, &y, &crate::capped::bin_thresholds());
+        let c = Calibration::fit(&bins);
+        assert!((c.a - 2.0).abs() < 0.05 && (c.b + 1.0).abs() < 0.05, "{c:?}");
+        let calibrated: Vec<f64> = z.iter().map(|&v| c.apply(v)).collect();
+        let (pd, rate) = binned_mean_pd(&ScoreBins::count(&calibrated, &y, &crate::capped::bin_thresholds())).unwrap();
+        assert!((pd - rate).abs() < 0.005, "mean PD {pd} vs rate {rate}");
+        // One class only: the identity.
+        let ones = ScoreBins::count(&z, &vec![1.0; z.len()], &crate::capped::bin_thresholds());
+        assert_eq!(Calibration::fit(&ones), Calibration::default());
+    }
 }

@@ -83,22 +83,27 @@ fn block(x: &[f64], cols: usize, rows: &[usize]) -> Vec<f64> {
 }
 
 /// The ring logits secure scoring computes for a model whose owners know their blocks: each
-/// party's partial (the bank's with the bias) encoded, then added.
+/// party's calibrated partial a·(x·w) (the bank's plus a·bias + b) encoded, then added.
 fn ring_logits(d: &Prepared, gov: &ModelArtifact, bank: &ModelArtifact, rows: &[usize]) -> Vec<u64> {
     let fp = FixedPoint::new(16);
-    let partial = |x: &[f64], w: &[f64], bias: f64| -> Vec<u64> {
-        x.chunks_exact(w.len()).map(|r| fp.encode(r.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias)).collect()
+    let cal = bank.calibration;
+    assert_eq!(cal, gov.calibration, "both fit the same calibration");
+    let partial = |x: &[f64], w: &[f64], offset: f64| -> Vec<u64> {
+        x.chunks_exact(w.len())
+            .map(|r| fp.encode(cal.a * r.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + offset))
+            .collect()
     };
     let g = partial(&block(&d.gov_x, d.gov_features.len(), rows), gov.gov.weights.as_ref().unwrap(), 0.0);
     let b = partial(
         &block(&d.bank_x, d.bank_features.len(), rows),
         bank.bank.weights.as_ref().unwrap(),
-        bank.bias.unwrap(),
+        cal.a * bank.bias.unwrap() + cal.b,
     );
     g.iter().zip(&b).map(|(x, y)| x.wrapping_add(*y)).collect()
 }
 
-/// Plaintext logits of the joint model behind two artifacts (revealed blocks or added shares).
+/// Plaintext calibrated logits of the joint model behind two artifacts (revealed blocks or added
+/// shares).
 fn plain_logits(d: &Prepared, gov: &ModelArtifact, bank: &ModelArtifact, rows: &[usize]) -> Vec<f64> {
     let fp = FixedPoint::new(16);
     let (w_g, w_b, bias): (Vec<f64>, Vec<f64>, f64) = match (&gov.shares, &bank.shares) {
@@ -112,9 +117,11 @@ fn plain_logits(d: &Prepared, gov: &ModelArtifact, bank: &ModelArtifact, rows: &
     xg.chunks_exact(w_g.len())
         .zip(xb.chunks_exact(w_b.len()))
         .map(|(a, b)| {
-            a.iter().zip(&w_g).map(|(x, w)| x * w).sum::<f64>()
-                + b.iter().zip(&w_b).map(|(x, w)| x * w).sum::<f64>()
-                + bias
+            bank.calibration.apply(
+                a.iter().zip(&w_g).map(|(x, w)| x * w).sum::<f64>()
+                    + b.iter().zip(&w_b).map(|(x, w)| x * w).sum::<f64>()
+                    + bias,
+            )
         })
         .collect()
 }
@@ -219,7 +226,8 @@ fn metrics_without_test_scores_are_binned_counts_equal_to_plaintext() {
         } else {
             &[]
         };
-        assert_eq!(opened, [model, &["test_metrics", "test_metrics"]].concat(), "{reveal:?}: only model and counts");
+        let counts = ["training_logit_bins", "training_logit_bins", "test_metrics", "test_metrics"];
+        assert_eq!(opened, [model, &counts].concat(), "{reveal:?}: only model and counts");
         assert!(b_records.iter().all(|r| r.phase != "lr-test-scores" && r.rule != "scores_to_bank"));
         let (gm, bm) = (g.artifact.metrics.clone().unwrap(), b.artifact.metrics.clone().unwrap());
         assert_eq!(gm, bm, "both derive the same metrics from the same counts");
@@ -277,7 +285,10 @@ fn test_scores_under_a_cap_are_opened_at_that_level_only() {
     let card = FixedScorecard::new(&Scorecard::default(), FixedPoint::new(16)).unwrap();
     assert!(scores.iter().zip(&z).all(|(s, &zi)| s.grade == card.grade_name(card.grade_index(zi))));
     assert!(b.artifact.metrics.unwrap().bins.is_some());
-    assert_eq!(names(&records)[3..], ["scores", "test_metrics", "test_metrics"]);
+    assert_eq!(
+        names(&records)[3..],
+        ["training_logit_bins", "training_logit_bins", "scores", "test_metrics", "test_metrics"]
+    );
 
     let ((g, _, _), (b, records, _)) = train(&d, ModelReveal::OwnBlock, Some(ScoreOutput::Points), &rules);
     let (g, b) = (g.unwrap(), b.unwrap());
@@ -287,7 +298,7 @@ fn test_scores_under_a_cap_are_opened_at_that_level_only() {
     let m = b.artifact.metrics.clone().unwrap();
     assert!(m.bins.is_none() && (m.auc - auc(&risk, &d.test_labels())).abs() < 1e-12);
     assert_eq!(g.artifact.metrics, Some(m), "the gov receives the bank's metrics");
-    assert_eq!(names(&records)[3..], ["scores", "test_metrics"]);
+    assert_eq!(names(&records)[3..], ["training_logit_bins", "training_logit_bins", "scores", "test_metrics"]);
 }
 
 #[test]
@@ -337,11 +348,14 @@ fn scoring_inputs_are_clipped_to_the_training_range_and_counted() {
     let (_, clipped) = score_row(out.x.clone());
     // The points of the clipped row, from the partial logits in plaintext.
     let fp = FixedPoint::new(16);
-    let partial = |x: &[f64], w: &[f64], bias: f64| fp.encode(x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias);
+    let cal = ba.calibration;
+    let partial = |x: &[f64], w: &[f64], offset: f64| {
+        fp.encode(cal.a * x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + offset)
+    };
     let z = partial(&out.x, ga.gov.weights.as_ref().unwrap(), 0.0).wrapping_add(partial(
         &bank_row,
         ba.bank.weights.as_ref().unwrap(),
-        ba.bias.unwrap(),
+        cal.a * ba.bias.unwrap() + cal.b,
     ));
     let card = FixedScorecard::new(&Scorecard::default(), fp).unwrap();
     assert_eq!(clipped.unwrap().unwrap()[0].points, Some(card.points(z)));

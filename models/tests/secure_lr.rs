@@ -62,6 +62,12 @@ fn joint_model(gov: &ModelArtifact, bank: &ModelArtifact) -> LinearModel {
     }
 }
 
+/// The model whose logit is the calibrated one, a·(x·w + bias) + b: what scoring computes.
+fn calibrated(model: &LinearModel, artifact: &ModelArtifact) -> LinearModel {
+    let c = artifact.calibration;
+    LinearModel { weights: model.weights.iter().map(|w| c.a * w).collect(), bias: c.apply(model.bias) }
+}
+
 #[test]
 fn secure_training_matches_reference_on_default_credit() {
     let d = common::default_credit(6000, 42);
@@ -99,7 +105,8 @@ fn secure_training_matches_reference_on_default_credit() {
     assert_eq!(metrics, Metrics::compute(&secure_logits, &y));
     // Scores are the plaintext scoring of the revealed model, up to fixed-point rounding (each
     // party's partial logit is rounded once: at most 2 · ½ ulp).
-    let plain = d.test_logits(&revealed);
+    assert_eq!(gov.artifact.calibration, bank.artifact.calibration, "both fit the same calibration");
+    let plain = d.test_logits(&calibrated(&revealed, &bank.artifact));
     let ulp = 0.5f64.powi(params.frac_bits as i32);
     let max_dz = plain.iter().zip(&secure_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(max_dz <= ulp + 1e-12, "scores differ from plaintext scoring by {max_dz}");
@@ -157,7 +164,7 @@ fn model_reveal_policies_are_honoured_and_scoring_matches() {
                 }
             }
         }
-        let model = joint_model(ga, ba);
+        let model = calibrated(&joint_model(ga, ba), ba);
         let serialised = serde_json::to_string(ba).unwrap();
         assert_eq!(&serde_json::from_str::<ModelArtifact>(&serialised).unwrap(), ba);
 
@@ -305,4 +312,63 @@ fn feature_beyond_the_gram_bound_is_refused_before_training() {
     d.gov_x[test_row * cols] = 1000.0;
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
     assert!(g.is_ok() && b.is_ok());
+}
+
+#[test]
+fn poly3_at_the_default_learning_rate_no_longer_diverges() {
+    // Unclipped, the cubic's runaway beyond |z| = 5 sent these weights to about 1e7.
+    let d = common::default_credit_demo_split();
+    let params = TrainParams { sigmoid: Sigmoid::Poly3, ..Default::default() };
+    let cols = d.gov_features.len() + d.bank_features.len();
+    let m = train_reference(&d.joint_x(), cols, &d.y, &d.train, &params, false);
+    let largest = m.weights.iter().chain([&m.bias]).fold(0.0f64, |a, w| a.max(w.abs()));
+    let test_auc = auc(&d.test_logits(&m), &d.test_labels());
+    println!("poly3 reference: largest |weight| {largest:.3}, test AUC {test_auc:.4}");
+    assert!(largest < 10.0 && test_auc > 0.7, "largest |weight| {largest}, test AUC {test_auc}");
+}
+
+#[test]
+fn a_diverging_training_ends_with_warnings() {
+    let d = common::default_credit(1500, 7);
+    // The largest learning rate the job accepts, on small batches: the weights run far beyond
+    // any sound model, and the artifact says so.
+    let params = TrainParams {
+        epochs: 2,
+        batch_size: 64,
+        learning_rate: 100.0,
+        sigmoid: Sigmoid::Poly3,
+        seed: 1,
+        ..Default::default()
+    };
+    let scorecard = Scorecard::default();
+    let job = TrainJob {
+        train_rows: &d.train,
+        test_rows: &d.test,
+        params: &params,
+        reveal: ModelReveal::OwnBlock,
+        scorecard: &scorecard,
+        test_output: None,
+    };
+    let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
+    // Either the model is kept with a warning, or, where a diverged partial logit is beyond what
+    // scoring accepts, training fails saying it diverged (the other party then fails too).
+    let mut said = 0;
+    for r in [g, b] {
+        match r {
+            Ok(out) => {
+                println!("{:?} warnings: {:?}", out.artifact.role, out.artifact.warnings);
+                assert!(out.artifact.warnings.iter().any(|w| w.contains("training diverged")), "{:?}", out.artifact);
+                said += 1;
+            }
+            Err(e) => {
+                println!("error: {e}");
+                said += e.to_string().contains("training diverged") as usize;
+            }
+        }
+    }
+    assert!(said >= 1, "no party said that training diverged");
+    // A sound training has none.
+    let params = TrainParams { epochs: 1, batch_size: 256, ..Default::default() };
+    let (gov, bank, _) = train_both(&d, &params, ModelReveal::OwnBlock);
+    assert!(gov.artifact.warnings.is_empty() && bank.artifact.warnings.is_empty(), "{:?}", bank.artifact.warnings);
 }

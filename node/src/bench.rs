@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::Subcommand;
+use models::binning::BinningParams;
 use models::dataset::{self, Dataset};
 use models::metrics::auc;
 use models::reference::{TrainParams, train_reference};
 use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::{ModelReveal, PartyData, TrainJob, TrainOutput, secure_train};
 use models::standardize::{PrepParams, Standardizer};
+use models::woe_lr::{WoeParty, secure_train_woe, train_woe_reference};
 use protocol::fixed::FixedPoint;
 use protocol::ids::{IdKind, PreparedIds, prepare_ids};
 use protocol::lookup::{LookupClient, LookupServer};
@@ -29,6 +31,7 @@ use protocol::{Channel, Role, Stats};
 use rand::{Rng, RngExt};
 use serde_json::{Value, json};
 
+use crate::jobs::spec::TrainModel;
 use crate::transport::loopback::Loopback;
 
 /// Receive timeout of the bench channels: above the longest local compute step (PSI at 2^22).
@@ -112,6 +115,14 @@ pub struct LrArgs {
     /// linear, clipped_linear or poly3.
     #[arg(long, default_value = "linear", value_parser = parse_sigmoid)]
     pub sigmoid: Sigmoid,
+    /// woe_scorecard (default binning parameters) or raw_lr.
+    #[arg(long, default_value = "woe_scorecard", value_parser = parse_model)]
+    pub model: TrainModel,
+}
+
+fn parse_model(s: &str) -> Result<TrainModel, String> {
+    serde_json::from_value(Value::String(s.to_string()))
+        .map_err(|_| format!("unknown model '{s}': use woe_scorecard or raw_lr"))
 }
 
 fn parse_psi_protocol(s: &str) -> Result<PsiProtocol, String> {
@@ -503,8 +514,10 @@ fn check_intersection(
 // ---------------------------------------------------------------------------------------------
 // lr
 
-/// One party's data after PSI alignment, standardised on the training rows.
+/// One party's data after PSI alignment, raw and standardised on the training rows.
 struct Aligned {
+    /// The aligned rows as loaded (NaN = missing, categorical level indices), for binning.
+    raw: Dataset,
     x: Vec<f64>,
     features: Vec<String>,
     standardizer: Standardizer,
@@ -540,6 +553,7 @@ fn align(ds: &Dataset, ids: &PreparedIds, psi: &PsiOutput, test_ids: Option<&Has
         features: standardizer.columns.clone(),
         standardizer,
         label: aligned.label.clone(),
+        raw: aligned,
         train,
         test,
     })
@@ -553,6 +567,7 @@ fn lr_party(
     ids: &PreparedIds,
     test_ids: Option<&HashSet<String>>,
     params: &TrainParams,
+    model: TrainModel,
 ) -> Result<(Aligned, TrainOutput, f64, Stats)> {
     let t = Instant::now();
     let psi_params = PsiParams { domain: "bench-lr".into(), reveal: PsiReveal::Both, min_intersection: 1 };
@@ -575,7 +590,14 @@ fn lr_party(
         label: data.label.as_deref(),
     };
     let mut engine = Engine::new(ch, FixedPoint::new(params.frac_bits), &mut rand::rng())?;
-    let out = secure_train(&mut engine, &party, &job)?;
+    let out = match model {
+        TrainModel::RawLr => secure_train(&mut engine, &party, &job)?,
+        TrainModel::WoeScorecard => {
+            let raw = &data.raw;
+            let woe = WoeParty { x: &raw.x, columns: &raw.columns, levels: &raw.levels, label: data.label.as_deref() };
+            secure_train_woe(&mut engine, &woe, &job, &BinningParams::default())?
+        }
+    };
     Ok((data, out, psi_seconds, psi_stats))
 }
 
@@ -600,30 +622,46 @@ pub fn lr(args: &LrArgs) -> Result<Value> {
     let tests = test_ids.as_ref();
     let (outcome, seconds, _) = clocked(|| {
         lo.run(
-            |ch| lr_party(ch, &gov_ds, &gov_ids, tests, &params).map(|r| (r, ch.stats())),
-            |ch| lr_party(ch, &bank_ds, &bank_ids, tests, &params).map(|r| (r, ch.stats())),
+            |ch| lr_party(ch, &gov_ds, &gov_ids, tests, &params, args.model).map(|r| (r, ch.stats())),
+            |ch| lr_party(ch, &bank_ds, &bank_ids, tests, &params, args.model).map(|r| (r, ch.stats())),
         )
     });
     let (g, b) = outcome?;
     let ((gov, _, g_psi_s, g_psi), gs) = g.context("gov")?;
     let ((bank, bank_out, b_psi_s, b_psi), bs) = b.context("bank")?;
     ensure!(gov.test == bank.test && gov.train == bank.train, "the parties derived different train/test splits");
-    let secure_auc = bank_out.artifact.metrics.context("no test metrics (test rows need both classes)")?.auc;
+    let secure_auc = bank_out.artifact.metrics.as_ref().context("no test metrics (test rows need both classes)")?.auc;
+    let test_pds: Vec<f64> = bank_out.test_scores.iter().flatten().filter_map(|s| s.probability).collect();
+    let secure_mean_pd = test_pds.iter().sum::<f64>() / test_pds.len().max(1) as f64;
 
     // Plaintext reference on the joint aligned matrix (gov columns ‖ bank columns).
     let (gc, bc) = (gov.features.len(), bank.features.len());
     let joint: Vec<f64> =
         gov.x.chunks_exact(gc).zip(bank.x.chunks_exact(bc)).flat_map(|(a, c)| a.iter().chain(c).copied()).collect();
     let y = bank.label.as_ref().context("bank labels")?;
-    let test_auc = |model: &models::reference::LinearModel| {
-        let rows: Vec<f64> =
-            bank.test.iter().flat_map(|&r| joint[r * (gc + bc)..(r + 1) * (gc + bc)].iter().copied()).collect();
-        let labels: Vec<f64> = bank.test.iter().map(|&r| y[r]).collect();
+    let labels: Vec<f64> = bank.test.iter().map(|&r| y[r]).collect();
+    let auc_on = |joint: &[f64], model: &models::reference::LinearModel| {
+        let cols = model.weights.len();
+        let rows: Vec<f64> = bank.test.iter().flat_map(|&r| joint[r * cols..(r + 1) * cols].iter().copied()).collect();
         auc(&model.logits(&rows), &labels)
     };
+    let test_auc = |model: &models::reference::LinearModel| auc_on(&joint, model);
     let (reference, reference_seconds, _) =
         clocked(|| train_reference(&joint, gc + bc, y, &bank.train, &params, false));
     let exact = train_reference(&joint, gc + bc, y, &bank.train, &params, true);
+    // The plaintext WOE scorecard on the same bins (labels in the clear), same algorithm.
+    fn party<'a>(a: &'a Aligned, label: Option<&'a [f64]>) -> WoeParty<'a> {
+        WoeParty { x: &a.raw.x, columns: &a.raw.columns, levels: &a.raw.levels, label }
+    }
+    let woe_ref = train_woe_reference(
+        &party(&gov, None),
+        &party(&bank, Some(y)),
+        &bank.train,
+        &params,
+        &BinningParams::default(),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let (raw_auc, woe_auc) = (test_auc(&reference), auc_on(&woe_ref.joint, &woe_ref.model));
 
     let psi_seconds = g_psi_s.max(b_psi_s);
     let psi_bytes = bytes_sent(&g_psi, &b_psi);
@@ -638,8 +676,13 @@ pub fn lr(args: &LrArgs) -> Result<Value> {
         "psi_seconds": round(psi_seconds, 3), "psi_bytes": psi_bytes,
         "train_seconds": round(train_seconds, 3), "train_bytes": train_bytes,
         "rounds": gs.rounds.max(bs.rounds),
-        "secure_auc": round(secure_auc, 4), "reference_auc": round(test_auc(&reference), 4),
+        "model": args.model,
+        "secure_auc": round(secure_auc, 4),
+        "reference_auc": round(if args.model == TrainModel::RawLr { raw_auc } else { woe_auc }, 4),
+        "raw_reference_auc": round(raw_auc, 4), "woe_reference_auc": round(woe_auc, 4),
         "exact_sigmoid_reference_auc": round(test_auc(&exact), 4),
+        "secure_mean_pd": round(secure_mean_pd, 4),
+        "test_default_rate": round(labels.iter().sum::<f64>() / labels.len().max(1) as f64, 4),
         "reference_seconds": round(reference_seconds, 4),
         "ratio_to_reference": round(train_seconds / reference_seconds, 0),
         "cheetah_seconds": anchor.map(|a| a.0), "cheetah_bytes": anchor.map(|a| a.1),
@@ -857,6 +900,7 @@ mod tests {
             batch: 16,
             lr: 0.5,
             sigmoid: Sigmoid::Linear,
+            model: TrainModel::RawLr,
         };
         let line = lr(&args).unwrap();
         assert_eq!((line["aligned_rows"].as_u64(), line["test_rows"].as_u64()), (Some(60), Some(15)));

@@ -278,6 +278,10 @@ fn watch(c: &AdminClient, id: &str) -> Result<()> {
     if !record.outcome.is_empty() {
         println!("outcome: {}", serde_json::to_string_pretty(&record.outcome)?);
     }
+    // A job can succeed with a model that failed to learn: say so last, where it is seen.
+    for w in record.outcome.get("warnings").and_then(|w| w.as_array()).into_iter().flatten() {
+        println!("WARNING: {}", w.as_str().unwrap_or_default());
+    }
     if record.state != JobState::Succeeded {
         std::process::exit(2);
     }

@@ -234,6 +234,9 @@ fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_n
         s.params.remove("test_fraction");
         s.params.remove("split_seed");
         s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+        // Raw columns, so that the scan below knows every standardised value.
+        s.params.insert("model".into(), "raw_lr".into());
+        s.reveal.retain(|r| *r != Reveal::WoeToOwner);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -275,7 +278,12 @@ fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_n
         let mut opened = opened_values(r);
         opened.sort();
         opened.dedup();
-        assert_eq!(opened, ["model_bank_weights", "model_bias", "model_gov_weights", "test_metrics"], "{}", r.id);
+        assert_eq!(
+            opened,
+            ["model_bank_weights", "model_bias", "model_gov_weights", "test_metrics", "training_logit_bins"],
+            "{}",
+            r.id
+        );
     }
 }
 
@@ -289,6 +297,8 @@ fn with_the_gov_cap_at_grade_the_bank_learns_grades_only() {
     let spec = job("demo-train.toml", |s| {
         s.reveal.push(Reveal::ScoresToBank);
         s.params.insert("score_output".into(), "grade".into());
+        s.params.insert("model".into(), "raw_lr".into());
+        s.reveal.retain(|r| *r != Reveal::WoeToOwner);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -322,7 +332,8 @@ fn with_the_gov_cap_at_grade_the_bank_learns_grades_only() {
         let z = partial(&gm, "gov", &p.data.gov[&row[0]])
             + partial(&bm, "bank", &p.data.bank[&row[0]].0)
             + bm["artifact"]["bias"].as_f64().unwrap();
-        let points = card.points_from_logit(z);
+        let cal = &bm["artifact"]["calibration"];
+        let points = card.points_from_logit(cal["a"].as_f64().unwrap() * z + cal["b"].as_f64().unwrap());
         // Integer points round half up: a row whose real points are near `cut − 0.5` may fall
         // either side through fixed-point rounding.
         if card.grades.iter().all(|c| (points - (c.min_points - 0.5)).abs() > 0.02) {

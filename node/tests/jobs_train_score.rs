@@ -58,6 +58,9 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
         s.params.insert("test_ids_file".into(), "test_ids.txt".into());
         // Plain standardisation, as `standardize` here (jobs_messy_data checks winsorising).
         s.params.insert("winsorize".into(), false.into());
+        // Logistic regression on the standardised raw columns, recomputed below.
+        s.params.insert("model".into(), "raw_lr".into());
+        s.reveal.retain(|r| *r != Reveal::WoeToOwner);
         for (k, v) in
             [("epochs", params.epochs as u64), ("batch_size", params.batch_size as u64), ("seed", params.seed)]
         {
@@ -107,10 +110,15 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     assert_eq!(gov_model, read_json(&p.job_file(&p.gov_config, &train_id, "model.json")));
     assert!(gov_model["artifact"]["bank"]["weights"].is_null() && gov_model["artifact"]["bias"].is_null());
     assert!(bank_model["artifact"]["gov"]["weights"].is_null() && bank_model["artifact"]["bias"].is_number());
+    // Scores derive from the calibrated logit a·z + b (both nodes hold the same a, b).
+    let cal = &bank_model["artifact"]["calibration"];
+    assert_eq!(cal, &gov_model["artifact"]["calibration"]);
+    let (a, b) = (cal["a"].as_f64().unwrap(), cal["b"].as_f64().unwrap());
     let plain_logit = |id: &str| {
-        partial_logit(&gov_model, "gov", &p.data.gov[id])
+        let z = partial_logit(&gov_model, "gov", &p.data.gov[id])
             + partial_logit(&bank_model, "bank", &p.data.bank[id].0)
-            + bank_model["artifact"]["bias"].as_f64().unwrap()
+            + bank_model["artifact"]["bias"].as_f64().unwrap();
+        a * z + b
     };
     let check = |row: &[String], id: &str, at: usize| {
         let z = plain_logit(id);
@@ -313,6 +321,7 @@ fn two_runs_of_a_train_job_hold_out_the_same_entities_and_give_the_same_model() 
         let (a, b) = (model(&runs[0].0.id), model(&runs[1].0.id));
         for block in ["gov", "bank"] {
             assert_eq!(a[block]["standardizer"], b[block]["standardizer"], "the same training rows");
+            assert_eq!(a[block]["woe"], b[block]["woe"], "the same bins and WOE");
             let w = |m: &Value| serde_json::from_value::<Option<Vec<f64>>>(m[block]["weights"].clone()).unwrap();
             for (x, y) in w(&a).unwrap_or_default().iter().zip(w(&b).unwrap_or_default()) {
                 max_diff = max_diff.max((x - y).abs());
@@ -344,6 +353,10 @@ fn the_evaluation_and_stability_reach_outcome_and_report_and_match_plaintext() {
         s.params.insert("test_ids_file".into(), "test_ids.txt".into());
         s.params.insert("epochs".into(), 3.into());
         s.params.insert("batch_size".into(), 256.into());
+        // Raw-feature LR with plain standardisation, recomputed here by `partial_logit`.
+        s.params.insert("model".into(), "raw_lr".into());
+        s.params.insert("winsorize".into(), false.into());
+        s.reveal.retain(|r| *r != Reveal::WoeToOwner);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -357,10 +370,15 @@ fn the_evaluation_and_stability_reach_outcome_and_report_and_match_plaintext() {
     let model = |c: &node::config::Config| read_json(&c.node.data_dir.join(format!("models/{train_id}.json")));
     let (gm, bm) = (model(&p.gov_config), model(&p.bank_config));
     let bias = bm["artifact"]["bias"].as_f64().unwrap();
+    let cal = |k: &str| bm["artifact"]["calibration"][k].as_f64().unwrap();
+    let (ca, cb) = (cal("a"), cal("b"));
     let ids: Vec<&String> = test_ids.iter().collect();
     let z: Vec<f64> = ids
         .iter()
-        .map(|id| partial_logit(&gm, "gov", &p.data.gov[*id]) + partial_logit(&bm, "bank", &p.data.bank[*id].0) + bias)
+        .map(|id| {
+            ca * (partial_logit(&gm, "gov", &p.data.gov[*id]) + partial_logit(&bm, "bank", &p.data.bank[*id].0) + bias)
+                + cb
+        })
         .collect();
     let y: Vec<f64> = ids.iter().map(|id| p.data.bank[*id].1).collect();
     let card = FixedScorecard::new(&models::scorecard::Scorecard::default(), FixedPoint::new(16)).unwrap();
@@ -424,4 +442,83 @@ fn the_evaluation_and_stability_reach_outcome_and_report_and_match_plaintext() {
     let verified = node::audit::verify(bank.transcript.as_ref().unwrap()).unwrap();
     let html = node::audit::report::html(&verified);
     assert!(html.contains("Population stability by grade") && html.contains(&format!("PSI {:.4}", tables[0].psi)));
+}
+
+#[test]
+fn a_default_train_job_fits_a_calibrated_woe_scorecard_and_scores_with_it() {
+    let p = pair(&[], |_, _| {});
+    let spec = job("demo-train.toml", |s| {
+        s.reveal.push(Reveal::ScoresToBank);
+        s.params.insert("score_output".into(), "probability".into());
+    });
+    assert_eq!(spec.params().unwrap().model(), node::jobs::spec::TrainModel::WoeScorecard, "the default");
+    let (gov, bank) = p.run(&spec, false);
+    assert_succeeded(&gov, &bank);
+    let train_id = gov.id.clone();
+    for r in [&gov, &bank] {
+        assert_eq!(r.outcome["model_kind"], "woe_scorecard");
+        assert_eq!(r.outcome["warnings"], serde_json::json!([]), "{}", r.id);
+    }
+    // The bank holds the test rows' probabilities (the gov only the metrics the bank sent).
+    let (pd, rate) =
+        (bank.outcome["test_mean_pd"].as_f64().unwrap(), bank.outcome["test_default_rate"].as_f64().unwrap());
+    eprintln!("test AUC {}, mean PD {pd} vs observed {rate}", bank.outcome["test_auc"]);
+    assert!((pd - rate).abs() < 0.2 * rate, "mean PD {pd} vs observed {rate}");
+    // Each node's table: its own columns with IV and bins, the peer's by name only.
+    let table = |r: &JobRecord| r.outcome["scorecard_table"].as_array().unwrap().clone();
+    for (r, me) in [(&gov, "gov"), (&bank, "bank")] {
+        for row in table(r) {
+            let own = row["owner"] == me;
+            assert_eq!(row["iv"].is_number(), own && row["feature"] != "(base points)", "{row}");
+            assert_eq!(row["bins"].as_array().unwrap().is_empty(), !own, "{row}");
+        }
+    }
+    assert!(table(&bank).iter().any(|row| row["feature"] == "(base points)"));
+    // The gov learned its bins' event counts, under woe_to_owner, and nothing else new.
+    let woe_reveals: Vec<Value> = transcript_records(&gov, "reveal")
+        .into_iter()
+        .filter(|r| r["reveal"]["name"] == "woe_gov_event_counts")
+        .collect();
+    assert_eq!(woe_reveals.len(), 1, "{woe_reveals:?}");
+    assert_eq!(woe_reveals[0]["reveal"]["rule"], "policy.reveals: woe_to_owner");
+
+    // Scoring the intersection: each probability is σ of the calibrated logit of the model files
+    // applied to the raw rows here (bins → WOE → weights).
+    let score = job("demo-score.toml", |s| {
+        s.params.insert("model".into(), train_id.clone().into());
+        s.params.insert("score_output".into(), "probability".into());
+    });
+    let (sg, sb) = p.run(&score, false);
+    assert_succeeded(&sg, &sb);
+    let saved = |c: &node::config::Config| -> node::jobs::phases::train::SavedModel {
+        serde_json::from_value(read_json(&c.node.data_dir.join(format!("models/{train_id}.json")))).unwrap()
+    };
+    let (ga, ba) = (saved(&p.gov_config).artifact, saved(&p.bank_config).artifact);
+    let partial = |block: &models::secure_lr::BlockModel, raw: &[f64]| -> f64 {
+        let x = block.woe.as_ref().unwrap().apply(raw);
+        x.iter().zip(block.weights.as_ref().unwrap()).map(|(a, b)| a * b).sum()
+    };
+    let (_, rows) = read_csv(&p.job_file(&p.bank_config, &sg.id, "scores.csv"));
+    assert_eq!(rows.len(), p.data.common_ids().len());
+    for row in &rows {
+        let z = partial(&ga.gov, &p.data.gov[&row[0]]) + partial(&ba.bank, &p.data.bank[&row[0]].0) + ba.bias.unwrap();
+        let want = 1.0 / (1.0 + (-ba.calibration.apply(z)).exp());
+        let got: f64 = row[1].parse().unwrap();
+        assert!((got - want).abs() < 1e-4, "{}: {got} vs {want}", row[0]);
+    }
+}
+
+#[test]
+fn a_woe_scorecard_needs_woe_to_owner_in_both_policies() {
+    let p = pair(&[], |gov, _| gov.policy.reveals.retain(|r| *r != Reveal::WoeToOwner));
+    // Submitted at the bank (the gov would refuse its own operator's job at submission).
+    let (gov, bank) = p.run(&job("demo-train.toml", |_| {}), true);
+    for r in [&gov, &bank] {
+        assert_ne!(r.state, JobState::Succeeded);
+        assert!(
+            r.error.as_deref().unwrap().contains("reveal 'woe_to_owner' is not allowed on node 'gov'"),
+            "{:?}",
+            r.error
+        );
+    }
 }

@@ -118,3 +118,13 @@ pub fn party_data(d: &Prepared, role: Role) -> PartyData<'_> {
         }
     }
 }
+
+/// All of default_credit with the demo's 70/30 split (`testnet/run.sh`): the data rows 1–3 of
+/// every 10 (in the bank's file order) are test rows.
+pub fn default_credit_demo_split() -> Prepared {
+    let gov = dataset::load(testdata("default_credit/default_credit_hetero_host.csv"), "id", &[], None).unwrap();
+    let bank = dataset::load(testdata("default_credit/default_credit_hetero_guest.csv"), "id", &[], Some("y")).unwrap();
+    let (gov, bank) = align(&gov, &bank);
+    let (test, train): (Vec<usize>, Vec<usize>) = (0..bank.rows()).partition(|&r| r % 10 < 3);
+    prepare(gov, bank, train, test)
+}

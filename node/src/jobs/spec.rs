@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use models::binning::{BinMethod, BinningParams};
 use models::reference::TrainParams;
 use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::ModelReveal;
@@ -60,11 +61,15 @@ pub enum Reveal {
     /// `ids`): a separate opt-in of the gov, since with its own block the bank learns the gov's
     /// partial logit, uncapped.
     PartialScoresToBank,
-    /// Both learn aggregate metrics (AUC, KS, PSI).
+    /// Both learn aggregate metrics (AUC, KS, PSI), and the training rows' counts by label in
+    /// fixed logit bins (the calibration).
     Metrics,
     /// Watch-list jobs: the gov learns which common entities have a joint PD above the
     /// threshold; the bank learns how many.
     WatchlistToGov,
+    /// WOE scorecards: the gov learns the number of training-row events (label 1) in each of
+    /// its own bins ([`models::woe_lr`]).
+    WoeToOwner,
 }
 
 impl Reveal {
@@ -80,6 +85,7 @@ impl Reveal {
             Reveal::PartialScoresToBank => "partial_scores_to_bank",
             Reveal::Metrics => "metrics",
             Reveal::WatchlistToGov => "watchlist_to_gov",
+            Reveal::WoeToOwner => "woe_to_owner",
         }
     }
 }
@@ -253,6 +259,9 @@ impl JobSpec {
                 self.psi_protocol()?;
             }
             JobKind::Train => {
+                if let Some(m) = p.model.as_deref().filter(|m| !["woe_scorecard", "raw_lr"].contains(m)) {
+                    bail!("params.model = '{m}': a train job fits \"woe_scorecard\" (default) or \"raw_lr\"");
+                }
                 if self.psi_reveal()? != PsiReveal::Both {
                     bail!("reveal: a train job needs \"intersection_ids\": both nodes must know their aligned rows");
                 }
@@ -269,9 +278,28 @@ impl JobSpec {
                 if !(0.0..1.0).contains(&fraction) {
                     bail!("params.test_fraction = {fraction}: use a fraction in [0, 1), e.g. 0.3");
                 }
-                let has_test = p.test_ids_file.is_some() || fraction > 0.0;
-                if has_test && !self.reveal.contains(&Reveal::Metrics) {
-                    bail!("reveal: list \"metrics\": both nodes learn the test AUC and KS (or set test_fraction = 0)");
+                if !self.reveal.contains(&Reveal::Metrics) {
+                    bail!(
+                        "reveal: list \"metrics\": both nodes learn the training rows' binned logit counts (the \
+                         calibration) and the test AUC and KS"
+                    );
+                }
+                let binning = p.binning_params();
+                binning.validate().map_err(|e| anyhow::anyhow!("params.{e}"))?;
+                match p.model() {
+                    TrainModel::WoeScorecard if !self.reveal.contains(&Reveal::WoeToOwner) => bail!(
+                        "reveal: a WOE scorecard (params.model = \"woe_scorecard\", the default) must list \
+                         \"woe_to_owner\": the gov learns the event counts of its own bins; or set model = \"raw_lr\""
+                    ),
+                    TrainModel::RawLr => {
+                        if let Some(k) = WOE_KEYS.iter().find(|k| self.params.contains_key(**k)) {
+                            bail!("params.{k} is a binning parameter: it needs model = \"woe_scorecard\"");
+                        }
+                        if self.reveal.contains(&Reveal::WoeToOwner) {
+                            bail!("reveal: model = \"raw_lr\" bins nothing; remove \"woe_to_owner\"");
+                        }
+                    }
+                    TrainModel::WoeScorecard => {}
                 }
             }
             JobKind::Watchlist => {
@@ -372,9 +400,28 @@ const TRAIN_KEYS: &[&str] = &[
     "winsorize",
     "missing",
     "min_category_count",
+    "model",
+    "bins",
+    "binning",
+    "min_bin_share",
+    "monotonic",
+    "min_iv",
 ];
+/// Train parameters of the WOE scorecard only.
+const WOE_KEYS: &[&str] = &["bins", "binning", "min_bin_share", "monotonic", "min_iv"];
 const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output"];
 const WATCHLIST_KEYS: &[&str] = &["model", "threshold"];
+
+/// What a train job fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainModel {
+    /// Bin each column, replace values by their bin's WOE, logistic regression on the WOE
+    /// columns, points per attribute ([`models::woe_lr`]).
+    WoeScorecard,
+    /// Logistic regression on the standardised raw columns.
+    RawLr,
+}
 
 /// What a score job scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,10 +488,21 @@ pub struct JobParams {
     /// Train, raw features: fewest training rows a category needs for its own column (default
     /// 20); rarer ones share `<col>#other`.
     pub min_category_count: Option<usize>,
-    /// Score, watchlist: the id of the train job whose model to use.
+    /// Score, watchlist: the id of the train job whose model to use. Train: `woe_scorecard`
+    /// (default) or `raw_lr` ([`TrainModel`]).
     pub model: Option<String>,
     /// Watchlist: the probability of default above which the gov learns an entity's id.
     pub threshold: Option<f64>,
+    /// Train, WOE scorecard: bins per numeric column before merging (default 10).
+    pub bins: Option<usize>,
+    /// Train, WOE scorecard: `quantile` (default) or `equal_width`.
+    pub binning: Option<BinMethod>,
+    /// Train, WOE scorecard: smallest share of the training rows per bin (default 0.05).
+    pub min_bin_share: Option<f64>,
+    /// Train, WOE scorecard: merge bins until the event rate is monotonic (default false).
+    pub monotonic: Option<bool>,
+    /// Train, WOE scorecard: columns with a lower information value are left out (default 0.02).
+    pub min_iv: Option<f64>,
     pub target: Option<ScoreTarget>,
     /// Score, target `ids`: the bank's CSV `id,consent_ref`, named relative to its `node.data_dir`
     /// (read at the bank only).
@@ -484,6 +542,28 @@ impl JobParams {
             },
             missing: self.missing.unwrap_or(d.missing),
             min_category_count: self.min_category_count.unwrap_or(d.min_category_count),
+        }
+    }
+
+    /// Train: the model kind; `params.model` names it (an unknown name is an error of
+    /// [`JobSpec::validate`]).
+    pub fn model(&self) -> TrainModel {
+        match self.model.as_deref() {
+            Some("raw_lr") => TrainModel::RawLr,
+            _ => TrainModel::WoeScorecard,
+        }
+    }
+
+    /// Binning parameters: the job's values over the defaults of [`BinningParams`].
+    pub fn binning_params(&self) -> BinningParams {
+        let d = BinningParams::default();
+        BinningParams {
+            bins: self.bins.unwrap_or(d.bins),
+            method: self.binning.unwrap_or(d.method),
+            min_bin_share: self.min_bin_share.unwrap_or(d.min_bin_share),
+            monotonic: self.monotonic.unwrap_or(d.monotonic),
+            min_iv: self.min_iv.unwrap_or(d.min_iv),
+            min_columns: d.min_columns,
         }
     }
 
@@ -555,6 +635,26 @@ mod tests {
         let mut t = bundled("demo-train.toml");
         t.params.insert("target".into(), "ids".into());
         assert!(err(&t).contains("params.target is not a parameter of a train job"), "{}", err(&t));
+
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("model".into(), "gbm".into());
+        assert!(err(&t).contains("params.model = 'gbm'"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.reveal.retain(|r| *r != Reveal::WoeToOwner);
+        assert!(err(&t).contains("must list \"woe_to_owner\""), "{}", err(&t));
+        t.params.insert("model".into(), "raw_lr".into());
+        t.validate().unwrap();
+        t.params.insert("bins".into(), 5.into());
+        assert!(err(&t).contains("params.bins is a binning parameter"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("min_bin_share".into(), 0.6.into());
+        assert!(err(&t).contains("params.min_bin_share = 0.6"), "{}", err(&t));
+        let mut t = bundled("demo-train.toml");
+        t.params.insert("binning".into(), "equal_width".into());
+        t.params.insert("monotonic".into(), true.into());
+        t.validate().unwrap();
+        let b = t.params().unwrap().binning_params();
+        assert_eq!((b.method, b.monotonic, b.bins), (BinMethod::EqualWidth, true, 10));
 
         let mut s = bundled("demo-score-ids.toml");
         s.reveal.push(Reveal::IntersectionSize);

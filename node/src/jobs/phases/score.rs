@@ -27,7 +27,7 @@ use models::dataset::Dataset;
 use models::evaluation::{Stability, decile_stability, grade_index, grade_stability};
 use models::metrics::ScoreBins;
 use models::scorecard::ScoreOutput;
-use models::secure_lr::{ModelArtifact, ModelReveal, Score, secure_score};
+use models::secure_lr::{BlockModel, ModelArtifact, ModelReveal, Score, secure_score};
 use models::watchlist::{Flags, secure_watchlist};
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
@@ -115,7 +115,7 @@ pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let aligned = take_aligned(ctx)?;
     let n = aligned.data.rows();
     check_budget(ctx, &saved.job_id, n as u64)?;
-    let x = standardize(ctx, saved.artifact.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
+    let x = model_inputs(ctx, saved.artifact.block(ctx.role), &aligned.data)?;
     ctx.progress(0.1, &format!("comparing the PD of {n} common entities with {threshold}"));
     let flags = {
         let mut engine = Engine::new(ch, FixedPoint::new(saved.artifact.params.frac_bits), &mut os_rng())?;
@@ -154,7 +154,7 @@ fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
             ),
         ));
     }
-    let own = model_columns(saved.artifact.block(ctx.role))?;
+    let own = saved.artifact.block(ctx.role).input_columns();
     let side = ctx.spec.side(ctx.role);
     if side.columns != own {
         return Err(input(anyhow!(
@@ -172,7 +172,7 @@ fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMode
     let aligned = take_aligned(ctx)?;
     let art = &saved.artifact;
     check_budget(ctx, &saved.job_id, aligned.data.rows() as u64)?;
-    let x = standardize(ctx, art.block(ctx.role).standardizer.as_ref(), &aligned.data)?;
+    let x = model_inputs(ctx, art.block(ctx.role), &aligned.data)?;
     ctx.progress(0.1, &format!("scoring {} common entities", aligned.data.rows()));
     let scores = {
         let mut engine = Engine::new(ch, FixedPoint::new(art.params.frac_bits), &mut os_rng())?;
@@ -293,6 +293,7 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
         &art.gov.features,
         &art.bank.features,
         &art.scorecard,
+        &art.calibration,
     ))?)
     .as_bytes();
     ch.send("score.model", &digest)?;
@@ -311,12 +312,14 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
         _ => None,
     };
 
-    let data = load_dataset(ctx, &model_columns(own)?, None)?;
+    let data = load_dataset(ctx, &own.input_columns(), None)?;
     let prepared = prepare_ids(ctx, &data, skip_bad)?;
-    let x = standardize(ctx, own.standardizer.as_ref(), &data)?;
+    let x = model_inputs(ctx, own, &data)?;
     let card = FixedScorecard::new(&art.scorecard, fp).map_err(|e| anyhow::anyhow!("model '{}': {e}", saved.job_id))?;
     let cols = own.features.len();
-    let partial = |r: usize| x[r * cols..(r + 1) * cols].iter().zip(weights).map(|(a, b)| a * b).sum::<f64>();
+    // Calibrated partial logits: a·(x·w) at each node; the bank adds a·bias + b.
+    let cal = art.calibration;
+    let partial = |r: usize| cal.a * x[r * cols..(r + 1) * cols].iter().zip(weights).map(|(a, b)| a * b).sum::<f64>();
 
     let n = match ctx.role {
         Role::Gov => {
@@ -374,7 +377,10 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
                     (Some(&r), Some(Some(zg))) => (
                         q,
                         "ok",
-                        Some(card.score(fp.encode(fp.decode(*zg) + partial(r) + bias), ScoreOutput::Probability)),
+                        Some(card.score(
+                            fp.encode(fp.decode(*zg) + partial(r) + cal.a * bias + cal.b),
+                            ScoreOutput::Probability,
+                        )),
                     ),
                     (Some(_), _) => (q, "not found at gov", None),
                 })
@@ -415,21 +421,12 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
     Ok(())
 }
 
-/// The dataset columns this node's block of a model reads (its raw columns).
-fn model_columns(own: &models::secure_lr::BlockModel) -> Result<Vec<String>> {
-    Ok(own.standardizer.as_ref().context("the model file lacks this node's standardisation")?.input_columns())
-}
-
-/// The model's preparation and standardisation of this node's columns applied to `data`
-/// ([`models::standardize`]); values outside a column's training range are clipped to it
-/// (outcome `values_clipped`), missing cells filled (outcome `missing_values_filled`).
-fn standardize(
-    ctx: &mut PhaseContext<'_>,
-    st: Option<&models::standardize::Standardizer>,
-    data: &Dataset,
-) -> Result<Vec<f64>> {
-    let st = st.context("the model file lacks this node's standardisation")?;
-    let out = st.apply(data)?;
+/// The model inputs of this node's raw columns in `data` ([`BlockModel::transform`]): their WOE
+/// values (WOE scorecards), or the raw-feature preparation and standardisation, values outside a
+/// column's training range clipped to it (outcome `values_clipped`), missing cells filled
+/// (outcome `missing_values_filled`).
+fn model_inputs(ctx: &mut PhaseContext<'_>, block: &BlockModel, data: &Dataset) -> Result<Vec<f64>> {
+    let out = block.transform(data)?.context("the model file lacks this node's standardisation or WOE")?;
     ctx.outcome.insert("values_clipped".into(), out.clipped_total().into());
     ctx.outcome.insert("missing_values_filled".into(), out.imputed.into());
     Ok(out.x)

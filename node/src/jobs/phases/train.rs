@@ -10,13 +10,23 @@
 //!    (default 0) falls below `test_fraction` (default 0.2; [`is_test_id`]): the same entities are
 //!    held out in every run. Both nodes then swap a BLAKE3 digest of the sorted test positions
 //!    (`train.split`) and refuse on a mismatch.
-//! 2. Each node prepares and standardises its own columns on the training rows (plaintext, local;
-//!    [`models::standardize`]: winsorising at training percentiles, missing cells filled and
-//!    flagged, one-hot categories, constant columns dropped with a warning in the outcome) and
-//!    checks that its side still uses `policy.min_model_columns` dataset columns.
-//! 3. [`secure_train`] with an OS-seeded engine; parameters from the job (`epochs`, `batch_size`,
+//! 2. `params.model = "woe_scorecard"` (default): each node bins its own columns on the training
+//!    rows (missing values and each category in their own bins) and trains on their WOE values
+//!    ([`secure_train_woe`]; the gov's bin event counts come from the bank's shared label under
+//!    `woe_to_owner`; binning parameters `bins`, `binning`, `min_bin_share`, `monotonic`,
+//!    `min_iv`; IV selection keeps at least `policy.min_model_columns` of this node's columns);
+//!    the outcome's `scorecard_table` lists this node's bins, WOE, IV and points per attribute.
+//!    `"raw_lr"`: each node prepares and standardises its own columns on the training rows
+//!    (plaintext, local; [`models::standardize`]: winsorising at training percentiles, missing
+//!    cells filled and flagged, one-hot categories, constant columns dropped with a warning in
+//!    the outcome), checks that its side still uses `policy.min_model_columns` dataset columns,
+//!    and [`secure_train`] runs on them.
+//! 3. Training with an OS-seeded engine; parameters from the job (`epochs`, `batch_size`,
 //!    `learning_rate`, `l2_c`, `sigmoid`, `frac_bits`, `seed`, `scorecard`), model reveal from
-//!    the job (`model_to_both` / `model_to_owners` / `model_shared`).
+//!    the job (`model_to_both` / `model_to_owners` / `model_shared`), then the calibration on
+//!    binned training logits (rule `metrics`). The outcome has `calibration`, `test_mean_pd` and
+//!    `test_default_rate`, and `warnings` (divergence, chance-level AUC), which `tandem job
+//!    watch` prints.
 //! 4. Each node writes its model artifact ([`SavedModel`]) to `<data_dir>/models/<job id>.json`
 //!    (never overwritten) and `<job_dir>/model.json`. Both learn the test AUC/KS (reveal
 //!    `metrics`). With `scores_to_bank` the bank learns the test rows' scores and keeps their ROC
@@ -35,12 +45,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use models::binning::BinningParams;
 use models::capped::FixedScorecard;
 use models::evaluation::{Evaluation, GradeCuts, grade_index, score_logit};
 use models::metrics::{Metrics, ScoreBins};
 use models::scorecard::Scorecard;
-use models::secure_lr::{ModelArtifact, PartyData, Score, TrainJob, secure_train};
+use models::secure_lr::{ModelArtifact, PartyData, Score, TrainJob, binned_mean_pd, secure_train};
 use models::standardize::Standardizer;
+use models::woe_lr::{WoeParty, scorecard_table, secure_train_woe};
 use protocol::Channel;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
@@ -53,6 +65,7 @@ use crate::config::Config;
 use crate::jobs::failure::{InputResult, input};
 use crate::jobs::files;
 use crate::jobs::runner::PhaseContext;
+use crate::jobs::spec::TrainModel;
 
 /// A node's stored model: its [`ModelArtifact`] and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -225,25 +238,25 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     test_rows.iter().for_each(|&r| is_test[r] = true);
     let train_rows: Vec<usize> = (0..n).filter(|&r| !is_test[r]).collect();
 
-    let (standardizer, warnings) = Standardizer::fit(data, &train_rows, &params.prep_params())?;
-    check_model_columns(ctx, &standardizer)?;
-    let prepared = standardizer.apply(data)?;
-    ctx.outcome.insert("train_values_winsorized".into(), prepared.clipped_on(&train_rows).into());
-    ctx.outcome.insert("test_values_clipped".into(), prepared.clipped_on(&test_rows).into());
-    ctx.outcome.insert("missing_values_filled".into(), prepared.imputed.into());
-    super::add_warnings(ctx, warnings);
-    let x = prepared.x;
+    // Raw-feature models: this node's preparation, fitted on the training rows, before any protocol step.
+    let raw = match params.model() {
+        TrainModel::RawLr => {
+            let (standardizer, warnings) = Standardizer::fit(data, &train_rows, &params.prep_params())?;
+            check_model_columns(ctx, &standardizer)?;
+            let prepared = standardizer.apply(data)?;
+            ctx.outcome.insert("train_values_winsorized".into(), prepared.clipped_on(&train_rows).into());
+            ctx.outcome.insert("test_values_clipped".into(), prepared.clipped_on(&test_rows).into());
+            ctx.outcome.insert("missing_values_filled".into(), prepared.imputed.into());
+            super::add_warnings(ctx, warnings);
+            Some((standardizer, prepared.x))
+        }
+        TrainModel::WoeScorecard => None,
+    };
     let model_reveal = ctx.spec.model_reveal().input()?;
     let scorecard = params.scorecard();
     ctx.progress(0.05, &format!("training on {} rows, testing on {}", train_rows.len(), test_rows.len()));
     let out = {
         let mut engine = Engine::new(ch, FixedPoint::new(train_params.frac_bits), &mut os_rng())?;
-        let party = PartyData {
-            x: &x,
-            features: &standardizer.columns,
-            standardizer: Some(&standardizer),
-            label: data.label.as_deref(),
-        };
         let job = TrainJob {
             train_rows: &train_rows,
             test_rows: &test_rows,
@@ -256,9 +269,49 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
                 .contains(&crate::jobs::spec::Reveal::ScoresToBank)
                 .then_some(params.score_output()),
         };
-        secure_train(&mut engine, &party, &job)?
+        match &raw {
+            None => {
+                let party =
+                    WoeParty { x: &data.x, columns: &data.columns, levels: &data.levels, label: data.label.as_deref() };
+                let binning =
+                    BinningParams { min_columns: ctx.config.policy.min_model_columns, ..params.binning_params() };
+                secure_train_woe(&mut engine, &party, &job, &binning)?
+            }
+            Some((standardizer, x)) => {
+                let party = PartyData {
+                    x,
+                    features: &standardizer.columns,
+                    standardizer: Some(standardizer),
+                    label: data.label.as_deref(),
+                };
+                secure_train(&mut engine, &party, &job)?
+            }
+        }
     };
     let artifact = out.artifact;
+    ctx.outcome.insert("model_kind".into(), serde_json::to_value(params.model())?);
+    ctx.outcome
+        .insert("calibration".into(), serde_json::json!({ "a": artifact.calibration.a, "b": artifact.calibration.b }));
+    if let Some(woe) = &artifact.block(ctx.role).woe {
+        let dropped: Vec<&str> = woe.columns.iter().filter(|c| !c.selected).map(|c| c.bins.feature.as_str()).collect();
+        ctx.outcome.insert("woe_dropped_columns".into(), dropped.into());
+    }
+    if artifact.gov.woe.is_some() || artifact.bank.woe.is_some() {
+        ctx.outcome.insert("scorecard_table".into(), serde_json::to_value(scorecard_table(&artifact))?);
+    }
+    // Calibration check on the test rows: the mean PD (binned, or exact from opened logits) and
+    // the observed default rate.
+    let exact_pd = out.test_scores.as_ref().and_then(|s| {
+        let pds: Option<Vec<f64>> = s.iter().map(|s| s.probability).collect();
+        pds.filter(|p| !p.is_empty()).map(|p| p.iter().sum::<f64>() / p.len() as f64)
+    });
+    let binned = artifact.metrics.as_ref().and_then(|m| m.bins.as_ref()).and_then(binned_mean_pd);
+    let rate = artifact.metrics.as_ref().map(|m| m.positives as f64 / m.n.max(1) as f64);
+    if let (Some(pd), Some(rate)) = (exact_pd.or(binned.map(|b| b.0)), rate) {
+        ctx.outcome.insert("test_mean_pd".into(), pd.into());
+        ctx.outcome.insert("test_default_rate".into(), rate.into());
+    }
+    ctx.outcome.insert("warnings".into(), artifact.warnings.clone().into());
 
     ctx.outcome.insert("n_train".into(), artifact.n_train.into());
     ctx.outcome.insert("n_test".into(), artifact.n_test.into());
