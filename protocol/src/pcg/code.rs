@@ -37,6 +37,25 @@ pub trait Elem: Copy + std::ops::BitXorAssign + zeroize::DefaultIsZeroes {}
 impl Elem for u8 {}
 impl Elem for u128 {}
 
+/// A string together with another element, encoded in the same pass (the map is applied to
+/// each side; the receiver encodes its leaves and its noise at once). Packed, so that a string
+/// with a bit takes 17 bytes rather than 32.
+#[derive(Clone, Copy, Default)]
+#[repr(C, packed)]
+pub struct Pair<T>(pub u128, pub T);
+
+impl<T: Elem> std::ops::BitXorAssign for Pair<T> {
+    fn bitxor_assign(&mut self, other: Self) {
+        // By value: a packed field cannot be borrowed.
+        let (mut string, mut other_side) = (self.0, self.1);
+        string ^= other.0;
+        other_side ^= other.1;
+        *self = Pair(string, other_side);
+    }
+}
+impl<T: Elem> zeroize::DefaultIsZeroes for Pair<T> {}
+impl<T: Elem> Elem for Pair<T> {}
+
 fn prg(domain: u8) -> CtrPrg {
     let mut key = *b"tandem-pcg-code0";
     key[15] = domain;
@@ -150,6 +169,19 @@ mod tests {
             let enc_bits = code.dual_encode(&mut bits.clone());
             assert!(got.iter().zip(&enc_bits).all(|(g, b)| (g >> 77) as u8 & 1 == *b));
         }
+    }
+
+    /// A pair encodes like each of its sides encoded alone.
+    #[test]
+    fn pairs_encode_like_each_side_alone() {
+        let code = Code::new(40, 80);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let x: Vec<u128> = (0..80).map(|_| ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128).collect();
+        let bits: Vec<u8> = (0..80).map(|_| rng.next_u64() as u8 & 1).collect();
+        let mut pairs: Vec<Pair<u8>> = x.iter().zip(&bits).map(|(&v, &b)| Pair(v, b)).collect();
+        let got = code.dual_encode(&mut pairs);
+        assert_eq!(got.iter().map(|v| v.0).collect::<Vec<_>>(), code.dual_encode(&mut x.clone()));
+        assert_eq!(got.iter().map(|v| v.1).collect::<Vec<_>>(), code.dual_encode(&mut bits.clone()));
     }
 
     /// The matrix has no zero column and no zero row (every input reaches some output and every

@@ -25,11 +25,13 @@
 //! Parameters (128-bit security): `N = 2n` (for `n < 4096` the generator runs at `n = 4096` and
 //! truncates), expander weight 7, convolution band 24 — the `ExConv7x24` code of
 //! Raghuraman–Rindal–Tanguy (CRYPTO 2023, eprint 2023/882; the same paper shows the Silver codes
-//! are broken) — and noise weight [`NOISE_WEIGHT`] `t = 400`: the smallest multiple of 8 with
-//! `(1 − 2δ)^t ≤ 2^-128` for the relative minimum distance `δ = 0.1` that libOTe's
-//! `ExConvConfigure` assumed for this code (bias of the best linear test against regular noise,
-//! as in libOTe's `getRegNoiseWeight`). libOTe now estimates `δ = 0.15` for `ExConv7x24`
-//! (`t = 176`); we keep the more conservative figure.
+//! are broken) — and noise weight [`NOISE_WEIGHT`] `t = 256`: the smallest multiple of 8 with
+//! `(1 − 2δ)^t ≤ 2^-128`, i.e. the bias of the best linear test against regular noise stays
+//! below 2^-128, for the relative (pseudo) minimum distance `δ = 0.15` that libOTe currently
+//! estimates for `ExConv7x24` (`ExConvConfigure` in libOTe's `TwoChooseOne/ConfigureCode.cpp`;
+//! the older `δ = 0.1` gave `t = 400`). libOTe's own `getRegNoiseWeight` is now less strict: it
+//! asks only 64 bits against that linear test and at least 128 noise positions (`t = 128` here);
+//! we keep the full 128 bits against the linear test.
 //!
 //! What each party learns (semi-honest; 128-bit computational, in the random-oracle / ideal
 //! cipher model for the base OT, the tweakable hash and the fixed-key AES tree PRG, and under
@@ -56,7 +58,7 @@ use tree::Shape;
 /// Largest `n` one call accepts (memory is about 50 bytes per output at each party).
 pub const MAX_N: usize = 1 << 26;
 /// Regular noise weight `t` (number of GGM trees); see the module docs for its derivation.
-pub const NOISE_WEIGHT: usize = 400;
+pub const NOISE_WEIGHT: usize = 256;
 /// The generator never runs below this many outputs (smaller requests are truncated).
 pub const MIN_INTERNAL_N: usize = 4096;
 

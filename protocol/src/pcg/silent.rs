@@ -21,7 +21,7 @@ use rand::{CryptoRng, RngExt};
 use zeroize::Zeroize;
 
 use super::Params;
-use super::code::Elem;
+use super::code::{Elem, Pair};
 use super::tree::{NodePrg, expand_full, expand_punctured, path_bit};
 use crate::gf128::{self, Gf128, Multiplier};
 use crate::ot::{CrHash, base, iknp};
@@ -315,8 +315,8 @@ impl ReceiverExtended {
         let c_base = gilboa(&self.t[..g], g / 128);
         let pad = pads(&self.t[g..]);
         let prg = NodePrg::default();
-        let mut u = vec![0u128; p.code.big_n];
-        let mut e = vec![T::default(); p.code.big_n];
+        // The leaves `u` and the noise `e` side by side: one encoding pass for both.
+        let mut ue = vec![Pair(0u128, T::default()); p.code.big_n];
         let corrections = &trees.0[p.trees * 2 * depth..];
         for first in (0..p.trees).step_by(TREE_GROUP) {
             let count = TREE_GROUP.min(p.trees - first);
@@ -336,17 +336,19 @@ impl ReceiverExtended {
                 let known = own.iter().fold(0u128, |a, v| a ^ v);
                 let base = if self.kind == Kind::Vole { c_base[i].0 } else { 0 };
                 own[alpha] = corrections[i].0 ^ known ^ base;
-                e[i * leaves + alpha] = noise(i);
+                ue[i * leaves + alpha].1 = noise(i);
             }
-            u[first * leaves..(first + count) * leaves].copy_from_slice(&tree_leaves);
+            for (slot, &leaf) in ue[first * leaves..(first + count) * leaves].iter_mut().zip(&tree_leaves) {
+                slot.0 = leaf;
+            }
             tree_leaves.zeroize();
         }
-        let mut c = p.code.dual_encode(&mut u);
-        u.zeroize();
-        let mut a = p.code.dual_encode(&mut e);
-        e.zeroize();
-        c.truncate(p.n);
-        a.truncate(p.n);
+        let mut encoded = p.code.dual_encode(&mut ue);
+        ue.zeroize();
+        encoded.truncate(p.n);
+        let c = encoded.iter().map(|v| v.0).collect();
+        let a = encoded.iter().map(|v| v.1).collect();
+        encoded.zeroize();
         Ok(ReceiverOutput { a, c })
     }
 

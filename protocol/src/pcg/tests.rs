@@ -156,3 +156,13 @@ fn malformed_peer_messages_are_errors() {
     assert!(matches!(sender.join().unwrap(), Err(Error::Protocol(_))));
     assert!(Params::new(0).is_err() && Params::new(MAX_N + 1).is_err());
 }
+
+/// The noise weight is the smallest multiple of 8 whose linear-test bias `(1 − 2δ)^t` is at most
+/// 2^-128 for the code's estimated relative distance δ = 0.15 (recomputed here).
+#[test]
+fn noise_weight_is_the_smallest_that_bounds_the_linear_test() {
+    let security_bits = |t: usize| -(t as f64) * (1.0 - 2.0 * 0.15f64).log2();
+    assert_eq!(NOISE_WEIGHT % 8, 0);
+    assert!(security_bits(NOISE_WEIGHT) >= 128.0, "t = {NOISE_WEIGHT} too small");
+    assert!(security_bits(NOISE_WEIGHT - 8) < 128.0, "t = {NOISE_WEIGHT} not the smallest");
+}
