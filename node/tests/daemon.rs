@@ -147,7 +147,12 @@ fn restart_keeps_the_job_list_and_fails_interrupted_jobs() {
     store.insert(&crashed).unwrap();
     drop(store);
 
-    let socket = UdpSocket::bind(p.gov_config.node.listen).unwrap();
+    // The stopped endpoint's socket may close a moment after shutdown returns (loaded machine).
+    let socket = (0..50)
+        .find_map(|_| {
+            UdpSocket::bind(p.gov_config.node.listen).map_err(|_| std::thread::sleep(Duration::from_millis(100))).ok()
+        })
+        .expect("the gov's port is free again after its shutdown");
     let (gov, api) = start(&p.rt, &p.gov_config, socket);
     p.gov = Some(gov);
     let jobs = api.list().unwrap();
