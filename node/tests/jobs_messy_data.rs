@@ -13,6 +13,7 @@ use models::dataset::{CellFormat, Dataset, parse_with};
 use models::reference::{TrainParams, train_reference};
 use models::standardize::{PrepParams, Standardizer};
 use node::jobs::record::JobRecord;
+use node::jobs::spec::Reveal;
 use serde_json::Value;
 
 /// Entities 0..N; the gov holds those with i % 10 != 3, the bank those with i % 7 != 5.
@@ -166,6 +167,31 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
             s.params.insert(k.into(), v.into());
         }
     });
+    // The default WOE scorecard on the same files: missing cells and categories in their own bins.
+    let (gov, bank) = p.run(&spec);
+    assert_succeeded(&gov, &bank);
+    let table = gov.outcome["scorecard_table"].as_array().unwrap().clone();
+    let bins_of = |feature: &str| -> Vec<Value> {
+        let row = table.iter().find(|r| r["feature"] == feature).unwrap_or_else(|| panic!("{feature}: {table:?}"));
+        row["bins"].as_array().unwrap().clone()
+    };
+    let gov_missing_common = f.gov_missing.iter().filter(|i| common.contains(i)).count() as u64;
+    let missing_bin = bins_of("age").into_iter().find(|b| b["bin"] == "missing").unwrap();
+    assert!(missing_bin["count"].as_u64().unwrap() > 0 && gov_missing_common > 0, "{missing_bin}");
+    assert!(bins_of("city").iter().any(|b| b["bin"] == "other"), "the rare city shares 'other'");
+    let woe_score = job("demo-score.toml", |s| {
+        s.gov.columns = strings(&GOV_COLUMNS);
+        s.bank.columns = strings(&BANK_COLUMNS);
+        s.params.insert("model".into(), gov.id.clone().into());
+    });
+    let (sg, sb) = p.run(&woe_score);
+    assert_succeeded(&sg, &sb);
+    assert_eq!(outcome_u64(&sb, "scored"), common.len() as u64);
+
+    // Raw-feature LR: the preparation (winsorising, filling, one-hot) is checked below.
+    let mut spec = spec;
+    spec.params.insert("model".into(), "raw_lr".into());
+    spec.reveal.retain(|r| *r != Reveal::WoeToOwner);
     let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
     let train_id = gov.id.clone();
@@ -270,11 +296,13 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
     };
     let (wg, wb) = (weights(&gov_model, "gov"), weights(&bank_model, "bank"));
     let bias = bank_model["artifact"]["bias"].as_f64().unwrap();
+    let cal = |k: &str| bank_model["artifact"]["calibration"][k].as_f64().unwrap();
     for row in &rows {
         let r = ids.iter().position(|id| *id == row[0]).unwrap();
         let z: f64 = xg[r * cg..(r + 1) * cg].iter().zip(&wg).map(|(a, b)| a * b).sum::<f64>()
             + xb[r * cb..(r + 1) * cb].iter().zip(&wb).map(|(a, b)| a * b).sum::<f64>()
             + bias;
+        let z = cal("a") * z + cal("b");
         let prob: f64 = row[3].parse().unwrap();
         assert_eq!(row[2], "ok");
         assert!((prob - 1.0 / (1.0 + (-z).exp())).abs() < 1e-4, "{}: {prob} vs logit {z}", row[0]);

@@ -311,7 +311,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         ctx.outcome.insert("test_mean_pd".into(), pd.into());
         ctx.outcome.insert("test_default_rate".into(), rate.into());
     }
-    ctx.outcome.insert("warnings".into(), artifact.warnings.clone().into());
+    super::add_warnings(ctx, artifact.warnings.iter().cloned());
 
     ctx.outcome.insert("n_train".into(), artifact.n_train.into());
     ctx.outcome.insert("n_test".into(), artifact.n_test.into());
