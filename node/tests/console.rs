@@ -2,7 +2,8 @@
 //! WebDriver HTTP protocol (chromedriver): sign-in, the demo training job submitted from the
 //! form and followed on the live page, the model card, a score job, the audit page with a
 //! transcript comparison; and the refusals: wrong token, missing CSRF token, another origin.
-//! Saves the model card's screenshot as docs/console.png.
+//! Saves the model card's screenshot in the temporary directory (tandem-console.png), or as
+//! the README's docs/console.png with `TANDEM_UPDATE_SCREENSHOT=1`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them the
 //! test prints a loud SKIPPED message and checks nothing.
@@ -320,7 +321,11 @@ fn console_in_headless_chromium_against_two_daemons() {
     assert!(card.contains(&format!("{auc:.4}")), "AUC {auc} not in {card}");
     assert!(b.find("svg[aria-label='ROC curve']").is_some(), "no ROC curve on the model card");
     assert!(b.text("main").contains("Weights this node holds"));
-    b.screenshot(&repo_root().join("docs/console.png"));
+    let shot = match std::env::var_os("TANDEM_UPDATE_SCREENSHOT") {
+        Some(_) => repo_root().join("docs/console.png"),
+        None => std::env::temp_dir().join("tandem-console.png"),
+    };
+    b.screenshot(&shot);
 
     // A score job from its template, which names the new model; the card then lists it.
     b.goto(&format!("{console}/new?template=score"));
