@@ -173,7 +173,7 @@ fn run(cli: Cli) -> Result<()> {
                             "{:<22} {:<6} {:<10} {:<10} {:<8} {:<12} {transcript}",
                             r.id,
                             r.spec.kind.as_str(),
-                            state_name(r.state),
+                            r.state.as_str(),
                             r.submitted_by,
                             current_step(&r),
                             r.operator,
@@ -223,16 +223,6 @@ fn init(name: &str, role: Role, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn state_name(s: JobState) -> &'static str {
-    match s {
-        JobState::Pending => "pending",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-    }
-}
-
 fn current_step(r: &JobRecord) -> &str {
     r.steps
         .iter()
@@ -268,7 +258,7 @@ fn watch(c: &AdminClient, id: &str) -> Result<()> {
         bar.set_message(format!("{step} {detail}"));
     })?;
     bar.finish_and_clear();
-    println!("job {id} ({}) {}", record.spec.kind.as_str(), state_name(record.state));
+    println!("job {id} ({}) {}", record.spec.kind.as_str(), record.state.as_str());
     for s in &record.steps {
         println!("  {:<10} {:?} {}", s.name, s.state, s.message);
     }

@@ -35,20 +35,10 @@ fn random_sets_intersect_and_align_in_every_reveal_mode() {
 }
 
 #[test]
-fn edge_cases_empty_disjoint_identical_and_single_elements() {
-    let (gov, bank) = sets(7, 40, 30, 0);
-    let none: Vec<String> = Vec::new();
-    check(&none, &bank, PsiReveal::Both);
-    check(&gov, &none, PsiReveal::Both);
-    check(&none, &none, PsiReveal::Both);
-    check(&gov, &bank, PsiReveal::Both); // disjoint
-    check(&gov, &gov, PsiReveal::Both); // identical
-    let mut reordered = gov.clone();
-    reordered.reverse();
-    check(&gov, &reordered, PsiReveal::Both);
-    check(&gov[..1], &bank, PsiReveal::Both); // single, not in the other set
-    check(&bank[5..6], &bank, PsiReveal::Both); // single, in the other set
-    check(&gov, &gov[17..18], PsiReveal::Both);
+fn edge_cases_empty_disjoint_identical_single_and_tiny_vs_large() {
+    common::check_edge_cases(|gov, bank, reveal| {
+        check(gov, bank, reveal);
+    });
 }
 
 #[test]

@@ -49,22 +49,9 @@ fn random_sets_intersect_and_align_in_both_reveal_modes() {
 
 #[test]
 fn edge_cases_empty_disjoint_identical_tiny_and_large() {
-    let (gov, bank) = sets(7, 40, 30, 0);
-    let none: Vec<String> = Vec::new();
-    check(&none, &bank, PsiReveal::Both);
-    check(&gov, &none, PsiReveal::Both);
-    check(&none, &none, PsiReveal::Both);
-    check(&gov, &bank, PsiReveal::Both); // disjoint
-    check(&gov, &gov, PsiReveal::Both); // identical
-    let mut reordered = gov.clone();
-    reordered.reverse();
-    check(&gov, &reordered, PsiReveal::BankOnly);
-    check(&gov[..1], &bank, PsiReveal::Both); // single, not in the other set
-    check(&bank[5..6], &bank, PsiReveal::Both); // single, in the other set
-    check(&gov, &gov[17..18], PsiReveal::Both);
-    let (small, large) = sets(8, 2, 20_000, 3);
-    check(&small, &large, PsiReveal::Both); // tiny vs large, both ways
-    check(&large, &small, PsiReveal::BankOnly);
+    common::check_edge_cases(|gov, bank, reveal| {
+        check(gov, bank, reveal);
+    });
 }
 
 #[test]

@@ -398,7 +398,7 @@ async fn jobs_page(State(c): State<Console>, Extension(v): Extension<Viewer>, Qu
     let shown: Vec<&JobRecord> = records
         .iter()
         .filter(|r| kind.is_none_or(|k| r.spec.kind.as_str() == k))
-        .filter(|r| state.is_none_or(|s| page::state_name(r.state) == s))
+        .filter(|r| state.is_none_or(|s| r.state.as_str() == s))
         .collect();
     let table = page::jobs_table(&shown);
     if q.fragment.is_some() {
@@ -796,7 +796,7 @@ async fn audit_page(State(c): State<Console>, Extension(v): Extension<Viewer>) -
             "<tr><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/console/audit/{id}\">verify</a> · \
              <a href=\"/console/audit/{id}/report.html\">report</a></td></tr>",
             esc(r.spec.kind.as_str()),
-            page::state_name(r.state),
+            r.state.as_str(),
             esc(&r.spec.description),
             id = esc(&r.id)
         );

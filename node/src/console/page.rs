@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::jobs::record::{JobRecord, JobState, StepState};
+use crate::jobs::record::{JobRecord, StepState};
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -62,16 +62,6 @@ pub fn frame(node: &str, title: &str, viewer: Option<&Viewer>, body: &str) -> St
     }
     let _ = write!(o, "<main><h1>{}</h1>{body}</main></body></html>", esc(title));
     o
-}
-
-pub fn state_name(s: JobState) -> &'static str {
-    match s {
-        JobState::Pending => "pending",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-    }
 }
 
 fn step_name(s: StepState) -> &'static str {
@@ -144,7 +134,7 @@ pub fn jobs_table(records: &[&JobRecord]) -> String {
             esc(&r.submitted_by),
             time(r.created_ms),
             id = esc(&r.id),
-            st = state_name(r.state),
+            st = r.state.as_str(),
         );
     }
     o.push_str("</table>");
@@ -160,7 +150,7 @@ pub fn job_live(r: &JobRecord) -> String {
          <tr><th>updated</th><td>{}</td></tr></table><h2>Steps</h2><table><tr><th>step</th><th>state</th>\
          <th>progress</th><th>message</th></tr>",
         time(r.updated_ms),
-        st = state_name(r.state)
+        st = r.state.as_str()
     );
     for s in &r.steps {
         let _ = write!(

@@ -71,3 +71,26 @@ pub fn check(
     assert_eq!(gs.bytes_sent, bs.bytes_received);
     (gs, bs)
 }
+
+/// The edge cases every PSI protocol must get right, each checked by `check` against the
+/// intersection computed here: empty sets, disjoint, identical, reordered (both revealing
+/// modes), single elements in and out of the other set, and tiny against large both ways.
+pub fn check_edge_cases(check: impl Fn(&[String], &[String], PsiReveal)) {
+    let (gov, bank) = sets(7, 40, 30, 0);
+    let none: Vec<String> = Vec::new();
+    check(&none, &bank, PsiReveal::Both);
+    check(&gov, &none, PsiReveal::Both);
+    check(&none, &none, PsiReveal::Both);
+    check(&gov, &bank, PsiReveal::Both); // disjoint
+    check(&gov, &gov, PsiReveal::Both); // identical
+    let mut reordered = gov.clone();
+    reordered.reverse();
+    check(&gov, &reordered, PsiReveal::Both);
+    check(&gov, &reordered, PsiReveal::BankOnly);
+    check(&gov[..1], &bank, PsiReveal::Both); // single, not in the other set
+    check(&bank[5..6], &bank, PsiReveal::Both); // single, in the other set
+    check(&gov, &gov[17..18], PsiReveal::Both);
+    let (small, large) = sets(8, 2, 20_000, 3);
+    check(&small, &large, PsiReveal::Both); // tiny vs large, both ways
+    check(&large, &small, PsiReveal::BankOnly);
+}
