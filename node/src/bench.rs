@@ -19,8 +19,9 @@ use models::dataset::{self, Dataset};
 use models::metrics::auc;
 use models::reference::{TrainParams, train_reference};
 use models::scorecard::{ScoreOutput, Scorecard};
-use models::secure_lr::{ModelReveal, PartyData, TrainJob, TrainOutput, secure_train};
+use models::secure_lr::{ModelArtifact, ModelReveal, PartyData, TrainJob, TrainOutput, secure_train};
 use models::standardize::{PrepParams, Standardizer};
+use models::watchlist::{Flags, secure_watchlist};
 use models::woe_lr::{WoeParty, secure_train_woe, train_woe_reference};
 use protocol::fixed::FixedPoint;
 use protocol::ids::{IdKind, PreparedIds, prepare_ids};
@@ -86,6 +87,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         jobs: usize,
     },
+    /// The gov's early-warning list: trains as `bench lr` does, then flags `rows` entities
+    /// drawn from the aligned rows by secure comparison; checked against the plaintext model.
+    Watchlist {
+        #[command(flatten)]
+        lr: LrArgs,
+        /// Entities compared with the threshold (aligned rows drawn with repetition).
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// PD threshold.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f64,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -143,6 +156,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Lr(args) => vec![lr(&args)?],
         BenchCommand::Score { entities, queries, jobs } => score(entities, queries, jobs)?,
         BenchCommand::Cot { n } => cot(n)?,
+        BenchCommand::Watchlist { lr, rows, threshold } => vec![watchlist(&lr, rows, threshold)?],
     };
     for line in lines {
         println!("{line}");
@@ -692,6 +706,86 @@ pub fn lr(args: &LrArgs) -> Result<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// watchlist
+
+/// Row `i` of the watch-list bench is aligned row `(i · 7919) mod n`, at both parties.
+fn drawn_rows(x: &[f64], aligned: usize, rows: usize) -> Vec<f64> {
+    let cols = x.len() / aligned.max(1);
+    (0..rows).flat_map(|i| x[(i * 7919 % aligned) * cols..][..cols].iter().copied()).collect()
+}
+
+/// One party of the watch-list bench: `bench lr`'s party (weights revealed to both), then the
+/// watch list over `rows` drawn rows. Returns the model, this party's drawn model inputs, the
+/// flags, and the watch list's seconds and traffic.
+fn watchlist_party(
+    ch: &mut Channel,
+    ds: &Dataset,
+    ids: &PreparedIds,
+    params: &TrainParams,
+    args: &LrArgs,
+    rows: usize,
+    threshold: f64,
+) -> Result<(ModelArtifact, Vec<f64>, Flags, f64, Stats)> {
+    let (data, out, _, _) = lr_party(ch, ds, ids, None, params, args.model)?;
+    let art = out.artifact;
+    let all = art.block(ch.role()).transform(&data.raw)?.context("own block transform")?.x;
+    let x = drawn_rows(&all, data.raw.rows(), rows);
+    let (before, t) = (ch.stats(), Instant::now());
+    let mut engine = Engine::new(ch, FixedPoint::new(params.frac_bits), &mut rand::rng())?;
+    let flags = secure_watchlist(&mut engine, &art, &x, threshold)?;
+    drop(engine);
+    Ok((art, x, flags, t.elapsed().as_secs_f64(), ch.stats().since(&before)))
+}
+
+/// `tandem bench watchlist`: secure flags of `rows` entities against the plaintext model's.
+pub fn watchlist(args: &LrArgs, rows: usize, threshold: f64) -> Result<Value> {
+    let params = TrainParams {
+        epochs: args.epochs,
+        batch_size: args.batch,
+        learning_rate: args.lr,
+        sigmoid: args.sigmoid,
+        ..Default::default()
+    };
+    params.validate().map_err(|e| anyhow!("{e}"))?;
+    let (gov_ds, gov_ids) = load_party(&args.gov, args, None)?;
+    let (bank_ds, bank_ids) = load_party(&args.bank, args, Some(&args.label_column))?;
+    let lo = Loopback::start(IO_TIMEOUT)?;
+    let (g, b) = lo.run(
+        |ch| watchlist_party(ch, &gov_ds, &gov_ids, &params, args, rows, threshold),
+        |ch| watchlist_party(ch, &bank_ds, &bank_ids, &params, args, rows, threshold),
+    )?;
+    let (_, xg, gov_flags, g_s, g_st) = g.context("gov")?;
+    let (art, xb, bank_flags, b_s, b_st) = b.context("bank")?;
+    let (Flags::Gov(flags), Flags::Bank(count)) = (gov_flags, bank_flags) else {
+        bail!("the watch list returned flags to the wrong party")
+    };
+    ensure!(count == flags.iter().filter(|&&f| f).count(), "the bank's count differs from the gov's flags");
+    // Plaintext reference: the calibrated joint logit of each drawn row against the threshold.
+    let weights = |r: Role| art.block(r).weights.clone().context("weights revealed to both");
+    let (wg, wb) = (weights(Role::Gov)?, weights(Role::Bank)?);
+    let bias = art.bias.context("bias revealed")?;
+    let t = models::watchlist::threshold_logit(threshold).map_err(|e| anyhow!(e))?;
+    let dot = |x: &[f64], w: &[f64]| x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>();
+    let margins: Vec<f64> = xg
+        .chunks_exact(wg.len().max(1))
+        .zip(xb.chunks_exact(wb.len().max(1)))
+        .map(|(a, c)| art.calibration.apply(dot(a, &wg) + dot(c, &wb) + bias) - t)
+        .collect();
+    let plain = margins.iter().filter(|&&m| m > 0.0).count();
+    let differ: Vec<f64> =
+        margins.iter().zip(&flags).filter(|(m, f)| (**m > 0.0) != **f).map(|(m, _)| m.abs()).collect();
+    let seconds = g_s.max(b_s);
+    Ok(json!({
+        "bench": "watchlist", "rows": rows, "threshold": threshold, "model": args.model,
+        "seconds": round(seconds, 3), "bytes": bytes_sent(&g_st, &b_st), "rounds": g_st.rounds.max(b_st.rounds),
+        "seconds_per_100k_rows": round(seconds * 1e5 / rows.max(1) as f64, 3),
+        "flagged": count, "plaintext_flagged": plain,
+        "rows_differing_from_plaintext": differ.len(),
+        "largest_logit_margin_of_a_differing_row": round(differ.iter().copied().fold(0.0, f64::max), 5),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
 // score
 
 /// A gov table: `entities` raw IDs with fixed-point partial scores.
@@ -870,9 +964,7 @@ mod tests {
 
     /// Gov holds entities 0..80, bank 20..100 (label from a logistic rule on both sides'
     /// features); every 4th common entity is a test ID. Row orders differ between the files.
-    #[test]
-    fn lr_bench_aligns_splits_and_matches_the_reference_over_quic() {
-        let dir = tempfile::tempdir().unwrap();
+    fn toy_lr_args(dir: &std::path::Path) -> LrArgs {
         let feature = |i: usize, k: usize| ((i * 7919 + k * 104_729) % 1000) as f64 / 500.0 - 1.0;
         let mut gov = String::from("uscc,g0,g1\n");
         for i in (0..80).rev() {
@@ -885,11 +977,11 @@ mod tests {
         }
         let test: Vec<String> = (20..80).step_by(4).map(|i| format!("E{i:04}")).collect();
         let path = |name: &str, text: &str| {
-            let p = dir.path().join(name);
+            let p = dir.join(name);
             std::fs::write(&p, text).unwrap();
             p
         };
-        let args = LrArgs {
+        LrArgs {
             gov: path("gov.csv", &gov),
             bank: path("bank.csv", &bank),
             test_ids: Some(path("test.txt", &test.join("\n"))),
@@ -901,12 +993,30 @@ mod tests {
             lr: 0.5,
             sigmoid: Sigmoid::Linear,
             model: TrainModel::RawLr,
-        };
+        }
+    }
+
+    #[test]
+    fn lr_bench_aligns_splits_and_matches_the_reference_over_quic() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = toy_lr_args(dir.path());
         let line = lr(&args).unwrap();
         assert_eq!((line["aligned_rows"].as_u64(), line["test_rows"].as_u64()), (Some(60), Some(15)));
         assert_eq!(line["features"], json!([2, 1]));
         let (secure, reference) = (line["secure_auc"].as_f64().unwrap(), line["reference_auc"].as_f64().unwrap());
         assert!((secure - reference).abs() < 0.02, "secure AUC {secure} vs plaintext reference {reference}");
+    }
+
+    #[test]
+    fn watchlist_bench_flags_what_the_plaintext_model_flags_over_quic() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = watchlist(&toy_lr_args(dir.path()), 600, 0.5).unwrap();
+        let plain = line["plaintext_flagged"].as_u64().unwrap();
+        assert!(plain > 0 && plain < 600, "a threshold that splits the rows: {line}");
+        // Only rows within fixed-point error of the threshold may differ.
+        assert!(line["largest_logit_margin_of_a_differing_row"].as_f64().unwrap() < 1e-3, "{line}");
+        let differ = line["rows_differing_from_plaintext"].as_u64().unwrap();
+        assert!(line["flagged"].as_u64().unwrap().abs_diff(plain) <= differ, "{line}");
     }
 
     #[test]
