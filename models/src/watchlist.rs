@@ -23,6 +23,9 @@ use crate::secure_lr::{ModelArtifact, agreed_logits};
 /// The watch list's rule: the gov learns which rows are flagged, the bank how many.
 pub const RULE: &str = "watchlist_to_gov";
 
+/// Rows compared per secure comparison batch (well under 1 GB of working memory per party).
+const CHUNK_ROWS: usize = 1 << 16;
+
 /// The logit of a PD threshold in (0, 1), checked to lie where secure scoring is exact.
 pub fn threshold_logit(pd: f64) -> std::result::Result<f64, String> {
     if !(pd > 0.0 && pd < 1.0) {
@@ -48,8 +51,12 @@ pub fn secure_watchlist(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]
     let fp = engine.fixed();
     // |z − t| < 1.5·LOGIT_MAX when bounded: the comparison needs only f + 12 bits.
     let width = if bounded { fp.frac_bits + LOGIT_MAX.log2() as u32 + 2 } else { 64 };
-    let bits = engine.greater_than(&z, &[fp.encode(t)], width)?;
-    let flags = engine.bits_to_arith(&bits, n)?;
+    // In chunks: the comparison's working memory grows with the rows it compares at once.
+    let mut flags = Vec::with_capacity(n);
+    for chunk in z.chunks(CHUNK_ROWS) {
+        let bits = engine.greater_than(chunk, &[fp.encode(t)], width)?;
+        flags.extend(engine.bits_to_arith(&bits, chunk.len())?);
+    }
     let flag_grant = Grant::new(
         "watchlist_flags",
         RULE,
