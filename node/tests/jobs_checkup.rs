@@ -178,7 +178,7 @@ fn a_checkup_report_adds_up_to_the_scorecard_and_the_score_job() {
                 (&"policy.reveals: checkup_to_gov".into(), &"bank".into(), &serde_json::json!(["gov"]))
             );
             let manifest = &transcript_records(r, "manifest")[0];
-            assert!(manifest.to_string().contains(&consent), "{manifest}");
+            assert_eq!(manifest["manifest"]["consent"], serde_json::json!([consent]), "{manifest}");
             assert_eq!(r.outcome["consent"], consent.as_str());
         }
     }
