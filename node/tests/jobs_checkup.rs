@@ -211,3 +211,22 @@ fn a_checkup_without_consent_or_entity_is_refused() {
     s.reveal.push(node::jobs::spec::Reveal::IntersectionIds);
     assert!(format!("{:#}", s.validate().unwrap_err()).contains("exactly [\"checkup_to_gov\"]"));
 }
+
+#[test]
+fn dimension_config_errors_name_the_key() {
+    let mut c = node::config::Config::load(&repo_root().join("configs/gov.toml")).unwrap();
+    let dims = &c.datasets["gov_features"].dimensions;
+    assert_eq!(dims["registration"], ["x0", "x1", "x2"], "the bundled config groups columns");
+    c.validate().unwrap();
+    let d = &mut c.datasets.get_mut("gov_features").unwrap().dimensions;
+    d.insert("other".into(), vec!["x2".into()]);
+    let err = format!("{:#}", c.validate().unwrap_err());
+    assert!(
+        err.contains("datasets.gov_features.dimensions: column 'x2' is in both 'other' and 'registration'"),
+        "{err}"
+    );
+    let d = &mut c.datasets.get_mut("gov_features").unwrap().dimensions;
+    d.insert("other".into(), vec![]);
+    let err = format!("{:#}", c.validate().unwrap_err());
+    assert!(err.contains("datasets.gov_features.dimensions.other lists no column"), "{err}");
+}
