@@ -14,7 +14,9 @@
 #      one of them unknown; prints the bank's results;
 #   4. watchlist (configs/demo-watchlist.toml, at gov): the gov's early-warning list of common
 #      entities whose PD is above the threshold; prints how many and the first ids;
-#   5. audit: `tandem audit verify` on both nodes' transcripts of every job, `tandem audit compare`
+#   5. checkup (configs/demo-checkup.toml, at gov): the credit check-up of one consenting entity;
+#      prints its grade and points and where the gov's one-page HTML report is;
+#   6. audit: `tandem audit verify` on both nodes' transcripts of every job, `tandem audit compare`
 #      on each pair, and an HTML report of the training job.
 # Stops both nodes at the end (also on error or Ctrl-C); exits non-zero if a job or the audit
 # fails. TANDEM_JOB=FILE runs only that job file instead (submitted at gov). Prints both nodes'
@@ -160,6 +162,13 @@ run_job gov "$RUN/demo-watchlist.toml"
 echo "early-warning list at the gov ($(outcome_value "$GOV_CFG" "$JOB_ID" flagged) entities above PD $(outcome_value "$GOV_CFG" "$JOB_ID" threshold); the bank learned only the count), first ids:"
 head -4 "$RUN/gov/data/jobs/$JOB_ID/watchlist.csv"
 
+sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-checkup.toml > "$RUN/demo-checkup.toml"
+run_job gov "$RUN/demo-checkup.toml"
+GRADE="$("$BIN" job --config "$GOV_CFG" status "$JOB_ID" | grep -o '"grade": "[^"]*"' | head -1 | cut -d'"' -f4)"
+echo "credit check-up of entity $(grep -o '^entity = "[^"]*"' configs/demo-checkup.toml | cut -d'"' -f2) at the gov: grade $GRADE, \
+$(outcome_value "$GOV_CFG" "$JOB_ID" points) points; report $RUN/gov/data/jobs/$JOB_ID/checkup.html (the bank learned nothing of it)"
+test -s "$RUN/gov/data/jobs/$JOB_ID/checkup.html"
+
 "$BIN" job --config "$BANK_CFG" list
 echo "transcripts: $RUN/{gov,bank}/data/jobs/<id>/transcript.jsonl"
 if [ -n "${TANDEM_KEEP_RUNNING:-}" ]; then
@@ -182,4 +191,4 @@ done
 "$BIN" audit report "$RUN/bank/data/jobs/$TRAIN_ID/transcript.jsonl" --html "$RUN/report.html" > "$RUN/report.txt" || AUDIT=1
 echo "training job report: $RUN/report.txt, $RUN/report.html"
 if [ "$AUDIT" -ne 0 ]; then echo "testnet: AUDIT FAILED"; exit 3; fi
-echo "testnet: train job $TRAIN_ID, both score jobs and the watchlist succeeded; all transcripts verify and agree"
+echo "testnet: train job $TRAIN_ID, both score jobs, the watchlist and the check-up succeeded; all transcripts verify and agree"

@@ -376,6 +376,21 @@ impl WoeTransform {
     /// possibly loaded apart from the training data: its category levels are matched to the
     /// training levels by text (a level unseen in training falls into the "other" bin).
     pub fn apply_dataset(&self, ds: &Dataset) -> Vec<f64> {
+        self.apply_rows(&self.training_levels(ds))
+    }
+
+    /// The bin of every cell of `ds` (rows × input columns, row-major), categories matched by
+    /// their text as in [`WoeTransform::apply_dataset`].
+    pub fn bins_dataset(&self, ds: &Dataset) -> Vec<usize> {
+        let x = self.training_levels(ds);
+        x.chunks_exact(self.columns.len())
+            .flat_map(|row| self.columns.iter().zip(row).map(|(c, &v)| c.bins.bin(v)))
+            .collect()
+    }
+
+    /// The cells of `ds` with each categorical level index replaced by its training level index
+    /// (−1 for a level unseen in training).
+    fn training_levels(&self, ds: &Dataset) -> Vec<f64> {
         let cols = self.columns.len();
         // Per column, the training level index of each of the data set's level indices.
         let remap: Vec<Option<Vec<f64>>> = self
@@ -389,16 +404,14 @@ impl WoeTransform {
                 _ => None,
             })
             .collect();
-        let x: Vec<f64> =
-            ds.x.chunks_exact(cols)
-                .flat_map(|row| {
-                    row.iter().zip(&remap).map(|(&v, m)| match m {
-                        Some(m) if !v.is_nan() => m.get(v as usize).copied().unwrap_or(-1.0),
-                        _ => v,
-                    })
+        ds.x.chunks_exact(cols)
+            .flat_map(|row| {
+                row.iter().zip(&remap).map(|(&v, m)| match m {
+                    Some(m) if !v.is_nan() => m.get(v as usize).copied().unwrap_or(-1.0),
+                    _ => v,
                 })
-                .collect();
-        self.apply_rows(&x)
+            })
+            .collect()
     }
 
     fn apply_rows(&self, x: &[f64]) -> Vec<f64> {

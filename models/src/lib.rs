@@ -5,6 +5,7 @@
 
 pub mod binning;
 pub mod capped;
+pub mod checkup;
 pub mod csv_file;
 pub mod dataset;
 pub mod evaluation;

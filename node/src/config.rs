@@ -162,6 +162,11 @@ pub struct DatasetConfig {
     /// missing. Default `["NA", "null", "?"]`.
     #[serde(default)]
     pub missing: Option<Vec<String>>,
+    /// Gov: named groups of columns shown as one dimension each in check-up reports
+    /// (`dimensions = { registration = ["x0", "x1"], tax = ["x2"] }`); every other model column
+    /// is a dimension of its own.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, Vec<String>>,
 }
 
 impl DatasetConfig {
@@ -310,6 +315,8 @@ impl Config {
             if let Some(c) = d.categorical.iter().find(|c| **c == d.id_column || Some(*c) == d.label.as_ref()) {
                 bail!("datasets.{name}.categorical: '{c}' is the id or label column; list feature columns only");
             }
+            models::checkup::group_dimensions(&[], &d.dimensions)
+                .map_err(|e| anyhow::anyhow!("datasets.{name}.{e}"))?;
             if let Some(t) = d.missing.iter().flatten().find(|t| t.trim().is_empty() || t.trim() != t.as_str()) {
                 bail!(
                     "datasets.{name}.missing: '{t}' is empty or has surrounding spaces; cells are trimmed, and an \

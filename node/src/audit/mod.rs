@@ -11,6 +11,7 @@
 //! 4. a job that ran to its end: `writer.end_phase(&mut channel, "finish", Some(&outcome))?`, then
 //!    `writer.outcome(outcome)`; a failed job: `writer.outcome(Outcome::failed(..))`.
 
+pub mod checkup_report;
 pub mod cli;
 pub mod model_report;
 pub mod record;

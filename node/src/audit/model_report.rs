@@ -9,7 +9,7 @@ use models::evaluation::{Evaluation, PSI_SHIFT, PSI_WATCH, Source, Stability};
 
 use super::record::{Outcome, ScorecardFeature};
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -198,7 +198,7 @@ fn calibration_svg(e: &Evaluation) -> String {
     s
 }
 
-fn table(o: &mut String, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+pub(super) fn table(o: &mut String, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
     let _ = write!(o, "<table><tr>");
     for h in head {
         let _ = write!(o, "<th>{}</th>", esc(h));

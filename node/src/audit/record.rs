@@ -61,7 +61,8 @@ pub struct Manifest {
     pub policies: Policies,
     /// Who started the job (person or service account at the proposing node).
     pub operator: String,
-    /// References to the consents / legal bases covering the data (e.g. agreement numbers).
+    /// References to the consents / legal bases covering the data (e.g. agreement numbers):
+    /// `params.consent_refs`, and a check-up's `params.consent`.
     pub consent: Vec<String>,
 }
 

@@ -60,13 +60,14 @@ pub struct Phase {
 /// The phases of each job kind, run in this order on both nodes after the policy step.
 /// To add PSI or training, append `Phase { name: "psi", run: psi_phase }` etc. here.
 pub fn phases(kind: JobKind) -> Vec<Phase> {
-    use super::phases::{psi, score, train};
+    use super::phases::{checkup, psi, score, train};
     let psi = Phase { name: "psi", run: psi::run };
     match kind {
         JobKind::Psi => vec![psi],
         JobKind::Train => vec![psi, Phase { name: "train", run: train::run }],
         JobKind::Score => vec![psi, Phase { name: "score", run: score::run }],
         JobKind::Watchlist => vec![psi, Phase { name: "watchlist", run: score::watchlist }],
+        JobKind::Checkup => vec![Phase { name: "checkup", run: checkup::run }],
     }
 }
 

@@ -26,6 +26,9 @@ pub enum JobKind {
     /// PSI, then the gov's early-warning list: the common entities whose joint PD is above
     /// `params.threshold` under a trained model.
     Watchlist,
+    /// Credit check-up of one consenting entity: the gov's one-page report
+    /// ([`crate::jobs::phases::checkup`]).
+    Checkup,
 }
 
 impl JobKind {
@@ -35,6 +38,7 @@ impl JobKind {
             JobKind::Train => "train",
             JobKind::Score => "score",
             JobKind::Watchlist => "watchlist",
+            JobKind::Checkup => "checkup",
         }
     }
 }
@@ -70,6 +74,9 @@ pub enum Reveal {
     /// WOE scorecards: the gov learns the number of training-row events (label 1) in each of
     /// its own bins ([`models::woe_lr`]).
     WoeToOwner,
+    /// Check-up jobs: the gov learns, for the one entity, the bank block's points (with the
+    /// base points) as one number.
+    CheckupToGov,
 }
 
 impl Reveal {
@@ -86,6 +93,7 @@ impl Reveal {
             Reveal::Metrics => "metrics",
             Reveal::WatchlistToGov => "watchlist_to_gov",
             Reveal::WoeToOwner => "woe_to_owner",
+            Reveal::CheckupToGov => "checkup_to_gov",
         }
     }
 }
@@ -243,6 +251,7 @@ impl JobSpec {
             JobKind::Train => TRAIN_KEYS,
             JobKind::Score => SCORE_KEYS,
             JobKind::Watchlist => WATCHLIST_KEYS,
+            JobKind::Checkup => CHECKUP_KEYS,
         };
         for key in self.params.keys() {
             if !COMMON_KEYS.contains(&key.as_str()) && !kind_keys.contains(&key.as_str()) {
@@ -316,6 +325,21 @@ impl JobSpec {
                     "params.threshold is missing: the probability of default above which an entity is listed, e.g. 0.3",
                 )?;
                 models::watchlist::threshold_logit(threshold).map_err(|e| anyhow::anyhow!("params.{e}"))?;
+            }
+            JobKind::Checkup => {
+                check_model_name(&p)?;
+                if self.reveal != [Reveal::CheckupToGov] {
+                    bail!("reveal: a checkup job lists exactly [\"checkup_to_gov\"] (it runs no PSI)");
+                }
+                if p.entity.as_deref().is_none_or(|e| e.trim().is_empty()) {
+                    bail!("params.entity is missing: the id of the entity that asked for its check-up");
+                }
+                if p.consent.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    bail!(
+                        "params.consent is missing: the reference of the entity's consent to its check-up \
+                         (recorded in both transcripts); no check-up runs without it"
+                    );
+                }
             }
             JobKind::Score => {
                 check_model_name(&p)?;
@@ -411,6 +435,7 @@ const TRAIN_KEYS: &[&str] = &[
 const WOE_KEYS: &[&str] = &["bins", "binning", "min_bin_share", "monotonic", "min_iv"];
 const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output"];
 const WATCHLIST_KEYS: &[&str] = &["model", "threshold"];
+const CHECKUP_KEYS: &[&str] = &["model", "entity", "consent"];
 
 /// What a train job fits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -488,7 +513,7 @@ pub struct JobParams {
     /// Train, raw features: fewest training rows a category needs for its own column (default
     /// 20); rarer ones share `<col>#other`.
     pub min_category_count: Option<usize>,
-    /// Score, watchlist: the id of the train job whose model to use. Train: `woe_scorecard`
+    /// Score, watchlist, checkup: the id of the train job whose model to use. Train: `woe_scorecard`
     /// (default) or `raw_lr` ([`TrainModel`]).
     pub model: Option<String>,
     /// Watchlist: the probability of default above which the gov learns an entity's id.
@@ -507,6 +532,10 @@ pub struct JobParams {
     /// Score, target `ids`: the bank's CSV `id,consent_ref`, named relative to its `node.data_dir`
     /// (read at the bank only).
     pub queries_file: Option<PathBuf>,
+    /// Checkup: the id of the entity (both nodes look it up in their own dataset).
+    pub entity: Option<String>,
+    /// Checkup: the reference of the entity's consent (required).
+    pub consent: Option<String>,
 }
 
 impl JobParams {

@@ -178,7 +178,7 @@ pub fn manifest(
         parameters: serde_json::to_value(terms.spec)?,
         policies: Policies { gov: policy(gov_side), bank: policy(bank_side) },
         operator: terms.operator.to_string(),
-        consent: terms.spec.params().map(|p| p.consent_refs).unwrap_or_default(),
+        consent: terms.spec.params().map(|p| p.consent_refs.into_iter().chain(p.consent).collect()).unwrap_or_default(),
     })
 }
 

@@ -1,10 +1,12 @@
 //! The protocol phases of the job kinds, plugged into the runner by [`super::runner::phases`]:
 //! - [`psi`] (every kind): aligns both datasets by ECDH PSI on their entity ids;
 //! - [`train`] (kind `train`): secure logistic regression on the aligned rows, model artifact, test metrics;
-//! - [`score`] (kind `score`): scores the aligned rows jointly, or single ids by private lookup.
+//! - [`score`] (kind `score`): scores the aligned rows jointly, or single ids by private lookup;
+//! - [`checkup`] (kind `checkup`): one consenting entity's credit check-up report for the gov.
 //!
 //! Every value a phase reveals is recorded with [`PhaseContext::reveal`] (see there).
 
+pub mod checkup;
 pub mod psi;
 pub mod score;
 pub mod train;

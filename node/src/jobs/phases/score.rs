@@ -68,16 +68,19 @@ fn lookup_grant(n: usize) -> Grant {
 }
 
 /// Refuses to score `n` more entities with `model` today (UTC) if that would exceed this node's
-/// `policy.score_budget_per_day`, counting the succeeded score and watchlist jobs of the model in
-/// its job store.
-fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
+/// `policy.score_budget_per_day`, counting the succeeded score, watchlist and checkup jobs of the
+/// model in its job store.
+pub(crate) fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
     let budget = ctx.config.policy.score_budget_per_day;
     let day = crate::jobs::record::now_ms() / 86_400_000;
     let used: u64 = ctx
         .store
         .list()?
         .iter()
-        .filter(|r| matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist) && r.state == JobState::Succeeded)
+        .filter(|r| {
+            matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist | JobKind::Checkup)
+                && r.state == JobState::Succeeded
+        })
         .filter(|r| {
             r.created_ms / 86_400_000 == day && r.spec.params.get("model").and_then(|m| m.as_str()) == Some(model)
         })
@@ -142,7 +145,7 @@ pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
 
 /// The model `params.model` names, approved for scoring, whose columns of this node the job
 /// uses; recorded in the outcome.
-fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
+pub(crate) fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
     let model_id = ctx.spec.params()?.model.unwrap_or_default();
     let saved = load_model(ctx.config, &model_id).input()?;
     if !saved.for_scoring {
@@ -285,25 +288,7 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
     let own = art.block(ctx.role);
     let weights = own.weights.as_deref().context("the model file lacks this node's weights")?;
     let fp = FixedPoint::new(art.params.frac_bits);
-    // Both nodes must hold the same model (and the job the same lookup domain).
-    let digest = *blake3::hash(&serde_json::to_vec(&(
-        &saved.job_id,
-        art.reveal,
-        &art.params,
-        &art.gov.features,
-        &art.bank.features,
-        &art.scorecard,
-        &art.calibration,
-    ))?)
-    .as_bytes();
-    ch.send("score.model", &digest)?;
-    let theirs: [u8; 32] = ch.recv("score.model")?;
-    if theirs != digest {
-        return Err(input(anyhow!(
-            "the peer's model '{}' differs from ours (parameters, columns or scorecard): both must score with the same train job",
-            saved.job_id
-        )));
-    }
+    agree_on_model(ch, saved)?;
     let queries = match (ctx.role, ctx.spec.params()?.queries_file) {
         (Role::Bank, Some(name)) => {
             let file = files::read(&ctx.config.node.data_dir, "params.queries_file", &name)?;
@@ -393,6 +378,31 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
         }
     };
     ctx.progress(1.0, &format!("{n} ids scored"));
+    Ok(())
+}
+
+/// Both nodes must hold the same model: each sends a digest of its public parts (`score.model`)
+/// and refuses the job on a mismatch.
+pub(crate) fn agree_on_model(ch: &mut Channel, saved: &SavedModel) -> Result<()> {
+    let art = &saved.artifact;
+    let digest = *blake3::hash(&serde_json::to_vec(&(
+        &saved.job_id,
+        art.reveal,
+        &art.params,
+        &art.gov.features,
+        &art.bank.features,
+        &art.scorecard,
+        &art.calibration,
+    ))?)
+    .as_bytes();
+    ch.send("score.model", &digest)?;
+    let theirs: [u8; 32] = ch.recv("score.model")?;
+    if theirs != digest {
+        return Err(input(anyhow!(
+            "the peer's model '{}' differs from ours (parameters, columns or scorecard): both must score with the same train job",
+            saved.job_id
+        )));
+    }
     Ok(())
 }
 
