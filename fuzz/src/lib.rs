@@ -4,7 +4,7 @@
 //! Every target asserts only that the protocol step under test returns (`Ok` or `Err`) without
 //! panicking; libFuzzer's `-malloc_limit_mb` / `-rss_limit_mb` (set by `testnet/fuzz.sh`) turn
 //! an unbounded allocation into a reported crash. The scripted transport returns
-//! [`Error::Closed`] once its frames run out, so no step can hang.
+//! [`TransportError::Closed`](protocol::TransportError::Closed) once its frames run out, so no step can hang.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use protocol::channel::{Frame, Transport, mem_transports};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
-use protocol::{Channel, Error, Result, Role};
+use protocol::{Channel, Error, Result, Role, TransportError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 
@@ -138,7 +138,7 @@ impl Transport for Script {
     }
     fn recv(&mut self, _max_payload: usize) -> Result<Frame> {
         let next = self.frames.lock().expect("script lock").pop_front();
-        next.ok_or_else(|| Error::Closed("fuzz script ended".into()))
+        next.ok_or_else(|| Error::Transport(TransportError::Closed("fuzz script ended".into())))
     }
 }
 

@@ -31,7 +31,7 @@
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
-use protocol::{Error, Result, Role};
+use protocol::{Error, InputError, PeerError, Result, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::evaluation::GradeCuts;
@@ -234,24 +234,26 @@ pub(crate) fn open_scores(
             ScoreOutput::Probability => {
                 let logit = card.fp.decode(v[i]);
                 if logit.abs() > LOGIT_MAX {
-                    return Err(Error::Input(format!(
+                    return Err(Error::Input(InputError::Data(format!(
                         "the logit of row {i} is {logit:e}, beyond ±{LOGIT_MAX}: the model or this row's features are out of range"
-                    )));
+                    ))));
                 }
                 card.score(v[i], output)
             }
             _ => {
                 if v[i] > max_index {
-                    return Err(Error::Protocol(format!(
-                        "opened grade index {} of row {i} is above {max_index}",
-                        v[i]
-                    )));
+                    return Err(PeerError::OutOfRange {
+                        what: format!("opened grade index of row {i}"),
+                        got: v[i],
+                        range: format!("0..={max_index}"),
+                    }
+                    .into());
                 }
                 let points = (output == ScoreOutput::Points).then(|| (v[n + i] as i64) >> card.shift);
                 if let Some(p) = points.filter(|p| !(lo..=hi).contains(p)) {
-                    return Err(Error::Input(format!(
+                    return Err(Error::Input(InputError::Data(format!(
                         "the points of row {i} are {p}, outside the scorecard's range {lo} to {hi} (logits within ±{LOGIT_MAX}): the model or this row's features are out of range"
-                    )));
+                    ))));
                 }
                 Score { grade: card.grade_name(v[i] as usize).to_string(), points, logit: None, probability: None }
             }
@@ -345,12 +347,15 @@ pub(crate) fn open_binned_counts(
         (true, Some(positives), Some(negatives)) => {
             Ok(ScoreBins { thresholds: merged.iter().map(|m| m.0).collect(), positives, negatives })
         }
-        _ => Err(Error::Protocol(format!(
-            "opened test-metric counts are inconsistent: totals {p} + {q} for {n} rows, counts above thresholds not \
+        _ => Err(PeerError::Inconsistent {
+            what: format!(
+                "opened test-metric counts are inconsistent: totals {p} + {q} for {n} rows, counts above thresholds not \
              decreasing, or a grade cut-off on the grid with other counts ({} thresholds merged into {})",
-            before,
-            merged.len()
-        ))),
+                before,
+                merged.len()
+            ),
+        }
+        .into()),
     }
 }
 

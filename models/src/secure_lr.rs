@@ -48,7 +48,7 @@
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
-use protocol::{Error, Result, Role};
+use protocol::{Error, InputError, PeerError, Result, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::binning::WoeTransform;
@@ -349,8 +349,9 @@ struct Setup {
     job_digest: [u8; 32],
 }
 
+/// This party's data or parameters are unusable for training or scoring; `msg` names the fix.
 fn input_err(msg: String) -> Error {
-    Error::Input(msg)
+    Error::Input(InputError::Data(msg))
 }
 
 fn job_digest<T: Serialize>(job: &T) -> [u8; 32] {
@@ -371,21 +372,34 @@ fn exchange_setup(
     ch.send(kind, &mine)?;
     let peer: Setup = ch.recv(kind)?;
     if peer.features.len() > MAX_PEER_COLUMNS || peer.features.iter().any(|f| f.len() > MAX_NAME_LEN) {
-        return Err(Error::Protocol(format!("peer announced {} columns or an over-long name", peer.features.len())));
+        return Err(PeerError::BadCount {
+            what: format!("'{kind}' columns (names up to {MAX_NAME_LEN} bytes)"),
+            got: peer.features.len() as u64,
+            allowed: format!("1 to {MAX_PEER_COLUMNS}"),
+        }
+        .into());
     }
     if peer.features.is_empty() {
-        return Err(Error::Protocol("peer announced no feature columns".into()));
+        return Err(PeerError::BadCount {
+            what: format!("'{kind}' columns"),
+            got: 0,
+            allowed: format!("1 to {MAX_PEER_COLUMNS}"),
+        }
+        .into());
     }
     if peer.rows != mine.rows {
-        return Err(input_err(format!(
-            "the peer has {} aligned rows and we have {rows}: both must use the same PSI alignment",
-            peer.rows
-        )));
+        return Err(Error::Mismatch {
+            what: "aligned rows",
+            detail: format!("the peer has {} and we have {rows}: both must use the same PSI alignment", peer.rows),
+        });
     }
     if peer.job_digest != mine.job_digest {
-        return Err(input_err(format!(
-            "{kind}: the peer's job (parameters, model policy, train/test rows or scorecard) differs from ours; both nodes must run the same job definition"
-        )));
+        return Err(Error::Mismatch {
+            what: "job definitions",
+            detail: format!(
+                "{kind}: parameters, model policy, train/test rows or scorecard differ; both nodes must run the same job definition"
+            ),
+        });
     }
     Ok(peer.features)
 }
@@ -566,7 +580,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     artifact.warnings = training_warnings(&artifact);
     // A partial logit beyond what scoring accepts on a training row means the model diverged.
     let (z, bounded) = shared_logits(engine, &artifact, &rows_of(job.train_rows)).map_err(|e| match e {
-        Error::Input(msg) => Error::Input(
+        Error::Input(InputError::Data(msg)) => input_err(
             [format!("{msg} (a training row): training diverged; lower learning_rate or use sigmoid = \"linear\"")]
                 .into_iter()
                 .chain(artifact.warnings.iter().cloned())
@@ -678,7 +692,9 @@ fn exchange_bank_metrics(
                     && m.positives <= m.n
                     && m.bins.is_none();
                 if !ok {
-                    return Err(Error::Protocol(format!("peer sent implausible test metrics {m:?}")));
+                    return Err(
+                        PeerError::Inconsistent { what: format!("peer sent implausible test metrics {m:?}") }.into()
+                    );
                 }
             }
             Ok(metrics)
@@ -743,7 +759,10 @@ pub(crate) fn agreed_logits<P: Serialize>(
     ));
     let peer_features = exchange_setup(engine, &format!("{phase}-setup"), x.len() / cols, &own.features, digest)?;
     if peer_features != artifact.block(me.peer()).features {
-        return Err(input_err("the peer's feature columns differ from the model's".into()));
+        return Err(Error::Mismatch {
+            what: "feature columns",
+            detail: "the peer's columns are not the model's".into(),
+        });
     }
     shared_logits(engine, artifact, x)
 }

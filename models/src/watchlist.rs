@@ -15,7 +15,7 @@
 
 use protocol::disclose::Grant;
 use protocol::mpc::Engine;
-use protocol::{Error, Result, Role};
+use protocol::{Error, InputError, PeerError, Result, Role};
 
 use crate::capped::LOGIT_MAX;
 use crate::secure_lr::{ModelArtifact, agreed_logits};
@@ -45,7 +45,7 @@ pub fn threshold_logit(pd: f64) -> std::result::Result<f64, String> {
 /// rows in the same order at both parties). Returns the flags at the gov and, at the bank, one
 /// element per flagged row count: `Flags::Gov(per-row flags)` / `Flags::Bank(count)`.
 pub fn secure_watchlist(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64], threshold_pd: f64) -> Result<Flags> {
-    let t = threshold_logit(threshold_pd).map_err(Error::Input)?;
+    let t = threshold_logit(threshold_pd).map_err(|e| Error::Input(InputError::Param(e)))?;
     let (z, bounded) = agreed_logits(engine, artifact, x, "watchlist", &("threshold_pd", threshold_pd))?;
     let n = z.len();
     let fp = engine.fixed();
@@ -68,12 +68,20 @@ pub fn secure_watchlist(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]
     match (opened, count) {
         (Some(flags), None) => {
             if let Some(bad) = flags.iter().find(|&&f| f > 1) {
-                return Err(Error::Protocol(format!("an opened watch-list flag is {bad}, not 0 or 1")));
+                return Err(PeerError::OutOfRange {
+                    what: "an opened watch-list flag".into(),
+                    got: *bad,
+                    range: "0..=1".into(),
+                }
+                .into());
             }
             Ok(Flags::Gov(flags.into_iter().map(|f| f == 1).collect()))
         }
         (None, Some(c)) if c[0] <= n as u64 => Ok(Flags::Bank(c[0] as usize)),
-        (None, Some(c)) => Err(Error::Protocol(format!("the opened flag count {} exceeds the {n} rows", c[0]))),
+        (None, Some(c)) => {
+            Err(PeerError::OutOfRange { what: "the opened flag count".into(), got: c[0], range: format!("0..={n}") }
+                .into())
+        }
         _ => unreachable!("reveal_to returns the value at exactly its recipient"),
     }
 }

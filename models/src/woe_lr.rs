@@ -18,7 +18,7 @@
 
 use protocol::disclose::Grant;
 use protocol::mpc::{Engine, PlainMatrix};
-use protocol::{Error, Result, Role};
+use protocol::{Error, InputError, PeerError, Result, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::binning::{BinCounts, BinningParams, ColumnBins, WoeTransform};
@@ -51,7 +51,12 @@ pub fn gov_event_counts(
         Role::Bank => {
             let total: u64 = engine.channel().recv("woe-gov-bins")?;
             if total == 0 || total > MAX_GOV_BINS as u64 {
-                return Err(Error::Protocol(format!("the gov announced {total} bins (1 to {MAX_GOV_BINS})")));
+                return Err(PeerError::BadCount {
+                    what: "'woe-gov-bins'".into(),
+                    got: total,
+                    allowed: format!("1 to {MAX_GOV_BINS} bins"),
+                }
+                .into());
             }
             total as usize
         }
@@ -60,17 +65,21 @@ pub fn gov_event_counts(
         (Role::Bank, Some(y)) if y.len() == n_train => {
             PlainMatrix { rows: n_train, cols: 1, data: y.iter().map(|&l| (-(l as i64)) as u64).collect() }
         }
-        (Role::Bank, _) => return Err(Error::Input(format!("the bank needs {n_train} training labels"))),
+        (Role::Bank, _) => {
+            return Err(Error::Input(InputError::Usage {
+                op: "woe",
+                detail: format!("the bank needs {n_train} training labels"),
+            }));
+        }
         (Role::Gov, _) => {
             let mut m = PlainMatrix { rows: n_train, cols: total, data: vec![0; n_train * total] };
             let mut first = 0;
             for (col, assigned) in bins.iter().zip(rows) {
                 if assigned.len() != n_train {
-                    return Err(Error::Input(format!(
-                        "column '{}': {} rows, not {n_train}",
-                        col.feature,
-                        assigned.len()
-                    )));
+                    return Err(Error::Input(InputError::Usage {
+                        op: "woe",
+                        detail: format!("column '{}': {} rows, not {n_train}", col.feature, assigned.len()),
+                    }));
                 }
                 for (r, &b) in assigned.iter().enumerate() {
                     m.data[r * total + first + b] = 1;
@@ -96,10 +105,10 @@ pub fn gov_event_counts(
         assigned.iter().for_each(|&b| totals[b] += 1);
         let events = counts[first..first + col.len()].to_vec();
         if events.iter().zip(&totals).any(|(e, t)| e > t) {
-            return Err(Error::Protocol(format!(
-                "opened event counts of column '{}' exceed its bins' rows",
-                col.feature
-            )));
+            return Err(PeerError::Inconsistent {
+                what: format!("opened event counts of column '{}' exceed its bins' rows", col.feature),
+            }
+            .into());
         }
         out.push(events);
         first += col.len();
@@ -120,18 +129,20 @@ pub fn fit_woe(
     train_rows: &[usize],
     params: &BinningParams,
 ) -> Result<WoeTransform> {
-    params.validate().map_err(Error::Input)?;
+    params.validate().map_err(|e| Error::Input(InputError::Param(e)))?;
     let me = engine.role();
     engine.channel().set_phase("woe-bins");
     let train_labels: Option<Vec<f64>> = labels.map(|y| train_rows.iter().map(|&r| y[r]).collect());
     WoeTransform::fit(names, levels, x, train_rows, params, |bins, rows| match me {
         Role::Bank => {
-            let y = train_labels.as_deref().ok_or_else(|| Error::Input("the bank needs its labels".into()))?;
+            let y = train_labels.as_deref().ok_or_else(|| {
+                Error::Input(InputError::Usage { op: "woe", detail: "the bank needs its labels".into() })
+            })?;
             gov_event_counts(engine, &[], &[], Some(y), train_rows.len())?;
             Ok(bins.iter().zip(rows).map(|(b, r)| BinCounts::count(r, y, b.len()).events).collect())
         }
         Role::Gov => gov_event_counts(engine, bins, rows, None, train_rows.len())?
-            .ok_or_else(|| Error::Protocol("the gov received no counts".into())),
+            .ok_or_else(|| PeerError::Inconsistent { what: "the gov received no event counts".into() }.into()),
     })
 }
 
@@ -177,15 +188,21 @@ pub fn secure_train_woe(
     let me = engine.role();
     let cols = party.columns.len();
     if cols == 0 || !party.x.len().is_multiple_of(cols) || party.levels.len() != cols {
-        return Err(Error::Input(format!(
-            "raw matrix of {} values, {cols} columns and {} level lists do not fit",
-            party.x.len(),
-            party.levels.len()
-        )));
+        return Err(Error::Input(InputError::Usage {
+            op: "woe",
+            detail: format!(
+                "raw matrix of {} values, {cols} columns and {} level lists do not fit",
+                party.x.len(),
+                party.levels.len()
+            ),
+        }));
     }
     let rows = party.x.len() / cols;
     if let Some(&r) = job.train_rows.iter().find(|&&r| r >= rows) {
-        return Err(Error::Input(format!("train row {r} is out of range: there are {rows} aligned rows")));
+        return Err(Error::Input(InputError::Usage {
+            op: "woe",
+            detail: format!("train row {r} is out of range: there are {rows} aligned rows"),
+        }));
     }
     // Both must bin with the same parameters (the training job digest covers the rest).
     let digest = *blake3::hash(&serde_json::to_vec(binning).expect("parameters serialise")).as_bytes();
@@ -193,9 +210,10 @@ pub fn secure_train_woe(
     engine.channel().send("woe-setup", &digest)?;
     let theirs: [u8; 32] = engine.channel().recv("woe-setup")?;
     if theirs != digest {
-        return Err(Error::Input(
-            "the peer's binning parameters differ from ours; both nodes must run the same job".into(),
-        ));
+        return Err(Error::Mismatch {
+            what: "binning parameters",
+            detail: "both nodes must run the same job definition".into(),
+        });
     }
     let woe = fit_woe(engine, party.columns, party.levels, party.x, party.label, job.train_rows, binning)?;
     let features = woe.features();

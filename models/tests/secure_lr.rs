@@ -10,7 +10,7 @@ use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::{GRAM_MAX_ABS, ModelArtifact, ModelReveal, TrainJob, TrainOutput, secure_score, secure_train};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, Sigmoid};
-use protocol::{Channel, Role, Stats, channel::run_pair};
+use protocol::{Channel, Error, InputError, Role, Stats, channel::run_pair};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -201,8 +201,8 @@ fn mismatched_jobs_are_refused_before_training() {
         secure_train(e, &party_data(&d, role), &job)
     });
     for r in [g, b] {
-        let msg = r.unwrap_err().to_string();
-        assert!(msg.contains("differs from ours"), "{msg}");
+        let err = r.unwrap_err();
+        assert!(matches!(err, Error::Mismatch { what: "job definitions", .. }), "{err}");
     }
 }
 
@@ -247,8 +247,10 @@ fn label_in_the_wrong_place_is_refused_locally() {
         data.label = if role == Role::Gov { Some(&d.y) } else { None };
         secure_train(e, &data, &job)
     });
-    assert!(g.unwrap_err().to_string().contains("gov must not pass a label"));
-    assert!(b.unwrap_err().to_string().contains("bank needs one 0/1 label"));
+    // Both are this party's own input; the messages name the fix.
+    for (r, fix) in [(g, "gov must not pass a label"), (b, "bank needs one 0/1 label")] {
+        assert!(matches!(&r, Err(Error::Input(InputError::Data(m))) if m.contains(fix)), "{:?}", r.as_ref().err());
+    }
 }
 
 /// Keeps the first `k` bank columns (so the bank, with fewer columns than the gov, supplies the

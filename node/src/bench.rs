@@ -236,7 +236,9 @@ fn round_trips(lo: &Loopback, count: usize) -> Result<Vec<f64>> {
                 let echoed: u64 = ch.recv("bench.pong")?;
                 rtts.push(t.elapsed().as_secs_f64());
                 if echoed != i {
-                    return Err(protocol::Error::Protocol(format!("pong {echoed} for ping {i}")));
+                    return Err(
+                        protocol::PeerError::Inconsistent { what: format!("pong {echoed} for ping {i}") }.into()
+                    );
                 }
             }
             Ok(rtts)

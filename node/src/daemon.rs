@@ -244,7 +244,7 @@ impl Node {
                 let limit = node.config.timeouts.connect();
                 // Bounded: a peer that grants no stream must not leave the job pending forever.
                 let (send, recv) = within(limit, open_job_stream(&conn, &job_id)).await.map_err(|e| match e {
-                    protocol::Error::Timeout(s) => anyhow!(
+                    protocol::Error::Transport(protocol::TransportError::Timeout(s)) => anyhow!(
                         "cannot open a job stream: peer '{}' accepted no new stream within {s} s (timeouts.connect_secs)",
                         node.config.peer.name
                     ),
@@ -350,7 +350,9 @@ struct PeerStream {
 impl PeerStream {
     fn name_peer(&self, e: protocol::Error) -> protocol::Error {
         match e {
-            protocol::Error::Closed(why) => protocol::Error::Closed(format!("{why} (peer '{}')", self.peer)),
+            protocol::Error::Transport(protocol::TransportError::Closed(why)) => {
+                protocol::Error::Transport(protocol::TransportError::Closed(format!("{why} (peer '{}')", self.peer)))
+            }
             other => other,
         }
     }

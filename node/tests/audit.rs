@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signer, SigningKey};
 use node::audit::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, compare_cmd, report_cmd, verify_cmd};
 use node::audit::record::{OUTCOME_SIGNING_CONTEXT, append_hex_field, record_chain, split_hex_field};
+use node::audit::writer::PhaseEndError;
 use node::audit::{
     Check, DatasetInfo, Failure, Manifest, NodeInfo, Outcome, Policies, Record, Reveal, ScoreHist, TranscriptWriter,
     compare, exchange_manifest_digest, payloads_path, value_hash, verify,
@@ -89,7 +90,7 @@ impl Gate for RecordingGate {
         Ok(())
     }
     fn record(&mut self, d: Disclosure) -> protocol::Result<()> {
-        self.0.reveal(Reveal::from(d)).map_err(|e| protocol::Error::Input(e.to_string()))
+        self.0.reveal(Reveal::from(d)).map_err(|e| protocol::Error::Record(e.to_string()))
     }
 }
 
@@ -461,7 +462,7 @@ fn exchange_refuses_a_peer_with_another_manifest() {
     other.parameters = serde_json::json!({"epochs": 2});
     let (g, b) = run_pair(|ch| exchange_manifest_digest(ch, &m), |ch| exchange_manifest_digest(ch, &other));
     for r in [g, b] {
-        assert!(matches!(r, Err(protocol::Error::Protocol(e)) if e.contains("differs from this node's")));
+        assert!(matches!(r, Err(protocol::Error::Mismatch { what: "job manifests", .. })));
     }
 }
 
@@ -483,8 +484,12 @@ fn phase_end_refuses_a_peer_signing_with_a_key_not_in_the_manifest() {
             w.end_phase(ch, "p", None)
         },
     );
-    let e = g.unwrap_err().to_string();
-    assert!(e.contains("the peer's signature at the end of phase 'p' does not verify"), "{e}");
+    let e = g.unwrap_err();
+    assert!(
+        matches!(&e, PhaseEndError::Protocol(protocol::Error::Peer(protocol::PeerError::BadSignature { what }))
+            if what.contains("phase 'p'")),
+        "{e:#}"
+    );
 }
 
 #[test]
@@ -504,8 +509,12 @@ fn phase_end_refuses_nodes_that_recorded_different_reveals() {
             w.end_phase(ch, "psi", None)
         },
     );
-    for e in [g.unwrap_err().to_string(), b.unwrap_err().to_string()] {
-        assert!(e.contains("the nodes recorded different reveals in phase 'psi'"), "{e}");
+    for e in [g.unwrap_err(), b.unwrap_err()] {
+        assert!(
+            matches!(&e, PhaseEndError::Protocol(protocol::Error::Mismatch { what: "recorded reveals", detail })
+                if detail.contains("phase 'psi'")),
+            "{e:#}"
+        );
     }
 }
 

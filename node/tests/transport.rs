@@ -9,7 +9,7 @@ use common::*;
 use node::transport::tls::{ALPN, PinnedVerifier};
 use node::transport::{PeerTrust, QuicTransport};
 use protocol::channel::{Frame, Transport};
-use protocol::{Channel, Error, Role};
+use protocol::{Channel, Error, Role, TransportError};
 
 #[tokio::test]
 async fn pinned_certificates_connect_and_exchange_hellos() {
@@ -202,7 +202,9 @@ async fn oversized_frame_header_is_refused_before_the_payload_is_read() {
     opened.0.write_all(&header).await.unwrap();
     let err = tokio::task::spawn_blocking(move || gov.recv(1 << 20)).await.unwrap().unwrap_err();
     match err {
-        Error::FrameTooLarge { len, limit, .. } => assert_eq!((len, limit), (100 << 20, 1 << 20)),
+        Error::Transport(TransportError::FrameTooLarge { len, limit, .. }) => {
+            assert_eq!((len, limit), (100 << 20, 1 << 20))
+        }
         other => panic!("expected FrameTooLarge, got {other:?}"),
     }
 }

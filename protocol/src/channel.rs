@@ -18,7 +18,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::disclose::{DenyAll, Disclosure, Gate, Grant, Ledger, OPEN_PREFIX};
 use crate::transcript::{Direction, FrameEvent, FrameObserver, SharedView};
-use crate::{Error, Result, Role};
+use crate::{Error, InputError, PeerError, Result, Role, TransportError};
 
 /// Default limit for one frame's payload.
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
@@ -59,13 +59,17 @@ impl Frame {
         let len = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes")) as usize;
         let kind_len = prefix[4] as usize;
         if kind_len == 0 || kind_len > MAX_KIND_LEN {
-            return Err(Error::Decode {
+            return Err(Error::Peer(PeerError::Decode {
                 kind: "frame header".into(),
                 reason: format!("kind length {kind_len} outside 1..={MAX_KIND_LEN}"),
-            });
+            }));
         }
         if len > max_payload {
-            return Err(Error::FrameTooLarge { kind: "?".into(), len: len as u64, limit: max_payload as u64 });
+            return Err(Error::Transport(TransportError::FrameTooLarge {
+                kind: "?".into(),
+                len: len as u64,
+                limit: max_payload as u64,
+            }));
         }
         Ok((len, kind_len))
     }
@@ -74,9 +78,10 @@ impl Frame {
     pub fn parse_kind(bytes: &[u8]) -> Result<String> {
         match std::str::from_utf8(bytes) {
             Ok(s) if valid_kind(s) => Ok(s.to_string()),
-            _ => {
-                Err(Error::Decode { kind: "frame header".into(), reason: "kind is not a printable ASCII name".into() })
-            }
+            _ => Err(Error::Peer(PeerError::Decode {
+                kind: "frame header".into(),
+                reason: "kind is not a printable ASCII name".into(),
+            })),
         }
     }
 }
@@ -86,7 +91,7 @@ fn valid_kind(kind: &str) -> bool {
 }
 
 /// A reliable, ordered, bidirectional frame pipe. Implementations enforce `max_payload` before
-/// buffering a frame and return [`Error::Timeout`] when the peer stays silent past their timeout.
+/// buffering a frame and return [`TransportError::Timeout`](crate::TransportError::Timeout) when the peer stays silent past their timeout.
 pub trait Transport: Send {
     fn send(&mut self, frame: Frame) -> Result<()>;
     fn recv(&mut self, max_payload: usize) -> Result<Frame>;
@@ -217,11 +222,11 @@ impl Channel {
             "frame kind '{kind}' opens a value: send it with Channel::reveal_send"
         );
         if payload.len() > self.max_frame {
-            return Err(Error::FrameTooLarge {
+            return Err(Error::Transport(TransportError::FrameTooLarge {
                 kind: kind.into(),
                 len: payload.len() as u64,
                 limit: self.max_frame as u64,
-            });
+            }));
         }
         self.record(Direction::Sent, kind, &payload);
         self.sending = true;
@@ -236,14 +241,14 @@ impl Channel {
         }
         let frame = self.transport.recv(self.max_frame)?;
         if !valid_kind(&frame.kind) {
-            return Err(Error::Decode { kind: "frame header".into(), reason: "invalid kind".into() });
+            return Err(Error::Peer(PeerError::Decode { kind: "frame header".into(), reason: "invalid kind".into() }));
         }
         if frame.payload.len() > self.max_frame {
-            return Err(Error::FrameTooLarge {
+            return Err(Error::Transport(TransportError::FrameTooLarge {
                 kind: frame.kind,
                 len: frame.payload.len() as u64,
                 limit: self.max_frame as u64,
-            });
+            }));
         }
         self.record(Direction::Received, &frame.kind, &frame.payload);
         if frame.kind == ABORT {
@@ -262,7 +267,7 @@ impl Channel {
         );
         let frame = self.recv_any()?;
         if frame.kind != kind {
-            return Err(Error::UnexpectedMessage { expected: kind.into(), got: frame.kind });
+            return Err(Error::Peer(PeerError::UnexpectedMessage { expected: kind.into(), got: frame.kind }));
         }
         Ok(frame.payload)
     }
@@ -291,20 +296,24 @@ impl Channel {
     /// Receives a bulk transfer of `kind`, refusing one whose declared size exceeds `max_len`.
     pub fn recv_bulk(&mut self, kind: &str, max_len: u64) -> Result<Vec<u8>> {
         let header = self.recv_frame(kind)?;
-        let total = u64::from_le_bytes(
-            header
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::Decode { kind: kind.into(), reason: "bulk header must be 8 bytes".into() })?,
-        );
+        let total = u64::from_le_bytes(header.as_slice().try_into().map_err(|_| {
+            Error::Peer(PeerError::Decode { kind: kind.into(), reason: "bulk header must be 8 bytes".into() })
+        })?);
         if total > max_len {
-            return Err(Error::FrameTooLarge { kind: kind.into(), len: total, limit: max_len });
+            return Err(Error::Transport(TransportError::FrameTooLarge {
+                kind: kind.into(),
+                len: total,
+                limit: max_len,
+            }));
         }
         let mut out = Vec::with_capacity(total as usize);
         while (out.len() as u64) < total {
             let part = self.recv_frame(kind)?;
             if part.is_empty() || out.len() as u64 + part.len() as u64 > total {
-                return Err(Error::Protocol(format!("bulk '{kind}' chunks do not add up to {total} bytes")));
+                return Err(PeerError::Inconsistent {
+                    what: format!("bulk '{kind}' chunks do not add up to {total} bytes"),
+                }
+                .into());
             }
             out.extend_from_slice(&part);
         }
@@ -387,7 +396,13 @@ fn u64s_to_bytes(values: &[u64]) -> Vec<u8> {
 /// is the peer's protocol violation.
 fn bytes_to_u64s(kind: &str, bytes: &[u8], expected_len: usize) -> Result<Vec<u64>> {
     if bytes.len() != expected_len * 8 {
-        return Err(Error::Protocol(format!("'{kind}' carried {} values, expected {expected_len}", bytes.len() / 8)));
+        return Err(PeerError::WrongLength {
+            what: format!("'{kind}'"),
+            unit: "bytes",
+            expected: expected_len as u64 * 8,
+            got: bytes.len() as u64,
+        }
+        .into());
     }
     Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
@@ -395,15 +410,18 @@ fn bytes_to_u64s(kind: &str, bytes: &[u8], expected_len: usize) -> Result<Vec<u6
 /// Encodes a control message with bincode 2 (the inverse of [`decode`]).
 pub fn encode<T: Serialize>(kind: &str, value: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, bincode_config())
-        .map_err(|e| Error::Input(format!("cannot encode '{kind}': {e}")))
+        .map_err(|e| InputError::Usage { op: "encode", detail: format!("cannot encode '{kind}': {e}") }.into())
 }
 
 /// Decodes a bincode 2 control message; trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(kind: &str, bytes: &[u8]) -> Result<T> {
     let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config())
-        .map_err(|e| Error::Decode { kind: kind.into(), reason: e.to_string() })?;
+        .map_err(|e| Error::Peer(PeerError::Decode { kind: kind.into(), reason: e.to_string() }))?;
     if used != bytes.len() {
-        return Err(Error::Decode { kind: kind.into(), reason: format!("{} trailing bytes", bytes.len() - used) });
+        return Err(Error::Peer(PeerError::Decode {
+            kind: kind.into(),
+            reason: format!("{} trailing bytes", bytes.len() - used),
+        }));
     }
     Ok(value)
 }
@@ -417,19 +435,21 @@ pub struct MemTransport {
 
 impl Transport for MemTransport {
     fn send(&mut self, frame: Frame) -> Result<()> {
-        self.tx.send(frame).map_err(|_| Error::Closed("in-memory peer dropped".into()))
+        self.tx.send(frame).map_err(|_| Error::Transport(TransportError::Closed("in-memory peer dropped".into())))
     }
     fn recv(&mut self, max_payload: usize) -> Result<Frame> {
         let frame = self.rx.recv_timeout(self.timeout).map_err(|e| match e {
-            mpsc::RecvTimeoutError::Timeout => Error::Timeout(self.timeout.as_secs()),
-            mpsc::RecvTimeoutError::Disconnected => Error::Closed("in-memory peer dropped".into()),
+            mpsc::RecvTimeoutError::Timeout => Error::Transport(TransportError::Timeout(self.timeout.as_secs())),
+            mpsc::RecvTimeoutError::Disconnected => {
+                Error::Transport(TransportError::Closed("in-memory peer dropped".into()))
+            }
         })?;
         if frame.payload.len() > max_payload {
-            return Err(Error::FrameTooLarge {
+            return Err(Error::Transport(TransportError::FrameTooLarge {
                 kind: frame.kind,
                 len: frame.payload.len() as u64,
                 limit: max_payload as u64,
-            });
+            }));
         }
         Ok(frame)
     }
@@ -502,10 +522,13 @@ mod tests {
         b.set_max_frame(1024);
         g.send_frame("big", vec![0u8; 4096]).unwrap();
         match b.recv_frame("big") {
-            Err(Error::FrameTooLarge { len: 4096, limit: 1024, .. }) => {}
+            Err(Error::Transport(TransportError::FrameTooLarge { len: 4096, limit: 1024, .. })) => {}
             other => panic!("expected FrameTooLarge, got {other:?}"),
         }
-        assert!(matches!(g.send_frame("big", vec![0u8; DEFAULT_MAX_FRAME + 1]), Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(
+            g.send_frame("big", vec![0u8; DEFAULT_MAX_FRAME + 1]),
+            Err(Error::Transport(TransportError::FrameTooLarge { .. }))
+        ));
     }
 
     #[test]
@@ -516,7 +539,7 @@ mod tests {
         assert_eq!(b.recv_bulk("data", data.len() as u64).unwrap(), data);
         assert_eq!(g.stats().frames_sent, 5);
         g.send_bulk("data", &data).unwrap();
-        assert!(matches!(b.recv_bulk("data", 100), Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(b.recv_bulk("data", 100), Err(Error::Transport(TransportError::FrameTooLarge { .. }))));
     }
 
     #[test]
@@ -524,16 +547,16 @@ mod tests {
         let (g, b) = mem_transports(Duration::from_millis(50));
         let (mut g, mut b) = (Channel::new(Box::new(g), Role::Gov), Channel::new(Box::new(b), Role::Bank));
         g.send("x", &1u32).unwrap();
-        assert!(matches!(b.recv::<u32>("y"), Err(Error::UnexpectedMessage { .. })));
+        assert!(matches!(b.recv::<u32>("y"), Err(Error::Peer(PeerError::UnexpectedMessage { .. }))));
         g.send_frame("x", vec![0xff; 3]).unwrap();
-        assert!(matches!(b.recv::<String>("x"), Err(Error::Decode { .. })));
+        assert!(matches!(b.recv::<String>("x"), Err(Error::Peer(PeerError::Decode { .. }))));
         g.send("x", &(1u32, 2u32)).unwrap();
-        assert!(matches!(b.recv::<u8>("x"), Err(Error::Decode { .. })), "trailing bytes");
+        assert!(matches!(b.recv::<u8>("x"), Err(Error::Peer(PeerError::Decode { .. }))), "trailing bytes");
         g.abort("operator cancelled");
         assert!(matches!(b.recv::<u8>("x"), Err(Error::PeerAbort(r)) if r == "operator cancelled"));
-        assert!(matches!(b.recv::<u8>("x"), Err(Error::Timeout(_))));
+        assert!(matches!(b.recv::<u8>("x"), Err(Error::Transport(TransportError::Timeout(_)))));
         drop(g);
-        assert!(matches!(b.recv::<u8>("x"), Err(Error::Closed(_))));
+        assert!(matches!(b.recv::<u8>("x"), Err(Error::Transport(TransportError::Closed(_)))));
         let _ = &mut b;
     }
 
@@ -543,7 +566,7 @@ mod tests {
         let h = f.header();
         let prefix: [u8; HEADER_LEN] = h[..HEADER_LEN].try_into().unwrap();
         assert_eq!(Frame::parse_header(prefix, 10).unwrap(), (3, 10));
-        assert!(matches!(Frame::parse_header(prefix, 2), Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(Frame::parse_header(prefix, 2), Err(Error::Transport(TransportError::FrameTooLarge { .. }))));
         assert!(Frame::parse_header([0, 0, 0, 0, 0], 10).is_err());
         assert!(Frame::parse_kind(b"ok.kind").is_ok());
         assert!(Frame::parse_kind(b"bad kind").is_err());

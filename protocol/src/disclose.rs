@@ -17,7 +17,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::{Error, Result, Role};
+use crate::{InputError, Result, Role};
 
 /// Frame kinds that open a value start with this prefix (`open.<grant name>`).
 pub const OPEN_PREFIX: &str = "open.";
@@ -82,10 +82,10 @@ pub struct DenyAll;
 
 impl Gate for DenyAll {
     fn allow(&self, rule: &str) -> Result<()> {
-        Err(Error::Input(format!("no reveal gate is set on this channel: nothing may be opened (rule '{rule}')")))
+        Err(InputError::NoGate { what: format!("rule '{rule}'") }.into())
     }
     fn record(&mut self, d: Disclosure) -> Result<()> {
-        Err(Error::Input(format!("no reveal gate is set on this channel: '{}' was not recorded", d.name)))
+        Err(InputError::NoGate { what: d.name }.into())
     }
 }
 
@@ -118,7 +118,7 @@ impl Gate for Ledger {
     fn allow(&self, rule: &str) -> Result<()> {
         match &self.allowed {
             Some(rules) if !rules.iter().any(|r| r == rule) => {
-                Err(Error::Input(format!("reveal refused: rule '{rule}' is not allowed for this job")))
+                Err(InputError::RevealRefused { rule: rule.into() }.into())
             }
             _ => Ok(()),
         }
@@ -132,6 +132,7 @@ impl Gate for Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use crate::channel::{mem_pair, run_pair};
 
     #[test]
@@ -157,8 +158,8 @@ mod tests {
         assert_eq!(gr[0].value_hash, *blake3::hash(&[1, 2, 3]).as_bytes());
 
         let denied = Grant::new("scores", "scores_to_bank", "scores");
-        let err = g.reveal_send(&denied, &[9]).unwrap_err().to_string();
-        assert!(err.contains("'scores_to_bank' is not allowed"), "{err}");
+        let err = g.reveal_send(&denied, &[9]).unwrap_err();
+        assert!(matches!(&err, Error::Input(InputError::RevealRefused { rule }) if rule == "scores_to_bank"), "{err}");
         assert_eq!(g.stats().frames_sent, 2, "a refused reveal sends nothing (bulk header + one chunk before)");
         assert!(b.reveal_recv(&denied, 1).is_err(), "the receiver refuses it too, before reading");
         assert_eq!(gl.records().len(), 1);
@@ -168,8 +169,8 @@ mod tests {
     fn a_channel_without_a_gate_opens_nothing() {
         let (g, _b) = crate::channel::mem_transports(std::time::Duration::from_millis(10));
         let mut ch = crate::Channel::new(Box::new(g), Role::Gov);
-        let err = ch.reveal_send(&Grant::new("x", "metrics", "x"), &[1]).unwrap_err().to_string();
-        assert!(err.contains("no reveal gate"), "{err}");
+        let err = ch.reveal_send(&Grant::new("x", "metrics", "x"), &[1]).unwrap_err();
+        assert!(matches!(err, Error::Input(InputError::NoGate { .. })), "{err}");
         assert_eq!(ch.stats().frames_sent, 0);
     }
 }

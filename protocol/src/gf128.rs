@@ -22,7 +22,7 @@ use polyval::universal_hash::UniversalHash;
 use rand::CryptoRng;
 use zeroize::Zeroize;
 
-use crate::{Error, Result};
+use crate::{PeerError, Result};
 
 /// An element of GF(2^128) in POLYVAL's representation (see the module docs).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Zeroize)]
@@ -156,11 +156,13 @@ pub fn to_bytes(xs: &[Gf128]) -> Vec<u8> {
 /// the peer's protocol violation.
 pub fn from_bytes(kind: &str, bytes: &[u8], expected_len: usize) -> Result<Vec<Gf128>> {
     if bytes.len() != expected_len * 16 {
-        return Err(Error::Protocol(format!(
-            "'{kind}' carried {} bytes, expected {expected_len} field elements ({} bytes)",
-            bytes.len(),
-            expected_len * 16
-        )));
+        return Err(PeerError::WrongLength {
+            what: format!("'{kind}' ({expected_len} field elements)"),
+            unit: "bytes",
+            expected: expected_len as u64 * 16,
+            got: bytes.len() as u64,
+        }
+        .into());
     }
     Ok(bytes.chunks_exact(16).map(|c| Gf128::from_bytes(c.try_into().expect("16 bytes"))).collect())
 }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, InputError, Result};
 
 /// Which kind of entity ID a dataset column holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,7 +47,12 @@ impl FromStr for IdKind {
             "uscc" => Ok(IdKind::Uscc),
             "resident_id" => Ok(IdKind::ResidentId),
             "raw" => Ok(IdKind::Raw),
-            other => Err(Error::Input(format!("unknown ID kind '{other}': use 'uscc', 'resident_id' or 'raw'"))),
+            other => Err(InputError::Unknown {
+                what: "ID kind",
+                got: other.into(),
+                allowed: "'uscc', 'resident_id' or 'raw'",
+            }
+            .into()),
         }
     }
 }
@@ -159,7 +164,7 @@ pub struct PreparedIds {
 }
 
 /// Normalises `ids` (pairs of line number in `source` and raw value). An invalid or repeated ID is
-/// an [`Error::Input`] naming `source`, the line and the ID (and, for a repeat, the first line);
+/// an [`InputError::InvalidId`] / [`InputError::RepeatedId`] naming `source`, the line and the ID (and, for a repeat, the first line);
 /// with `skip_bad` such rows are skipped and counted instead (the first occurrence of a repeated
 /// ID is kept).
 pub fn prepare_ids<'a>(
@@ -179,10 +184,14 @@ pub fn prepare_ids<'a>(
             }
             Err(_) if skip_bad => out.skipped_invalid += 1,
             Err(why) => {
-                return Err(Error::Input(format!(
-                    "{source} line {line}: ID '{}' {why} (kind {kind}; or skip bad IDs to drop such rows)",
-                    raw.trim()
-                )));
+                return Err(InputError::InvalidId {
+                    file: source.into(),
+                    line,
+                    id: raw.trim().into(),
+                    why: why.to_string(),
+                    kind: kind.to_string(),
+                }
+                .into());
             }
         }
     }
@@ -192,11 +201,13 @@ pub fn prepare_ids<'a>(
         for (i, id) in out.ids.iter().enumerate() {
             if let Some(&first) = first_line.get(id.as_str()) {
                 if !skip_bad {
-                    return Err(Error::Input(format!(
-                        "{source} line {}: ID '{id}' repeats the ID of line {first}: each entity must appear \
-                         once; merge or remove the repeated row (or skip bad IDs to keep the first)",
-                        lines[i]
-                    )));
+                    return Err(InputError::RepeatedId {
+                        file: source.into(),
+                        line: lines[i],
+                        id: id.clone(),
+                        first_line: first,
+                    }
+                    .into());
                 }
                 keep[i] = false;
                 out.skipped_duplicate += 1;
@@ -384,12 +395,22 @@ mod tests {
     #[test]
     fn prepare_ids_reports_invalid_and_duplicate_ids_with_lines_or_skips_and_counts_them() {
         let input = [(2, "k1"), (3, " k2"), (4, ""), (5, "K1"), (6, "k3"), (7, "k2 ")];
-        let err = prepare_ids(IdKind::Raw, "bank.csv", input, false).unwrap_err().to_string();
-        assert!(err.contains("bank.csv line 4") && err.contains("empty"), "{err}");
+        let err = prepare_ids(IdKind::Raw, "bank.csv", input, false).unwrap_err();
+        assert!(
+            matches!(&err, Error::Input(InputError::InvalidId { file, line: 4, why, .. }) if file == "bank.csv" && why.contains("empty")),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("bank.csv line 4: ID ''"),
+            "the operator's message names file and line: {err}"
+        );
 
         let no_empty: Vec<_> = input.iter().copied().filter(|(_, s)| !s.is_empty()).collect();
-        let err = prepare_ids(IdKind::Raw, "bank.csv", no_empty, false).unwrap_err().to_string();
-        assert!(err.contains("bank.csv line 5") && err.contains("'K1'") && err.contains("line 2"), "{err}");
+        let err = prepare_ids(IdKind::Raw, "bank.csv", no_empty, false).unwrap_err();
+        assert!(
+            matches!(&err, Error::Input(InputError::RepeatedId { line: 5, first_line: 2, id, .. }) if id == "K1"),
+            "{err}"
+        );
 
         let p = prepare_ids(IdKind::Raw, "bank.csv", input, true).unwrap();
         assert_eq!(p.ids, ["K1", "K2", "K3"]);

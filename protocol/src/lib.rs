@@ -23,7 +23,7 @@ pub mod psi_vole;
 pub mod transcript;
 
 pub use channel::{Channel, Stats};
-pub use error::{Error, Result};
+pub use error::{Error, InputError, PeerError, Result, TransportError};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,7 @@ impl std::str::FromStr for Role {
         match s {
             "gov" => Ok(Role::Gov),
             "bank" => Ok(Role::Bank),
-            other => Err(Error::Input(format!("unknown role '{other}': use 'gov' or 'bank'"))),
+            other => Err(InputError::Unknown { what: "role", got: other.into(), allowed: "'gov' or 'bank'" }.into()),
         }
     }
 }

@@ -27,7 +27,7 @@ use zeroize::Zeroize;
 
 use crate::disclose::Grant;
 use crate::psi::{hash_prefix, hash_to_group};
-use crate::{Channel, Error, Result};
+use crate::{Channel, PeerError, Result};
 
 const TAG_LEN: usize = 16;
 const ENTRY_LEN: usize = TAG_LEN + 8;
@@ -83,17 +83,20 @@ impl LookupServer {
     pub fn answer(&self, ch: &mut Channel, grant: &Grant, max_queries: usize) -> Result<usize> {
         let bytes = ch.recv_bulk("lookup.query", (max_queries * 32) as u64)?;
         if bytes.len() % 32 != 0 {
-            return Err(Error::Protocol(format!(
-                "lookup query of {} bytes is not a whole number of points",
-                bytes.len()
-            )));
+            return Err(PeerError::WrongLength {
+                what: "'lookup.query' (whole 32-byte points)".into(),
+                unit: "bytes",
+                expected: (bytes.len() / 32 * 32) as u64,
+                got: bytes.len() as u64,
+            }
+            .into());
         }
         let answers: Vec<[u8; 32]> = bytes
             .par_chunks_exact(32)
             .map(|c| {
                 let point = CompressedRistretto(c.try_into().expect("32 bytes"))
                     .decompress()
-                    .ok_or_else(|| Error::Protocol("lookup query holds an invalid group element".into()))?;
+                    .ok_or_else(|| PeerError::NotOnCurve { what: "a point of 'lookup.query'".into() })?;
                 Ok((point * self.key).compress().to_bytes())
             })
             .collect::<Result<_>>()?;
@@ -112,10 +115,13 @@ impl LookupClient {
     pub fn receive_table(ch: &mut Channel, max_entries: usize) -> Result<LookupClient> {
         let bytes = ch.recv_bulk("lookup.table", (max_entries * ENTRY_LEN) as u64)?;
         if bytes.len() % ENTRY_LEN != 0 {
-            return Err(Error::Protocol(format!(
-                "lookup table of {} bytes is not a whole number of entries",
-                bytes.len()
-            )));
+            return Err(PeerError::WrongLength {
+                what: format!("'lookup.table' (whole {ENTRY_LEN}-byte entries)"),
+                unit: "bytes",
+                expected: (bytes.len() / ENTRY_LEN * ENTRY_LEN) as u64,
+                got: bytes.len() as u64,
+            }
+            .into());
         }
         let table: HashMap<_, _> = bytes
             .chunks_exact(ENTRY_LEN)
@@ -127,7 +133,7 @@ impl LookupClient {
             })
             .collect();
         if table.len() * ENTRY_LEN != bytes.len() {
-            return Err(Error::Protocol("lookup table repeats a tag".into()));
+            return Err(PeerError::DuplicateTag { what: "'lookup.table'".into() }.into());
         }
         Ok(LookupClient { table })
     }
@@ -153,7 +159,13 @@ impl LookupClient {
         ch.send_bulk("lookup.query", blinded.as_flattened())?;
         let answer = ch.reveal_recv(grant, (ids.len() * 32) as u64)?;
         if answer.len() != ids.len() * 32 {
-            return Err(Error::Protocol(format!("lookup answer has {} bytes for {} queries", answer.len(), ids.len())));
+            return Err(PeerError::WrongLength {
+                what: format!("'lookup.answer' for {} queries", ids.len()),
+                unit: "bytes",
+                expected: ids.len() as u64 * 32,
+                got: answer.len() as u64,
+            }
+            .into());
         }
         let mut unblind = blind.invert();
         blind.zeroize();
@@ -162,7 +174,7 @@ impl LookupClient {
             .map(|c| {
                 let point = CompressedRistretto(c.try_into().expect("32 bytes"))
                     .decompress()
-                    .ok_or_else(|| Error::Protocol("lookup answer holds an invalid group element".into()))?;
+                    .ok_or_else(|| PeerError::NotOnCurve { what: "a point of 'lookup.answer'".into() })?;
                 let (tag, pad) = tag_and_pad(&(point * unblind).compress());
                 Ok(self.table.get(&tag).map(|masked| masked ^ pad))
             })
@@ -176,6 +188,7 @@ impl LookupClient {
 mod tests {
     use super::*;
     use crate::channel::run_pair;
+    use crate::{Error, TransportError};
 
     fn lookup_grant() -> Grant {
         Grant::new("partial_scores", "partial_scores_to_bank", "payloads of the queried ids")
@@ -245,11 +258,11 @@ mod tests {
             |ch| LookupServer::new(&mut ChaCha20Rng::seed_from_u64(5)).send_table(ch, "d", &ids(0..20), &[0; 20]),
             |ch| LookupClient::receive_table(ch, 10).err().unwrap(),
         );
-        assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
+        assert!(matches!(err, Error::Transport(TransportError::FrameTooLarge { .. })), "{err}");
         let (err, _) = run_pair(
             |ch| LookupServer::new(&mut ChaCha20Rng::seed_from_u64(6)).answer(ch, &lookup_grant(), 4).err().unwrap(),
             |ch| ch.send_bulk("lookup.query", &[0xff; 64]),
         );
-        assert!(matches!(err, Error::Protocol(_)), "{err}");
+        assert!(matches!(err, Error::Peer(PeerError::NotOnCurve { .. })), "{err}");
     }
 }

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 use zeroize::Zeroizing;
 
-use crate::{Channel, Error, Result, Role};
+use crate::{Channel, Error, InputError, PeerError, Result, Role, TransportError};
 
 /// Largest set either party may bring (and the cap on the peer's announced size).
 pub const MAX_SET_SIZE: usize = 1 << 28;
@@ -167,7 +167,12 @@ pub(crate) fn abort_on_error<T>(ch: &mut Channel, f: impl FnOnce(&mut Channel) -
     ch.set_phase("psi");
     let result = f(ch);
     if let Err(e) = &result
-        && !matches!(e, Error::PeerAbort(_) | Error::Closed(_) | Error::Timeout(_))
+        && !matches!(
+            e,
+            Error::PeerAbort(_)
+                | Error::Transport(TransportError::Closed(_))
+                | Error::Transport(TransportError::Timeout(_))
+        )
     {
         ch.abort(&format!("psi: {e}"));
     }
@@ -186,26 +191,31 @@ pub(crate) struct Sizes {
 /// `min_intersection` rule to the set sizes.
 pub(crate) fn hello(ch: &mut Channel, own_size: usize, params: &PsiParams, label: &[u8]) -> Result<Sizes> {
     if own_size > MAX_SET_SIZE {
-        return Err(Error::Input(format!(
-            "PSI input has {own_size} IDs, more than the limit of {MAX_SET_SIZE}: split the job"
-        )));
+        return Err(InputError::TooManyIds { n: own_size, limit: MAX_SET_SIZE }.into());
     }
     let params_hash = params_hash_with(label, params);
     ch.send("psi.hello", &Hello { params_hash, set_size: own_size as u64 })?;
     let peer: Hello = ch.recv("psi.hello")?;
     if peer.params_hash != params_hash {
-        return Err(Error::Input(format!(
-            "PSI parameters differ from the peer's (ours: protocol {}, domain '{}', reveal {:?}, min_intersection \
-             {}): both nodes must run the same job under the same PSI policy and psi_protocol; compare job id, \
-             job params and policies",
-            String::from_utf8_lossy(label),
-            params.domain,
-            params.reveal,
-            params.min_intersection
-        )));
+        return Err(Error::Mismatch {
+            what: "PSI parameters",
+            detail: format!(
+                "ours: protocol {}, domain '{}', reveal {:?}, min_intersection {}; both nodes must run the same job \
+                 under the same PSI policy and psi_protocol: compare job id, job params and policies",
+                String::from_utf8_lossy(label),
+                params.domain,
+                params.reveal,
+                params.min_intersection
+            ),
+        });
     }
     if peer.set_size > MAX_SET_SIZE as u64 {
-        return Err(Error::Protocol(format!("peer announced {} IDs, above the limit {MAX_SET_SIZE}", peer.set_size)));
+        return Err(PeerError::BadCount {
+            what: "'psi.hello' set size".into(),
+            got: peer.set_size,
+            allowed: format!("up to {MAX_SET_SIZE} IDs"),
+        }
+        .into());
     }
     let (n_gov, n_bank) = match ch.role() {
         Role::Gov => (own_size, peer.set_size as usize),
@@ -275,10 +285,11 @@ pub(crate) fn gov_verdict(ch: &mut Channel, order: &[u32], n_bank: usize, params
     let max_size = n_gov.min(n_bank) as u64;
     let valid_size = |k: u64| {
         if k > max_size || k < params.min_intersection {
-            Err(Error::Protocol(format!(
-                "bank reported an intersection of {k}, outside {}..={max_size}",
-                params.min_intersection
-            )))
+            Err(Error::from(PeerError::OutOfRange {
+                what: "the bank's reported intersection size".into(),
+                got: k,
+                range: format!("{}..={max_size}", params.min_intersection),
+            }))
         } else {
             Ok(k as usize)
         }
@@ -289,20 +300,25 @@ pub(crate) fn gov_verdict(ch: &mut Channel, order: &[u32], n_bank: usize, params
             let k = valid_size(k)?;
             let bytes = ch.recv_bulk("psi.positions", k as u64 * 4)?;
             if bytes.len() != k * 4 {
-                return Err(Error::Protocol(format!(
-                    "'psi.positions' carried {} bytes, expected {}",
-                    bytes.len(),
-                    k * 4
-                )));
+                return Err(PeerError::WrongLength {
+                    what: "'psi.positions'".into(),
+                    unit: "bytes",
+                    expected: k as u64 * 4,
+                    got: bytes.len() as u64,
+                }
+                .into());
             }
             let mut seen = vec![0u64; n_gov.div_ceil(64)];
             let mut rows = Vec::with_capacity(k);
             for p in bytes.chunks_exact(4) {
                 let p = u32::from_le_bytes(p.try_into().expect("4 bytes")) as usize;
                 if p >= n_gov || seen[p / 64] & (1 << (p % 64)) != 0 {
-                    return Err(Error::Protocol(format!(
-                        "bank sent position {p}, out of range 0..{n_gov} or repeated"
-                    )));
+                    return Err(PeerError::OutOfRange {
+                        what: "a position the bank sent".into(),
+                        got: p as u64,
+                        range: format!("0..{n_gov}"),
+                    }
+                    .into());
                 }
                 seen[p / 64] |= 1 << (p % 64);
                 rows.push(order[p] as usize);
@@ -312,9 +328,10 @@ pub(crate) fn gov_verdict(ch: &mut Channel, order: &[u32], n_bank: usize, params
         (Verdict::Size(k), PsiReveal::BankOnly | PsiReveal::SizeOnly) => {
             Ok(PsiOutput { size: valid_size(k)?, rows: None })
         }
-        (v, reveal) => {
-            Err(Error::Protocol(format!("bank sent verdict {v:?}, which does not fit reveal mode {reveal:?}")))
+        (v, reveal) => Err(PeerError::Inconsistent {
+            what: format!("bank sent verdict {v:?}, which does not fit reveal mode {reveal:?}"),
         }
+        .into()),
     }
 }
 
@@ -342,8 +359,10 @@ pub(crate) fn bank_verdict(
     order: &[u32],
     params: &PsiParams,
 ) -> Result<PsiOutput> {
-    let gov = sorted_unique(gov_tags, "the gov's PSI input contains repeated IDs").map_err(Error::Protocol)?;
-    let bank = sorted_unique(own_tags, "the bank's PSI input contains repeated IDs").map_err(Error::Input)?;
+    let gov = sorted_unique(gov_tags).ok_or_else(|| PeerError::DuplicateTag {
+        what: format!("'psi.tags' (the gov's PSI input contains repeated IDs, or two tags collide: probability below 2^-{STAT_BITS})"),
+    })?;
+    let bank = sorted_unique(own_tags).ok_or(InputError::RepeatedIds { who: "the bank" })?;
     let matched = merge_matches(&gov, &bank);
     drop((gov, bank));
 
@@ -375,11 +394,7 @@ pub(crate) fn bank_verdict(
 fn refusal(params: &PsiParams, why: &str) -> Error {
     let why =
         if why.is_empty() { "the intersection is smaller than".to_string() } else { format!("{why} it cannot reach") };
-    Error::Input(format!(
-        "PSI refused by rule min_intersection: {why} {} entities; no result is released to either party \
-         (lower min_intersection in both policies only if a smaller overlap is acceptable)",
-        params.min_intersection
-    ))
+    InputError::BelowMinimum { min: params.min_intersection, why }.into()
 }
 
 /// Hash binding the protocol `label` and everything both parties must agree on.
@@ -453,11 +468,8 @@ fn recv_points_as_tags(ch: &mut Channel, kind: &str, n: usize, job: &Job) -> Res
             let mut points = Vec::with_capacity(out.len());
             for (i, enc) in encs.chunks_exact(32).enumerate() {
                 let enc = CompressedRistretto(enc.try_into().expect("32-byte chunk"));
-                let p = enc.decompress().ok_or_else(|| {
-                    Error::Protocol(format!(
-                        "'{kind}' element {} is not a valid Ristretto255 point encoding",
-                        start + b * BATCH + i
-                    ))
+                let p = enc.decompress().ok_or_else(|| PeerError::NotOnCurve {
+                    what: format!("'{kind}' element {}", start + b * BATCH + i),
                 })?;
                 points.push(*job.key_half * p);
             }
@@ -523,12 +535,16 @@ pub(crate) fn recv_chunks(
         let expected = CHUNK.min(count - start) * item_len;
         let bytes = ch.recv_frame(kind)?;
         if bytes.len() != expected {
-            return Err(Error::Protocol(format!(
-                "'{kind}' frame at element {start} has {} bytes, expected {expected} ({} elements of {item_len} \
-                 bytes)",
-                bytes.len(),
-                expected / item_len
-            )));
+            return Err(PeerError::WrongLength {
+                what: format!(
+                    "'{kind}' frame at element {start} ({} elements of {item_len} bytes)",
+                    expected / item_len
+                ),
+                unit: "bytes",
+                expected: expected as u64,
+                got: bytes.len() as u64,
+            }
+            .into());
         }
         take(start, &bytes)?;
     }
@@ -537,16 +553,13 @@ pub(crate) fn recv_chunks(
 
 /// `(tag, position)` pairs sorted by tag; equal tags (repeated IDs, or a collision with
 /// probability ≤ 2^-40) are refused with `what`.
-fn sorted_unique(tags: Vec<u128>, what: &str) -> std::result::Result<Vec<(u128, u32)>, String> {
+fn sorted_unique(tags: Vec<u128>) -> Option<Vec<(u128, u32)>> {
     let mut pairs: Vec<(u128, u32)> = tags.into_iter().zip(0u32..).collect();
     pairs.par_sort_unstable();
     if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
-        return Err(format!(
-            "{what} (or a tag collision, probability below 2^-{STAT_BITS}): deduplicate the IDs \
-             (prepare_ids reports repeats with line numbers) and rerun"
-        ));
+        return None;
     }
-    Ok(pairs)
+    Some(pairs)
 }
 
 /// Positions `(gov, bank)` of equal tags, in ascending tag order (the aligned order).
@@ -684,7 +697,10 @@ mod tests {
             bytes.extend_from_slice(&[0xff; 32]); // not a canonical field element
             ch.send_frame("psi.bank_points", bytes).unwrap();
         });
-        assert!(matches!(&err, Error::Protocol(m) if m.contains("element 1 is not a valid")), "{err}");
+        assert!(
+            matches!(&err, Error::Peer(PeerError::NotOnCurve { what }) if what == "'psi.bank_points' element 1"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -694,14 +710,17 @@ mod tests {
             drain_gov_points(ch, 3);
             ch.send_frame("psi.bank_points", vec![0u8; 3 * 32]).unwrap();
         });
-        assert!(matches!(&err, Error::Protocol(m) if m.contains("expected 64")), "{err}");
+        assert!(matches!(&err, Error::Peer(PeerError::WrongLength { expected: 64, got: 96, .. })), "{err}");
 
         let err = against_fake_bank(3, |ch| {
             fake_hello(ch, MAX_SET_SIZE as u64 + 1);
         });
-        assert!(matches!(&err, Error::Protocol(m) if m.contains("above the limit")), "{err}");
+        assert!(
+            matches!(&err, Error::Peer(PeerError::BadCount { got, .. }) if *got == MAX_SET_SIZE as u64 + 1),
+            "{err}"
+        );
 
-        for positions in [vec![0u32, 0], vec![0, 3]] {
+        for (positions, bad) in [(vec![0u32, 0], 0), (vec![0, 3], 3)] {
             let err = against_fake_bank(3, |ch| {
                 fake_hello(ch, 2);
                 drain_gov_points(ch, 3);
@@ -714,7 +733,10 @@ mod tests {
                 let bytes: Vec<u8> = positions.iter().flat_map(|p| p.to_le_bytes()).collect();
                 ch.send_bulk("psi.positions", &bytes).unwrap();
             });
-            assert!(matches!(&err, Error::Protocol(m) if m.contains("out of range 0..3 or repeated")), "{err}");
+            assert!(
+                matches!(&err, Error::Peer(PeerError::OutOfRange { got, range, .. }) if *got == bad && range == "0..3"),
+                "{err}"
+            );
         }
 
         let err = against_fake_bank(1, |ch| {
@@ -725,6 +747,6 @@ mod tests {
             recv_chunks(ch, "psi.tags", 1, tag_len(2), |_, _| Ok(())).unwrap();
             ch.send("psi.verdict", &Verdict::Size(2)).unwrap();
         });
-        assert!(matches!(&err, Error::Protocol(m) if m.contains("does not fit") || m.contains("outside")), "{err}");
+        assert!(matches!(&err, Error::Peer(PeerError::Inconsistent { .. })), "{err}");
     }
 }

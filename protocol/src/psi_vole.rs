@@ -47,7 +47,7 @@ use crate::psi::{
     CHUNK, PsiOutput, PsiParams, PsiReveal, abort_on_error, bank_verdict, gov_verdict, hello, recv_chunks, recv_tags,
     send_chunks, send_tags, tag_len,
 };
-use crate::{Channel, Error, Result, Role};
+use crate::{Channel, InputError, Result, Role};
 
 /// Protocol label: part of the parameter hash (so ECDH and VOLE nodes never pair).
 const LABEL: &[u8] = b"tandem/psi/vole-okvs-gf128-blake3/v1";
@@ -76,11 +76,12 @@ pub fn intersect<R: rand::CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<PsiOutput> {
     if params.reveal == PsiReveal::SizeOnly {
-        return Err(Error::Input(
+        return Err(InputError::Param(
             "PSI reveal 'intersection_size' (size only) is not available with psi_protocol \"vole\": its OPRF \
              receiver learns which of its own IDs match; set psi_protocol = \"ecdh\" in the job params"
                 .into(),
-        ));
+        )
+        .into());
     }
     abort_on_error(ch, |ch| {
         let sizes = hello(ch, ids.len(), params, LABEL)?;
@@ -171,10 +172,8 @@ fn encode_with_retries<R: rand::CryptoRng + ?Sized>(
             return Ok((seed, store));
         }
     }
-    Err(Error::Input(format!(
-        "the bank's PSI input could not be encoded in {ENCODE_ATTEMPTS} attempts: it contains repeated IDs \
-         (deduplicate them; prepare_ids reports repeats with line numbers) and rerun"
-    )))
+    // Every attempt fails only for repeated IDs (or with negligible probability).
+    Err(InputError::RepeatedIds { who: "the bank" }.into())
 }
 
 fn swap((value, row): (u128, Row)) -> (Row, u128) {

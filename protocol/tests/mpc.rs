@@ -7,7 +7,7 @@ use protocol::channel::run_pair;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, Sigmoid, sigmoid};
 use protocol::transcript::{Direction, FrameEvent, FrameObserver};
-use protocol::{Channel, Error, Role};
+use protocol::{Channel, Error, InputError, Role};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -142,14 +142,11 @@ fn matvec_rejects_wrong_dimensions_without_talking() {
     let ((), ()) = both(|e| {
         if e.role() == Role::Gov {
             let input_error = |r: Result<Vec<u64>, Error>, want: &str| match r {
-                Err(Error::Input(s)) => assert!(s.contains(want), "{s}"),
+                Err(Error::Input(InputError::Usage { detail, .. })) => assert!(detail.contains(want), "{detail}"),
                 other => panic!("expected an input error containing {want:?}, got {other:?}"),
             };
             let before = e.stats();
-            input_error(
-                e.matvec(Role::Gov, Some(&m), 3, 2, &[0, 0]),
-                "matrix is 2×2 with 4 entries, the call says 3×2",
-            );
+            input_error(e.matvec(Role::Gov, Some(&m), 3, 2, &[0, 0]), "2×2 with 4 entries, the call says 3×2");
             input_error(e.matvec(Role::Gov, None, 2, 2, &[0, 0]), "the matrix owner must pass its matrix");
             input_error(e.matvec_t(Role::Gov, Some(&m), 2, 2, &[0, 0, 0]), "vector has 3 entries, matrix has 2 rows");
             assert_eq!(e.stats(), before, "refused before sending anything");

@@ -8,7 +8,7 @@ use protocol::channel::run_pair;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, cross_gram_ring};
 use protocol::transcript::{Direction, FrameEvent, FrameObserver};
-use protocol::{Channel, Error, Role};
+use protocol::{Channel, Error, InputError, Role};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -130,9 +130,12 @@ fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking()
         if e.role() == Role::Gov {
             // A in [−8, 8) with 4 bits; B with |b| < 8.
             let err = e.cross_gram(Role::Gov, &m(vec![1, 8]), 2, 1, 1, 4, 4).unwrap_err();
-            assert!(matches!(&err, Error::Input(s) if s.contains("(row 1, column 0) = 8")), "{err}");
+            assert!(
+                matches!(&err, Error::Input(InputError::Usage { op: "cross_gram", detail }) if detail.contains("(row 1, column 0) = 8")),
+                "{err}"
+            );
             let input_error = |r: Result<Vec<u64>, Error>, want: &str| match r {
-                Err(Error::Input(s)) => assert!(s.contains(want), "{s}"),
+                Err(Error::Input(InputError::Usage { detail, .. })) => assert!(detail.contains(want), "{detail}"),
                 other => panic!("expected an input error containing {want:?}, got {other:?}"),
             };
             let before = e.stats();

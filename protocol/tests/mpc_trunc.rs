@@ -4,7 +4,7 @@
 use protocol::channel::run_pair;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, Sigmoid, check_range, product_bound};
-use protocol::{Error, Role};
+use protocol::{Error, InputError, Role};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -185,7 +185,7 @@ fn out_of_bound_values_come_out_outside_the_bound_and_fail_the_range_check() {
     for (i, &y) in got.iter().enumerate() {
         assert!((y as i64).unsigned_abs() >= floor, "x {:#x} came out as {:#x}, inside the bound", xs[i], y);
         let err = check_range("test values", &[y], fp, product_bound(fp) / 2.0).unwrap_err();
-        assert!(matches!(err, Error::Input(_)));
+        assert!(matches!(err, Error::Input(InputError::Data(_))));
     }
     // In-bound results pass the same check; the message names the value kind and the fix only.
     check_range("scores", &[fp.encode(-8191.0), fp.encode(8191.0), 0], fp, product_bound(fp) / 2.0).unwrap();

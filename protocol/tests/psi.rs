@@ -4,7 +4,7 @@
 use protocol::channel::run_pair;
 use protocol::ids::{IdKind, prepare_ids};
 use protocol::psi::{PsiParams, PsiReveal, intersect};
-use protocol::{Error, Stats};
+use protocol::{Error, InputError, PeerError, Stats};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -105,7 +105,7 @@ fn differing_parameters_are_refused_on_both_sides() {
         let ((g, _), (b, _)) = run(&gov, &bank, &base, &other);
         for r in [g, b] {
             let err = r.expect_err("mismatched parameters must abort");
-            assert!(matches!(&err, Error::Input(m) if m.contains("PSI parameters differ")), "{err}");
+            assert!(matches!(&err, Error::Mismatch { what: "PSI parameters", .. }), "{err}");
         }
     }
 }
@@ -116,12 +116,12 @@ fn repeated_ids_passed_to_intersect_are_refused() {
     bank.push(bank[3].clone());
     let p = params(PsiReveal::Both, 0);
     let ((g, _), (b, _)) = run(&gov, &bank, &p, &p);
-    assert!(matches!(b, Err(Error::Input(ref m)) if m.contains("bank's PSI input contains repeated IDs")), "{b:?}");
+    assert!(matches!(b, Err(Error::Input(InputError::RepeatedIds { who: "the bank" }))), "{b:?}");
     assert!(matches!(g, Err(Error::PeerAbort(ref m)) if m.contains("repeated IDs")), "{g:?}");
 
     let (mut gov, bank) = sets(6, 5, 5, 5);
     gov.push(gov[0].clone());
     let ((g, _), (b, _)) = run(&gov, &bank, &p, &p);
-    assert!(matches!(b, Err(Error::Protocol(ref m)) if m.contains("gov's PSI input contains repeated IDs")), "{b:?}");
+    assert!(matches!(b, Err(Error::Peer(PeerError::DuplicateTag { .. }))), "{b:?}");
     assert!(g.is_err());
 }

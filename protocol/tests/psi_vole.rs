@@ -4,7 +4,7 @@
 
 use protocol::channel::run_pair;
 use protocol::psi::{PsiParams, PsiProtocol, PsiReveal};
-use protocol::{Error, Stats, psi_vole};
+use protocol::{Error, InputError, PeerError, Stats, psi_vole};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -96,7 +96,10 @@ fn size_only_is_refused_locally_and_a_protocol_mismatch_on_both_sides() {
     let p = params(PsiReveal::SizeOnly, 0);
     let ((g, gs), (b, bs)) = run(&gov, &bank, &p);
     for r in [g, b] {
-        assert!(matches!(r, Err(Error::Input(ref m)) if m.contains("psi_protocol = \"ecdh\"")), "{r:?}");
+        assert!(
+            matches!(r, Err(Error::Input(InputError::Param(ref m))) if m.contains("psi_protocol = \"ecdh\"")),
+            "{r:?}"
+        );
     }
     assert_eq!((gs.bytes_sent, bs.bytes_sent), (0, 0), "nothing is sent");
 
@@ -104,7 +107,7 @@ fn size_only_is_refused_locally_and_a_protocol_mismatch_on_both_sides() {
     let ((g, _), (b, _)) = run_with(&gov, &bank, (PsiProtocol::Vole, &p), (PsiProtocol::Ecdh, &p));
     for r in [g, b] {
         let err = r.expect_err("mismatched protocols must abort");
-        assert!(matches!(&err, Error::Input(m) if m.contains("PSI parameters differ")), "{err}");
+        assert!(matches!(&err, Error::Mismatch { what: "PSI parameters", .. }), "{err}");
     }
 }
 
@@ -130,12 +133,12 @@ fn repeated_ids_are_refused() {
     bank.push(bank[3].clone());
     let p = params(PsiReveal::Both, 0);
     let ((g, _), (b, _)) = run(&gov, &bank, &p);
-    assert!(matches!(b, Err(Error::Input(ref m)) if m.contains("repeated IDs")), "{b:?}");
+    assert!(matches!(b, Err(Error::Input(InputError::RepeatedIds { who: "the bank" }))), "{b:?}");
     assert!(matches!(g, Err(Error::PeerAbort(ref m)) if m.contains("repeated IDs")), "{g:?}");
 
     let (mut gov, bank) = sets(13, 5, 5, 5);
     gov.push(gov[0].clone());
     let ((g, _), (b, _)) = run(&gov, &bank, &p);
-    assert!(matches!(b, Err(Error::Protocol(ref m)) if m.contains("gov's PSI input contains repeated IDs")), "{b:?}");
+    assert!(matches!(b, Err(Error::Peer(PeerError::DuplicateTag { .. }))), "{b:?}");
     assert!(g.is_err());
 }

@@ -15,13 +15,29 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::{Context, Result, anyhow, bail};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use protocol::transcript::{FrameEvent, FrameObserver};
-use protocol::{Channel, Error, Role};
+use protocol::{Channel, Error, PeerError, Role};
 
 use super::record::{
     MANIFEST_KIND, MANIFEST_SIGNING_CONTEXT, Manifest, NodeHashes, OUTCOME_SIGNING_CONTEXT, Outcome, PHASE_HEAD_KIND,
     PHASE_SIG_KIND, PhaseHeads, PhaseSignatures, Record, Reveal, SCHEMA, Status, append_hex_field, head_frame,
     now_rfc3339, outcome_digest, record_chain, reveal_hash, reveals_digest,
 };
+
+/// Why a phase end failed: the exchange with the peer (the variant says whose fault), or this
+/// node's own transcript (storage, encoding).
+#[derive(Debug, thiserror::Error)]
+pub enum PhaseEndError {
+    #[error(transparent)]
+    Protocol(#[from] Error),
+    #[error("{0:#}")]
+    Local(#[from] anyhow::Error),
+}
+
+impl From<PeerError> for PhaseEndError {
+    fn from(e: PeerError) -> PhaseEndError {
+        PhaseEndError::Protocol(e.into())
+    }
+}
 
 /// Path of the payload capture file that belongs to `transcript` (`<transcript>.payloads`).
 pub fn payloads_path(transcript: &Path) -> PathBuf {
@@ -154,9 +170,14 @@ impl TranscriptWriter {
     /// must record next. Errors when the nodes recorded different reveals, complete differently,
     /// or the peer's signature does not verify against its manifest key (they saw different
     /// traffic); the peer learns only this node's chain head, reveal digest and signature.
-    pub fn end_phase(&self, ch: &mut Channel, phase: &str, completed: Option<&Outcome>) -> Result<PhaseHeads> {
+    pub fn end_phase(
+        &self,
+        ch: &mut Channel,
+        phase: &str,
+        completed: Option<&Outcome>,
+    ) -> Result<PhaseHeads, PhaseEndError> {
         if completed.is_some_and(|o| o.status != Status::Completed) {
-            bail!("phase end '{phase}': only a completed outcome is signed by both nodes");
+            return Err(anyhow!("phase end '{phase}': only a completed outcome is signed by both nodes").into());
         }
         let my_outcome = completed
             .map(|o| serde_json::to_vec(o).map(|json| outcome_digest(&json)))
@@ -179,19 +200,21 @@ impl TranscriptWriter {
                 Some(_) => "this node completes the job but the peer does not",
                 None => "the peer completes the job but this node does not",
             };
-            return Err(Error::Protocol(format!(
-                "at the end of phase '{phase}' {who} ('{PHASE_HEAD_KIND}' of {} bytes)",
-                theirs.len()
-            ))
+            return Err(Error::Mismatch {
+                what: "job completions",
+                detail: format!("at the end of phase '{phase}' {who} ('{PHASE_HEAD_KIND}' of {} bytes)", theirs.len()),
+            }
             .into());
         }
         let field = |i: usize| -> [u8; 32] { theirs[32 * i..32 * (i + 1)].try_into().expect("32 bytes") };
         if field(1) != my_reveals {
-            return Err(Error::Protocol(format!(
-                "the nodes recorded different reveals in phase '{phase}' ({} here): a value was opened \
-                 without both nodes recording it",
-                reveals.len()
-            ))
+            return Err(Error::Mismatch {
+                what: "recorded reveals",
+                detail: format!(
+                    "phase '{phase}' ({} here): a value was opened without both nodes recording it",
+                    reveals.len()
+                ),
+            }
             .into());
         }
         let mut heads = PhaseHeads {
@@ -205,15 +228,16 @@ impl TranscriptWriter {
         let msg = heads.signing_bytes(&job_id);
         let mine = key.sign(&msg).to_bytes();
         ch.send_frame(PHASE_SIG_KIND, mine.to_vec())?;
-        let theirs: [u8; 64] = ch.recv_frame(PHASE_SIG_KIND)?.try_into().map_err(|p: Vec<u8>| Error::Decode {
-            kind: PHASE_SIG_KIND.into(),
-            reason: format!("signature must be 64 bytes, got {}", p.len()),
+        let theirs: [u8; 64] = ch.recv_frame(PHASE_SIG_KIND)?.try_into().map_err(|p: Vec<u8>| {
+            Error::Peer(PeerError::Decode {
+                kind: PHASE_SIG_KIND.into(),
+                reason: format!("signature must be 64 bytes, got {}", p.len()),
+            })
         })?;
         if peer_key.verify_strict(&msg, &Signature::from_bytes(&theirs)).is_err() {
-            return Err(Error::Protocol(format!(
-                "the peer's signature at the end of phase '{phase}' does not verify: the nodes saw different \
-                 traffic, or the peer signs with another key than the manifest names"
-            ))
+            return Err(Error::from(PeerError::BadSignature {
+                what: format!("the peer's signature at the end of phase '{phase}' (under the key the manifest names)"),
+            })
             .into());
         }
         heads.signatures = match me {
@@ -378,13 +402,15 @@ pub fn exchange_manifest_digest(ch: &mut Channel, manifest: &Manifest) -> protoc
     ch.send_frame(MANIFEST_KIND, mine.to_vec())?;
     let theirs = ch.recv_frame(MANIFEST_KIND)?;
     if theirs != mine {
-        return Err(Error::Protocol(format!(
-            "the peer's manifest for job '{}' differs from this node's (digest {} vs {}): the nodes \
-             disagree on the job; compare both manifests",
-            manifest.job_id,
-            hex::encode(&theirs[..theirs.len().min(8)]),
-            hex::encode(&mine[..8])
-        )));
+        return Err(Error::Mismatch {
+            what: "job manifests",
+            detail: format!(
+                "job '{}', digest {} here and {} at the peer: the nodes disagree on the job; compare both manifests",
+                manifest.job_id,
+                hex::encode(&mine[..8]),
+                hex::encode(&theirs[..theirs.len().min(8)])
+            ),
+        });
     }
     Ok(())
 }

@@ -3,11 +3,15 @@
 //! paths or line numbers of this node's data. The full text stays in this node's job record,
 //! log and transcript outcome.
 //!
-//! Errors are classified by type ([`FailureKind::of`]): [`protocol::Error`] variants,
-//! [`models::dataset::DataError`], refused job files, and errors a phase marks with [`input`].
+//! A failed step is a [`JobError`], whose variant is fixed where the error arises, from its type
+//! ([`protocol::Error`] variants, [`DataError`], refused job files, errors a phase marks with
+//! [`InputResult::input`]); [`JobError::kind`] maps it to the reason code.
 
 use std::fmt;
 
+use models::dataset::DataError;
+
+use crate::audit::writer::PhaseEndError;
 use crate::jobs::files::FileRefused;
 
 /// Why a job ended, as far as the peer may know.
@@ -67,76 +71,210 @@ impl FailureKind {
         }
     }
 
-    /// Classifies `e` by the first typed error in its chain (outermost first); `Internal` if none.
-    pub fn of(e: &anyhow::Error) -> FailureKind {
-        e.chain().find_map(kind_of).unwrap_or(FailureKind::Internal)
-    }
-}
-
-fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<FailureKind> {
-    if let Some(m) = e.downcast_ref::<Marked>() {
-        return Some(m.kind);
-    }
-    if let Some(e) = e.downcast_ref::<protocol::Error>() {
-        use protocol::Error as E;
-        return Some(match e {
-            E::Closed(_) => FailureKind::Transport("connection closed"),
-            E::Timeout(_) => FailureKind::Transport("no message within the read timeout"),
-            E::FrameTooLarge { .. } => FailureKind::Peer("a frame over the size limit"),
-            E::UnexpectedMessage { .. } => FailureKind::Peer("an unexpected message"),
-            E::Decode { .. } => FailureKind::Peer("a message that does not decode"),
-            E::Protocol(_) | E::PeerAbort(_) => FailureKind::Peer("inconsistent protocol data"),
+    /// The kind of a protocol error, by its variant.
+    pub fn of_protocol(e: &protocol::Error) -> FailureKind {
+        use protocol::{Error as E, PeerError as P, TransportError as T};
+        match e {
+            E::Transport(T::Closed(_)) => FailureKind::Transport("connection closed"),
+            E::Transport(T::Timeout(_)) => FailureKind::Transport("no message within the read timeout"),
+            E::Transport(T::FrameTooLarge { .. }) => FailureKind::Peer("a frame over the size limit"),
+            E::Peer(P::UnexpectedMessage { .. }) => FailureKind::Peer("an unexpected message"),
+            E::Peer(P::Decode { .. }) => FailureKind::Peer("a message that does not decode"),
+            E::Peer(P::BadSignature { .. }) => FailureKind::Peer("a signature that does not verify"),
+            E::Peer(_) | E::PeerAbort(_) => FailureKind::Peer("inconsistent protocol data"),
+            E::Mismatch { .. } => FailureKind::Peer("job terms that differ from its own"),
             E::Input(_) => FailureKind::Input,
-        });
+            E::Record(_) => FailureKind::Internal,
+        }
     }
-    if e.is::<models::dataset::DataError>() {
-        return Some(FailureKind::Input);
-    }
-    if let Some(f) = e.downcast_ref::<FileRefused>() {
-        return Some(FailureKind::Policy(f.key));
-    }
-    None
 }
 
-/// Whether `e` is the peer's abort (the peer ended the job and need not be told).
-pub fn is_peer_abort(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| matches!(c.downcast_ref::<protocol::Error>(), Some(protocol::Error::PeerAbort(_))))
-}
-
-/// An error marked with its kind; shows the marked error's whole chain.
+/// Why a job (or one of its steps) failed. The variant is fixed where the error arises, from
+/// the error's type, and gives the [`FailureKind`] the peer is told; the text (with every
+/// context) stays in this node's records. Deliberately not a `std::error::Error`: it cannot be
+/// turned into an `anyhow::Error` (and classified as `internal`) by accident.
 #[derive(Debug)]
-struct Marked {
-    kind: FailureKind,
-    inner: anyhow::Error,
+pub enum JobError {
+    /// A protocol step failed; the protocol error's variant says whose fault it is.
+    Protocol(protocol::Error),
+    /// This node's dataset cannot be read (code `input`).
+    Data(DataError),
+    /// A file the job names is refused by this node (code `policy`, naming the parameter).
+    File(FileRefused),
+    /// This node's own data, files or job parameters are unusable (code `input`).
+    Input(anyhow::Error),
+    /// The job does not pass this node's check of `rule` (code `policy`).
+    Policy { rule: &'static str, error: anyhow::Error },
+    /// The job was refused (by the peer, which told us, or by us, having told it).
+    Refused(String),
+    /// This node failed: storage, keys, a bug (code `internal`).
+    Internal(anyhow::Error),
+    /// `error`, which happened in `context` (e.g. `phase 'psi'`).
+    Context { context: String, error: Box<JobError> },
 }
 
-impl fmt::Display for Marked {
+impl JobError {
+    /// What the peer is told about this failure.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            JobError::Protocol(e) => FailureKind::of_protocol(e),
+            JobError::Data(_) | JobError::Input(_) => FailureKind::Input,
+            JobError::File(f) => FailureKind::Policy(f.key),
+            JobError::Policy { rule, .. } => FailureKind::Policy(rule),
+            JobError::Refused(_) => FailureKind::Policy("policy"),
+            JobError::Internal(_) => FailureKind::Internal,
+            JobError::Context { error, .. } => error.kind(),
+        }
+    }
+
+    /// Whether the peer ended the job (its abort, or its refusal) or we refused it having told
+    /// the peer: either way the peer need not be told again.
+    pub fn peer_knows(&self) -> bool {
+        match self {
+            JobError::Protocol(protocol::Error::PeerAbort(_)) | JobError::Refused(_) => true,
+            JobError::Context { error, .. } => error.peer_knows(),
+            _ => false,
+        }
+    }
+
+    /// The error without its contexts.
+    pub fn root(&self) -> &JobError {
+        match self {
+            JobError::Context { error, .. } => error.root(),
+            e => e,
+        }
+    }
+
+    /// Marks this error as a problem of this node's own input (code `input`), keeping its text.
+    pub fn into_input(self) -> JobError {
+        match self {
+            JobError::Internal(e) => JobError::Input(e),
+            e => JobError::Input(anyhow::anyhow!("{e}")),
+        }
+    }
+
+    /// This error, which happened in `context`.
+    pub fn context(self, context: impl fmt::Display) -> JobError {
+        JobError::Context { context: context.to_string(), error: Box::new(self) }
+    }
+}
+
+impl fmt::Display for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.inner)
+        match self {
+            JobError::Protocol(e) => write!(f, "{e}"),
+            JobError::Data(e) => write!(f, "{e}"),
+            JobError::File(e) => write!(f, "{e}"),
+            JobError::Input(e) | JobError::Policy { error: e, .. } | JobError::Internal(e) => write!(f, "{e:#}"),
+            JobError::Refused(reason) => f.write_str(reason),
+            JobError::Context { context, error } => write!(f, "{context}: {error}"),
+        }
     }
 }
 
-impl std::error::Error for Marked {}
-
-/// Marks `e` as being of `kind` (its text is kept whole for this node's records).
-pub fn mark(kind: FailureKind, e: impl Into<anyhow::Error>) -> anyhow::Error {
-    anyhow::Error::new(Marked { kind, inner: e.into() })
+impl From<protocol::Error> for JobError {
+    fn from(e: protocol::Error) -> JobError {
+        JobError::Protocol(e)
+    }
 }
 
-/// Marks `e` as a problem of this node's own data, files or job parameters (code `input`).
-pub fn input(e: impl Into<anyhow::Error>) -> anyhow::Error {
-    mark(FailureKind::Input, e)
+impl From<protocol::PeerError> for JobError {
+    fn from(e: protocol::PeerError) -> JobError {
+        JobError::Protocol(e.into())
+    }
 }
 
-/// `?`-friendly [`input`].
+impl From<DataError> for JobError {
+    fn from(e: DataError) -> JobError {
+        JobError::Data(e)
+    }
+}
+
+impl From<FileRefused> for JobError {
+    fn from(e: FileRefused) -> JobError {
+        JobError::File(e)
+    }
+}
+
+impl From<PhaseEndError> for JobError {
+    fn from(e: PhaseEndError) -> JobError {
+        match e {
+            PhaseEndError::Protocol(e) => JobError::Protocol(e),
+            PhaseEndError::Local(e) => JobError::Internal(e),
+        }
+    }
+}
+
+/// Any other error (storage, I/O, encoding) is this node's failure: code `internal`.
+impl From<anyhow::Error> for JobError {
+    fn from(e: anyhow::Error) -> JobError {
+        JobError::Internal(e)
+    }
+}
+
+impl From<std::io::Error> for JobError {
+    fn from(e: std::io::Error) -> JobError {
+        JobError::Internal(e.into())
+    }
+}
+
+impl From<serde_json::Error> for JobError {
+    fn from(e: serde_json::Error) -> JobError {
+        JobError::Internal(e.into())
+    }
+}
+
+/// Result of a job step.
+pub type Result<T, E = JobError> = std::result::Result<T, E>;
+
+/// Context on results of job steps that keeps each error's kind (the job-error counterpart of
+/// `anyhow::Context`; a missing `Option` value is an internal error).
+pub trait JobContext<T> {
+    /// Adds `context` to the error's text; the kind stays.
+    fn context(self, context: impl fmt::Display) -> Result<T>;
+    fn with_context<C: fmt::Display>(self, f: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T, E: Into<JobError>> JobContext<T> for std::result::Result<T, E> {
+    fn context(self, context: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| e.into().context(context.to_string()))
+    }
+    fn with_context<C: fmt::Display>(self, f: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| e.into().context(f().to_string()))
+    }
+}
+
+impl<T> JobContext<T> for Option<T> {
+    fn context(self, context: impl fmt::Display) -> Result<T> {
+        self.ok_or_else(|| JobError::Internal(anyhow::anyhow!("{context}")))
+    }
+    fn with_context<C: fmt::Display>(self, f: impl FnOnce() -> C) -> Result<T> {
+        self.ok_or_else(|| JobError::Internal(anyhow::anyhow!("{}", f())))
+    }
+}
+
+/// Marks an error as a problem of this node's own data, files or parameters (code `input`).
 pub trait InputResult<T> {
-    fn input(self) -> anyhow::Result<T>;
+    fn input(self) -> Result<T>;
 }
 
-impl<T, E: Into<anyhow::Error>> InputResult<T> for Result<T, E> {
-    fn input(self) -> anyhow::Result<T> {
-        self.map_err(input)
+impl<T, E: Into<JobError>> InputResult<T> for std::result::Result<T, E> {
+    fn input(self) -> Result<T> {
+        self.map_err(|e| e.into().into_input())
     }
+}
+
+/// An error of this node's own data, files or parameters (code `input`).
+pub fn input(e: impl Into<anyhow::Error>) -> JobError {
+    JobError::Input(e.into())
+}
+
+/// `anyhow::bail!` for job steps: returns an internal [`JobError`] with the formatted text.
+#[macro_export]
+macro_rules! job_bail {
+    ($($arg:tt)*) => {
+        return Err($crate::jobs::failure::JobError::Internal(anyhow::anyhow!($($arg)*)))
+    };
 }
 
 /// The abort text a node sends its peer: `node 'NAME', step 'STEP', reason CODE: MESSAGE`.
@@ -152,36 +290,47 @@ mod tests {
 
     #[test]
     fn errors_are_classified_by_type_not_text() {
-        let data = models::dataset::DataError::Row { file: "/x/bank.csv".into(), line: 5, message: "ID '7'".into() };
+        use protocol::{InputError, PeerError, TransportError};
+        let data = DataError::Row { file: "/x/bank.csv".into(), line: 5, message: "ID '7'".into() };
+        let protocol = |e: protocol::Error| Err::<(), _>(e).context("phase 'psi'").unwrap_err();
         let cases = [
-            (anyhow::Error::new(data).context("phase 'psi'"), FailureKind::Input),
-            (input(anyhow!("model 'x' is missing")).context("phase 'score'"), FailureKind::Input),
+            (Err::<(), _>(data).context("phase 'psi'").unwrap_err(), FailureKind::Input),
             (
-                anyhow::Error::new(protocol::Error::Timeout(3)).context("phase 'psi'"),
-                FailureKind::Transport("no message within the read timeout"),
+                Err::<(), _>(anyhow!("model 'x' is missing")).input().context("phase 'score'").unwrap_err(),
+                FailureKind::Input,
             ),
+            (protocol(TransportError::Timeout(3).into()), FailureKind::Transport("no message within the read timeout")),
             (
-                anyhow::Error::new(protocol::Error::Decode { kind: "k".into(), reason: "r".into() }),
+                protocol(PeerError::Decode { kind: "k".into(), reason: "r".into() }.into()),
                 FailureKind::Peer("a message that does not decode"),
             ),
-            (anyhow::Error::new(protocol::Error::Input("ids".into())), FailureKind::Input),
-            // Text that looks like a protocol error is still internal: only types count.
-            (anyhow!("protocol violation by peer: timeout"), FailureKind::Internal),
             (
-                anyhow::Error::new(std::io::Error::other("disk full")).context("cannot create job directory"),
+                protocol(PeerError::NotOnCurve { what: "p".into() }.into()),
+                FailureKind::Peer("inconsistent protocol data"),
+            ),
+            (protocol(InputError::TooManyIds { n: 9, limit: 8 }.into()), FailureKind::Input),
+            (
+                protocol(protocol::Error::Mismatch { what: "PSI parameters", detail: "x".into() }),
+                FailureKind::Peer("job terms that differ from its own"),
+            ),
+            (protocol(protocol::Error::Record("disk full".into())), FailureKind::Internal),
+            // Text that looks like a protocol error is still internal: only types count.
+            (anyhow!("protocol violation by peer: timeout").into(), FailureKind::Internal),
+            (
+                Err::<(), _>(std::io::Error::other("disk full")).context("cannot create job directory").unwrap_err(),
                 FailureKind::Internal,
             ),
         ];
         for (e, kind) in cases {
-            assert_eq!(FailureKind::of(&e), kind, "{e:#}");
+            assert_eq!(e.kind(), kind, "{e}");
         }
         // A marked error keeps its whole text for the local record.
-        let e = input(anyhow!("line 5: bad").context("dataset 'd'")).context("phase 'psi'");
-        assert_eq!(format!("{e:#}"), "phase 'psi': dataset 'd': line 5: bad");
-        let abort = anyhow::Error::new(protocol::Error::PeerAbort("x".into())).context("phase 'psi'");
-        assert!(is_peer_abort(&abort) && !is_peer_abort(&e));
+        let e = Err::<(), _>(anyhow!("line 5: bad").context("dataset 'd'")).input().context("phase 'psi'").unwrap_err();
+        assert_eq!(e.to_string(), "phase 'psi': dataset 'd': line 5: bad");
+        let abort = protocol(protocol::Error::PeerAbort("x".into()));
+        assert!(abort.peer_knows() && !e.peer_knows());
         assert_eq!(
-            peer_notice("bank", "psi", FailureKind::of(&e)),
+            peer_notice("bank", "psi", e.kind()),
             "node 'bank', step 'psi', reason input: its own data, files or job parameters cannot be used for this \
              job; its operator's job record says why"
         );

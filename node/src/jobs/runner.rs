@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::anyhow;
 use protocol::channel::Transport;
 use protocol::{Channel, Role};
 use serde::de::DeserializeOwned;
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use super::failure::{self, FailureKind, InputResult};
+use super::failure::{self, FailureKind, InputResult, JobContext, JobError, Result};
 use super::policy::{self, Refusal};
 use super::record::{JobRecord, JobState, StepState, check_operator};
 use super::spec::{JobKind, JobSpec};
@@ -197,9 +197,9 @@ impl PhaseContext<'_> {
     ) -> Result<()> {
         let recipients: Vec<Role> = to.roles().iter().copied().filter(|r| *r != from).collect();
         if recipients.is_empty() {
-            bail!("reveal '{name}' in phase '{}': {from} cannot reveal a value to itself only", self.phase);
+            crate::job_bail!("reveal '{name}' in phase '{}': {from} cannot reveal a value to itself only", self.phase);
         }
-        self.transcript.reveal(Reveal {
+        Ok(self.transcript.reveal(Reveal {
             phase: self.phase.to_string(),
             name: name.to_string(),
             value_hash,
@@ -208,7 +208,7 @@ impl PhaseContext<'_> {
             to: recipients,
             rule: rule.to_string(),
             frames: Vec::new(),
-        })
+        })?)
     }
 
     /// Attaches a ROC curve and score histogram to the transcript's outcome (training jobs;
@@ -217,7 +217,7 @@ impl PhaseContext<'_> {
     pub fn set_outcome_plot(&mut self, roc: Vec<[f64; 2]>, score_hist: ScoreHist) -> Result<()> {
         let h = &score_hist;
         if h.edges.len() != h.good.len() + 1 || !(h.bad.is_empty() || h.bad.len() == h.good.len()) {
-            bail!(
+            crate::job_bail!(
                 "score histogram of phase '{}': {} edges need {} good counts, got {} and {} (bad counts: as many, or none)",
                 self.phase,
                 h.edges.len(),
@@ -227,7 +227,7 @@ impl PhaseContext<'_> {
             );
         }
         if !roc.iter().flatten().chain(&h.edges).all(|x| x.is_finite()) {
-            bail!("ROC curve or histogram of phase '{}' has a value that is not finite", self.phase);
+            crate::job_bail!("ROC curve or histogram of phase '{}' has a value that is not finite", self.phase);
         }
         *self.plot = Some(OutcomePlot { roc, score_hist });
         Ok(())
@@ -253,16 +253,14 @@ impl protocol::disclose::Gate for JobGate {
         if self.allowed.contains(&rule) {
             Ok(())
         } else {
-            Err(protocol::Error::Input(format!(
-                "policy: opening a value under rule '{rule}' is not allowed: the job's reveal list does not name it"
-            )))
+            Err(protocol::InputError::RevealRefused { rule: rule.into() }.into())
         }
     }
 
     fn record(&mut self, d: protocol::disclose::Disclosure) -> protocol::Result<()> {
         let rule = format!("policy.reveals: {}", d.rule);
         let reveal = Reveal { rule, ..Reveal::from(d) };
-        self.writer.reveal(reveal).map_err(|e| protocol::Error::Input(format!("cannot record a reveal: {e:#}")))
+        self.writer.reveal(reveal).map_err(|e| protocol::Error::Record(format!("{e:#}")))
     }
 }
 
@@ -361,10 +359,10 @@ fn json_round_trip<T: Serialize + DeserializeOwned>(v: &T) -> Result<(Vec<u8>, T
     Ok((bytes, back))
 }
 
-fn recv_json<T: DeserializeOwned>(ch: &mut Channel, kind: &str) -> Result<T> {
+fn recv_json<T: DeserializeOwned>(ch: &mut Channel, kind: &str) -> protocol::Result<T> {
     let bytes = ch.recv_frame(kind)?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| protocol::Error::Decode { kind: kind.to_string(), reason: format!("JSON: {e}") }.into())
+        .map_err(|e| protocol::PeerError::Decode { kind: kind.to_string(), reason: format!("JSON: {e}") }.into())
 }
 
 /// A channel for a job whose first frames are kept until the transcript exists.
@@ -380,7 +378,7 @@ fn early_channel(env: &JobEnv, transport: Box<dyn Transport>) -> (Channel, Early
 fn start_transcript(
     env: &JobEnv,
     keys: &NodeKeys,
-    manifest: Result<Manifest>,
+    manifest: anyhow::Result<Manifest>,
     early: &EarlyFrames,
     ch: &mut Channel,
 ) -> Result<JobTranscript> {
@@ -410,10 +408,8 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             side: me,
         };
         let (bytes, proposal) = json_round_trip(&proposal)?;
-        let decision = ch
-            .send_frame("job.proposal", bytes)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| recv_json::<Decision>(&mut ch, "job.decision"));
+        let decision =
+            ch.send_frame("job.proposal", bytes).and_then(|()| recv_json::<Decision>(&mut ch, "job.decision"));
         let terms = JobTerms {
             job_id: id,
             created: &proposal.created,
@@ -431,12 +427,12 @@ pub fn run_submitter(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
                 return Ok(());
             }
         };
-        let outcome = decision.and_then(|d| {
+        let outcome = decision.map_err(JobError::from).and_then(|d| {
             if let Some(reason) = d.refusal {
-                return Err(Refused(format!("rejected by peer '{}': {reason}", env.config.peer.name)).into());
+                return Err(JobError::Refused(format!("rejected by peer '{}': {reason}", env.config.peer.name)));
             }
             check_peer_side(&env.config, &env.peer_cert_sha256, &d.side)
-                .map_err(|e| failure::mark(FailureKind::Policy("peer.signing_key / peer.fingerprint"), anyhow!(e)))?;
+                .map_err(|e| JobError::Policy { rule: "peer.signing_key / peer.fingerprint", error: anyhow!(e) })?;
             run_agreed(env, &reporter, &transcript, &terms, &mut ch)
         });
         finish(env, &reporter, &mut ch, Some(&transcript), outcome);
@@ -454,7 +450,7 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     let (mut ch, early) = early_channel(env, transport);
     let proposal = recv_json::<Proposal>(&mut ch, "job.proposal").and_then(|p| match parse_rfc3339(&p.created) {
         Some(_) => Ok(p),
-        None => Err(protocol::Error::Decode {
+        None => Err(protocol::PeerError::Decode {
             kind: "job.proposal".into(),
             reason: format!("field created '{:.40}' is not an RFC 3339 UTC time", p.created),
         }
@@ -463,7 +459,7 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
     let proposal = match proposal {
         Ok(p) => p,
         Err(e) => {
-            ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::of(&e)));
+            ch.abort(&failure::peer_notice(&me_name, POLICY, FailureKind::of_protocol(&e)));
             return tracing::warn!("job {id}: could not read the proposal: {e:#}");
         }
     };
@@ -552,8 +548,8 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         );
         let transcript = start_transcript(env, &keys, manifest, &early, &mut ch)?;
         let outcome = match (refusal, sent) {
-            (Some(reason), _) => Err(Refused(reason.local).into()),
-            (None, Err(e)) => Err(anyhow::Error::new(e).context("cannot answer the proposal")),
+            (Some(reason), _) => Err(JobError::Refused(reason.local)),
+            (None, Err(e)) => Err(JobError::from(e).context("cannot answer the proposal")),
             (None, Ok(())) => run_agreed(env, &reporter, &transcript, &terms, &mut ch),
         };
         finish(env, &reporter, &mut ch, Some(&transcript), outcome);
@@ -563,16 +559,6 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
         finish(env, &reporter, &mut ch, None, Err(e));
     }
 }
-
-/// A refusal that ends the job without telling the peer again (it told us, or we told it).
-#[derive(Debug)]
-struct Refused(String);
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for Refused {}
 
 /// What a job that ran to its end leaves: the operator's results and the transcript outcome both
 /// nodes signed.
@@ -614,7 +600,7 @@ fn run_agreed(
     let mut files = Vec::new();
     for phase in phases(spec.kind) {
         if let Some(stop) = *env.stop.borrow() {
-            bail!("{stop} before phase '{}'", phase.name);
+            crate::job_bail!("{stop} before phase '{}'", phase.name);
         }
         reporter.step(phase.name, StepState::Running);
         ch.set_phase(phase.name);
@@ -646,14 +632,14 @@ fn run_agreed(
     save_results(&files)?;
     if let Err(e) = transcript.end_completed(ch, FINISH, &signed) {
         remove_results(&files);
-        return Err(e);
+        return Err(e.into());
     }
     Ok(Completed { outcome, signed, files })
 }
 
 /// Writes the job's result files (owner-only, never over an existing file); on an error removes
 /// the ones it wrote.
-fn save_results(files: &[ResultFile]) -> Result<()> {
+fn save_results(files: &[ResultFile]) -> anyhow::Result<()> {
     for (i, f) in files.iter().enumerate() {
         if let Err(e) = crate::identity::write_new_file(&f.path, &f.bytes, 0o600) {
             remove_results(&files[..i]);
@@ -710,13 +696,13 @@ fn finish(
             }
         },
         Err(e) => {
-            let from_peer = e.downcast_ref::<Refused>().is_some() || failure::is_peer_abort(&e);
+            let from_peer = e.peer_knows();
             let (state, reason, kind) = match *env.stop.borrow() {
                 Some(Stop::Cancelled) => {
                     (JobState::Cancelled, format!("cancelled by the operator of '{me}'"), FailureKind::Cancelled)
                 }
                 Some(Stop::Shutdown) => (JobState::Failed, SHUT_DOWN.to_string(), FailureKind::Shutdown),
-                None => (JobState::Failed, format!("{e:#}"), FailureKind::of(&e)),
+                None => (JobState::Failed, e.to_string(), e.kind()),
             };
             if !from_peer {
                 ch.abort(&failure::peer_notice(me, reporter.current_step(), kind));

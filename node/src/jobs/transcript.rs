@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::spec::JobSpec;
+use crate::audit::writer::PhaseEndError;
 use crate::audit::{DatasetInfo, Manifest, NodeInfo, Outcome, Policies, TranscriptWriter, exchange_manifest_digest};
 use crate::config::{Config, cert_fingerprint, format_fingerprint};
 use crate::{datasets, identity};
@@ -244,20 +245,20 @@ impl JobTranscript {
 
     /// First step once both nodes accepted the job: swap manifest digests (each checks the peer
     /// built the same manifest), so every later phase signature covers the manifest.
-    pub fn exchange_manifest_digest(&self, ch: &mut Channel) -> Result<()> {
-        Ok(exchange_manifest_digest(ch, &self.manifest)?)
+    pub fn exchange_manifest_digest(&self, ch: &mut Channel) -> protocol::Result<()> {
+        exchange_manifest_digest(ch, &self.manifest)
     }
 
     /// Ends `phase`: both nodes sign every frame so far, both record chains and the phase's
     /// reveals, swap signatures (each checks the other's) and record the phase end. A mismatch
     /// means the nodes saw different traffic or recorded different reveals.
-    pub fn end_phase(&self, ch: &mut Channel, phase: &str) -> Result<()> {
+    pub fn end_phase(&self, ch: &mut Channel, phase: &str) -> Result<(), PhaseEndError> {
         self.writer.end_phase(ch, phase, None).map(|_| ())
     }
 
     /// Ends the last phase of a job that ran to its end: as [`JobTranscript::end_phase`], and
     /// both nodes also sign each node's `outcome`, which must be recorded next.
-    pub fn end_completed(&self, ch: &mut Channel, phase: &str, outcome: &Outcome) -> Result<()> {
+    pub fn end_completed(&self, ch: &mut Channel, phase: &str, outcome: &Outcome) -> Result<(), PhaseEndError> {
         self.writer.end_phase(ch, phase, Some(outcome)).map(|_| ())
     }
 }

@@ -203,6 +203,6 @@ mod tests {
             Err(e) => e,
             Ok(()) => g.recv_frame("y").unwrap_err(),
         };
-        assert!(matches!(err, protocol::Error::Closed(_)), "{err}");
+        assert!(matches!(err, protocol::Error::Transport(protocol::TransportError::Closed(_))), "{err}");
     }
 }

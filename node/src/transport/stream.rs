@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use protocol::Error;
 use protocol::channel::{Frame, HEADER_LEN, Transport};
+use protocol::{Error, PeerError, TransportError};
 use quinn::{ReadExactError, RecvStream, SendStream};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
@@ -17,9 +17,13 @@ pub const ABORT_CODE: u32 = 1;
 
 fn read_error(e: ReadExactError) -> Error {
     match e {
-        ReadExactError::FinishedEarly(_) => Error::Closed("peer closed the job stream".into()),
-        ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => Error::Closed(c.to_string()),
-        ReadExactError::ReadError(e) => Error::Closed(e.to_string()),
+        ReadExactError::FinishedEarly(_) => {
+            Error::Transport(TransportError::Closed("peer closed the job stream".into()))
+        }
+        ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => {
+            Error::Transport(TransportError::Closed(c.to_string()))
+        }
+        ReadExactError::ReadError(e) => Error::Transport(TransportError::Closed(e.to_string())),
     }
 }
 
@@ -40,16 +44,16 @@ pub async fn read_frame(recv: &mut RecvStream, max_payload: usize) -> Result<Fra
 pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), Error> {
     // A lost connection says why it closed (e.g. "closed by peer: node shutting down").
     let closed = |e: quinn::WriteError| match e {
-        quinn::WriteError::ConnectionLost(c) => Error::Closed(c.to_string()),
-        e => Error::Closed(e.to_string()),
+        quinn::WriteError::ConnectionLost(c) => Error::Transport(TransportError::Closed(c.to_string())),
+        e => Error::Transport(TransportError::Closed(e.to_string())),
     };
     send.write_all(&frame.header()).await.map_err(closed)?;
     send.write_all(&frame.payload).await.map_err(closed)
 }
 
-/// Awaits `fut` for at most `limit`; a timeout becomes [`Error::Timeout`].
+/// Awaits `fut` for at most `limit`; a timeout becomes [`TransportError::Timeout`](protocol::TransportError::Timeout).
 pub async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    tokio::time::timeout(limit, fut).await.unwrap_or(Err(Error::Timeout(limit.as_secs())))
+    tokio::time::timeout(limit, fut).await.unwrap_or(Err(Error::Transport(TransportError::Timeout(limit.as_secs()))))
 }
 
 /// A job's stream as a synchronous [`Transport`]. Must be used from a thread outside the tokio
@@ -133,7 +137,7 @@ impl QuicTransport {
     }
 
     fn send_failure(reason: &str) -> Error {
-        Error::Closed(format!("sending to the peer failed: {reason}"))
+        Error::Transport(TransportError::Closed(format!("sending to the peer failed: {reason}")))
     }
 }
 
@@ -175,17 +179,20 @@ impl Transport for QuicTransport {
                 // A frame already received (e.g. the peer's abort) wins over a send failure.
                 biased;
                 r = within(*io_timeout, read_frame(recv, max_payload)) => r,
-                s = stop.wait_for(Option::is_some) => Err(Error::Closed(match s.as_deref() {
+                s = stop.wait_for(Option::is_some) => Err(Error::Transport(TransportError::Closed(match s.as_deref() {
                     Ok(Some(stop)) => stop.to_string(),
                     _ => "the node stopped the job".into(),
-                })),
+                }))),
                 w = writer.wait_for(|w| matches!(w, Writer::Failed(_))) => Err(Self::send_failure(match w.as_deref() {
                     Ok(Writer::Failed(reason)) => reason,
                     _ => "the stream writer stopped",
                 })),
             }
         });
-        if matches!(r, Err(Error::FrameTooLarge { .. } | Error::Decode { .. })) {
+        if matches!(
+            r,
+            Err(Error::Transport(TransportError::FrameTooLarge { .. }) | Error::Peer(PeerError::Decode { .. }))
+        ) {
             // The rest of the stream cannot be trusted; tell the peer to stop sending.
             let _ = self.recv.stop(ABORT_CODE.into());
         }
@@ -199,7 +206,7 @@ const MAX_JOB_ID: usize = 64;
 
 /// Opens a job stream on `conn`; the first frame names the job.
 pub async fn open_job_stream(conn: &quinn::Connection, job_id: &str) -> Result<(SendStream, RecvStream), Error> {
-    let (mut send, recv) = conn.open_bi().await.map_err(|e| Error::Closed(e.to_string()))?;
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| Error::Transport(TransportError::Closed(e.to_string())))?;
     write_frame(&mut send, &Frame { kind: JOB_OPEN.into(), payload: job_id.as_bytes().to_vec() }).await?;
     Ok((send, recv))
 }
@@ -208,8 +215,8 @@ pub async fn open_job_stream(conn: &quinn::Connection, job_id: &str) -> Result<(
 pub async fn read_job_open(recv: &mut RecvStream, limit: Duration) -> Result<String, Error> {
     let frame = within(limit, read_frame(recv, MAX_JOB_ID)).await?;
     if frame.kind != JOB_OPEN {
-        return Err(Error::UnexpectedMessage { expected: JOB_OPEN.into(), got: frame.kind });
+        return Err(Error::Peer(PeerError::UnexpectedMessage { expected: JOB_OPEN.into(), got: frame.kind }));
     }
     String::from_utf8(frame.payload)
-        .map_err(|_| Error::Decode { kind: JOB_OPEN.into(), reason: "job id is not UTF-8".into() })
+        .map_err(|_| Error::Peer(PeerError::Decode { kind: JOB_OPEN.into(), reason: "job id is not UTF-8".into() }))
 }

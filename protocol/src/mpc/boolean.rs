@@ -191,7 +191,10 @@ impl Engine<'_> {
     pub fn mux(&mut self, bits: &[u64], y: &[u64]) -> Result<Vec<u64>> {
         let n = y.len();
         if bits.len() != n.div_ceil(64) {
-            return Err(crate::Error::Input(format!("mux: {} bit words for {n} values", bits.len())));
+            return Err(crate::Error::Input(crate::InputError::Usage {
+                op: "mux",
+                detail: format!("{} bit words for {n} values", bits.len()),
+            }));
         }
         let beta: Vec<u64> = (0..n).map(|i| (bits[i / 64] >> (i % 64)) & 1).collect();
         let corr: Vec<u64> = (0..n).map(|i| y[i].wrapping_mul(1u64.wrapping_sub(2 * beta[i]))).collect();

@@ -24,7 +24,7 @@
 
 use super::Engine;
 use super::cot::{CotRecv, CotSend};
-use crate::{Error, Result, Role};
+use crate::{Error, InputError, Result, Role};
 
 /// Bit `e` of a packed XOR-share vector.
 fn bit(bits: &[u64], e: usize) -> u64 {
@@ -69,7 +69,10 @@ impl Engine<'_> {
         n: usize,
     ) -> Result<Vec<u64>> {
         if bits.len() != n.div_ceil(64) {
-            return Err(Error::Input(format!("select: {} bit words for {n} bits", bits.len())));
+            return Err(Error::Input(InputError::Usage {
+                op: "select",
+                detail: format!("{} bit words for {n} bits", bits.len()),
+            }));
         }
         if n == 0 || width == 0 {
             return Ok(Vec::new());
@@ -79,9 +82,14 @@ impl Engine<'_> {
             let recv = CotRecv { choices: &choices, groups: n, width, bits: 1 };
             return Ok(self.cot(None, Some(recv))?.1);
         }
-        let v = values.ok_or_else(|| Error::Input("select: the owner must pass its values".into()))?;
+        let v = values.ok_or_else(|| {
+            Error::Input(InputError::Usage { op: "select", detail: "the owner must pass its values".into() })
+        })?;
         if v.len() != n * width {
-            return Err(Error::Input(format!("select: {} values for {n} bits × {width}", v.len())));
+            return Err(Error::Input(InputError::Usage {
+                op: "select",
+                detail: format!("{} values for {n} bits × {width}", v.len()),
+            }));
         }
         // (1 − 2β_o)·v: v or −v.
         let corr: Vec<u64> =

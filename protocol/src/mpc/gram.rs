@@ -10,7 +10,7 @@
 
 use super::cot::{CotRecv, CotSend, low_mask};
 use super::{Engine, PlainMatrix, add_groups};
-use crate::{Error, Result, Role};
+use crate::{Error, InputError, Result, Role};
 
 /// Largest correlation (elements) one `cross_gram` COT call handles; bigger shapes run in
 /// several calls over column chunks of A.
@@ -27,12 +27,15 @@ pub fn cross_gram_ring(rows: usize, a_bits: u32, b_bits: u32) -> u32 {
 fn check_entry_bounds(m: &PlainMatrix, lo: i64, hi: i64, what: &str) -> Result<()> {
     match m.data.iter().position(|&v| !(lo..hi).contains(&(v as i64))) {
         None => Ok(()),
-        Some(p) => Err(Error::Input(format!(
-            "cross_gram: {what} entry (row {}, column {}) = {} is outside the public bound [{lo}, {hi})",
-            p / m.cols.max(1),
-            p % m.cols.max(1),
-            m.data[p] as i64
-        ))),
+        Some(p) => Err(Error::Input(InputError::Usage {
+            op: "cross_gram",
+            detail: format!(
+                "{what} entry (row {}, column {}) = {} is outside the public bound [{lo}, {hi})",
+                p / m.cols.max(1),
+                p % m.cols.max(1),
+                m.data[p] as i64
+            ),
+        })),
     }
 }
 
@@ -72,18 +75,24 @@ impl Engine<'_> {
         let i_own_a = a_owner == self.role;
         let own_cols = if i_own_a { a_cols } else { b_cols };
         if own.rows != rows || own.cols != own_cols || own.data.len() != rows * own_cols {
-            return Err(Error::Input(format!(
-                "cross_gram: own matrix is {}×{} with {} entries, the call says {rows}×{own_cols}",
-                own.rows,
-                own.cols,
-                own.data.len()
-            )));
+            return Err(Error::Input(InputError::Usage {
+                op: "cross_gram",
+                detail: format!(
+                    "own matrix is {}×{} with {} entries, the call says {rows}×{own_cols}",
+                    own.rows,
+                    own.cols,
+                    own.data.len()
+                ),
+            }));
         }
         let ring = cross_gram_ring(rows, a_bits, b_bits);
         if a_bits == 0 || b_bits == 0 || ring > 64 {
-            return Err(Error::Input(format!(
-                "cross_gram: {rows} rows with {a_bits}- and {b_bits}-bit entries need a {ring}-bit ring (at most 64, bits ≥ 1)"
-            )));
+            return Err(Error::Input(InputError::Usage {
+                op: "cross_gram",
+                detail: format!(
+                    "{rows} rows with {a_bits}- and {b_bits}-bit entries need a {ring}-bit ring (at most 64, bits ≥ 1)"
+                ),
+            }));
         }
         if i_own_a {
             check_entry_bounds(own, -(1i64 << (a_bits - 1)), 1i64 << (a_bits - 1), "A")?;
@@ -152,7 +161,10 @@ impl Engine<'_> {
     /// `64 − ring` bits per element.
     pub fn lift(&mut self, x: &[u64], ring: u32) -> Result<Vec<u64>> {
         if !(3..=64).contains(&ring) {
-            return Err(Error::Input(format!("lift: ring of {ring} bits, use 3..=64")));
+            return Err(Error::Input(InputError::Usage {
+                op: "lift",
+                detail: format!("ring of {ring} bits, use 3..=64"),
+            }));
         }
         if ring == 64 {
             return Ok(x.to_vec());
@@ -197,11 +209,10 @@ impl Engine<'_> {
     pub fn matvec_shared(&mut self, own: &PlainMatrix, v: &[u64]) -> Result<Vec<u64>> {
         let (rows, cols) = (own.rows, own.cols);
         if own.data.len() != rows * cols || v.len() != cols {
-            return Err(Error::Input(format!(
-                "matvec_shared: matrix {rows}×{cols} with {} entries, vector of {}",
-                own.data.len(),
-                v.len()
-            )));
+            return Err(Error::Input(InputError::Usage {
+                op: "matvec_shared",
+                detail: format!("matrix {rows}×{cols} with {} entries, vector of {}", own.data.len(), v.len()),
+            }));
         }
         let cols_major = own.column_major();
         let (s, r) = self.cot(

@@ -48,7 +48,7 @@ use crate::channel::Stats;
 use crate::disclose::Grant;
 use crate::fixed::FixedPoint;
 use crate::ot::{CrHash, base, iknp};
-use crate::{Channel, Error, Result, Role};
+use crate::{Channel, Error, InputError, Result, Role};
 
 /// A plaintext matrix held by one party, fixed-point encoded, row-major.
 #[derive(Clone, Debug)]
@@ -188,9 +188,14 @@ impl<'c> Engine<'c> {
     /// The owner keeps a fresh uniform `r` and sends `values − r`.
     pub fn share(&mut self, owner: Role, values: Option<&[u64]>, len: usize) -> Result<Vec<u64>> {
         if owner == self.role {
-            let values = values.ok_or_else(|| Error::Input("share: the owner must pass its values".into()))?;
+            let values = values.ok_or_else(|| {
+                Error::Input(InputError::Usage { op: "share", detail: "the owner must pass its values".into() })
+            })?;
             if values.len() != len {
-                return Err(Error::Input(format!("share: {} values but len {len}", values.len())));
+                return Err(Error::Input(InputError::Usage {
+                    op: "share",
+                    detail: format!("{} values but len {len}", values.len()),
+                }));
             }
             let r = self.random_vec(len);
             let peer: Vec<u64> = values.iter().zip(&r).map(|(v, r)| v.wrapping_sub(*r)).collect();
@@ -269,7 +274,10 @@ impl<'c> Engine<'c> {
     /// Gilboa cross terms `x_me·y_peer` and `x_peer·y_me` run at once (two flights).
     pub fn mul(&mut self, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
         if x.len() != y.len() {
-            return Err(Error::Input(format!("mul: lengths {} and {} differ", x.len(), y.len())));
+            return Err(Error::Input(InputError::Usage {
+                op: "mul",
+                detail: format!("lengths {} and {} differ", x.len(), y.len()),
+            }));
         }
         let n = x.len();
         let (s, r) = self.cot(
@@ -284,13 +292,14 @@ impl<'c> Engine<'c> {
         if owner == self.role {
             match m {
                 Some(m) if m.rows == rows && m.cols == cols && m.data.len() == rows * cols => Ok(()),
-                Some(m) => Err(Error::Input(format!(
-                    "matrix is {}×{} with {} entries, the call says {rows}×{cols}",
-                    m.rows,
-                    m.cols,
-                    m.data.len()
-                ))),
-                None => Err(Error::Input("the matrix owner must pass its matrix".into())),
+                Some(m) => Err(Error::Input(InputError::Usage {
+                    op: "matrix",
+                    detail: format!("{}×{} with {} entries, the call says {rows}×{cols}", m.rows, m.cols, m.data.len()),
+                })),
+                None => Err(Error::Input(InputError::Usage {
+                    op: "matrix",
+                    detail: "the matrix owner must pass its matrix".into(),
+                })),
             }
         } else {
             Ok(())
@@ -314,7 +323,10 @@ impl<'c> Engine<'c> {
     ) -> Result<Vec<u64>> {
         self.check_matrix(owner, m, rows, cols)?;
         if v.len() != cols {
-            return Err(Error::Input(format!("matvec: vector has {} entries, matrix has {cols} columns", v.len())));
+            return Err(Error::Input(InputError::Usage {
+                op: "matvec",
+                detail: format!("vector has {} entries, matrix has {cols} columns", v.len()),
+            }));
         }
         match m.filter(|_| owner == self.role) {
             Some(m) => self.plain_cross_product(Some((&m.column_major(), m.mul_vec(v))), v, cols, rows),
@@ -335,7 +347,10 @@ impl<'c> Engine<'c> {
     ) -> Result<Vec<u64>> {
         self.check_matrix(owner, m, rows, cols)?;
         if v.len() != rows {
-            return Err(Error::Input(format!("matvec_t: vector has {} entries, matrix has {rows} rows", v.len())));
+            return Err(Error::Input(InputError::Usage {
+                op: "matvec_t",
+                detail: format!("vector has {} entries, matrix has {rows} rows", v.len()),
+            }));
         }
         match m.filter(|_| owner == self.role) {
             Some(m) => self.plain_cross_product(Some((&m.data, m.mul_vec_t(v))), v, rows, cols),

@@ -32,7 +32,7 @@
 use super::Engine;
 use super::cot::{CotRecv, CotSend};
 use crate::fixed::FixedPoint;
-use crate::{Error, Result, Role};
+use crate::{Error, InputError, Result, Role};
 
 /// Values with `|x| < 2^TRUNC_BOUND_BITS` (ring units) are truncated exactly.
 pub const TRUNC_BOUND_BITS: u32 = 62;
@@ -52,13 +52,13 @@ pub fn check_range(what: &str, values: &[u64], fp: FixedPoint, max_abs: f64) -> 
     let limit = max_abs * fp.scale();
     match values.iter().filter(|&&v| (v as i64).unsigned_abs() as f64 >= limit).count() {
         0 => Ok(()),
-        n => Err(Error::Input(format!(
+        n => Err(Error::Input(InputError::Data(format!(
             "{what}: {n} of {} opened values are outside ±{max_abs}, the range in which the fixed-point \
              computation is exact at frac_bits = {}: it overflowed; use a smaller frac_bits (e.g. 16) or \
              inputs of smaller magnitude",
             values.len(),
             fp.frac_bits
-        ))),
+        )))),
     }
 }
 
@@ -68,7 +68,10 @@ impl Engine<'_> {
     /// the bound). `bits` in `0..=62` (0: returned unchanged, no message). One round trip.
     pub fn truncate(&mut self, x: &[u64], bits: u32) -> Result<Vec<u64>> {
         if bits > TRUNC_BOUND_BITS {
-            return Err(Error::Input(format!("truncate: by {bits} bits, use 0..={TRUNC_BOUND_BITS}")));
+            return Err(Error::Input(InputError::Usage {
+                op: "truncate",
+                detail: format!("by {bits} bits, use 0..={TRUNC_BOUND_BITS}"),
+            }));
         }
         if bits == 0 || x.is_empty() {
             return Ok(x.to_vec());

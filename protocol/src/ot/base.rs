@@ -17,7 +17,7 @@ use curve25519_dalek::traits::Identity;
 use rand::CryptoRng;
 use zeroize::Zeroize;
 
-use crate::{Channel, Error, Result};
+use crate::{Channel, PeerError, Result};
 
 /// A 128-bit OT key (seeds the extension PRGs).
 pub type Key = [u8; 16];
@@ -37,8 +37,8 @@ fn kdf(j: usize, s: &CompressedRistretto, r: &CompressedRistretto, p: &Ristretto
 
 fn decompress(bytes: &[u8], what: &str) -> Result<(CompressedRistretto, RistrettoPoint)> {
     let c = CompressedRistretto::from_slice(bytes)
-        .map_err(|_| Error::Protocol(format!("base OT: {what} is not 32 bytes")))?;
-    let p = c.decompress().ok_or_else(|| Error::Protocol(format!("base OT: {what} is not a Ristretto point")))?;
+        .map_err(|_| PeerError::NotOnCurve { what: format!("base OT: {what} (not 32 bytes)") })?;
+    let p = c.decompress().ok_or_else(|| PeerError::NotOnCurve { what: format!("base OT: {what}") })?;
     Ok((c, p))
 }
 
@@ -68,7 +68,13 @@ impl Sender {
     /// Derives both keys of each OT from the receiver's points (`n` × 32 bytes).
     pub fn finish(self, msg: &[u8], n: usize) -> Result<Vec<(Key, Key)>> {
         if msg.len() != 32 * n {
-            return Err(Error::Protocol(format!("base OT: expected {n} receiver points, got {} bytes", msg.len())));
+            return Err(PeerError::WrongLength {
+                what: format!("base OT: {n} receiver points"),
+                unit: "bytes",
+                expected: 32 * n as u64,
+                got: msg.len() as u64,
+            }
+            .into());
         }
         msg.chunks_exact(32)
             .enumerate()
@@ -90,7 +96,7 @@ impl Sender {
 pub fn receive<R: CryptoRng + ?Sized>(rng: &mut R, sender_msg: &[u8], choices: &[bool]) -> Result<(Vec<u8>, Vec<Key>)> {
     let (sc, sp) = decompress(sender_msg, "sender point")?;
     if sp == RistrettoPoint::identity() {
-        return Err(Error::Protocol("base OT: sender point is the identity".into()));
+        return Err(PeerError::NotOnCurve { what: "base OT: sender point (the identity)".into() }.into());
     }
     let mut msg = Vec::with_capacity(32 * choices.len());
     let mut keys = Vec::with_capacity(choices.len());

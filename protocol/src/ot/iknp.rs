@@ -20,7 +20,7 @@
 use zeroize::Zeroize;
 
 use super::{CtrPrg, base::Key, columns_to_rows};
-use crate::{Error, Result};
+use crate::{PeerError, Result};
 
 /// Extension sender: holds Δ and one seed per base OT. Δ is zeroized on drop, the PRG key
 /// schedules by [`CtrPrg`]'s own drop.
@@ -65,7 +65,13 @@ impl Sender {
     pub fn extend(&mut self, m: usize, msg: &[u8]) -> Result<Vec<u128>> {
         let nblk = m.div_ceil(128);
         if msg.len() != message_len(m) {
-            return Err(Error::Protocol(format!("OT extension: expected {} bytes, got {}", message_len(m), msg.len())));
+            return Err(PeerError::WrongLength {
+                what: format!("OT extension message for {m} OTs"),
+                unit: "bytes",
+                expected: message_len(m) as u64,
+                got: msg.len() as u64,
+            }
+            .into());
         }
         let mut cols = Vec::with_capacity(128);
         for (j, prg) in self.prgs.iter_mut().enumerate() {

@@ -50,7 +50,7 @@ use rand::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::gf128::Gf128;
-use crate::{Channel, Error, Result};
+use crate::{Channel, Error, InputError, Result};
 use code::Code;
 use silent::{BaseAnswer, BaseOffer, Extension, Kind, ReceiverStart, SenderStart, TreeMessage};
 use tree::Shape;
@@ -76,7 +76,7 @@ pub struct Params {
 impl Params {
     pub fn new(n: usize) -> Result<Params> {
         if n == 0 || n > MAX_N {
-            return Err(Error::Input(format!("pcg: n = {n} outside 1..={MAX_N}")));
+            return Err(Error::Input(InputError::Usage { op: "pcg", detail: format!("n = {n} outside 1..={MAX_N}") }));
         }
         let internal = n.max(MIN_INTERNAL_N);
         let leaves = (2 * internal).div_ceil(NOISE_WEIGHT);

@@ -25,7 +25,7 @@ use super::code::{Elem, Pair};
 use super::tree::{NodePrg, expand_full, expand_punctured, path_bit};
 use crate::gf128::{self, Gf128, Multiplier};
 use crate::ot::{CrHash, base, iknp};
-use crate::{Error, Result};
+use crate::{Error, InputError, PeerError, Result};
 
 /// The correlation a run produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,12 +304,13 @@ impl ReceiverExtended {
     fn finish<T: Elem>(&self, trees: &TreeMessage, noise: impl Fn(usize) -> T) -> Result<ReceiverOutput<T>> {
         let p = &self.params;
         if trees.0.len() != TreeMessage::elements(p) {
-            return Err(Error::Protocol(format!(
-                "'{}' carried {} elements, expected {}",
-                TreeMessage::KIND,
-                trees.0.len(),
-                TreeMessage::elements(p)
-            )));
+            return Err(PeerError::WrongLength {
+                what: format!("'{}'", TreeMessage::KIND),
+                unit: "elements",
+                expected: TreeMessage::elements(p) as u64,
+                got: trees.0.len() as u64,
+            }
+            .into());
         }
         let (g, depth, leaves) = (gilboa_count(p, self.kind), p.shape.depth, p.shape.leaves);
         let c_base = gilboa(&self.t[..g], g / 128);
@@ -366,7 +367,10 @@ impl ReceiverExtended {
 
     fn expect(&self, kind: Kind) -> Result<()> {
         if self.kind != kind {
-            return Err(Error::Input(format!("pcg: receiver set up for {:?}, finished as {kind:?}", self.kind)));
+            return Err(Error::Input(InputError::Usage {
+                op: "pcg",
+                detail: format!("receiver set up for {:?}, finished as {kind:?}", self.kind),
+            }));
         }
         Ok(())
     }

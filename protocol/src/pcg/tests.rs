@@ -1,5 +1,6 @@
 use super::silent::{BaseAnswer, Extension, Kind, ReceiverStart, SenderStart, TreeMessage};
 use super::*;
+use crate::PeerError;
 use crate::channel::{mem_pair, run_pair};
 use crate::gf128::Multiplier;
 use rand::SeedableRng;
@@ -153,7 +154,7 @@ fn malformed_peer_messages_are_errors() {
     let answer = BaseAnswer(b.recv_bulk(BaseAnswer::KIND, BaseAnswer::LEN as u64).unwrap());
     let (_, ext) = receiver.on_base_answer(&answer, &mut rr).unwrap();
     b.send_bulk(Extension::KIND, &ext.0[..ext.0.len() - 16]).unwrap();
-    assert!(matches!(sender.join().unwrap(), Err(Error::Protocol(_))));
+    assert!(matches!(sender.join().unwrap(), Err(Error::Peer(PeerError::WrongLength { .. }))));
     assert!(Params::new(0).is_err() && Params::new(MAX_N + 1).is_err());
 }
 

@@ -20,7 +20,7 @@
 //! the entity's total points and grade); nothing per bank column. The bank, whether the gov holds
 //! the entity; nothing of the result (not the points, not the grade).
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::anyhow;
 use models::checkup::{CheckupInput, checkup, group_dimensions};
 use models::secure_lr::ModelReveal;
 use protocol::disclose::Grant;
@@ -29,7 +29,7 @@ use protocol::{Channel, Role};
 use super::score::{SCORED_ENTITIES, agree_on_model, check_budget, scoring_model};
 use super::{add_warnings, id_kind, load_dataset, prepare_ids};
 use crate::audit::checkup_report;
-use crate::jobs::failure::input;
+use crate::jobs::failure::{JobContext, JobError, Result, input};
 use crate::jobs::runner::PhaseContext;
 
 /// Policy rule of the one value a check-up opens.
@@ -102,9 +102,9 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
             let bytes = ch.reveal_recv(&grant(), 8)?;
             let bank_points = bytes.try_into().map(f64::from_le_bytes).unwrap_or(f64::NAN);
             if !(bank_points.is_finite() && bank_points.abs() <= MAX_POINTS) {
-                return Err(protocol::Error::Protocol(format!(
-                    "the bank's points for the check-up are not a number within ±{MAX_POINTS:e}"
-                ))
+                return Err(protocol::PeerError::Inconsistent {
+                    what: format!("the bank's points for the check-up are not a number within ±{MAX_POINTS:e}"),
+                }
                 .into());
             }
             let (dims, warnings) = group_dimensions(&woe.features(), &ctx.dataset.dimensions)
@@ -121,7 +121,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
                 bank_points,
                 dimensions: &dims,
             })
-            .map_err(|e| anyhow!("model '{}': {e}", saved.job_id))?;
+            .map_err(|e| JobError::Internal(anyhow!("model '{}': {e}", saved.job_id)))?;
             let page = checkup_report::Page {
                 entity: &entity,
                 consent: &consent,

@@ -13,14 +13,13 @@ pub mod train;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
 use models::dataset::Dataset;
 use protocol::Role;
 use protocol::ids::{self, PreparedIds};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::failure::input;
+use super::failure::{JobContext, Result, input};
 use super::runner::{PhaseContext, RevealTo};
 use crate::config::IdKind;
 
@@ -88,9 +87,9 @@ where
     R::Item: AsRef<[u8]>,
 {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header)?;
+    w.write_record(header).map_err(anyhow::Error::from)?;
     for r in rows {
-        w.write_record(r)?;
+        w.write_record(r).map_err(anyhow::Error::from)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
     ctx.write_on_success(path, bytes);

@@ -25,7 +25,7 @@
 //! already learns: nothing more is exchanged.
 //! A score job of target `ids` runs no PSI: the phase does nothing.
 
-use anyhow::Result;
+use crate::jobs::failure::{JobError, Result};
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
@@ -72,10 +72,10 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     // Local facts only (nothing is sent): explains a small intersection by the ids' format.
     let format = protocol::ids::IdFormat::of(data.ids.iter().map(String::as_str));
     let out = psi_protocol.intersect(ch, &prepared.ids, &psi_params, &mut os_rng()).map_err(|e| {
-        let below_minimum = matches!(&e, protocol::Error::Input(m) if m.contains("rule min_intersection"));
+        let below_minimum = matches!(&e, protocol::Error::Input(protocol::InputError::BelowMinimum { .. }));
         match format.padding_cause().filter(|_| below_minimum) {
             Some(cause) => {
-                anyhow::Error::from(e).context(format!("possible cause: dataset '{}': {cause}", ctx.dataset_name))
+                JobError::from(e).context(format!("possible cause: dataset '{}': {cause}", ctx.dataset_name))
             }
             None => e.into(),
         }
@@ -142,7 +142,7 @@ pub fn agree_audit_key(ctx: &PhaseContext<'_>, ch: &mut Channel) -> Result<Zeroi
     let secret = Zeroizing::new(Scalar::random(&mut os_rng()));
     let mine = RistrettoPoint::mul_base(&secret).compress();
     ch.send_frame(AUDIT_KEY_KIND, mine.to_bytes().to_vec())?;
-    let bad = |reason: &str| protocol::Error::Decode { kind: AUDIT_KEY_KIND.into(), reason: reason.into() };
+    let bad = |reason: &str| protocol::PeerError::Decode { kind: AUDIT_KEY_KIND.into(), reason: reason.into() };
     let theirs: [u8; 32] = ch.recv_frame(AUDIT_KEY_KIND)?.try_into().map_err(|_| bad("a public key is 32 bytes"))?;
     let point = CompressedRistretto(theirs).decompress().ok_or_else(|| bad("not a Ristretto255 point"))?;
     if point == RistrettoPoint::identity() {

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, anyhow, bail};
 use models::capped::FixedScorecard;
 use models::dataset::Dataset;
 use models::evaluation::{Stability, decile_stability, grade_index, grade_stability};
@@ -39,7 +39,7 @@ use serde_json::json;
 use super::psi::take_aligned;
 use super::train::{SavedModel, load_model};
 use super::{id_kind, load_dataset, os_rng, prepare_ids, write_csv};
-use crate::jobs::failure::{FailureKind, InputResult, input, mark};
+use crate::jobs::failure::{InputResult, JobError, Result, input};
 use crate::jobs::files::{self, JobFile};
 use crate::jobs::record::JobState;
 use crate::jobs::runner::PhaseContext;
@@ -87,14 +87,14 @@ pub(crate) fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Resul
         .map(|r| r.outcome.get(SCORED_ENTITIES).and_then(|v| v.as_u64()).unwrap_or(0))
         .sum();
     if used + n > budget {
-        return Err(mark(
-            FailureKind::Policy("policy.score_budget_per_day"),
-            anyhow!(
+        return Err(JobError::Policy {
+            rule: "policy.score_budget_per_day",
+            error: anyhow!(
                 "policy: scoring {n} more entities with model '{model}' would exceed node '{}''s budget of {budget} a day \
              ({used} scored today; policy.score_budget_per_day)",
                 ctx.config.node.name
             ),
-        ));
+        });
     }
     Ok(())
 }
@@ -149,13 +149,13 @@ pub(crate) fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
     let model_id = ctx.spec.params()?.model.unwrap_or_default();
     let saved = load_model(ctx.config, &model_id).input()?;
     if !saved.for_scoring {
-        return Err(mark(
-            FailureKind::Policy("params.for_scoring"),
-            anyhow!(
+        return Err(JobError::Policy {
+            rule: "params.for_scoring",
+            error: anyhow!(
                 "policy: model '{model_id}' was not approved for scoring: its train job did not set \
                  params.for_scoring = true (both nodes approve scoring when they accept the train job)"
             ),
-        ));
+        });
     }
     let own = saved.artifact.block(ctx.role).input_columns();
     let side = ctx.spec.side(ctx.role);
@@ -247,7 +247,7 @@ struct Query {
 
 /// Reads `id,consent_ref` rows of the queries file (with [`models::csv_file`]: BOM, CRLF and
 /// blank lines are fine); errors name the file and line.
-fn read_queries(file: &JobFile, kind: protocol::ids::IdKind) -> Result<Vec<Query>> {
+fn read_queries(file: &JobFile, kind: protocol::ids::IdKind) -> anyhow::Result<Vec<Query>> {
     let name = file.path.display().to_string();
     let csv = models::csv_file::read(&name, &file.bytes, true).map_err(|e| match e {
         models::dataset::DataError::Empty { .. } => {
@@ -314,17 +314,22 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
             server.send_table(ch, ctx.job_id, &prepared.ids, &payloads)?;
             let announced: u64 = ch.recv("score.queries")?;
             if announced == 0 || announced > MAX_QUERIES {
-                return Err(protocol::Error::Protocol(format!(
-                    "the bank announced {announced} queries; a lookup job scores 1 to {MAX_QUERIES}"
-                ))
+                return Err(protocol::Error::from(protocol::PeerError::BadCount {
+                    what: "'score.queries'".into(),
+                    got: announced,
+                    allowed: format!("1 to {MAX_QUERIES} queries"),
+                })
                 .into());
             }
             check_budget(ctx, &saved.job_id, announced)?;
             let answered = server.answer(ch, &lookup_grant(announced as usize), announced as usize)?;
             if answered as u64 != announced {
-                return Err(protocol::Error::Protocol(format!(
-                    "the bank announced {announced} queries but sent {answered}"
-                ))
+                return Err(protocol::Error::from(protocol::PeerError::WrongLength {
+                    what: "'lookup.query' (announced in 'score.queries')".into(),
+                    unit: "queries",
+                    expected: announced,
+                    got: answered as u64,
+                })
                 .into());
             }
             ctx.outcome.insert("queries".into(), answered.into());
@@ -339,7 +344,7 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
                 prepared.ids.iter().map(String::as_str).zip(prepared.rows.iter().copied()).collect();
             let held: Vec<&Query> = queries.iter().filter(|q| bank_row.contains_key(q.id.as_str())).collect();
             if held.is_empty() {
-                bail!(
+                crate::job_bail!(
                     "none of the {} ids of params.queries_file is in the bank's dataset '{}': only the bank's own \
                      customers may be looked up",
                     queries.len(),

@@ -44,7 +44,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, bail};
 use models::binning::BinningParams;
 use models::capped::FixedScorecard;
 use models::evaluation::{Evaluation, GradeCuts, grade_index, score_logit};
@@ -62,7 +62,7 @@ use super::psi::take_aligned;
 use super::{id_kind, os_rng};
 use crate::audit::ScoreHist;
 use crate::config::Config;
-use crate::jobs::failure::{InputResult, input};
+use crate::jobs::failure::{InputResult, JobError, Result, input};
 use crate::jobs::files;
 use crate::jobs::runner::PhaseContext;
 use crate::jobs::spec::TrainModel;
@@ -87,7 +87,7 @@ pub fn model_path(config: &Config, id: &str) -> PathBuf {
 }
 
 /// Loads this node's model of train job `id`.
-pub fn load_model(config: &Config, id: &str) -> Result<SavedModel> {
+pub fn load_model(config: &Config, id: &str) -> anyhow::Result<SavedModel> {
     let path = model_path(config, id);
     let text = std::fs::read(&path).with_context(|| {
         format!(
@@ -138,7 +138,7 @@ pub fn row_order(ids: &[String], seed: u64) -> Vec<usize> {
 }
 
 /// The ids listed in `file` (see [`parse_id_list`]); for `tandem bench lr --test-ids`.
-pub fn read_id_list(file: &Path, kind: protocol::ids::IdKind) -> Result<HashSet<String>> {
+pub fn read_id_list(file: &Path, kind: protocol::ids::IdKind) -> anyhow::Result<HashSet<String>> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read the id list {}", file.display()))?;
     parse_id_list(&file.display().to_string(), &bytes, kind)
 }
@@ -147,7 +147,7 @@ pub fn read_id_list(file: &Path, kind: protocol::ids::IdKind) -> Result<HashSet<
 /// blank lines are fine): one per line; an optional header `id` and repeats are skipped;
 /// normalised like a dataset's of `kind`. An invalid id is an error naming file and line, and so
 /// is a list without ids.
-pub fn parse_id_list(source: &str, bytes: &[u8], kind: protocol::ids::IdKind) -> Result<HashSet<String>> {
+pub fn parse_id_list(source: &str, bytes: &[u8], kind: protocol::ids::IdKind) -> anyhow::Result<HashSet<String>> {
     let file = models::csv_file::read(source, bytes, false).map_err(|e| match e {
         models::dataset::DataError::Empty { .. } => {
             anyhow::anyhow!("{source}: the file is empty (no ids); list the test entities' ids, one per line")
@@ -179,16 +179,16 @@ pub fn parse_id_list(source: &str, bytes: &[u8], kind: protocol::ids::IdKind) ->
 fn check_model_columns(ctx: &PhaseContext<'_>, st: &Standardizer) -> Result<()> {
     let (used, least) = (st.inputs_used(), ctx.config.policy.min_model_columns);
     if used < least {
-        return Err(crate::jobs::failure::mark(
-            crate::jobs::failure::FailureKind::Policy("policy.min_model_columns"),
-            anyhow::anyhow!(
+        return Err(JobError::Policy {
+            rule: "policy.min_model_columns",
+            error: anyhow::anyhow!(
                 "policy: after dropping the columns that are constant on the training rows, the {} side of the model \
                  uses {used} of its dataset's columns; node '{}' requires at least {least} (policy.min_model_columns); \
                  the outcome's warnings name the dropped columns",
                 ctx.role,
                 ctx.config.node.name
             ),
-        ));
+        });
     }
     Ok(())
 }
@@ -351,7 +351,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let path = model_path(ctx.config, ctx.job_id);
     crate::identity::create_private_dir(path.parent().expect("models dir"))?;
     if path.exists() {
-        bail!("model file {} exists already; an existing model is never overwritten", path.display());
+        crate::job_bail!("model file {} exists already; an existing model is never overwritten", path.display());
     }
     // Owner-only files (a model kept as shares is secret material), saved when the job succeeds.
     let job_copy = ctx.job_dir.join("model.json");
