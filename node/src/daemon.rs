@@ -229,6 +229,14 @@ impl Node {
         self.connection.try_lock().is_ok_and(|slot| slot.as_ref().is_some_and(|c| c.close_reason().is_none()))
     }
 
+    /// Fingerprint of the certificate the peer presented on the live connection, if any (the
+    /// console shows it, also when the peer is trusted through `peer.ca`).
+    pub fn connected_peer_fingerprint(&self) -> Option<String> {
+        let slot = self.connection.try_lock().ok()?;
+        let c = slot.as_ref().filter(|c| c.close_reason().is_none())?;
+        peer_cert_sha256(c).ok().map(|fp| format_fingerprint(&fp))
+    }
+
     /// This node's policy check of `spec` with its peer, as run on submission (the console's
     /// pre-check calls it too: one implementation).
     pub fn policy_check(&self, spec: &JobSpec) -> Result<(), policy::Refusal> {

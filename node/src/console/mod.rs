@@ -396,6 +396,7 @@ async fn node_page(State(c): State<Console>, Extension(v): Extension<Viewer>) ->
          <tr><th>peer</th><td>{} ({}) at {}</td></tr>\
          <tr><th>peer connection</th><td id=\"peer-state\" class=\"{}\">{}</td></tr>\
          <tr><th>peer certificate</th><td>{peer_trust}</td></tr>\
+         <tr><th>peer certificate on this connection</th><td><code id=\"peer-connected-fingerprint\">{}</code></td></tr>\
          <tr><th>peer signing key</th><td><code>{}</code></td></tr></table>",
         esc(&cfg.node.name),
         cfg.node.role,
@@ -407,6 +408,7 @@ async fn node_page(State(c): State<Console>, Extension(v): Extension<Viewer>) ->
         esc(&cfg.peer.addr),
         if connected { "ok" } else { "bad" },
         if connected { "connected" } else { "not connected (dialled at the next job)" },
+        esc(&c.node.connected_peer_fingerprint().unwrap_or_else(|| "— (not connected)".into())),
         esc(&cfg.peer.signing_key)
     );
     o.push_str("<h2>Datasets</h2><table><tr><th>name</th><th>file</th><th>id column</th><th>label</th><th>columns the policy allows</th></tr>");
