@@ -618,7 +618,7 @@ fn https(
     tls.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     if let Err(e) = tls.read_to_end(&mut raw)
-        && !(e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty())
+        && (e.kind() != std::io::ErrorKind::UnexpectedEof || raw.is_empty())
     {
         return Err(e.to_string());
     }

@@ -307,7 +307,10 @@ mod tests {
             "a missing key is an empty cell: {html}"
         );
         // Nested two levels down, and still escaped.
-        assert!(html.contains("<td>&lt;b&gt;low&lt;/b&gt;</td><td>12</td>"), "{html}");
+        assert!(
+            html.contains("<tr><th>points</th><th>range</th></tr><tr><td>12</td><td>&lt;b&gt;low&lt;/b&gt;</td>"),
+            "{html}"
+        );
         assert!(html.contains("<tr><td>1</td><td>2</td></tr><tr><td>3</td><td>4</td></tr>"), "{html}");
         assert!(html.contains("<ul class=\"nested\"><li>w1</li><li>w2</li></ul>"), "{html}");
         assert!(html.contains("<th>sizes</th><td>3, 5</td>"), "{html}");
