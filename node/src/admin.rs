@@ -188,7 +188,7 @@ pub async fn serve(
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state);
     // The browser console (`/console/...`) has its own session sign-in, CSRF and origin checks.
-    let app = crate::console::router(node, token).merge(api);
+    let app = crate::console::router(node, token, false).merge(api);
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!("admin API stopped: {e}");
     }

@@ -31,6 +31,8 @@ pub struct Config {
     pub datasets: BTreeMap<String, DatasetConfig>,
     #[serde(default)]
     pub policy: Policy,
+    #[serde(default)]
+    pub console: ConsoleSection,
 }
 
 /// This node's identity and where it keeps its state.
@@ -58,6 +60,43 @@ pub struct AdminSection {
     pub port: u16,
     /// File holding the bearer token (written by `tandem init`).
     pub token_file: PathBuf,
+}
+
+/// The browser console's own listener (optional; the console is always on the admin listener).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// Address of a listener serving only the console, e.g. `"0.0.0.0:8443"` for a bureau's
+    /// intranet. Plain HTTP only on a loopback address; anywhere else it needs TLS.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain and PEM private key of the console's TLS listener.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ConsoleSection {
+    /// Refuses a key pair half set, TLS files without a listener, and plain HTTP beyond loopback
+    /// (the token and the session cookie would cross the network in clear).
+    fn validate(&self) -> Result<()> {
+        match (&self.listen, &self.tls_cert, &self.tls_key) {
+            (_, Some(_), None) | (_, None, Some(_)) => bail!(
+                "console.tls_cert and console.tls_key go together: set both (PEM certificate chain and its \
+                 PEM private key) or neither"
+            ),
+            (None, Some(_), Some(_)) => bail!(
+                "console.tls_cert is set but console.listen is not: add `listen = \"0.0.0.0:8443\"` (the address \
+                 the console's TLS listener binds) to [console]"
+            ),
+            (Some(addr), None, None) if !addr.ip().is_loopback() => bail!(
+                "[console] listen = \"{addr}\" would serve the console over plain HTTP beyond this machine, \
+                 sending the sign-in token and session cookie in clear: set console.tls_cert and console.tls_key \
+                 (PEM files) to serve it over TLS, or listen on a loopback address such as \"127.0.0.1:{}\" behind \
+                 a TLS reverse proxy",
+                addr.port()
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The one peer this node works with. Its role is fixed here and bound to its certificate.
@@ -256,6 +295,9 @@ impl Config {
         if let Some(ca) = self.peer.ca.as_mut() {
             fix(ca);
         }
+        for p in [&mut self.console.tls_cert, &mut self.console.tls_key].into_iter().flatten() {
+            fix(p);
+        }
         for d in self.datasets.values_mut() {
             fix(&mut d.path);
         }
@@ -283,6 +325,7 @@ impl Config {
             ),
         }
         self.peer_signing_key()?;
+        self.console.validate()?;
         let t = &self.timeouts;
         if t.connect_secs == 0 || t.read_secs == 0 || t.idle_secs == 0 {
             bail!("timeouts: connect_secs, read_secs and idle_secs must be at least 1");

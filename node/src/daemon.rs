@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::{Config, cert_fingerprint, format_fingerprint, parse_fingerprint};
+use crate::console::listener::ConsoleListener;
 use crate::identity;
 use crate::jobs::failure::{FailureKind, peer_notice};
 use crate::jobs::policy;
@@ -53,8 +54,10 @@ pub struct Node {
 pub struct Daemon {
     pub node: Arc<Node>,
     admin_addr: SocketAddr,
+    console_addr: Option<SocketAddr>,
     quic_addr: SocketAddr,
-    stop_admin: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Stops the admin API and the console listener.
+    stop_admin: Option<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -102,6 +105,8 @@ impl Daemon {
             .await
             .map_err(|e| bind_error(e, &format!("admin API on 127.0.0.1:{}", config.admin.port), "admin.port"))?;
         let admin_addr = listener.local_addr()?;
+        let console_listener = ConsoleListener::bind(&config.console).await?;
+        let console_addr = console_listener.as_ref().map(|l| l.local_addr()).transpose()?;
         // The store before the endpoint: once quinn owns the socket it is released asynchronously.
         let store = Store::open(&config.node.data_dir).context("node.data_dir")?;
         let link = link_config.bind(socket)?;
@@ -120,11 +125,17 @@ impl Daemon {
             running: Mutex::new(HashMap::new()),
             handle: tokio::runtime::Handle::current(),
         });
-        let (stop_admin, stopped) = tokio::sync::oneshot::channel();
-        let admin_task = tokio::spawn(admin::serve(node.clone(), token, listener, async {
-            let _ = stopped.await;
-        }));
-        let accept_task = tokio::spawn(accept_loop(node.clone()));
+        let (stop_admin, stopped) = watch::channel(false);
+        let stop_signal = |mut stopped: watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let mut tasks = Vec::new();
+        if let Some(l) = console_listener {
+            let console = l.serve(node.clone(), Arc::new(token.clone()), stop_signal(stopped.clone()));
+            tasks.push(tokio::spawn(console));
+        }
+        tasks.push(tokio::spawn(admin::serve(node.clone(), token, listener, stop_signal(stopped))));
+        tasks.push(tokio::spawn(accept_loop(node.clone())));
         // Dial the peer now rather than at the first job: after this node restarts, the peer
         // swaps its stale connection (which it would only drop after timeouts.idle_secs) for
         // this one, so the next job does not fail on the dead one.
@@ -140,11 +151,19 @@ impl Daemon {
             node.config.node.role
         );
         tracing::info!("AES for OT extension: {} (detected at start-up)", protocol::ot::aes_backend());
-        Ok(Daemon { node, admin_addr, quic_addr, stop_admin: Some(stop_admin), tasks: vec![admin_task, accept_task] })
+        if let Some(addr) = console_addr {
+            tracing::info!("console on its own listener at {addr} (console.listen)");
+        }
+        Ok(Daemon { node, admin_addr, console_addr, quic_addr, stop_admin: Some(stop_admin), tasks })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// Address of the console's own listener (`console.listen`), if configured.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_addr
     }
 
     pub fn quic_addr(&self) -> SocketAddr {
@@ -163,7 +182,7 @@ impl Daemon {
         wait_until(Duration::from_secs(5), || self.node.running.lock().expect("running lock").is_empty()).await;
         self.node.link.shutdown().await;
         if let Some(stop) = self.stop_admin.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         for t in self.tasks.drain(..) {
             let _ = t.await;
@@ -208,6 +227,14 @@ impl Node {
     /// Does not wait while a dial is in progress (that counts as not connected yet).
     pub async fn peer_connected(&self) -> bool {
         self.connection.try_lock().is_ok_and(|slot| slot.as_ref().is_some_and(|c| c.close_reason().is_none()))
+    }
+
+    /// Fingerprint of the certificate the peer presented on the live connection, if any (the
+    /// console shows it, also when the peer is trusted through `peer.ca`).
+    pub fn connected_peer_fingerprint(&self) -> Option<String> {
+        let slot = self.connection.try_lock().ok()?;
+        let c = slot.as_ref().filter(|c| c.close_reason().is_none())?;
+        peer_cert_sha256(c).ok().map(|fp| format_fingerprint(&fp))
     }
 
     /// This node's policy check of `spec` with its peer, as run on submission (the console's

@@ -56,6 +56,14 @@ enum Command {
         #[command(subcommand)]
         command: JobCommand,
     },
+    /// Console sign-in tokens of named operators (needs no running node; takes effect at once).
+    Operator {
+        /// Node config (default: $TANDEM_CONFIG).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
     /// Check job transcripts (needs no running node). Exit code 0: all verified; 1: verification
     /// failed (each problem printed with its record number); 2: bad arguments or unreadable files.
     Audit {
@@ -76,6 +84,16 @@ enum AuditCommand {
         #[arg(long, value_name = "OUT")]
         html: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Issue a console token for NAME; it is printed once, the node keeps only its hash.
+    Add { name: String },
+    /// List the operators holding a token.
+    List,
+    /// Revoke NAME's token: it no longer signs in, and NAME's open console sessions end.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +167,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Audit { command } => std::process::exit(audit(&command)),
         Command::Bench { command } => node::bench::run(command),
+        Command::Operator { config, command } => operator(&Config::load(&config_path(config)?)?, command),
         Command::Job { config, command } => {
             let c = client(config)?;
             match command {
@@ -197,6 +216,30 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// `tandem operator ...`: console tokens, in the node's operators file.
+fn operator(config: &Config, command: OperatorCommand) -> Result<()> {
+    use node::console::operators;
+    let file = operators::file(config);
+    match command {
+        OperatorCommand::Add { name } => {
+            let token = operators::add(&file, &name)?;
+            println!("console token for operator '{name}' (shown only now; the node keeps its hash):");
+            println!("{}", token.as_str());
+        }
+        OperatorCommand::List => {
+            println!("{:<30} ISSUED (UTC)", "OPERATOR");
+            for o in operators::load(&file)? {
+                println!("{:<30} {}", o.name, node::audit::record::format_rfc3339((o.created_ms / 1000) as i64, 0));
+            }
+        }
+        OperatorCommand::Revoke { name } => {
+            operators::revoke(&file, &name)?;
+            println!("revoked the console token of operator '{name}'; their open sessions end at once");
+        }
+    }
+    Ok(())
 }
 
 /// `tandem audit ...`: the auditor's commands; returns their exit code.

@@ -6,7 +6,11 @@ function poll(el) {
   const url = el.getAttribute("data-live");
   const tick = () => {
     fetch(url, { credentials: "same-origin", cache: "no-store" })
-      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((r) => {
+        // Sent to the sign-in page: the session ended (expired, signed out, token revoked).
+        if (r.redirected) window.location.reload();
+        return r.ok && !r.redirected ? r.text() : Promise.reject(r.status);
+      })
       .then((html) => {
         el.innerHTML = html; // server-rendered, escaped HTML of this origin
         if (el.querySelector("[data-final]")) {

@@ -1,5 +1,6 @@
 //! Operator and auditor console: server-rendered HTML under `/console/` on the admin listener
-//! (127.0.0.1; reach it through an SSH tunnel or a reverse proxy).
+//! (127.0.0.1; reach it through an SSH tunnel), and on its own listener if `[console] listen` is
+//! set (HTTPS for an intranet, [`listener`]).
 //!
 //! It renders the same records the JSON admin API serves (the job store, the node's config) and
 //! calls the same code: [`Node::submit`], [`Node::cancel`], [`Node::policy_check`] for the
@@ -7,10 +8,12 @@
 //! [`crate::audit::report`] for the reveal ledger, traffic, ROC and score plots.
 //!
 //! Security:
-//! - Sign-in with the node's admin token (compared in constant time) and an operator name; the
-//!   operator is recorded in every job submitted from the session. The session cookie is random
-//!   (256 bits), `HttpOnly; SameSite=Strict; Path=/console`, and lives 12 hours; the server keeps
-//!   only its BLAKE3 hash.
+//! - Sign-in with an operator token ([`operators`]; the session is under the token's name, and
+//!   ends when the token is revoked) or with the node's admin token and a typed operator name;
+//!   both compared in constant time. The operator is recorded in every job submitted from the
+//!   session. The session cookie is random (256 bits), `HttpOnly; SameSite=Strict;
+//!   Path=/console` (and `Secure` on the TLS listener), and lives 12 hours; the server keeps only
+//!   its BLAKE3 hash.
 //! - Every POST must come from this origin (`Origin`, or `Referer` when the browser sends no
 //!   `Origin`, naming the `Host` it was sent to) and carry the session's CSRF token (form field
 //!   `csrf` or header `X-CSRF-Token`); the sign-in form carries its own token, bound to a
@@ -19,6 +22,8 @@
 //!   (no inline script), `no-store`, `nosniff` and no framing; every value from a record, the
 //!   config or the peer is HTML-escaped ([`page::esc`]).
 
+pub mod listener;
+pub mod operators;
 mod page;
 
 use std::collections::HashMap;
@@ -66,6 +71,9 @@ struct Session {
     operator: String,
     csrf: String,
     expires: Instant,
+    /// Hash of the operator token it was opened with (`None`: the admin token). The session
+    /// ends as soon as that token is revoked.
+    operator_token: Option<[u8; 32]>,
 }
 
 #[derive(Clone)]
@@ -76,6 +84,8 @@ struct Console {
     sessions: Arc<Mutex<HashMap<[u8; 32], Session>>>,
     /// This node's certificate fingerprint and signing public key, read once at start.
     identity: Arc<(String, String)>,
+    /// Served over TLS: cookies get `Secure`, answers `Strict-Transport-Security`.
+    tls: bool,
 }
 
 fn random_hex() -> String {
@@ -117,7 +127,31 @@ impl Console {
         let mut sessions = self.sessions.lock().expect("sessions lock");
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
-        sessions.get(&key).map(|s| Viewer { operator: s.operator.clone(), csrf: s.csrf.clone() })
+        let s = sessions.get(&key)?;
+        if let Some(hash) = &s.operator_token {
+            // Revoked (or the file unreadable): the session ends now.
+            let still_issued = self.operators().is_ok_and(|ops| operators::find_by_hash(&ops, hash).is_some());
+            if !still_issued {
+                tracing::info!("console: session of operator '{}' ended: its token was revoked", s.operator);
+                sessions.remove(&key);
+                return None;
+            }
+        }
+        Some(Viewer { operator: s.operator.clone(), csrf: s.csrf.clone() })
+    }
+
+    fn operators(&self) -> anyhow::Result<Vec<operators::Operator>> {
+        operators::load(&operators::file(&self.node.config))
+    }
+
+    /// The attributes every cookie of this listener carries.
+    fn cookie_flags(&self) -> &'static str {
+        if self.tls { "HttpOnly; Secure; SameSite=Strict" } else { "HttpOnly; SameSite=Strict" }
+    }
+
+    fn set_cookie(&self, response: &mut Response, name: &str, value: &str, path: &str, max_age: u64) {
+        let cookie = format!("{name}={value}; {}; Path={path}; Max-Age={max_age}", self.cookie_flags());
+        response.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ascii cookie"));
     }
 
     fn page(&self, title: &str, viewer: Option<&Viewer>, body: &str) -> Html<String> {
@@ -158,6 +192,9 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 async fn guard(State(c): State<Console>, request: Request, next: Next) -> Response {
     let mut response = check(&c, request, next).await;
     let h = response.headers_mut();
+    if c.tls {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -214,8 +251,9 @@ async fn csrf_checked(request: Request, expected: &str) -> Result<Request, Respo
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-/// The console's routes (all under `/console`), to merge into the admin listener's router.
-pub fn router(node: Arc<Node>, token: Arc<String>) -> Router {
+/// The console's routes (all under `/console`), to merge into the admin listener's router
+/// (`tls` false) or to serve on the console's own TLS listener (`tls` true).
+pub fn router(node: Arc<Node>, token: Arc<String>, tls: bool) -> Router {
     let config = &node.config;
     let cert_fp = crate::identity::load_cert(&config.node.tls_cert)
         .map(|c| crate::config::format_fingerprint(&crate::config::cert_fingerprint(&c)))
@@ -223,7 +261,7 @@ pub fn router(node: Arc<Node>, token: Arc<String>) -> Router {
     let signing_pub = crate::identity::load_signing_key(&config.node.signing_key)
         .map(|k| hex::encode(k.verifying_key().as_bytes()))
         .unwrap_or_else(|e| format!("unreadable: {e:#}"));
-    let state = Console { node, token, sessions: Default::default(), identity: Arc::new((cert_fp, signing_pub)) };
+    let state = Console { node, token, sessions: Default::default(), identity: Arc::new((cert_fp, signing_pub)), tls };
     Router::new()
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
@@ -262,16 +300,16 @@ fn login_page(c: &Console, status: StatusCode, message: Option<&str>) -> Respons
     let body = format!(
         "{note}<form method=\"post\" action=\"/console/login\" class=\"login\">\
          <input type=\"hidden\" name=\"login_csrf\" value=\"{token}\">\
-         <label>Operator name <input name=\"operator\" id=\"operator-name\" required maxlength=\"200\" \
-         autocomplete=\"username\"></label>\
-         <label>Admin token <input name=\"token\" id=\"token\" type=\"password\" required \
-         autocomplete=\"current-password\"></label><button id=\"sign-in\">Sign in</button></form>\
-         <p class=\"note\">The token is in the node's <code>admin.token_file</code>. Jobs you submit are \
-         recorded under the operator name.</p>"
+         <label>Token <input name=\"token\" id=\"token\" type=\"password\" required \
+         autocomplete=\"current-password\"></label>\
+         <label>Operator name (with the admin token only) <input name=\"operator\" id=\"operator-name\" \
+         maxlength=\"200\" autocomplete=\"username\"></label><button id=\"sign-in\">Sign in</button></form>\
+         <p class=\"note\">Your operator token (from <code>tandem operator add NAME</code>) signs you in under its \
+         name. The node's admin token (<code>admin.token_file</code>) signs in under the name you type. Jobs you \
+         submit are recorded under that operator name.</p>"
     );
-    let cookie = format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console/login; Max-Age=3600");
     let mut r = (status, c.page("Sign in", None, &body)).into_response();
-    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ascii cookie"));
+    c.set_cookie(&mut r, LOGIN_COOKIE, &token, "/console/login", 3600);
     r
 }
 
@@ -282,6 +320,7 @@ async fn login_form(State(c): State<Console>) -> Response {
 #[derive(Deserialize)]
 struct LoginForm {
     token: String,
+    #[serde(default)]
     operator: String,
     login_csrf: String,
 }
@@ -290,30 +329,42 @@ async fn login(State(c): State<Console>, headers: HeaderMap, Form(f): Form<Login
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|v| eq_ct(v, &f.login_csrf)) {
         return refuse(StatusCode::FORBIDDEN, "refused: missing or wrong CSRF token; reload the sign-in page");
     }
-    if !eq_ct(&f.token, &c.token) {
-        tracing::warn!("console: sign-in with a wrong admin token");
-        return login_page(&c, StatusCode::UNAUTHORIZED, Some("Wrong token: use the node's admin token."));
-    }
-    let operator = f.operator.trim().to_string();
-    if let Err(e) = check_operator(&operator) {
-        return login_page(&c, StatusCode::BAD_REQUEST, Some(&e));
-    }
+    let hash = operators::token_hash(&f.token);
+    let issued = match c.operators() {
+        Ok(ops) => operators::find_by_hash(&ops, &hash).map(|o| o.name.clone()),
+        Err(e) => {
+            tracing::error!("console: {e:#}");
+            None
+        }
+    };
+    let (operator, operator_token) = if let Some(name) = issued {
+        (name, Some(hash))
+    } else if eq_ct(&f.token, &c.token) {
+        let operator = f.operator.trim().to_string();
+        if let Err(e) = check_operator(&operator) {
+            return login_page(&c, StatusCode::BAD_REQUEST, Some(&format!("With the admin token, name yourself: {e}")));
+        }
+        (operator, None)
+    } else {
+        tracing::warn!("console: sign-in with a wrong token");
+        return login_page(
+            &c,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong token: use your operator token or the node's admin token."),
+        );
+    };
     let id = random_hex();
-    let session =
-        Session { operator: operator.clone(), csrf: random_hex(), expires: Instant::now() + SESSION_LIFETIME };
+    let session = Session {
+        operator: operator.clone(),
+        csrf: random_hex(),
+        expires: Instant::now() + SESSION_LIFETIME,
+        operator_token,
+    };
     c.sessions.lock().expect("sessions lock").insert(*blake3::hash(id.as_bytes()).as_bytes(), session);
     tracing::info!("console: operator '{operator}' signed in");
     let mut r = Redirect::to("/console").into_response();
-    let h = r.headers_mut();
-    let session_cookie = format!(
-        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={}",
-        SESSION_LIFETIME.as_secs()
-    );
-    h.append(header::SET_COOKIE, HeaderValue::from_str(&session_cookie).expect("ascii cookie"));
-    h.append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("tandem_login=; HttpOnly; SameSite=Strict; Path=/console/login; Max-Age=0"),
-    );
+    c.set_cookie(&mut r, SESSION_COOKIE, &id, "/console", SESSION_LIFETIME.as_secs());
+    c.set_cookie(&mut r, LOGIN_COOKIE, "", "/console/login", 0);
     r
 }
 
@@ -322,10 +373,7 @@ async fn logout(State(c): State<Console>, headers: HeaderMap) -> Response {
         c.sessions.lock().expect("sessions lock").remove(blake3::hash(id.as_bytes()).as_bytes());
     }
     let mut r = Redirect::to("/console/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("tandem_session=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0"),
-    );
+    c.set_cookie(&mut r, SESSION_COOKIE, "", "/console", 0);
     r
 }
 
@@ -348,6 +396,7 @@ async fn node_page(State(c): State<Console>, Extension(v): Extension<Viewer>) ->
          <tr><th>peer</th><td>{} ({}) at {}</td></tr>\
          <tr><th>peer connection</th><td id=\"peer-state\" class=\"{}\">{}</td></tr>\
          <tr><th>peer certificate</th><td>{peer_trust}</td></tr>\
+         <tr><th>peer certificate on this connection</th><td><code id=\"peer-connected-fingerprint\">{}</code></td></tr>\
          <tr><th>peer signing key</th><td><code>{}</code></td></tr></table>",
         esc(&cfg.node.name),
         cfg.node.role,
@@ -359,6 +408,7 @@ async fn node_page(State(c): State<Console>, Extension(v): Extension<Viewer>) ->
         esc(&cfg.peer.addr),
         if connected { "ok" } else { "bad" },
         if connected { "connected" } else { "not connected (dialled at the next job)" },
+        esc(&c.node.connected_peer_fingerprint().unwrap_or_else(|| "— (not connected)".into())),
         esc(&cfg.peer.signing_key)
     );
     o.push_str("<h2>Datasets</h2><table><tr><th>name</th><th>file</th><th>id column</th><th>label</th><th>columns the policy allows</th></tr>");

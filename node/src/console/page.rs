@@ -78,29 +78,124 @@ pub fn time(ms: u64) -> String {
     crate::audit::record::format_rfc3339((ms / 1000) as i64, 0).replace(".000000", "")
 }
 
-/// An outcome or parameter value for a table cell (escaped; long values shortened).
-pub fn value(v: &serde_json::Value) -> String {
+/// A scalar for a table cell: numbers to 4 decimals, strings as they are (escaped; shortened).
+fn scalar(v: &serde_json::Value) -> String {
     let text = match v {
         serde_json::Value::Number(n) if n.is_f64() => n.as_f64().map_or(n.to_string(), |x| format!("{x:.4}")),
         serde_json::Value::String(s) => s.clone(),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        serde_json::Value::Null => "—".into(),
+        other => other.to_string(),
     };
     let short: String = text.chars().take(400).collect();
     let more = if short.len() < text.len() { " …" } else { "" };
     format!("{}{more}", esc(&short))
 }
 
-/// A two-column table of a JSON object.
+/// Rows of one table shown before "… N more".
+const MAX_ROWS: usize = 200;
+/// Nesting shown as tables; deeper values are shown as compact JSON text.
+const MAX_DEPTH: usize = 6;
+
+/// A value for a table cell: scalars as text, objects as nested two-column tables, arrays of
+/// objects as tables with a column per key, arrays of arrays as plain tables, arrays of scalars
+/// as a list (escaped; long tables shortened, saying how many rows are left out).
+pub fn value(v: &serde_json::Value) -> String {
+    nested(v, 0)
+}
+
+fn nested(v: &serde_json::Value, depth: usize) -> String {
+    use serde_json::Value;
+    if depth >= MAX_DEPTH {
+        return scalar(&Value::String(v.to_string()));
+    }
+    match v {
+        Value::Object(map) if map.is_empty() => "—".into(),
+        Value::Object(map) => kv_table(map, depth),
+        Value::Array(items) if items.is_empty() => "none".into(),
+        Value::Array(items) if items.iter().all(Value::is_object) => {
+            let mut columns: Vec<&String> = Vec::new();
+            for item in items {
+                for k in item.as_object().into_iter().flat_map(|m| m.keys()) {
+                    if !columns.contains(&k) {
+                        columns.push(k);
+                    }
+                }
+            }
+            let mut o = String::from("<table class=\"nested\"><tr>");
+            for c in &columns {
+                let _ = write!(o, "<th>{}</th>", esc(c));
+            }
+            o.push_str("</tr>");
+            for item in items.iter().take(MAX_ROWS) {
+                o.push_str("<tr>");
+                for c in &columns {
+                    let cell = item.get(c.as_str()).map_or(String::new(), |x| nested(x, depth + 1));
+                    let _ = write!(o, "<td>{cell}</td>");
+                }
+                o.push_str("</tr>");
+            }
+            o.push_str("</table>");
+            o + &more_rows(items.len())
+        }
+        Value::Array(items) if items.iter().all(Value::is_array) => {
+            let mut o = String::from("<table class=\"nested\">");
+            for row in items.iter().take(MAX_ROWS) {
+                o.push_str("<tr>");
+                for x in row.as_array().into_iter().flatten() {
+                    let _ = write!(o, "<td>{}</td>", nested(x, depth + 1));
+                }
+                o.push_str("</tr>");
+            }
+            o.push_str("</table>");
+            o + &more_rows(items.len())
+        }
+        Value::Array(items) if items.iter().any(|x| x.is_object() || x.is_array()) => {
+            let mut o = String::from("<ol class=\"nested\">");
+            for x in items.iter().take(MAX_ROWS) {
+                let _ = write!(o, "<li>{}</li>", nested(x, depth + 1));
+            }
+            o.push_str("</ol>");
+            o + &more_rows(items.len())
+        }
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let mut o = String::from("<ul class=\"nested\">");
+            for x in items.iter().take(MAX_ROWS) {
+                let _ = write!(o, "<li>{}</li>", scalar(x));
+            }
+            o.push_str("</ul>");
+            o + &more_rows(items.len())
+        }
+        Value::Array(items) => {
+            let shown: Vec<String> = items.iter().take(MAX_ROWS).map(scalar).collect();
+            shown.join(", ") + &more_rows(items.len())
+        }
+        scalar_value => scalar(scalar_value),
+    }
+}
+
+fn more_rows(total: usize) -> String {
+    if total > MAX_ROWS {
+        format!("<p class=\"note\">… {} more not shown</p>", total - MAX_ROWS)
+    } else {
+        String::new()
+    }
+}
+
+fn kv_table(map: &serde_json::Map<String, serde_json::Value>, depth: usize) -> String {
+    let mut o = String::from("<table class=\"kv\">");
+    for (k, v) in map {
+        let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), nested(v, depth + 1));
+    }
+    o.push_str("</table>");
+    o
+}
+
+/// A two-column table of a JSON object, nested values as nested tables ([`value`]).
 pub fn map_table(map: &serde_json::Map<String, serde_json::Value>, empty: &str) -> String {
     if map.is_empty() {
         return format!("<p>{}</p>", esc(empty));
     }
-    let mut o = String::from("<table class=\"kv\">");
-    for (k, v) in map {
-        let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), value(v));
-    }
-    o.push_str("</table>");
-    o
+    kv_table(map, 0)
 }
 
 /// Overall progress of a job: the mean of its steps' progress (done steps count as 1).
@@ -182,5 +277,47 @@ mod tests {
         for c in ['<', '>', '"', '\''] {
             assert!(!e.contains(c), "{e}");
         }
+    }
+
+    #[test]
+    fn nested_outcomes_render_as_tables_not_json() {
+        let outcome = serde_json::json!({
+            "calibration": {"a": 1.25, "b": -0.5},
+            "scorecard_table": [
+                {"feature": "x1", "iv": 0.31234, "bins": [{"range": "<b>low</b>", "points": 12}]},
+                {"feature": "x2", "iv": 0.02}
+            ],
+            "matrix": [[1, 2], [3, 4]],
+            "warnings": ["w1", "w2"],
+            "sizes": [3, 5],
+            "n": 7
+        });
+        let html = map_table(outcome.as_object().unwrap(), "none");
+        assert!(!html.contains('{') && !html.contains("\":"), "no JSON text left: {html}");
+        // The object inside a cell is a table of its own, keys as headers, values formatted.
+        assert!(
+            html.contains("<th>calibration</th><td><table class=\"kv\"><tr><th>a</th><td>1.2500</td></tr>"),
+            "{html}"
+        );
+        // An array of objects is one table with a column per key (the union of keys).
+        assert!(html.contains("<tr><th>bins</th><th>feature</th><th>iv</th></tr><tr><td><table"), "{html}");
+        assert!(html.contains("</table></td><td>x1</td><td>0.3123</td></tr>"), "{html}");
+        assert!(
+            html.contains("<tr><td></td><td>x2</td><td>0.0200</td></tr>"),
+            "a missing key is an empty cell: {html}"
+        );
+        // Nested two levels down, and still escaped.
+        assert!(
+            html.contains("<tr><th>points</th><th>range</th></tr><tr><td>12</td><td>&lt;b&gt;low&lt;/b&gt;</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<tr><td>1</td><td>2</td></tr><tr><td>3</td><td>4</td></tr>"), "{html}");
+        assert!(html.contains("<ul class=\"nested\"><li>w1</li><li>w2</li></ul>"), "{html}");
+        assert!(html.contains("<th>sizes</th><td>3, 5</td>"), "{html}");
+        // Long arrays are cut, saying how much is left out.
+        let long = serde_json::json!({ "rows": (0..250).map(|i| serde_json::json!({ "i": i })).collect::<Vec<_>>() });
+        let html = map_table(long.as_object().unwrap(), "none");
+        assert_eq!(html.matches("<tr><td>").count(), MAX_ROWS);
+        assert!(html.contains("… 50 more not shown"), "{html}");
     }
 }
