@@ -313,6 +313,8 @@ fn query_grant(hashes: &[[u8; 16]]) -> Grant {
 struct Row {
     version: u32,
     payload: Option<u64>,
+    /// The last refresh that listed the row.
+    listed: u32,
 }
 
 /// The gov's side of a session: the key and every row it has sent.
@@ -320,6 +322,10 @@ pub struct GovTable {
     domain: String,
     server: LookupServer,
     rows: HashMap<String, Row>,
+    /// Rows with a payload (not deleted).
+    live: usize,
+    /// Refreshes so far (marks the rows each one lists).
+    refreshes: u32,
     keyed_at: Instant,
 }
 
@@ -338,6 +344,8 @@ impl GovTable {
             domain: domain.to_string(),
             server: LookupServer::new(&mut os_rng()),
             rows: HashMap::new(),
+            live: 0,
+            refreshes: 0,
             keyed_at: Instant::now(),
         };
         let changes = table.rekey(rows);
@@ -346,7 +354,7 @@ impl GovTable {
 
     /// Entities in the table.
     pub fn len(&self) -> usize {
-        self.rows.values().filter(|r| r.payload.is_some()).count()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
@@ -359,7 +367,8 @@ impl GovTable {
         self.keyed_at = Instant::now();
         let listed: Vec<(&str, u32, u64)> = rows.iter().map(|(id, p)| (id.as_str(), 0, *p)).collect();
         let entries = self.server.versioned_entries(&self.domain, &listed);
-        self.rows = rows.into_iter().map(|(id, p)| (id, Row { version: 0, payload: Some(p) })).collect();
+        self.rows = rows.into_iter().map(|(id, p)| (id, Row { version: 0, payload: Some(p), listed: 0 })).collect();
+        self.live = self.rows.len();
         Changes { rotated: true, entries, deleted: Vec::new() }
     }
 
@@ -372,33 +381,36 @@ impl GovTable {
     /// Refresh under the same key to `rows`: entries of the changed and added rows (next
     /// version), tags of the deleted ones.
     pub fn refresh(&mut self, rows: Vec<(String, u64)>) -> Changes {
+        self.refreshes += 1;
+        let listed = self.refreshes;
         let mut changed: Vec<(String, u32, u64)> = Vec::new();
-        let mut seen = std::collections::HashSet::with_capacity(rows.len());
         for (id, payload) in rows {
             match self.rows.get_mut(&id) {
-                Some(r) if r.payload == Some(payload) => {}
+                Some(r) if r.payload == Some(payload) => r.listed = listed,
                 Some(r) => {
+                    // A changed row, or a deleted one listed again: its next version.
                     r.version += 1;
                     r.payload = Some(payload);
-                    changed.push((id.clone(), r.version, payload));
+                    r.listed = listed;
+                    changed.push((id, r.version, payload));
                 }
                 None => {
-                    self.rows.insert(id.clone(), Row { version: 0, payload: Some(payload) });
-                    changed.push((id.clone(), 0, payload));
+                    self.rows.insert(id.clone(), Row { version: 0, payload: Some(payload), listed });
+                    changed.push((id, 0, payload));
                 }
             }
-            seen.insert(id);
         }
         let gone: Vec<&str> = self
             .rows
             .iter_mut()
-            .filter(|(id, r)| r.payload.is_some() && !seen.contains(*id))
+            .filter(|(_, r)| r.payload.is_some() && r.listed != listed)
             .map(|(id, r)| {
                 r.payload = None;
                 id.as_str()
             })
             .collect();
         let deleted = self.server.tags(&self.domain, &gone);
+        self.live = self.rows.values().filter(|r| r.payload.is_some()).count();
         let listed: Vec<(&str, u32, u64)> = changed.iter().map(|(id, v, p)| (id.as_str(), *v, *p)).collect();
         Changes { rotated: false, entries: self.server.versioned_entries(&self.domain, &listed), deleted }
     }
@@ -491,12 +503,11 @@ fn serve_gov(
             None => None,
         };
         let changes = if table.keyed_at.elapsed() >= hooks.rotate_after {
-            if let Some(rows) = (hooks.reload)()? {
-                table.rows.clear();
-                table.rows.extend(rows.into_iter().map(|(id, p)| (id, Row { version: 0, payload: Some(p) })));
-            }
             totals.rotations += 1;
-            table.rotate()
+            match (hooks.reload)()? {
+                Some(rows) => table.rekey(rows),
+                None => table.rotate(),
+            }
         } else if let Some(rows) = (hooks.reload)()? {
             totals.refreshes += 1;
             table.refresh(rows)

@@ -73,9 +73,6 @@ fn a_session_scores_after_a_refresh_and_refuses_past_budget_or_without_consent()
     let expected = probability(&p.data.gov[x], x);
     assert!((r[0].probability.unwrap() - expected).abs() < 1e-4, "{:?} vs {expected}", r[0]);
     assert_eq!((r[1].status.as_str(), r[2].status.as_str()), (NOT_AT_GOV, NOT_AT_BANK));
-    // Without a consent reference nothing is scored.
-    let e = p.bank_api.score(None, vec![query(x, " ")]).unwrap_err().to_string();
-    assert!(e.contains("consent_ref is empty"), "{e}");
 
     // The gov's data changes: x gets w's features, bank_only is added.
     let path = &p.gov_config.datasets["gov_features"].path;
@@ -101,6 +98,10 @@ fn a_session_scores_after_a_refresh_and_refuses_past_budget_or_without_consent()
     let five: Vec<Query> = common_ids[2..7].iter().map(|id| query(id, "CONSENT-6")).collect();
     assert!(score(five).iter().all(|r| r.status == GOV_BUDGET));
     assert_eq!(score(vec![query(&common_ids[2], "CONSENT-7")])[0].status, "ok");
+
+    // Without a consent reference nothing is scored.
+    let e = p.bank_api.score(None, vec![query(x, " ")]).unwrap_err().to_string();
+    assert!(e.contains("consent_ref is empty"), "{e}");
 
     // Closing ends the job on both nodes; both sign every query.
     p.bank_api.close_session(&session).unwrap();
