@@ -930,92 +930,97 @@ pub fn score_session(entities: usize, queries: usize, seconds: u64, qps: u64) ->
                 BankHooks { reload: &mut reload, admit: &mut admit, ping_every: Duration::from_secs(1), log: &mut log };
             bank_session(&mut b, &bank_sessions, info.clone(), &mut bank_rows, hooks)
         });
-        let opened = loop {
-            if let Some(i) = bank_sessions.list().pop() {
-                break i;
+        // Whatever happens below, the session is closed so both parties' threads end.
+        let measured = (|| -> Result<()> {
+            let opened = loop {
+                if let Some(i) = bank_sessions.list().pop() {
+                    break i;
+                }
+                ensure!(!bank.is_finished() && !gov.is_finished(), "the session ended during set-up");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let setup_seconds = start.elapsed().as_secs_f64();
+            let per_million = 1e6 / entities as f64;
+            lines.push(json!({
+                "bench": "score", "op": "session_setup", "entities": entities,
+                "setup_seconds": round(setup_seconds, 3), "setup_bytes": opened.setup_bytes,
+                "seconds_per_million": round(setup_seconds * per_million, 3),
+                "bytes_per_million": (opened.setup_bytes as f64 * per_million).round(),
+            }));
+
+            let mut latencies = plan.iter().map(|(id, _)| ask(id)).collect::<Result<Vec<f64>>>()?;
+            latencies.sort_by(f64::total_cmp);
+            let p50 = quantile(&latencies, 0.5);
+            lines.push(json!({
+                "bench": "score", "op": "session_queries", "entities": entities, "queries": queries,
+                "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&latencies, 0.99) * 1e3, 4),
+                "p50_ratio_to_rtt": round(p50 / rtt_p50, 2), "rtt_p50_ms": round(rtt_p50 * 1e3, 4),
+            }));
+
+            // Refresh: 1% of the rows change, 0.1% are added.
+            let mut next = gov_rows.clone();
+            let mut rng = rand::rng();
+            let changed = entities.div_ceil(100);
+            for _ in 0..changed {
+                let i = (rng.next_u64() % entities as u64) as usize;
+                next[i].1 = next[i].1.wrapping_add(fp.encode(0.5));
             }
-            ensure!(!bank.is_finished() && !gov.is_finished(), "the session ended during set-up");
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        let setup_seconds = start.elapsed().as_secs_f64();
-        let per_million = 1e6 / entities as f64;
-        lines.push(json!({
-            "bench": "score", "op": "session_setup", "entities": entities,
-            "setup_seconds": round(setup_seconds, 3), "setup_bytes": opened.setup_bytes,
-            "seconds_per_million": round(setup_seconds * per_million, 3),
-            "bytes_per_million": (opened.setup_bytes as f64 * per_million).round(),
-        }));
+            next.extend(added.iter().map(|id| (id.clone(), fp.encode(1.25))));
+            *truth.lock().expect("truth") = next.iter().cloned().collect();
+            *pending.lock().expect("pending") = Some(next);
+            let refresh_seconds = ask(&added[0])?;
+            let after = bank_sessions.list().pop().context("the session closed")?;
+            ensure!(
+                after.refreshes == 1 && after.entities as usize == entities + added.len(),
+                "refresh not applied: {after:?}"
+            );
+            lines.push(json!({
+                "bench": "score", "op": "session_refresh", "entities": entities,
+                "changed_rows_at_most": changed, "added_rows": added.len(),
+                "query_with_refresh_ms": round(refresh_seconds * 1e3, 3),
+            }));
 
-        let mut latencies = plan.iter().map(|(id, _)| ask(id)).collect::<Result<Vec<f64>>>()?;
-        latencies.sort_by(f64::total_cmp);
-        let p50 = quantile(&latencies, 0.5);
-        lines.push(json!({
-            "bench": "score", "op": "session_queries", "entities": entities, "queries": queries,
-            "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&latencies, 0.99) * 1e3, 4),
-            "p50_ratio_to_rtt": round(p50 / rtt_p50, 2), "rtt_p50_ms": round(rtt_p50 * 1e3, 4),
-        }));
-
-        // Refresh: 1% of the rows change, 0.1% are added.
-        let mut next = gov_rows.clone();
-        let mut rng = rand::rng();
-        let changed = entities.div_ceil(100);
-        for _ in 0..changed {
-            let i = (rng.next_u64() % entities as u64) as usize;
-            next[i].1 = next[i].1.wrapping_add(fp.encode(0.5));
-        }
-        next.extend(added.iter().map(|id| (id.clone(), fp.encode(1.25))));
-        *truth.lock().expect("truth") = next.iter().cloned().collect();
-        *pending.lock().expect("pending") = Some(next);
-        let refresh_seconds = ask(&added[0])?;
-        let after = bank_sessions.list().pop().context("the session closed")?;
-        ensure!(
-            after.refreshes == 1 && after.entities as usize == entities + added.len(),
-            "refresh not applied: {after:?}"
-        );
-        lines.push(json!({
-            "bench": "score", "op": "session_refresh", "entities": entities,
-            "changed_rows_at_most": changed, "added_rows": added.len(),
-            "query_with_refresh_ms": round(refresh_seconds * 1e3, 3),
-        }));
-
-        // Sustained load: each client sends at its share of the rate, on a fixed schedule.
-        let interval = Duration::from_secs_f64(SESSION_CLIENTS as f64 / qps as f64);
-        let per_client = (seconds * qps) as usize / SESSION_CLIENTS;
-        let load_start = Instant::now();
-        let runs: Vec<Result<Vec<f64>>> = (0..SESSION_CLIENTS)
-            .map(|c| {
-                let (plan, ask) = (score_queries(entities, per_client.max(1)), &ask);
-                s.spawn(move || {
-                    let first = load_start + interval.mul_f64(c as f64 / SESSION_CLIENTS as f64);
-                    let mut out = Vec::with_capacity(plan.len());
-                    for (k, (id, _)) in plan.iter().enumerate() {
-                        if let Some(wait) = (first + interval * k as u32).checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
+            // Sustained load: each client sends at its share of the rate, on a fixed schedule.
+            let interval = Duration::from_secs_f64(SESSION_CLIENTS as f64 / qps as f64);
+            let per_client = (seconds * qps) as usize / SESSION_CLIENTS;
+            let load_start = Instant::now();
+            let runs: Vec<Result<Vec<f64>>> = (0..SESSION_CLIENTS)
+                .map(|c| {
+                    let (plan, ask) = (score_queries(entities, per_client.max(1)), &ask);
+                    s.spawn(move || {
+                        let first = load_start + interval.mul_f64(c as f64 / SESSION_CLIENTS as f64);
+                        let mut out = Vec::with_capacity(plan.len());
+                        for (k, (id, _)) in plan.iter().enumerate() {
+                            if let Some(wait) = (first + interval * k as u32).checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            out.push(ask(id)?);
                         }
-                        out.push(ask(id)?);
-                    }
-                    Ok(out)
+                        Ok(out)
+                    })
                 })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow!("client thread panicked"))?)
-            .collect();
-        let load_seconds = load_start.elapsed().as_secs_f64();
-        let mut latencies: Vec<f64> = runs.into_iter().collect::<Result<Vec<_>>>()?.concat();
-        latencies.sort_by(f64::total_cmp);
-        let p50 = quantile(&latencies, 0.5);
-        lines.push(json!({
-            "bench": "score", "op": "session_sustained", "entities": entities, "clients": SESSION_CLIENTS,
-            "target_qps": qps, "queries": latencies.len(), "seconds": round(load_seconds, 3),
-            "achieved_qps": round(latencies.len() as f64 / load_seconds, 1),
-            "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&latencies, 0.99) * 1e3, 4),
-            "p50_ratio_to_rtt": round(p50 / rtt_p50, 2),
-        }));
-        bank_sessions.close("bench-session")?;
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow!("client thread panicked"))?)
+                .collect();
+            let load_seconds = load_start.elapsed().as_secs_f64();
+            let mut latencies: Vec<f64> = runs.into_iter().collect::<Result<Vec<_>>>()?.concat();
+            latencies.sort_by(f64::total_cmp);
+            let p50 = quantile(&latencies, 0.5);
+            lines.push(json!({
+                "bench": "score", "op": "session_sustained", "entities": entities, "clients": SESSION_CLIENTS,
+                "target_qps": qps, "queries": latencies.len(), "seconds": round(load_seconds, 3),
+                "achieved_qps": round(latencies.len() as f64 / load_seconds, 1),
+                "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&latencies, 0.99) * 1e3, 4),
+                "p50_ratio_to_rtt": round(p50 / rtt_p50, 2),
+            }));
+            Ok(())
+        })();
+        bank_sessions.close_all();
         let gov_totals = gov.join().map_err(|_| anyhow!("gov thread panicked"))?.map_err(|e| anyhow!("gov: {e:#}"))?;
         let bank_totals =
             bank.join().map_err(|_| anyhow!("bank thread panicked"))?.map_err(|e| anyhow!("bank: {e:#}"))?;
+        measured?;
         ensure!(gov_totals.queries == bank_totals.queries, "gov answered {gov_totals:?}, bank got {bank_totals:?}");
         Ok(())
     })?;

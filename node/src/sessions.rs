@@ -954,6 +954,8 @@ mod tests {
         let (gov_s, bank_s, next) = (Sessions::default(), Sessions::default(), Mutex::new(None));
         std::thread::scope(|s| {
             s.spawn(|| {
+                // A failed check closes the session, so the test fails instead of hanging.
+                let _close = CloseOnDrop(&bank_s);
                 common_poll(|| bank_s.list().len() == 1 && gov_s.list().len() == 1);
                 script(&bank_s, &gov_s, &next);
             });
@@ -986,6 +988,13 @@ mod tests {
             );
             (g.unwrap(), b.unwrap())
         })
+    }
+
+    struct CloseOnDrop<'a>(&'a Sessions);
+    impl Drop for CloseOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.close_all();
+        }
     }
 
     fn common_poll(mut done: impl FnMut() -> bool) {

@@ -212,7 +212,7 @@ impl LookupServer {
     /// The server's answer to blinded query points (`H(q)^b` → `H(q)^(ab)`), 32 bytes each.
     /// The caller sends it through the reveal path ([`Channel::reveal_send`]).
     pub fn evaluate(&self, blinded: &[u8]) -> Result<Vec<u8>> {
-        if blinded.len() % 32 != 0 {
+        if !blinded.len().is_multiple_of(32) {
             return Err(Error::Protocol(format!(
                 "lookup query of {} bytes is not a whole number of points",
                 blinded.len()
@@ -273,7 +273,7 @@ impl VersionedTable {
     /// Adds or replaces entries ([`LookupServer::versioned_entries`]), refusing a malformed list
     /// or one that would make the table larger than `max_entries`.
     pub fn upsert(&mut self, bytes: &[u8], max_entries: usize) -> Result<()> {
-        if bytes.len() % VERSIONED_ENTRY_LEN != 0 {
+        if !bytes.len().is_multiple_of(VERSIONED_ENTRY_LEN) {
             return Err(Error::Protocol(format!(
                 "table update of {} bytes is not a whole number of entries",
                 bytes.len()
@@ -294,7 +294,7 @@ impl VersionedTable {
 
     /// Removes the entries of `tags` (16 bytes each); an unknown tag is an error.
     pub fn delete(&mut self, tags: &[u8]) -> Result<()> {
-        if tags.len() % TAG_LEN != 0 {
+        if !tags.len().is_multiple_of(TAG_LEN) {
             return Err(Error::Protocol(format!(
                 "table deletion of {} bytes is not a whole number of tags",
                 tags.len()
