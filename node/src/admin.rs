@@ -8,6 +8,9 @@
 //! | POST   | `/v1/jobs`             | [`Submission`] → `JobRecord`    |
 //! | GET    | `/v1/jobs/{id}`        | `JobRecord`                     |
 //! | POST   | `/v1/jobs/{id}/cancel` | `JobRecord`                     |
+//! | GET    | `/v1/sessions`         | `[SessionInfo]` (open scoring sessions) |
+//! | POST   | `/v1/sessions/score`   | [`ScoreRequest`] → `[QueryResult]` (bank) |
+//! | POST   | `/v1/sessions/{id}/close` | `SessionInfo`                |
 //!
 //! The same listener serves the browser console under `/console/` ([`crate::console`]).
 //!
@@ -33,6 +36,7 @@ use crate::config::Config;
 use crate::daemon::Node;
 use crate::jobs::record::{JobRecord, check_operator};
 use crate::jobs::spec::JobSpec;
+use crate::sessions::{Query, QueryResult, SessionInfo};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -50,6 +54,16 @@ pub struct Submission {
     pub spec: JobSpec,
     /// Person or service account submitting the job (1..=200 printable characters).
     pub operator: String,
+}
+
+/// Ids to score in an open scoring session ([`crate::sessions`]); `session` may be left out
+/// when only one is open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    #[serde(default)]
+    pub session: Option<String>,
+    pub queries: Vec<Query>,
 }
 
 /// Largest request body the admin API accepts (a job submission as JSON).
@@ -131,6 +145,23 @@ async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Jso
     s.node.cancel(&id).map(Json).map_err(|e| ApiError(StatusCode::CONFLICT, format!("{e:#}")))
 }
 
+async fn sessions(State(s): State<AppState>) -> Json<Vec<SessionInfo>> {
+    Json(s.node.sessions.list())
+}
+
+async fn score(State(s): State<AppState>, Json(req): Json<ScoreRequest>) -> Result<Json<Vec<QueryResult>>, ApiError> {
+    let (sessions, timeout) = (s.node.sessions.clone(), s.node.config.timeouts.read());
+    tokio::task::spawn_blocking(move || sessions.score(req.session.as_deref(), req.queries, timeout))
+        .await
+        .map_err(|e| internal(e.into()))?
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))
+}
+
+async fn close_session(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<SessionInfo>, ApiError> {
+    s.node.sessions.close(&id).map(Json).map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{e:#}")))
+}
+
 /// Answers requests no route takes: unknown path (404) or method (405).
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("no endpoint {method} {}; endpoints: {ENDPOINTS}", uri.path()))
@@ -140,7 +171,8 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     ApiError(StatusCode::METHOD_NOT_ALLOWED, format!("{} does not take {method}; endpoints: {ENDPOINTS}", uri.path()))
 }
 
-const ENDPOINTS: &str = "GET /v1/status, GET /v1/jobs, POST /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel";
+const ENDPOINTS: &str = "GET /v1/status, GET /v1/jobs, POST /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel, \
+                         GET /v1/sessions, POST /v1/sessions/score, POST /v1/sessions/{id}/close";
 
 /// Makes every error answer JSON: axum's own rejections (malformed JSON, oversized body, bad
 /// path) answer plain text, which becomes the `error` text.
@@ -181,6 +213,9 @@ pub async fn serve(
         .route("/v1/jobs", get(list).post(submit))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route("/v1/sessions", get(sessions))
+        .route("/v1/sessions/score", post(score))
+        .route("/v1/sessions/{id}/close", post(close_session))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -274,6 +309,31 @@ impl AdminClient {
         self.answer(
             self.agent
                 .post(format!("{}/v1/jobs/{id}/cancel", self.base))
+                .header("Authorization", self.bearer())
+                .send_empty(),
+        )
+    }
+
+    pub fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        self.answer(self.agent.get(format!("{}/v1/sessions", self.base)).header("Authorization", self.bearer()).call())
+    }
+
+    /// Scores `queries` in an open session (the only one when `session` is `None`). Bank only.
+    pub fn score(&self, session: Option<&str>, queries: Vec<Query>) -> Result<Vec<QueryResult>> {
+        let body = serde_json::to_vec(&ScoreRequest { session: session.map(str::to_string), queries })?;
+        self.answer(
+            self.agent
+                .post(format!("{}/v1/sessions/score", self.base))
+                .header("Authorization", self.bearer())
+                .header("Content-Type", "application/json")
+                .send(&body[..]),
+        )
+    }
+
+    pub fn close_session(&self, id: &str) -> Result<SessionInfo> {
+        self.answer(
+            self.agent
+                .post(format!("{}/v1/sessions/{id}/close", self.base))
                 .header("Authorization", self.bearer())
                 .send_empty(),
         )

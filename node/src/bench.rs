@@ -32,6 +32,7 @@ use protocol::{Channel, Role, Stats};
 use rand::{Rng, RngExt};
 use serde_json::{Value, json};
 
+use crate::jobs::failure::Result as JobResult;
 use crate::jobs::spec::TrainModel;
 use crate::transport::loopback::Loopback;
 
@@ -86,6 +87,15 @@ pub enum BenchCommand {
         /// Concurrent jobs (one stream each on the one connection) in the second phase; 0 skips it.
         #[arg(long, default_value_t = 4)]
         jobs: usize,
+        /// Scoring session ([`crate::sessions`]): seconds of sustained load at --qps; 0 skips it.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Scoring session: single-id queries per second in the sustained load.
+        #[arg(long, default_value_t = 100)]
+        qps: u64,
+        /// Run only the scoring-session part.
+        #[arg(long)]
+        session_only: bool,
     },
     /// The gov's early-warning list: trains as `bench lr` does, then flags `rows` entities
     /// drawn from the aligned rows by secure comparison; checked against the plaintext model.
@@ -154,7 +164,13 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Mpc => mpc()?,
         BenchCommand::Psi { n, overlap, protocol } => psi(n, overlap, protocol)?,
         BenchCommand::Lr(args) => vec![lr(&args)?],
-        BenchCommand::Score { entities, queries, jobs } => score(entities, queries, jobs)?,
+        BenchCommand::Score { entities, queries, jobs, seconds, qps, session_only } => {
+            let mut lines = if session_only { Vec::new() } else { score(entities, queries, jobs)? };
+            if seconds > 0 {
+                lines.extend(score_session(entities, queries, seconds, qps)?);
+            }
+            lines
+        }
         BenchCommand::Cot { n } => cot(n)?,
         BenchCommand::Watchlist { lr, rows, threshold } => vec![watchlist(&lr, rows, threshold)?],
     };
@@ -928,9 +944,199 @@ pub fn score(entities: usize, queries: usize, jobs: usize) -> Result<Vec<Value>>
     Ok(lines)
 }
 
+/// Query clients of the sustained load.
+const SESSION_CLIENTS: usize = 10;
+
+/// `tandem bench score` (session part): a scoring session over `entities`: set-up (time and bytes,
+/// also per million entities), `queries` single-id queries in sequence (p50/p99), a refresh of 1%
+/// changed and 0.1% added rows (the latency of the query that carries it), then `qps` queries a
+/// second for `seconds` from [`SESSION_CLIENTS`] threads (p50/p99, achieved rate). Every answer is
+/// checked. Reference: small-message round trips on the same connection.
+pub fn score_session(entities: usize, queries: usize, seconds: u64, qps: u64) -> Result<Vec<Value>> {
+    use std::sync::Mutex;
+
+    use crate::sessions::{
+        BankHooks, BankRows, GovHooks, Query, SessionInfo, SessionLog, Sessions, bank_session, gov_session,
+    };
+    ensure!(entities > 0 && queries > 0 && qps > 0, "--entities, --queries and --qps must be at least 1");
+    let lo = Loopback::start(IO_TIMEOUT)?;
+    let rtts = round_trips(&lo, 1000)?;
+    let rtt_p50 = quantile(&rtts, 0.5);
+    let (ids, payloads) = score_table(entities);
+    let fp = FixedPoint::new(16);
+    let gov_rows: Vec<(String, u64)> = ids.iter().cloned().zip(payloads.iter().copied()).collect();
+    // The gov's current rows by id (the test's twin), and the next version the refresh brings.
+    let truth: Mutex<std::collections::HashMap<String, u64>> = Mutex::new(gov_rows.iter().cloned().collect());
+    let pending: Mutex<Option<Vec<(String, u64)>>> = Mutex::new(None);
+    // The bank holds every gov id and the ids the refresh adds, each with partial logit 0, so the
+    // probability it gets is σ(the gov's partial).
+    let added: Vec<String> = (0..entities.div_ceil(1000)).map(|i| format!("ADDED{i:012}")).collect();
+    // It also holds the absent ids of the query plans, so they reach the gov too.
+    let absent = (0..queries.max((seconds * qps) as usize)).map(|q| format!("ABSENT{q:012}"));
+    let bank_partial = ids.iter().cloned().chain(added.iter().cloned()).chain(absent).map(|id| (id, 0.0)).collect();
+    let mut bank_rows = BankRows {
+        id_kind: IdKind::Raw,
+        partial: bank_partial,
+        fp,
+        card: models::capped::FixedScorecard::new(&Scorecard::default(), fp).map_err(anyhow::Error::msg)?,
+        output: ScoreOutput::Probability,
+    };
+    let info = SessionInfo {
+        id: "bench-session".into(),
+        model: "bench".into(),
+        entities: 0,
+        setup_bytes: 0,
+        queries: 0,
+        refreshes: 0,
+        rotations: 0,
+    };
+    let (gov_sessions, bank_sessions) = (Sessions::default(), Sessions::default());
+    let (mut g, mut b) = lo.pair()?;
+    let timeout = Duration::from_secs(600);
+    let check = |q: &Query, r: &crate::sessions::QueryResult| -> Result<()> {
+        let expected = truth.lock().expect("truth").get(&q.id).map(|&p| 1.0 / (1.0 + (-fp.decode(p)).exp()));
+        let ok = match expected {
+            Some(p) => r.status == "ok" && r.probability.is_some_and(|got| (got - p).abs() < 1e-9),
+            None => r.status == crate::sessions::NOT_AT_GOV,
+        };
+        ensure!(ok, "session query '{}' returned {r:?}, expected probability {expected:?}", q.id);
+        Ok(())
+    };
+    let ask = |id: &str| -> Result<f64> {
+        let q = Query { id: id.to_string(), consent_ref: "BENCH-CONSENT".into() };
+        let t = Instant::now();
+        let r = bank_sessions.score(None, vec![q.clone()], timeout)?;
+        let latency = t.elapsed().as_secs_f64();
+        check(&q, &r[0])?;
+        Ok(latency)
+    };
+    let plan = score_queries(entities, queries);
+    let mut lines = Vec::new();
+    std::thread::scope(|s| -> Result<()> {
+        let start = Instant::now();
+        let gov = s.spawn(|| {
+            let mut reload =
+                || -> JobResult<Option<Vec<(String, u64)>>> { Ok(pending.lock().expect("pending").take()) };
+            let mut admit = |_: u64| true;
+            let hooks = GovHooks { reload: &mut reload, admit: &mut admit, rotate_after: Duration::MAX };
+            gov_session(&mut g, &gov_sessions, info.clone(), gov_rows.clone(), hooks)
+        });
+        let bank = s.spawn(|| {
+            let mut log = SessionLog::create(None)?;
+            let (mut reload, mut admit) = (|_: &mut BankRows| -> JobResult<()> { Ok(()) }, |_: u64| true);
+            let hooks =
+                BankHooks { reload: &mut reload, admit: &mut admit, ping_every: Duration::from_secs(1), log: &mut log };
+            bank_session(&mut b, &bank_sessions, info.clone(), &mut bank_rows, hooks)
+        });
+        // Whatever happens below, the session is closed so both parties' threads end.
+        let measured = (|| -> Result<()> {
+            let opened = loop {
+                if let Some(i) = bank_sessions.list().pop() {
+                    break i;
+                }
+                ensure!(!bank.is_finished() && !gov.is_finished(), "the session ended during set-up");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let setup_seconds = start.elapsed().as_secs_f64();
+            let per_million = 1e6 / entities as f64;
+            lines.push(json!({
+                "bench": "score", "op": "session_setup", "entities": entities,
+                "setup_seconds": round(setup_seconds, 3), "setup_bytes": opened.setup_bytes,
+                "seconds_per_million": round(setup_seconds * per_million, 3),
+                "bytes_per_million": (opened.setup_bytes as f64 * per_million).round(),
+            }));
+
+            let mut latencies = plan.iter().map(|(id, _)| ask(id)).collect::<Result<Vec<f64>>>()?;
+            latencies.sort_by(f64::total_cmp);
+            let p50 = quantile(&latencies, 0.5);
+            lines.push(json!({
+                "bench": "score", "op": "session_queries", "entities": entities, "queries": queries,
+                "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&latencies, 0.99) * 1e3, 4),
+                "p50_ratio_to_rtt": round(p50 / rtt_p50, 2), "rtt_p50_ms": round(rtt_p50 * 1e3, 4),
+            }));
+
+            // Refresh: 1% of the rows change, 0.1% are added.
+            let mut next = gov_rows.clone();
+            let mut rng = rand::rng();
+            let changed = entities.div_ceil(100);
+            for _ in 0..changed {
+                let i = (rng.next_u64() % entities as u64) as usize;
+                next[i].1 = next[i].1.wrapping_add(fp.encode(0.5));
+            }
+            next.extend(added.iter().map(|id| (id.clone(), fp.encode(1.25))));
+            *truth.lock().expect("truth") = next.iter().cloned().collect();
+            *pending.lock().expect("pending") = Some(next);
+            let refresh_seconds = ask(&added[0])?;
+            let after = bank_sessions.list().pop().context("the session closed")?;
+            ensure!(
+                after.refreshes == 1 && after.entities as usize == entities + added.len(),
+                "refresh not applied: {after:?}"
+            );
+            lines.push(json!({
+                "bench": "score", "op": "session_refresh", "entities": entities,
+                "changed_rows_at_most": changed, "added_rows": added.len(),
+                "query_with_refresh_ms": round(refresh_seconds * 1e3, 3),
+            }));
+
+            // Sustained load: each client sends at its share of the rate, on a fixed schedule.
+            let interval = Duration::from_secs_f64(SESSION_CLIENTS as f64 / qps as f64);
+            let per_client = (seconds * qps) as usize / SESSION_CLIENTS;
+            let load_start = Instant::now();
+            let runs: Vec<Result<Vec<f64>>> = (0..SESSION_CLIENTS)
+                .map(|c| {
+                    let (plan, ask) = (score_queries(entities, per_client.max(1)), &ask);
+                    s.spawn(move || {
+                        let first = load_start + interval.mul_f64(c as f64 / SESSION_CLIENTS as f64);
+                        let mut out = Vec::with_capacity(plan.len());
+                        for (k, (id, _)) in plan.iter().enumerate() {
+                            if let Some(wait) = (first + interval * k as u32).checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            out.push(ask(id)?);
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow!("client thread panicked"))?)
+                .collect();
+            let load_seconds = load_start.elapsed().as_secs_f64();
+            let mut latencies: Vec<f64> = runs.into_iter().collect::<Result<Vec<_>>>()?.concat();
+            latencies.sort_by(f64::total_cmp);
+            let p50 = quantile(&latencies, 0.5);
+            lines.push(json!({
+                "bench": "score", "op": "session_sustained", "entities": entities, "clients": SESSION_CLIENTS,
+                "target_qps": qps, "queries": latencies.len(), "seconds": round(load_seconds, 3),
+                "achieved_qps": round(latencies.len() as f64 / load_seconds, 1),
+                "p50_ms": round(p50 * 1e3, 4), "p99_ms": round(quantile(&latencies, 0.99) * 1e3, 4),
+                "p50_ratio_to_rtt": round(p50 / rtt_p50, 2),
+            }));
+            Ok(())
+        })();
+        bank_sessions.close_all();
+        let gov_totals = gov.join().map_err(|_| anyhow!("gov thread panicked"))?.map_err(|e| anyhow!("gov: {e:#}"))?;
+        let bank_totals =
+            bank.join().map_err(|_| anyhow!("bank thread panicked"))?.map_err(|e| anyhow!("bank: {e:#}"))?;
+        measured?;
+        ensure!(gov_totals.queries == bank_totals.queries, "gov answered {gov_totals:?}, bank got {bank_totals:?}");
+        Ok(())
+    })?;
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_bench_checks_every_answer_over_quic() {
+        let lines = score_session(200, 20, 1, 40).unwrap();
+        let ops: Vec<&str> = lines.iter().map(|l| l["op"].as_str().unwrap()).collect();
+        assert_eq!(ops, ["session_setup", "session_queries", "session_refresh", "session_sustained"]);
+        assert!(lines[0]["setup_bytes"].as_u64().unwrap() > 200 * 28, "the whole table crossed the link");
+        assert_eq!(lines[3]["queries"], 40);
+    }
 
     #[test]
     fn generated_sets_share_exactly_the_requested_fraction() {

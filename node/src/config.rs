@@ -241,6 +241,9 @@ pub struct Policy {
     /// `points` < `probability` (default `grade`). Applied inside MPC; the gov's cap is the one
     /// that protects its data.
     pub score_output: ScoreOutput,
+    /// Scoring sessions with this node as gov: minutes after which the gov keys its table anew
+    /// (a rotation: new key, the whole table sent again; default 1440, a day).
+    pub score_session_rotate_minutes: u64,
 }
 
 /// Defaults of the policy keys a config may omit.
@@ -258,6 +261,7 @@ impl Default for Policy {
             min_model_columns: DEFAULT_MIN_MODEL_COLUMNS,
             score_budget_per_day: DEFAULT_SCORE_BUDGET_PER_DAY,
             score_output: ScoreOutput::Grade,
+            score_session_rotate_minutes: 1440,
         }
     }
 }
@@ -335,6 +339,11 @@ impl Config {
                 "timeouts.keepalive_secs = {} must be at least 1 and below timeouts.idle_secs = {}",
                 t.keepalive_secs,
                 t.idle_secs
+            );
+        }
+        if self.policy.score_session_rotate_minutes == 0 {
+            bail!(
+                "policy.score_session_rotate_minutes = 0: set the minutes between key rotations of a scoring session (default 1440)"
             );
         }
         if self.limits.max_concurrent_jobs == 0 {

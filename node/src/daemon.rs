@@ -40,6 +40,8 @@ use crate::transport::{Hello, Link, LinkSettings, PROTOCOL_VERSION, PeerTrust, Q
 pub struct Node {
     pub config: Arc<Config>,
     pub store: Store,
+    /// Open scoring sessions ([`crate::sessions`]).
+    pub sessions: crate::sessions::Sessions,
     link: Link,
     peer_fingerprint: Option<String>,
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
@@ -118,6 +120,7 @@ impl Daemon {
         let node = Arc::new(Node {
             config: Arc::new(config),
             store,
+            sessions: crate::sessions::Sessions::default(),
             link,
             peer_fingerprint,
             connection: tokio::sync::Mutex::new(None),
@@ -174,6 +177,7 @@ impl Daemon {
     /// connection and the admin API, and waits (up to 10 s) until every task holding the node
     /// has ended, which closes the job database.
     pub async fn shutdown(mut self) {
+        self.node.sessions.close_all();
         for flag in self.node.running.lock().expect("running lock").values() {
             let _ = flag.send(Some(Stop::Shutdown));
         }
@@ -346,6 +350,7 @@ impl Node {
             stop,
             peer_fingerprint: self.peer_fingerprint.clone(),
             peer_cert_sha256,
+            sessions: self.sessions.clone(),
         };
         let job_id = id.clone();
         let done = tokio::task::spawn_blocking(move || {

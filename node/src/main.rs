@@ -64,6 +64,29 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// Score one id in an open scoring session (at the bank); prints what the job's score_output
+    /// shows (grade, points, probability).
+    Score {
+        /// The entity's id.
+        id: String,
+        /// Reference of the consent that allows scoring it (recorded with the query).
+        #[arg(long)]
+        consent: String,
+        /// The session (its score job's id); may be left out when only one is open.
+        #[arg(long)]
+        session: Option<String>,
+        /// Node config (default: $TANDEM_CONFIG).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Scoring sessions open on this node (score jobs with target "session").
+    Session {
+        /// Node config (default: $TANDEM_CONFIG).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// Check job transcripts (needs no running node). Exit code 0: all verified; 1: verification
     /// failed (each problem printed with its record number); 2: bad arguments or unreadable files.
     Audit {
@@ -94,6 +117,14 @@ enum OperatorCommand {
     List,
     /// Revoke NAME's token: it no longer signs in, and NAME's open console sessions end.
     Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// List the open sessions with their counts.
+    List,
+    /// Close a session: its job ends and both nodes sign its transcript.
+    Close { id: String },
 }
 
 #[derive(Subcommand)]
@@ -168,6 +199,49 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit { command } => std::process::exit(audit(&command)),
         Command::Bench { command } => node::bench::run(command),
         Command::Operator { config, command } => operator(&Config::load(&config_path(config)?)?, command),
+        Command::Score { id, consent, session, config } => {
+            let query = node::sessions::Query { id, consent_ref: consent };
+            for r in client(config)?.score(session.as_deref(), vec![query])? {
+                let mut line = format!("{} (consent {}): {}", r.id, r.consent_ref, r.status);
+                if let Some(g) = &r.grade {
+                    line += &format!(", grade {g}");
+                }
+                if let Some(p) = r.points {
+                    line += &format!(", points {p}");
+                }
+                if let Some(p) = r.probability {
+                    line += &format!(", probability of default {p:.6}");
+                }
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Session { config, command } => {
+            let c = client(config)?;
+            match command {
+                SessionCommand::List => {
+                    println!(
+                        "{:<22} {:<22} {:>10} {:>10} {:>9} {:>9}",
+                        "SESSION", "MODEL", "ENTITIES", "QUERIES", "REFRESHES", "ROTATIONS"
+                    );
+                    for s in c.sessions()? {
+                        println!(
+                            "{:<22} {:<22} {:>10} {:>10} {:>9} {:>9}",
+                            s.id, s.model, s.entities, s.queries, s.refreshes, s.rotations
+                        );
+                    }
+                    Ok(())
+                }
+                SessionCommand::Close { id } => {
+                    let s = c.close_session(&id)?;
+                    println!(
+                        "closing session {} after {} queries; its job ends when both nodes have signed",
+                        s.id, s.queries
+                    );
+                    Ok(())
+                }
+            }
+        }
         Command::Job { config, command } => {
             let c = client(config)?;
             match command {

@@ -18,6 +18,11 @@
 //! pseudorandom to it. Tags are 128 bits, so a false match has probability at most
 //! entries·queries / 2^128 (2^-64 for 2^32 of each), far below the 40-bit statistical bound.
 //! The policy that allows a lookup, and the number of queries, is enforced by the node.
+//!
+//! Scoring sessions keep the key and the client's copy of the table across many query batches
+//! and refresh it in place: [`LookupServer::versioned_entries`] and [`VersionedTable`], whose
+//! entries also carry a row version so that a changed row gets a fresh pad (see there for what an
+//! update tells the client). A new key (rotation) makes every tag new.
 
 use std::collections::HashMap;
 
@@ -82,26 +87,9 @@ impl LookupServer {
     /// channel's reveal path under `grant` ([`crate::disclose`]).
     pub fn answer(&self, ch: &mut Channel, grant: &Grant, max_queries: usize) -> Result<usize> {
         let bytes = ch.recv_bulk("lookup.query", (max_queries * 32) as u64)?;
-        if bytes.len() % 32 != 0 {
-            return Err(PeerError::WrongLength {
-                what: "'lookup.query' (whole 32-byte points)".into(),
-                unit: "bytes",
-                expected: (bytes.len() / 32 * 32) as u64,
-                got: bytes.len() as u64,
-            }
-            .into());
-        }
-        let answers: Vec<[u8; 32]> = bytes
-            .par_chunks_exact(32)
-            .map(|c| {
-                let point = CompressedRistretto(c.try_into().expect("32 bytes"))
-                    .decompress()
-                    .ok_or_else(|| PeerError::NotOnCurve { what: "a point of 'lookup.query'".into() })?;
-                Ok((point * self.key).compress().to_bytes())
-            })
-            .collect::<Result<_>>()?;
-        ch.reveal_send(grant, answers.as_flattened())?;
-        Ok(answers.len())
+        let answer = self.evaluate(&bytes)?;
+        ch.reveal_send(grant, &answer)?;
+        Ok(answer.len() / 32)
     }
 }
 
@@ -181,6 +169,206 @@ impl LookupClient {
             .collect();
         unblind.zeroize();
         result
+    }
+}
+
+/// One entry of a versioned (session) table: tag, row version, masked payload.
+pub const VERSIONED_ENTRY_LEN: usize = TAG_LEN + 4 + 8;
+
+/// A table tag: the first 16 bytes of `KDF₁(H(id)^a)`.
+pub type Tag = [u8; TAG_LEN];
+
+/// Pad of version `version` of a row of a versioned table. Each version of a row has its own
+/// pad, so two versions' masked payloads are independent to a client that did not query the id
+/// (without it, their XOR would be the XOR of the two payloads).
+fn versioned_pad(point: &CompressedRistretto, version: u32) -> u64 {
+    let mut input = [0u8; 36];
+    input[..32].copy_from_slice(point.as_bytes());
+    input[32..].copy_from_slice(&version.to_le_bytes());
+    let pad = blake3::derive_key("tandem lookup row pad v1", &input);
+    u64::from_le_bytes(pad[..8].try_into().expect("8 bytes"))
+}
+
+impl LookupServer {
+    /// Tags of `ids` under this key (what a client holding the table knows them by).
+    pub fn tags(&self, domain: &str, ids: &[&str]) -> Vec<Tag> {
+        let prefix = hash_prefix(domain);
+        ids.par_iter().map(|id| tag_and_pad(&(hash_to_group(&prefix, id) * self.key).compress()).0).collect()
+    }
+
+    /// Entries of a versioned table for rows `(id, version, payload)`, sorted by tag (the order
+    /// says nothing about the rows' order), as sent to the client ([`VersionedTable::upsert`]).
+    /// Each entry is `tag ‖ version ‖ payload ⊕ pad(H(id)^a, version)`.
+    pub fn versioned_entries(&self, domain: &str, rows: &[(&str, u32, u64)]) -> Vec<u8> {
+        let prefix = hash_prefix(domain);
+        let mut entries: Vec<(Tag, u32, u64)> = rows
+            .par_iter()
+            .map(|&(id, version, payload)| {
+                let point = (hash_to_group(&prefix, id) * self.key).compress();
+                (tag_and_pad(&point).0, version, payload ^ versioned_pad(&point, version))
+            })
+            .collect();
+        entries.par_sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        let mut bytes = Vec::with_capacity(entries.len() * VERSIONED_ENTRY_LEN);
+        for (tag, version, masked) in &entries {
+            bytes.extend_from_slice(tag);
+            bytes.extend_from_slice(&version.to_le_bytes());
+            bytes.extend_from_slice(&masked.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// The server's answer to blinded query points (`H(q)^b` → `H(q)^(ab)`), 32 bytes each.
+    /// The caller sends it through the reveal path ([`Channel::reveal_send`]).
+    pub fn evaluate(&self, blinded: &[u8]) -> Result<Vec<u8>> {
+        if !blinded.len().is_multiple_of(32) {
+            return Err(PeerError::WrongLength {
+                what: "'lookup.query' (whole 32-byte points)".into(),
+                unit: "bytes",
+                expected: (blinded.len() / 32 * 32) as u64,
+                got: blinded.len() as u64,
+            }
+            .into());
+        }
+        let answers: Vec<[u8; 32]> = blinded
+            .par_chunks_exact(32)
+            .map(|c| {
+                let point = CompressedRistretto(c.try_into().expect("32 bytes"))
+                    .decompress()
+                    .ok_or_else(|| PeerError::NotOnCurve { what: "a point of 'lookup.query'".into() })?;
+                Ok((point * self.key).compress().to_bytes())
+            })
+            .collect::<Result<_>>()?;
+        Ok(answers.concat())
+    }
+}
+
+/// The client's blinding of one batch of queries, needed to read the server's answer.
+pub struct Blinding {
+    unblind: Scalar,
+    count: usize,
+}
+
+impl Drop for Blinding {
+    fn drop(&mut self) {
+        self.unblind.zeroize();
+    }
+}
+
+/// Blinds `ids` (normalised) for a query: the points `H(q)^b` to send (32 bytes each) and the
+/// blinding that reads the answer ([`VersionedTable::read_answer`]).
+pub fn blind_queries<R: rand::CryptoRng + ?Sized>(domain: &str, ids: &[&str], rng: &mut R) -> (Blinding, Vec<u8>) {
+    let mut blind = Scalar::random(rng);
+    let prefix = hash_prefix(domain);
+    let points: Vec<[u8; 32]> =
+        ids.par_iter().map(|id| (hash_to_group(&prefix, id) * blind).compress().to_bytes()).collect();
+    let unblind = blind.invert();
+    blind.zeroize();
+    (Blinding { unblind, count: ids.len() }, points.concat())
+}
+
+/// The client's copy of a versioned table, changed by upserts and deletions (a scoring session,
+/// where the server's rows change under the same key).
+///
+/// What the client learns from an update beyond the table size: the number of upserted and
+/// deleted entries, and for each its tag and row version. A tag it already holds (an upsert of a
+/// changed row, or a deletion) is linkable to an id only if the client queried that id under the
+/// current key; then it learns that the row changed (not the new value until it queries again).
+/// Masked payloads of ids it did not query stay pseudorandom, across versions too
+/// ([`versioned_pad`]).
+#[derive(Default)]
+pub struct VersionedTable {
+    table: HashMap<Tag, (u32, u64)>,
+}
+
+impl VersionedTable {
+    /// Adds or replaces entries ([`LookupServer::versioned_entries`]), refusing a malformed list
+    /// or one that would make the table larger than `max_entries`.
+    pub fn upsert(&mut self, bytes: &[u8], max_entries: usize) -> Result<()> {
+        if !bytes.len().is_multiple_of(VERSIONED_ENTRY_LEN) {
+            return Err(PeerError::WrongLength {
+                what: "a lookup table update (whole entries)".into(),
+                unit: "bytes",
+                expected: (bytes.len() / VERSIONED_ENTRY_LEN * VERSIONED_ENTRY_LEN) as u64,
+                got: bytes.len() as u64,
+            }
+            .into());
+        }
+        self.table.reserve(bytes.len() / VERSIONED_ENTRY_LEN);
+        for e in bytes.chunks_exact(VERSIONED_ENTRY_LEN) {
+            let tag: Tag = e[..TAG_LEN].try_into().expect("16 bytes");
+            let version = u32::from_le_bytes(e[TAG_LEN..TAG_LEN + 4].try_into().expect("4 bytes"));
+            let masked = u64::from_le_bytes(e[TAG_LEN + 4..].try_into().expect("8 bytes"));
+            self.table.insert(tag, (version, masked));
+        }
+        if self.table.len() > max_entries {
+            return Err(PeerError::BadCount {
+                what: "lookup table entries after an update".into(),
+                got: self.table.len() as u64,
+                allowed: format!("at most {max_entries}"),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Removes the entries of `tags` (16 bytes each); an unknown tag is an error.
+    pub fn delete(&mut self, tags: &[u8]) -> Result<()> {
+        if !tags.len().is_multiple_of(TAG_LEN) {
+            return Err(PeerError::WrongLength {
+                what: "a lookup table deletion (whole 16-byte tags)".into(),
+                unit: "bytes",
+                expected: (tags.len() / TAG_LEN * TAG_LEN) as u64,
+                got: tags.len() as u64,
+            }
+            .into());
+        }
+        for t in tags.chunks_exact(TAG_LEN) {
+            if self.table.remove(t).is_none() {
+                return Err(PeerError::Inconsistent {
+                    what: "a table deletion names a tag the table does not hold".into(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn clear(&mut self) {
+        self.table = HashMap::new();
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Reads the server's answer to the queries of `blinding`: the payload of each query the
+    /// table holds, `None` otherwise.
+    pub fn read_answer(&self, blinding: &Blinding, answer: &[u8]) -> Result<Vec<Option<u64>>> {
+        if answer.len() != blinding.count * 32 {
+            return Err(PeerError::WrongLength {
+                what: "the lookup answer".into(),
+                unit: "bytes",
+                expected: (blinding.count * 32) as u64,
+                got: answer.len() as u64,
+            }
+            .into());
+        }
+        answer
+            .par_chunks_exact(32)
+            .map(|c| {
+                let point = CompressedRistretto(c.try_into().expect("32 bytes"))
+                    .decompress()
+                    .ok_or_else(|| PeerError::NotOnCurve { what: "a point of the lookup answer".into() })?;
+                let point = (point * blinding.unblind).compress();
+                let tag = tag_and_pad(&point).0;
+                Ok(self.table.get(&tag).map(|&(version, masked)| masked ^ versioned_pad(&point, version)))
+            })
+            .collect()
     }
 }
 
@@ -264,5 +452,51 @@ mod tests {
             |ch| ch.send_bulk("lookup.query", &[0xff; 64]),
         );
         assert!(matches!(err, Error::Peer(PeerError::NotOnCurve { .. })), "{err}");
+    }
+
+    fn read(table: &VersionedTable, server: &LookupServer, domain: &str, ids: &[&str]) -> Vec<Option<u64>> {
+        let (blinding, points) = blind_queries(domain, ids, &mut ChaCha20Rng::seed_from_u64(9));
+        table.read_answer(&blinding, &server.evaluate(&points).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_versioned_table_follows_upserts_and_deletions() {
+        let server = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(7));
+        let mut table = VersionedTable::default();
+        table.upsert(&server.versioned_entries("s", &[("A", 0, 10), ("B", 0, 20), ("C", 0, 30)]), 10).unwrap();
+        assert_eq!(read(&table, &server, "s", &["A", "B", "C", "D"]), [Some(10), Some(20), Some(30), None]);
+        // B changes (version 1), D is added, C is deleted.
+        table.upsert(&server.versioned_entries("s", &[("B", 1, 21), ("D", 0, 40)]), 10).unwrap();
+        table.delete(&server.tags("s", &["C"]).concat()).unwrap();
+        assert_eq!(read(&table, &server, "s", &["A", "B", "C", "D"]), [Some(10), Some(21), None, Some(40)]);
+        assert_eq!(table.len(), 3);
+        // Another key (a rotation) finds nothing in the old table.
+        let rotated = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(8));
+        assert_eq!(read(&table, &rotated, "s", &["A"]), [None]);
+    }
+
+    #[test]
+    fn each_row_version_has_its_own_pad() {
+        let server = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(7));
+        let masked =
+            |version| u64::from_le_bytes(server.versioned_entries("s", &[("A", version, 5)])[20..].try_into().unwrap());
+        let (v0, v1) = (masked(0), masked(1));
+        assert_ne!(v0 ^ 5, v1 ^ 5, "the two versions' pads differ");
+        let v1_other = u64::from_le_bytes(server.versioned_entries("s", &[("A", 1, 6)])[20..].try_into().unwrap());
+        assert_eq!(v1 ^ v1_other, 5 ^ 6, "one version's pad is fixed");
+    }
+
+    #[test]
+    fn malformed_updates_are_errors() {
+        let server = LookupServer::new(&mut ChaCha20Rng::seed_from_u64(7));
+        let mut table = VersionedTable::default();
+        assert!(table.upsert(&[0; 27], 10).is_err());
+        let two = server.versioned_entries("s", &[("A", 0, 1), ("B", 0, 2)]);
+        assert!(table.upsert(&two, 1).is_err(), "more entries than allowed");
+        assert!(VersionedTable::default().delete(&server.tags("s", &["A"]).concat()).is_err());
+        assert!(table.delete(&[0; 15]).is_err());
+        assert!(server.evaluate(&[0xff; 32]).is_err());
+        let (blinding, _) = blind_queries("s", &["A"], &mut ChaCha20Rng::seed_from_u64(9));
+        assert!(table.read_answer(&blinding, &[0; 64]).is_err());
     }
 }

@@ -133,6 +133,8 @@ pub struct PhaseContext<'a> {
     pub artifacts: &'a mut Artifacts,
     /// This node's job records (e.g. for the scoring budget).
     pub store: &'a Store,
+    /// This node's open scoring sessions ([`crate::sessions`]).
+    pub sessions: &'a crate::sessions::Sessions,
     reporter: &'a Reporter,
     phase: &'static str,
     transcript: &'a TranscriptWriter,
@@ -325,6 +327,7 @@ pub struct JobEnv {
     pub peer_fingerprint: Option<String>,
     /// SHA-256 of the certificate the peer presented on this job's connection (for the manifest).
     pub peer_cert_sha256: [u8; 32],
+    pub sessions: crate::sessions::Sessions,
 }
 
 /// The proposal the submitter sends; the first message on the job's channel. A field this node
@@ -615,6 +618,7 @@ fn run_agreed(
             outcome: &mut outcome,
             artifacts: &mut artifacts,
             store: &env.store,
+            sessions: &env.sessions,
             reporter,
             phase: phase.name,
             transcript: &transcript.writer,
@@ -803,6 +807,7 @@ mod tests {
             outcome: &mut outcome,
             artifacts: &mut artifacts,
             store: &store,
+            sessions: &crate::sessions::Sessions::default(),
             reporter: &reporter,
             phase: "train",
             transcript: &writer,

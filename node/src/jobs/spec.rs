@@ -360,10 +360,11 @@ impl JobSpec {
                             bail!("params.queries_file is only used with target = \"ids\"");
                         }
                     }
-                    Some(ScoreTarget::Ids) => {
+                    Some(target @ (ScoreTarget::Ids | ScoreTarget::Session)) => {
+                        let name = if target == ScoreTarget::Ids { "ids" } else { "session" };
                         if !self.reveal.contains(&Reveal::PartialScoresToBank) {
                             bail!(
-                                "reveal: target \"ids\" must also list \"partial_scores_to_bank\": the private lookup gives \
+                                "reveal: target \"{name}\" must also list \"partial_scores_to_bank\": the private lookup gives \
                                  the bank the gov's partial score of each id it names"
                             );
                         }
@@ -373,9 +374,14 @@ impl JobSpec {
                                 Reveal::IntersectionIds | Reveal::IntersectionIdsToBank | Reveal::IntersectionSize
                             )
                         }) {
-                            bail!("reveal: target \"ids\" runs no PSI; remove \"{}\"", r.as_str());
+                            bail!("reveal: target \"{name}\" runs no PSI; remove \"{}\"", r.as_str());
                         }
-                        if p.queries_file.is_none() {
+                        if target == ScoreTarget::Session && p.queries_file.is_some() {
+                            bail!(
+                                "params.queries_file is only used with target = \"ids\" (a session's queries come through `tandem score`)"
+                            );
+                        }
+                        if target == ScoreTarget::Ids && p.queries_file.is_none() {
                             bail!("params.queries_file is missing: the bank's CSV of `id,consent_ref` rows to score");
                         }
                     }
@@ -456,6 +462,9 @@ pub enum ScoreTarget {
     Intersection,
     /// The ids in the bank's `queries_file`, by private lookup: the gov does not learn which.
     Ids,
+    /// A scoring session ([`crate::sessions`]): the gov's keyed table is set up once, then the
+    /// bank scores single ids through its admin API (`tandem score`) until the session is closed.
+    Session,
 }
 
 /// `params.winsorize`: `[low, high]` training-row percentiles, or `true` (the default ones) /

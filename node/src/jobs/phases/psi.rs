@@ -23,7 +23,7 @@
 //! warning naming that likely cause (and so does the error of a job stopped by
 //! `min_intersection`). It is computed from the node's own ids and the intersection size it
 //! already learns: nothing more is exchanged.
-//! A score job of target `ids` runs no PSI: the phase does nothing.
+//! A score job of target `ids` or `session` runs no PSI: the phase does nothing.
 
 use crate::jobs::failure::{JobError, Result};
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
@@ -52,7 +52,7 @@ pub struct Aligned {
 
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let params = ctx.spec.params()?;
-    if ctx.spec.kind == JobKind::Score && params.target == Some(ScoreTarget::Ids) {
+    if ctx.spec.kind == JobKind::Score && matches!(params.target, Some(ScoreTarget::Ids | ScoreTarget::Session)) {
         ctx.progress(1.0, "not needed: named ids are scored by private lookup");
         return Ok(());
     }

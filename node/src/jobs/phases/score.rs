@@ -69,23 +69,11 @@ fn lookup_grant(n: usize) -> Grant {
 
 /// Refuses to score `n` more entities with `model` today (UTC) if that would exceed this node's
 /// `policy.score_budget_per_day`, counting the succeeded score, watchlist and checkup jobs of the
-/// model in its job store.
+/// model in its job store and the queries of its open scoring sessions.
 pub(crate) fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
     let budget = ctx.config.policy.score_budget_per_day;
     let day = crate::jobs::record::now_ms() / 86_400_000;
-    let used: u64 = ctx
-        .store
-        .list()?
-        .iter()
-        .filter(|r| {
-            matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist | JobKind::Checkup)
-                && r.state == JobState::Succeeded
-        })
-        .filter(|r| {
-            r.created_ms / 86_400_000 == day && r.spec.params.get("model").and_then(|m| m.as_str()) == Some(model)
-        })
-        .map(|r| r.outcome.get(SCORED_ENTITIES).and_then(|v| v.as_u64()).unwrap_or(0))
-        .sum();
+    let used = used_on_day(ctx.store, model, day)? + ctx.sessions.used_on_day(model, day);
     if used + n > budget {
         return Err(JobError::Policy {
             rule: "policy.score_budget_per_day",
@@ -99,12 +87,30 @@ pub(crate) fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Resul
     Ok(())
 }
 
+/// Entities scored with `model` on UTC day `day` (days since the epoch) by the succeeded score
+/// and watchlist jobs of `store` (closed scoring sessions included).
+pub(crate) fn used_on_day(store: &crate::jobs::store::Store, model: &str, day: u64) -> Result<u64> {
+    Ok(store
+        .list()?
+        .iter()
+        .filter(|r| {
+            matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist | JobKind::Checkup)
+                && r.state == JobState::Succeeded
+        })
+        .filter(|r| {
+            r.created_ms / 86_400_000 == day && r.spec.params.get("model").and_then(|m| m.as_str()) == Some(model)
+        })
+        .map(|r| r.outcome.get(SCORED_ENTITIES).and_then(|v| v.as_u64()).unwrap_or(0))
+        .sum())
+}
+
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let params = ctx.spec.params()?;
     let saved = scoring_model(ctx)?;
     match params.target.context("params.target is missing")? {
         ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, params.score_output()),
         ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params.skip_invalid_ids),
+        ScoreTarget::Session => crate::sessions::run(ctx, ch, &saved, params.skip_invalid_ids),
     }
 }
 
@@ -276,7 +282,9 @@ fn read_queries(file: &JobFile, kind: protocol::ids::IdKind) -> anyhow::Result<V
     Ok(queries)
 }
 
-fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, skip_bad: bool) -> Result<()> {
+/// This node's weights of `saved` for scoring by private lookup, after checking with the peer
+/// (message `score.model`) that both hold the same model. A model kept as shares is refused.
+pub(crate) fn lookup_weights<'m>(ctx: &PhaseContext<'_>, ch: &mut Channel, saved: &'m SavedModel) -> Result<&'m [f64]> {
     let art = &saved.artifact;
     if art.reveal == ModelReveal::None {
         return Err(input(anyhow!(
@@ -285,10 +293,16 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
             saved.job_id
         )));
     }
-    let own = art.block(ctx.role);
-    let weights = own.weights.as_deref().context("the model file lacks this node's weights")?;
-    let fp = FixedPoint::new(art.params.frac_bits);
+    let weights = art.block(ctx.role).weights.as_deref().context("the model file lacks this node's weights")?;
     agree_on_model(ch, saved)?;
+    Ok(weights)
+}
+
+fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, skip_bad: bool) -> Result<()> {
+    let art = &saved.artifact;
+    let own = art.block(ctx.role);
+    let weights = lookup_weights(ctx, ch, saved)?;
+    let fp = FixedPoint::new(art.params.frac_bits);
     let queries = match (ctx.role, ctx.spec.params()?.queries_file) {
         (Role::Bank, Some(name)) => {
             let file = files::read(&ctx.config.node.data_dir, "params.queries_file", &name)?;
@@ -440,7 +454,7 @@ fn write_lookup_results(ctx: &mut PhaseContext<'_>, results: &[(&Query, &str, Op
 /// values (WOE scorecards), or the raw-feature preparation and standardisation, values outside a
 /// column's training range clipped to it (outcome `values_clipped`), missing cells filled
 /// (outcome `missing_values_filled`).
-fn model_inputs(ctx: &mut PhaseContext<'_>, block: &BlockModel, data: &Dataset) -> Result<Vec<f64>> {
+pub(crate) fn model_inputs(ctx: &mut PhaseContext<'_>, block: &BlockModel, data: &Dataset) -> Result<Vec<f64>> {
     let out = block.transform(data)?.context("the model file lacks this node's standardisation or WOE")?;
     ctx.outcome.insert("values_clipped".into(), out.clipped_total().into());
     ctx.outcome.insert("missing_values_filled".into(), out.imputed.into());
