@@ -33,8 +33,8 @@
 //!   internally but neither returns it.
 //!
 //! Memory (besides the IDs): the bank holds ≈ 64 B per own ID while encoding plus 52 B per OKVS
-//! column; both hold ≈ 40 B per own ID while tagging (tags decoded in store order) plus 16 B per
-//! column; the VOLE's own peak is ≈ 48 B per column at gov and ≈ 96 B per column at the bank.
+//! column; both hold ≈ 100 B per own ID while tagging (rows sorted for decoding in store order)
+//! plus 16 B per column; the VOLE's own peak is ≈ 48 B per column at gov and ≈ 96 B per column at the bank.
 
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -145,11 +145,25 @@ impl IdHasher {
         IdHasher { key: blake3::derive_key(OKVS_CONTEXT, &material), okvs }
     }
 
-    /// `(h(id), row(id))`.
-    fn hash(&self, id: &str) -> (u128, Row) {
+    /// A keyed BLAKE3 state for [`IdHasher::hash`], built once per batch of IDs (building one
+    /// per ID costs more than hashing the ID).
+    fn state(&self) -> blake3::Hasher {
+        blake3::Hasher::new_keyed(&self.key)
+    }
+
+    /// `(h(id), row(id))`, using `h` from [`IdHasher::state`] (reset here).
+    fn hash(&self, h: &mut blake3::Hasher, id: &str) -> (u128, Row) {
         let mut out = [0u8; 16 + ROW_HASH_LEN];
-        let mut h = blake3::Hasher::new_keyed(&self.key);
-        h.update(&(id.len() as u64).to_le_bytes()).update(id.as_bytes());
+        h.reset();
+        // One update of `len ‖ id` (each update copies into BLAKE3's block buffer).
+        let mut input = [0u8; 8 + 64];
+        if id.len() <= 64 {
+            input[..8].copy_from_slice(&(id.len() as u64).to_le_bytes());
+            input[8..8 + id.len()].copy_from_slice(id.as_bytes());
+            h.update(&input[..8 + id.len()]);
+        } else {
+            h.update(&(id.len() as u64).to_le_bytes()).update(id.as_bytes());
+        }
         h.finalize_xof().fill(&mut out);
         let value = u128::from_le_bytes(out[..16].try_into().expect("16 bytes"));
         (value, self.okvs.row(out[16..].try_into().expect("row hash")))
@@ -167,7 +181,8 @@ fn encode_with_retries<R: rand::CryptoRng + ?Sized>(
     for _ in 0..ENCODE_ATTEMPTS {
         let seed: [u8; 32] = rng.random();
         let hasher = IdHasher::new(params_hash, &seed, okvs);
-        let rows: Vec<(Row, u128)> = ids.par_iter().with_min_len(BATCH).map(|id| swap(hasher.hash(id))).collect();
+        let rows: Vec<(Row, u128)> =
+            ids.par_iter().with_min_len(BATCH).map_init(|| hasher.state(), |h, id| swap(hasher.hash(h, id))).collect();
         if let Ok(store) = okvs.encode(rows) {
             return Ok((seed, store));
         }
@@ -212,10 +227,9 @@ fn receiver_tags(hasher: &IdHasher, c: &[u128], ids: &[String], tag_key: &[u8; 3
 }
 
 /// Tag `i` is `T(decode(store, x) + Δ·h(x), h(x))` (the `Δ` term only with `delta`) for
-/// `x = id_at(i)`, `i < n`. The IDs are decoded in ascending row start (sorted
-/// `(start, i)` words, 8 bytes per ID), so that consecutive decodes read overlapping windows of
-/// `store` from cache; in input order each decode fetches its own 4 KiB window from memory.
-/// Each ID is hashed twice (for its start, then for the decode) to keep to 8 bytes per ID.
+/// `x = id_at(i)`, `i < n`. The IDs are decoded in ascending row start (their rows sorted,
+/// 64 bytes per ID), so that consecutive decodes read overlapping windows of `store` from cache;
+/// in input order each decode fetches its own 4 KiB window from memory.
 fn tags_in_store_order<'a>(
     hasher: &IdHasher,
     store: &[u128],
@@ -225,29 +239,34 @@ fn tags_in_store_order<'a>(
     tag_key: &[u8; 32],
     t: usize,
 ) -> Vec<u128> {
-    let mut by_start: Vec<u64> = (0..n)
+    let mut rows: Vec<(Row, u128, u32)> = (0..n)
         .into_par_iter()
         .with_min_len(BATCH)
-        .map(|i| ((hasher.hash(id_at(i)).1.start() as u64) << 32) | i as u64)
+        .map_init(
+            || hasher.state(),
+            |state, i| {
+                let (h, row) = hasher.hash(state, id_at(i));
+                (row, h, i as u32)
+            },
+        )
         .collect();
-    by_start.par_sort_unstable();
-    let sorted: Vec<u128> = by_start
+    rows.par_sort_unstable_by_key(|(row, _, _)| row.start());
+    let sorted: Vec<u128> = rows
         .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
             let mut times_delta = delta.map(Multiplier::new);
             chunk
                 .iter()
-                .map(|&k| {
-                    let (h, row) = hasher.hash(id_at(k as u32 as usize));
-                    let extra = times_delta.as_mut().map_or(0, |m| m.mul(Gf128(h)).0);
-                    tag(tag_key, hasher.okvs.decode(store, &row) ^ extra, h, t)
+                .map(|(row, h, _)| {
+                    let extra = times_delta.as_mut().map_or(0, |m| m.mul(Gf128(*h)).0);
+                    tag(tag_key, hasher.okvs.decode(store, row) ^ extra, *h, t)
                 })
                 .collect::<Vec<u128>>()
         })
         .collect();
     let mut tags = vec![0u128; n];
-    for (&k, &tag) in by_start.iter().zip(&sorted) {
-        tags[k as u32 as usize] = tag;
+    for ((_, _, i), &tag) in rows.iter().zip(&sorted) {
+        tags[*i as usize] = tag;
     }
     tags
 }
