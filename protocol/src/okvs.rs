@@ -9,10 +9,11 @@
 //! Security 2023; RR22 uses an OKVS of the same kind).
 //!
 //! Parameters: `columns = ceil((1 + ε)·n) + w` with expansion ε = [`EXPANSION_PERCENT`]/100 = 0.1
-//! and band width w = 256. The paper's fitted failure bound for ε = 0.1 is
-//! `λ ≈ 0.2691·w − 15.21` bits, which needs w ≥ 206 for λ = 40; w = 256 gives λ ≈ 53, margin for
-//! the fit's dependence on n. Encoding failure (a dependent row) is reported as an error, never
-//! a wrong store: the caller draws a fresh hash seed and retries.
+//! and band width w = 256. Bound used: the paper's fitted estimate of the statistical security
+//! for ε = 0.1, `λ ≈ 0.2691·w − 15.21` bits (encoding fails with probability about `2^-λ`), which
+//! needs w ≥ 206 for λ = 40; w = 256 gives λ ≈ 53, margin for the fit's (slow) dependence on n
+//! beyond the sizes it was fitted on. Encoding failure (a dependent row) is reported as an
+//! error, never a wrong store: the caller draws a fresh hash seed and retries.
 //!
 //! Free columns (not a pivot of any row) are zero. `P` is not hiding by itself: VOLE-PSI sends
 //! only `P ⊕ a` with a pseudorandom VOLE vector `a`.
@@ -33,6 +34,13 @@ const WORDS: usize = BAND_WIDTH / 64;
 pub struct Row {
     start: usize,
     band: [u64; WORDS],
+}
+
+impl Row {
+    /// First column of the row's band.
+    pub fn start(&self) -> usize {
+        self.start
+    }
 }
 
 /// Store dimensions for a given number of keys.

@@ -16,7 +16,11 @@
 //! The masks and indices come from AES-CTR under a public fixed key, counter from zero: both
 //! parties derive the identical code for a given `(n, N)`; the code is public.
 
-use crate::ot::CtrPrg;
+use aes::Aes128;
+use aes::cipher::{Array, KeyInit};
+use rayon::prelude::*;
+
+use crate::ot::{CtrPrg, aes_encrypt_all};
 
 /// Expander weight: positions summed into each output.
 pub const WEIGHT: usize = 7;
@@ -33,7 +37,7 @@ pub struct Code {
 }
 
 /// Element types the map applies to (bits as `u8` 0/1, `u128` strings / field elements).
-pub trait Elem: Copy + std::ops::BitXorAssign + zeroize::DefaultIsZeroes {}
+pub trait Elem: Copy + Send + Sync + std::ops::BitXorAssign + zeroize::DefaultIsZeroes {}
 impl Elem for u8 {}
 impl Elem for u128 {}
 
@@ -56,10 +60,22 @@ impl<T: Elem> std::ops::BitXorAssign for Pair<T> {
 impl<T: Elem> zeroize::DefaultIsZeroes for Pair<T> {}
 impl<T: Elem> Elem for Pair<T> {}
 
-fn prg(domain: u8) -> CtrPrg {
+fn key(domain: u8) -> [u8; 16] {
     let mut key = *b"tandem-pcg-code0";
     key[15] = domain;
-    CtrPrg::new(key)
+    key
+}
+
+fn prg(domain: u8) -> CtrPrg {
+    CtrPrg::new(key(domain))
+}
+
+/// Block `first + i` of the [`prg`] stream under `aes` into `out[i]` (random access into it).
+fn stream_at(aes: &Aes128, first: u128, out: &mut [u128]) {
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = first + i as u128;
+    }
+    aes_encrypt_all(aes, out);
 }
 
 impl Code {
@@ -107,24 +123,25 @@ impl Code {
     }
 
     /// Step 2: the `n` outputs from the convolved `x`. Region by region (one pass each, its
-    /// own index stream), so that the random reads stay within one region's share of memory.
+    /// own index stream), so that the random reads stay within one region's share of memory;
+    /// within a region the output chunks run in parallel (each seeks its part of the stream).
     pub fn expand<T: Elem>(&self, x: &[T]) -> Vec<T> {
         assert_eq!(x.len(), self.big_n);
         let region = self.big_n / WEIGHT;
         let mut out = vec![T::default(); self.n];
-        // Four 32-bit draws per word.
-        let mut words = vec![0u128; CHUNK / 4];
         for k in 0..WEIGHT {
             let part = &x[k * region..(k + 1) * region];
-            let mut indices = prg(b'0' + k as u8);
-            for chunk in out.chunks_mut(CHUNK) {
-                indices.fill(&mut words);
+            let aes = Aes128::new(&Array::from(key(b'0' + k as u8)));
+            out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+                // Four 32-bit draws per word.
+                let mut words = [0u128; CHUNK / 4];
+                stream_at(&aes, (c * CHUNK / 4) as u128, &mut words);
                 let draws =
                     words.iter().flat_map(|w| [*w as u32, (w >> 32) as u32, (w >> 64) as u32, (w >> 96) as u32]);
                 for (o, r) in chunk.iter_mut().zip(draws) {
                     *o ^= part[((r as u64 * region as u64) >> 32) as usize];
                 }
-            }
+            });
         }
         out
     }
@@ -196,6 +213,26 @@ mod tests {
         }
         let avg: f64 = cols.iter().map(|c| c.iter().filter(|&&b| b == 1).count() as f64).sum::<f64>() / 128.0;
         assert!(avg > 10.0, "columns are sparse: average weight {avg}");
+    }
+
+    /// The parallel expansion (each chunk seeking its part of the index stream) equals one
+    /// sequential pass over each region's stream, over several chunks and a partial last one.
+    #[test]
+    fn parallel_expansion_equals_the_sequential_stream() {
+        let n = 3 * CHUNK + 5;
+        let code = Code::new(n, 2 * n);
+        let x: Vec<u128> = (0..2 * n as u128).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c) + 1).collect();
+        let region = code.big_n / WEIGHT;
+        let mut want = vec![0u128; n];
+        for k in 0..WEIGHT {
+            let mut words = vec![0u128; n.div_ceil(4)];
+            prg(b'0' + k as u8).fill(&mut words);
+            for (i, o) in want.iter_mut().enumerate() {
+                let r = (words[i / 4] >> (32 * (i % 4))) as u32;
+                *o ^= x[k * region + ((r as u64 * region as u64) >> 32) as usize];
+            }
+        }
+        assert_eq!(code.expand(&x), want);
     }
 
     /// Known answer computed once by this code: a change is a format break (the two nodes must

@@ -15,17 +15,19 @@
 //! Construction (dual LPN with regular noise, Boyle–Couteau–Gilboa–Ishai–Kohl–Scholl,
 //! CCS 2019 "Efficient two-round OT extension and silent non-interactive secure computation"):
 //! 1. Seed: 128 Chou–Orlandi base OTs and IKNP ([`crate::ot`]), the sender holding Δ.
-//! 2. Regular noise: `t` punctured GGM trees ([`tree`]) of `N / t` leaves give the sender `w`
-//!    and the receiver `u = w + e·Δ`, `e` having exactly one nonzero entry per tree (1 for COT,
-//!    a uniform `β_i` for VOLE, whose `β_i·Δ` comes from Gilboa's product over 128 raw IKNP
-//!    COTs). Only the receiver knows where.
+//! 2. Regular noise: `t` punctured half-trees ([`tree`], Guo et al. EUROCRYPT 2023) of `2^d`
+//!    leaves give the sender `w` and the receiver `u = w + e·Δ`, `e` having exactly one nonzero
+//!    entry per tree (1 for COT, a uniform `β_i` for VOLE, whose `β_i·Δ` comes from Gilboa's
+//!    product over 128 raw IKNP COTs). Only the receiver knows where.
 //! 3. Compression by the public linear map `H: F^N → F^n` of an Expand-Convolute code
 //!    ([`code`]): `b = H·w`, `c = H·u`, `a = H·e`.
 //!
-//! Parameters (128-bit security): `N = 2n` (for `n < 4096` the generator runs at `n = 4096` and
-//! truncates), expander weight 7, convolution band 24 — the `ExConv7x24` code of
+//! Parameters (128-bit security): `N ≥ 2n` (for `n < 4096` the generator runs at `n = 4096` and
+//! truncates): `t ≥ NOISE_WEIGHT` trees of `2^d` leaves, `d` the largest with `256·2^d ≤ 2n`,
+//! `t = ⌈2n / 2^d⌉ < 512` (more trees than 256 only add noise); expander weight 7, convolution
+//! band 24 — the `ExConv7x24` code of
 //! Raghuraman–Rindal–Tanguy (CRYPTO 2023, eprint 2023/882; the same paper shows the Silver codes
-//! are broken) — and noise weight [`NOISE_WEIGHT`] `t = 256`: the smallest multiple of 8 with
+//! are broken) — and least noise weight [`NOISE_WEIGHT`] `t = 256`: the smallest multiple of 8 with
 //! `(1 − 2δ)^t ≤ 2^-128`, i.e. the bias of the best linear test against regular noise stays
 //! below 2^-128, for the relative (pseudo) minimum distance `δ = 0.15` that libOTe currently
 //! estimates for `ExConv7x24` (`ExConvConfigure` in libOTe's `TwoChooseOne/ConfigureCode.cpp`;
@@ -34,12 +36,13 @@
 //! we keep the full 128 bits against the linear test.
 //!
 //! What each party learns (semi-honest; 128-bit computational, in the random-oracle / ideal
-//! cipher model for the base OT, the tweakable hash and the fixed-key AES tree PRG, and under
+//! cipher model for the base OT, the tweakable hash and the fixed-key AES tree hash (circular
+//! correlation robust: the COT trees are offset by Δ itself), and under
 //! dual LPN for the code):
 //! - The sender sees only IKNP columns, whose choice bits (the punctured positions and `β_i`) are
 //!   hidden by IKNP: it learns nothing about `a` / `x`.
-//! - The receiver sees the masked level sums and one correction per tree. It learns every leaf
-//!   but its punctured ones, which stay pseudorandom, so `Δ` stays hidden: `b_i = c_i + a_i·Δ`
+//! - The receiver sees the masked level sums (and for VOLE one correction per tree). It learns
+//!   every leaf but its punctured ones, which stay pseudorandom, so `Δ` stays hidden: `b_i = c_i + a_i·Δ`
 //!   is pseudorandom to it. The outputs `a`, `x` are pseudorandom under dual LPN.
 
 pub mod code;
@@ -57,7 +60,7 @@ use tree::Shape;
 
 /// Largest `n` one call accepts (memory is about 50 bytes per output at each party).
 pub const MAX_N: usize = 1 << 26;
-/// Regular noise weight `t` (number of GGM trees); see the module docs for its derivation.
+/// Least regular noise weight `t` (number of GGM trees); see the module docs for its derivation.
 pub const NOISE_WEIGHT: usize = 256;
 /// The generator never runs below this many outputs (smaller requests are truncated).
 pub const MIN_INTERNAL_N: usize = 4096;
@@ -67,7 +70,7 @@ pub const MIN_INTERNAL_N: usize = 4096;
 pub struct Params {
     /// Outputs returned.
     pub n: usize,
-    /// GGM trees (= noise weight).
+    /// GGM trees (= noise weight, at least [`NOISE_WEIGHT`]).
     pub trees: usize,
     pub shape: Shape,
     pub code: Code,
@@ -79,9 +82,12 @@ impl Params {
             return Err(Error::Input(InputError::Usage { op: "pcg", detail: format!("n = {n} outside 1..={MAX_N}") }));
         }
         let internal = n.max(MIN_INTERNAL_N);
-        let leaves = (2 * internal).div_ceil(NOISE_WEIGHT);
-        let shape = Shape::new(leaves);
-        Ok(Params { n, trees: NOISE_WEIGHT, shape, code: Code::new(internal, NOISE_WEIGHT * leaves) })
+        // Trees of 2^depth leaves (the half-tree needs whole levels), at least NOISE_WEIGHT of
+        // them, together at least 2·internal leaves (fewer than 2·internal + 2^depth).
+        let depth = (2 * internal / NOISE_WEIGHT).ilog2() as usize;
+        let shape = Shape::new(depth);
+        let trees = (2 * internal).div_ceil(shape.leaves);
+        Ok(Params { n, trees, shape, code: Code::new(internal, trees * shape.leaves) })
     }
 }
 
@@ -137,8 +143,8 @@ fn receive<R: CryptoRng + ?Sized>(
     let answer = BaseAnswer(ch.recv_bulk(BaseAnswer::KIND, BaseAnswer::LEN as u64)?);
     let (extended, ext) = start.on_base_answer(&answer, rng)?;
     ch.send_bulk(Extension::KIND, &ext.0)?;
-    let bytes = ch.recv_bulk(TreeMessage::KIND, (TreeMessage::elements(&params) * 16) as u64)?;
-    Ok((extended, TreeMessage::decode(&params, &bytes)?))
+    let bytes = ch.recv_bulk(TreeMessage::KIND, (TreeMessage::elements(&params, kind) * 16) as u64)?;
+    Ok((extended, TreeMessage::decode(&params, kind, &bytes)?))
 }
 
 /// Random COT, sender side: returns (Δ, s).
@@ -151,14 +157,14 @@ pub fn cot_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) 
 pub fn cot_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Vec<bool>, Vec<u128>)> {
     let (extended, trees) = receive(ch, Kind::Cot, n, rng)?;
     let mut out = extended.on_trees_cot(&trees)?;
-    Ok((out.a.iter().map(|&x| x == 1).collect(), std::mem::take(&mut out.c)))
+    // In place: the conversions reuse the buffers (no copy left behind).
+    Ok((std::mem::take(&mut out.a).into_iter().map(|x| x == 1).collect(), std::mem::take(&mut out.c)))
 }
 
 /// Random VOLE over GF(2^128), sender side.
 pub fn vole_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<VoleSender> {
     let mut out = send(ch, Kind::Vole, n, rng)?;
-    let b = out.b.iter().map(|&v| Gf128(v)).collect();
-    out.b.zeroize();
+    let b = std::mem::take(&mut out.b).into_iter().map(Gf128).collect();
     Ok(VoleSender { delta: Gf128(out.delta), b })
 }
 
@@ -166,9 +172,8 @@ pub fn vole_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R)
 pub fn vole_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<VoleReceiver> {
     let (extended, trees) = receive(ch, Kind::Vole, n, rng)?;
     let mut out = extended.on_trees_vole(&trees)?;
-    let (a, c) = (out.a.iter().map(|&v| Gf128(v)).collect(), out.c.iter().map(|&v| Gf128(v)).collect());
-    out.a.zeroize();
-    out.c.zeroize();
+    let a = std::mem::take(&mut out.a).into_iter().map(Gf128).collect();
+    let c = std::mem::take(&mut out.c).into_iter().map(Gf128).collect();
     Ok(VoleReceiver { a, c })
 }
 

@@ -9,9 +9,14 @@
 //! 3. R → S [`Extension`]: IKNP columns for `m` OTs. Their choices are, per tree and level, the
 //!    complement of the path bit of R's punctured leaf `α_i`, and (VOLE only) 128 random bits per
 //!    tree forming the noise value `β_i`.
-//! 4. S → R [`TreeMessage`]: per tree and level the two level sums `K_0, K_1` masked by the
-//!    hashed OT pads `H(q), H(q ⊕ Δ)`, and per tree one correction `Σ_j v_j ⊕ Δ` (COT) or
-//!    `Σ_j v_j + b_i` (VOLE, `b_i` from Gilboa's product over the 128 raw COTs of tree `i`).
+//! 4. S → R [`TreeMessage`]: the half-tree level sums ([`super::tree`]).
+//!    - COT: every tree's level-1 offset is Δ, so `K_1 = K_0 ⊕ Δ` and one block per tree and
+//!      level, `K_0 ⊕ q` with the raw COT `q` (R holds `q ⊕ c·Δ` for its choice `c`), carries
+//!      `K_c`. No correction: the leaves of every tree sum to Δ, so R's sum of the leaves it
+//!      knows is `w_α ⊕ Δ`.
+//!    - VOLE: tree `i` has a fresh random offset `r_i`; per level `K_0, K_1` masked by the hashed
+//!      OT pads `H(q), H(q ⊕ Δ)`, and per tree one correction `r_i + b_i` (`b_i` from Gilboa's
+//!      product over the 128 raw COTs of tree `i`, R holding `b_i + β_i·Δ`).
 //!
 //! Then S holds all `N` leaves `w`; R holds `u = w + e·Δ` where `e` is zero except `e_{α_i} = 1`
 //! (COT) or `β_i` (VOLE) in tree `i` (regular noise). Both apply the public linear map `H` of
@@ -22,7 +27,7 @@ use zeroize::Zeroize;
 
 use super::Params;
 use super::code::{Elem, Pair};
-use super::tree::{NodePrg, expand_full, expand_punctured, path_bit};
+use super::tree::{NodeHash, expand_full, expand_punctured, path_bit};
 use crate::gf128::{self, Gf128, Multiplier};
 use crate::ot::{CrHash, base, iknp};
 use crate::{Error, InputError, PeerError, Result};
@@ -66,12 +71,15 @@ impl Extension {
 }
 impl TreeMessage {
     pub const KIND: &'static str = "pcg.trees";
-    /// Elements in the message for `p`.
-    pub fn elements(p: &Params) -> usize {
-        p.trees * (2 * p.shape.depth + 1)
+    /// Elements in the message for `p` and `kind`.
+    pub fn elements(p: &Params, kind: Kind) -> usize {
+        match kind {
+            Kind::Cot => p.trees * p.shape.depth,
+            Kind::Vole => p.trees * (2 * p.shape.depth + 1),
+        }
     }
-    pub fn decode(p: &Params, bytes: &[u8]) -> Result<TreeMessage> {
-        Ok(TreeMessage(gf128::from_bytes(Self::KIND, bytes, Self::elements(p))?))
+    pub fn decode(p: &Params, kind: Kind, bytes: &[u8]) -> Result<TreeMessage> {
+        Ok(TreeMessage(gf128::from_bytes(Self::KIND, bytes, Self::elements(p, kind))?))
     }
     pub fn encode(&self) -> Vec<u8> {
         gf128::to_bytes(&self.0)
@@ -190,33 +198,52 @@ impl SenderExtending {
         let (g, depth, leaves) = (gilboa_count(&p, kind), p.shape.depth, p.shape.leaves);
         let mut b_base = gilboa(&q[..g], g / 128);
         let ggm = &q[g..];
-        let pad0 = pads(ggm);
-        let mut shifted: Vec<u128> = ggm.iter().map(|v| v ^ delta).collect();
-        let pad1 = pads(&shifted);
-        shifted.zeroize();
-        q.zeroize();
+        // VOLE: the level sums travel under hashed pads (their offset is not Δ).
+        let (mut pad0, mut pad1) = (Vec::new(), Vec::new());
+        if kind == Kind::Vole {
+            pad0 = pads(ggm);
+            let mut shifted: Vec<u128> = ggm.iter().map(|v| v ^ delta).collect();
+            pad1 = pads(&shifted);
+            shifted.zeroize();
+        }
 
-        let prg = NodePrg::default();
+        let hash = NodeHash::default();
         let mut w = vec![0u128; p.code.big_n];
-        let mut msg = Vec::with_capacity(TreeMessage::elements(&p));
+        let mut msg = Vec::with_capacity(TreeMessage::elements(&p, kind));
         let mut corrections = Vec::with_capacity(p.trees);
         for first in (0..p.trees).step_by(TREE_GROUP) {
             let count = TREE_GROUP.min(p.trees - first);
-            let mut roots: Vec<u128> = (0..count).map(|_| Gf128::random(rng).0).collect();
-            let (tree_leaves, sums) = expand_full(&prg, &p.shape, &roots);
-            roots.zeroize();
+            let mut seeds: Vec<u128> = (0..count).map(|_| Gf128::random(rng).0).collect();
+            let mut offsets: Vec<u128> = match kind {
+                Kind::Cot => vec![delta; count],
+                Kind::Vole => (0..count).map(|_| Gf128::random(rng).0).collect(),
+            };
+            let (mut tree_leaves, mut sums) = expand_full(&hash, &p.shape, &seeds, &offsets);
+            seeds.zeroize();
             w[first * leaves..(first + count) * leaves].copy_from_slice(&tree_leaves);
+            tree_leaves.zeroize();
             for t in 0..count {
                 for l in 0..depth {
                     let j = (first + t) * depth + l;
-                    let [k0, k1] = sums[t * depth + l];
-                    msg.push(Gf128(k0 ^ pad0[j]));
-                    msg.push(Gf128(k1 ^ pad1[j]));
+                    let k0 = sums[t * depth + l];
+                    match kind {
+                        Kind::Cot => msg.push(Gf128(k0 ^ ggm[j])),
+                        Kind::Vole => {
+                            msg.push(Gf128(k0 ^ pad0[j]));
+                            msg.push(Gf128(k0 ^ offsets[t] ^ pad1[j]));
+                        }
+                    }
                 }
-                let sum = tree_leaves[t * leaves..(t + 1) * leaves].iter().fold(0u128, |a, v| a ^ v);
-                corrections.push(Gf128(sum) + if kind == Kind::Cot { Gf128(delta) } else { b_base[first + t] });
+                if kind == Kind::Vole {
+                    corrections.push(Gf128(offsets[t]) + b_base[first + t]);
+                }
             }
+            sums.zeroize();
+            offsets.zeroize();
         }
+        q.zeroize();
+        pad0.zeroize();
+        pad1.zeroize();
         b_base.zeroize();
         msg.extend(corrections);
         Ok((SenderEncoding { params: p, delta, w }, TreeMessage(msg)))
@@ -302,41 +329,49 @@ impl ReceiverExtended {
     /// Flight 4 in: rebuilds the punctured trees and computes this party's output. `T` is the
     /// noise element type: `u8` bits for COT, `u128` field elements for VOLE.
     fn finish<T: Elem>(&self, trees: &TreeMessage, noise: impl Fn(usize) -> T) -> Result<ReceiverOutput<T>> {
-        let p = &self.params;
-        if trees.0.len() != TreeMessage::elements(p) {
+        let (p, kind) = (&self.params, self.kind);
+        if trees.0.len() != TreeMessage::elements(p, kind) {
             return Err(PeerError::WrongLength {
                 what: format!("'{}'", TreeMessage::KIND),
                 unit: "elements",
-                expected: TreeMessage::elements(p) as u64,
+                expected: TreeMessage::elements(p, kind) as u64,
                 got: trees.0.len() as u64,
             }
             .into());
         }
-        let (g, depth, leaves) = (gilboa_count(p, self.kind), p.shape.depth, p.shape.leaves);
-        let c_base = gilboa(&self.t[..g], g / 128);
-        let pad = pads(&self.t[g..]);
-        let prg = NodePrg::default();
+        let (g, depth, leaves) = (gilboa_count(p, kind), p.shape.depth, p.shape.leaves);
+        let mut c_base = gilboa(&self.t[..g], g / 128);
+        let ggm = &self.t[g..];
+        let mut pad = if kind == Kind::Vole { pads(ggm) } else { Vec::new() };
+        let hash = NodeHash::default();
         // The leaves `u` and the noise `e` side by side: one encoding pass for both.
         let mut ue = vec![Pair(0u128, T::default()); p.code.big_n];
-        let corrections = &trees.0[p.trees * 2 * depth..];
+        let corrections = if kind == Kind::Vole { &trees.0[p.trees * 2 * depth..] } else { &[] };
         for first in (0..p.trees).step_by(TREE_GROUP) {
             let count = TREE_GROUP.min(p.trees - first);
             let alphas = &self.alphas[first..first + count];
-            let received: Vec<u128> = (0..count * depth)
+            let mut received: Vec<u128> = (0..count * depth)
                 .map(|k| {
                     let (t, l) = (first + k / depth, k % depth + 1);
                     let j = t * depth + l - 1;
-                    let side = 1 - path_bit(&p.shape, self.alphas[t], l);
-                    trees.0[2 * j + side].0 ^ pad[j]
+                    match kind {
+                        // `K_0 ⊕ q` and our `q ⊕ c·Δ` give `K_c`.
+                        Kind::Cot => trees.0[j].0 ^ ggm[j],
+                        Kind::Vole => trees.0[2 * j + 1 - path_bit(&p.shape, self.alphas[t], l)].0 ^ pad[j],
+                    }
                 })
                 .collect();
-            let mut tree_leaves = expand_punctured(&prg, &p.shape, alphas, &received);
+            let mut tree_leaves = expand_punctured(&hash, &p.shape, alphas, &received);
+            received.zeroize();
             for (t, &alpha) in alphas.iter().enumerate() {
                 let i = first + t;
                 let own = &mut tree_leaves[t * leaves..(t + 1) * leaves];
+                // The known leaves sum to `w_α ⊕ r_i`.
                 let known = own.iter().fold(0u128, |a, v| a ^ v);
-                let base = if self.kind == Kind::Vole { c_base[i].0 } else { 0 };
-                own[alpha] = corrections[i].0 ^ known ^ base;
+                own[alpha] = match kind {
+                    Kind::Cot => known,
+                    Kind::Vole => corrections[i].0 ^ known ^ c_base[i].0,
+                };
                 ue[i * leaves + alpha].1 = noise(i);
             }
             for (slot, &leaf) in ue[first * leaves..(first + count) * leaves].iter_mut().zip(&tree_leaves) {
@@ -344,8 +379,11 @@ impl ReceiverExtended {
             }
             tree_leaves.zeroize();
         }
+        pad.zeroize();
+        c_base.zeroize();
         let mut encoded = p.code.dual_encode(&mut ue);
         ue.zeroize();
+        drop(ue);
         encoded.truncate(p.n);
         let c = encoded.iter().map(|v| v.0).collect();
         let a = encoded.iter().map(|v| v.1).collect();

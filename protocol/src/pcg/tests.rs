@@ -137,8 +137,8 @@ fn malformed_peer_messages_are_errors() {
     assert_eq!(ext.0.len(), Extension::len(&p, Kind::Cot));
     let (_, trees) = sender.on_extension(&ext, &mut rs).unwrap();
     let bytes = trees.encode();
-    assert!(TreeMessage::decode(&p, &bytes[..bytes.len() - 16]).is_err(), "short tree message");
-    assert!(TreeMessage::decode(&p, &[bytes.clone(), vec![0; 16]].concat()).is_err(), "long tree message");
+    assert!(TreeMessage::decode(&p, Kind::Cot, &bytes[..bytes.len() - 16]).is_err(), "short tree message");
+    assert!(TreeMessage::decode(&p, Kind::Cot, &[bytes.clone(), vec![0; 16]].concat()).is_err(), "long tree message");
     assert!(receiver.on_trees_cot(&TreeMessage(trees.0[1..].to_vec())).is_err(), "short tree message, typed");
 
     // A sender set up for COT and a receiver for VOLE disagree on the extension length.
