@@ -9,7 +9,7 @@ use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::ModelReveal;
 use models::standardize::{MissingPolicy, PrepParams};
 use protocol::Role;
-use protocol::mpc::Sigmoid;
+use protocol::mpc::{Correlations, Sigmoid};
 use protocol::psi::{PsiProtocol, PsiReveal};
 use serde::{Deserialize, Serialize};
 
@@ -507,6 +507,9 @@ pub struct JobParams {
     /// Score, target `ids`: the bank's CSV `id,consent_ref`, named relative to its `node.data_dir`
     /// (read at the bank only).
     pub queries_file: Option<PathBuf>,
+    /// Train, score, watchlist: where the engine's correlated OTs come from, `"silent"` (default)
+    /// or `"iknp"` ([`Correlations`]); same results and security, different traffic and time.
+    pub correlations: Option<Correlations>,
 }
 
 impl JobParams {
@@ -573,6 +576,10 @@ impl JobParams {
 
     pub fn scorecard(&self) -> Scorecard {
         self.scorecard.clone().unwrap_or_default()
+    }
+
+    pub fn correlations(&self) -> Correlations {
+        self.correlations.unwrap_or_default()
     }
 }
 
