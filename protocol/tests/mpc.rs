@@ -1,5 +1,6 @@
 //! Two-party engine tests: both parties over the in-memory channel with seeded ChaCha RNGs,
 //! every result checked against plaintext arithmetic computed here.
+//! Every test runs once per correlation source (IKNP, silent; `sources::each_source`).
 
 mod sources;
 

@@ -1,6 +1,7 @@
 //! Comparisons with public thresholds, exact truncation and bit selection (`mpc::compare`):
 //! both parties over the in-memory channel, every opened result checked against plaintext
 //! arithmetic computed here.
+//! Every test runs once per correlation source (IKNP, silent; `sources::each_source`).
 
 mod sources;
 

@@ -1,6 +1,7 @@
 //! Engine operations for Gram blocks (`cross_gram`, `lift`, `matvec_shared`): both parties over
 //! the in-memory channel with seeded RNGs, random inputs, results checked against plaintext
 //! integer arithmetic computed here.
+//! Every test runs once per correlation source (IKNP, silent; `sources::each_source`).
 
 mod sources;
 

@@ -1,5 +1,6 @@
 //! Exact truncation (`Engine::truncate`) and the range check on opened values: both parties over
 //! the in-memory channel with seeded RNGs; every result checked against `⌊x/2^k⌋` computed here.
+//! Every test runs once per correlation source (IKNP, silent; `sources::each_source`).
 
 mod sources;
 

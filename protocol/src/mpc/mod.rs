@@ -170,7 +170,7 @@ pub struct Engine<'c> {
     fp: FixedPoint,
     rng: SessionRng,
     /// The correlated OTs in both directions.
-    ots: Box<dyn OtSource + 'c>,
+    ots: Box<dyn OtSource>,
     hash: CrHash,
     /// Channel counters when the engine was made and after its set-up.
     start: Stats,
@@ -226,7 +226,7 @@ impl<'c> Engine<'c> {
         ch: &'c mut Channel,
         fp: FixedPoint,
         rng: SessionRng,
-        ots: Box<dyn OtSource + 'c>,
+        ots: Box<dyn OtSource>,
         start: Stats,
     ) -> Engine<'c> {
         let (role, setup) = (ch.role(), ch.stats().since(&start));
