@@ -8,7 +8,8 @@
 #
 # Needs the kernel's sch_netem. Without it the script says so and exits 0, unless
 # NETEM_FALLBACK=tbf, which shapes the rate only (tbf 100mbit: no delay, no loss).
-# Env: TANDEM_NO_BUILD=1 skips the build; NETEM="rate 100mbit delay 10ms loss 1%" changes the shaping.
+# Env: TANDEM_NO_BUILD=1 skips the build; NETEM="rate 100mbit delay 10ms loss 1%" changes the shaping;
+# CORRELATIONS=iknp|silent sets the job's params.correlations (a copy of the job file is used).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,6 +69,14 @@ shape() {
 }
 
 mkdir -p "$RUN"
+if [ -n "${CORRELATIONS:-}" ]; then
+    # The job's last table must be [params] for the appended key to land there.
+    [ "$(grep -E '^\[' "$JOB" | tail -1)" = "[params]" ] \
+        || { echo "netem.sh: CORRELATIONS needs a job file whose last table is [params] ($JOB)"; exit 1; }
+    cp "$JOB" "$RUN-job.toml"
+    echo "correlations = \"$CORRELATIONS\"" >> "$RUN-job.toml"
+    JOB="$RUN-job.toml"
+fi
 if ! shape ON; then
     echo "netem.sh: the kernel has no netem qdisc (sch_netem): $(cat "$RUN/tc.err")"
     if [ "${NETEM_FALLBACK:-}" != tbf ]; then

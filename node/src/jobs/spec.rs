@@ -507,8 +507,9 @@ pub struct JobParams {
     /// Score, target `ids`: the bank's CSV `id,consent_ref`, named relative to its `node.data_dir`
     /// (read at the bank only).
     pub queries_file: Option<PathBuf>,
-    /// Train, score, watchlist: where the engine's correlated OTs come from, `"silent"` (default)
-    /// or `"iknp"` ([`Correlations`]); same results and security, different traffic and time.
+    /// Train, score, watchlist: where the engine's correlated OTs come from, `"iknp"` (default,
+    /// faster on a fast link) or `"silent"` (about a third of the bytes, for slow links)
+    /// ([`Correlations`]); same results and security.
     pub correlations: Option<Correlations>,
 }
 
