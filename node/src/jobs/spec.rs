@@ -406,11 +406,12 @@ const TRAIN_KEYS: &[&str] = &[
     "min_bin_share",
     "monotonic",
     "min_iv",
+    "correlations",
 ];
 /// Train parameters of the WOE scorecard only.
 const WOE_KEYS: &[&str] = &["bins", "binning", "min_bin_share", "monotonic", "min_iv"];
-const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output"];
-const WATCHLIST_KEYS: &[&str] = &["model", "threshold"];
+const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output", "correlations"];
+const WATCHLIST_KEYS: &[&str] = &["model", "threshold", "correlations"];
 
 /// What a train job fits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
