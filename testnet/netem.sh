@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Tandem over an emulated WAN (root only, run by hand): gov and bank each in its own network
-# namespace, joined by a veth pair, with `netem rate 100mbit delay 20ms loss 1%` on both ends
-# (so 40 ms round trip). Runs the job (TANDEM_JOB, default configs/demo-job.toml) once without
-# shaping and once with it, and reports both times. Namespaces are removed on exit.
+# Tandem over an emulated WAN (root or CAP_NET_ADMIN, run by hand): gov and bank each in its own
+# network namespace, joined by a veth pair, with `netem rate 100mbit delay 10ms loss 1%` on both
+# ends (so 100 Mbit/s each way, 20 ms round trip, 1 % loss each way). Runs the job (TANDEM_JOB,
+# default the demo training configs/demo-train.toml) once without shaping and once with it, and
+# reports both times. Only the two new namespaces get qdiscs; they are removed on exit, so the
+# machine's own interfaces and qdiscs are never touched.
 #
 # Needs the kernel's sch_netem. Without it the script says so and exits 0, unless
 # NETEM_FALLBACK=tbf, which shapes the rate only (tbf 100mbit: no delay, no loss).
-# Env: TANDEM_NO_BUILD=1 skips the build; NETEM="rate 100mbit delay 20ms loss 1%" changes the shaping.
+# Env: TANDEM_NO_BUILD=1 skips the build; NETEM="rate 100mbit delay 10ms loss 1%" changes the shaping;
+# CORRELATIONS=iknp|silent sets the job's params.correlations (a copy of the job file is used).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN="$ROOT/testnet/run/netem"
-JOB="${TANDEM_JOB:-$ROOT/configs/demo-job.toml}"
-SHAPING="${NETEM:-rate 100mbit delay 20ms loss 1%}"
+JOB="${TANDEM_JOB:-$ROOT/configs/demo-train.toml}"
+SHAPING="${NETEM:-rate 100mbit delay 10ms loss 1%}"
 NS_GOV=tandem-gov
 NS_BANK=tandem-bank
 ADDR_GOV=10.231.0.1
@@ -20,7 +23,11 @@ ADDR_BANK=10.231.0.2
 cd "$ROOT"
 source "$ROOT/testnet/lib.sh"
 
-[ "$(id -u)" = 0 ] || { echo "netem.sh: needs root (network namespaces and tc)"; exit 1; }
+if ! ip netns add tandem-probe 2> /dev/null; then
+    echo "netem.sh: cannot create network namespaces: run as root (or with CAP_NET_ADMIN and CAP_SYS_ADMIN)"
+    exit 1
+fi
+ip netns del tandem-probe
 for tool in ip tc; do
     command -v "$tool" > /dev/null || { echo "netem.sh: '$tool' (iproute2) is not installed"; exit 1; }
 done
@@ -62,6 +69,14 @@ shape() {
 }
 
 mkdir -p "$RUN"
+if [ -n "${CORRELATIONS:-}" ]; then
+    # The job's last table must be [params] for the appended key to land there.
+    [ "$(grep -E '^\[' "$JOB" | tail -1)" = "[params]" ] \
+        || { echo "netem.sh: CORRELATIONS needs a job file whose last table is [params] ($JOB)"; exit 1; }
+    cp "$JOB" "$RUN-job.toml"
+    echo "correlations = \"$CORRELATIONS\"" >> "$RUN-job.toml"
+    JOB="$RUN-job.toml"
+fi
 if ! shape ON; then
     echo "netem.sh: the kernel has no netem qdisc (sch_netem): $(cat "$RUN/tc.err")"
     if [ "${NETEM_FALLBACK:-}" != tbf ]; then
@@ -98,6 +113,12 @@ run_job() {
     t1=$(date +%s.%N)
     TIMES[$1]="$(printf '%.2f' "$(echo "$t1 - $t0" | bc)")"
     echo "$1: job $id succeeded in ${TIMES[$1]} s"
+    tandem_at gov job status "$id" > "$RUN/status-$1.json"
+}
+
+# traffic KEY LABEL: a number from the training's traffic report (train jobs only; empty otherwise).
+traffic() {
+    grep -o "\"$1\": [0-9.e]*" "$RUN/status-$2.json" | head -1 | awk '{print $2}'
 }
 
 echo "== $(basename "$JOB") without shaping"
@@ -109,3 +130,12 @@ shape OFF
 
 echo
 echo "netem: $(basename "$JOB"): ${TIMES[plain]} s over the bare veth, ${TIMES[shaped]} s with '$QDISC $SHAPING' on both ends"
+ROUNDS="$(traffic rounds shaped)"
+if [ -n "$ROUNDS" ]; then
+    echo "training traffic: $(traffic total_bytes shaped) bytes, $ROUNDS rounds; \
+predicted at 100 Mbit/s, 20 ms RTT: $(traffic predicted_seconds_100mbit_20ms shaped) s (bytes*8/1e8 + rounds*0.02)"
+    if [ "$QDISC" = tbf ]; then
+        echo "rate only (no netem): add the round trips the run did not wait for: ${TIMES[shaped]} + $ROUNDS × 0.02 = \
+$(echo "${TIMES[shaped]} + $ROUNDS * 0.02" | bc) s expected at 20 ms RTT (loss not emulated)"
+    fi
+fi

@@ -42,8 +42,10 @@ fn gated<T: Send>(rules: &[&str], f: impl Fn(&mut Engine, Role) -> protocol::Res
         ch.set_gate(Box::new(ledger.clone()));
         ch.set_observer(Box::new(opened.clone()));
         let role = ch.role();
+        // Model logic only: correlated OTs from the test dealer (protocol's own tests cover the
+        // real sources).
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let result = Engine::new(ch, FixedPoint::new(16), &mut rng).and_then(|mut e| f(&mut e, role));
+        let result = f(&mut Engine::with_test_dealer(ch, FixedPoint::new(16), 7, &mut rng), role);
         let bytes = *opened.0.lock().unwrap();
         (result, ledger.records(), bytes)
     };

@@ -21,8 +21,10 @@ fn two_party<T: Send>(
 ) -> ((protocol::Result<T>, Stats), (protocol::Result<T>, Stats)) {
     let party = |ch: &mut Channel, seed: u64| {
         let role = ch.role();
+        // Model logic only: correlated OTs from the test dealer (protocol's own tests cover the
+        // real sources).
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let result = Engine::new(ch, FixedPoint::new(frac_bits), &mut rng).and_then(|mut e| f(&mut e, role));
+        let result = f(&mut Engine::with_test_dealer(ch, FixedPoint::new(frac_bits), 7, &mut rng), role);
         (result, ch.stats())
     };
     run_pair(|ch| party(ch, 1), |ch| party(ch, 2))

@@ -34,13 +34,23 @@ impl FrameObserver for Recorder {
 }
 
 /// Runs `f` for both parties over the in-memory pair; the gov's received bytes are recorded.
-fn two_party<T: Send>(frac_bits: u32, f: impl Fn(&mut Engine, Role) -> protocol::Result<T> + Sync) -> (T, T, Vec<u8>) {
+/// With `real_ots` the engines run IKNP (for tests of what the wire holds), else the test
+/// dealer (model logic only; protocol's own tests cover the real sources).
+fn two_party<T: Send>(
+    frac_bits: u32,
+    real_ots: bool,
+    f: impl Fn(&mut Engine, Role) -> protocol::Result<T> + Sync,
+) -> (T, T, Vec<u8>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let rec = seen.clone();
     let party = |ch: &mut Channel, seed: u64| {
         let role = ch.role();
-        Engine::new(ch, FixedPoint::new(frac_bits), &mut ChaCha20Rng::seed_from_u64(seed))
-            .and_then(|mut e| f(&mut e, role))
+        let (fp, mut rng) = (FixedPoint::new(frac_bits), ChaCha20Rng::seed_from_u64(seed));
+        if real_ots {
+            Engine::new(ch, fp, &mut rng).and_then(|mut e| f(&mut e, role))
+        } else {
+            f(&mut Engine::with_test_dealer(ch, fp, 7, &mut rng), role)
+        }
     };
     let (g, b) = run_pair(
         |ch| {
@@ -128,7 +138,7 @@ fn the_gov_learns_its_bins_event_counts_and_its_wire_holds_no_label() {
     let d = common::default_credit(4000, 11);
     let (gov_x, gov_levels) = gov_block_with_missing_and_levels(&d);
     let params = BinningParams { monotonic: true, ..Default::default() };
-    let (gov, bank, gov_view) = two_party(16, |e, role| match role {
+    let (gov, bank, gov_view) = two_party(16, true, |e, role| match role {
         Role::Gov => fit_woe(e, &d.gov_features, &gov_levels, &gov_x, None, &d.train, &params),
         Role::Bank => {
             fit_woe(e, &d.bank_features, &no_levels(d.bank_features.len()), &d.bank_x, Some(&d.y), &d.train, &params)
@@ -182,7 +192,7 @@ fn train_woe(
     };
     let binning = BinningParams::default();
     let (gl, bl) = (no_levels(d.gov_features.len()), no_levels(d.bank_features.len()));
-    let (g, b, _) = two_party(params.frac_bits, |e, role| {
+    let (g, b, _) = two_party(params.frac_bits, false, |e, role| {
         let party = match role {
             Role::Gov => WoeParty { x: &d.gov_x, columns: &d.gov_features, levels: &gl, label: None },
             Role::Bank => WoeParty { x: &d.bank_x, columns: &d.bank_features, levels: &bl, label: Some(&d.y) },

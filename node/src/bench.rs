@@ -26,7 +26,7 @@ use models::woe_lr::{WoeParty, secure_train_woe, train_woe_reference};
 use protocol::fixed::FixedPoint;
 use protocol::ids::{IdKind, PreparedIds, prepare_ids};
 use protocol::lookup::{LookupClient, LookupServer};
-use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
+use protocol::mpc::{Correlations, Engine, PlainMatrix, Sigmoid, Traffic};
 use protocol::psi::{PsiOutput, PsiParams, PsiProtocol, PsiReveal, ec_reference_work, intersect};
 use protocol::{Channel, Role, Stats};
 use rand::{Rng, RngExt};
@@ -141,6 +141,36 @@ pub struct LrArgs {
     /// woe_scorecard (default binning parameters) or raw_lr.
     #[arg(long, default_value = "woe_scorecard", value_parser = parse_model)]
     pub model: TrainModel,
+    /// Correlated-OT sources to train with, one line each (same PSI, data and parameters):
+    /// comma-separated `iknp`, `silent` (e.g. `--correlations iknp,silent` compares both).
+    #[arg(long, default_value = "iknp", value_delimiter = ',', value_parser = parse_correlations)]
+    pub correlations: Vec<Correlations>,
+}
+
+fn parse_correlations(s: &str) -> Result<Correlations, String> {
+    s.parse().map_err(|e: protocol::Error| e.to_string())
+}
+
+/// The link the traffic report predicts for: 100 Mbit/s, 20 ms round trip.
+const LINK_BITS_PER_SECOND: f64 = 1e8;
+const LINK_RTT_SECONDS: f64 = 0.02;
+
+/// The engine's traffic by kind (bytes in both directions) and its round trips, with the time
+/// predicted from those counts alone on a 100 Mbit/s, 20 ms RTT link:
+/// `total_bytes · 8 / 1e8 + rounds · 0.02` seconds (computation and TCP/QUIC effects excluded).
+pub fn traffic_json(correlations: Correlations, t: &Traffic) -> Value {
+    json!({
+        "correlations": correlations.as_str(),
+        "setup_bytes": t.setup_bytes,
+        "correlation_bytes": t.correlation_bytes,
+        "correction_bytes": t.correction_bytes,
+        "opening_bytes": t.opening_bytes,
+        "total_bytes": t.total_bytes(),
+        "rounds": t.rounds,
+        "setup_rounds": t.setup_rounds,
+        "predicted_seconds_100mbit_20ms": round(t.predicted_seconds(LINK_BITS_PER_SECOND, LINK_RTT_SECONDS), 2),
+        "prediction": "total_bytes*8/1e8 + rounds*0.02",
+    })
 }
 
 fn parse_model(s: &str) -> Result<TrainModel, String> {
@@ -163,7 +193,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     let lines = match command {
         BenchCommand::Mpc => mpc()?,
         BenchCommand::Psi { n, overlap, protocol } => psi(n, overlap, protocol)?,
-        BenchCommand::Lr(args) => vec![lr(&args)?],
+        BenchCommand::Lr(args) => lr(&args)?,
         BenchCommand::Score { entities, queries, jobs, seconds, qps, session_only } => {
             let mut lines = if session_only { Vec::new() } else { score(entities, queries, jobs)? };
             if seconds > 0 {
@@ -592,7 +622,8 @@ fn align(ds: &Dataset, ids: &PreparedIds, psi: &PsiOutput, test_ids: Option<&Has
 }
 
 /// One party of the LR bench: PSI, alignment, secure training. Returns the aligned data (for
-/// the plaintext reference), the training output, and (PSI seconds, PSI stats).
+/// the plaintext reference), the training output, (PSI seconds, PSI stats) and the engine's
+/// traffic.
 fn lr_party(
     ch: &mut Channel,
     ds: &Dataset,
@@ -600,7 +631,8 @@ fn lr_party(
     test_ids: Option<&HashSet<String>>,
     params: &TrainParams,
     model: TrainModel,
-) -> Result<(Aligned, TrainOutput, f64, Stats)> {
+    correlations: Correlations,
+) -> Result<(Aligned, TrainOutput, f64, Stats, Traffic)> {
     let t = Instant::now();
     let psi_params = PsiParams { domain: "bench-lr".into(), reveal: PsiReveal::Both, min_intersection: 1 };
     let psi = intersect(ch, &ids.ids, &psi_params, &mut rand::rng())?;
@@ -621,7 +653,8 @@ fn lr_party(
         standardizer: Some(&data.standardizer),
         label: data.label.as_deref(),
     };
-    let mut engine = Engine::new(ch, FixedPoint::new(params.frac_bits), &mut rand::rng())?;
+    let fp = FixedPoint::new(params.frac_bits);
+    let mut engine = Engine::with_correlations(ch, fp, correlations, &mut rand::rng())?;
     let out = match model {
         TrainModel::RawLr => secure_train(&mut engine, &party, &job)?,
         TrainModel::WoeScorecard => {
@@ -630,12 +663,18 @@ fn lr_party(
             secure_train_woe(&mut engine, &woe, &job, &BinningParams::default())?
         }
     };
-    Ok((data, out, psi_seconds, psi_stats))
+    let traffic = engine.traffic();
+    Ok((data, out, psi_seconds, psi_stats, traffic))
 }
 
 /// `tandem bench lr`: PSI + secure training over QUIC, then the plaintext reference trainer (same
-/// algorithm, batches and sigmoid; and with the exact sigmoid) on the same aligned data.
-pub fn lr(args: &LrArgs) -> Result<Value> {
+/// algorithm, batches and sigmoid; and with the exact sigmoid) on the same aligned data. One
+/// line per correlation source in `args.correlations`.
+pub fn lr(args: &LrArgs) -> Result<Vec<Value>> {
+    args.correlations.iter().map(|&c| lr_with(args, c)).collect()
+}
+
+fn lr_with(args: &LrArgs, correlations: Correlations) -> Result<Value> {
     let params = TrainParams {
         epochs: args.epochs,
         batch_size: args.batch,
@@ -654,13 +693,13 @@ pub fn lr(args: &LrArgs) -> Result<Value> {
     let tests = test_ids.as_ref();
     let (outcome, seconds, _) = clocked(|| {
         lo.run(
-            |ch| lr_party(ch, &gov_ds, &gov_ids, tests, &params, args.model).map(|r| (r, ch.stats())),
-            |ch| lr_party(ch, &bank_ds, &bank_ids, tests, &params, args.model).map(|r| (r, ch.stats())),
+            |ch| lr_party(ch, &gov_ds, &gov_ids, tests, &params, args.model, correlations).map(|r| (r, ch.stats())),
+            |ch| lr_party(ch, &bank_ds, &bank_ids, tests, &params, args.model, correlations).map(|r| (r, ch.stats())),
         )
     });
     let (g, b) = outcome?;
-    let ((gov, _, g_psi_s, g_psi), gs) = g.context("gov")?;
-    let ((bank, bank_out, b_psi_s, b_psi), bs) = b.context("bank")?;
+    let ((gov, _, g_psi_s, g_psi, _), gs) = g.context("gov")?;
+    let ((bank, bank_out, b_psi_s, b_psi, traffic), bs) = b.context("bank")?;
     ensure!(gov.test == bank.test && gov.train == bank.train, "the parties derived different train/test splits");
     let secure_auc = bank_out.artifact.metrics.as_ref().context("no test metrics (test rows need both classes)")?.auc;
     let test_pds: Vec<f64> = bank_out.test_scores.iter().flatten().filter_map(|s| s.probability).collect();
@@ -708,6 +747,7 @@ pub fn lr(args: &LrArgs) -> Result<Value> {
         "psi_seconds": round(psi_seconds, 3), "psi_bytes": psi_bytes,
         "train_seconds": round(train_seconds, 3), "train_bytes": train_bytes,
         "rounds": gs.rounds.max(bs.rounds),
+        "train_traffic": traffic_json(correlations, &traffic),
         "model": args.model,
         "secure_auc": round(secure_auc, 4),
         "reference_auc": round(if args.model == TrainModel::RawLr { raw_auc } else { woe_auc }, 4),
@@ -744,18 +784,20 @@ fn watchlist_party(
     rows: usize,
     threshold: f64,
 ) -> Result<(ModelArtifact, Vec<f64>, Flags, f64, Stats)> {
-    let (data, out, _, _) = lr_party(ch, ds, ids, None, params, args.model)?;
+    let correlations = args.correlations.first().copied().unwrap_or(Correlations::Iknp);
+    let (data, out, _, _, _) = lr_party(ch, ds, ids, None, params, args.model, correlations)?;
     let art = out.artifact;
     let all = art.block(ch.role()).transform(&data.raw)?.context("own block transform")?.x;
     let x = drawn_rows(&all, data.raw.rows(), rows);
     let (before, t) = (ch.stats(), Instant::now());
-    let mut engine = Engine::new(ch, FixedPoint::new(params.frac_bits), &mut rand::rng())?;
+    let mut engine = Engine::with_correlations(ch, FixedPoint::new(params.frac_bits), correlations, &mut rand::rng())?;
     let flags = secure_watchlist(&mut engine, &art, &x, threshold)?;
     drop(engine);
     Ok((art, x, flags, t.elapsed().as_secs_f64(), ch.stats().since(&before)))
 }
 
-/// `tandem bench watchlist`: secure flags of `rows` entities against the plaintext model's.
+/// `tandem bench watchlist`: secure flags of `rows` entities against the plaintext model's, with
+/// the first of `--correlations`.
 pub fn watchlist(args: &LrArgs, rows: usize, threshold: f64) -> Result<Value> {
     let params = TrainParams {
         epochs: args.epochs,
@@ -1201,6 +1243,7 @@ mod tests {
             lr: 0.5,
             sigmoid: Sigmoid::Linear,
             model: TrainModel::RawLr,
+            correlations: vec![Correlations::Iknp, Correlations::Silent],
         }
     }
 
@@ -1208,11 +1251,25 @@ mod tests {
     fn lr_bench_aligns_splits_and_matches_the_reference_over_quic() {
         let dir = tempfile::tempdir().unwrap();
         let args = toy_lr_args(dir.path());
-        let line = lr(&args).unwrap();
-        assert_eq!((line["aligned_rows"].as_u64(), line["test_rows"].as_u64()), (Some(60), Some(15)));
-        assert_eq!(line["features"], json!([2, 1]));
-        let (secure, reference) = (line["secure_auc"].as_f64().unwrap(), line["reference_auc"].as_f64().unwrap());
-        assert!((secure - reference).abs() < 0.02, "secure AUC {secure} vs plaintext reference {reference}");
+        let lines = lr(&args).unwrap();
+        assert_eq!(lines.len(), 2);
+        for (line, source) in lines.iter().zip(["iknp", "silent"]) {
+            assert_eq!((line["aligned_rows"].as_u64(), line["test_rows"].as_u64()), (Some(60), Some(15)));
+            assert_eq!(line["features"], json!([2, 1]));
+            let (secure, reference) = (line["secure_auc"].as_f64().unwrap(), line["reference_auc"].as_f64().unwrap());
+            assert!((secure - reference).abs() < 0.02, "{source}: secure AUC {secure} vs reference {reference}");
+            // The traffic report adds up to the bytes of the training and predicts from them.
+            let t = &line["train_traffic"];
+            assert_eq!(t["correlations"], source);
+            let kinds = ["setup_bytes", "correlation_bytes", "correction_bytes", "opening_bytes"];
+            let sum: u64 = kinds.iter().map(|k| t[k].as_u64().unwrap()).sum();
+            assert_eq!(sum, line["train_bytes"].as_u64().unwrap(), "{source}: bytes by kind add up");
+            assert!(kinds[1..3].iter().all(|k| t[k].as_u64().unwrap() > 0), "{source}: {t}");
+            let predicted = sum as f64 * 8.0 / 1e8 + t["rounds"].as_f64().unwrap() * 0.02;
+            assert!((t["predicted_seconds_100mbit_20ms"].as_f64().unwrap() - predicted).abs() < 0.01);
+        }
+        let setup = |i: usize| lines[i]["train_traffic"]["setup_bytes"].as_u64().unwrap();
+        assert!(setup(0) > 0 && setup(1) == 0, "IKNP runs base OTs at set-up, the silent source does not");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Two-party engine tests: both parties over the in-memory channel with seeded ChaCha RNGs,
 //! every result checked against plaintext arithmetic computed here.
+//! Every test runs once per correlation source (IKNP, silent; `sources::each_source`).
+
+mod sources;
 
 use std::sync::{Arc, Mutex};
 
@@ -24,10 +27,11 @@ fn fp() -> FixedPoint {
 
 /// Runs `f` at both parties (gov seed 1, bank seed 2) and returns (gov result, bank result).
 fn both<T: Send>(f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
+    let src = sources::source();
     let f = &f;
     run_pair(
-        move |ch| f(&mut Engine::new(ch, fp(), &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::new(ch, fp(), &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
+        move |ch| f(&mut Engine::with_correlations(ch, fp(), src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
+        move |ch| f(&mut Engine::with_correlations(ch, fp(), src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
     )
 }
 
@@ -48,61 +52,65 @@ fn assert_within(got: u64, want: i64, ulps: i64, what: &str) {
 
 #[test]
 fn share_reveal_and_local_operations_match_plaintext() {
-    let (x, y) = (fp().encode_all(&reals(10, 300, 100.0)), fp().encode_all(&reals(11, 300, 100.0)));
-    let c = fp().encode_all(&reals(12, 300, 5.0));
-    let (g, b) = both(|e| {
-        let me = e.role();
-        let xs = e.share(Role::Gov, (me == Role::Gov).then_some(&x[..]), x.len()).unwrap();
-        let ys = e.share(Role::Bank, (me == Role::Bank).then_some(&y[..]), y.len()).unwrap();
-        let sum = e.add(&xs, &ys);
-        let diff = e.sub(&xs, &ys);
-        let plus_c = e.add_public(&xs, &c);
-        let plus_y = e.add_private(Role::Bank, &xs, (me == Role::Bank).then_some(&y[..]));
-        let scaled = e.mul_public(&xs, -0.375).unwrap();
-        let total = vec![e.sum(&xs)];
-        let own_share_is_not_x = xs != x && ys != y;
-        let to_bank = e.reveal_to(&opened(), Role::Bank, &sum).unwrap();
-        let opened: Vec<Vec<u64>> = [&sum, &diff, &plus_c, &plus_y, &scaled, &total]
-            .iter()
-            .map(|v| e.reveal_both(&opened(), v).unwrap())
-            .collect();
-        (opened, to_bank, own_share_is_not_x)
+    sources::each_source(|| {
+        let (x, y) = (fp().encode_all(&reals(10, 300, 100.0)), fp().encode_all(&reals(11, 300, 100.0)));
+        let c = fp().encode_all(&reals(12, 300, 5.0));
+        let (g, b) = both(|e| {
+            let me = e.role();
+            let xs = e.share(Role::Gov, (me == Role::Gov).then_some(&x[..]), x.len()).unwrap();
+            let ys = e.share(Role::Bank, (me == Role::Bank).then_some(&y[..]), y.len()).unwrap();
+            let sum = e.add(&xs, &ys);
+            let diff = e.sub(&xs, &ys);
+            let plus_c = e.add_public(&xs, &c);
+            let plus_y = e.add_private(Role::Bank, &xs, (me == Role::Bank).then_some(&y[..]));
+            let scaled = e.mul_public(&xs, -0.375).unwrap();
+            let total = vec![e.sum(&xs)];
+            let own_share_is_not_x = xs != x && ys != y;
+            let to_bank = e.reveal_to(&opened(), Role::Bank, &sum).unwrap();
+            let opened: Vec<Vec<u64>> = [&sum, &diff, &plus_c, &plus_y, &scaled, &total]
+                .iter()
+                .map(|v| e.reveal_both(&opened(), v).unwrap())
+                .collect();
+            (opened, to_bank, own_share_is_not_x)
+        });
+        assert_eq!(g.0, b.0, "reveal_both gives both parties the same values");
+        assert!(g.1.is_none());
+        assert!(g.2 && b.2, "a party's share differs from the plaintext");
+        let o = &b.0;
+        assert_eq!(b.1.as_ref().unwrap(), &o[0]);
+        let c375 = fp().encode(-0.375) as i64 as i128;
+        for i in 0..x.len() {
+            assert_eq!(o[0][i], x[i].wrapping_add(y[i]));
+            assert_eq!(o[1][i], x[i].wrapping_sub(y[i]));
+            assert_eq!(o[2][i], x[i].wrapping_add(c[i]));
+            assert_eq!(o[3][i], x[i].wrapping_add(y[i]));
+            assert_within(o[4][i], trunc_prod(x[i] as i64 as i128 * c375), 1, "mul_public");
+        }
+        assert_eq!(o[5][0], x.iter().fold(0u64, |a, v| a.wrapping_add(*v)));
     });
-    assert_eq!(g.0, b.0, "reveal_both gives both parties the same values");
-    assert!(g.1.is_none());
-    assert!(g.2 && b.2, "a party's share differs from the plaintext");
-    let o = &b.0;
-    assert_eq!(b.1.as_ref().unwrap(), &o[0]);
-    let c375 = fp().encode(-0.375) as i64 as i128;
-    for i in 0..x.len() {
-        assert_eq!(o[0][i], x[i].wrapping_add(y[i]));
-        assert_eq!(o[1][i], x[i].wrapping_sub(y[i]));
-        assert_eq!(o[2][i], x[i].wrapping_add(c[i]));
-        assert_eq!(o[3][i], x[i].wrapping_add(y[i]));
-        assert_within(o[4][i], trunc_prod(x[i] as i64 as i128 * c375), 1, "mul_public");
-    }
-    assert_eq!(o[5][0], x.iter().fold(0u64, |a, v| a.wrapping_add(*v)));
 }
 
 #[test]
 fn mul_matches_plaintext_products() {
-    let (x, y) = (fp().encode_all(&reals(20, 257, 50.0)), fp().encode_all(&reals(21, 257, 50.0)));
-    let (g, b) = both(|e| {
-        let me = e.role();
-        let xs = e.share(Role::Gov, (me == Role::Gov).then_some(&x[..]), x.len()).unwrap();
-        let ys = e.share(Role::Bank, (me == Role::Bank).then_some(&y[..]), y.len()).unwrap();
-        let xy = e.mul(&xs, &ys).unwrap();
-        let xx = e.mul(&xs, &xs).unwrap();
-        assert!(e.mul(&[], &[]).unwrap().is_empty(), "empty vectors need no OTs");
-        assert!(e.sigmoid(&[], Sigmoid::ClippedLinear).unwrap().is_empty());
-        (e.reveal_both(&opened(), &xy).unwrap(), e.reveal_both(&opened(), &xx).unwrap())
+    sources::each_source(|| {
+        let (x, y) = (fp().encode_all(&reals(20, 257, 50.0)), fp().encode_all(&reals(21, 257, 50.0)));
+        let (g, b) = both(|e| {
+            let me = e.role();
+            let xs = e.share(Role::Gov, (me == Role::Gov).then_some(&x[..]), x.len()).unwrap();
+            let ys = e.share(Role::Bank, (me == Role::Bank).then_some(&y[..]), y.len()).unwrap();
+            let xy = e.mul(&xs, &ys).unwrap();
+            let xx = e.mul(&xs, &xs).unwrap();
+            assert!(e.mul(&[], &[]).unwrap().is_empty(), "empty vectors need no OTs");
+            assert!(e.sigmoid(&[], Sigmoid::ClippedLinear).unwrap().is_empty());
+            (e.reveal_both(&opened(), &xy).unwrap(), e.reveal_both(&opened(), &xx).unwrap())
+        });
+        assert_eq!(g, b);
+        for i in 0..x.len() {
+            let (a, c) = (x[i] as i64 as i128, y[i] as i64 as i128);
+            assert_within(g.0[i], trunc_prod(a * c), 1, "x·y");
+            assert_within(g.1[i], trunc_prod(a * a), 1, "x·x");
+        }
     });
-    assert_eq!(g, b);
-    for i in 0..x.len() {
-        let (a, c) = (x[i] as i64 as i128, y[i] as i64 as i128);
-        assert_within(g.0[i], trunc_prod(a * c), 1, "x·y");
-        assert_within(g.1[i], trunc_prod(a * a), 1, "x·x");
-    }
 }
 
 fn matvec_case(owner: Role, rows: usize, cols: usize, seed: u64) {
@@ -132,119 +140,134 @@ fn matvec_case(owner: Role, rows: usize, cols: usize, seed: u64) {
 
 #[test]
 fn matvec_and_transpose_match_plaintext_for_either_owner() {
-    matvec_case(Role::Gov, 70, 5, 30);
-    matvec_case(Role::Bank, 33, 13, 40);
+    sources::each_source(|| {
+        matvec_case(Role::Gov, 70, 5, 30);
+        matvec_case(Role::Bank, 33, 13, 40);
+    });
 }
 
 #[test]
 fn matvec_rejects_wrong_dimensions_without_talking() {
-    let m = PlainMatrix::from_f64(2, 2, &[1.0, 2.0, 3.0, 4.0], fp());
-    let ((), ()) = both(|e| {
-        if e.role() == Role::Gov {
-            let input_error = |r: Result<Vec<u64>, Error>, want: &str| match r {
-                Err(Error::Input(InputError::Usage { detail, .. })) => assert!(detail.contains(want), "{detail}"),
-                other => panic!("expected an input error containing {want:?}, got {other:?}"),
-            };
-            let before = e.stats();
-            input_error(e.matvec(Role::Gov, Some(&m), 3, 2, &[0, 0]), "2×2 with 4 entries, the call says 3×2");
-            input_error(e.matvec(Role::Gov, None, 2, 2, &[0, 0]), "the matrix owner must pass its matrix");
-            input_error(e.matvec_t(Role::Gov, Some(&m), 2, 2, &[0, 0, 0]), "vector has 3 entries, matrix has 2 rows");
-            assert_eq!(e.stats(), before, "refused before sending anything");
-        }
+    sources::each_source(|| {
+        let m = PlainMatrix::from_f64(2, 2, &[1.0, 2.0, 3.0, 4.0], fp());
+        let ((), ()) = both(|e| {
+            if e.role() == Role::Gov {
+                let input_error = |r: Result<Vec<u64>, Error>, want: &str| match r {
+                    Err(Error::Input(InputError::Usage { detail, .. })) => assert!(detail.contains(want), "{detail}"),
+                    other => panic!("expected an input error containing {want:?}, got {other:?}"),
+                };
+                let before = e.stats();
+                input_error(e.matvec(Role::Gov, Some(&m), 3, 2, &[0, 0]), "2×2 with 4 entries, the call says 3×2");
+                input_error(e.matvec(Role::Gov, None, 2, 2, &[0, 0]), "the matrix owner must pass its matrix");
+                input_error(
+                    e.matvec_t(Role::Gov, Some(&m), 2, 2, &[0, 0, 0]),
+                    "vector has 3 entries, matrix has 2 rows",
+                );
+                assert_eq!(e.stats(), before, "refused before sending anything");
+            }
+        });
     });
 }
 
 #[test]
 fn msb_and_less_than_zero_match_plaintext_sign() {
-    let mut r = ChaCha20Rng::seed_from_u64(50);
-    // Full-range ring elements, values around zero and the extremes.
-    let mut x: Vec<u64> = (0..150).map(|_| r.next_u64()).collect();
-    x.extend([0, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 2, u64::MAX - 1]);
-    let small = fp().encode_all(&reals(51, 100, 2.0));
-    let (g, b) = both(|e| {
-        let me = e.role();
-        let xs = e.share(Role::Gov, (me == Role::Gov).then_some(&x[..]), x.len()).unwrap();
-        let bits = e.msb(&xs).unwrap();
-        let ss = e.share(Role::Bank, (me == Role::Bank).then_some(&small[..]), small.len()).unwrap();
-        let lt = e.less_than_zero(&ss).unwrap();
-        (bits, e.reveal_both(&opened(), &lt).unwrap())
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(50);
+        // Full-range ring elements, values around zero and the extremes.
+        let mut x: Vec<u64> = (0..150).map(|_| r.next_u64()).collect();
+        x.extend([0, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 2, u64::MAX - 1]);
+        let small = fp().encode_all(&reals(51, 100, 2.0));
+        let (g, b) = both(|e| {
+            let me = e.role();
+            let xs = e.share(Role::Gov, (me == Role::Gov).then_some(&x[..]), x.len()).unwrap();
+            let bits = e.msb(&xs).unwrap();
+            let ss = e.share(Role::Bank, (me == Role::Bank).then_some(&small[..]), small.len()).unwrap();
+            let lt = e.less_than_zero(&ss).unwrap();
+            (bits, e.reveal_both(&opened(), &lt).unwrap())
+        });
+        for i in 0..x.len() {
+            let bit = ((g.0[i / 64] ^ b.0[i / 64]) >> (i % 64)) & 1;
+            assert_eq!(bit, x[i] >> 63, "msb of {:#x}", x[i]);
+        }
+        for i in 0..small.len() {
+            let want = if (small[i] as i64) < 0 { 1.0 } else { 0.0 };
+            assert_eq!(fp().decode(g.1[i]), want, "[{} < 0]", fp().decode(small[i]));
+        }
     });
-    for i in 0..x.len() {
-        let bit = ((g.0[i / 64] ^ b.0[i / 64]) >> (i % 64)) & 1;
-        assert_eq!(bit, x[i] >> 63, "msb of {:#x}", x[i]);
-    }
-    for i in 0..small.len() {
-        let want = if (small[i] as i64) < 0 { 1.0 } else { 0.0 };
-        assert_eq!(fp().decode(g.1[i]), want, "[{} < 0]", fp().decode(small[i]));
-    }
 }
 
 #[test]
 fn mux_selects_with_xor_shared_bits() {
-    let y = fp().encode_all(&reals(60, 130, 1000.0));
-    let bits_of = |seed| {
-        let mut r = ChaCha20Rng::seed_from_u64(seed);
-        (0..3).map(|_| r.next_u64()).collect::<Vec<u64>>()
-    };
-    let (bg, bb) = (bits_of(61), bits_of(62));
-    let (g, _) = both(|e| {
-        let me = e.role();
-        let ys = e.share(Role::Gov, (me == Role::Gov).then_some(&y[..]), y.len()).unwrap();
-        let mine = if me == Role::Gov { &bg } else { &bb };
-        let mut mine = mine.clone();
-        mine[2] &= (1 << (130 - 128)) - 1;
-        let out = e.mux(&mine, &ys).unwrap();
-        e.reveal_both(&opened(), &out).unwrap()
+    sources::each_source(|| {
+        let y = fp().encode_all(&reals(60, 130, 1000.0));
+        let bits_of = |seed| {
+            let mut r = ChaCha20Rng::seed_from_u64(seed);
+            (0..3).map(|_| r.next_u64()).collect::<Vec<u64>>()
+        };
+        let (bg, bb) = (bits_of(61), bits_of(62));
+        let (g, _) = both(|e| {
+            let me = e.role();
+            let ys = e.share(Role::Gov, (me == Role::Gov).then_some(&y[..]), y.len()).unwrap();
+            let mine = if me == Role::Gov { &bg } else { &bb };
+            let mut mine = mine.clone();
+            mine[2] &= (1 << (130 - 128)) - 1;
+            let out = e.mux(&mine, &ys).unwrap();
+            e.reveal_both(&opened(), &out).unwrap()
+        });
+        for i in 0..y.len() {
+            let beta = ((bg[i / 64] ^ bb[i / 64]) >> (i % 64)) & 1;
+            assert_eq!(g[i], if beta == 1 { y[i] } else { 0 }, "element {i}");
+        }
     });
-    for i in 0..y.len() {
-        let beta = ((bg[i / 64] ^ bb[i / 64]) >> (i % 64)) & 1;
-        assert_eq!(g[i], if beta == 1 { y[i] } else { 0 }, "element {i}");
-    }
 }
 
 #[test]
 fn stated_max_errors_match_a_dense_scan() {
-    for approx in [Sigmoid::Linear, Sigmoid::ClippedLinear, Sigmoid::Poly3] {
-        let (bound, range) = approx.max_error();
-        let r = range.min(50.0);
-        let worst = (0..=200_000)
-            .map(|i| -r + 2.0 * r * i as f64 / 200_000.0)
-            .map(|x| (approx.eval(x) - sigmoid::exact(x)).abs())
-            .fold(0.0, f64::max);
-        assert!(worst <= bound, "{approx:?}: scanned {worst} above stated {bound}");
-        assert!(worst > bound - 1e-3, "{approx:?}: stated bound {bound} is loose (scan {worst})");
-    }
+    sources::each_source(|| {
+        for approx in [Sigmoid::Linear, Sigmoid::ClippedLinear, Sigmoid::Poly3] {
+            let (bound, range) = approx.max_error();
+            let r = range.min(50.0);
+            let worst = (0..=200_000)
+                .map(|i| -r + 2.0 * r * i as f64 / 200_000.0)
+                .map(|x| (approx.eval(x) - sigmoid::exact(x)).abs())
+                .fold(0.0, f64::max);
+            assert!(worst <= bound, "{approx:?}: scanned {worst} above stated {bound}");
+            assert!(worst > bound - 1e-3, "{approx:?}: stated bound {bound} is loose (scan {worst})");
+        }
+    });
 }
 
 #[test]
 fn secure_sigmoids_match_plaintext_approximations() {
-    let mut xs = reals(70, 200, 6.0);
-    xs.extend([-2.0, 2.0, 0.0, -1e-4, 1e-4, -30.0, 30.0]);
-    let x = fp().encode_all(&xs);
-    let (g, b) = both(|e| {
-        let me = e.role();
-        let s = e.share(Role::Bank, (me == Role::Bank).then_some(&x[..]), x.len()).unwrap();
-        [Sigmoid::Linear, Sigmoid::ClippedLinear, Sigmoid::Poly3].map(|a| {
-            let y = e.sigmoid(&s, a).unwrap();
-            e.reveal_both(&opened(), &y).unwrap()
-        })
-    });
-    assert_eq!(g, b);
-    let ulp = 1.0 / fp().scale();
-    for (k, approx) in [Sigmoid::Linear, Sigmoid::ClippedLinear, Sigmoid::Poly3].iter().enumerate() {
-        for (i, &xv) in xs.iter().enumerate() {
-            let xq = fp().decode(x[i]);
-            let got = fp().decode(g[k][i]);
-            let want = approx.eval(xq);
-            // Linear/Clipped: one truncation (±1 ulp) + 0.5 ulp rounding of x/4. Poly3: coefficient
-            // encoding (≤ 0.5 ulp · (|x| + |x|³)) and three truncations, each scaled by ≤ |x|.
-            let tol = match approx {
-                Sigmoid::Poly3 => ulp * (4.0 + 2.0 * xq.abs() + xq.abs().powi(3)),
-                _ => 2.0 * ulp,
-            };
-            assert!((got - want).abs() <= tol, "{approx:?}({xv}): got {got}, want {want}");
+    sources::each_source(|| {
+        let mut xs = reals(70, 200, 6.0);
+        xs.extend([-2.0, 2.0, 0.0, -1e-4, 1e-4, -30.0, 30.0]);
+        let x = fp().encode_all(&xs);
+        let (g, b) = both(|e| {
+            let me = e.role();
+            let s = e.share(Role::Bank, (me == Role::Bank).then_some(&x[..]), x.len()).unwrap();
+            [Sigmoid::Linear, Sigmoid::ClippedLinear, Sigmoid::Poly3].map(|a| {
+                let y = e.sigmoid(&s, a).unwrap();
+                e.reveal_both(&opened(), &y).unwrap()
+            })
+        });
+        assert_eq!(g, b);
+        let ulp = 1.0 / fp().scale();
+        for (k, approx) in [Sigmoid::Linear, Sigmoid::ClippedLinear, Sigmoid::Poly3].iter().enumerate() {
+            for (i, &xv) in xs.iter().enumerate() {
+                let xq = fp().decode(x[i]);
+                let got = fp().decode(g[k][i]);
+                let want = approx.eval(xq);
+                // Linear/Clipped: one truncation (±1 ulp) + 0.5 ulp rounding of x/4. Poly3: coefficient
+                // encoding (≤ 0.5 ulp · (|x| + |x|³)) and three truncations, each scaled by ≤ |x|.
+                let tol = match approx {
+                    Sigmoid::Poly3 => ulp * (4.0 + 2.0 * xq.abs() + xq.abs().powi(3)),
+                    _ => 2.0 * ulp,
+                };
+                assert!((got - want).abs() <= tol, "{approx:?}({xv}): got {got}, want {want}");
+            }
         }
-    }
+    });
 }
 
 /// Records every payload this party receives.
@@ -259,12 +282,13 @@ impl FrameObserver for Recorder {
 
 /// What bank receives while gov multiplies its private input with a fixed public-ish value.
 fn bank_view_of_mul(gov_input: &[u64], bank_input: &[u64]) -> Vec<u8> {
+    let src = sources::source();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let rec = seen.clone();
     let n = gov_input.len();
     run_pair(
         |ch: &mut Channel| {
-            let mut e = Engine::new(ch, fp(), &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
+            let mut e = Engine::with_correlations(ch, fp(), src, &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
             let xs = e.share(Role::Gov, Some(gov_input), n).unwrap();
             let ys = e.share(Role::Bank, None, n).unwrap();
             let z = e.mul(&xs, &ys).unwrap();
@@ -272,7 +296,7 @@ fn bank_view_of_mul(gov_input: &[u64], bank_input: &[u64]) -> Vec<u8> {
         },
         move |ch: &mut Channel| {
             ch.set_observer(Box::new(Recorder(rec)));
-            let mut e = Engine::new(ch, fp(), &mut ChaCha20Rng::seed_from_u64(4)).unwrap();
+            let mut e = Engine::with_correlations(ch, fp(), src, &mut ChaCha20Rng::seed_from_u64(4)).unwrap();
             let xs = e.share(Role::Gov, None, n).unwrap();
             let ys = e.share(Role::Bank, Some(bank_input), n).unwrap();
             let z = e.mul(&xs, &ys).unwrap();
@@ -285,20 +309,22 @@ fn bank_view_of_mul(gov_input: &[u64], bank_input: &[u64]) -> Vec<u8> {
 
 #[test]
 fn peer_view_of_multiplication_hides_the_input() {
-    let n = 64;
-    let bank_input = fp().encode_all(&vec![1.5; n]);
-    let a = fp().encode_all(&reals(80, n, 10.0));
-    let b = fp().encode_all(&(0..n).map(|i| i as f64 - 7.25).collect::<Vec<_>>());
-    let (va, vb) = (bank_view_of_mul(&a, &bank_input), bank_view_of_mul(&b, &bank_input));
-    assert_eq!(va.len(), vb.len(), "message sizes do not depend on the input");
-    assert_ne!(va, vb);
-    for (view, input) in [(&va, &a), (&vb, &b)] {
-        for v in input.iter().filter(|v| (**v as i64).abs() > 255) {
-            let pat = v.to_le_bytes();
-            assert!(!view.windows(8).any(|w| w == pat), "encoded input {v:#x} appears in the peer's view");
+    sources::each_source(|| {
+        let n = 64;
+        let bank_input = fp().encode_all(&vec![1.5; n]);
+        let a = fp().encode_all(&reals(80, n, 10.0));
+        let b = fp().encode_all(&(0..n).map(|i| i as f64 - 7.25).collect::<Vec<_>>());
+        let (va, vb) = (bank_view_of_mul(&a, &bank_input), bank_view_of_mul(&b, &bank_input));
+        assert_eq!(va.len(), vb.len(), "message sizes do not depend on the input");
+        assert_ne!(va, vb);
+        for (view, input) in [(&va, &a), (&vb, &b)] {
+            for v in input.iter().filter(|v| (**v as i64).abs() > 255) {
+                let pat = v.to_le_bytes();
+                assert!(!view.windows(8).any(|w| w == pat), "encoded input {v:#x} appears in the peer's view");
+            }
+            let ones: u64 = view.iter().map(|b| b.count_ones() as u64).sum();
+            let frac = ones as f64 / (8 * view.len()) as f64;
+            assert!((frac - 0.5).abs() < 0.02, "fraction of 1 bits {frac}");
         }
-        let ones: u64 = view.iter().map(|b| b.count_ones() as u64).sum();
-        let frac = ones as f64 / (8 * view.len()) as f64;
-        assert!((frac - 0.5).abs() < 0.02, "fraction of 1 bits {frac}");
-    }
+    });
 }

@@ -1,6 +1,9 @@
 //! Comparisons with public thresholds, exact truncation and bit selection (`mpc::compare`):
 //! both parties over the in-memory channel, every opened result checked against plaintext
 //! arithmetic computed here.
+//! Every test runs once per correlation source (IKNP, silent; `sources::each_source`).
+
+mod sources;
 
 use protocol::Role;
 use protocol::channel::run_pair;
@@ -15,11 +18,12 @@ fn opened() -> protocol::disclose::Grant {
 
 /// Runs `f` at both parties and returns (gov result, bank result).
 fn both<T: Send>(f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
+    let src = sources::source();
     let f = &f;
     let fp = FixedPoint::new(16);
     run_pair(
-        move |ch| f(&mut Engine::new(ch, fp, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::new(ch, fp, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
+        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
+        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
     )
 }
 
@@ -36,116 +40,126 @@ fn small_values(seed: u64, n: usize, bound: i64) -> Vec<u64> {
 
 #[test]
 fn greater_than_and_count_above_match_plaintext_over_full_and_narrow_widths() {
-    let mut r = ChaCha20Rng::seed_from_u64(5);
-    // Full range: random ring elements, the thresholds themselves and their neighbours.
-    let thresholds: Vec<u64> = [-1000i64, -1, 0, 7, 1 << 40].iter().map(|&t| t as u64).collect();
-    let mut wide: Vec<u64> = (0..100).map(|_| r.next_u64() >> r.random_range(0..60)).collect();
-    wide.iter_mut().step_by(2).for_each(|v| *v = v.wrapping_neg());
-    for &t in &thresholds {
-        wide.extend([t, t.wrapping_add(1), t.wrapping_sub(1)]);
-    }
-    // Narrow: |x − t| ≤ 2^19 + 2^18 < 2^20 for width 21.
-    let narrow = small_values(6, 150, 1 << 19);
-    let narrow_t: Vec<u64> = [-(1i64 << 18), -5, 0, 3, 1 << 18].iter().map(|&t| t as u64).collect();
-    let (g, b) = both(|e| {
-        let (xw, xn) = (shared(e, &wide), shared(e, &narrow));
-        let bits = e.greater_than(&xw, &thresholds, 64).unwrap();
-        let count = e.count_above(&xw, &thresholds, 64).unwrap();
-        let count_narrow = e.count_above(&xn, &narrow_t, 21).unwrap();
-        let counts = [count, count_narrow].map(|c| e.reveal_both(&opened(), &c).unwrap());
-        (bits, counts)
-    });
-    assert_eq!(g.1, b.1);
-    let n = wide.len();
-    for (k, &t) in thresholds.iter().enumerate() {
-        for (i, &x) in wide.iter().enumerate() {
-            let e = k * n + i;
-            let got = ((g.0[e / 64] ^ b.0[e / 64]) >> (e % 64)) & 1;
-            assert_eq!(got == 1, x as i64 > t as i64, "[{} > {}]", x as i64, t as i64);
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(5);
+        // Full range: random ring elements, the thresholds themselves and their neighbours.
+        let thresholds: Vec<u64> = [-1000i64, -1, 0, 7, 1 << 40].iter().map(|&t| t as u64).collect();
+        let mut wide: Vec<u64> = (0..100).map(|_| r.next_u64() >> r.random_range(0..60)).collect();
+        wide.iter_mut().step_by(2).for_each(|v| *v = v.wrapping_neg());
+        for &t in &thresholds {
+            wide.extend([t, t.wrapping_add(1), t.wrapping_sub(1)]);
         }
-    }
-    let count = |x: u64, ts: &[u64]| ts.iter().filter(|&&t| x as i64 > t as i64).count() as u64;
-    assert_eq!(g.1[0], wide.iter().map(|&x| count(x, &thresholds)).collect::<Vec<_>>());
-    assert_eq!(g.1[1], narrow.iter().map(|&x| count(x, &narrow_t)).collect::<Vec<_>>());
+        // Narrow: |x − t| ≤ 2^19 + 2^18 < 2^20 for width 21.
+        let narrow = small_values(6, 150, 1 << 19);
+        let narrow_t: Vec<u64> = [-(1i64 << 18), -5, 0, 3, 1 << 18].iter().map(|&t| t as u64).collect();
+        let (g, b) = both(|e| {
+            let (xw, xn) = (shared(e, &wide), shared(e, &narrow));
+            let bits = e.greater_than(&xw, &thresholds, 64).unwrap();
+            let count = e.count_above(&xw, &thresholds, 64).unwrap();
+            let count_narrow = e.count_above(&xn, &narrow_t, 21).unwrap();
+            let counts = [count, count_narrow].map(|c| e.reveal_both(&opened(), &c).unwrap());
+            (bits, counts)
+        });
+        assert_eq!(g.1, b.1);
+        let n = wide.len();
+        for (k, &t) in thresholds.iter().enumerate() {
+            for (i, &x) in wide.iter().enumerate() {
+                let e = k * n + i;
+                let got = ((g.0[e / 64] ^ b.0[e / 64]) >> (e % 64)) & 1;
+                assert_eq!(got == 1, x as i64 > t as i64, "[{} > {}]", x as i64, t as i64);
+            }
+        }
+        let count = |x: u64, ts: &[u64]| ts.iter().filter(|&&t| x as i64 > t as i64).count() as u64;
+        assert_eq!(g.1[0], wide.iter().map(|&x| count(x, &thresholds)).collect::<Vec<_>>());
+        assert_eq!(g.1[1], narrow.iter().map(|&x| count(x, &narrow_t)).collect::<Vec<_>>());
+    });
 }
 
 #[test]
 fn narrow_msb_is_the_sign_of_small_values() {
-    let x = small_values(7, 200, (1 << 13) - 1);
-    let (g, b) = both(|e| {
-        let xs = shared(e, &x);
-        e.msb_width(&xs, 14).unwrap()
+    sources::each_source(|| {
+        let x = small_values(7, 200, (1 << 13) - 1);
+        let (g, b) = both(|e| {
+            let xs = shared(e, &x);
+            e.msb_width(&xs, 14).unwrap()
+        });
+        for (i, &v) in x.iter().enumerate() {
+            assert_eq!(((g[i / 64] ^ b[i / 64]) >> (i % 64)) & 1 == 1, (v as i64) < 0, "sign of {}", v as i64);
+        }
     });
-    for (i, &v) in x.iter().enumerate() {
-        assert_eq!(((g[i / 64] ^ b[i / 64]) >> (i % 64)) & 1 == 1, (v as i64) < 0, "sign of {}", v as i64);
-    }
 }
 
 #[test]
 fn floor_shift_is_exact() {
-    let mut r = ChaCha20Rng::seed_from_u64(8);
-    let mut x: Vec<u64> = (0..130).map(|_| r.next_u64()).collect();
-    x.extend(small_values(9, 130, 1 << 20));
-    x.extend([0, 1, u64::MAX, 1 << 32, (1 << 32) - 1, 1u64.wrapping_neg() << 32]);
-    for s in [1u32, 14, 32, 63] {
-        let (g, b) = both(|e| {
-            let xs = shared(e, &x);
-            let q = e.floor_shift(&xs, s).unwrap();
-            // Reduce modulo 2^(64−s) by shifting the shares up before opening.
-            let up: Vec<u64> = q.iter().map(|v| v << s).collect();
-            e.reveal_both(&opened(), &up).unwrap()
-        });
-        assert_eq!(g, b);
-        for (i, &v) in x.iter().enumerate() {
-            assert_eq!((g[i] as i64) >> s, (v as i64) >> s, "⌊{} / 2^{s}⌋", v as i64);
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(8);
+        let mut x: Vec<u64> = (0..130).map(|_| r.next_u64()).collect();
+        x.extend(small_values(9, 130, 1 << 20));
+        x.extend([0, 1, u64::MAX, 1 << 32, (1 << 32) - 1, 1u64.wrapping_neg() << 32]);
+        for s in [1u32, 14, 32, 63] {
+            let (g, b) = both(|e| {
+                let xs = shared(e, &x);
+                let q = e.floor_shift(&xs, s).unwrap();
+                // Reduce modulo 2^(64−s) by shifting the shares up before opening.
+                let up: Vec<u64> = q.iter().map(|v| v << s).collect();
+                e.reveal_both(&opened(), &up).unwrap()
+            });
+            assert_eq!(g, b);
+            for (i, &v) in x.iter().enumerate() {
+                assert_eq!((g[i] as i64) >> s, (v as i64) >> s, "⌊{} / 2^{s}⌋", v as i64);
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn select_multiplies_xor_shared_bits_with_one_partys_plaintext() {
-    let n: usize = 150;
-    let random_bits = |seed| {
-        let mut r = ChaCha20Rng::seed_from_u64(seed);
-        let mut w: Vec<u64> = (0..n.div_ceil(64)).map(|_| r.next_u64()).collect();
-        *w.last_mut().unwrap() &= (1 << (n % 64)) - 1;
-        w
-    };
-    let (gov_bits, bank_bits) = (random_bits(10), random_bits(11));
-    let values = small_values(12, 2 * n, 1 << 40);
-    let (g, b) = both(|e| {
-        let me = e.role();
-        let mine = if me == Role::Gov { &gov_bits } else { &bank_bits };
-        let own_values = (me == Role::Bank).then_some(&values[..]);
-        let sel = e.select(Role::Bank, own_values, 2, mine, n).unwrap();
-        let ones = e.bits_to_arith(mine, n).unwrap();
-        let refused = e.select(Role::Bank, own_values, 2, &mine[..1], n).is_err();
-        ([sel, ones].map(|v| e.reveal_both(&opened(), &v).unwrap()), refused)
+    sources::each_source(|| {
+        let n: usize = 150;
+        let random_bits = |seed| {
+            let mut r = ChaCha20Rng::seed_from_u64(seed);
+            let mut w: Vec<u64> = (0..n.div_ceil(64)).map(|_| r.next_u64()).collect();
+            *w.last_mut().unwrap() &= (1 << (n % 64)) - 1;
+            w
+        };
+        let (gov_bits, bank_bits) = (random_bits(10), random_bits(11));
+        let values = small_values(12, 2 * n, 1 << 40);
+        let (g, b) = both(|e| {
+            let me = e.role();
+            let mine = if me == Role::Gov { &gov_bits } else { &bank_bits };
+            let own_values = (me == Role::Bank).then_some(&values[..]);
+            let sel = e.select(Role::Bank, own_values, 2, mine, n).unwrap();
+            let ones = e.bits_to_arith(mine, n).unwrap();
+            let refused = e.select(Role::Bank, own_values, 2, &mine[..1], n).is_err();
+            ([sel, ones].map(|v| e.reveal_both(&opened(), &v).unwrap()), refused)
+        });
+        assert_eq!(g.0, b.0);
+        assert!(g.1 && b.1, "a bit vector of the wrong length is refused");
+        for i in 0..n {
+            let beta = ((gov_bits[i / 64] ^ bank_bits[i / 64]) >> (i % 64)) & 1;
+            assert_eq!(g.0[1][i], beta);
+            assert_eq!(&g.0[0][2 * i..2 * i + 2], &[values[2 * i] * beta, values[2 * i + 1] * beta]);
+        }
     });
-    assert_eq!(g.0, b.0);
-    assert!(g.1 && b.1, "a bit vector of the wrong length is refused");
-    for i in 0..n {
-        let beta = ((gov_bits[i / 64] ^ bank_bits[i / 64]) >> (i % 64)) & 1;
-        assert_eq!(g.0[1][i], beta);
-        assert_eq!(&g.0[0][2 * i..2 * i + 2], &[values[2 * i] * beta, values[2 * i + 1] * beta]);
-    }
 }
 
 #[test]
 fn thermometer_gives_every_at_least_bit_inside_and_outside_the_range() {
-    let mut x = small_values(13, 300, 300);
-    x.extend([0, 1, 127, 128, 129, u64::MAX, 64]);
-    let m = 7;
-    let (g, b) = both(|e| {
-        let xs = shared(e, &x);
-        e.thermometer(&xs, m, 12).unwrap()
-    });
-    let n = x.len();
-    for k in 0..=(1usize << m) {
-        for (i, &v) in x.iter().enumerate() {
-            let e = k * n + i;
-            let got = ((g[e / 64] ^ b[e / 64]) >> (e % 64)) & 1;
-            assert_eq!(got == 1, v as i64 >= k as i64, "[{} ≥ {k}]", v as i64);
+    sources::each_source(|| {
+        let mut x = small_values(13, 300, 300);
+        x.extend([0, 1, 127, 128, 129, u64::MAX, 64]);
+        let m = 7;
+        let (g, b) = both(|e| {
+            let xs = shared(e, &x);
+            e.thermometer(&xs, m, 12).unwrap()
+        });
+        let n = x.len();
+        for k in 0..=(1usize << m) {
+            for (i, &v) in x.iter().enumerate() {
+                let e = k * n + i;
+                let got = ((g[e / 64] ^ b[e / 64]) >> (e % 64)) & 1;
+                assert_eq!(got == 1, v as i64 >= k as i64, "[{} ≥ {k}]", v as i64);
+            }
         }
-    }
+    });
 }

@@ -1,6 +1,9 @@
 //! Engine operations for Gram blocks (`cross_gram`, `lift`, `matvec_shared`): both parties over
 //! the in-memory channel with seeded RNGs, random inputs, results checked against plaintext
 //! integer arithmetic computed here.
+//! Every test runs once per correlation source (IKNP, silent; `sources::each_source`).
+
+mod sources;
 
 use std::sync::{Arc, Mutex};
 
@@ -21,11 +24,12 @@ const F: u32 = 16;
 
 /// Runs `f` at both parties (gov seed 1, bank seed 2) and returns (gov result, bank result).
 fn both<T: Send>(f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
+    let src = sources::source();
     let f = &f;
     let fp = FixedPoint::new(F);
     run_pair(
-        move |ch| f(&mut Engine::new(ch, fp, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::new(ch, fp, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
+        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
+        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
     )
 }
 
@@ -35,26 +39,28 @@ fn mask(bits: u32) -> u64 {
 
 #[test]
 fn lift_gives_the_sign_extended_value_in_z_2_64() {
-    let mut r = ChaCha20Rng::seed_from_u64(100);
-    for ring in [3u32, 5, 20, 35, 46, 63, 64] {
-        let half = 1i64 << (ring - 2).min(62);
-        let mut values: Vec<i64> = (0..300).map(|_| r.random_range(-half..half)).collect();
-        values.extend([0, 1, -1, half - 1, -half]);
-        let gov_shares: Vec<u64> = values.iter().map(|_| r.next_u64() & mask(ring)).collect();
-        let bank_shares: Vec<u64> =
-            values.iter().zip(&gov_shares).map(|(&v, g)| (v as u64).wrapping_sub(*g) & mask(ring)).collect();
-        let (g, b) = both(|e| {
-            let own = if e.role() == Role::Gov { &gov_shares } else { &bank_shares };
-            e.lift(own, ring).unwrap()
-        });
-        for (i, &v) in values.iter().enumerate() {
-            assert_eq!(g[i].wrapping_add(b[i]) as i64, v, "ring {ring}, value {v}");
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(100);
+        for ring in [3u32, 5, 20, 35, 46, 63, 64] {
+            let half = 1i64 << (ring - 2).min(62);
+            let mut values: Vec<i64> = (0..300).map(|_| r.random_range(-half..half)).collect();
+            values.extend([0, 1, -1, half - 1, -half]);
+            let gov_shares: Vec<u64> = values.iter().map(|_| r.next_u64() & mask(ring)).collect();
+            let bank_shares: Vec<u64> =
+                values.iter().zip(&gov_shares).map(|(&v, g)| (v as u64).wrapping_sub(*g) & mask(ring)).collect();
+            let (g, b) = both(|e| {
+                let own = if e.role() == Role::Gov { &gov_shares } else { &bank_shares };
+                e.lift(own, ring).unwrap()
+            });
+            for (i, &v) in values.iter().enumerate() {
+                assert_eq!(g[i].wrapping_add(b[i]) as i64, v, "ring {ring}, value {v}");
+            }
+            if ring < 64 {
+                // Shares are not the value and not confined to the small ring.
+                assert!(g.iter().any(|s| s >> ring != 0) && b.iter().any(|s| s >> ring != 0), "ring {ring}");
+            }
         }
-        if ring < 64 {
-            // Shares are not the value and not confined to the small ring.
-            assert!(g.iter().any(|s| s >> ring != 0) && b.iter().any(|s| s >> ring != 0), "ring {ring}");
-        }
-    }
+    });
 }
 
 /// Random A (owner `a_owner`) and B within the bounds, with some entries at the extremes;
@@ -92,89 +98,99 @@ fn cross_case(a_owner: Role, rows: usize, a_cols: usize, b_cols: usize, a_bits: 
 
 #[test]
 fn cross_gram_matches_plaintext_for_either_owner() {
-    cross_case(Role::Gov, 300, 3, 5, 16, 20, 1);
-    cross_case(Role::Bank, 77, 1, 4, 1, 24, 2);
-    cross_case(Role::Bank, 128, 2, 3, 9, 7, 3);
-    cross_case(Role::Gov, 1, 2, 2, 5, 5, 4);
-    // ℓ = 10 + 27 + 27 = 64: no lift needed.
-    cross_case(Role::Gov, 1024, 1, 2, 27, 27, 5);
-    // Several COT calls (column chunks of A).
-    cross_case(Role::Gov, 2048, 3, 600, 3, 8, 6);
+    sources::each_source(|| {
+        cross_case(Role::Gov, 300, 3, 5, 16, 20, 1);
+        cross_case(Role::Bank, 77, 1, 4, 1, 24, 2);
+        cross_case(Role::Bank, 128, 2, 3, 9, 7, 3);
+        cross_case(Role::Gov, 1, 2, 2, 5, 5, 4);
+        // ℓ = 10 + 27 + 27 = 64: no lift needed.
+        cross_case(Role::Gov, 1024, 1, 2, 27, 27, 5);
+        // Several COT calls (column chunks of A).
+        cross_case(Role::Gov, 2048, 3, 600, 3, 8, 6);
+    });
 }
 
 #[test]
 fn cross_gram_at_the_worst_case_bound_is_exact() {
-    // All entries at the extremes: |AᵀB| is just below 2^(ℓ−2), the lift's limit.
-    for (rows, a_bits, b_bits) in [(64usize, 6u32, 5u32), (100, 1, 12)] {
-        let a = vec![-(1i64 << (a_bits - 1)); rows];
-        for sign in [1i64, -1] {
-            let b = vec![sign * ((1i64 << (b_bits - 1)) - 1); rows];
-            let am = PlainMatrix { rows, cols: 1, data: a.iter().map(|&v| v as u64).collect() };
-            let bm = PlainMatrix { rows, cols: 1, data: b.iter().map(|&v| v as u64).collect() };
-            let (g, _) = both(|e| {
-                let own = if e.role() == Role::Gov { &am } else { &bm };
-                let s = e.cross_gram(Role::Gov, own, rows, 1, 1, a_bits, b_bits).unwrap();
-                e.reveal_both(&opened(), &s).unwrap()
-            });
-            let want = rows as i64 * a[0] * b[0];
-            assert!(want.unsigned_abs() < 1 << (cross_gram_ring(rows, a_bits, b_bits) - 2));
-            assert_eq!(g[0] as i64, want, "rows {rows}, bits {a_bits}/{b_bits}, sign {sign}");
-        }
-    }
-}
-
-#[test]
-fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking() {
-    let m = |data: Vec<i64>| PlainMatrix { rows: data.len(), cols: 1, data: data.iter().map(|&v| v as u64).collect() };
-    let ((), ()) = both(|e| {
-        if e.role() == Role::Gov {
-            // A in [−8, 8) with 4 bits; B with |b| < 8.
-            let err = e.cross_gram(Role::Gov, &m(vec![1, 8]), 2, 1, 1, 4, 4).unwrap_err();
-            assert!(
-                matches!(&err, Error::Input(InputError::Usage { op: "cross_gram", detail }) if detail.contains("(row 1, column 0) = 8")),
-                "{err}"
-            );
-            let input_error = |r: Result<Vec<u64>, Error>, want: &str| match r {
-                Err(Error::Input(InputError::Usage { detail, .. })) => assert!(detail.contains(want), "{detail}"),
-                other => panic!("expected an input error containing {want:?}, got {other:?}"),
-            };
-            let before = e.stats();
-            input_error(e.cross_gram(Role::Gov, &m(vec![-9, 0]), 2, 1, 1, 4, 4), "A entry (row 0, column 0) = -9");
-            input_error(e.cross_gram(Role::Bank, &m(vec![0, -8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = -8");
-            input_error(e.cross_gram(Role::Bank, &m(vec![0, 8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = 8");
-            input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 40, 24), "need a 65-bit ring");
-            input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 3, 1, 1, 4, 4), "the call says 3×1");
-            input_error(e.lift(&[0], 2), "ring of 2 bits");
-            input_error(e.lift(&[0], 65), "ring of 65 bits");
-            assert_eq!(e.stats(), before, "refused before sending anything");
+    sources::each_source(|| {
+        // All entries at the extremes: |AᵀB| is just below 2^(ℓ−2), the lift's limit.
+        for (rows, a_bits, b_bits) in [(64usize, 6u32, 5u32), (100, 1, 12)] {
+            let a = vec![-(1i64 << (a_bits - 1)); rows];
+            for sign in [1i64, -1] {
+                let b = vec![sign * ((1i64 << (b_bits - 1)) - 1); rows];
+                let am = PlainMatrix { rows, cols: 1, data: a.iter().map(|&v| v as u64).collect() };
+                let bm = PlainMatrix { rows, cols: 1, data: b.iter().map(|&v| v as u64).collect() };
+                let (g, _) = both(|e| {
+                    let own = if e.role() == Role::Gov { &am } else { &bm };
+                    let s = e.cross_gram(Role::Gov, own, rows, 1, 1, a_bits, b_bits).unwrap();
+                    e.reveal_both(&opened(), &s).unwrap()
+                });
+                let want = rows as i64 * a[0] * b[0];
+                assert!(want.unsigned_abs() < 1 << (cross_gram_ring(rows, a_bits, b_bits) - 2));
+                assert_eq!(g[0] as i64, want, "rows {rows}, bits {a_bits}/{b_bits}, sign {sign}");
+            }
         }
     });
 }
 
 #[test]
-fn matvec_shared_matches_plaintext() {
-    let fp = FixedPoint::new(F);
-    let mut r = ChaCha20Rng::seed_from_u64(200);
-    for (rows, cols) in [(24usize, 24usize), (7, 13), (1, 1)] {
-        let m: Vec<u64> = (0..rows * cols).map(|_| fp.encode(r.random_range(-8.0..8.0))).collect();
-        let v: Vec<u64> = (0..cols).map(|_| fp.encode(r.random_range(-20.0..20.0))).collect();
-        // Full-range shares of M: the truncation must come after the sum.
-        let gov_m: Vec<u64> = (0..rows * cols).map(|_| r.next_u64()).collect();
-        let bank_m: Vec<u64> = m.iter().zip(&gov_m).map(|(x, g)| x.wrapping_sub(*g)).collect();
-        let (g, b) = both(|e| {
-            let me = e.role();
-            let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
-            let own = PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
-            let out = e.matvec_shared(&own, &vs).unwrap();
-            e.reveal_both(&opened(), &out).unwrap()
+fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking() {
+    sources::each_source(|| {
+        let m =
+            |data: Vec<i64>| PlainMatrix { rows: data.len(), cols: 1, data: data.iter().map(|&v| v as u64).collect() };
+        let ((), ()) = both(|e| {
+            if e.role() == Role::Gov {
+                // A in [−8, 8) with 4 bits; B with |b| < 8.
+                let err = e.cross_gram(Role::Gov, &m(vec![1, 8]), 2, 1, 1, 4, 4).unwrap_err();
+                assert!(
+                    matches!(&err, Error::Input(InputError::Usage { op: "cross_gram", detail }) if detail.contains("(row 1, column 0) = 8")),
+                    "{err}"
+                );
+                let input_error = |r: Result<Vec<u64>, Error>, want: &str| match r {
+                    Err(Error::Input(InputError::Usage { detail, .. })) => assert!(detail.contains(want), "{detail}"),
+                    other => panic!("expected an input error containing {want:?}, got {other:?}"),
+                };
+                let before = e.stats();
+                input_error(e.cross_gram(Role::Gov, &m(vec![-9, 0]), 2, 1, 1, 4, 4), "A entry (row 0, column 0) = -9");
+                input_error(e.cross_gram(Role::Bank, &m(vec![0, -8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = -8");
+                input_error(e.cross_gram(Role::Bank, &m(vec![0, 8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = 8");
+                input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 40, 24), "need a 65-bit ring");
+                input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 3, 1, 1, 4, 4), "the call says 3×1");
+                input_error(e.lift(&[0], 2), "ring of 2 bits");
+                input_error(e.lift(&[0], 65), "ring of 65 bits");
+                assert_eq!(e.stats(), before, "refused before sending anything");
+            }
         });
-        assert_eq!(g, b);
-        for i in 0..rows {
-            let want: i128 = (0..cols).map(|j| m[i * cols + j] as i64 as i128 * v[j] as i64 as i128).sum();
-            let diff = (g[i] as i64).wrapping_sub((want >> F) as i64);
-            assert!(diff.abs() <= 1, "row {i} of {rows}×{cols}: off by {diff} ulps");
+    });
+}
+
+#[test]
+fn matvec_shared_matches_plaintext() {
+    sources::each_source(|| {
+        let fp = FixedPoint::new(F);
+        let mut r = ChaCha20Rng::seed_from_u64(200);
+        for (rows, cols) in [(24usize, 24usize), (7, 13), (1, 1)] {
+            let m: Vec<u64> = (0..rows * cols).map(|_| fp.encode(r.random_range(-8.0..8.0))).collect();
+            let v: Vec<u64> = (0..cols).map(|_| fp.encode(r.random_range(-20.0..20.0))).collect();
+            // Full-range shares of M: the truncation must come after the sum.
+            let gov_m: Vec<u64> = (0..rows * cols).map(|_| r.next_u64()).collect();
+            let bank_m: Vec<u64> = m.iter().zip(&gov_m).map(|(x, g)| x.wrapping_sub(*g)).collect();
+            let (g, b) = both(|e| {
+                let me = e.role();
+                let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
+                let own =
+                    PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
+                let out = e.matvec_shared(&own, &vs).unwrap();
+                e.reveal_both(&opened(), &out).unwrap()
+            });
+            assert_eq!(g, b);
+            for i in 0..rows {
+                let want: i128 = (0..cols).map(|j| m[i * cols + j] as i64 as i128 * v[j] as i64 as i128).sum();
+                let diff = (g[i] as i64).wrapping_sub((want >> F) as i64);
+                assert!(diff.abs() <= 1, "row {i} of {rows}×{cols}: off by {diff} ulps");
+            }
         }
-    }
+    });
 }
 
 /// Records every payload this party receives.
@@ -189,12 +205,14 @@ impl FrameObserver for Recorder {
 
 /// What `observer` (gov or bank) receives during one `cross_gram` with the gov's A and the bank's B.
 fn view_of_cross_gram(observer: Role, a: &PlainMatrix, b: &PlainMatrix) -> Vec<u8> {
+    let src = sources::source();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let party = |ch: &mut Channel, seed: u64| {
         if ch.role() == observer {
             ch.set_observer(Box::new(Recorder(seen.clone())));
         }
-        let mut e = Engine::new(ch, FixedPoint::new(F), &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
+        let mut e =
+            Engine::with_correlations(ch, FixedPoint::new(F), src, &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
         let own = if e.role() == Role::Gov { a } else { b };
         e.cross_gram(Role::Gov, own, a.rows, a.cols, b.cols, 12, 12).unwrap();
     };
@@ -204,24 +222,26 @@ fn view_of_cross_gram(observer: Role, a: &PlainMatrix, b: &PlainMatrix) -> Vec<u
 
 #[test]
 fn peer_views_of_cross_gram_hide_the_inputs() {
-    let mut r = ChaCha20Rng::seed_from_u64(300);
-    let mut random = |rows: usize, cols: usize| PlainMatrix {
-        rows,
-        cols,
-        data: (0..rows * cols).map(|_| r.random_range(-2000i64..2000) as u64).collect(),
-    };
-    let (a1, b1, b2) = (random(64, 2), random(64, 3), random(64, 3));
-    // Constant inputs are the easiest to spot if they leaked.
-    let a_const = PlainMatrix { rows: 64, cols: 2, data: vec![1234; 128] };
-    let b_const = PlainMatrix { rows: 64, cols: 3, data: vec![(-777i64) as u64; 192] };
-    for (observer, x, y) in [(Role::Bank, (&a1, &b1), (&a_const, &b1)), (Role::Gov, (&a1, &b2), (&a1, &b_const))] {
-        let (vx, vy) = (view_of_cross_gram(observer, x.0, x.1), view_of_cross_gram(observer, y.0, y.1));
-        assert_eq!(vx.len(), vy.len(), "{observer}: message sizes do not depend on the peer's input");
-        assert_ne!(vx, vy);
-        for view in [&vx, &vy] {
-            let ones: u64 = view.iter().map(|b| b.count_ones() as u64).sum();
-            let frac = ones as f64 / (8 * view.len()) as f64;
-            assert!((frac - 0.5).abs() < 0.02, "{observer}: fraction of 1 bits {frac}");
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(300);
+        let mut random = |rows: usize, cols: usize| PlainMatrix {
+            rows,
+            cols,
+            data: (0..rows * cols).map(|_| r.random_range(-2000i64..2000) as u64).collect(),
+        };
+        let (a1, b1, b2) = (random(64, 2), random(64, 3), random(64, 3));
+        // Constant inputs are the easiest to spot if they leaked.
+        let a_const = PlainMatrix { rows: 64, cols: 2, data: vec![1234; 128] };
+        let b_const = PlainMatrix { rows: 64, cols: 3, data: vec![(-777i64) as u64; 192] };
+        for (observer, x, y) in [(Role::Bank, (&a1, &b1), (&a_const, &b1)), (Role::Gov, (&a1, &b2), (&a1, &b_const))] {
+            let (vx, vy) = (view_of_cross_gram(observer, x.0, x.1), view_of_cross_gram(observer, y.0, y.1));
+            assert_eq!(vx.len(), vy.len(), "{observer}: message sizes do not depend on the peer's input");
+            assert_ne!(vx, vy);
+            for view in [&vx, &vy] {
+                let ones: u64 = view.iter().map(|b| b.count_ones() as u64).sum();
+                let frac = ones as f64 / (8 * view.len()) as f64;
+                assert!((frac - 0.5).abs() < 0.02, "{observer}: fraction of 1 bits {frac}");
+            }
         }
-    }
+    });
 }

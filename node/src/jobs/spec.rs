@@ -9,7 +9,7 @@ use models::scorecard::{ScoreOutput, Scorecard};
 use models::secure_lr::ModelReveal;
 use models::standardize::{MissingPolicy, PrepParams};
 use protocol::Role;
-use protocol::mpc::Sigmoid;
+use protocol::mpc::{Correlations, Sigmoid};
 use protocol::psi::{PsiProtocol, PsiReveal};
 use serde::{Deserialize, Serialize};
 
@@ -436,11 +436,12 @@ const TRAIN_KEYS: &[&str] = &[
     "min_bin_share",
     "monotonic",
     "min_iv",
+    "correlations",
 ];
 /// Train parameters of the WOE scorecard only.
 const WOE_KEYS: &[&str] = &["bins", "binning", "min_bin_share", "monotonic", "min_iv"];
-const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output"];
-const WATCHLIST_KEYS: &[&str] = &["model", "threshold"];
+const SCORE_KEYS: &[&str] = &["model", "target", "queries_file", "score_output", "correlations"];
+const WATCHLIST_KEYS: &[&str] = &["model", "threshold", "correlations"];
 const CHECKUP_KEYS: &[&str] = &["model", "entity", "consent"];
 
 /// What a train job fits.
@@ -545,6 +546,10 @@ pub struct JobParams {
     pub entity: Option<String>,
     /// Checkup: the reference of the entity's consent (required).
     pub consent: Option<String>,
+    /// Train, score, watchlist: where the engine's correlated OTs come from, `"iknp"` (default,
+    /// faster on a fast link) or `"silent"` (about a third of the bytes, for slow links)
+    /// ([`Correlations`]); same results and security.
+    pub correlations: Option<Correlations>,
 }
 
 impl JobParams {
@@ -611,6 +616,10 @@ impl JobParams {
 
     pub fn scorecard(&self) -> Scorecard {
         self.scorecard.clone().unwrap_or_default()
+    }
+
+    pub fn correlations(&self) -> Correlations {
+        self.correlations.unwrap_or_default()
     }
 }
 

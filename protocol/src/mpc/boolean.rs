@@ -6,8 +6,9 @@
 //! - AND triples: from two random OTs in opposite directions. As ROT sender a party gets bits
 //!   `(h0, h1)` and sets `a = h0 ⊕ h1`, `u = h0`; as ROT receiver it picks random `b` and gets
 //!   `v = u_peer ⊕ b·a_peer`. Then `c = a·b ⊕ u ⊕ v` gives `(a0⊕a1)(b0⊕b1) = c0⊕c1`. Each party
-//!   only knows its own `a, b, c`: its `a` is a hash of IKNP rows the peer cannot compute
-//!   (unknown Δ / unchosen message), its `b` are IKNP choices hidden from the peer.
+//!   only knows its own `a, b, c`: its `a` is a hash of OT keys the peer cannot compute
+//!   (unknown Δ / unchosen message), its `b` are OT choices hidden from the peer (random choices,
+//!   so the silent source sends nothing for them; see `source`).
 //! - AND gate (Beaver): open `x⊕a`, `y⊕b` (uniform, since `a`, `b` are unknown to the peer).
 //! - MSB of an arithmetic share `x = x0 + x1`: `msb(x) = msb(x0) ⊕ msb(x1) ⊕ carry`, where the
 //!   carry out of the low 63 bits of `x0 + x1` is computed by a generate/propagate tree
@@ -22,9 +23,7 @@
 
 use super::Engine;
 use super::cot::{CotRecv, CotSend};
-use crate::ot::iknp;
 use crate::{Result, Role};
-use rand::Rng;
 use zeroize::Zeroize;
 
 /// XOR shares of AND triples, packed; wiped on drop.
@@ -51,26 +50,17 @@ fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
 }
 
 impl Engine<'_> {
-    /// `64·words` AND triples from random OTs in both directions (one flight).
+    /// `64·words` AND triples from random OTs in both directions (at most one flight).
     pub(crate) fn and_triples(&mut self, words: usize) -> Result<Triples> {
         let m = 64 * words;
-        let mut choice_words: Vec<u128> = (0..m.div_ceil(128))
-            .map(|_| ((self.rng.0.next_u64() as u128) << 64) | self.rng.0.next_u64() as u128)
-            .collect();
-        let recv_start = self.ot_recv.count;
-        let (msg, mut t) = self.ot_recv.extend(m, &choice_words);
-        self.ch.send_bulk("mpc.and.u", &msg)?;
-        let send_start = self.ot_send.count;
-        let peer_msg = self.ch.recv_bulk("mpc.and.u", iknp::message_len(m) as u64)?;
-        let mut q = self.ot_send.extend(m, &peer_msg)?;
-        let delta = self.ot_send.delta();
+        let (sent, received) = self.ot_keys("mpc.and.u", Some(m), Some((m, None)), true)?;
+        let (sent, received) = (sent.expect("sender part"), received.expect("receiver part"));
         let (mut h0, mut h1, mut hv) = (vec![0u128; m], vec![0u128; m], vec![0u128; m]);
-        let mut flipped: Vec<u128> = q.iter().map(|x| x ^ delta).collect();
-        let send_tweak = ((self.role.index() as u128) << 120) | ((send_start as u128) << 32);
-        let recv_tweak = ((self.role.peer().index() as u128) << 120) | ((recv_start as u128) << 32);
-        self.hash.expand(&q, send_tweak, 1, &mut h0);
-        self.hash.expand(&flipped, send_tweak, 1, &mut h1);
-        self.hash.expand(&t, recv_tweak, 1, &mut hv);
+        let send_tweak = ((self.role.index() as u128) << 120) | ((sent.start as u128) << 32);
+        let recv_tweak = ((self.role.peer().index() as u128) << 120) | ((received.start as u128) << 32);
+        self.hash.expand(&sent.k0, send_tweak, 1, &mut h0);
+        self.hash.expand(&sent.k1, send_tweak, 1, &mut h1);
+        self.hash.expand(&received.keys, recv_tweak, 1, &mut hv);
         let pack = |h: &[u128]| -> Vec<u64> {
             let mut out = vec![0u64; words];
             for (i, v) in h.iter().enumerate() {
@@ -80,10 +70,10 @@ impl Engine<'_> {
         };
         let (mut u, mut h1p, mut v) = (pack(&h0), pack(&h1), pack(&hv));
         let a = xor(&u, &h1p);
-        let b: Vec<u64> = (0..words).map(|w| (choice_words[w / 2] >> (64 * (w % 2))) as u64).collect();
+        let b: Vec<u64> = (0..words).map(|w| (received.choices[w / 2] >> (64 * (w % 2))) as u64).collect();
         let c: Vec<u64> = (0..words).map(|w| (a[w] & b[w]) ^ u[w] ^ v[w]).collect();
-        // Wipe the OT rows, hashes and choices the triples were made from.
-        for buf in [&mut choice_words, &mut t, &mut q, &mut flipped, &mut h0, &mut h1, &mut hv] {
+        // Wipe the hashes the triples were made from (the keys wipe themselves on drop).
+        for buf in [&mut h0, &mut h1, &mut hv] {
             buf.zeroize();
         }
         for buf in [&mut u, &mut h1p, &mut v] {

@@ -1,4 +1,4 @@
-//! Arithmetic correlated OT (Gilboa multiplication) on the IKNP instances.
+//! Arithmetic correlated OT (Gilboa multiplication) on the engine's OT source ([`super::source`]).
 //!
 //! A *group* `g` is one receiver value `b_g` (its low `bits` bits are OT choice bits) and one
 //! sender correlation vector `c_g` of `width` ring elements. The ring is `Z_2^ring` (`ring` ≤ 64,
@@ -7,19 +7,20 @@
 //! (low `ring − k` bits only, bit-packed), the receiver with choice `β` outputs
 //! `(m_β + β·d) · 2^k` and the sender `−m0 · 2^k`. Summed over `k` the two outputs are additive
 //! shares of `b_g · c_g` (mod 2^ring; outputs are reduced to their low `ring` bits). `m0`, `m1`
-//! are the tweakable-hash expansions of the IKNP rows (`q`, `q ⊕ Δ`); the receiver's `H(t)`
-//! equals `m_β`.
+//! are the tweakable-hash expansions of the source's OT keys (`k0`, `k1 = k0 ⊕ Δ`); the
+//! receiver's `H(k_β)` equals `m_β`.
 //!
-//! What each party learns: the sender sees only the IKNP message (independent of the choices).
-//! The receiver sees `d`, which is masked by the pad of the unchosen message `m_{1−β}`
-//! (pseudorandom to it since it does not know Δ), so `d` is uniform in its view; its output
-//! share is masked by `m0`. Both output shares are uniform on their own. Nothing is reused: each
-//! call extends fresh OTs, and pads are bound to the OT index and element block by the tweak.
+//! What each party learns: the sender sees only the source's receiver message (IKNP columns or
+//! derandomisation bits, independent of the choices; see [`super::source`]). The receiver sees
+//! `d`, which is masked by the pad of the unchosen message `m_{1−β}` (pseudorandom to it since
+//! it does not know Δ), so `d` is uniform in its view; its output share is masked by `m0`. Both
+//! output shares are uniform on their own. Nothing is reused: each call takes fresh OTs, and
+//! pads are bound to the OT index and element block by the tweak.
 
 use zeroize::Zeroize;
 
 use super::Engine;
-use crate::ot::iknp;
+use super::source::{Received, Sent};
 use crate::{Result, Role};
 
 /// This party's part as COT sender: `corr` holds `groups` vectors of `width` elements.
@@ -110,9 +111,45 @@ impl BitReader<'_> {
 }
 
 impl Engine<'_> {
+    /// Correlated OT keys for this call: `send` OTs with this party as sender and, if `recv` is
+    /// Some((m, choices)), `m` as receiver with those choices (None: random ones). The peer calls
+    /// with the mirror image. The receiver's message (if its source has one) goes out first,
+    /// then the peer's is read: one flight. Counts the bytes as correlation traffic.
+    pub(crate) fn ot_keys(
+        &mut self,
+        kind: &str,
+        send: Option<usize>,
+        recv: Option<(usize, Option<&[u128]>)>,
+        random_choices: bool,
+    ) -> Result<(Option<Sent>, Option<Received>)> {
+        let before = self.ch.stats().total_bytes();
+        let (send_m, recv_m) = (send.unwrap_or(0), recv.map_or(0, |r| r.0));
+        self.ots.reserve(self.ch, send_m, recv_m, &mut self.rng.0)?;
+        let received = match recv {
+            Some((m, choices)) => {
+                let r = self.ots.receive(m, choices, &mut self.rng.0);
+                if self.ots.message_len(m, random_choices) > 0 {
+                    self.ch.send_bulk(kind, &r.msg)?;
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let sent = match send {
+            Some(m) => {
+                let len = self.ots.message_len(m, random_choices);
+                let msg = if len > 0 { self.ch.recv_bulk(kind, len as u64)? } else { Vec::new() };
+                Some(self.ots.send(m, &msg, random_choices)?)
+            }
+            None => None,
+        };
+        self.correlation_bytes += self.ch.stats().total_bytes() - before;
+        Ok((sent, received))
+    }
+
     /// Runs this party's sender and/or receiver part (the peer runs the mirror image) and
     /// returns (sender output shares, receiver output shares), each `groups × width` values.
-    /// Two flights: IKNP messages, then corrections.
+    /// Two flights: OT messages (none for some sources), then corrections.
     pub(crate) fn cot(&mut self, send: Option<CotSend>, recv: Option<CotRecv>) -> Result<(Vec<u64>, Vec<u64>)> {
         self.cot_ring(send, recv, 64)
     }
@@ -129,54 +166,53 @@ impl Engine<'_> {
             send.as_ref().is_none_or(|s| s.bits <= ring) && recv.as_ref().is_none_or(|r| r.bits <= ring),
             "cot: more choice bits than ring bits"
         );
-        let recv_state = match &recv {
-            Some(r) => {
-                assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
-                let m = r.groups * r.bits as usize;
-                let mut words = vec![0u128; m.div_ceil(128)];
-                for (g, &c) in r.choices.iter().enumerate() {
-                    for k in 0..r.bits as usize {
-                        let i = g * r.bits as usize + k;
-                        words[i / 128] |= (((c >> k) & 1) as u128) << (i % 128);
-                    }
+        let words = recv.as_ref().map(|r| {
+            assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
+            let m = r.groups * r.bits as usize;
+            let mut words = vec![0u128; m.div_ceil(128)];
+            for (g, &c) in r.choices.iter().enumerate() {
+                for k in 0..r.bits as usize {
+                    let i = g * r.bits as usize + k;
+                    words[i / 128] |= (((c >> k) & 1) as u128) << (i % 128);
                 }
-                let start = self.ot_recv.count;
-                let (msg, t) = self.ot_recv.extend(m, &words);
-                self.ch.send_bulk("mpc.cot.u", &msg)?;
-                Some((start, t))
             }
-            None => None,
-        };
-        let sender_shares = match &send {
-            Some(s) => {
-                assert_eq!(s.corr.len(), s.groups * s.width, "cot: correlation shape");
-                let m = s.groups * s.bits as usize;
-                let start = self.ot_send.count;
-                let msg = self.ch.recv_bulk("mpc.cot.u", iknp::message_len(m) as u64)?;
-                let mut q = self.ot_send.extend(m, &msg)?;
-                let (shares, packed) = self.sender_corrections(s, &q, tweak_base(self.role, start), ring);
-                q.zeroize();
+            (m, words)
+        });
+        if let Some(s) = &send {
+            assert_eq!(s.corr.len(), s.groups * s.width, "cot: correlation shape");
+        }
+        let (sent, received) = self.ot_keys(
+            "mpc.cot.u",
+            send.as_ref().map(|s| s.groups * s.bits as usize),
+            words.as_ref().map(|(m, w)| (*m, Some(w.as_slice()))),
+            false,
+        )?;
+        if let Some((_, mut w)) = words {
+            w.zeroize();
+        }
+        let before = self.ch.stats().total_bytes();
+        let sender_shares = match (&send, &sent) {
+            (Some(s), Some(keys)) => {
+                let (shares, packed) = self.sender_corrections(s, keys, tweak_base(self.role, keys.start), ring);
                 self.ch.send_u64s("mpc.cot.d", &packed)?;
                 shares
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
-        let receiver_shares = match (&recv, recv_state) {
-            (Some(r), Some((start, mut t))) => {
-                let d = self.ch.recv_u64s("mpc.cot.d", correction_words(r.groups, r.width, r.bits, ring));
-                let shares = d.map(|d| self.receiver_outputs(r, &t, &d, tweak_base(self.role.peer(), start), ring));
-                t.zeroize();
-                shares?
+        let receiver_shares = match (&recv, &received) {
+            (Some(r), Some(keys)) => {
+                let d = self.ch.recv_u64s("mpc.cot.d", correction_words(r.groups, r.width, r.bits, ring))?;
+                self.receiver_outputs(r, &keys.keys, &d, tweak_base(self.role.peer(), keys.start), ring)
             }
             _ => Vec::new(),
         };
+        self.correction_bytes += self.ch.stats().total_bytes() - before;
         Ok((sender_shares, receiver_shares))
     }
 
-    fn sender_corrections(&self, s: &CotSend, q: &[u128], tweak: u128, ring: u32) -> (Vec<u64>, Vec<u64>) {
+    fn sender_corrections(&self, s: &CotSend, keys: &Sent, tweak: u128, ring: u32) -> (Vec<u64>, Vec<u64>) {
         let (bits, width) = (s.bits as usize, s.width);
         let blocks = width.div_ceil(2);
-        let delta = self.ot_send.delta();
         let mut shares = vec![0u64; s.groups * width];
         let mut w =
             BitWriter { out: Vec::with_capacity(correction_words(s.groups, width, s.bits, ring)), acc: 0, n: 0 };
@@ -185,14 +221,12 @@ impl Engine<'_> {
         let mut m1 = Vec::new();
         for g0 in (0..s.groups).step_by(per) {
             let g1 = (g0 + per).min(s.groups);
-            let rows = &q[g0 * bits..g1 * bits];
-            let mut flipped: Vec<u128> = rows.iter().map(|x| x ^ delta).collect();
+            let (lo, hi) = (g0 * bits, g1 * bits);
             let tw = tweak + (((g0 * bits) as u128) << 32);
-            m0.resize(rows.len() * blocks, 0);
-            m1.resize(rows.len() * blocks, 0);
-            self.hash.expand(rows, tw, blocks, &mut m0);
-            self.hash.expand(&flipped, tw, blocks, &mut m1);
-            flipped.zeroize();
+            m0.resize((hi - lo) * blocks, 0);
+            m1.resize((hi - lo) * blocks, 0);
+            self.hash.expand(&keys.k0[lo..hi], tw, blocks, &mut m0);
+            self.hash.expand(&keys.k1[lo..hi], tw, blocks, &mut m1);
             for g in g0..g1 {
                 let c = &s.corr[g * width..(g + 1) * width];
                 let out = &mut shares[g * width..(g + 1) * width];
@@ -214,6 +248,7 @@ impl Engine<'_> {
     }
 
     fn receiver_outputs(&self, r: &CotRecv, t_rows: &[u128], d: &[u64], tweak: u128, ring: u32) -> Vec<u64> {
+        assert_eq!(t_rows.len(), r.groups * r.bits as usize, "cot: one key per OT");
         let (bits, width) = (r.bits as usize, r.width);
         let blocks = width.div_ceil(2);
         let mut shares = vec![0u64; r.groups * width];

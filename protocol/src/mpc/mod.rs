@@ -1,9 +1,12 @@
 //! Two-party additive secret sharing over Z_2^64 with fixed-point values, no dealer.
 //!
 //! Every shared value is `x = x_gov + x_bank (mod 2^64)`; each party's share alone is uniformly
-//! random. All correlated randomness comes from OT run by the two parties together (base OT +
-//! IKNP in both directions, set up once in [`Engine::new`]); no party ever holds both shares of
-//! anything, correlated randomness included.
+//! random. All correlated randomness comes from OT run by the two parties together, from the
+//! [`Correlations`] source chosen at [`Engine::with_correlations`]: IKNP in both directions (set
+//! up once, 16 bytes per OT) or the silent generator [`crate::pcg`] (batches of random COTs,
+//! derandomised with 1 bit per OT); see [`source`]. No party ever holds both shares of
+//! anything, correlated randomness included. (A third source, an ideal dealer from a shared
+//! seed, exists only for tests behind the cargo feature `test-dealer`.)
 //!
 //! Protocols and what each party learns (semi-honest):
 //! - `share`: the owner sends `values − r` for fresh uniform `r`; the peer sees a uniform vector.
@@ -33,7 +36,10 @@ mod compare;
 mod cot;
 mod gram;
 pub mod sigmoid;
+mod source;
 mod trunc;
+
+pub use source::Correlations;
 
 pub use gram::cross_gram_ring;
 
@@ -47,8 +53,9 @@ use zeroize::Zeroize;
 use crate::channel::Stats;
 use crate::disclose::Grant;
 use crate::fixed::FixedPoint;
-use crate::ot::{CrHash, base, iknp};
+use crate::ot::CrHash;
 use crate::{Channel, Error, InputError, Result, Role};
+use source::OtSource;
 
 /// A plaintext matrix held by one party, fixed-point encoded, row-major.
 #[derive(Clone, Debug)]
@@ -124,39 +131,131 @@ impl Drop for SessionRng {
     }
 }
 
+/// Bytes the engine's channel carried in both directions since the engine was made, by kind,
+/// and this party's round trips. See [`Traffic::predicted_seconds`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Traffic {
+    /// Set-up: the base OTs of IKNP (none for the silent source).
+    pub setup_bytes: u64,
+    /// Correlation generation during the steps: IKNP extension messages, or silent COT batches
+    /// and derandomisation bits.
+    pub correlation_bytes: u64,
+    /// Gilboa corrections (the sender's `m0 − m1 + c` words of each correlated OT product).
+    pub correction_bytes: u64,
+    /// Everything else: input shares, AND-gate openings, reveals and the caller's own messages.
+    pub opening_bytes: u64,
+    /// Round trips (this party's send → receive turns), set-up included.
+    pub rounds: u64,
+    pub setup_rounds: u64,
+}
+
+impl Traffic {
+    pub fn total_bytes(&self) -> u64 {
+        self.setup_bytes + self.correlation_bytes + self.correction_bytes + self.opening_bytes
+    }
+
+    /// Time the counted traffic needs on a link of `bits_per_second` and round trip `rtt`
+    /// seconds, computation excluded: `total_bytes · 8 / bits_per_second + rounds · rtt`
+    /// (both directions' bytes on one link: an upper bound for a full-duplex link).
+    pub fn predicted_seconds(&self, bits_per_second: f64, rtt: f64) -> f64 {
+        self.total_bytes() as f64 * 8.0 / bits_per_second + self.rounds as f64 * rtt
+    }
+}
+
 /// One party's side of a two-party session. See the module docs. Secret session state (Δ, PRG
-/// key schedules, the ChaCha state) is wiped when the engine is dropped.
+/// key schedules, unused correlations, the ChaCha state) is wiped when the engine is dropped.
 pub struct Engine<'c> {
     ch: &'c mut Channel,
     role: Role,
     fp: FixedPoint,
     rng: SessionRng,
-    /// IKNP instance in which this party is the OT sender (holds Δ).
-    ot_send: iknp::Sender,
-    /// IKNP instance in which this party is the OT receiver.
-    ot_recv: iknp::Receiver,
+    /// The correlated OTs in both directions.
+    ots: Box<dyn OtSource>,
     hash: CrHash,
+    /// Channel counters when the engine was made and after its set-up.
+    start: Stats,
+    setup: Stats,
+    correlation_bytes: u64,
+    correction_bytes: u64,
 }
 
 impl<'c> Engine<'c> {
-    /// Runs 128 base OTs in each direction and sets up both IKNP instances (two flights).
-    /// `rng` is a CSPRNG owned by the caller; the engine seeds its own ChaCha20 from it.
+    /// [`Engine::with_correlations`] with [`Correlations::Iknp`]: 128 base OTs in each
+    /// direction and both IKNP instances set up here (two flights).
     pub fn new<R: CryptoRng>(ch: &'c mut Channel, fp: FixedPoint, rng: &mut R) -> Result<Engine<'c>> {
+        Self::with_correlations(ch, fp, Correlations::Iknp, rng)
+    }
+
+    /// An engine whose correlated OTs come from `correlations`. `rng` is a CSPRNG owned by the
+    /// caller; the engine seeds its own ChaCha20 from it. Both parties must pick the same source.
+    pub fn with_correlations<R: CryptoRng>(
+        ch: &'c mut Channel,
+        fp: FixedPoint,
+        correlations: Correlations,
+        rng: &mut R,
+    ) -> Result<Engine<'c>> {
+        let mut rng = Self::session_rng(rng);
+        let start = ch.stats();
+        let ots: Box<dyn OtSource> = match correlations {
+            Correlations::Iknp => Box::new(source::Iknp::setup(ch, &mut rng.0)?),
+            Correlations::Silent => Box::new(source::Silent::new()),
+        };
+        Ok(Self::assemble(ch, fp, rng, ots, start))
+    }
+
+    /// Test fixture (feature `test-dealer`, never in the node binary): correlated OTs from an
+    /// ideal dealer simulated from `seed`, which both parties pass. Gives no security — either
+    /// party could derive the other's OT keys from the seed — and sends no OT messages.
+    #[cfg(any(test, feature = "test-dealer"))]
+    pub fn with_test_dealer<R: CryptoRng>(ch: &'c mut Channel, fp: FixedPoint, seed: u64, rng: &mut R) -> Engine<'c> {
+        let rng = Self::session_rng(rng);
+        let start = ch.stats();
+        let ots = Box::new(source::Dealer::new(seed, ch.role()));
+        Self::assemble(ch, fp, rng, ots, start)
+    }
+
+    fn session_rng<R: CryptoRng>(rng: &mut R) -> SessionRng {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        let mut rng = SessionRng(ChaCha20Rng::from_seed(seed));
+        let rng = SessionRng(ChaCha20Rng::from_seed(seed));
         seed.zeroize();
-        let mut delta = ((rng.0.next_u64() as u128) << 64) | rng.0.next_u64() as u128;
-        let mut choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
-        let base = base::both_directions(ch, &mut rng.0, &choices);
-        choices.zeroize();
-        let (mut pairs, mut chosen) = base.inspect_err(|_| delta.zeroize())?;
-        let (ot_send, ot_recv) = (iknp::Sender::new(delta, &chosen), iknp::Receiver::new(&pairs));
-        delta.zeroize();
-        pairs.zeroize();
-        chosen.zeroize();
-        let role = ch.role();
-        Ok(Engine { ch, role, fp, rng, ot_send, ot_recv, hash: CrHash::default() })
+        rng
+    }
+
+    fn assemble(
+        ch: &'c mut Channel,
+        fp: FixedPoint,
+        rng: SessionRng,
+        ots: Box<dyn OtSource>,
+        start: Stats,
+    ) -> Engine<'c> {
+        let (role, setup) = (ch.role(), ch.stats().since(&start));
+        Engine {
+            ch,
+            role,
+            fp,
+            rng,
+            ots,
+            hash: CrHash::default(),
+            start,
+            setup,
+            correlation_bytes: 0,
+            correction_bytes: 0,
+        }
+    }
+
+    /// Bytes by kind and rounds since the engine was made (see [`Traffic`]).
+    pub fn traffic(&self) -> Traffic {
+        let all = self.ch.stats().since(&self.start);
+        let counted = self.setup.total_bytes() + self.correlation_bytes + self.correction_bytes;
+        Traffic {
+            setup_bytes: self.setup.total_bytes(),
+            correlation_bytes: self.correlation_bytes,
+            correction_bytes: self.correction_bytes,
+            opening_bytes: all.total_bytes() - counted,
+            rounds: all.rounds,
+            setup_rounds: self.setup.rounds,
+        }
     }
 
     pub fn role(&self) -> Role {
@@ -173,9 +272,9 @@ impl<'c> Engine<'c> {
     pub fn stats(&self) -> Stats {
         self.ch.stats()
     }
-    /// Number of OTs extended so far (as sender, as receiver).
+    /// Number of OTs used so far (as sender, as receiver; IKNP counts whole blocks of 128).
     pub fn ot_counts(&self) -> (u64, u64) {
-        (self.ot_send.count, self.ot_recv.count)
+        self.ots.counts()
     }
 
     fn random_vec(&mut self, n: usize) -> Vec<u64> {

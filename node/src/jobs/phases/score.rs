@@ -43,7 +43,7 @@ use crate::jobs::failure::{InputResult, JobError, Result, input};
 use crate::jobs::files::{self, JobFile};
 use crate::jobs::record::JobState;
 use crate::jobs::runner::PhaseContext;
-use crate::jobs::spec::{JobKind, ScoreTarget};
+use crate::jobs::spec::{JobKind, JobParams, ScoreTarget};
 
 /// Most ids one lookup job may score (the gov refuses a larger announced batch).
 pub const MAX_QUERIES: u64 = 1 << 20;
@@ -108,7 +108,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let params = ctx.spec.params()?;
     let saved = scoring_model(ctx)?;
     match params.target.context("params.target is missing")? {
-        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, params.score_output()),
+        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, &params),
         ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params.skip_invalid_ids),
         ScoreTarget::Session => crate::sessions::run(ctx, ch, &saved, params.skip_invalid_ids),
     }
@@ -119,7 +119,8 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
 /// ([`models::watchlist`]), the bank their number. The gov writes `<job_dir>/watchlist.csv`
 /// (`id`, the flagged ids). Every aligned entity counts against `policy.score_budget_per_day`.
 pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    let threshold = ctx.spec.params()?.threshold.context("params.threshold is missing")?;
+    let params = ctx.spec.params()?;
+    let threshold = params.threshold.context("params.threshold is missing")?;
     let saved = scoring_model(ctx)?;
     let aligned = take_aligned(ctx)?;
     let n = aligned.data.rows();
@@ -127,7 +128,8 @@ pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let x = model_inputs(ctx, saved.artifact.block(ctx.role), &aligned.data)?;
     ctx.progress(0.1, &format!("comparing the PD of {n} common entities with {threshold}"));
     let flags = {
-        let mut engine = Engine::new(ch, FixedPoint::new(saved.artifact.params.frac_bits), &mut os_rng())?;
+        let fp = FixedPoint::new(saved.artifact.params.frac_bits);
+        let mut engine = Engine::with_correlations(ch, fp, params.correlations(), &mut os_rng())?;
         secure_watchlist(&mut engine, &saved.artifact, &x, threshold)?
     };
     ctx.outcome.insert("threshold".into(), threshold.into());
@@ -177,15 +179,16 @@ pub(crate) fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
     Ok(saved)
 }
 
-fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, output: ScoreOutput) -> Result<()> {
+fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, params: &JobParams) -> Result<()> {
     let aligned = take_aligned(ctx)?;
     let art = &saved.artifact;
     check_budget(ctx, &saved.job_id, aligned.data.rows() as u64)?;
     let x = model_inputs(ctx, art.block(ctx.role), &aligned.data)?;
     ctx.progress(0.1, &format!("scoring {} common entities", aligned.data.rows()));
     let scores = {
-        let mut engine = Engine::new(ch, FixedPoint::new(art.params.frac_bits), &mut os_rng())?;
-        secure_score(&mut engine, art, &x, output)?
+        let fp = FixedPoint::new(art.params.frac_bits);
+        let mut engine = Engine::with_correlations(ch, fp, params.correlations(), &mut os_rng())?;
+        secure_score(&mut engine, art, &x, params.score_output())?
     };
     let n = aligned.data.rows();
     ctx.outcome.insert("scored".into(), n.into());

@@ -256,7 +256,8 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let scorecard = params.scorecard();
     ctx.progress(0.05, &format!("training on {} rows, testing on {}", train_rows.len(), test_rows.len()));
     let out = {
-        let mut engine = Engine::new(ch, FixedPoint::new(train_params.frac_bits), &mut os_rng())?;
+        let fp = FixedPoint::new(train_params.frac_bits);
+        let mut engine = Engine::with_correlations(ch, fp, params.correlations(), &mut os_rng())?;
         let job = TrainJob {
             train_rows: &train_rows,
             test_rows: &test_rows,
@@ -269,7 +270,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
                 .contains(&crate::jobs::spec::Reveal::ScoresToBank)
                 .then_some(params.score_output()),
         };
-        match &raw {
+        let out = match &raw {
             None => {
                 let party =
                     WoeParty { x: &data.x, columns: &data.columns, levels: &data.levels, label: data.label.as_deref() };
@@ -286,7 +287,10 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
                 };
                 secure_train(&mut engine, &party, &job)?
             }
-        }
+        };
+        let traffic = engine.traffic();
+        ctx.outcome.insert("traffic".into(), crate::bench::traffic_json(params.correlations(), &traffic));
+        out
     };
     let artifact = out.artifact;
     ctx.outcome.insert("model_kind".into(), serde_json::to_value(params.model())?);
