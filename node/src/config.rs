@@ -172,17 +172,9 @@ pub struct TranscriptSettings {
     pub payloads: bool,
 }
 
-/// Kind of entity identifier in a dataset's id column (normalisation is done by PSI).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdKind {
-    /// Used as is (trimmed).
-    Raw,
-    /// Unified social credit code (GB 32100-2015).
-    Uscc,
-    /// Resident identity number (ISO 7064 MOD 11-2 check digit).
-    ResidentId,
-}
+/// Kind of entity identifier in a dataset's id column: the protocol's own type (normalisation
+/// is done by PSI), so config and protocol cannot drift apart.
+pub use protocol::ids::IdKind;
 
 /// A local CSV file the node may use in jobs, under a name both operators refer to.
 #[derive(Clone, Debug, Serialize, Deserialize)]

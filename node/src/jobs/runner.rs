@@ -16,8 +16,6 @@
 //! Every transcript that was started gets an outcome, also when the job fails (with the reason).
 //! Progress and results go to the job record in the [`Store`], which the admin API serves.
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,8 +77,12 @@ pub fn step_names(kind: JobKind) -> Vec<&'static str> {
     names
 }
 
-/// Values phases hand to later phases (e.g. the PSI alignment to training), by name.
-pub type Artifacts = HashMap<&'static str, Box<dyn Any + Send>>;
+/// What phases hand to later phases, typed.
+#[derive(Default)]
+pub struct Artifacts {
+    /// The `psi` phase's aligned rows (when this node learns them: reveal `intersection_ids`).
+    pub aligned: Option<super::phases::psi::Aligned>,
+}
 
 /// Who learns a revealed value (see [`PhaseContext::reveal`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -598,7 +600,7 @@ fn run_agreed(
     for d in &transcript.manifest.datasets {
         outcome.insert(format!("{}_rows", d.party), d.rows.into());
     }
-    let mut artifacts = Artifacts::new();
+    let mut artifacts = Artifacts::default();
     let mut plot = None;
     let mut files = Vec::new();
     for phase in phases(spec.kind) {
@@ -795,7 +797,7 @@ mod tests {
         ch.set_phase("train");
         let store = Store::open(&dir.join(role.as_str())).unwrap();
         let reporter = Reporter::new(&store, "1-abcdef01");
-        let (mut outcome, mut artifacts, mut plot, mut files) = (Map::new(), Artifacts::new(), None, Vec::new());
+        let (mut outcome, mut artifacts, mut plot, mut files) = (Map::new(), Artifacts::default(), None, Vec::new());
         let mut ctx = PhaseContext {
             job_id: "1-abcdef01",
             spec: &spec,

@@ -21,7 +21,6 @@ use rand::rngs::StdRng;
 
 use super::failure::{JobContext, Result, input};
 use super::runner::{PhaseContext, RevealTo};
-use crate::config::IdKind;
 
 /// A fresh CSPRNG seeded from the operating system, for a phase's secrets.
 pub fn os_rng() -> StdRng {
@@ -53,19 +52,11 @@ pub fn load_dataset(ctx: &PhaseContext<'_>, columns: &[String], label: Option<&s
         .with_context(|| format!("dataset '{}' (datasets.{}.path)", ctx.dataset_name, ctx.dataset_name))
 }
 
-pub fn id_kind(kind: IdKind) -> ids::IdKind {
-    match kind {
-        IdKind::Raw => ids::IdKind::Raw,
-        IdKind::Uscc => ids::IdKind::Uscc,
-        IdKind::ResidentId => ids::IdKind::ResidentId,
-    }
-}
-
 /// Normalised unique ids of `ds` (its rows in `rows`); bad ids fail naming file and line, or
 /// are skipped and counted with `skip_bad`.
 pub fn prepare_ids(ctx: &PhaseContext<'_>, ds: &Dataset, skip_bad: bool) -> Result<PreparedIds> {
     let lines = ds.id_lines.iter().copied().zip(ds.ids.iter().map(String::as_str));
-    ids::prepare_ids(id_kind(ctx.dataset.id_kind), &ds.source, lines, skip_bad).map_err(|e| {
+    ids::prepare_ids(ctx.dataset.id_kind, &ds.source, lines, skip_bad).map_err(|e| {
         input(anyhow::anyhow!("dataset '{}': {e} (params.skip_invalid_ids = true skips such rows)", ctx.dataset_name))
     })
 }

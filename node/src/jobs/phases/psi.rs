@@ -38,9 +38,6 @@ use super::{load_dataset, os_rng, prepare_ids, reveal_joint, reveal_joint_hash, 
 use crate::jobs::runner::{PhaseContext, RevealTo};
 use crate::jobs::spec::{JobKind, ScoreTarget};
 
-/// Artifact key of [`Aligned`].
-pub const ALIGNED: &str = "aligned";
-
 /// This node's rows of the intersection, in the order both nodes share.
 pub struct Aligned {
     /// The dataset restricted to the intersection, aligned: row i here and row i at the peer are
@@ -121,7 +118,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
             aligned.data.ids.iter().zip(&aligned.data.id_lines).map(|(id, line)| [id.clone(), line.to_string()]),
         )?;
         ctx.outcome.insert("intersection_file".into(), path.display().to_string().into());
-        ctx.artifacts.insert(ALIGNED, Box::new(aligned));
+        ctx.artifacts.aligned = Some(aligned);
     }
     ctx.progress(1.0, &format!("{size} common ids"));
     Ok(())
@@ -167,8 +164,7 @@ pub fn agree_audit_key(ctx: &PhaseContext<'_>, ch: &mut Channel) -> Result<Zeroi
 
 /// The aligned rows from the `psi` phase (kinds that need `intersection_ids`).
 pub fn take_aligned(ctx: &mut PhaseContext<'_>) -> Result<Aligned> {
-    let aligned = ctx.artifacts.remove(ALIGNED).ok_or_else(|| {
+    Ok(ctx.artifacts.aligned.take().ok_or_else(|| {
         anyhow::anyhow!("this node did not learn the aligned rows: the job needs reveal \"intersection_ids\"")
-    })?;
-    Ok(*aligned.downcast::<Aligned>().map_err(|_| anyhow::anyhow!("artifact '{ALIGNED}' has the wrong type"))?)
+    })?)
 }

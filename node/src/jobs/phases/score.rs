@@ -38,7 +38,7 @@ use serde_json::json;
 
 use super::psi::take_aligned;
 use super::train::{SavedModel, load_model};
-use super::{id_kind, load_dataset, os_rng, prepare_ids, write_csv};
+use super::{load_dataset, os_rng, prepare_ids, write_csv};
 use crate::jobs::failure::{InputResult, JobError, Result, input};
 use crate::jobs::files::{self, JobFile};
 use crate::jobs::record::JobState;
@@ -309,7 +309,7 @@ fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedMo
     let queries = match (ctx.role, ctx.spec.params()?.queries_file) {
         (Role::Bank, Some(name)) => {
             let file = files::read(&ctx.config.node.data_dir, "params.queries_file", &name)?;
-            Some(read_queries(&file, id_kind(ctx.dataset.id_kind)).context("params.queries_file").input()?)
+            Some(read_queries(&file, ctx.dataset.id_kind).context("params.queries_file").input()?)
         }
         _ => None,
     };

@@ -58,8 +58,8 @@ use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::os_rng;
 use super::psi::take_aligned;
-use super::{id_kind, os_rng};
 use crate::audit::ScoreHist;
 use crate::config::Config;
 use crate::jobs::failure::{InputResult, JobError, Result, input};
@@ -210,7 +210,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let test_rows: Vec<usize> = match &params.test_ids_file {
         Some(f) => {
             let file = files::read(&ctx.config.node.data_dir, "params.test_ids_file", f)?;
-            let wanted = parse_id_list(&file.path.display().to_string(), &file.bytes, id_kind(ctx.dataset.id_kind))
+            let wanted = parse_id_list(&file.path.display().to_string(), &file.bytes, ctx.dataset.id_kind)
                 .context("params.test_ids_file")
                 .input()?;
             let rows: Vec<usize> = (0..n).filter(|&r| wanted.contains(ids[r])).collect();
