@@ -903,7 +903,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, ski
         Role::Bank => {
             let card = FixedScorecard::new(&art.scorecard, fp).map_err(|e| anyhow!("model '{}': {e}", saved.job_id))?;
             let mut bank_rows = BankRows {
-                id_kind: crate::jobs::phases::id_kind(ctx.dataset.id_kind),
+                id_kind: ctx.dataset.id_kind,
                 partial: rows.into_iter().collect(),
                 fp,
                 card,

@@ -27,7 +27,7 @@ use protocol::disclose::Grant;
 use protocol::{Channel, Role};
 
 use super::score::{SCORED_ENTITIES, agree_on_model, check_budget, scoring_model};
-use super::{add_warnings, id_kind, load_dataset, prepare_ids};
+use super::{add_warnings, load_dataset, prepare_ids};
 use crate::audit::checkup_report;
 use crate::jobs::failure::{JobContext, JobError, Result, input};
 use crate::jobs::runner::PhaseContext;
@@ -65,7 +65,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     };
     agree_on_model(ch, &saved)?;
     check_budget(ctx, &saved.job_id, 1)?;
-    let id = protocol::ids::normalize(id_kind(ctx.dataset.id_kind), &entity)
+    let id = protocol::ids::normalize(ctx.dataset.id_kind, &entity)
         .map_err(|why| input(anyhow!("params.entity: the id {why}")))?;
     let data = load_dataset(ctx, &own.input_columns(), None)?;
     let prepared = prepare_ids(ctx, &data, params.skip_invalid_ids)?;
