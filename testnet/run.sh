@@ -11,7 +11,9 @@
 #      the plaintext WOE and raw-feature references of `tandem bench lr` on the same split;
 #   2. score (configs/demo-score.toml, at gov): every common entity jointly; prints the first scores;
 #   3. score named ids (configs/demo-score-ids.toml, at the bank): private lookup of a few ids,
-#      one of them unknown; prints the bank's results;
+#      one of them unknown; prints the bank's results; then a scoring session
+#      (configs/demo-score-session.toml, at the bank): `tandem score ID --consent REF` for three
+#      applicants, one round trip each, and `tandem session close`;
 #   4. watchlist (configs/demo-watchlist.toml, at gov): the gov's early-warning list of common
 #      entities whose PD is above the threshold; prints how many and the first ids;
 #   5. checkup (configs/demo-checkup.toml, at gov): the credit check-up of one consenting entity;
@@ -99,6 +101,11 @@ run_job() {
     JOB_ID="$("$BIN" job --config "$at" submit --operator "${USER:-testnet-demo}" "$2")"
     JOB_IDS+=("$JOB_ID")
     echo "job $JOB_ID"
+    follow "$at" "$peer" "$JOB_ID"
+}
+# follow CONFIG PEER_CONFIG JOB: watches JOB to its end at CONFIG, then waits for the peer's record.
+follow() {
+    local at="$1" peer="$2" JOB_ID="$3"
     "$BIN" job --config "$at" watch "$JOB_ID" || { echo "testnet: job $JOB_ID did not succeed"; exit 2; }
     for _ in $(seq 50); do
         "$BIN" job --config "$peer" status "$JOB_ID" > "$RUN/peer-view-$JOB_ID.json" 2>/dev/null \
@@ -157,6 +164,22 @@ run_job bank "$RUN/demo-score-ids.toml"
 echo "named ids scored at the bank (the gov learned only how many):"
 cat "$RUN/bank/data/jobs/$JOB_ID/scores.csv"
 
+sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-score-session.toml > "$RUN/demo-score-session.toml"
+echo "== submitting demo-score-session.toml at bank (a scoring session)"
+SESSION_ID="$("$BIN" job --config "$BANK_CFG" submit --operator "${USER:-testnet-demo}" "$RUN/demo-score-session.toml")"
+JOB_IDS+=("$SESSION_ID")
+for _ in $(seq 600); do
+    "$BIN" session --config "$BANK_CFG" list 2>/dev/null | grep -q "^$SESSION_ID " && break
+    sleep 0.2
+done
+"$BIN" session --config "$BANK_CFG" list
+echo "single applicants scored in session $SESSION_ID (one round trip each; the gov learns only the count):"
+for id in $(sed -n '5,7p' "$BANK_DATA" | cut -d, -f1); do
+    "$BIN" score --config "$BANK_CFG" --session "$SESSION_ID" --consent "DEMO-APPLICATION-$id" "$id"
+done
+"$BIN" session --config "$BANK_CFG" close "$SESSION_ID"
+follow "$BANK_CFG" "$GOV_CFG" "$SESSION_ID"
+
 sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-watchlist.toml > "$RUN/demo-watchlist.toml"
 run_job gov "$RUN/demo-watchlist.toml"
 echo "early-warning list at the gov ($(outcome_value "$GOV_CFG" "$JOB_ID" flagged) entities above PD $(outcome_value "$GOV_CFG" "$JOB_ID" threshold); the bank learned only the count), first ids:"
@@ -191,4 +214,4 @@ done
 "$BIN" audit report "$RUN/bank/data/jobs/$TRAIN_ID/transcript.jsonl" --html "$RUN/report.html" > "$RUN/report.txt" || AUDIT=1
 echo "training job report: $RUN/report.txt, $RUN/report.html"
 if [ "$AUDIT" -ne 0 ]; then echo "testnet: AUDIT FAILED"; exit 3; fi
-echo "testnet: train job $TRAIN_ID, both score jobs, the watchlist and the check-up succeeded; all transcripts verify and agree"
+echo "testnet: train job $TRAIN_ID, both score jobs, the scoring session, the watchlist and the check-up succeeded; all transcripts verify and agree"
