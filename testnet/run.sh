@@ -187,9 +187,9 @@ head -4 "$RUN/gov/data/jobs/$JOB_ID/watchlist.csv"
 
 sed -e "s|^model = .*|model = \"$TRAIN_ID\"|" configs/demo-checkup.toml > "$RUN/demo-checkup.toml"
 run_job gov "$RUN/demo-checkup.toml"
-GRADE="$("$BIN" job --config "$GOV_CFG" status "$JOB_ID" | grep -o '"grade": "[^"]*"' | head -1 | cut -d'"' -f4)"
-echo "credit check-up of entity $(grep -o '^entity = "[^"]*"' configs/demo-checkup.toml | cut -d'"' -f2) at the gov: grade $GRADE, \
-$(outcome_value "$GOV_CFG" "$JOB_ID" points) points; report $RUN/gov/data/jobs/$JOB_ID/checkup.html (the bank learned nothing of it)"
+SUMMARY="$("$BIN" job --config "$GOV_CFG" status "$JOB_ID" | grep -o 'grade [A-Z+]* ([0-9]* points)' | head -1)"
+echo "credit check-up of entity $(grep -o '^entity = "[^"]*"' configs/demo-checkup.toml | cut -d'"' -f2) at the gov: $SUMMARY; \
+report $RUN/gov/data/jobs/$JOB_ID/checkup.html (the bank learned nothing of it)"
 test -s "$RUN/gov/data/jobs/$JOB_ID/checkup.html"
 
 "$BIN" job --config "$BANK_CFG" list
