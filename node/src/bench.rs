@@ -147,6 +147,21 @@ pub struct LrArgs {
     pub correlations: Vec<Correlations>,
 }
 
+impl LrArgs {
+    /// The training parameters these arguments give (the rest default), checked.
+    fn train_params(&self) -> Result<TrainParams> {
+        let params = TrainParams {
+            epochs: self.epochs,
+            batch_size: self.batch,
+            learning_rate: self.lr,
+            sigmoid: self.sigmoid,
+            ..Default::default()
+        };
+        params.validate().map_err(|e| anyhow!("{e}"))?;
+        Ok(params)
+    }
+}
+
 fn parse_correlations(s: &str) -> Result<Correlations, String> {
     s.parse().map_err(|e: protocol::Error| e.to_string())
 }
@@ -675,14 +690,7 @@ pub fn lr(args: &LrArgs) -> Result<Vec<Value>> {
 }
 
 fn lr_with(args: &LrArgs, correlations: Correlations) -> Result<Value> {
-    let params = TrainParams {
-        epochs: args.epochs,
-        batch_size: args.batch,
-        learning_rate: args.lr,
-        sigmoid: args.sigmoid,
-        ..Default::default()
-    };
-    params.validate().map_err(|e| anyhow!("{e}"))?;
+    let params = args.train_params()?;
     let (gov_ds, gov_ids) = load_party(&args.gov, args, None)?;
     let (bank_ds, bank_ids) = load_party(&args.bank, args, Some(&args.label_column))?;
     let test_ids = match &args.test_ids {
@@ -799,14 +807,7 @@ fn watchlist_party(
 /// `tandem bench watchlist`: secure flags of `rows` entities against the plaintext model's, with
 /// the first of `--correlations`.
 pub fn watchlist(args: &LrArgs, rows: usize, threshold: f64) -> Result<Value> {
-    let params = TrainParams {
-        epochs: args.epochs,
-        batch_size: args.batch,
-        learning_rate: args.lr,
-        sigmoid: args.sigmoid,
-        ..Default::default()
-    };
-    params.validate().map_err(|e| anyhow!("{e}"))?;
+    let params = args.train_params()?;
     let (gov_ds, gov_ids) = load_party(&args.gov, args, None)?;
     let (bank_ds, bank_ids) = load_party(&args.bank, args, Some(&args.label_column))?;
     let lo = Loopback::start(IO_TIMEOUT)?;
