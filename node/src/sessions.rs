@@ -618,12 +618,11 @@ fn apply_update(ch: &mut Channel, table: &mut VersionedTable, totals: &mut Total
     if u.upserts > 0 {
         let bytes = ch.recv_bulk("session.upsert", u.upserts * VERSIONED_ENTRY_LEN as u64)?;
         if bytes.len() as u64 != u.upserts * VERSIONED_ENTRY_LEN as u64 {
-            return Err(protocol::PeerError::WrongLength {
-                what: "'session.upsert'".into(),
-                unit: "bytes",
-                expected: u.upserts * VERSIONED_ENTRY_LEN as u64,
-                got: bytes.len() as u64,
-            }
+            return Err(protocol::PeerError::wrong_bytes(
+                "'session.upsert'",
+                u.upserts * VERSIONED_ENTRY_LEN as u64,
+                bytes.len() as u64,
+            )
             .into());
         }
         table.upsert(&bytes, MAX_TABLE)?;
@@ -631,13 +630,9 @@ fn apply_update(ch: &mut Channel, table: &mut VersionedTable, totals: &mut Total
     if u.deletions > 0 {
         let tags = ch.recv_bulk("session.delete", u.deletions * 16)?;
         if tags.len() as u64 != u.deletions * 16 {
-            return Err(protocol::PeerError::WrongLength {
-                what: "'session.delete'".into(),
-                unit: "bytes",
-                expected: u.deletions * 16,
-                got: tags.len() as u64,
-            }
-            .into());
+            return Err(
+                protocol::PeerError::wrong_bytes("'session.delete'", u.deletions * 16, tags.len() as u64).into()
+            );
         }
         table.delete(&tags)?;
     }

@@ -396,13 +396,7 @@ fn u64s_to_bytes(values: &[u64]) -> Vec<u8> {
 /// is the peer's protocol violation.
 fn bytes_to_u64s(kind: &str, bytes: &[u8], expected_len: usize) -> Result<Vec<u64>> {
     if bytes.len() != expected_len * 8 {
-        return Err(PeerError::WrongLength {
-            what: format!("'{kind}'"),
-            unit: "bytes",
-            expected: expected_len as u64 * 8,
-            got: bytes.len() as u64,
-        }
-        .into());
+        return Err(PeerError::wrong_bytes(format!("'{kind}'"), expected_len as u64 * 8, bytes.len() as u64).into());
     }
     Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }

@@ -81,6 +81,13 @@ pub enum PeerError {
     BadSignature { what: String },
 }
 
+impl PeerError {
+    /// A payload of `got` bytes where the protocol step fixes `expected`.
+    pub fn wrong_bytes(what: impl Into<String>, expected: u64, got: u64) -> PeerError {
+        PeerError::WrongLength { what: what.into(), unit: "bytes", expected, got }
+    }
+}
+
 /// This party's own input is unusable; each message names the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {

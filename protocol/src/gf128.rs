@@ -156,12 +156,11 @@ pub fn to_bytes(xs: &[Gf128]) -> Vec<u8> {
 /// the peer's protocol violation.
 pub fn from_bytes(kind: &str, bytes: &[u8], expected_len: usize) -> Result<Vec<Gf128>> {
     if bytes.len() != expected_len * 16 {
-        return Err(PeerError::WrongLength {
-            what: format!("'{kind}' ({expected_len} field elements)"),
-            unit: "bytes",
-            expected: expected_len as u64 * 16,
-            got: bytes.len() as u64,
-        }
+        return Err(PeerError::wrong_bytes(
+            format!("'{kind}' ({expected_len} field elements)"),
+            expected_len as u64 * 16,
+            bytes.len() as u64,
+        )
         .into());
     }
     Ok(bytes.chunks_exact(16).map(|c| Gf128::from_bytes(c.try_into().expect("16 bytes"))).collect())

@@ -103,12 +103,11 @@ impl LookupClient {
     pub fn receive_table(ch: &mut Channel, max_entries: usize) -> Result<LookupClient> {
         let bytes = ch.recv_bulk("lookup.table", (max_entries * ENTRY_LEN) as u64)?;
         if bytes.len() % ENTRY_LEN != 0 {
-            return Err(PeerError::WrongLength {
-                what: format!("'lookup.table' (whole {ENTRY_LEN}-byte entries)"),
-                unit: "bytes",
-                expected: (bytes.len() / ENTRY_LEN * ENTRY_LEN) as u64,
-                got: bytes.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                format!("'lookup.table' (whole {ENTRY_LEN}-byte entries)"),
+                (bytes.len() / ENTRY_LEN * ENTRY_LEN) as u64,
+                bytes.len() as u64,
+            )
             .into());
         }
         let table: HashMap<_, _> = bytes
@@ -147,12 +146,11 @@ impl LookupClient {
         ch.send_bulk("lookup.query", blinded.as_flattened())?;
         let answer = ch.reveal_recv(grant, (ids.len() * 32) as u64)?;
         if answer.len() != ids.len() * 32 {
-            return Err(PeerError::WrongLength {
-                what: format!("'lookup.answer' for {} queries", ids.len()),
-                unit: "bytes",
-                expected: ids.len() as u64 * 32,
-                got: answer.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                format!("'lookup.answer' for {} queries", ids.len()),
+                ids.len() as u64 * 32,
+                answer.len() as u64,
+            )
             .into());
         }
         let mut unblind = blind.invert();
@@ -222,12 +220,11 @@ impl LookupServer {
     /// The caller sends it through the reveal path ([`Channel::reveal_send`]).
     pub fn evaluate(&self, blinded: &[u8]) -> Result<Vec<u8>> {
         if !blinded.len().is_multiple_of(32) {
-            return Err(PeerError::WrongLength {
-                what: "'lookup.query' (whole 32-byte points)".into(),
-                unit: "bytes",
-                expected: (blinded.len() / 32 * 32) as u64,
-                got: blinded.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                "'lookup.query' (whole 32-byte points)",
+                (blinded.len() / 32 * 32) as u64,
+                blinded.len() as u64,
+            )
             .into());
         }
         let answers: Vec<[u8; 32]> = blinded
@@ -286,12 +283,11 @@ impl VersionedTable {
     /// or one that would make the table larger than `max_entries`.
     pub fn upsert(&mut self, bytes: &[u8], max_entries: usize) -> Result<()> {
         if !bytes.len().is_multiple_of(VERSIONED_ENTRY_LEN) {
-            return Err(PeerError::WrongLength {
-                what: "a lookup table update (whole entries)".into(),
-                unit: "bytes",
-                expected: (bytes.len() / VERSIONED_ENTRY_LEN * VERSIONED_ENTRY_LEN) as u64,
-                got: bytes.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                "a lookup table update (whole entries)",
+                (bytes.len() / VERSIONED_ENTRY_LEN * VERSIONED_ENTRY_LEN) as u64,
+                bytes.len() as u64,
+            )
             .into());
         }
         self.table.reserve(bytes.len() / VERSIONED_ENTRY_LEN);
@@ -315,12 +311,11 @@ impl VersionedTable {
     /// Removes the entries of `tags` (16 bytes each); an unknown tag is an error.
     pub fn delete(&mut self, tags: &[u8]) -> Result<()> {
         if !tags.len().is_multiple_of(TAG_LEN) {
-            return Err(PeerError::WrongLength {
-                what: "a lookup table deletion (whole 16-byte tags)".into(),
-                unit: "bytes",
-                expected: (tags.len() / TAG_LEN * TAG_LEN) as u64,
-                got: tags.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                "a lookup table deletion (whole 16-byte tags)",
+                (tags.len() / TAG_LEN * TAG_LEN) as u64,
+                tags.len() as u64,
+            )
             .into());
         }
         for t in tags.chunks_exact(TAG_LEN) {
@@ -350,13 +345,9 @@ impl VersionedTable {
     /// table holds, `None` otherwise.
     pub fn read_answer(&self, blinding: &Blinding, answer: &[u8]) -> Result<Vec<Option<u64>>> {
         if answer.len() != blinding.count * 32 {
-            return Err(PeerError::WrongLength {
-                what: "the lookup answer".into(),
-                unit: "bytes",
-                expected: (blinding.count * 32) as u64,
-                got: answer.len() as u64,
-            }
-            .into());
+            return Err(
+                PeerError::wrong_bytes("the lookup answer", (blinding.count * 32) as u64, answer.len() as u64).into()
+            );
         }
         answer
             .par_chunks_exact(32)

@@ -300,13 +300,7 @@ pub(crate) fn gov_verdict(ch: &mut Channel, order: &[u32], n_bank: usize, params
             let k = valid_size(k)?;
             let bytes = ch.recv_bulk("psi.positions", k as u64 * 4)?;
             if bytes.len() != k * 4 {
-                return Err(PeerError::WrongLength {
-                    what: "'psi.positions'".into(),
-                    unit: "bytes",
-                    expected: k as u64 * 4,
-                    got: bytes.len() as u64,
-                }
-                .into());
+                return Err(PeerError::wrong_bytes("'psi.positions'", k as u64 * 4, bytes.len() as u64).into());
             }
             let mut seen = vec![0u64; n_gov.div_ceil(64)];
             let mut rows = Vec::with_capacity(k);
@@ -535,15 +529,11 @@ pub(crate) fn recv_chunks(
         let expected = CHUNK.min(count - start) * item_len;
         let bytes = ch.recv_frame(kind)?;
         if bytes.len() != expected {
-            return Err(PeerError::WrongLength {
-                what: format!(
-                    "'{kind}' frame at element {start} ({} elements of {item_len} bytes)",
-                    expected / item_len
-                ),
-                unit: "bytes",
-                expected: expected as u64,
-                got: bytes.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                format!("'{kind}' frame at element {start} ({} elements of {item_len} bytes)", expected / item_len),
+                expected as u64,
+                bytes.len() as u64,
+            )
             .into());
         }
         take(start, &bytes)?;

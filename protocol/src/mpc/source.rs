@@ -303,12 +303,11 @@ impl OtSource for Silent {
 
     fn send(&mut self, m: usize, msg: &[u8], random_choices: bool) -> Result<Sent> {
         if msg.len() != self.message_len(m, random_choices) {
-            return Err(PeerError::WrongLength {
-                what: "the OT derandomisation message".into(),
-                unit: "bytes",
-                expected: self.message_len(m, random_choices) as u64,
-                got: msg.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                "the OT derandomisation message",
+                self.message_len(m, random_choices) as u64,
+                msg.len() as u64,
+            )
             .into());
         }
         let start = self.counts.0;

@@ -68,12 +68,11 @@ impl Sender {
     /// Derives both keys of each OT from the receiver's points (`n` × 32 bytes).
     pub fn finish(self, msg: &[u8], n: usize) -> Result<Vec<(Key, Key)>> {
         if msg.len() != 32 * n {
-            return Err(PeerError::WrongLength {
-                what: format!("base OT: {n} receiver points"),
-                unit: "bytes",
-                expected: 32 * n as u64,
-                got: msg.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                format!("base OT: {n} receiver points"),
+                32 * n as u64,
+                msg.len() as u64,
+            )
             .into());
         }
         msg.chunks_exact(32)

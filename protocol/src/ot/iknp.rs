@@ -65,12 +65,11 @@ impl Sender {
     pub fn extend(&mut self, m: usize, msg: &[u8]) -> Result<Vec<u128>> {
         let nblk = m.div_ceil(128);
         if msg.len() != message_len(m) {
-            return Err(PeerError::WrongLength {
-                what: format!("OT extension message for {m} OTs"),
-                unit: "bytes",
-                expected: message_len(m) as u64,
-                got: msg.len() as u64,
-            }
+            return Err(PeerError::wrong_bytes(
+                format!("OT extension message for {m} OTs"),
+                message_len(m) as u64,
+                msg.len() as u64,
+            )
             .into());
         }
         let mut cols = Vec::with_capacity(128);
