@@ -11,7 +11,7 @@ use models::capped::{FixedScorecard, metric_thresholds};
 use models::metrics::{ScoreBins, auc};
 use models::reference::TrainParams;
 use models::scorecard::{ScoreOutput, Scorecard};
-use models::secure_lr::{ModelArtifact, ModelReveal, Score, TrainJob, TrainOutput, secure_score, secure_train};
+use models::secure_lr::{ModelArtifact, ModelReveal, Score, TrainOutput, secure_score, secure_train};
 use models::watchlist::{self, Flags, secure_watchlist};
 use protocol::disclose::{Disclosure, Ledger};
 use protocol::fixed::FixedPoint;
@@ -64,14 +64,7 @@ fn train(
     rules: &[&str],
 ) -> (Party<TrainOutput>, Party<TrainOutput>) {
     let (params, scorecard) = (params(), Scorecard::default());
-    let job = TrainJob {
-        train_rows: &d.train,
-        test_rows: &d.test,
-        params: &params,
-        reveal,
-        scorecard: &scorecard,
-        test_output,
-    };
+    let job = d.job(&params, reveal, &scorecard, test_output);
     gated(rules, |e, role| secure_train(e, &party_data(d, role), &job))
 }
 

@@ -7,7 +7,7 @@ use common::{Prepared, party_data};
 use models::metrics::{Metrics, auc};
 use models::reference::{LinearModel, TrainParams, train_reference};
 use models::scorecard::{ScoreOutput, Scorecard};
-use models::secure_lr::{GRAM_MAX_ABS, ModelArtifact, ModelReveal, TrainJob, TrainOutput, secure_score, secure_train};
+use models::secure_lr::{GRAM_MAX_ABS, ModelArtifact, ModelReveal, TrainOutput, secure_score, secure_train};
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, Sigmoid};
 use protocol::{Channel, Error, InputError, Role, Stats, channel::run_pair};
@@ -32,14 +32,7 @@ fn two_party<T: Send>(
 
 fn train_both(d: &Prepared, params: &TrainParams, reveal: ModelReveal) -> (TrainOutput, TrainOutput, Stats) {
     let scorecard = Scorecard::default();
-    let job = TrainJob {
-        train_rows: &d.train,
-        test_rows: &d.test,
-        params,
-        reveal,
-        scorecard: &scorecard,
-        test_output: Some(ScoreOutput::Probability),
-    };
+    let job = d.job(params, reveal, &scorecard, Some(ScoreOutput::Probability));
     let ((g, gs), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(d, role), &job));
     (g.unwrap(), b.unwrap(), gs)
 }
@@ -192,14 +185,7 @@ fn mismatched_jobs_are_refused_before_training() {
     let scorecard = Scorecard::default();
     let ((g, _), (b, _)) = two_party(TrainParams::default().frac_bits, |e, role| {
         let params = TrainParams { seed: role.index() as u64, sigmoid: Sigmoid::Linear, ..Default::default() };
-        let job = TrainJob {
-            train_rows: &d.train,
-            test_rows: &d.test,
-            params: &params,
-            reveal: ModelReveal::Both,
-            scorecard: &scorecard,
-            test_output: Some(ScoreOutput::Probability),
-        };
+        let job = d.job(&params, ModelReveal::Both, &scorecard, Some(ScoreOutput::Probability));
         secure_train(e, &party_data(&d, role), &job)
     });
     for r in [g, b] {
@@ -235,14 +221,7 @@ fn label_in_the_wrong_place_is_refused_locally() {
     let d = common::default_credit(300, 1);
     let scorecard = Scorecard::default();
     let params = TrainParams::default();
-    let job = TrainJob {
-        train_rows: &d.train,
-        test_rows: &d.test,
-        params: &params,
-        reveal: ModelReveal::Both,
-        scorecard: &scorecard,
-        test_output: Some(ScoreOutput::Probability),
-    };
+    let job = d.job(&params, ModelReveal::Both, &scorecard, Some(ScoreOutput::Probability));
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| {
         // Swapped: the gov passes the label, the bank none.
         let mut data = party_data(&d, role);
@@ -295,14 +274,7 @@ fn feature_beyond_the_gram_bound_is_refused_before_training() {
     d.gov_x[row * cols + 2] = -(GRAM_MAX_ABS + 1.0);
     let scorecard = Scorecard::default();
     let params = TrainParams::default();
-    let job = TrainJob {
-        train_rows: &d.train,
-        test_rows: &d.test,
-        params: &params,
-        reveal: ModelReveal::Both,
-        scorecard: &scorecard,
-        test_output: Some(ScoreOutput::Probability),
-    };
+    let job = d.job(&params, ModelReveal::Both, &scorecard, Some(ScoreOutput::Probability));
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
     let msg = g.unwrap_err().to_string();
     assert!(
@@ -345,14 +317,7 @@ fn a_diverging_training_ends_with_warnings() {
         ..Default::default()
     };
     let scorecard = Scorecard::default();
-    let job = TrainJob {
-        train_rows: &d.train,
-        test_rows: &d.test,
-        params: &params,
-        reveal: ModelReveal::OwnBlock,
-        scorecard: &scorecard,
-        test_output: None,
-    };
+    let job = d.job(&params, ModelReveal::OwnBlock, &scorecard, None);
     let ((g, _), (b, _)) = two_party(params.frac_bits, |e, role| secure_train(e, &party_data(&d, role), &job));
     // Either the model is kept with a warning, or, where a diverged partial logit is beyond what
     // scoring accepts, training fails saying it diverged (the other party then fails too).

@@ -11,7 +11,7 @@ use models::binning::{BinningParams, WoeTransform};
 use models::metrics::auc;
 use models::reference::TrainParams;
 use models::scorecard::{ScoreOutput, Scorecard};
-use models::secure_lr::{ModelReveal, TrainJob, TrainOutput};
+use models::secure_lr::{ModelReveal, TrainOutput};
 use models::woe_lr::{
     BASE_POINTS, WoeParty, fit_woe, fit_woe_plain, scorecard_table, secure_train_woe, train_woe_reference,
 };
@@ -182,14 +182,7 @@ fn train_woe(
     output: ScoreOutput,
 ) -> (TrainOutput, TrainOutput) {
     let scorecard = Scorecard::default();
-    let job = TrainJob {
-        train_rows: &d.train,
-        test_rows: &d.test,
-        params,
-        reveal,
-        scorecard: &scorecard,
-        test_output: Some(output),
-    };
+    let job = d.job(params, reveal, &scorecard, Some(output));
     let binning = BinningParams::default();
     let (gl, bl) = (no_levels(d.gov_features.len()), no_levels(d.bank_features.len()));
     let (g, b, _) = two_party(params.frac_bits, false, |e, role| {

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use models::dataset::{self, Dataset};
-use models::reference::LinearModel;
-use models::secure_lr::PartyData;
+use models::reference::{LinearModel, TrainParams};
+use models::scorecard::{ScoreOutput, Scorecard};
+use models::secure_lr::{ModelReveal, PartyData, TrainJob};
 use models::standardize::{PrepParams, Standardizer};
 use protocol::Role;
 use rand::{RngExt, SeedableRng};
@@ -30,6 +31,17 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A train job on this split (train and test rows).
+    pub fn job<'a>(
+        &'a self,
+        params: &'a TrainParams,
+        reveal: ModelReveal,
+        scorecard: &'a Scorecard,
+        test_output: Option<ScoreOutput>,
+    ) -> TrainJob<'a> {
+        TrainJob { train_rows: &self.train, test_rows: &self.test, params, reveal, scorecard, test_output }
+    }
+
     pub fn rows(&self) -> usize {
         self.y.len()
     }
