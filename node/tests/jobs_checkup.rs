@@ -168,14 +168,26 @@ fn a_checkup_report_adds_up_to_the_scorecard_and_the_score_job() {
         assert!(!p.job_file(&p.bank_config, &bank.id, "checkup.html").exists());
         assert!(bank.outcome.get("points").is_none() && bank.outcome.get("checkup").is_none(), "{:?}", bank.outcome);
 
-        // One value opened, bank → gov, under checkup_to_gov; the consent in both manifests.
+        // Under checkup_to_gov, recorded at both nodes: each node's "holds the entity" bit to
+        // the other, then the one value, bank → gov; the consent in both manifests.
         for r in [&gov, &bank] {
             let reveals: Vec<Value> = transcript_records(r, "reveal");
-            assert_eq!(reveals.len(), 1, "{reveals:?}");
-            let rv = &reveals[0]["reveal"];
+            let opened: Vec<_> = reveals
+                .iter()
+                .map(|v| {
+                    let rv = &v["reveal"];
+                    assert_eq!(rv["rule"], "policy.reveals: checkup_to_gov", "{rv}");
+                    (rv["name"].as_str().unwrap(), rv["from"].as_str().unwrap(), rv["to"].clone())
+                })
+                .collect();
+            let to = |role: &str| serde_json::json!([role]);
             assert_eq!(
-                (&rv["rule"], &rv["from"], &rv["to"]),
-                (&"policy.reveals: checkup_to_gov".into(), &"bank".into(), &serde_json::json!(["gov"]))
+                opened,
+                [
+                    ("checkup_gov_holds_entity", "gov", to("bank")),
+                    ("checkup_bank_holds_entity", "bank", to("gov")),
+                    ("checkup_bank_points", "bank", to("gov")),
+                ]
             );
             let manifest = &transcript_records(r, "manifest")[0];
             assert_eq!(manifest["manifest"]["consent"], serde_json::json!([consent]), "{manifest}");
@@ -183,12 +195,15 @@ fn a_checkup_report_adds_up_to_the_scorecard_and_the_score_job() {
         }
     }
 
-    // An entity the bank does not hold: both fail before anything is opened, the bank saying why.
+    // An entity the bank does not hold: both fail once the "holds the entity" bits are opened,
+    // before any points are, the bank saying why.
     let gov_only = p.data.gov.keys().find(|id| !p.data.bank.contains_key(*id)).unwrap();
     let (gov, bank) = p.run(&checkup_job(&train_id, gov_only, "CONSENT-X"), false);
     for r in [&gov, &bank] {
         assert_ne!(r.state, JobState::Succeeded);
-        assert!(transcript_records(r, "reveal").is_empty());
+        let names: Vec<String> =
+            transcript_records(r, "reveal").iter().map(|v| v["reveal"]["name"].as_str().unwrap().to_string()).collect();
+        assert_eq!(names, ["checkup_gov_holds_entity", "checkup_bank_holds_entity"]);
     }
     let err = bank.error.as_deref().unwrap();
     assert!(err.contains(&format!("entity '{gov_only}' (params.entity) is not in dataset 'bank_features'")), "{err}");

@@ -39,6 +39,16 @@ pub const REPORT_FILE: &str = "checkup.html";
 /// Largest magnitude of the bank's points the gov accepts.
 const MAX_POINTS: f64 = 1e9;
 
+/// Whether `holder` holds the check-up's entity (one bit), to the other node: each node opens it
+/// before anything else, so a check-up of an entity one node lacks stops there.
+fn found_grant(holder: Role) -> Grant {
+    Grant::new(
+        &format!("checkup_{holder}_holds_entity"),
+        RULE,
+        format!("whether the {holder} holds the one entity of the check-up (one bit), to the {}", holder.peer()),
+    )
+}
+
 fn grant() -> Grant {
     Grant::new(
         "checkup_bank_points",
@@ -70,8 +80,19 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let data = load_dataset(ctx, &own.input_columns(), None)?;
     let prepared = prepare_ids(ctx, &data, params.skip_invalid_ids)?;
     let row = prepared.ids.iter().position(|i| *i == id).map(|i| prepared.rows[i]);
-    ch.send("checkup.found", &row.is_some())?;
-    let peer_found: bool = ch.recv("checkup.found")?;
+    // Gov first, then bank: both nodes record the two openings in the same order.
+    let here = [u8::from(row.is_some())];
+    let peer_found = match ctx.role {
+        Role::Gov => {
+            ch.reveal_send(&found_grant(Role::Gov), &here)?;
+            ch.reveal_recv(&found_grant(Role::Bank), 1)? == [1]
+        }
+        Role::Bank => {
+            let gov_found = ch.reveal_recv(&found_grant(Role::Gov), 1)? == [1];
+            ch.reveal_send(&found_grant(Role::Bank), &here)?;
+            gov_found
+        }
+    };
     let Some(row) = row else {
         return Err(input(anyhow!(
             "entity '{entity}' (params.entity) is not in dataset '{}' (datasets.{}.path)",
