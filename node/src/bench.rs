@@ -1060,15 +1060,18 @@ pub fn score_session(entities: usize, queries: usize, seconds: u64, qps: u64) ->
         let gov = s.spawn(|| {
             let mut reload =
                 || -> JobResult<Option<Vec<(String, u64)>>> { Ok(pending.lock().expect("pending").take()) };
-            let mut admit = |_: u64| true;
-            let hooks = GovHooks { reload: &mut reload, admit: &mut admit, rotate_after: Duration::MAX };
+            let (mut admit, mut spend) = (|_: u64| true, |_: u64| -> JobResult<()> { Ok(()) });
+            let hooks =
+                GovHooks { reload: &mut reload, admit: &mut admit, spend: &mut spend, rotate_after: Duration::MAX };
             gov_session(&mut g, &gov_sessions, info.clone(), gov_rows.clone(), hooks)
         });
         let bank = s.spawn(|| {
             let mut log = SessionLog::create(None)?;
             let (mut reload, mut admit) = (|_: &mut BankRows| -> JobResult<()> { Ok(()) }, |_: u64| true);
+            let mut spend = |_: u64| -> JobResult<()> { Ok(()) };
+            let ping_every = Duration::from_secs(1);
             let hooks =
-                BankHooks { reload: &mut reload, admit: &mut admit, ping_every: Duration::from_secs(1), log: &mut log };
+                BankHooks { reload: &mut reload, admit: &mut admit, spend: &mut spend, ping_every, log: &mut log };
             bank_session(&mut b, &bank_sessions, info.clone(), &mut bank_rows, hooks)
         });
         // Whatever happens below, the session is closed so both parties' threads end.

@@ -49,8 +49,9 @@
 //! Budget: each node counts the ids scored per model per UTC day over its succeeded score jobs
 //! and its open sessions, against its `policy.score_budget_per_day`; the gov refuses a query past
 //! its budget (status `OverBudget`), the bank refuses one past its own before sending it. A closed
-//! session counts in the job store like a score job (on the day it was opened); a session ended
-//! by a node restart is not counted after the restart. The bank refuses a query without a consent
+//! session counts in the job store like a score job (on the day it was opened); one that a
+//! failure or node restart ended counts by its budget log (`<job_dir>/budget.jsonl`, each answer
+//! synced before the gov reveals it). The bank refuses a query without a consent
 //! reference. Sessions live in memory: a node restart ends them (open a new one).
 
 use std::collections::HashMap;
@@ -437,8 +438,10 @@ fn send_changes(ch: &mut Channel, c: &Changes) -> protocol::Result<()> {
 pub struct GovHooks<'a> {
     /// The rows again if the data changed since the last call (`None`: unchanged).
     pub reload: &'a mut dyn FnMut() -> JobResult<Option<Vec<(String, u64)>>>,
-    /// Whether `n` more ids are within the budget (counts them if so).
+    /// Whether `n` more ids are within the budget.
     pub admit: &'a mut dyn FnMut(u64) -> bool,
+    /// Records `n` ids in the budget log, before the answer is revealed.
+    pub spend: &'a mut dyn FnMut(u64) -> JobResult<()>,
     pub rotate_after: Duration,
 }
 
@@ -528,6 +531,7 @@ fn serve_gov(
             (Status::OverBudget, Some(h), _) => totals.refused += h.len() as u64,
             (Status::Ok, Some(h), Some(points)) => {
                 let answer = table.server.evaluate(&points)?;
+                (hooks.spend)(h.len() as u64)?;
                 ch.reveal_send(&query_grant(&h), &answer)?;
                 totals.queries += h.len() as u64;
                 reg.count(h.len() as u64);
@@ -648,8 +652,10 @@ fn apply_update(ch: &mut Channel, table: &mut VersionedTable, totals: &mut Total
 pub struct BankHooks<'a> {
     /// Reloads the bank's rows if its data changed.
     pub reload: &'a mut dyn FnMut(&mut BankRows) -> JobResult<()>,
-    /// Whether `n` more ids are within this node's budget (counts them if so).
+    /// Whether `n` more ids are within this node's budget.
     pub admit: &'a mut dyn FnMut(u64) -> bool,
+    /// Records `n` ids in the budget log, once the gov's answer is in.
+    pub spend: &'a mut dyn FnMut(u64) -> JobResult<()>,
     pub ping_every: Duration,
     pub log: &'a mut SessionLog,
 }
@@ -775,6 +781,7 @@ fn serve_bank(
                                 }
                             }
                         }
+                        (hooks.spend)(sent.len() as u64)?;
                         totals.queries += sent.len() as u64;
                         reg.count(sent.len() as u64);
                     }
@@ -815,13 +822,14 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 /// day (re-read at most once a minute) plus the open sessions' counts.
 fn budget_check(ctx: &PhaseContext<'_>, model: &str) -> impl FnMut(u64) -> bool + use<> {
     let (store, sessions, model) = (ctx.store.clone(), ctx.sessions.clone(), model.to_string());
+    let jobs_dir = ctx.config.node.data_dir.join("jobs");
     let budget = ctx.config.policy.score_budget_per_day;
     let mut cached: Option<(u64, Instant, u64)> = None;
     move |n| {
         let day = utc_day();
         let stored = match cached {
             Some((d, at, used)) if d == day && at.elapsed() < Duration::from_secs(60) => used,
-            _ => match used_on_day(&store, &model, day) {
+            _ => match used_on_day(&store, &jobs_dir, &model, day) {
                 Ok(used) => {
                     cached = Some((day, Instant::now(), used));
                     used
@@ -834,6 +842,40 @@ fn budget_check(ctx: &PhaseContext<'_>, model: &str) -> impl FnMut(u64) -> bool 
         };
         stored + sessions.used_on_day(&model, day) + n <= budget
     }
+}
+
+/// Records `n` ids scored now in the session's budget log ([`BUDGET_LOG`]).
+fn budget_spend(ctx: &PhaseContext<'_>) -> impl FnMut(u64) -> JobResult<()> + use<> {
+    let job_dir = ctx.job_dir.to_path_buf();
+    move |n| Ok(log_scored(&job_dir, utc_day(), n).with_context(|| format!("cannot append to {BUDGET_LOG}"))?)
+}
+
+/// A session's budget log in its job directory: one line `{"day": d, "ids": n}` per answered
+/// request (owner-only, synced: at the gov before it reveals the answer, at the bank when it has
+/// it), so a session that a failure or node restart ends still counts ([`logged_on_day`]).
+pub(crate) const BUDGET_LOG: &str = "budget.jsonl";
+
+pub(crate) fn log_scored(job_dir: &Path, day: u64, ids: u64) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(job_dir.join(BUDGET_LOG))?;
+    writeln!(f, "{}", serde_json::json!({ "day": day, "ids": ids }))?;
+    f.sync_data()
+}
+
+/// Ids scored on UTC day `day` by the session whose job directory is `job_dir`, from its
+/// budget log (0 without one; a torn last line, from a crash mid-write, is skipped).
+pub(crate) fn logged_on_day(job_dir: &Path, day: u64) -> Result<u64> {
+    let path = job_dir.join(BUDGET_LOG);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["day"].as_u64() == Some(day))
+        .filter_map(|v| v["ids"].as_u64())
+        .sum())
 }
 
 /// Phase `score` of target `session`: sets the session up, serves it until it is closed, and
@@ -878,7 +920,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, ski
         rotations: 0,
     };
     let sessions = ctx.sessions.clone();
-    let mut admit = budget_check(ctx, &saved.job_id);
+    let (mut admit, mut spend) = (budget_check(ctx, &saved.job_id), budget_spend(ctx));
     ctx.progress(0.5, &format!("session open: {} entities here; serving queries until it is closed", rows.len()));
     let totals = match ctx.role {
         Role::Gov => {
@@ -892,7 +934,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, ski
                 seen = now;
                 Ok(Some(payloads(load(ctx)?)))
             };
-            let hooks = GovHooks { reload: &mut reload, admit: &mut admit, rotate_after };
+            let hooks = GovHooks { reload: &mut reload, admit: &mut admit, spend: &mut spend, rotate_after };
             gov_session(ch, &sessions, info, payloads(rows), hooks)?
         }
         Role::Bank => {
@@ -916,7 +958,8 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, ski
                 }
                 Ok(())
             };
-            let hooks = BankHooks { reload: &mut reload, admit: &mut admit, ping_every, log: &mut log };
+            let hooks =
+                BankHooks { reload: &mut reload, admit: &mut admit, spend: &mut spend, ping_every, log: &mut log };
             bank_session(ch, &sessions, info, &mut bank_rows, hooks)?
         }
     };
@@ -977,12 +1020,13 @@ mod tests {
                 |ch| {
                     let mut reload = || -> JobResult<Option<Vec<(String, u64)>>> { Ok(next.lock().unwrap().take()) };
                     let mut admit = |_: u64| true;
+                    let mut spend = |_: u64| -> JobResult<()> { Ok(()) };
                     gov_session(
                         ch,
                         &gov_s,
                         info(),
                         first,
-                        GovHooks { reload: &mut reload, admit: &mut admit, rotate_after },
+                        GovHooks { reload: &mut reload, admit: &mut admit, spend: &mut spend, rotate_after },
                     )
                 },
                 |ch| {
@@ -995,8 +1039,15 @@ mod tests {
                     };
                     let mut log = SessionLog::create(None).unwrap();
                     let (mut reload, mut admit) = (|_: &mut BankRows| -> JobResult<()> { Ok(()) }, |_: u64| true);
+                    let mut spend = |_: u64| -> JobResult<()> { Ok(()) };
                     let ping_every = Duration::from_millis(50);
-                    let hooks = BankHooks { reload: &mut reload, admit: &mut admit, ping_every, log: &mut log };
+                    let hooks = BankHooks {
+                        reload: &mut reload,
+                        admit: &mut admit,
+                        spend: &mut spend,
+                        ping_every,
+                        log: &mut log,
+                    };
                     bank_session(ch, &bank_s, info(), &mut rows, hooks)
                 },
             );

@@ -112,6 +112,13 @@ fn a_session_scores_after_a_refresh_and_refuses_past_budget_or_without_consent()
         assert_eq!((r.outcome["session_queries"].as_u64(), r.outcome["session_refused"].as_u64()), (Some(5), Some(5)));
         assert_eq!(r.outcome["session_refreshes"], 1);
     }
+    // Each node logged every admitted id (not the refused ones) before answering, so a restart
+    // cannot reset its budget.
+    for c in [&p.gov_config, &p.bank_config] {
+        let log = std::fs::read_to_string(c.job_dir(&session).join("budget.jsonl")).unwrap();
+        let ids: u64 = log.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["ids"].as_u64().unwrap()).sum();
+        assert_eq!(ids, 5, "{log}");
+    }
     let (gt, bt) = (gov.transcript.clone().unwrap(), bank.transcript.clone().unwrap());
     let c = node::audit::compare(&gt, &bt).unwrap();
     assert!(c.failures.is_empty(), "{:?}", c.failures);

@@ -81,6 +81,26 @@ pub enum PeerError {
     BadSignature { what: String },
 }
 
+impl Error {
+    /// What this party may tell the peer about this failure: a fixed phrase per kind of failure,
+    /// never the message (which may hold this party's IDs, values or paths).
+    pub fn peer_notice(&self) -> &'static str {
+        use {PeerError as P, TransportError as T};
+        match self {
+            Error::Transport(T::Closed(_)) => "connection closed",
+            Error::Transport(T::Timeout(_)) => "no message within the read timeout",
+            Error::Transport(T::FrameTooLarge { .. }) => "a frame over the size limit",
+            Error::Peer(P::UnexpectedMessage { .. }) => "an unexpected message",
+            Error::Peer(P::Decode { .. }) => "a message that does not decode",
+            Error::Peer(P::BadSignature { .. }) => "a signature that does not verify",
+            Error::Peer(_) | Error::PeerAbort(_) => "inconsistent protocol data",
+            Error::Mismatch { .. } => "job terms that differ from its own",
+            Error::Input(_) => "its own input cannot be used for this job",
+            Error::Record(_) => "it could not record a disclosure",
+        }
+    }
+}
+
 impl PeerError {
     /// A payload of `got` bytes where the protocol step fixes `expected`.
     pub fn wrong_bytes(what: impl Into<String>, expected: u64, got: u64) -> PeerError {

@@ -162,7 +162,8 @@ impl PsiProtocol {
     }
 }
 
-/// Runs `f` in phase `psi`; a local failure is sent to the peer as an abort.
+/// Runs `f` in phase `psi`; a local failure is sent to the peer as an abort naming only its
+/// kind ([`Error::peer_notice`]), never its message.
 pub(crate) fn abort_on_error<T>(ch: &mut Channel, f: impl FnOnce(&mut Channel) -> Result<T>) -> Result<T> {
     ch.set_phase("psi");
     let result = f(ch);
@@ -174,7 +175,7 @@ pub(crate) fn abort_on_error<T>(ch: &mut Channel, f: impl FnOnce(&mut Channel) -
                 | Error::Transport(TransportError::Timeout(_))
         )
     {
-        ch.abort(&format!("psi: {e}"));
+        ch.abort(&format!("psi: {}", e.peer_notice()));
     }
     result
 }
@@ -676,6 +677,35 @@ mod tests {
 
     fn drain_gov_points(ch: &mut Channel, n: usize) {
         recv_chunks(ch, "psi.gov_points", n, 32, |_, _| Ok(())).unwrap();
+    }
+
+    #[test]
+    fn a_local_failure_reaches_the_peer_as_its_kind_only() {
+        let (id, file) = ("91110000TESTSECRET1", "/data/gov-private.csv");
+        let (g, b) = run_pair(
+            |ch| {
+                abort_on_error(ch, |_| {
+                    let why = "has a bad check digit".to_string();
+                    let bad =
+                        InputError::InvalidId { file: file.into(), line: 7, id: id.into(), why, kind: "uscc".into() };
+                    Err::<(), Error>(bad.into())
+                })
+            },
+            |ch| {
+                ch.set_phase("psi");
+                ch.recv::<u8>("psi.hello")
+            },
+        );
+        let g = g.expect_err("the gov's input fails");
+        assert!(matches!(g, Error::Input(InputError::InvalidId { .. })), "{g}");
+        assert!(g.to_string().contains(id), "the local message names the id: {g}");
+        match b {
+            Err(Error::PeerAbort(text)) => {
+                assert_eq!(text, format!("psi: {}", g.peer_notice()));
+                assert!(!text.contains(id) && !text.contains(file) && !text.contains("line 7"), "{text}");
+            }
+            other => panic!("the bank must see the gov's abort, got {other:?}"),
+        }
     }
 
     #[test]

@@ -73,16 +73,12 @@ impl FailureKind {
 
     /// The kind of a protocol error, by its variant.
     pub fn of_protocol(e: &protocol::Error) -> FailureKind {
-        use protocol::{Error as E, PeerError as P, TransportError as T};
+        use protocol::{Error as E, TransportError as T};
         match e {
-            E::Transport(T::Closed(_)) => FailureKind::Transport("connection closed"),
-            E::Transport(T::Timeout(_)) => FailureKind::Transport("no message within the read timeout"),
-            E::Transport(T::FrameTooLarge { .. }) => FailureKind::Peer("a frame over the size limit"),
-            E::Peer(P::UnexpectedMessage { .. }) => FailureKind::Peer("an unexpected message"),
-            E::Peer(P::Decode { .. }) => FailureKind::Peer("a message that does not decode"),
-            E::Peer(P::BadSignature { .. }) => FailureKind::Peer("a signature that does not verify"),
-            E::Peer(_) | E::PeerAbort(_) => FailureKind::Peer("inconsistent protocol data"),
-            E::Mismatch { .. } => FailureKind::Peer("job terms that differ from its own"),
+            E::Transport(T::Closed(_) | T::Timeout(_)) => FailureKind::Transport(e.peer_notice()),
+            E::Transport(T::FrameTooLarge { .. }) | E::Peer(_) | E::PeerAbort(_) | E::Mismatch { .. } => {
+                FailureKind::Peer(e.peer_notice())
+            }
             E::Input(_) => FailureKind::Input,
             E::Record(_) => FailureKind::Internal,
         }

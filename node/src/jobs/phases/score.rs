@@ -20,6 +20,7 @@
 //! computed from scores the bank already holds, and the gov learns nothing of it.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use models::capped::FixedScorecard;
@@ -73,7 +74,8 @@ fn lookup_grant(n: usize) -> Grant {
 pub(crate) fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Result<()> {
     let budget = ctx.config.policy.score_budget_per_day;
     let day = crate::jobs::record::now_ms() / 86_400_000;
-    let used = used_on_day(ctx.store, model, day)? + ctx.sessions.used_on_day(model, day);
+    let jobs_dir = ctx.config.node.data_dir.join("jobs");
+    let used = used_on_day(ctx.store, &jobs_dir, model, day)? + ctx.sessions.used_on_day(model, day);
     if used + n > budget {
         return Err(JobError::Policy {
             rule: "policy.score_budget_per_day",
@@ -87,21 +89,26 @@ pub(crate) fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Resul
     Ok(())
 }
 
-/// Entities scored with `model` on UTC day `day` (days since the epoch) by the succeeded score
-/// and watchlist jobs of `store` (closed scoring sessions included).
-pub(crate) fn used_on_day(store: &crate::jobs::store::Store, model: &str, day: u64) -> Result<u64> {
-    Ok(store
-        .list()?
-        .iter()
-        .filter(|r| {
-            matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist | JobKind::Checkup)
-                && r.state == JobState::Succeeded
-        })
-        .filter(|r| {
-            r.created_ms / 86_400_000 == day && r.spec.params.get("model").and_then(|m| m.as_str()) == Some(model)
-        })
-        .map(|r| r.outcome.get(SCORED_ENTITIES).and_then(|v| v.as_u64()).unwrap_or(0))
-        .sum())
+/// Entities scored with `model` on UTC day `day` (days since the epoch) by the jobs of `store`
+/// (job directories under `jobs_dir`): the succeeded score, watchlist and checkup jobs' counts
+/// (closed scoring sessions included) and, for a scoring session that ended otherwise (a failure,
+/// a node restart), the ids its budget log admitted that day.
+pub(crate) fn used_on_day(store: &crate::jobs::store::Store, jobs_dir: &Path, model: &str, day: u64) -> Result<u64> {
+    let mut used = 0;
+    for r in store.list()? {
+        let scores = matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist | JobKind::Checkup);
+        if !scores || r.spec.params.get("model").and_then(|m| m.as_str()) != Some(model) {
+            continue;
+        }
+        used += match r.state {
+            JobState::Succeeded if r.created_ms / 86_400_000 == day => {
+                r.outcome.get(SCORED_ENTITIES).and_then(|v| v.as_u64()).unwrap_or(0)
+            }
+            JobState::Failed | JobState::Cancelled => crate::sessions::logged_on_day(&jobs_dir.join(&r.id), day)?,
+            _ => 0,
+        };
+    }
+    Ok(used)
 }
 
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
@@ -486,4 +493,45 @@ fn grade_counts<'a>(grades: impl Iterator<Item = &'a str>) -> serde_json::Value 
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
     grades.for_each(|g| *counts.entry(g.to_string()).or_default() += 1);
     serde_json::to_value(counts).expect("counts serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::record::JobRecord;
+    use crate::jobs::spec::JobSpec;
+    use crate::jobs::store::Store;
+    use crate::sessions::log_scored;
+
+    /// A session that a restart ended (marked failed at start-up) still counts the ids its
+    /// budget log admitted, per day; a succeeded job counts its outcome.
+    #[test]
+    fn an_interrupted_session_counts_against_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let jobs_dir = dir.path().join("jobs");
+        let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo-score-session.toml");
+        let spec = JobSpec::load(&spec_path).unwrap();
+        let model = "TRAIN_JOB_ID";
+        let day = crate::jobs::record::now_ms() / 86_400_000;
+
+        let mut session = JobRecord::new("1-session", spec.clone(), "bank", "gov", &["score"]);
+        session.state = JobState::Running;
+        store.insert(&session).unwrap();
+        std::fs::create_dir_all(jobs_dir.join(&session.id)).unwrap();
+        for (d, n) in [(day - 1, 7), (day, 2), (day, 3)] {
+            log_scored(&jobs_dir.join(&session.id), d, n).unwrap();
+        }
+        let mut closed = JobRecord::new("2-closed", spec, "bank", "gov", &["score"]);
+        closed.state = JobState::Succeeded;
+        closed.outcome.insert(SCORED_ENTITIES.into(), 11.into());
+        store.insert(&closed).unwrap();
+
+        // Running: the open session counts in memory (Sessions), not here.
+        assert_eq!(used_on_day(&store, &jobs_dir, model, day).unwrap(), 11);
+        store.mark_interrupted().unwrap();
+        assert_eq!(used_on_day(&store, &jobs_dir, model, day).unwrap(), 11 + 2 + 3);
+        assert_eq!(used_on_day(&store, &jobs_dir, model, day - 1).unwrap(), 7);
+        assert_eq!(used_on_day(&store, &jobs_dir, "other-model", day).unwrap(), 0);
+    }
 }
