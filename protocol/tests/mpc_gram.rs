@@ -103,10 +103,14 @@ fn cross_gram_matches_plaintext_for_either_owner() {
         cross_case(Role::Bank, 77, 1, 4, 1, 24, 2);
         cross_case(Role::Bank, 128, 2, 3, 9, 7, 3);
         cross_case(Role::Gov, 1, 2, 2, 5, 5, 4);
-        // ℓ = 10 + 27 + 27 = 64: no lift needed.
-        cross_case(Role::Gov, 1024, 1, 2, 27, 27, 5);
-        // Several COT calls (column chunks of A).
-        cross_case(Role::Gov, 2048, 3, 600, 3, 8, 6);
+        // The training cross block: 1000 rows (not a power of two), 11 × 12 columns, ℓ = 46.
+        cross_case(Role::Gov, 1000, 11, 12, 16, 20, 5);
+        // Rows beyond one polynomial (several row blocks) and beyond one ring chunk (8192 rows
+        // at 16 + 20 bits), and a wide B.
+        cross_case(Role::Bank, 10_000, 2, 3, 16, 20, 6);
+        cross_case(Role::Gov, 3000, 1, 150, 1, 2, 7);
+        // a_bits + b_bits = 49: one row per chunk.
+        cross_case(Role::Gov, 3, 2, 1, 25, 24, 8);
     });
 }
 
@@ -154,7 +158,10 @@ fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking()
                 input_error(e.cross_gram(Role::Gov, &m(vec![-9, 0]), 2, 1, 1, 4, 4), "A entry (row 0, column 0) = -9");
                 input_error(e.cross_gram(Role::Bank, &m(vec![0, -8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = -8");
                 input_error(e.cross_gram(Role::Bank, &m(vec![0, 8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = 8");
-                input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 40, 24), "need a 65-bit ring");
+                input_error(
+                    e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 26, 24),
+                    "need a 50-bit ring even for one row",
+                );
                 input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 3, 1, 1, 4, 4), "the call says 3×1");
                 input_error(e.lift(&[0], 2), "ring of 2 bits");
                 input_error(e.lift(&[0], 65), "ring of 65 bits");

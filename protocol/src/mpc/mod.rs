@@ -177,6 +177,8 @@ pub struct Engine<'c> {
     setup: Stats,
     correlation_bytes: u64,
     correction_bytes: u64,
+    /// Keys and counters of the homomorphic products ([`gram`]).
+    he: gram::HeState,
 }
 
 impl<'c> Engine<'c> {
@@ -241,6 +243,7 @@ impl<'c> Engine<'c> {
             setup,
             correlation_bytes: 0,
             correction_bytes: 0,
+            he: gram::HeState::default(),
         }
     }
 
