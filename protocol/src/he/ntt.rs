@@ -78,10 +78,17 @@ impl Prime {
         if a >= b { a - b } else { a + self.p - b }
     }
 
-    /// A signed integer with `|v| < 2^127` reduced to `[0, p)`.
+    /// A signed integer with `|v| < 2^127` reduced to `[0, p)` (without a division when
+    /// `|v| < p`, the common case: errors, ternary and plaintext coefficients).
     #[inline]
     pub fn reduce_i128(&self, v: i128) -> u64 {
-        v.rem_euclid(self.p as i128) as u64
+        let m = v.unsigned_abs();
+        if m < self.p as u128 {
+            let m = m as u64;
+            if v < 0 && m != 0 { self.p - m } else { m }
+        } else {
+            v.rem_euclid(self.p as i128) as u64
+        }
     }
 
     pub fn pow(&self, mut b: u64, mut e: u64) -> u64 {
