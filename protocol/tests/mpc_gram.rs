@@ -115,6 +115,48 @@ fn cross_gram_matches_plaintext_for_either_owner() {
 }
 
 #[test]
+fn cross_gram_sends_each_public_key_once_per_session() {
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(400);
+        let rows = 500;
+        let a: Vec<i64> = (0..rows * 3).map(|_| r.random_range(-128..128)).collect();
+        let b: Vec<i64> = (0..rows * 4).map(|_| r.random_range(-127..128)).collect();
+        let am = PlainMatrix { rows, cols: 3, data: a.iter().map(|&v| v as u64).collect() };
+        let bm = PlainMatrix { rows, cols: 4, data: b.iter().map(|&v| v as u64).collect() };
+        // The gov owns A twice (same shape), then the bank owns A (its B is the gov's A).
+        let (g, _) = both(|e| {
+            let mut out = Vec::new();
+            for a_owner in [Role::Gov, Role::Gov, Role::Bank] {
+                let (own, a_cols, b_cols) = match (e.role() == Role::Gov, a_owner == Role::Gov) {
+                    (true, true) => (&am, 3, 4),
+                    (false, true) => (&bm, 3, 4),
+                    (false, false) => (&bm, 4, 3),
+                    (true, false) => (&am, 4, 3),
+                };
+                let before = e.traffic().correction_bytes;
+                let s = e.cross_gram(a_owner, own, rows, a_cols, b_cols, 8, 8).unwrap();
+                let bytes = e.traffic().correction_bytes - before;
+                out.push((e.reveal_both(&opened(), &s).unwrap(), bytes));
+            }
+            out
+        });
+        let gram = |x: &[i64], xc: usize, y: &[i64], yc: usize| -> Vec<i64> {
+            (0..xc)
+                .flat_map(|i| (0..yc).map(move |k| (i, k)))
+                .map(|(i, k)| (0..rows).map(|t| x[t * xc + i] * y[t * yc + k]).sum())
+                .collect()
+        };
+        let want_ab = gram(&a, 3, &b, 4);
+        assert_eq!(g[0].0.iter().map(|&v| v as i64).collect::<Vec<_>>(), want_ab);
+        assert_eq!(g[1].0.iter().map(|&v| v as i64).collect::<Vec<_>>(), want_ab);
+        assert_eq!(g[2].0.iter().map(|&v| v as i64).collect::<Vec<_>>(), gram(&b, 4, &a, 3));
+        // The first call carries the public key (196,640 B plus framing), the second does not.
+        let key_bytes = g[0].1 - g[1].1;
+        assert!((196_640..197_000).contains(&key_bytes), "{key_bytes}");
+    });
+}
+
+#[test]
 fn cross_gram_at_the_worst_case_bound_is_exact() {
     sources::each_source(|| {
         // All entries at the extremes: |AᵀB| is just below 2^(ℓ−2), the lift's limit.
