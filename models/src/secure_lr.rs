@@ -34,9 +34,11 @@
 //!
 //! Cost: with the linear sigmoid the per-batch Gram matrices are computed once and reused every
 //! epoch (`Training::run_linear_gram`): the cross block X_gᵀX_b by the engine's `cross_gram`
-//! (choice bits from bounded 16-bit inputs, corrections in a ring just wide enough for the exact
-//! block), then one shared (c+1)² matrix–vector product per step. On synthetic_30k (24k rows,
-//! 10 + 13 features, batch 1024, 10 epochs) that is about 300 MB once plus 84 MB for the steps.
+//! (a homomorphic product of bounded 16- and 20-bit inputs in a ring just wide enough for the
+//! exact block), then one shared (c+1)² matrix–vector product per step. On synthetic_30k (24k
+//! rows, 10 + 13 features, batch 1024, 10 epochs) the cross blocks and label products take
+//! about 1.3 MB per batch, 31 MB in all (250–310 MB with the earlier OT products, silent / IKNP
+//! correlations); the whole training job, steps included, 167 MB with silent correlations.
 //! Other sigmoids run four batch-size products per step.
 //! Fixed point: every truncation is the engine's exact one (no failure probability) while each
 //! product stays below `protocol::mpc::product_bound` = 2^(62−2f) in magnitude (2^14 at f = 24).
@@ -67,9 +69,11 @@ use crate::standardize::{Standardized, Standardizer};
 pub const GRAM_MAX_ABS: f64 = 127.0;
 /// Magnitude bits of the cross-block inputs (2^7 > [`GRAM_MAX_ABS`]).
 const GRAM_VALUE_BITS: u32 = 7;
-/// Fractional bits of the cross-block values that become OT choice bits (one OT per bit).
+/// Fractional bits of the cross-block values of the party with fewer columns (`cross_gram`'s A).
 pub const GRAM_CHOICE_FRAC: u32 = 8;
-/// Fractional bits of the cross-block values that become OT correlations (one ring bit each).
+/// Fractional bits of the other party's cross-block values (`cross_gram`'s B). With
+/// [`GRAM_CHOICE_FRAC`] and batch size 1024 the product's ring is 10 + 16 + 20 = 46 bits, within
+/// the homomorphic product's 49.
 pub const GRAM_CORR_FRAC: u32 = 12;
 
 /// Policy rules under which this module opens values ([`protocol::disclose`]).
@@ -900,10 +904,10 @@ impl Training<'_> {
     ///   bank's part of c (X_bᵀ(½ − y), 1ᵀ(½ − y)), are local plaintext (the owner's share; the
     ///   other party's share is 0);
     /// - the cross block X_gᵀX_b: engine `cross_gram` on both parties' plaintext features
-    ///   ([`GRAM_MAX_ABS`] bound; the party with fewer columns supplies
-    ///   [`GRAM_CHOICE_FRAC`]-bit choice values, the other [`GRAM_CORR_FRAC`]-bit correlations);
-    /// - X_gᵀ(½ − y) = ½·X_gᵀ1 − X_gᵀy: `cross_gram` with the bank's −y (one choice bit per row)
-    ///   against the gov's features.
+    ///   ([`GRAM_MAX_ABS`] bound; the party with fewer columns supplies A with
+    ///   [`GRAM_CHOICE_FRAC`] fractional bits, the other B with [`GRAM_CORR_FRAC`]);
+    /// - X_gᵀ(½ − y) = ½·X_gᵀ1 − X_gᵀy: `cross_gram` with the bank's −y (1-bit entries) against
+    ///   the gov's features.
     ///
     /// Per iteration one `matvec_shared` of the shared (c_g + c_b + 1)² matrix G with θ, truncated
     /// once. Nothing is opened; each party learns nothing beyond `run_general`. Same algorithm and
@@ -919,7 +923,7 @@ impl Training<'_> {
         // Index of this party's column i (i = own_cols: the constant 1) in θ = (w_g, w_b, b).
         let first = if me == Role::Gov { 0 } else { cg };
         let pos = |i: usize| if i < own_cols { first + i } else { dim - 1 };
-        // The party with fewer columns supplies choice bits (fewer OTs).
+        // The party with fewer columns supplies A, the matrix with fewer fractional bits.
         let chooser = if cg <= cb { Role::Gov } else { Role::Bank };
         let (choice_cols, corr_cols) = (self.ncols[chooser.index()], self.ncols[chooser.peer().index()]);
         let (choice_bits, corr_bits) = (GRAM_VALUE_BITS + GRAM_CHOICE_FRAC + 1, GRAM_VALUE_BITS + GRAM_CORR_FRAC + 1);

@@ -4,8 +4,8 @@
 //!
 //! The gov's per-bin event counts need the bank's label: [`gov_event_counts`] computes them as
 //! the gov's plaintext bin-indicator matrix (training rows × bins) times the bank's label with
-//! the engine's `cross_gram` (the bank's −y as one choice bit per row, the gov's 0/1 indicators
-//! as correlations), and opens the counts to the gov only, under rule [`WOE_TO_OWNER`]. The
+//! the engine's `cross_gram` (a homomorphic product of the bank's −y and the gov's 0/1
+//! indicators), and opens the counts to the gov only, under rule [`WOE_TO_OWNER`]. The
 //! per-bin totals are the gov's own.
 //!
 //! What each party learns:

@@ -12,6 +12,7 @@ pub mod disclose;
 pub mod error;
 pub mod fixed;
 pub mod gf128;
+pub(crate) mod he;
 pub mod ids;
 pub mod lookup;
 pub mod mpc;

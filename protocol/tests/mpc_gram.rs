@@ -103,10 +103,56 @@ fn cross_gram_matches_plaintext_for_either_owner() {
         cross_case(Role::Bank, 77, 1, 4, 1, 24, 2);
         cross_case(Role::Bank, 128, 2, 3, 9, 7, 3);
         cross_case(Role::Gov, 1, 2, 2, 5, 5, 4);
-        // ℓ = 10 + 27 + 27 = 64: no lift needed.
-        cross_case(Role::Gov, 1024, 1, 2, 27, 27, 5);
-        // Several COT calls (column chunks of A).
-        cross_case(Role::Gov, 2048, 3, 600, 3, 8, 6);
+        // The training cross block: 1000 rows (not a power of two), 11 × 12 columns, ℓ = 46.
+        cross_case(Role::Gov, 1000, 11, 12, 16, 20, 5);
+        // Rows beyond one polynomial (several row blocks) and beyond one ring chunk (8192 rows
+        // at 16 + 20 bits), and a wide B.
+        cross_case(Role::Bank, 10_000, 2, 3, 16, 20, 6);
+        cross_case(Role::Gov, 3000, 1, 150, 1, 2, 7);
+        // a_bits + b_bits = 49: one row per chunk.
+        cross_case(Role::Gov, 3, 2, 1, 25, 24, 8);
+    });
+}
+
+#[test]
+fn cross_gram_sends_each_public_key_once_per_session() {
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(400);
+        let rows = 500;
+        let a: Vec<i64> = (0..rows * 3).map(|_| r.random_range(-128..128)).collect();
+        let b: Vec<i64> = (0..rows * 4).map(|_| r.random_range(-127..128)).collect();
+        let am = PlainMatrix { rows, cols: 3, data: a.iter().map(|&v| v as u64).collect() };
+        let bm = PlainMatrix { rows, cols: 4, data: b.iter().map(|&v| v as u64).collect() };
+        // The gov owns A twice (same shape), then the bank owns A (its B is the gov's A).
+        let (g, _) = both(|e| {
+            let mut out = Vec::new();
+            for a_owner in [Role::Gov, Role::Gov, Role::Bank] {
+                let (own, a_cols, b_cols) = match (e.role() == Role::Gov, a_owner == Role::Gov) {
+                    (true, true) => (&am, 3, 4),
+                    (false, true) => (&bm, 3, 4),
+                    (false, false) => (&bm, 4, 3),
+                    (true, false) => (&am, 4, 3),
+                };
+                let before = e.traffic().correction_bytes;
+                let s = e.cross_gram(a_owner, own, rows, a_cols, b_cols, 8, 8).unwrap();
+                let bytes = e.traffic().correction_bytes - before;
+                out.push((e.reveal_both(&opened(), &s).unwrap(), bytes));
+            }
+            out
+        });
+        let gram = |x: &[i64], xc: usize, y: &[i64], yc: usize| -> Vec<i64> {
+            (0..xc)
+                .flat_map(|i| (0..yc).map(move |k| (i, k)))
+                .map(|(i, k)| (0..rows).map(|t| x[t * xc + i] * y[t * yc + k]).sum())
+                .collect()
+        };
+        let want_ab = gram(&a, 3, &b, 4);
+        assert_eq!(g[0].0.iter().map(|&v| v as i64).collect::<Vec<_>>(), want_ab);
+        assert_eq!(g[1].0.iter().map(|&v| v as i64).collect::<Vec<_>>(), want_ab);
+        assert_eq!(g[2].0.iter().map(|&v| v as i64).collect::<Vec<_>>(), gram(&b, 4, &a, 3));
+        // The first call carries the public key (196,640 B plus framing), the second does not.
+        let key_bytes = g[0].1 - g[1].1;
+        assert!((196_640..197_000).contains(&key_bytes), "{key_bytes}");
     });
 }
 
@@ -154,7 +200,10 @@ fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking()
                 input_error(e.cross_gram(Role::Gov, &m(vec![-9, 0]), 2, 1, 1, 4, 4), "A entry (row 0, column 0) = -9");
                 input_error(e.cross_gram(Role::Bank, &m(vec![0, -8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = -8");
                 input_error(e.cross_gram(Role::Bank, &m(vec![0, 8]), 2, 1, 1, 4, 4), "B entry (row 1, column 0) = 8");
-                input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 40, 24), "need a 65-bit ring");
+                input_error(
+                    e.cross_gram(Role::Gov, &m(vec![0, 0]), 2, 1, 1, 26, 24),
+                    "need a 50-bit ring even for one row",
+                );
                 input_error(e.cross_gram(Role::Gov, &m(vec![0, 0]), 3, 1, 1, 4, 4), "the call says 3×1");
                 input_error(e.lift(&[0], 2), "ring of 2 bits");
                 input_error(e.lift(&[0], 65), "ring of 65 bits");

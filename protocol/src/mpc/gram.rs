@@ -1,23 +1,20 @@
-//! Products for Gram-type blocks: the cross product `AᵀB` of two parties' plaintext matrices in
-//! a small ring, lifting shares from `Z_2^ℓ` to `Z_2^64`, and a shared matrix times a shared
-//! vector.
+//! Products for Gram-type blocks: the cross product `AᵀB` of two parties' plaintext matrices
+//! (homomorphic, [`crate::he`]), lifting shares from `Z_2^ℓ` to `Z_2^64`, and a shared matrix
+//! times a shared vector.
 //!
-//! Cost model (why these exist): a Gilboa product costs one OT (16 B of IKNP) per choice bit and,
-//! per OT, one correction of `ring − k` bits per correlation element. Choosing the narrower
-//! plaintext as the choice bits (`a_bits` instead of 64) and the smallest ring that holds the
-//! exact result (instead of 64) cuts both factors; the lift back to `Z_2^64` costs one OT per
-//! output element.
+//! Cost model (why the cross product is homomorphic): a Gilboa OT product costs, per entry of
+//! the choice matrix, one OT per bit and a correction of up to `ℓ` bits per correlation element,
+//! `O(rows·a_cols·b_cols·a_bits·ℓ)` bits. The RLWE product packs many inner products into one
+//! ciphertext: the encrypting party sends `O(rows·cols)` ring coefficients and receives about
+//! `a_cols·b_cols·rows·(ℓ + 15)` bits, independent of the entries' bit widths.
 
 use super::cot::{CotRecv, CotSend, low_mask};
 use super::{Engine, PlainMatrix, add_groups};
+use crate::he::{self, Budget, Ciphertext, Evaluator, N, Plain, PublicKey, SecretKey};
 use crate::{Error, InputError, Result, Role};
 
-/// Largest correlation (elements) one `cross_gram` COT call handles; bigger shapes run in
-/// several calls over column chunks of A.
-const CROSS_CHUNK_ELEMS: usize = 1 << 21;
-
-/// Ring bits of [`Engine::cross_gram`]: `⌈log2 rows⌉ + a_bits + b_bits`, so that the exact
-/// result satisfies `|AᵀB| < 2^(ring−2)` as [`Engine::lift`] needs.
+/// Ring bits of one [`Engine::cross_gram`] product over `rows` rows: `⌈log2 rows⌉ + a_bits +
+/// b_bits`, so that the exact result satisfies `|AᵀB| < 2^(ring−2)` as [`Engine::lift`] needs.
 pub fn cross_gram_ring(rows: usize, a_bits: u32, b_bits: u32) -> u32 {
     let log_rows = usize::BITS - rows.saturating_sub(1).leading_zeros();
     log_rows + a_bits + b_bits
@@ -39,6 +36,125 @@ fn check_entry_bounds(m: &PlainMatrix, lo: i64, hi: i64, what: &str) -> Result<(
     }
 }
 
+/// How one homomorphic cross product is packed; both parties derive it from the public shape.
+///
+/// The encrypting party's matrix `X` (`rows × x_cols`) is cut into row blocks of `block` rows;
+/// per block, `gx` of its columns go into one plaintext, column `jj` of the group at
+/// coefficients `jj·block + i` (row `i` of the block). The evaluator's matrix `Y` goes into
+/// plaintext polynomials with `gy` columns each, column `kk` at `X^(kk·gx·block − i)`
+/// (negacyclic: a negative exponent `−e` is `−X^(N−e)`). Their product has
+/// `Σ_i X_(i,j)·Y_(i,k)` at coefficient `(jj + kk·gx)·block` and no other term there
+/// (`gx·gy·block ≤ N`); the evaluator sums the products of all row blocks before replying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    /// The owner of A encrypts (else the owner of B).
+    a_encrypts: bool,
+    block: usize,
+    gx: usize,
+    gy: usize,
+    x_cols: usize,
+    y_cols: usize,
+    rows: usize,
+}
+
+impl Layout {
+    fn blocks(&self) -> usize {
+        self.rows.div_ceil(self.block)
+    }
+    fn x_groups(&self) -> usize {
+        self.x_cols.div_ceil(self.gx)
+    }
+    fn y_groups(&self) -> usize {
+        self.y_cols.div_ceil(self.gy)
+    }
+    /// Columns of X in group `u` and of Y in group `v`.
+    fn x_range(&self, u: usize) -> std::ops::Range<usize> {
+        u * self.gx..((u + 1) * self.gx).min(self.x_cols)
+    }
+    fn y_range(&self, v: usize) -> std::ops::Range<usize> {
+        v * self.gy..((v + 1) * self.gy).min(self.y_cols)
+    }
+    /// Coefficients of the results of groups `(u, v)`: `(X column, Y column, coefficient)`.
+    fn outputs(&self, u: usize, v: usize) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for k in self.y_range(v) {
+            for j in self.x_range(u) {
+                out.push((j, k, (j - u * self.gx + (k - v * self.gy) * self.gx) * self.block));
+            }
+        }
+        out
+    }
+    fn reply_bytes(&self, bits: u32) -> usize {
+        (0..self.x_groups())
+            .flat_map(|u| (0..self.y_groups()).map(move |v| (u, v)))
+            .map(|(u, v)| he::reply_bytes(bits, self.x_range(u).len() * self.y_range(v).len()))
+            .sum()
+    }
+    fn bytes(&self, bits: u32, key_to_send: bool) -> usize {
+        self.blocks() * self.x_groups() * he::CT_BYTES
+            + self.reply_bytes(bits)
+            + if key_to_send { he::PK_BYTES } else { 0 }
+    }
+
+    /// The layout with the fewest bytes (ties: the first found) among both encrypting parties,
+    /// block sizes and column groupings that fit the noise budget for `bits`-bit plaintexts.
+    fn choose(
+        rows: usize,
+        a_owner: Role,
+        a_cols: usize,
+        b_cols: usize,
+        (a_bits, b_bits): (u32, u32),
+        bits: u32,
+        keys_sent: [bool; 2],
+    ) -> Result<(Layout, Budget)> {
+        let mut best: Option<(usize, Layout, Budget)> = None;
+        let mut last_err = None;
+        for a_encrypts in [true, false] {
+            let (x_cols, y_cols, y_bits) = if a_encrypts { (a_cols, b_cols, b_bits) } else { (b_cols, a_cols, a_bits) };
+            let blocks = std::iter::once(rows.min(N))
+                .chain((0..=N.trailing_zeros()).map(|k| 1 << k))
+                .filter(|&b| b <= rows.min(N));
+            for block in blocks {
+                let g = N / block;
+                for gx in 1..=x_cols.min(g) {
+                    let gy = y_cols.min(g / gx);
+                    let layout = Layout { a_encrypts, block, gx, gy, x_cols, y_cols, rows };
+                    // Σ over row blocks of ‖plaintext‖₁ ≤ gy·rows·2^(y_bits−1).
+                    let l1 = (gy as u128 * rows as u128) << (y_bits - 1);
+                    match Budget::check("cross_gram", bits, l1) {
+                        Ok(budget) => {
+                            let encryptor = if a_encrypts { a_owner } else { a_owner.peer() };
+                            let cost = layout.bytes(bits, !keys_sent[encryptor.index()]);
+                            if best.as_ref().is_none_or(|(c, ..)| cost < *c) {
+                                best = Some((cost, layout, budget));
+                            }
+                        }
+                        Err(e) => last_err = Some(e),
+                    }
+                }
+            }
+        }
+        match (best, last_err) {
+            (Some((_, layout, budget)), _) => Ok((layout, budget)),
+            (None, Some(e)) => Err(e),
+            (None, None) => unreachable!("rows, a_cols and b_cols are positive"),
+        }
+    }
+}
+
+/// This session's homomorphic-encryption state, mirrored at both parties except the keys.
+#[derive(Default)]
+pub(super) struct HeState {
+    /// This party's key (made at its first encryption).
+    key: Option<SecretKey>,
+    /// The peer's public key (received with its first ciphertexts).
+    peer_key: Option<PublicKey>,
+    /// Whether the gov's / the bank's public key has been sent (index: [`Role::index`]).
+    keys_sent: [bool; 2],
+    /// Flooded coefficients sent under the gov's / the bank's key.
+    flooded: [u64; 2],
+}
+
 impl Engine<'_> {
     /// Shares (in `Z_2^64`) of the exact integer product `AᵀB` (`a_cols × b_cols`, row-major).
     /// `A` (`rows × a_cols`) is `a_owner`'s plaintext, `B` (`rows × b_cols`) the other party's;
@@ -47,20 +163,24 @@ impl Engine<'_> {
     /// `|b| < 2^(b_bits−1)`. An entry outside its bound is an error at its owner, before anything
     /// is sent. No fixed-point truncation: the caller rescales.
     ///
-    /// Protocol: in the ring `Z_2^ℓ`, `ℓ = ⌈log2 rows⌉ + a_bits + b_bits`
-    /// ([`cross_gram_ring`]), so `|AᵀB| < 2^(ℓ−2)`. One Gilboa group per entry `a_ri`: the owner
-    /// of A is COT receiver with the `a_bits` bits of `a_ri + 2^(a_bits−1)` (non-negative), the
-    /// owner of B sender with row `r` of B as correlation. Summing over `r` gives shares of
-    /// `(AᵀB)_i + 2^(a_bits−1)·Σ_r b_r`; the owner of B subtracts the offset (it knows B). Then
-    /// [`Engine::lift`] to `Z_2^64`.
+    /// Protocol: rows in chunks small enough that each chunk's product fits a ring of
+    /// `ℓ = ⌈log2 chunk⌉ + a_bits + b_bits ≤ 49` bits ([`cross_gram_ring`]); per chunk one
+    /// homomorphic product mod `2^ℓ` ([`crate::he`], packing in `Layout`): one party
+    /// (whichever sends fewer bytes, fixed by the public shape) encrypts its matrix under its own
+    /// key and sends the ciphertexts (and its public key, once per session); the other multiplies
+    /// them by its plaintext matrix, masks each result with a fresh uniform `r`, re-randomises,
+    /// floods and returns them: the encrypting party's share is the decryption `AᵀB − r`, the
+    /// evaluator's `r`. Then [`Engine::lift`] to `Z_2^64`, and the chunks' shares are summed.
     ///
-    /// What each party learns: nothing beyond the public shape and bounds. The owner of A sees
-    /// only COT corrections, uniform in its view (masked by the unchosen IKNP pads); the owner of
-    /// B sees only IKNP messages, independent of A's bits; each output share alone is uniform
-    /// (mod `2^ℓ`, then mod `2^64` after the lift, which reveals nothing either).
+    /// What each party learns: nothing beyond the public shape and bounds. The evaluator sees
+    /// only ciphertexts under the peer's key (RLWE); the encrypting party sees re-randomised
+    /// ciphertexts whose decryptions are its uniform shares, with the evaluator's matrix hidden
+    /// by flooding (statistical distance at most `2^−40` over the session, see [`crate::he`]).
+    /// Each output share alone is uniform (mod `2^ℓ`, then mod `2^64` after the lift).
     ///
-    /// Bytes: `rows·a_cols·a_bits` OTs (16 B each) plus `rows·a_cols·b_cols·Σ_{k<a_bits}(ℓ − k)`
-    /// bits of corrections, then `a_cols·b_cols` lift OTs.
+    /// Bytes per chunk: `blocks·⌈x_cols/gx⌉` ciphertexts of 196,640 B one way, about
+    /// `a_cols·b_cols·rows·(ℓ + 15)/8` B back (e.g. 1.4 MB for 1024 rows, 11 × 12 columns,
+    /// ℓ = 46), then `a_cols·b_cols` lift OTs.
     #[allow(clippy::too_many_arguments)]
     pub fn cross_gram(
         &mut self,
@@ -85,12 +205,13 @@ impl Engine<'_> {
                 ),
             }));
         }
-        let ring = cross_gram_ring(rows, a_bits, b_bits);
-        if a_bits == 0 || b_bits == 0 || ring > 64 {
+        if a_bits == 0 || b_bits == 0 || a_bits + b_bits > he::MAX_PLAIN_BITS {
             return Err(Error::Input(InputError::Usage {
                 op: "cross_gram",
                 detail: format!(
-                    "{rows} rows with {a_bits}- and {b_bits}-bit entries need a {ring}-bit ring (at most 64, bits ≥ 1)"
+                    "{a_bits}- and {b_bits}-bit entries need a {}-bit ring even for one row; the homomorphic product allows {} (bits ≥ 1)",
+                    a_bits + b_bits,
+                    he::MAX_PLAIN_BITS
                 ),
             }));
         }
@@ -100,47 +221,184 @@ impl Engine<'_> {
             let hi = 1i64 << (b_bits - 1);
             check_entry_bounds(own, -hi + 1, hi, "B")?;
         }
+        let mut total = vec![0u64; a_cols * b_cols];
         if rows == 0 || a_cols == 0 || b_cols == 0 {
-            return Ok(vec![0; a_cols * b_cols]);
+            return Ok(total);
+        }
+        // Largest power-of-two chunk whose ring fits the homomorphic product.
+        let chunk = 1usize << (he::MAX_PLAIN_BITS - a_bits - b_bits).min(usize::BITS - 2);
+        for r0 in (0..rows).step_by(chunk) {
+            let r1 = (r0 + chunk).min(rows);
+            let part =
+                PlainMatrix { rows: r1 - r0, cols: own_cols, data: own.data[r0 * own_cols..r1 * own_cols].to_vec() };
+            let ring = cross_gram_ring(r1 - r0, a_bits, b_bits).max(3);
+            let shares = self.he_cross(a_owner, &part, a_cols, b_cols, (a_bits, b_bits), ring)?;
+            let lifted = self.lift(&shares, ring)?;
+            total.iter_mut().zip(&lifted).for_each(|(t, v)| *t = t.wrapping_add(*v));
+        }
+        Ok(total)
+    }
+
+    /// Shares mod `2^ring` of `AᵀB` for one row chunk (`own` already checked), by the
+    /// homomorphic product described at [`Engine::cross_gram`].
+    fn he_cross(
+        &mut self,
+        a_owner: Role,
+        own: &PlainMatrix,
+        a_cols: usize,
+        b_cols: usize,
+        bits: (u32, u32),
+        ring: u32,
+    ) -> Result<Vec<u64>> {
+        let rows = own.rows;
+        let (layout, budget) = Layout::choose(rows, a_owner, a_cols, b_cols, bits, ring, self.he.keys_sent)?;
+        let encryptor = if layout.a_encrypts { a_owner } else { a_owner.peer() };
+        let outputs = (a_cols * b_cols) as u64;
+        if self.he.flooded[encryptor.index()] + outputs > he::MAX_FLOODED {
+            return Err(Error::Input(InputError::Usage {
+                op: "cross_gram",
+                detail: format!(
+                    "more than {} homomorphic results under one key in one session: split the job into sessions",
+                    he::MAX_FLOODED
+                ),
+            }));
+        }
+        self.he.flooded[encryptor.index()] += outputs;
+        let before = self.ch.stats().total_bytes();
+        let w = if encryptor == self.role {
+            self.he_encrypting_side(own, &layout, ring)?
+        } else {
+            self.he_evaluating_side(own, &layout, &budget)?
+        };
+        self.he.keys_sent[encryptor.index()] = true;
+        self.correction_bytes += self.ch.stats().total_bytes() - before;
+        // w is x_cols × y_cols; the result is a_cols × b_cols.
+        Ok(if layout.a_encrypts {
+            w
+        } else {
+            (0..a_cols).flat_map(|i| (0..b_cols).map(move |k| (i, k))).map(|(i, k)| w[k * a_cols + i]).collect()
+        })
+    }
+
+    /// Encrypts `own` (the layout's X), sends it, decrypts the replies: this party's shares of
+    /// `XᵀY` (`x_cols × y_cols`) mod `2^ring`.
+    fn he_encrypting_side(&mut self, own: &PlainMatrix, layout: &Layout, ring: u32) -> Result<Vec<u64>> {
+        let key = match self.he.key.take() {
+            Some(key) => key,
+            None => SecretKey::generate(&mut self.rng.0),
+        };
+        let result = self.he_encrypt_and_decrypt(&key, own, layout, ring);
+        self.he.key = Some(key);
+        result
+    }
+
+    fn he_encrypt_and_decrypt(
+        &mut self,
+        key: &SecretKey,
+        own: &PlainMatrix,
+        layout: &Layout,
+        ring: u32,
+    ) -> Result<Vec<u64>> {
+        if !self.he.keys_sent[self.role.index()] {
+            self.ch.send_bulk("he.pk", &key.public_key_bytes())?;
         }
         let mask = low_mask(ring);
-        let per_call = (CROSS_CHUNK_ELEMS / (rows * b_cols)).clamp(1, a_cols);
-        let mut out = Vec::with_capacity(a_cols * b_cols);
-        for i0 in (0..a_cols).step_by(per_call) {
-            let i1 = (i0 + per_call).min(a_cols);
-            let groups = (i1 - i0) * rows;
-            // Group (i, r) is number (i − i0)·rows + r.
-            let mut chunk = vec![0u64; (i1 - i0) * b_cols];
-            if i_own_a {
-                let offset = 1u64 << (a_bits - 1);
-                let choices: Vec<u64> = (i0..i1)
-                    .flat_map(|i| (0..rows).map(move |r| own.data[r * a_cols + i].wrapping_add(offset)))
-                    .collect();
-                let (_, shares) = self.cot_ring(
-                    None,
-                    Some(CotRecv { choices: &choices, groups, width: b_cols, bits: a_bits }),
-                    ring,
-                )?;
-                for (i, out_i) in chunk.chunks_exact_mut(b_cols).enumerate() {
-                    add_groups(out_i, &shares[i * rows * b_cols..(i + 1) * rows * b_cols]);
-                }
-            } else {
-                let corr: Vec<u64> = (i0..i1).flat_map(|_| own.data.iter().map(|v| v & mask)).collect();
-                let (shares, _) =
-                    self.cot_ring(Some(CotSend { corr: &corr, groups, width: b_cols, bits: a_bits }), None, ring)?;
-                // Minus 2^(a_bits−1)·Σ_r b_r, the receiver's offset times B's column sums.
-                let mut col_sums = vec![0u64; b_cols];
-                add_groups(&mut col_sums, &own.data);
-                for (i, out_i) in chunk.chunks_exact_mut(b_cols).enumerate() {
-                    add_groups(out_i, &shares[i * rows * b_cols..(i + 1) * rows * b_cols]);
-                    for (o, s) in out_i.iter_mut().zip(&col_sums) {
-                        *o = o.wrapping_sub(s << (a_bits - 1));
+        let mut cts = Vec::with_capacity(layout.blocks() * layout.x_groups() * he::CT_BYTES);
+        for blk in 0..layout.blocks() {
+            let block_rows = blk * layout.block..((blk + 1) * layout.block).min(layout.rows);
+            for u in 0..layout.x_groups() {
+                let mut m = vec![0u64; N];
+                for j in layout.x_range(u) {
+                    for (i, r) in block_rows.clone().enumerate() {
+                        m[(j - u * layout.gx) * layout.block + i] = own.data[r * own.cols + j] & mask;
                     }
                 }
+                cts.extend(key.encrypt(&m, ring, &mut self.rng.0));
             }
-            out.extend(chunk.iter().map(|v| v & mask));
         }
-        self.lift(&out, ring)
+        self.ch.send_bulk("he.ct", &cts)?;
+        let replies = self.ch.recv_bulk("he.prod", layout.reply_bytes(ring) as u64)?;
+        if replies.len() != layout.reply_bytes(ring) {
+            return Err(crate::PeerError::wrong_bytes(
+                "he.prod",
+                layout.reply_bytes(ring) as u64,
+                replies.len() as u64,
+            )
+            .into());
+        }
+        let mut w = vec![0u64; layout.x_cols * layout.y_cols];
+        let mut rest = replies.as_slice();
+        for u in 0..layout.x_groups() {
+            for v in 0..layout.y_groups() {
+                let outputs = layout.outputs(u, v);
+                let (reply, tail) = rest.split_at(he::reply_bytes(ring, outputs.len()));
+                rest = tail;
+                let positions: Vec<usize> = outputs.iter().map(|o| o.2).collect();
+                for (&(j, k, _), value) in outputs.iter().zip(key.decrypt(reply, ring, &positions)?) {
+                    w[j * layout.y_cols + k] = value;
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    /// Receives the peer's ciphertexts of X, multiplies by `own` (the layout's Y) and replies:
+    /// this party's shares (the masks `r`) of `XᵀY` (`x_cols × y_cols`) mod `2^ring`.
+    fn he_evaluating_side(&mut self, own: &PlainMatrix, layout: &Layout, budget: &Budget) -> Result<Vec<u64>> {
+        if self.he.peer_key.is_none() {
+            self.he.peer_key = Some(PublicKey::from_bytes(&self.ch.recv_bulk("he.pk", he::PK_BYTES as u64)?)?);
+        }
+        let count = layout.blocks() * layout.x_groups();
+        let bytes = self.ch.recv_bulk("he.ct", (count * he::CT_BYTES) as u64)?;
+        if bytes.len() != count * he::CT_BYTES {
+            return Err(
+                crate::PeerError::wrong_bytes("he.ct", (count * he::CT_BYTES) as u64, bytes.len() as u64).into()
+            );
+        }
+        let cts = bytes.chunks_exact(he::CT_BYTES).map(Ciphertext::from_bytes).collect::<Result<Vec<_>>>()?;
+        // plains[blk][v]
+        let plains: Vec<Vec<Plain>> = (0..layout.blocks())
+            .map(|blk| {
+                let block_rows = blk * layout.block..((blk + 1) * layout.block).min(layout.rows);
+                (0..layout.y_groups())
+                    .map(|v| {
+                        let mut c = vec![0i64; N];
+                        for k in layout.y_range(v) {
+                            let base = (k - v * layout.gy) * layout.gx * layout.block;
+                            for (i, r) in block_rows.clone().enumerate() {
+                                let y = own.data[r * own.cols + k] as i64;
+                                if base >= i {
+                                    c[base - i] += y;
+                                } else {
+                                    c[N + base - i] -= y;
+                                }
+                            }
+                        }
+                        Plain::new(&c)
+                    })
+                    .collect()
+            })
+            .collect();
+        let pk = self.he.peer_key.as_ref().expect("received above");
+        let mut w = vec![0u64; layout.x_cols * layout.y_cols];
+        let mut reply = Vec::with_capacity(layout.reply_bytes(budget.bits));
+        for u in 0..layout.x_groups() {
+            for v in 0..layout.y_groups() {
+                let mut eval = Evaluator::new();
+                for blk in 0..layout.blocks() {
+                    eval.add_product(&cts[blk * layout.x_groups() + u], &plains[blk][v]);
+                }
+                let outputs = layout.outputs(u, v);
+                let positions: Vec<usize> = outputs.iter().map(|o| o.2).collect();
+                let (bytes, r) = eval.finish(pk, budget, &positions, &mut self.rng.0);
+                reply.extend(bytes);
+                for (&(j, k, _), rk) in outputs.iter().zip(r) {
+                    w[j * layout.y_cols + k] = rk;
+                }
+            }
+        }
+        self.ch.send_bulk("he.prod", &reply)?;
+        Ok(w)
     }
 
     /// Extends shares mod `2^ring` (the low `ring` bits of each `x`) of values with

@@ -16,8 +16,9 @@
 //!   rule the job does not allow, and both parties record the disclosure.
 //! - `mul`, `matvec`, `matvec_t`, `matvec_shared`: Gilboa OT multiplication on correlated OT
 //!   ([`cot`]); see there.
-//! - `cross_gram` (product of two parties' bounded plaintext matrices in a small ring) and
-//!   `lift` (shares mod 2^ℓ to Z_2^64): see [`gram`].
+//! - `cross_gram` (product of two parties' bounded plaintext matrices, homomorphic: RLWE
+//!   ciphertexts under one party's key, [`crate::he`]) and `lift` (shares mod 2^ℓ to Z_2^64):
+//!   see [`gram`].
 //! - `sigmoid(ClippedLinear)`: secure comparison (MSB extraction) with OT-made AND triples and
 //!   OT multiplexers ([`boolean`]).
 //! - `truncate`: exact truncation with a wrap-bit correction, one correlated OT per element; the
@@ -140,7 +141,8 @@ pub struct Traffic {
     /// Correlation generation during the steps: IKNP extension messages, or silent COT batches
     /// and derandomisation bits.
     pub correlation_bytes: u64,
-    /// Gilboa corrections (the sender's `m0 − m1 + c` words of each correlated OT product).
+    /// Products: Gilboa corrections (the sender's `m0 − m1 + c` words of each correlated OT
+    /// product) and the homomorphic products' keys, ciphertexts and replies (`cross_gram`).
     pub correction_bytes: u64,
     /// Everything else: input shares, AND-gate openings, reveals and the caller's own messages.
     pub opening_bytes: u64,
@@ -177,6 +179,8 @@ pub struct Engine<'c> {
     setup: Stats,
     correlation_bytes: u64,
     correction_bytes: u64,
+    /// Keys and counters of the homomorphic products ([`gram`]).
+    he: gram::HeState,
 }
 
 impl<'c> Engine<'c> {
@@ -241,6 +245,7 @@ impl<'c> Engine<'c> {
             setup,
             correlation_bytes: 0,
             correction_bytes: 0,
+            he: gram::HeState::default(),
         }
     }
 

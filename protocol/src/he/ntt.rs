@@ -1,0 +1,152 @@
+//! Arithmetic modulo one NTT-friendly prime `p < 2^62`, `p ≡ 1 (mod 2N)`: Barrett reduction of
+//! 124-bit products, Shoup multiplication by precomputed constants, and the negacyclic NTT of
+//! `Z_p[X]/(X^N + 1)` (Cooley–Tukey forward, Gentleman–Sande inverse, bit-reversed order).
+
+/// One prime modulus with its Barrett constant and NTT tables for degree `n`.
+pub(crate) struct Prime {
+    pub p: u64,
+    /// `⌊2^124 / p⌋` (Barrett).
+    barrett: u64,
+    /// `ψ^bitrev(k)` and its Shoup constant, ψ a primitive 2n-th root of unity.
+    psi: Vec<(u64, u64)>,
+    /// `ψ^−bitrev(k)` and its Shoup constant.
+    psi_inv: Vec<(u64, u64)>,
+    /// `n^−1` and its Shoup constant.
+    n_inv: (u64, u64),
+}
+
+impl Prime {
+    /// Tables for `p` (prime, `p ≡ 1 mod 2n`, `p < 2^62`) and `n` a power of two.
+    pub fn new(p: u64, n: usize) -> Prime {
+        assert!(p < 1 << 62 && (p - 1).is_multiple_of(2 * n as u64) && n.is_power_of_two());
+        let barrett = ((1u128 << 124) / p as u128) as u64;
+        let base = Prime { p, barrett, psi: Vec::new(), psi_inv: Vec::new(), n_inv: (0, 0) };
+        let prime = &base;
+        // ψ = g^((p−1)/2n) has order 2n iff ψ^n = −1 (g a non-residue).
+        let psi = (2..)
+            .map(|g| prime.pow(g, (p - 1) / (2 * n as u64)))
+            .find(|&w| prime.pow(w, n as u64) == p - 1)
+            .expect("a non-residue exists");
+        let psi_inv = prime.inv(psi);
+        let bits = n.trailing_zeros();
+        let table = |w: u64| -> Vec<(u64, u64)> {
+            let powers: Vec<u64> = std::iter::successors(Some(1u64), |&x| Some(prime.mul(x, w))).take(n).collect();
+            (0..n)
+                .map(|k| {
+                    let v = powers[(k.reverse_bits() >> (usize::BITS - bits)) & (n - 1)];
+                    (v, prime.shoup(v))
+                })
+                .collect()
+        };
+        let n_inv = prime.inv(n as u64);
+        Prime { p, barrett, psi: table(psi), psi_inv: table(psi_inv), n_inv: (n_inv, prime.shoup(n_inv)) }
+    }
+
+    /// `⌊w·2^64 / p⌋` for [`Prime::mul_shoup`].
+    pub fn shoup(&self, w: u64) -> u64 {
+        (((w as u128) << 64) / self.p as u128) as u64
+    }
+
+    /// `x·w mod p` for `w < p` with `w_shoup = shoup(w)`, any `x < 2^64`.
+    #[inline]
+    pub fn mul_shoup(&self, x: u64, w: u64, w_shoup: u64) -> u64 {
+        let q = ((x as u128 * w_shoup as u128) >> 64) as u64;
+        let r = x.wrapping_mul(w).wrapping_sub(q.wrapping_mul(self.p));
+        if r >= self.p { r - self.p } else { r }
+    }
+
+    /// `a·b mod p` for `a, b < p` (Barrett on the 124-bit product).
+    #[inline]
+    pub fn mul(&self, a: u64, b: u64) -> u64 {
+        let x = a as u128 * b as u128;
+        let q = (((x >> 60) * self.barrett as u128) >> 64) as u64;
+        let mut r = (x - q as u128 * self.p as u128) as u64;
+        while r >= self.p {
+            r -= self.p;
+        }
+        r
+    }
+
+    #[inline]
+    pub fn add(&self, a: u64, b: u64) -> u64 {
+        let s = a + b;
+        if s >= self.p { s - self.p } else { s }
+    }
+
+    #[inline]
+    pub fn sub(&self, a: u64, b: u64) -> u64 {
+        if a >= b { a - b } else { a + self.p - b }
+    }
+
+    /// A signed integer with `|v| < 2^127` reduced to `[0, p)` (without a division when
+    /// `|v| < p`, the common case: errors, ternary and plaintext coefficients).
+    #[inline]
+    pub fn reduce_i128(&self, v: i128) -> u64 {
+        let m = v.unsigned_abs();
+        if m < self.p as u128 {
+            let m = m as u64;
+            if v < 0 && m != 0 { self.p - m } else { m }
+        } else {
+            v.rem_euclid(self.p as i128) as u64
+        }
+    }
+
+    pub fn pow(&self, mut b: u64, mut e: u64) -> u64 {
+        let mut r = 1;
+        while e > 0 {
+            if e & 1 == 1 {
+                r = self.mul(r, b);
+            }
+            b = self.mul(b, b);
+            e >>= 1;
+        }
+        r
+    }
+
+    /// Inverse of a non-zero `a < p` (Fermat).
+    pub fn inv(&self, a: u64) -> u64 {
+        self.pow(a, self.p - 2)
+    }
+
+    /// In-place forward negacyclic NTT (output in bit-reversed order).
+    pub fn forward(&self, a: &mut [u64]) {
+        let n = a.len();
+        let (mut t, mut m) = (n, 1);
+        while m < n {
+            t >>= 1;
+            for i in 0..m {
+                let (w, ws) = self.psi[m + i];
+                let (lo, hi) = a[2 * i * t..2 * i * t + 2 * t].split_at_mut(t);
+                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    let v = self.mul_shoup(*y, w, ws);
+                    let u = *x;
+                    *x = self.add(u, v);
+                    *y = self.sub(u, v);
+                }
+            }
+            m <<= 1;
+        }
+    }
+
+    /// In-place inverse of [`Prime::forward`].
+    pub fn inverse(&self, a: &mut [u64]) {
+        let n = a.len();
+        let (mut t, mut m) = (1, n);
+        while m > 1 {
+            let h = m / 2;
+            for i in 0..h {
+                let (w, ws) = self.psi_inv[h + i];
+                let (lo, hi) = a[2 * i * t..2 * i * t + 2 * t].split_at_mut(t);
+                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    let (u, v) = (*x, *y);
+                    *x = self.add(u, v);
+                    *y = self.mul_shoup(self.sub(u, v), w, ws);
+                }
+            }
+            t <<= 1;
+            m = h;
+        }
+        let (ni, nis) = self.n_inv;
+        a.iter_mut().for_each(|x| *x = self.mul_shoup(*x, ni, nis));
+    }
+}
