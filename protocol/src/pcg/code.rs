@@ -165,7 +165,7 @@ impl Code {
             });
         }
         // Draws past `n` landed in the last word's unused bits: clear them.
-        if self.n % 64 != 0 {
+        if !self.n.is_multiple_of(64) {
             *p.last_mut().expect("n > 0") &= (1 << (self.n % 64)) - 1;
         }
         p
@@ -278,7 +278,7 @@ mod tests {
             CtrPrg::new(key(b'0' + r as u8)).fill(&mut words);
             for (k, o) in out.iter_mut().enumerate() {
                 let draw = (words[k / 4] >> (32 * (k % 4))) as u32;
-                *o ^= s[r * region + (draw as u64 * region as u64 >> 32) as usize];
+                *o ^= s[r * region + ((draw as u64 * region as u64) >> 32) as usize];
             }
         }
         out

@@ -395,7 +395,7 @@ impl ReceiverExtended {
         encode_in_place(p, &mut c);
         let mut a = p.code.encode_sparse_bits(&self.noise_positions());
         a.truncate(p.n.div_ceil(64));
-        if p.n % 64 != 0 {
+        if !p.n.is_multiple_of(64) {
             *a.last_mut().expect("n > 0") &= (1 << (p.n % 64)) - 1;
         }
         Ok(ReceiverOutput { a, c })
