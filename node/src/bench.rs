@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use crate::jobs::failure::Result as JobResult;
 use crate::jobs::spec::TrainModel;
-use crate::transport::loopback::Loopback;
+use crate::transport::loopback::{EndIdentity, Loopback, LoopbackEnd};
 
 /// Receive timeout of the bench channels: above the longest local compute step (PSI at 2^22).
 const IO_TIMEOUT: Duration = Duration::from_secs(900);
@@ -66,6 +66,24 @@ pub enum BenchCommand {
         /// Run only this protocol (`vole` or `ecdh`); both by default.
         #[arg(long, value_parser = parse_psi_protocol)]
         protocol: Option<PsiProtocol>,
+        /// 1: both parties in this process; 2: the bank in a child process of this binary (QUIC
+        /// over 127.0.0.1 as well), so that each party's peak RSS is measured on its own.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        processes: u8,
+    },
+    /// The bank's side of `bench psi --processes 2`, started by it (stdin/stdout carry the
+    /// connection set-up and the result line).
+    #[command(hide = true)]
+    PsiBank {
+        #[arg(long)]
+        n: usize,
+        #[arg(long)]
+        overlap: f64,
+        /// Seed of the generated IDs (hex), shared with the gov process.
+        #[arg(long)]
+        seed: String,
+        #[arg(long, value_parser = parse_psi_protocol)]
+        protocol: PsiProtocol,
     },
     /// PSI-aligned secure logistic regression on two CSV files; against the plaintext trainer.
     Lr(LrArgs),
@@ -207,7 +225,9 @@ fn parse_sigmoid(s: &str) -> Result<Sigmoid, String> {
 pub fn run(command: BenchCommand) -> Result<()> {
     let lines = match command {
         BenchCommand::Mpc => mpc()?,
-        BenchCommand::Psi { n, overlap, protocol } => psi(n, overlap, protocol)?,
+        BenchCommand::Psi { n, overlap, protocol, processes: 1 } => psi(n, overlap, protocol)?,
+        BenchCommand::Psi { n, overlap, protocol, .. } => psi_two_processes(n, overlap, protocol)?,
+        BenchCommand::PsiBank { n, overlap, seed, protocol } => vec![psi_bank_process(n, overlap, &seed, protocol)?],
         BenchCommand::Lr(args) => lr(&args)?,
         BenchCommand::Score { entities, queries, jobs, seconds, qps, session_only } => {
             let mut lines = if session_only { Vec::new() } else { score(entities, queries, jobs)? };
@@ -490,24 +510,36 @@ pub fn cot(n: usize) -> Result<Vec<Value>> {
 // ---------------------------------------------------------------------------------------------
 // psi
 
-/// Two sets of `n` raw IDs (32 hex digits) sharing `round(overlap·n)`, in random order; prepared
-/// (normalised, checked unique) as the node would.
-fn generated_sets(n: usize, overlap: f64) -> Result<(PreparedIds, PreparedIds, usize)> {
+/// One party's set of `n` raw IDs (32 upper-case hex digits) in random order, in the node's
+/// prepared form: the first `round(overlap·n)` drawn from `seed` for both parties, the rest
+/// from `seed` and the party's role. Returns the set and the common count.
+fn generated_set(n: usize, overlap: f64, seed: &[u8; 16], role: Role) -> Result<(PreparedIds, usize)> {
     ensure!((0.0..=1.0).contains(&overlap), "--overlap {overlap}: use a fraction between 0 and 1");
     ensure!(n > 0, "--n must be at least 1");
     let common = (overlap * n as f64).round() as usize;
-    let mut rng = rand::rng();
-    let mut id = || format!("{:032x}", rng.random::<u128>());
-    let shared: Vec<String> = (0..common).map(|_| id()).collect();
-    let mut gov: Vec<String> = shared.iter().cloned().chain((common..n).map(|_| id())).collect();
-    let mut bank: Vec<String> = shared.into_iter().chain((common..n).map(|_| id())).collect();
-    use rand::seq::SliceRandom;
-    gov.shuffle(&mut rand::rng());
-    bank.shuffle(&mut rand::rng());
-    let prepare = |ids: &[String], source: &str| {
-        prepare_ids(IdKind::Raw, source, ids.iter().enumerate().map(|(i, s)| (i + 1, s.as_str())), false)
+    let id = |label: &str, i: usize| {
+        let mut h = blake3::Hasher::new();
+        h.update(seed).update(label.as_bytes()).update(&(i as u64).to_le_bytes());
+        hex::encode_upper(&h.finalize().as_bytes()[..16])
     };
-    Ok((prepare(&gov, "generated gov IDs")?, prepare(&bank, "generated bank IDs")?, common))
+    let mut ids: Vec<String> =
+        (0..common).map(|i| id("common", i)).chain((common..n).map(|i| id(role.as_str(), i))).collect();
+    use rand::seq::SliceRandom;
+    ids.shuffle(&mut rand::rng());
+    // Upper-case hex is already a normalised raw ID (checked on a sample), and 128-bit hashes
+    // do not repeat: the set is taken as prepared, without a second copy of every ID.
+    let source = format!("generated {} IDs", role.as_str());
+    let sample = prepare_ids(IdKind::Raw, &source, ids.iter().take(1000).map(|s| (1, s.as_str())), false)?;
+    ensure!(sample.ids[..] == ids[..sample.ids.len()], "generated IDs are not normalised raw IDs");
+    Ok((PreparedIds { rows: (0..n).collect(), ids, ..PreparedIds::default() }, common))
+}
+
+/// Both parties' generated sets under a fresh seed, and their common count.
+fn generated_sets(n: usize, overlap: f64) -> Result<(PreparedIds, PreparedIds, usize)> {
+    let seed: [u8; 16] = rand::rng().random();
+    let (gov, common) = generated_set(n, overlap, &seed, Role::Gov)?;
+    let (bank, _) = generated_set(n, overlap, &seed, Role::Bank)?;
+    Ok((gov, bank, common))
 }
 
 /// `tandem bench psi`: VOLE-PSI then ECDH-PSI (or only `only`) over QUIC on the same sets, both
@@ -562,10 +594,139 @@ pub fn psi(n: usize, overlap: f64, only: Option<PsiProtocol>) -> Result<Vec<Valu
     Ok(lines)
 }
 
+/// Digest of the IDs a party's aligned rows name, in order (both parties must get the same).
+fn aligned_digest(ids: &PreparedIds, out: &PsiOutput) -> Result<String> {
+    let mut h = blake3::Hasher::new();
+    for &r in out.rows.as_ref().context("PSI rows")? {
+        h.update(ids.ids[r].as_bytes()).update(b"\n");
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Frame the gov sends when its PSI is done: the bank process exits only after it, so no frame
+/// of the bank's is lost with its process.
+const PSI_DONE: &str = "bench.psi.done";
+
+/// `tandem bench psi --processes 2`: per protocol, a child process of this binary runs the bank
+/// (`bench psi-bank`); the two connect over QUIC on 127.0.0.1 with fresh pinned certificates
+/// (fingerprints and gov's address pass over the child's stdin/stdout). Each party generates
+/// only its own set. `peak_rss_bytes_gov` is this process's high-water mark (it runs the gov
+/// only, but every protocol so far), `peak_rss_bytes_bank` the child's; `rss_with_ids_bytes_*`
+/// each process's resident size once its set is generated, before the PSI.
+pub fn psi_two_processes(n: usize, overlap: f64, only: Option<PsiProtocol>) -> Result<Vec<Value>> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let seed: [u8; 16] = rand::rng().random();
+    let (gov_ids, expected) = generated_set(n, overlap, &seed, Role::Gov)?;
+    let gov_rss_ids = rss_bytes();
+    let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
+    let protocols = match only {
+        Some(p) => vec![p],
+        None => vec![PsiProtocol::Vole, PsiProtocol::Ecdh],
+    };
+    let mut lines = Vec::new();
+    for protocol in protocols {
+        let me = EndIdentity::fresh(Role::Gov)?;
+        let exe = std::env::current_exe().context("path of this binary")?;
+        let mut child = Command::new(exe)
+            .args(["bench", "psi-bank", "--n", &n.to_string(), "--overlap", &overlap.to_string()])
+            .args(["--seed", &hex::encode(seed), "--protocol", protocol.as_str()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start the bank process")?;
+        let mut from_bank = BufReader::new(child.stdout.take().context("bank stdout")?);
+        let mut line = String::new();
+        from_bank.read_line(&mut line).context("bank process: fingerprint line")?;
+        let bank_fp = parse_fingerprint(line.trim()).context("bank process: fingerprint line")?;
+        let listening = LoopbackEnd::listen(&me, bank_fp)?;
+        let mut to_bank = child.stdin.take().context("bank stdin")?;
+        writeln!(to_bank, "{} {}", hex::encode(me.fingerprint), listening.addr()?).context("bank process stdin")?;
+        drop(to_bank);
+        let end = listening.accept(IO_TIMEOUT)?;
+        let mut ch = end.channel("bench-psi")?;
+        let (outcome, seconds, cpu) = clocked(|| protocol.intersect(&mut ch, &gov_ids.ids, &params, &mut rand::rng()));
+        let g = outcome.map_err(|e| anyhow!("gov: {e}"))?;
+        ch.send(PSI_DONE, &0u8).map_err(|e| anyhow!("gov: {e}"))?;
+        let gs = ch.stats();
+        line.clear();
+        from_bank.read_line(&mut line).context("bank process: result line")?;
+        let status = child.wait().context("bank process")?;
+        ensure!(status.success(), "bank process failed ({status})");
+        let bank: Value = serde_json::from_str(line.trim()).context("bank process: result line")?;
+        ensure!(
+            g.size == expected && bank["size"] == expected,
+            "PSI found {} (gov) / {} (bank) common IDs, expected {expected}",
+            g.size,
+            bank["size"]
+        );
+        ensure!(
+            bank["rows_digest"] == aligned_digest(&gov_ids, &g)?,
+            "aligned rows name different IDs at gov and bank"
+        );
+        let bytes = gs.bytes_sent + bank["bytes_sent"].as_u64().context("bank bytes")?;
+        let bank_cpu = bank["cpu_seconds"].as_f64();
+        lines.push(json!({
+            "protocol": protocol.as_str(), "n": n, "overlap": overlap, "processes": 2,
+            "seconds": round(seconds, 3), "bank_seconds": bank["seconds"], "bytes": bytes, "intersection": g.size,
+            "cpu_seconds": cpu.zip(bank_cpu).map(|(a, b)| round(a + b, 2)),
+            "cpu_seconds_gov": cpu.map(|c| round(c, 2)), "cpu_seconds_bank": bank_cpu,
+            "bytes_per_n": round(bytes as f64 / n as f64, 2),
+            "rounds": gs.rounds.max(bank["rounds"].as_u64().unwrap_or(0)),
+            "peak_rss_bytes_gov": peak_rss_bytes(), "peak_rss_bytes_bank": bank["peak_rss_bytes"],
+            "rss_with_ids_bytes_gov": gov_rss_ids, "rss_with_ids_bytes_bank": bank["rss_with_ids_bytes"],
+        }));
+    }
+    Ok(lines)
+}
+
+fn parse_fingerprint(s: &str) -> Result<[u8; 32]> {
+    let bytes = hex::decode(s).context("not hex")?;
+    bytes.try_into().map_err(|_| anyhow!("not 32 bytes"))
+}
+
+/// `tandem bench psi-bank`: the bank process of [`psi_two_processes`]. Prints its certificate
+/// fingerprint, reads gov's fingerprint and address, runs the PSI, waits for gov's done frame
+/// and prints one JSON line: size, aligned-rows digest, its own time, CPU, bytes and peak RSS.
+pub fn psi_bank_process(n: usize, overlap: f64, seed: &str, protocol: PsiProtocol) -> Result<Value> {
+    use std::io::{BufRead, Write};
+    let seed: [u8; 16] = hex::decode(seed).ok().and_then(|b| b.try_into().ok()).context("--seed: 32 hex digits")?;
+    let (bank_ids, _) = generated_set(n, overlap, &seed, Role::Bank)?;
+    let rss_ids = rss_bytes();
+    let me = EndIdentity::fresh(Role::Bank)?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "{}", hex::encode(me.fingerprint))?;
+    stdout.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("gov's fingerprint and address on stdin")?;
+    let (fp, addr) = line.trim().split_once(' ').context("expected '<fingerprint> <address>' on stdin")?;
+    let end = LoopbackEnd::connect(&me, parse_fingerprint(fp)?, addr.parse().context("gov address")?, IO_TIMEOUT)?;
+    let mut ch = end.channel("bench-psi")?;
+    let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
+    let (outcome, seconds, cpu) = clocked(|| protocol.intersect(&mut ch, &bank_ids.ids, &params, &mut rand::rng()));
+    let b = outcome.map_err(|e| anyhow!("bank: {e}"))?;
+    let _: u8 = ch.recv(PSI_DONE).map_err(|e| anyhow!("bank: {e}"))?;
+    let stats = ch.stats();
+    Ok(json!({
+        "size": b.size, "rows_digest": aligned_digest(&bank_ids, &b)?, "seconds": round(seconds, 3),
+        "cpu_seconds": cpu.map(|c| round(c, 2)), "bytes_sent": stats.bytes_sent, "rounds": stats.rounds,
+        "peak_rss_bytes": peak_rss_bytes(), "rss_with_ids_bytes": rss_ids,
+    }))
+}
+
 /// This process's peak resident set size (Linux `VmHWM`), if known.
 fn peak_rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmHWM:")
+}
+
+/// This process's resident set size now (Linux `VmRSS`), if known.
+fn rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmRSS:")
+}
+
+fn proc_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
@@ -1192,6 +1353,19 @@ mod tests {
         assert_eq!((g.ids.len(), b.ids.len()), (1000, 1000));
         assert_eq!(b.ids.iter().filter(|id| gs.contains(id)).count(), 250);
         assert!(generated_sets(10, 1.5).is_err());
+    }
+
+    /// Each process generates only its own set from the shared seed; the two still share
+    /// exactly the common part.
+    #[test]
+    fn one_party_sets_from_one_seed_share_the_common_part() {
+        let seed = [9u8; 16];
+        let (g, common) = generated_set(400, 0.5, &seed, Role::Gov).unwrap();
+        let (b, _) = generated_set(400, 0.5, &seed, Role::Bank).unwrap();
+        let (g2, _) = generated_set(400, 0.5, &[8u8; 16], Role::Gov).unwrap();
+        let gs: HashSet<&String> = g.ids.iter().collect();
+        assert_eq!((common, b.ids.iter().filter(|id| gs.contains(id)).count()), (200, 200));
+        assert_eq!(g2.ids.iter().filter(|id| gs.contains(id)).count(), 0, "another seed, other IDs");
     }
 
     #[test]

@@ -33,8 +33,10 @@
 //!   internally but neither returns it.
 //!
 //! Memory (besides the IDs): the bank holds ≈ 64 B per own ID while encoding plus 52 B per OKVS
-//! column; both hold ≈ 100 B per own ID while tagging (rows sorted for decoding in store order)
-//! plus 16 B per column; the VOLE's own peak is ≈ 48 B per column at gov and ≈ 96 B per column at the bank.
+//! column, before the VOLE starts (the OKVS needs nothing from gov, so it comes first and its
+//! working memory is freed before the VOLE's is taken); both hold ≈ 100 B per own ID while
+//! tagging (rows sorted for decoding in store order) plus 16 B per column; the VOLE's own peak is
+//! ≈ 32 B per column at gov and ≈ 48 B per column at the bank ([`crate::pcg::MAX_N`]).
 
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -110,8 +112,10 @@ pub fn intersect<R: rand::CryptoRng + ?Sized>(
                 gov_verdict(ch, &order, sizes.n_bank, params)
             }
             Role::Bank => {
-                let mut vole = crate::pcg::vole_receive(ch, okvs.columns(), rng)?;
+                // The OKVS first (nothing to send yet): its working memory is freed before the
+                // VOLE's is taken; the frames go out in the same order.
                 let (seed, store) = encode_with_retries(&sizes.params_hash, okvs, ids, rng)?;
+                let mut vole = crate::pcg::vole_receive(ch, okvs.columns(), rng)?;
                 ch.send("psi.okvs", &OkvsHeader { seed })?;
                 send_chunks(ch, "psi.okvs_masked", okvs.columns(), 16, |start, out| {
                     for ((o, p), a) in out.chunks_exact_mut(16).zip(&store[start..]).zip(&vole.a[start..]) {

@@ -140,6 +140,114 @@ impl Loopback {
     }
 }
 
+/// A fresh self-signed identity for one end of a two-process loopback: its fingerprint goes to
+/// the peer process, which pins it.
+pub struct EndIdentity {
+    tls: TlsIdentity,
+    pub fingerprint: [u8; 32],
+}
+
+impl EndIdentity {
+    pub fn fresh(role: Role) -> Result<EndIdentity> {
+        let (tls, fingerprint) = identity(role.as_str())?;
+        Ok(EndIdentity { tls, fingerprint })
+    }
+}
+
+/// One party's end of a loopback whose other party runs in another process (benches that
+/// measure each party's memory on its own). Gov listens, bank connects; the bench passes the
+/// fingerprints and gov's address between the processes.
+pub struct LoopbackEnd {
+    conn: PeerConnection,
+    _link: Link,
+    role: Role,
+    stop: watch::Sender<Option<Stop>>,
+    io_timeout: Duration,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Gov's end, bound to 127.0.0.1 and pinned to the bank's fingerprint, before the bank connects.
+pub struct GovListening {
+    link: Link,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn end_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+impl LoopbackEnd {
+    /// Gov: binds an ephemeral port on 127.0.0.1 that accepts only `bank_fingerprint`.
+    pub fn listen(me: &EndIdentity, bank_fingerprint: [u8; 32]) -> Result<GovListening> {
+        let runtime = end_runtime()?;
+        let local = "127.0.0.1:0".parse().expect("socket address");
+        let link = runtime.block_on(async {
+            Link::bind_addr(&me.tls, &PeerTrust::Pinned(bank_fingerprint), settings("gov", Role::Gov, "bank"), local)
+        })?;
+        Ok(GovListening { link, runtime })
+    }
+
+    /// Bank: connects to gov at `addr`, accepting only `gov_fingerprint`.
+    pub fn connect(
+        me: &EndIdentity,
+        gov_fingerprint: [u8; 32],
+        addr: std::net::SocketAddr,
+        io_timeout: Duration,
+    ) -> Result<LoopbackEnd> {
+        let runtime = end_runtime()?;
+        let local = "127.0.0.1:0".parse().expect("socket address");
+        let (link, conn) = runtime.block_on(async {
+            let link = Link::bind_addr(
+                &me.tls,
+                &PeerTrust::Pinned(gov_fingerprint),
+                settings("bank", Role::Bank, "gov"),
+                local,
+            )?;
+            let conn = link.connect(addr).await?;
+            anyhow::Ok((link, conn))
+        })?;
+        Ok(LoopbackEnd { conn, _link: link, role: Role::Bank, stop: watch::channel(None).0, io_timeout, runtime })
+    }
+
+    /// The channel of job stream `job` (bank opens it, gov accepts it); every reveal allowed.
+    pub fn channel(&self, job: &str) -> Result<Channel> {
+        let (send, recv) = self.runtime.block_on(async {
+            if self.role == Role::Bank {
+                return anyhow::Ok(open_job_stream(&self.conn.connection, job).await?);
+            }
+            let (send, mut recv) = self.conn.connection.accept_bi().await?;
+            let id = read_job_open(&mut recv, self.io_timeout).await?;
+            anyhow::ensure!(id == job, "gov accepted stream of job '{id}', expected '{job}'");
+            anyhow::Ok((send, recv))
+        })?;
+        let handle = self.runtime.handle().clone();
+        let transport = QuicTransport::new(send, recv, handle, self.io_timeout, self.stop.subscribe());
+        let mut ch = Channel::new(Box::new(transport), self.role);
+        ch.set_gate(Box::new(protocol::disclose::Ledger::allow_all()));
+        Ok(ch)
+    }
+}
+
+impl GovListening {
+    pub fn addr(&self) -> Result<std::net::SocketAddr> {
+        self.link.local_addr()
+    }
+
+    /// Waits for the bank's connection and completes the handshake.
+    pub fn accept(self, io_timeout: Duration) -> Result<LoopbackEnd> {
+        let GovListening { link, runtime } = self;
+        let conn = runtime.block_on(async {
+            let incoming = link.accept().await.ok_or_else(|| anyhow!("gov endpoint closed"))?;
+            link.handshake(incoming).await
+        })?;
+        Ok(LoopbackEnd { conn, _link: link, role: Role::Gov, stop: watch::channel(None).0, io_timeout, runtime })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

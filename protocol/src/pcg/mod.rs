@@ -19,21 +19,23 @@
 //!    leaves give the sender `w` and the receiver `u = w + e·Δ`, `e` having exactly one nonzero
 //!    entry per tree (1 for COT, a uniform `β_i` for VOLE, whose `β_i·Δ` comes from Gilboa's
 //!    product over 128 raw IKNP COTs). Only the receiver knows where.
-//! 3. Compression by the public linear map `H: F^N → F^n` of an Expand-Convolute code
-//!    ([`code`]): `b = H·w`, `c = H·u`, `a = H·e`.
+//! 3. Compression by the public linear map `H: F^N → F^n` of a systematic Expand-Convolute
+//!    code ([`code`]): `b = H·w`, `c = H·u`, `a = H·e`.
 //!
 //! Parameters (128-bit security): `N ≥ 2n` (for `n < 4096` the generator runs at `n = 4096` and
 //! truncates): `t ≥ NOISE_WEIGHT` trees of `2^d` leaves, `d` the largest with `256·2^d ≤ 2n`,
-//! `t = ⌈2n / 2^d⌉ < 512` (more trees than 256 only add noise); expander weight 7, convolution
-//! band 24 — the `ExConv7x24` code of
+//! `t = ⌈2n / 2^d⌉ < 512` (more trees than 256 only add noise). The code is `ExConv7x24` of
 //! Raghuraman–Rindal–Tanguy (CRYPTO 2023, eprint 2023/882; the same paper shows the Silver codes
-//! are broken) — and least noise weight [`NOISE_WEIGHT`] `t = 256`: the smallest multiple of 8 with
+//! are broken) in libOTe's form: systematic, expander weight 7 (regular: one index per seventh
+//! of the non-systematic part), convolution band 24, convolution run twice (libOTe's
+//! `accTwice`). Least noise weight [`NOISE_WEIGHT`] `t = 256`: the smallest multiple of 8 with
 //! `(1 − 2δ)^t ≤ 2^-128`, i.e. the bias of the best linear test against regular noise stays
 //! below 2^-128, for the relative (pseudo) minimum distance `δ = 0.15` that libOTe currently
 //! estimates for `ExConv7x24` (`ExConvConfigure` in libOTe's `TwoChooseOne/ConfigureCode.cpp`;
 //! the older `δ = 0.1` gave `t = 400`). libOTe's own `getRegNoiseWeight` is now less strict: it
 //! asks only 64 bits against that linear test and at least 128 noise positions (`t = 128` here);
-//! we keep the full 128 bits against the linear test.
+//! we keep the full 128 bits against the linear test. (libOTe draws 4 of the 7 expander indices
+//! regularly and 3 uniformly over the whole part; ours are all regular.)
 //!
 //! What each party learns (semi-honest; 128-bit computational, in the random-oracle / ideal
 //! cipher model for the base OT, the tweakable hash and the fixed-key AES tree hash (circular
@@ -58,7 +60,8 @@ use code::Code;
 use silent::{BaseAnswer, BaseOffer, Extension, Kind, ReceiverStart, SenderStart, TreeMessage};
 use tree::Shape;
 
-/// Largest `n` one call accepts (memory is about 50 bytes per output at each party).
+/// Largest `n` one call accepts. Memory at each party, per output: COT 32 bytes (the `N = 2n`
+/// leaves, compressed in place), VOLE receiver 48 (its noise encoded first, then the leaves).
 pub const MAX_N: usize = 1 << 26;
 /// Least regular noise weight `t` (number of GGM trees); see the module docs for its derivation.
 pub const NOISE_WEIGHT: usize = 256;
@@ -157,8 +160,8 @@ pub fn cot_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) 
 pub fn cot_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Vec<bool>, Vec<u128>)> {
     let (extended, trees) = receive(ch, Kind::Cot, n, rng)?;
     let mut out = extended.on_trees_cot(&trees)?;
-    // In place: the conversions reuse the buffers (no copy left behind).
-    Ok((std::mem::take(&mut out.a).into_iter().map(|x| x == 1).collect(), std::mem::take(&mut out.c)))
+    let x = (0..n).map(|i| (out.a[i / 64] >> (i % 64)) & 1 == 1).collect();
+    Ok((x, std::mem::take(&mut out.c)))
 }
 
 /// Random VOLE over GF(2^128), sender side.

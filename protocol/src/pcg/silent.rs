@@ -23,10 +23,10 @@
 //! [`super::code`]: `b = H·w`, `c = H·u`, `a = H·e`, so `c = b + a·Δ`.
 
 use rand::{CryptoRng, RngExt};
-use zeroize::Zeroize;
+use rayon::prelude::*;
+use zeroize::{DefaultIsZeroes, Zeroize};
 
 use super::Params;
-use super::code::{Elem, Pair};
 use super::tree::{NodeHash, expand_full, expand_punctured, path_bit};
 use crate::gf128::{self, Gf128, Multiplier};
 use crate::ot::{CrHash, base, iknp};
@@ -43,8 +43,6 @@ pub enum Kind {
 
 /// Tweak space of the OT pads of this module (disjoint from `mpc`'s).
 const TWEAK_BASE: u128 = 0x0070_6367 << 96;
-/// Trees expanded together (keeps the working set in cache).
-const TREE_GROUP: usize = 16;
 
 /// Flight 1 (R → S, frame `pcg.base.s`): the base-OT sender point, 32 bytes.
 pub struct BaseOffer(pub Vec<u8>);
@@ -104,6 +102,14 @@ fn gilboa(cots: &[u128], count: usize) -> Vec<Gf128> {
     (0..count).map(|i| (0..128).map(|k| basis[k].mul(Gf128(cots[128 * i + k]))).sum()).collect()
 }
 
+/// Compresses `x` (`N` long) to this party's `n` outputs in place: the code's map, then the
+/// rest wiped and cut off (the capacity stays, wiped again on drop by the output types).
+fn encode_in_place(p: &Params, x: &mut Vec<u128>) {
+    p.code.dual_encode(x);
+    x[p.n..].zeroize();
+    x.truncate(p.n);
+}
+
 /// Hashed OT pads `H(x_j, j)` for the GGM OTs.
 fn pads(xs: &[u128]) -> Vec<u128> {
     let mut out = vec![0u128; xs.len()];
@@ -142,8 +148,8 @@ impl Drop for SenderEncoding {
 impl SenderEncoding {
     /// Compresses the leaves into the sender's output.
     pub fn finish(mut self) -> SenderOutput {
-        let mut b = self.params.code.dual_encode(&mut self.w);
-        b.truncate(self.params.n);
+        let mut b = std::mem::take(&mut self.w);
+        encode_in_place(&self.params, &mut b);
         SenderOutput { delta: self.delta, b }
     }
 }
@@ -207,45 +213,45 @@ impl SenderExtending {
             shifted.zeroize();
         }
 
+        // Every tree in place in its slice of `w`, in parallel.
         let hash = NodeHash::default();
         let mut w = vec![0u128; p.code.big_n];
+        let mut seeds: Vec<u128> = (0..p.trees).map(|_| Gf128::random(rng).0).collect();
+        let mut offsets: Vec<u128> = match kind {
+            Kind::Cot => vec![delta; p.trees],
+            Kind::Vole => (0..p.trees).map(|_| Gf128::random(rng).0).collect(),
+        };
+        let mut sums = vec![0u128; p.trees * depth];
+        w.par_chunks_mut(leaves)
+            .zip(sums.par_chunks_mut(depth))
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (t, (tree, sums))| {
+                expand_full(&hash, seeds[t], offsets[t], tree, sums, scratch)
+            });
+        seeds.zeroize();
         let mut msg = Vec::with_capacity(TreeMessage::elements(&p, kind));
-        let mut corrections = Vec::with_capacity(p.trees);
-        for first in (0..p.trees).step_by(TREE_GROUP) {
-            let count = TREE_GROUP.min(p.trees - first);
-            let mut seeds: Vec<u128> = (0..count).map(|_| Gf128::random(rng).0).collect();
-            let mut offsets: Vec<u128> = match kind {
-                Kind::Cot => vec![delta; count],
-                Kind::Vole => (0..count).map(|_| Gf128::random(rng).0).collect(),
-            };
-            let (mut tree_leaves, mut sums) = expand_full(&hash, &p.shape, &seeds, &offsets);
-            seeds.zeroize();
-            w[first * leaves..(first + count) * leaves].copy_from_slice(&tree_leaves);
-            tree_leaves.zeroize();
-            for t in 0..count {
-                for l in 0..depth {
-                    let j = (first + t) * depth + l;
-                    let k0 = sums[t * depth + l];
-                    match kind {
-                        Kind::Cot => msg.push(Gf128(k0 ^ ggm[j])),
-                        Kind::Vole => {
-                            msg.push(Gf128(k0 ^ pad0[j]));
-                            msg.push(Gf128(k0 ^ offsets[t] ^ pad1[j]));
-                        }
+        for t in 0..p.trees {
+            for l in 0..depth {
+                let j = t * depth + l;
+                let k0 = sums[j];
+                match kind {
+                    Kind::Cot => msg.push(Gf128(k0 ^ ggm[j])),
+                    Kind::Vole => {
+                        msg.push(Gf128(k0 ^ pad0[j]));
+                        msg.push(Gf128(k0 ^ offsets[t] ^ pad1[j]));
                     }
                 }
-                if kind == Kind::Vole {
-                    corrections.push(Gf128(offsets[t]) + b_base[first + t]);
-                }
             }
-            sums.zeroize();
-            offsets.zeroize();
         }
+        if kind == Kind::Vole {
+            msg.extend(offsets.iter().zip(&b_base).map(|(&r, &b)| Gf128(r) + b));
+        }
+        sums.zeroize();
+        offsets.zeroize();
         q.zeroize();
         pad0.zeroize();
         pad1.zeroize();
         b_base.zeroize();
-        msg.extend(corrections);
         Ok((SenderEncoding { params: p, delta, w }, TreeMessage(msg)))
     }
 }
@@ -275,14 +281,14 @@ impl Drop for ReceiverExtended {
     }
 }
 
-/// Receiver's output: the encoded noise (`x` bits as 0/1 for COT, `a` for VOLE) and `c`.
-/// Zeroized on drop.
-pub struct ReceiverOutput<T: Elem> {
+/// Receiver's output: the encoded noise (`x` bits packed in `u64` words for COT, `a` for VOLE)
+/// and `c`. Zeroized on drop.
+pub struct ReceiverOutput<T: DefaultIsZeroes> {
     pub a: Vec<T>,
     pub c: Vec<u128>,
 }
 
-impl<T: Elem> Drop for ReceiverOutput<T> {
+impl<T: DefaultIsZeroes> Drop for ReceiverOutput<T> {
     fn drop(&mut self) {
         self.a.zeroize();
         self.c.zeroize();
@@ -326,9 +332,9 @@ impl ReceiverStart {
 }
 
 impl ReceiverExtended {
-    /// Flight 4 in: rebuilds the punctured trees and computes this party's output. `T` is the
-    /// noise element type: `u8` bits for COT, `u128` field elements for VOLE.
-    fn finish<T: Elem>(&self, trees: &TreeMessage, noise: impl Fn(usize) -> T) -> Result<ReceiverOutput<T>> {
+    /// Flight 4 in: rebuilds the punctured trees into `u = w + e·Δ` (every leaf but the
+    /// punctured ones from the level sums, the punctured ones from the known leaves' sum).
+    fn leaves(&self, trees: &TreeMessage) -> Result<Vec<u128>> {
         let (p, kind) = (&self.params, self.kind);
         if trees.0.len() != TreeMessage::elements(p, kind) {
             return Err(PeerError::WrongLength {
@@ -343,64 +349,73 @@ impl ReceiverExtended {
         let mut c_base = gilboa(&self.t[..g], g / 128);
         let ggm = &self.t[g..];
         let mut pad = if kind == Kind::Vole { pads(ggm) } else { Vec::new() };
-        let hash = NodeHash::default();
-        // The leaves `u` and the noise `e` side by side: one encoding pass for both.
-        let mut ue = vec![Pair(0u128, T::default()); p.code.big_n];
+        let mut received: Vec<u128> = (0..p.trees * depth)
+            .map(|j| {
+                let (t, l) = (j / depth, j % depth + 1);
+                match kind {
+                    // `K_0 ⊕ q` and our `q ⊕ c·Δ` give `K_c`.
+                    Kind::Cot => trees.0[j].0 ^ ggm[j],
+                    Kind::Vole => trees.0[2 * j + 1 - path_bit(&p.shape, self.alphas[t], l)].0 ^ pad[j],
+                }
+            })
+            .collect();
         let corrections = if kind == Kind::Vole { &trees.0[p.trees * 2 * depth..] } else { &[] };
-        for first in (0..p.trees).step_by(TREE_GROUP) {
-            let count = TREE_GROUP.min(p.trees - first);
-            let alphas = &self.alphas[first..first + count];
-            let mut received: Vec<u128> = (0..count * depth)
-                .map(|k| {
-                    let (t, l) = (first + k / depth, k % depth + 1);
-                    let j = t * depth + l - 1;
-                    match kind {
-                        // `K_0 ⊕ q` and our `q ⊕ c·Δ` give `K_c`.
-                        Kind::Cot => trees.0[j].0 ^ ggm[j],
-                        Kind::Vole => trees.0[2 * j + 1 - path_bit(&p.shape, self.alphas[t], l)].0 ^ pad[j],
-                    }
-                })
-                .collect();
-            let mut tree_leaves = expand_punctured(&hash, &p.shape, alphas, &received);
-            received.zeroize();
-            for (t, &alpha) in alphas.iter().enumerate() {
-                let i = first + t;
-                let own = &mut tree_leaves[t * leaves..(t + 1) * leaves];
-                // The known leaves sum to `w_α ⊕ r_i`.
+        let hash = NodeHash::default();
+        let mut u = vec![0u128; p.code.big_n];
+        u.par_chunks_mut(leaves).zip(received.par_chunks(depth)).enumerate().for_each_init(
+            Vec::new,
+            |scratch, (t, (own, received))| {
+                let alpha = self.alphas[t];
+                expand_punctured(&hash, alpha, received, own, scratch);
+                // The known leaves sum to `w_α ⊕ r_t`.
                 let known = own.iter().fold(0u128, |a, v| a ^ v);
                 own[alpha] = match kind {
                     Kind::Cot => known,
-                    Kind::Vole => corrections[i].0 ^ known ^ c_base[i].0,
+                    Kind::Vole => corrections[t].0 ^ known ^ c_base[t].0,
                 };
-                ue[i * leaves + alpha].1 = noise(i);
-            }
-            for (slot, &leaf) in ue[first * leaves..(first + count) * leaves].iter_mut().zip(&tree_leaves) {
-                slot.0 = leaf;
-            }
-            tree_leaves.zeroize();
-        }
+            },
+        );
+        received.zeroize();
         pad.zeroize();
         c_base.zeroize();
-        let mut encoded = p.code.dual_encode(&mut ue);
-        ue.zeroize();
-        drop(ue);
-        encoded.truncate(p.n);
-        let c = encoded.iter().map(|v| v.0).collect();
-        let a = encoded.iter().map(|v| v.1).collect();
-        encoded.zeroize();
-        Ok(ReceiverOutput { a, c })
+        Ok(u)
     }
 
-    /// Flight 4 in (COT): choice bits as 0/1 bytes and `t`.
-    pub fn on_trees_cot(self, trees: &TreeMessage) -> Result<ReceiverOutput<u8>> {
+    /// Positions of the noise: leaf `α_t` of each tree `t`.
+    fn noise_positions(&self) -> Vec<usize> {
+        self.alphas.iter().enumerate().map(|(t, &alpha)| t * self.params.shape.leaves + alpha).collect()
+    }
+
+    /// Flight 4 in (COT): choice bits packed 64 to a word (bit `i % 64` of word `i / 64`) and
+    /// `t`. The noise is one bit per tree, so its encoding runs on packed bits.
+    pub fn on_trees_cot(self, trees: &TreeMessage) -> Result<ReceiverOutput<u64>> {
         self.expect(Kind::Cot)?;
-        self.finish(trees, |_| 1u8)
+        let p = &self.params;
+        let mut c = self.leaves(trees)?;
+        encode_in_place(p, &mut c);
+        let mut a = p.code.encode_sparse_bits(&self.noise_positions());
+        a.truncate(p.n.div_ceil(64));
+        if !p.n.is_multiple_of(64) {
+            *a.last_mut().expect("n > 0") &= (1 << (p.n % 64)) - 1;
+        }
+        Ok(ReceiverOutput { a, c })
     }
 
     /// Flight 4 in (VOLE): `a` and `c`.
     pub fn on_trees_vole(self, trees: &TreeMessage) -> Result<ReceiverOutput<u128>> {
         self.expect(Kind::Vole)?;
-        self.finish(trees, |i| self.betas[i])
+        // `a` first, into a buffer of its own size, so that at most two `N`-long vectors live.
+        let mut e = vec![0u128; self.params.code.big_n];
+        for (&i, &beta) in self.noise_positions().iter().zip(&self.betas) {
+            e[i] = beta;
+        }
+        self.params.code.dual_encode(&mut e);
+        let a = e[..self.params.n].to_vec();
+        e.zeroize();
+        drop(e);
+        let mut c = self.leaves(trees)?;
+        encode_in_place(&self.params, &mut c);
+        Ok(ReceiverOutput { a, c })
     }
 
     fn expect(&self, kind: Kind) -> Result<()> {

@@ -58,20 +58,42 @@ fn sigma(x: u128) -> u128 {
     (((hi ^ lo) as u128) << 64) | hi as u128
 }
 
+/// Parents hashed per AES batch while a level expands in place.
+const BATCH: usize = 1024;
+
 impl NodeHash {
-    /// The children of every node of `parents` (any number of trees' levels, concatenated):
-    /// `out[2k] = H(p_k)`, `out[2k + 1] = p_k ⊕ H(p_k)`. `scratch` is reused between calls.
-    fn children(&self, parents: &[u128], scratch: &mut Vec<u128>, out: &mut Vec<u128>) {
-        scratch.clear();
-        scratch.extend(parents.iter().map(|&p| sigma(p)));
-        aes_encrypt_all(&self.pi, scratch);
-        out.clear();
-        out.reserve(2 * parents.len());
-        for (&p, &e) in parents.iter().zip(scratch.iter()) {
-            let h = e ^ sigma(p);
-            out.push(h);
-            out.push(p ^ h);
+    /// Expands one tree in place: `nodes[..2]` holds level 1 (`nodes.len() = 2^depth`);
+    /// afterwards `nodes` holds the leaves. `level(l, nodes)` runs on each level `l = 1..=depth`
+    /// (its `2^l` nodes) before the next level is built from it. The children of `p` are
+    /// `H(p)` and `p ⊕ H(p)`; a level is built from its last parents back (child `2k + 1 ≥ k`),
+    /// batch by batch, so no parent is overwritten before it is hashed.
+    pub fn expand_tree(&self, nodes: &mut [u128], scratch: &mut Vec<u128>, mut level: impl FnMut(usize, &mut [u128])) {
+        let depth = nodes.len().ilog2() as usize;
+        assert!(nodes.len() == 1 << depth && depth >= 1, "tree of {} nodes", nodes.len());
+        scratch.resize(2 * BATCH, 0);
+        let (parents, hashes) = scratch.split_at_mut(BATCH);
+        level(1, &mut nodes[..2]);
+        for l in 2..=depth {
+            let width: usize = 1 << (l - 1);
+            let mut end = width;
+            while end > 0 {
+                let start = end.saturating_sub(BATCH);
+                let count = end - start;
+                parents[..count].copy_from_slice(&nodes[start..end]);
+                for (h, &p) in hashes[..count].iter_mut().zip(&parents[..count]) {
+                    *h = sigma(p);
+                }
+                aes_encrypt_all(&self.pi, &mut hashes[..count]);
+                for (k, (&p, &e)) in parents[..count].iter().zip(&hashes[..count]).enumerate() {
+                    let h = e ^ sigma(p);
+                    nodes[2 * (start + k)] = h;
+                    nodes[2 * (start + k) + 1] = p ^ h;
+                }
+                end = start;
+            }
+            level(l, &mut nodes[..2 * width]);
         }
+        zeroize::Zeroize::zeroize(&mut scratch[..]);
     }
 }
 
@@ -80,31 +102,19 @@ fn even_sum(nodes: &[u128]) -> u128 {
     nodes.iter().step_by(2).fold(0, |a, v| a ^ v)
 }
 
-/// Sender: expands tree `t` from level 1 `(seeds[t], seeds[t] ⊕ offsets[t])`. Returns the leaves
-/// (`seeds.len() × leaves`, tree-major) and, per tree and level `1..=depth`, `K_0` (tree-major).
-pub fn expand_full(h: &NodeHash, shape: &Shape, seeds: &[u128], offsets: &[u128]) -> (Vec<u128>, Vec<u128>) {
-    assert_eq!(seeds.len(), offsets.len());
-    let (trees, depth) = (seeds.len(), shape.depth);
-    let mut sums = vec![0u128; trees * depth];
-    let mut level: Vec<u128> = seeds.iter().zip(offsets).flat_map(|(&s, &r)| [s, s ^ r]).collect();
-    let (mut next, mut scratch) = (Vec::new(), Vec::new());
-    for l in 1..=depth {
-        if l > 1 {
-            h.children(&level, &mut scratch, &mut next);
-            std::mem::swap(&mut level, &mut next);
-        }
-        let w = shape.width(l);
-        for t in 0..trees {
-            sums[t * depth + l - 1] = even_sum(&level[t * w..(t + 1) * w]);
-        }
-    }
-    wipe(&mut next);
-    wipe(&mut scratch);
-    (level, sums)
-}
-
-fn wipe(v: &mut Vec<u128>) {
-    zeroize::Zeroize::zeroize(v);
+/// Sender: expands one tree in place from level 1 `(seed, seed ⊕ offset)` into `leaves`
+/// (`2^depth` of them) and writes `K_0` of levels `1..=depth` to `sums`.
+pub fn expand_full(
+    h: &NodeHash,
+    seed: u128,
+    offset: u128,
+    leaves: &mut [u128],
+    sums: &mut [u128],
+    scratch: &mut Vec<u128>,
+) {
+    leaves[0] = seed;
+    leaves[1] = seed ^ offset;
+    h.expand_tree(leaves, scratch, |l, nodes| sums[l - 1] = even_sum(nodes));
 }
 
 /// Bit of `alpha` that selects the level-`l` path node's side (top bit at level 1).
@@ -112,42 +122,58 @@ pub fn path_bit(shape: &Shape, alpha: usize, l: usize) -> usize {
     (alpha >> (shape.depth - l)) & 1
 }
 
-/// Receiver: rebuilds each tree punctured at `alphas[t]` from `received[t·depth + l − 1]` =
-/// `K_{1−b_l}^l`. Returns the leaves with each leaf `alphas[t]` set to 0 (unknown).
-pub fn expand_punctured(h: &NodeHash, shape: &Shape, alphas: &[usize], received: &[u128]) -> Vec<u128> {
-    let (trees, depth) = (alphas.len(), shape.depth);
-    assert_eq!(received.len(), trees * depth);
-    let mut level = vec![0u128; 2 * trees];
-    let (mut next, mut scratch) = (Vec::new(), Vec::new());
-    for l in 1..=depth {
-        if l > 1 {
-            h.children(&level, &mut scratch, &mut next);
-            std::mem::swap(&mut level, &mut next);
+/// Receiver: rebuilds one tree punctured at `alpha` in place into `leaves` from `received[l − 1]`
+/// = `K_{1−b_l}^l`. Leaf `alpha` is left 0 (unknown).
+pub fn expand_punctured(h: &NodeHash, alpha: usize, received: &[u128], leaves: &mut [u128], scratch: &mut Vec<u128>) {
+    let depth = leaves.len().ilog2() as usize;
+    assert_eq!(received.len(), depth);
+    leaves[0] = 0;
+    leaves[1] = 0;
+    h.expand_tree(leaves, scratch, |l, nodes| {
+        let path = alpha >> (depth - l);
+        let sibling = path ^ 1;
+        // The path parent was unknown: both its children are garbage until set here.
+        nodes[path] = 0;
+        nodes[sibling] = 0;
+        let mut s = received[l - 1];
+        for v in nodes.iter().skip(sibling & 1).step_by(2) {
+            s ^= v;
         }
-        let w = shape.width(l);
-        for (t, &alpha) in alphas.iter().enumerate() {
-            let nodes = &mut level[t * w..(t + 1) * w];
-            let path = alpha >> (depth - l);
-            let sibling = path ^ 1;
-            // The path parent was unknown: both its children are garbage until set here.
-            nodes[path] = 0;
-            nodes[sibling] = 0;
-            let side = sibling & 1;
-            let mut s = received[t * depth + l - 1];
-            for v in nodes.iter().skip(side).step_by(2) {
-                s ^= v;
-            }
-            nodes[sibling] = s;
-        }
-    }
-    wipe(&mut next);
-    wipe(&mut scratch);
-    level
+        nodes[sibling] = s;
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sender's leaves and level sums of `trees` trees, tree-major.
+    fn full(shape: &Shape, seeds: &[u128], offsets: &[u128]) -> (Vec<u128>, Vec<u128>) {
+        let (hash, mut scratch) = (NodeHash::default(), Vec::new());
+        let mut leaves = vec![0u128; seeds.len() * shape.leaves];
+        let mut sums = vec![0u128; seeds.len() * shape.depth];
+        for (t, (tree, sums)) in leaves.chunks_mut(shape.leaves).zip(sums.chunks_mut(shape.depth)).enumerate() {
+            expand_full(&hash, seeds[t], offsets[t], tree, sums, &mut scratch);
+        }
+        (leaves, sums)
+    }
+
+    /// The children of a node by the definition, for the reference tree below.
+    fn children(x: u128) -> (u128, u128) {
+        let mut e = [sigma(x)];
+        aes_encrypt_all(&NodeHash::default().pi, &mut e);
+        let h = e[0] ^ sigma(x);
+        (h, x ^ h)
+    }
+
+    /// The leaves of one tree built level by level into fresh vectors (no in-place expansion).
+    fn reference_leaves(depth: usize, seed: u128, offset: u128) -> Vec<u128> {
+        let mut level = vec![seed, seed ^ offset];
+        for _ in 1..depth {
+            level = level.iter().flat_map(|&p| <[u128; 2]>::from(children(p))).collect();
+        }
+        level
+    }
 
     /// The receiver's view of tree `t`: `K_{1−b_l}` from the sender's `K_0` and the offset.
     fn received(shape: &Shape, sums: &[u128], offsets: &[u128], alphas: &[usize]) -> Vec<u128> {
@@ -159,23 +185,33 @@ mod tests {
             .collect()
     }
 
+    fn punctured(shape: &Shape, alphas: &[usize], received: &[u128]) -> Vec<u128> {
+        let (hash, mut scratch) = (NodeHash::default(), Vec::new());
+        let mut leaves = vec![7u128; alphas.len() * shape.leaves];
+        for (t, tree) in leaves.chunks_mut(shape.leaves).enumerate() {
+            expand_punctured(&hash, alphas[t], &received[t * shape.depth..(t + 1) * shape.depth], tree, &mut scratch);
+        }
+        leaves
+    }
+
     #[test]
     fn receiver_rebuilds_every_leaf_but_the_punctured_one_and_leaves_sum_to_the_offset() {
-        let hash = NodeHash::default();
-        for depth in [1usize, 2, 3, 6, 9] {
+        // Depth 12: levels wider than one hashing batch.
+        for depth in [1usize, 2, 3, 6, 9, 12] {
             let shape = Shape::new(depth);
             let trees = 5;
             let seeds: Vec<u128> = (0..trees as u128).map(|t| t.wrapping_mul(0x9e37_79b9_7f4a_7c15) + 1).collect();
             let offsets: Vec<u128> =
                 (0..trees as u128).map(|t| (t + 7).wrapping_mul(0x1234_5678_9abc_def1) << 3).collect();
-            let (full, sums) = expand_full(&hash, &shape, &seeds, &offsets);
+            let (full, sums) = full(&shape, &seeds, &offsets);
             assert_eq!(full.len(), trees * shape.leaves);
             for t in 0..trees {
                 let tree = &full[t * shape.leaves..(t + 1) * shape.leaves];
+                assert_eq!(tree, &reference_leaves(depth, seeds[t], offsets[t])[..], "depth {depth} tree {t}");
                 assert_eq!(tree.iter().fold(0, |a, v| a ^ v), offsets[t], "depth {depth} tree {t}: leaf sum");
             }
             let alphas: Vec<usize> = (0..trees).map(|t| (t * 7 + 3) % shape.leaves).collect();
-            let got = expand_punctured(&hash, &shape, &alphas, &received(&shape, &sums, &offsets, &alphas));
+            let got = punctured(&shape, &alphas, &received(&shape, &sums, &offsets, &alphas));
             for t in 0..trees {
                 for j in 0..shape.leaves {
                     let (g, f) = (got[t * shape.leaves + j], full[t * shape.leaves + j]);
@@ -198,14 +234,13 @@ mod tests {
     /// the rebuilt leaves depend on the received sums.
     #[test]
     fn wrong_level_sums_rebuild_wrong_leaves() {
-        let hash = NodeHash::default();
         let shape = Shape::new(5);
         let (seeds, offsets) = ([11u128, 12], [1u128 << 100, 3]);
-        let (full, sums) = expand_full(&hash, &shape, &seeds, &offsets);
+        let (full, sums) = full(&shape, &seeds, &offsets);
         let alphas = [4usize, 31];
         let mut wrong = received(&shape, &sums, &offsets, &alphas);
         wrong[0] ^= offsets[0];
-        let got = expand_punctured(&hash, &shape, &alphas, &wrong);
+        let got = punctured(&shape, &alphas, &wrong);
         let half = shape.leaves / 2;
         // Flipping level 1 of tree 0 spoils the half of tree 0 that the sibling roots.
         assert!((half..shape.leaves).all(|j| got[j] != full[j]), "sibling half rebuilt despite wrong sum");
