@@ -76,9 +76,8 @@ pub const GRAM_CHOICE_FRAC: u32 = 8;
 /// the homomorphic product's 49.
 pub const GRAM_CORR_FRAC: u32 = 12;
 
-/// Policy rules under which this module opens values ([`protocol::disclose`]).
-pub const MODEL_TO_BOTH: &str = "model_to_both";
-pub const MODEL_TO_OWNERS: &str = "model_to_owners";
+/// Policy rules under which this module opens values ([`protocol::disclose`]), besides
+/// [`ModelReveal::rule`].
 pub const SCORES_TO_BANK: &str = "scores_to_bank";
 pub const METRICS: &str = "metrics";
 
@@ -96,7 +95,7 @@ pub const MAX_PEER_COLUMNS: usize = 1 << 16;
 const MAX_NAME_LEN: usize = 256;
 
 /// Who learns the trained model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelReveal {
     /// Both parties learn every weight and the bias.
@@ -108,6 +107,16 @@ pub enum ModelReveal {
 }
 
 impl ModelReveal {
+    /// The policy rule (`policy.reveals`, a job's `reveal`) that names this mode; the model's
+    /// values are opened under it.
+    pub const fn rule(self) -> &'static str {
+        match self {
+            ModelReveal::Both => "model_to_both",
+            ModelReveal::OwnBlock => "model_to_owners",
+            ModelReveal::None => "model_shared",
+        }
+    }
+
     /// Whether `who` learns the weights of `owner`'s block.
     fn learns_block(self, who: Role, owner: Role) -> bool {
         match self {
@@ -521,7 +530,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
             ModelReveal::Both => {
                 let grant = Grant::new(
                     &format!("model_{owner}_weights"),
-                    MODEL_TO_BOTH,
+                    job.reveal.rule(),
                     format!("{n} weights of the {owner}'s features"),
                 );
                 Some(engine.reveal_both(&grant, share)?)
@@ -529,7 +538,7 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
             ModelReveal::OwnBlock => {
                 let grant = Grant::new(
                     &format!("model_{owner}_weights"),
-                    MODEL_TO_OWNERS,
+                    job.reveal.rule(),
                     format!("{n} weights of the {owner}'s features, to the {owner}"),
                 );
                 engine.reveal_to(&grant, owner, share)?
@@ -546,10 +555,10 @@ pub fn secure_train(engine: &mut Engine, data: &PartyData, job: &TrainJob) -> Re
     }
     let bias_plain = match job.reveal {
         ModelReveal::Both => {
-            Some(engine.reveal_both(&Grant::new("model_bias", MODEL_TO_BOTH, "the model's bias"), &[bias])?)
+            Some(engine.reveal_both(&Grant::new("model_bias", job.reveal.rule(), "the model's bias"), &[bias])?)
         }
         ModelReveal::OwnBlock => engine.reveal_to(
-            &Grant::new("model_bias", MODEL_TO_OWNERS, "the model's bias, to the bank"),
+            &Grant::new("model_bias", job.reveal.rule(), "the model's bias, to the bank"),
             Role::Bank,
             &[bias],
         )?,

@@ -1050,7 +1050,11 @@ fn lookup_job(
     ready: &Barrier,
 ) -> Result<(LookupRun, u64)> {
     let domain = "bench-score";
-    let bench_grant = protocol::disclose::Grant::new("partial_scores", "partial_scores_to_bank", "benchmark lookups");
+    let bench_grant = protocol::disclose::Grant::new(
+        "partial_scores",
+        crate::jobs::spec::Reveal::PartialScoresToBank.as_str(),
+        "benchmark lookups",
+    );
     let (mut g, mut b) = (gov_ch, bank_ch);
     let (gov, bank) = std::thread::scope(|s| {
         let gov = s.spawn(|| -> protocol::Result<Stats> {

@@ -259,7 +259,7 @@ impl Node {
             spec.clone(),
             &self.config.node.name,
             &self.config.peer.name,
-            &runner::step_names(spec.kind),
+            &runner::step_names(&spec.params),
         );
         record.operator = operator.to_string();
         if let Err(e) = self.store.insert(&record) {

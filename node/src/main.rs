@@ -265,7 +265,7 @@ fn run(cli: Cli) -> Result<()> {
                         println!(
                             "{:<22} {:<6} {:<10} {:<10} {:<8} {:<12} {transcript}",
                             r.id,
-                            r.spec.kind.as_str(),
+                            r.spec.kind().as_str(),
                             r.state.as_str(),
                             r.submitted_by,
                             current_step(&r),
@@ -375,7 +375,7 @@ fn watch(c: &AdminClient, id: &str) -> Result<()> {
         bar.set_message(format!("{step} {detail}"));
     })?;
     bar.finish_and_clear();
-    println!("job {id} ({}) {}", record.spec.kind.as_str(), record.state.as_str());
+    println!("job {id} ({}) {}", record.spec.kind().as_str(), record.state.as_str());
     for s in &record.steps {
         println!("  {:<10} {:?} {}", s.name, s.state, s.message);
     }

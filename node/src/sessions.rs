@@ -79,6 +79,7 @@ use crate::jobs::phases::score::{SCORED_ENTITIES, lookup_weights, model_inputs, 
 use crate::jobs::phases::train::SavedModel;
 use crate::jobs::phases::{load_dataset, os_rng, prepare_ids};
 use crate::jobs::runner::PhaseContext;
+use crate::jobs::spec::{Reveal, ScoreJobParams};
 
 /// Most ids in one request (the bank batches concurrent queries up to this).
 pub const MAX_BATCH: usize = 1024;
@@ -298,7 +299,7 @@ fn query_grant(hashes: &[[u8; 16]]) -> Grant {
     let list: Vec<String> = hashes.iter().map(hex::encode).collect();
     Grant::new(
         "partial_scores",
-        "partial_scores_to_bank",
+        Reveal::PartialScoresToBank.as_str(),
         format!(
             "the gov's partial score of each of {} ids the bank names (the gov does not learn which); consent hashes {}",
             hashes.len(),
@@ -881,7 +882,8 @@ pub(crate) fn logged_on_day(job_dir: &Path, day: u64) -> Result<u64> {
 /// Phase `score` of target `session`: sets the session up, serves it until it is closed, and
 /// records its totals in the outcome (`session_queries`, `session_refused`, `session_refreshes`,
 /// `session_rotations`; `scored_entities` counts the queries in the budget).
-pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, skip_bad: bool) -> JobResult<()> {
+pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, params: &ScoreJobParams) -> JobResult<()> {
+    let skip_bad = ctx.spec.common.skip_invalid_ids();
     let art = &saved.artifact;
     let weights = lookup_weights(ctx, ch, saved)?.to_vec();
     let own = art.block(ctx.role).clone();
@@ -944,7 +946,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, ski
                 partial: rows.into_iter().collect(),
                 fp,
                 card,
-                output: ctx.spec.params()?.score_output(),
+                output: params.score_output(),
             };
             let log_path = ctx.job_dir.join(LOG_FILE);
             let mut log = SessionLog::create(Some(&log_path))?;

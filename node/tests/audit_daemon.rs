@@ -53,7 +53,7 @@ fn a_real_jobs_transcripts_verify_agree_and_reject_tampering() {
     let p = pair(|gov, _| gov.transcript.payloads = true);
     let mut job = demo_job();
     job.bank.label = Some("y".into()); // a used column like any other: the manifest must list it
-    job.params.insert("consent_refs".into(), serde_json::json!(["DSA-2026-017", "bank board decision 12"]));
+    job.common.consent_refs = Some(vec!["DSA-2026-017".into(), "bank board decision 12".into()]);
     let (at_gov, at_bank) = p.run(&job);
     assert_eq!((at_gov.state, at_bank.state), (JobState::Succeeded, JobState::Succeeded), "{:?}", at_gov.error);
     let (gov_t, bank_t) = (transcript_path(&at_gov), transcript_path(&at_bank));
@@ -88,7 +88,7 @@ fn a_real_jobs_transcripts_verify_agree_and_reject_tampering() {
     assert!(m.datasets[1].columns.contains(&"y".to_string()), "the bank's label column is listed");
 
     // Every step after `connect` ends with both nodes' signatures; the outcome closes it.
-    let expected_phases: Vec<String> = step_names(job.kind).into_iter().skip(1).map(String::from).collect();
+    let expected_phases: Vec<String> = step_names(&job.params).into_iter().skip(1).map(String::from).collect();
     assert_eq!(phase_ends(&gov.transcript), expected_phases);
     assert_eq!(last_outcome(&gov.transcript), &Outcome::completed());
 

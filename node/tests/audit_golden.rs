@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::jobs::train;
 use common::jobs::{assert_succeeded, job, pair, repo_root};
 use node::audit::{self, Record, SCHEMA, Status};
 use protocol::Role;
@@ -67,8 +68,8 @@ fn regenerate_golden_transcripts() {
     let p = pair(&[], |_, _| {});
     let spec = job("demo-train.toml", |s| {
         s.reveal.push(node::jobs::spec::Reveal::ScoresToBank); // test scores and metrics are opened
-        s.params.insert("epochs".into(), 1u64.into());
-        s.params.insert("batch_size".into(), 2048u64.into());
+        train(s).epochs = Some(1);
+        train(s).batch_size = Some(2048);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);

@@ -22,7 +22,7 @@ fn bundled_configs_and_job_parse() {
     assert!(gov.datasets["gov_features"].path.exists(), "bundled demo data is present");
     assert!(bank.datasets["bank_features"].path.exists(), "bundled demo data is present");
     let job = JobSpec::load(&repo_root().join("configs/demo-job.toml")).unwrap();
-    assert_eq!(job.kind, JobKind::Psi);
+    assert_eq!(job.kind(), JobKind::Psi);
     // The demo job passes both bundled policies.
     node::jobs::policy::check(&gov, &job, "bank", None).unwrap();
     node::jobs::policy::check(&bank, &job, "gov", None).unwrap();

@@ -6,9 +6,11 @@ mod common;
 use std::collections::HashSet;
 
 use common::jobs::*;
+use common::jobs::{score, test_ids_file, train};
 use models::scorecard::ScoreOutput;
 use node::jobs::record::{JobRecord, JobState};
 use node::jobs::spec::Reveal;
+use node::jobs::spec::TrainModel;
 use serde_json::Value;
 
 fn read_json(path: &std::path::Path) -> Value {
@@ -45,19 +47,19 @@ fn score_jobs_need_an_approved_model_and_stay_within_the_gov_budget() {
     let n = (0..ROWS).filter(|i| i % 10 != 3 && i % 7 != 5).count() as u64;
     let p = pair(&[], |gov, _| gov.policy.score_budget_per_day = n + 3);
     assert_eq!(p.data.common_ids().len() as u64, n);
-    let train = |for_scoring: bool| {
+    let train_model = |for_scoring: bool| {
         let spec = job("demo-train.toml", |s| {
-            s.params.insert("epochs".into(), 1.into());
-            s.params.insert("for_scoring".into(), for_scoring.into());
+            train(s).epochs = Some(1);
+            train(s).for_scoring = Some(for_scoring);
         });
         let (gov, bank) = p.run(&spec, false);
         assert_succeeded(&gov, &bank);
         gov.id
     };
-    let score = |model: &str| {
+    let score_with = |model: &str| {
         p.run(
             &job("demo-score.toml", |s| {
-                s.params.insert("model".into(), model.into());
+                score(s).model = Some(model.into());
             }),
             false,
         )
@@ -71,22 +73,22 @@ fn score_jobs_need_an_approved_model_and_stay_within_the_gov_budget() {
         .unwrap();
         p.run(
             &job("demo-score-ids.toml", |s| {
-                s.params.insert("model".into(), model.into());
+                score(s).model = Some(model.into());
             }),
             true,
         )
     };
 
-    let unapproved = train(false);
-    let (gov, bank) = score(&unapproved);
+    let unapproved = train_model(false);
+    let (gov, bank) = score_with(&unapproved);
     for r in [&gov, &bank] {
         assert_eq!(r.state, JobState::Failed);
         assert!(r.error.as_deref().unwrap_or_default().contains("was not approved for scoring"), "{:?}", r.error);
     }
     assert!(!p.job_file(&p.bank_config, &gov.id, "scores.csv").exists());
 
-    let model = train(true);
-    let (gov, bank) = score(&model);
+    let model = train_model(true);
+    let (gov, bank) = score_with(&model);
     assert_succeeded(&gov, &bank);
     assert_eq!(gov.outcome["scored_entities"], n);
     let named: Vec<String> = p.data.common_ids().into_iter().take(5).collect();
@@ -231,11 +233,9 @@ fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_n
         std::fs::write(c.node.data_dir.join("test_ids.txt"), &text).unwrap();
     }
     let spec = job("demo-train.toml", |s| {
-        s.params.remove("test_fraction");
-        s.params.remove("split_seed");
-        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+        test_ids_file(s, "test_ids.txt");
         // Raw columns, so that the scan below knows every standardised value.
-        s.params.insert("model".into(), "raw_lr".into());
+        train(s).model = Some(TrainModel::RawLr);
         s.reveal.retain(|r| *r != Reveal::WoeToOwner);
     });
     let (gov, bank) = p.run(&spec, false);
@@ -245,7 +245,7 @@ fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_n
     // A score job is refused by the gov's policy before any protocol step.
     let (sg, sb) = p.run(
         &job("demo-score.toml", |s| {
-            s.params.insert("model".into(), train_id.clone().into());
+            score(s).model = Some(train_id.clone());
         }),
         true,
     );
@@ -255,7 +255,7 @@ fn without_scores_in_its_policy_the_gov_sends_nothing_of_its_data_and_the_bank_n
     let ids: Vec<String> = aligned.iter().map(|r| r[0].clone()).collect();
     let all: Vec<usize> = (0..ids.len()).collect();
     let test: Vec<usize> = all.iter().copied().filter(|&r| test_ids.contains(&ids[r])).collect();
-    let frac_bits = spec.params().unwrap().train_params().frac_bits;
+    let frac_bits = train(&mut spec.clone()).train_params().frac_bits;
     let gov_rows: Vec<Vec<f64>> = ids.iter().map(|id| p.data.gov[id].clone()).collect();
     let bank_rows: Vec<Vec<f64>> = ids.iter().map(|id| p.data.bank[id].0.clone()).collect();
     let model = |c: &node::config::Config| read_json(&c.node.data_dir.join(format!("models/{train_id}.json")));
@@ -296,8 +296,8 @@ fn with_the_gov_cap_at_grade_the_bank_learns_grades_only() {
     });
     let spec = job("demo-train.toml", |s| {
         s.reveal.push(Reveal::ScoresToBank);
-        s.params.insert("score_output".into(), "grade".into());
-        s.params.insert("model".into(), "raw_lr".into());
+        train(s).score_output = Some(ScoreOutput::Grade);
+        train(s).model = Some(TrainModel::RawLr);
         s.reveal.retain(|r| *r != Reveal::WoeToOwner);
     });
     let (gov, bank) = p.run(&spec, false);
@@ -305,15 +305,15 @@ fn with_the_gov_cap_at_grade_the_bank_learns_grades_only() {
     let model_id = gov.id.clone();
     // A finer output than the gov's cap is refused by the gov's policy.
     let finer = job("demo-score.toml", |s| {
-        s.params.insert("model".into(), model_id.clone().into());
-        s.params.insert("score_output".into(), "points".into());
+        score(s).model = Some(model_id.clone());
+        score(s).score_output = Some(ScoreOutput::Points);
     });
     let (g, b) = p.run(&finer, true);
     assert_refused_naming(&g, &b, "policy.score_output");
     let (sgov, sbank) = p.run(
         &job("demo-score.toml", |s| {
-            s.params.insert("model".into(), model_id.clone().into());
-            s.params.insert("score_output".into(), "grade".into());
+            score(s).model = Some(model_id.clone());
+            score(s).score_output = Some(ScoreOutput::Grade);
         }),
         false,
     );
@@ -348,7 +348,7 @@ fn with_the_gov_cap_at_grade_the_bank_learns_grades_only() {
     let (_, aligned) = read_csv(&p.job_file(&p.bank_config, &model_id, "intersection.csv"));
     let ids: Vec<String> = aligned.iter().map(|r| r[0].clone()).collect();
     let gov_rows: Vec<Vec<f64>> = ids.iter().map(|id| p.data.gov[id].clone()).collect();
-    let frac_bits = spec.params().unwrap().train_params().frac_bits;
+    let frac_bits = train(&mut spec.clone()).train_params().frac_bits;
     let gov_data = data_windows(&gov_rows, &[(0..ids.len()).collect()], &gm, "gov", frac_bits);
     for r in [&bank, &sbank] {
         assert_none_found(&received_payloads(r), &gov_data, &format!("{}: the bank received the gov's data", r.id));

@@ -9,6 +9,7 @@ use common::jobs::*;
 use node::jobs::record::{JobRecord, JobState};
 use node::jobs::spec::Reveal;
 use node::jobs::store::Store;
+use protocol::psi::PsiReveal;
 
 fn record(id: &str) -> JobRecord {
     let mut r = JobRecord::new(id, common::daemons::demo_job(), "gov", "bank", &["connect", "policy", "finish"]);
@@ -42,7 +43,7 @@ fn the_store_records_what_it_could_not_once_the_disk_has_room_again() {
 fn after_a_full_disk_is_freed_the_next_job_runs_without_a_restart() {
     let Some(disk) = Tmpfs::mount("4m") else { return };
     let p = pair(&[], |_, bank| bank.node.data_dir = disk.path().join("data"));
-    let spec = job("demo-job.toml", |s| s.reveal = vec![Reveal::IntersectionIds]);
+    let spec = job("demo-job.toml", |s| s.reveal = vec![Reveal::Psi(PsiReveal::Both)]);
 
     disk.fill();
     let id = p.gov_api.submit(&spec, common::daemons::OPERATOR).unwrap().id;

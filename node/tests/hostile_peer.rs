@@ -11,6 +11,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::daemons::{OPERATOR, cert_fp, config, demo_job, signing_pub, wait_at};
+use common::jobs::{score, test_ids_file};
 use common::poll;
 use node::admin::AdminClient;
 use node::config::{Config, parse_fingerprint};
@@ -19,6 +20,7 @@ use node::jobs::failure::{FailureKind, peer_notice};
 use node::jobs::record::{JobRecord, JobState};
 use node::jobs::runner::{Decision, Proposal};
 use node::jobs::spec::JobSpec;
+use node::jobs::spec::Params;
 use node::jobs::transcript::{NodeKeys, dataset_info};
 use node::transport::stream::{open_job_stream, read_frame, read_job_open, write_frame};
 use node::transport::{Link, PeerConnection, PeerTrust, TlsIdentity};
@@ -427,14 +429,12 @@ fn a_job_naming_a_file_the_bank_must_not_read_is_refused_at_once() {
     std::os::unix::fs::symlink(&h.bank_config.node.signing_key, data.join("key-link")).unwrap();
     let train = |name: &str| {
         let mut s = JobSpec::load(&common::daemons::repo_root().join("configs/demo-train.toml")).unwrap();
-        s.params.remove("test_fraction");
-        s.params.remove("split_seed");
-        s.params.insert("test_ids_file".into(), name.into());
+        test_ids_file(&mut s, name);
         s
     };
     let lookup = |name: &str| {
         let mut s = JobSpec::load(&common::daemons::repo_root().join("configs/demo-score-ids.toml")).unwrap();
-        s.params.insert("queries_file".into(), name.into());
+        score(&mut s).queries_file = Some(name.into());
         s
     };
     let cases = [
@@ -446,7 +446,12 @@ fn a_job_naming_a_file_the_bank_must_not_read_is_refused_at_once() {
         ("params.queries_file", lookup("fifo"), "is a FIFO"),
     ];
     for (key, spec, rule) in cases {
-        let name = spec.params[key.trim_start_matches("params.")].as_str().unwrap().to_string();
+        let name = match &spec.params {
+            Params::Train(p) => p.test_ids_file.clone(),
+            Params::Score(p) => p.queries_file.clone(),
+            _ => None,
+        };
+        let name = name.unwrap().display().to_string();
         let id = node::jobs::record::new_job_id();
         let (mut send, mut recv) = h.open(&conn, &id);
         let started = std::time::Instant::now();

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 
 use common::jobs::*;
+use common::jobs::{checkup, score};
 use models::binning::WoeTransform;
 use node::jobs::record::JobState;
 use serde_json::Value;
@@ -41,9 +42,9 @@ fn saved(c: &node::config::Config, id: &str) -> models::secure_lr::ModelArtifact
 
 fn checkup_job(train_id: &str, entity: &str, consent: &str) -> node::jobs::spec::JobSpec {
     job("demo-checkup.toml", |s| {
-        s.params.insert("model".into(), train_id.into());
-        s.params.insert("entity".into(), entity.into());
-        s.params.insert("consent".into(), consent.into());
+        checkup(s).model = Some(train_id.into());
+        checkup(s).entity = Some(entity.into());
+        checkup(s).consent = Some(consent.into());
     })
 }
 
@@ -64,7 +65,7 @@ fn a_checkup_report_adds_up_to_the_scorecard_and_the_score_job() {
     let (gov_woe, bank_woe) = (ga.gov.woe.clone().unwrap(), ba.bank.woe.clone().unwrap());
 
     let score = job("demo-score.toml", |s| {
-        s.params.insert("model".into(), train_id.clone().into());
+        score(s).model = Some(train_id.clone());
     });
     let (sg, sb) = p.run(&score, false);
     assert_succeeded(&sg, &sb);
@@ -214,16 +215,16 @@ fn a_checkup_report_adds_up_to_the_scorecard_and_the_score_job() {
 #[test]
 fn a_checkup_without_consent_or_entity_is_refused() {
     let mut s = job("demo-checkup.toml", |_| {});
-    s.params.remove("consent");
+    checkup(&mut s).consent = None;
     let err = format!("{:#}", s.validate().unwrap_err());
     assert!(err.contains("params.consent is missing"), "{err}");
-    s.params.insert("consent".into(), " ".into());
+    checkup(&mut s).consent = Some(" ".into());
     assert!(format!("{:#}", s.validate().unwrap_err()).contains("params.consent is missing"));
-    s.params.insert("consent".into(), "REF-1".into());
-    s.params.remove("entity");
+    checkup(&mut s).consent = Some("REF-1".into());
+    checkup(&mut s).entity = None;
     assert!(format!("{:#}", s.validate().unwrap_err()).contains("params.entity is missing"));
-    s.params.insert("entity".into(), "1".into());
-    s.reveal.push(node::jobs::spec::Reveal::IntersectionIds);
+    checkup(&mut s).entity = Some("1".into());
+    s.reveal.push(node::jobs::spec::Reveal::Psi(protocol::psi::PsiReveal::Both));
     assert!(format!("{:#}", s.validate().unwrap_err()).contains("exactly [\"checkup_to_gov\"]"));
 }
 

@@ -9,11 +9,14 @@ use std::collections::{HashMap, HashSet};
 
 use common::daemons;
 use common::jobs::{assert_succeeded, job, read_csv};
+use common::jobs::{score, test_ids_file, train};
 use models::dataset::{CellFormat, Dataset, parse_with};
 use models::reference::{TrainParams, train_reference};
+use models::scorecard::ScoreOutput;
 use models::standardize::{PrepParams, Standardizer};
 use node::jobs::record::JobRecord;
 use node::jobs::spec::Reveal;
+use node::jobs::spec::TrainModel;
 use serde_json::Value;
 
 /// Entities 0..N; the gov holds those with i % 10 != 3, the bank those with i % 7 != 5.
@@ -158,14 +161,9 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
     let spec = job("demo-train.toml", |s| {
         s.gov.columns = strings(&GOV_COLUMNS);
         s.bank.columns = strings(&BANK_COLUMNS);
-        s.params.remove("test_fraction");
-        s.params.remove("split_seed");
-        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
-        for (k, v) in
-            [("epochs", params.epochs as u64), ("batch_size", params.batch_size as u64), ("seed", params.seed)]
-        {
-            s.params.insert(k.into(), v.into());
-        }
+        test_ids_file(s, "test_ids.txt");
+        let t = train(s);
+        (t.epochs, t.batch_size, t.seed) = (Some(params.epochs), Some(params.batch_size), Some(params.seed));
     });
     // The default WOE scorecard on the same files: missing cells and categories in their own bins.
     let (gov, bank) = p.run(&spec);
@@ -182,7 +180,7 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
     let woe_score = job("demo-score.toml", |s| {
         s.gov.columns = strings(&GOV_COLUMNS);
         s.bank.columns = strings(&BANK_COLUMNS);
-        s.params.insert("model".into(), gov.id.clone().into());
+        score(s).model = Some(gov.id.clone());
     });
     let (sg, sb) = p.run(&woe_score);
     assert_succeeded(&sg, &sb);
@@ -190,7 +188,7 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
 
     // Raw-feature LR: the preparation (winsorising, filling, one-hot) is checked below.
     let mut spec = spec;
-    spec.params.insert("model".into(), "raw_lr".into());
+    train(&mut spec).model = Some(TrainModel::RawLr);
     spec.reveal.retain(|r| *r != Reveal::WoeToOwner);
     let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
@@ -262,8 +260,8 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
     let spec = job("demo-score.toml", |s| {
         s.gov.columns = strings(&GOV_COLUMNS);
         s.bank.columns = strings(&BANK_COLUMNS);
-        s.params.insert("model".into(), train_id.clone().into());
-        s.params.insert("score_output".into(), "probability".into());
+        score(s).model = Some(train_id.clone());
+        score(s).score_output = Some(ScoreOutput::Probability);
     });
     let (gov, bank) = p.run(&spec);
     assert_succeeded(&gov, &bank);
@@ -285,7 +283,7 @@ fn train_and_score_jobs_succeed_on_exported_files_with_missing_cells_categories_
     let spec = job("demo-score-ids.toml", |s| {
         s.gov.columns = strings(&GOV_COLUMNS);
         s.bank.columns = strings(&BANK_COLUMNS);
-        s.params.insert("model".into(), train_id.clone().into());
+        score(s).model = Some(train_id.clone());
     });
     let (gov, bank) = p.run_at(&spec, true);
     assert_succeeded(&gov, &bank);

@@ -8,6 +8,7 @@ use common::jobs::*;
 use node::jobs::failure::{FailureKind, peer_notice};
 use node::jobs::record::JobState;
 use node::jobs::spec::Reveal;
+use protocol::psi::{PsiProtocol, PsiReveal};
 
 #[test]
 fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
@@ -16,13 +17,13 @@ fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
         std::fs::read_to_string(repo_root().join("testdata/default_credit/default_credit_hetero_guest.csv")).unwrap();
     let first = guest.lines().nth(1).unwrap();
     let p = pair(&[first], |gov, bank| {
-        gov.policy.reveals.push(Reveal::IntersectionIdsToBank);
-        bank.policy.reveals.push(Reveal::IntersectionIdsToBank);
+        gov.policy.reveals.push(Reveal::Psi(PsiReveal::BankOnly));
+        bank.policy.reveals.push(Reveal::Psi(PsiReveal::BankOnly));
     });
     let expected = p.data.common_ids();
     let spec = job("demo-job.toml", |s| {
-        s.reveal = vec![Reveal::IntersectionIds];
-        s.params.insert("skip_invalid_ids".into(), true.into());
+        s.reveal = vec![Reveal::Psi(PsiReveal::Both)];
+        s.common.skip_invalid_ids = Some(true);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -68,8 +69,8 @@ fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
 
     // Only the bank learns the ids: the gov gets the size and no file.
     let spec = job("demo-job.toml", |s| {
-        s.reveal = vec![Reveal::IntersectionIdsToBank];
-        s.params.insert("skip_invalid_ids".into(), true.into());
+        s.reveal = vec![Reveal::Psi(PsiReveal::BankOnly)];
+        s.common.skip_invalid_ids = Some(true);
     });
     let (gov, bank) = p.run(&spec, true);
     assert_succeeded(&gov, &bank);
@@ -79,8 +80,7 @@ fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
     assert_eq!(rows.iter().map(|r| r[0].clone()).collect::<HashSet<_>>(), expected);
 
     // Size only: neither node writes the ids.
-    let spec =
-        job("demo-job.toml", |s| s.params.insert("skip_invalid_ids".into(), true.into()).map(drop).unwrap_or(()));
+    let spec = job("demo-job.toml", |s| s.common.skip_invalid_ids = Some(true));
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
     assert_eq!(bank.outcome["intersection_size"], expected.len());
@@ -105,8 +105,8 @@ fn psi_job_aligns_exactly_the_common_ids_on_both_nodes() {
 
 #[test]
 fn a_reveal_mode_the_peer_policy_refuses_is_reported_with_its_rule() {
-    let p = pair(&[], |gov, _| gov.policy.reveals.retain(|r| *r != Reveal::IntersectionIds));
-    let spec = job("demo-job.toml", |s| s.reveal = vec![Reveal::IntersectionIds]);
+    let p = pair(&[], |gov, _| gov.policy.reveals.retain(|r| *r != Reveal::Psi(PsiReveal::Both)));
+    let spec = job("demo-job.toml", |s| s.reveal = vec![Reveal::Psi(PsiReveal::Both)]);
     let (gov, bank) = p.run(&spec, true);
     let rule = "policy: reveal 'intersection_ids' is not allowed on node 'gov' (policy.reveals)";
     assert_eq!(gov.state, JobState::Failed);
@@ -120,35 +120,35 @@ fn psi_protocol_param_chooses_vole_or_ecdh_with_the_same_aligned_ids() {
     let p = pair(&[], |_, _| {});
     let expected = p.data.common_ids();
     let mut aligned = Vec::new();
-    for protocol in ["vole", "ecdh"] {
+    for (protocol, name) in [(PsiProtocol::Vole, "vole"), (PsiProtocol::Ecdh, "ecdh")] {
         let spec = job("demo-job.toml", |s| {
-            s.reveal = vec![Reveal::IntersectionIds];
-            s.params.insert("psi_protocol".into(), protocol.into());
+            s.reveal = vec![Reveal::Psi(PsiReveal::Both)];
+            s.common.psi_protocol = Some(protocol);
         });
         let (gov, bank) = p.run(&spec, false);
         assert_succeeded(&gov, &bank);
         for r in [&gov, &bank] {
-            assert_eq!(r.outcome["psi_protocol"], protocol);
+            assert_eq!(r.outcome["psi_protocol"], name);
             assert_eq!(r.outcome["intersection_size"], expected.len());
         }
         let (_, gov_rows) = read_csv(&p.job_file(&p.gov_config, &gov.id, "intersection.csv"));
         let (_, bank_rows) = read_csv(&p.job_file(&p.bank_config, &gov.id, "intersection.csv"));
         let ids = |rows: &[Vec<String>]| rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>();
-        assert_eq!(ids(&gov_rows), ids(&bank_rows), "{protocol}: row i is the same entity on both nodes");
+        assert_eq!(ids(&gov_rows), ids(&bank_rows), "{name}: row i is the same entity on both nodes");
         assert_eq!(ids(&gov_rows).into_iter().collect::<HashSet<_>>(), expected);
         let psi_frames: Vec<String> = transcript_records(&gov, "frame")
             .into_iter()
             .filter_map(|r| r["kind"].as_str().map(str::to_string))
             .filter(|k| k.starts_with("psi.okvs"))
             .collect();
-        assert_eq!(!psi_frames.is_empty(), protocol == "vole", "{protocol}: {psi_frames:?}");
+        assert_eq!(!psi_frames.is_empty(), protocol == PsiProtocol::Vole, "{name}: {psi_frames:?}");
         aligned.push(ids(&gov_rows).into_iter().collect::<HashSet<_>>());
     }
     assert_eq!(aligned[0], aligned[1]);
 
     // VOLE cannot keep a size-only reveal: the job is refused before it runs, naming the param.
     let mut spec = job("demo-job.toml", |_| {});
-    spec.params.insert("psi_protocol".into(), "vole".into());
+    spec.common.psi_protocol = Some(PsiProtocol::Vole);
     let err = spec.validate().expect_err("vole with intersection_size").to_string();
     assert!(err.contains("params.psi_protocol") && err.contains("ecdh"), "{err}");
 }

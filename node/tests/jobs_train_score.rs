@@ -6,9 +6,12 @@ use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 
 use common::jobs::*;
+use common::jobs::{score, test_ids_file, train, watchlist};
 use models::reference::{TrainParams, train_reference};
+use models::scorecard::ScoreOutput;
 use node::jobs::record::{JobRecord, JobState};
 use node::jobs::spec::Reveal;
+use node::jobs::spec::{TrainModel, Winsorize};
 use serde_json::Value;
 
 /// Population mean/std standardisation of `x` (rows × cols) fitted on `fit_rows`.
@@ -53,19 +56,14 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     let params = TrainParams { epochs: 3, batch_size: 256, learning_rate: 0.5, seed: 3, ..TrainParams::default() };
     let spec = job("demo-train.toml", |s| {
         s.reveal.push(Reveal::ScoresToBank); // the bank learns the test scores (ROC, metrics)
-        s.params.remove("test_fraction");
-        s.params.remove("split_seed");
-        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+        test_ids_file(s, "test_ids.txt");
         // Plain standardisation, as `standardize` here (jobs_messy_data checks winsorising).
-        s.params.insert("winsorize".into(), false.into());
+        train(s).winsorize = Some(Winsorize::On(false));
         // Logistic regression on the standardised raw columns, recomputed below.
-        s.params.insert("model".into(), "raw_lr".into());
+        train(s).model = Some(TrainModel::RawLr);
         s.reveal.retain(|r| *r != Reveal::WoeToOwner);
-        for (k, v) in
-            [("epochs", params.epochs as u64), ("batch_size", params.batch_size as u64), ("seed", params.seed)]
-        {
-            s.params.insert(k.into(), v.into());
-        }
+        let t = train(s);
+        (t.epochs, t.batch_size, t.seed) = (Some(params.epochs), Some(params.batch_size), Some(params.seed));
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -132,8 +130,8 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
 
     // (a) every common entity, jointly; only the bank gets scores.csv.
     let spec = job("demo-score.toml", |s| {
-        s.params.insert("model".into(), train_id.clone().into());
-        s.params.insert("score_output".into(), "probability".into());
+        score(s).model = Some(train_id.clone());
+        score(s).score_output = Some(ScoreOutput::Probability);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -153,8 +151,8 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     let t = logits[logits.len() / 2].0 + 5e-3;
     let threshold = 1.0 / (1.0 + (-t).exp());
     let spec = job("demo-watchlist.toml", |s| {
-        s.params.insert("model".into(), train_id.clone().into());
-        s.params.insert("threshold".into(), threshold.into());
+        watchlist(s).model = Some(train_id.clone());
+        watchlist(s).threshold = Some(threshold);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -186,7 +184,7 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
     )
     .unwrap();
     let spec = job("demo-score-ids.toml", |s| {
-        s.params.insert("model".into(), train_id.clone().into());
+        score(s).model = Some(train_id.clone());
     });
     let (gov, bank) = p.run(&spec, true);
     assert_succeeded(&gov, &bank);
@@ -235,7 +233,7 @@ fn train_then_score_the_intersection_and_named_ids_match_plaintext() {
         std::fs::write(c.node.data_dir.join(format!("models/{shared_id}.json")), m.to_string()).unwrap();
     }
     let spec = job("demo-score-ids.toml", |s| {
-        s.params.insert("model".into(), shared_id.clone().into());
+        score(s).model = Some(shared_id.clone());
     });
     let (gov, bank) = p.run(&spec, true);
     for r in [&gov, &bank] {
@@ -255,9 +253,7 @@ fn a_job_that_fails_after_psi_leaves_no_result_files() {
         std::fs::write(config.node.data_dir.join("test_ids.txt"), ids.join("\n")).unwrap();
     }
     let spec = job("demo-train.toml", |s| {
-        s.params.remove("test_fraction");
-        s.params.remove("split_seed");
-        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
+        test_ids_file(s, "test_ids.txt");
     });
     let (gov, bank) = p.run(&spec, false);
     for (r, config) in [(&gov, &p.gov_config), (&bank, &p.bank_config)] {
@@ -280,7 +276,7 @@ fn two_runs_of_a_train_job_hold_out_the_same_entities_and_give_the_same_model() 
     let p = pair(&[], |_, _| {});
     let spec = job("demo-train.toml", |s| {
         s.reveal.push(Reveal::ScoresToBank); // the test scores give the metrics
-        s.params.insert("epochs".into(), 2.into());
+        train(s).epochs = Some(2);
     });
     let runs = [p.run(&spec, false), p.run(&spec, false)];
     for (gov, bank) in &runs {
@@ -348,14 +344,12 @@ fn the_evaluation_and_stability_reach_outcome_and_report_and_match_plaintext() {
     }
     // Without scores_to_bank: the evaluation comes from the opened binned counts, at both nodes.
     let spec = job("demo-train.toml", |s| {
-        s.params.remove("test_fraction");
-        s.params.remove("split_seed");
-        s.params.insert("test_ids_file".into(), "test_ids.txt".into());
-        s.params.insert("epochs".into(), 3.into());
-        s.params.insert("batch_size".into(), 256.into());
+        test_ids_file(s, "test_ids.txt");
+        train(s).epochs = Some(3);
+        train(s).batch_size = Some(256);
         // Raw-feature LR with plain standardisation, recomputed here by `partial_logit`.
-        s.params.insert("model".into(), "raw_lr".into());
-        s.params.insert("winsorize".into(), false.into());
+        train(s).model = Some(TrainModel::RawLr);
+        train(s).winsorize = Some(Winsorize::On(false));
         s.reveal.retain(|r| *r != Reveal::WoeToOwner);
     });
     let (gov, bank) = p.run(&spec, false);
@@ -416,8 +410,8 @@ fn the_evaluation_and_stability_reach_outcome_and_report_and_match_plaintext() {
 
     // A score job: the bank's PSI of the scored grades against the training population's.
     let spec = job("demo-score.toml", |s| {
-        s.params.insert("model".into(), train_id.clone().into());
-        s.params.insert("score_output".into(), "probability".into());
+        score(s).model = Some(train_id.clone());
+        score(s).score_output = Some(ScoreOutput::Probability);
     });
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
@@ -449,9 +443,9 @@ fn a_default_train_job_fits_a_calibrated_woe_scorecard_and_scores_with_it() {
     let p = pair(&[], |_, _| {});
     let spec = job("demo-train.toml", |s| {
         s.reveal.push(Reveal::ScoresToBank);
-        s.params.insert("score_output".into(), "probability".into());
+        train(s).score_output = Some(ScoreOutput::Probability);
     });
-    assert_eq!(spec.params().unwrap().model(), node::jobs::spec::TrainModel::WoeScorecard, "the default");
+    assert_eq!(train(&mut spec.clone()).model(), TrainModel::WoeScorecard, "the default");
     let (gov, bank) = p.run(&spec, false);
     assert_succeeded(&gov, &bank);
     let train_id = gov.id.clone();
@@ -485,8 +479,8 @@ fn a_default_train_job_fits_a_calibrated_woe_scorecard_and_scores_with_it() {
     // Scoring the intersection: each probability is σ of the calibrated logit of the model files
     // applied to the raw rows here (bins → WOE → weights).
     let score = job("demo-score.toml", |s| {
-        s.params.insert("model".into(), train_id.clone().into());
-        s.params.insert("score_output".into(), "probability".into());
+        score(s).model = Some(train_id.clone());
+        score(s).score_output = Some(ScoreOutput::Probability);
     });
     let (sg, sb) = p.run(&score, false);
     assert_succeeded(&sg, &sb);

@@ -7,8 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::jobs::*;
+use common::jobs::{score, train};
 use node::jobs::record::JobState;
 use node::jobs::spec::Reveal;
+use node::jobs::spec::{TrainModel, Winsorize};
 use node::sessions::{GOV_BUDGET, NOT_AT_BANK, NOT_AT_GOV, Query};
 use serde_json::Value;
 
@@ -34,9 +36,9 @@ fn query(id: &str, consent: &str) -> Query {
 fn a_session_scores_after_a_refresh_and_refuses_past_budget_or_without_consent() {
     let p = pair(&[], |gov, _| gov.policy.score_budget_per_day = 8);
     let train = job("demo-train.toml", |s| {
-        s.params.insert("model".into(), "raw_lr".into());
-        s.params.insert("winsorize".into(), false.into());
-        s.params.insert("epochs".into(), 2.into());
+        train(s).model = Some(TrainModel::RawLr);
+        train(s).winsorize = Some(Winsorize::On(false));
+        train(s).epochs = Some(2);
         s.reveal.retain(|r| *r != Reveal::WoeToOwner);
     });
     let (gov, bank) = p.run(&train, false);
@@ -53,7 +55,7 @@ fn a_session_scores_after_a_refresh_and_refuses_past_budget_or_without_consent()
     };
 
     let spec = job("demo-score-session.toml", |s| {
-        s.params.insert("model".into(), train_id.clone().into());
+        score(s).model = Some(train_id.clone());
     });
     let session = p.bank_api.submit(&spec, "tester").unwrap().id;
     common::poll("the session to open at both nodes", || {

@@ -72,6 +72,17 @@ pub enum PsiReveal {
     SizeOnly,
 }
 
+impl PsiReveal {
+    /// The policy rule (`policy.reveals`, a job's `reveal`) that names this mode.
+    pub const fn rule(self) -> &'static str {
+        match self {
+            PsiReveal::Both => "intersection_ids",
+            PsiReveal::BankOnly => "intersection_ids_to_bank",
+            PsiReveal::SizeOnly => "intersection_size",
+        }
+    }
+}
+
 /// Parameters both parties must agree on (checked by hash in the first message).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PsiParams {

@@ -43,7 +43,7 @@ use serde::Deserialize;
 
 use crate::daemon::Node;
 use crate::jobs::record::{JobRecord, JobState, check_operator};
-use crate::jobs::spec::{JobKind, JobSpec};
+use crate::jobs::spec::{JobKind, JobSpec, Params};
 use page::{Viewer, esc};
 
 /// How long a session lasts after sign-in.
@@ -447,14 +447,14 @@ async fn jobs_page(State(c): State<Console>, Extension(v): Extension<Viewer>, Qu
     let state = q.state.as_deref().filter(|s| !s.is_empty());
     let shown: Vec<&JobRecord> = records
         .iter()
-        .filter(|r| kind.is_none_or(|k| r.spec.kind.as_str() == k))
+        .filter(|r| kind.is_none_or(|k| r.spec.kind().as_str() == k))
         .filter(|r| state.is_none_or(|s| r.state.as_str() == s))
         .collect();
     let table = page::jobs_table(&shown);
     if q.fragment.is_some() {
         return Html(table).into_response();
     }
-    let mut kinds: Vec<&str> = records.iter().map(|r| r.spec.kind.as_str()).collect();
+    let mut kinds: Vec<&str> = records.iter().map(|r| r.spec.kind().as_str()).collect();
     kinds.extend(c.node.config.policy.job_kinds.iter().map(|k| k.as_str()));
     kinds.sort();
     kinds.dedup();
@@ -521,7 +521,7 @@ async fn job_page(
          <tr><th>operator</th><td id=\"job-operator\">{}</td></tr><tr><th>proposed by</th><td>{}</td></tr>\
          <tr><th>peer</th><td>{}</td></tr><tr><th>created</th><td>{}</td></tr>\
          <tr><th>reveals</th><td>{}</td></tr></table>",
-        esc(r.spec.kind.as_str()),
+        esc(r.spec.kind().as_str()),
         esc(&r.spec.description),
         esc(&r.operator),
         esc(&r.submitted_by),
@@ -543,7 +543,7 @@ async fn job_page(
         );
     }
     let mut links = vec![format!("<a href=\"/console/audit/{}\">Audit</a>", esc(&r.id))];
-    if r.spec.kind == JobKind::Train && r.state == JobState::Succeeded {
+    if r.spec.kind() == JobKind::Train && r.state == JobState::Succeeded {
         links.push(format!("<a id=\"model-link\" href=\"/console/models/{}\">Model card</a>", esc(&r.id)));
     }
     let _ = write!(o, "<p class=\"links\">{}</p>", links.join(" · "));
@@ -585,10 +585,9 @@ struct TemplateQuery {
 /// A template's text; a score template names the newest successful train job as its model.
 fn template_text(c: &Console, name: &str) -> Option<String> {
     let text = TEMPLATES.iter().find(|(n, _)| *n == name)?.1;
-    let newest_model =
-        c.node.store.list().ok().and_then(|rs| {
-            rs.into_iter().rev().find(|r| r.spec.kind == JobKind::Train && r.state == JobState::Succeeded)
-        });
+    let newest_model = c.node.store.list().ok().and_then(|rs| {
+        rs.into_iter().rev().find(|r| r.spec.kind() == JobKind::Train && r.state == JobState::Succeeded)
+    });
     Some(match newest_model {
         Some(m) => text.replace("TRAIN_JOB_ID", &m.id),
         None => text.to_string(),
@@ -648,7 +647,7 @@ fn precheck(c: &Console, spec: &JobSpec) -> String {
              reveals {} in policy.reveals; min_intersection {} ≥ policy.min_intersection {}; dataset '{}' and its \
              columns in policy.datasets; the files the job names are readable</td>",
             esc(&cfg.peer.name),
-            esc(spec.kind.as_str()),
+            esc(spec.kind().as_str()),
             esc(&spec.reveal.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
             spec.min_intersection,
             cfg.policy.min_intersection,
@@ -715,15 +714,12 @@ async fn new_job(State(c): State<Console>, Extension(v): Extension<Viewer>, Form
 // ---- models ----
 
 fn is_model(r: &JobRecord) -> bool {
-    r.spec.kind == JobKind::Train && r.state == JobState::Succeeded
+    r.spec.kind() == JobKind::Train && r.state == JobState::Succeeded
 }
 
 /// Score jobs whose `params.model` names train job `id`.
 fn score_jobs<'a>(records: &'a [JobRecord], id: &str) -> Vec<&'a JobRecord> {
-    records
-        .iter()
-        .filter(|r| r.spec.kind == JobKind::Score && r.spec.params.get("model").and_then(|m| m.as_str()) == Some(id))
-        .collect()
+    records.iter().filter(|r| r.spec.kind() == JobKind::Score && r.spec.params.model_id() == Some(id)).collect()
 }
 
 async fn models_page(State(c): State<Console>, Extension(v): Extension<Viewer>) -> Response {
@@ -741,7 +737,7 @@ async fn models_page(State(c): State<Console>, Extension(v): Extension<Viewer>) 
             "<tr><td><a href=\"/console/models/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.spec.description),
             r.outcome.get("test_auc").map(page::value).unwrap_or_default(),
-            r.spec.params().map(|p| p.for_scoring).unwrap_or(false),
+            matches!(&r.spec.params, Params::Train(p) if p.for_scoring()),
             score_jobs(&records, &r.id).len(),
             page::time(r.created_ms),
             id = esc(&r.id)
@@ -771,7 +767,7 @@ async fn model_card(State(c): State<Console>, Extension(v): Extension<Viewer>, P
         );
     }
     o.push_str("</table><h2>Parameters</h2>");
-    o.push_str(&page::map_table(&r.spec.params, "defaults"));
+    o.push_str(&page::map_table(&r.spec.params_map().unwrap_or_default(), "defaults"));
     let _ = write!(
         o,
         "<p>Reveals: {}</p><h2>Metrics and outcome</h2><div id=\"model-outcome\">{}</div>",
@@ -845,7 +841,7 @@ async fn audit_page(State(c): State<Console>, Extension(v): Extension<Viewer>) -
             o,
             "<tr><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/console/audit/{id}\">verify</a> · \
              <a href=\"/console/audit/{id}/report.html\">report</a></td></tr>",
-            esc(r.spec.kind.as_str()),
+            esc(r.spec.kind().as_str()),
             r.state.as_str(),
             esc(&r.spec.description),
             id = esc(&r.id)

@@ -222,7 +222,7 @@ pub fn jobs_table(records: &[&JobRecord]) -> String {
             o,
             "<tr><td><a href=\"/console/jobs/{id}\">{id}</a></td><td>{}</td><td><span class=\"state s-{st}\">{st}</span></td>\
              <td><progress max=\"1\" value=\"{:.3}\"></progress></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(r.spec.kind.as_str()),
+            esc(r.spec.kind().as_str()),
             progress(r),
             esc(&r.spec.description),
             esc(&r.operator),

@@ -9,7 +9,7 @@ use protocol::Role;
 use models::scorecard::ScoreOutput;
 
 use super::files;
-use super::spec::{JobKind, JobSpec, Reveal};
+use super::spec::{JobKind, JobSpec, Params, Reveal};
 use crate::config::Config;
 use crate::datasets;
 
@@ -57,10 +57,10 @@ pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint:
             "policy: peer '{peer_name}' is not allowed to run jobs with node '{me}' (policy.allowed_peers)"
         )));
     }
-    if !p.job_kinds.contains(&spec.kind) {
+    if !p.job_kinds.contains(&spec.kind()) {
         return Err(Refusal::same(format!(
             "policy: job kind '{}' is not allowed on node '{me}' (policy.job_kinds)",
-            spec.kind.as_str()
+            spec.kind().as_str()
         )));
     }
     for r in &spec.reveal {
@@ -83,7 +83,7 @@ pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint:
             ),
         });
     }
-    if spec.kind == JobKind::Train {
+    if spec.kind() == JobKind::Train {
         for role in [Role::Gov, Role::Bank] {
             let n = spec.side(role).columns.len();
             if n < p.min_model_columns {
@@ -101,30 +101,31 @@ pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint:
             }
         }
     }
-    if let Ok(params) = spec.params() {
-        if spec.kind == JobKind::Train && params.for_scoring && !p.job_kinds.contains(&JobKind::Score) {
-            return Err(Refusal::same(format!(
-                "policy: the job approves its model for scoring (params.for_scoring) but node '{me}' does not allow \
-                 score jobs (policy.job_kinds)"
-            )));
-        }
-        let asked = params.score_output();
-        let scores = spec.reveal.contains(&Reveal::ScoresToBank);
-        if scores && asked > p.score_output {
-            return Err(Refusal::same(format!(
-                "policy: the job asks for score_output '{}' but node '{me}' lets the bank learn at most '{}' per \
-                 entity (policy.score_output)",
-                output_name(asked),
-                output_name(p.score_output)
-            )));
-        }
-        if spec.reveal.contains(&Reveal::PartialScoresToBank) && p.score_output < ScoreOutput::Probability {
-            return Err(Refusal::same(format!(
-                "policy: a lookup of named ids gives the bank the gov's partial score, finer than node '{me}''s \
-                 score_output cap '{}' (policy.score_output must be 'probability' to allow partial_scores_to_bank)",
-                output_name(p.score_output)
-            )));
-        }
+    if let Params::Train(t) = &spec.params
+        && t.for_scoring()
+        && !p.job_kinds.contains(&JobKind::Score)
+    {
+        return Err(Refusal::same(format!(
+            "policy: the job approves its model for scoring (params.for_scoring) but node '{me}' does not allow \
+             score jobs (policy.job_kinds)"
+        )));
+    }
+    let asked = spec.params.score_output();
+    let scores = spec.reveal.contains(&Reveal::ScoresToBank);
+    if scores && asked > p.score_output {
+        return Err(Refusal::same(format!(
+            "policy: the job asks for score_output '{}' but node '{me}' lets the bank learn at most '{}' per \
+             entity (policy.score_output)",
+            output_name(asked),
+            output_name(p.score_output)
+        )));
+    }
+    if spec.reveal.contains(&Reveal::PartialScoresToBank) && p.score_output < ScoreOutput::Probability {
+        return Err(Refusal::same(format!(
+            "policy: a lookup of named ids gives the bank the gov's partial score, finer than node '{me}''s \
+             score_output cap '{}' (policy.score_output must be 'probability' to allow partial_scores_to_bank)",
+            output_name(p.score_output)
+        )));
     }
     let side = spec.side(config.node.role);
     let name = &side.dataset;
@@ -165,16 +166,14 @@ pub fn check(config: &Config, spec: &JobSpec, peer_name: &str, peer_fingerprint:
 /// The files the job names that this node reads: `params.test_ids_file` (both nodes) and
 /// `params.queries_file` (the bank), see [`files`].
 fn check_files(config: &Config, spec: &JobSpec) -> Result<(), Refusal> {
-    let Ok(params) = spec.params() else { return Ok(()) }; // refused by `JobSpec::validate` already
-    let mut named = vec![("params.test_ids_file", params.test_ids_file)];
-    if config.node.role == Role::Bank {
-        named.push(("params.queries_file", params.queries_file));
-    }
-    for (key, name) in named {
-        if let Some(name) = name {
-            files::check(&config.node.data_dir, key, &name)
-                .map_err(|e| Refusal { local: format!("policy: {e}"), to_peer: e.to_peer(&config.node.name) })?;
-        }
+    let named = match &spec.params {
+        Params::Train(p) => Some(("params.test_ids_file", &p.test_ids_file)),
+        Params::Score(p) if config.node.role == Role::Bank => Some(("params.queries_file", &p.queries_file)),
+        _ => None,
+    };
+    if let Some((key, Some(name))) = named {
+        files::check(&config.node.data_dir, key, name)
+            .map_err(|e| Refusal { local: format!("policy: {e}"), to_peer: e.to_peer(&config.node.name) })?;
     }
     Ok(())
 }

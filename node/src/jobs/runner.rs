@@ -31,11 +31,11 @@ use tokio::sync::watch;
 use super::failure::{self, FailureKind, InputResult, JobContext, JobError, Result};
 use super::policy::{self, Refusal};
 use super::record::{JobRecord, JobState, StepState, check_operator};
-use super::spec::{JobKind, JobSpec};
+use super::spec::{JobSpec, Params, Reveal};
 use super::store::Store;
 use super::transcript::{EarlyFrames, JobTerms, JobTranscript, NodeKeys, Side, check_peer_side, dataset_info};
 use crate::audit::record::{format_rfc3339, parse_rfc3339};
-use crate::audit::{Manifest, Outcome, Reveal, ScoreHist, TranscriptWriter, value_hash};
+use crate::audit::{self, Manifest, Outcome, ScoreHist, TranscriptWriter, value_hash};
 use crate::config::{Config, DatasetConfig};
 use crate::transport::stream::Stop;
 
@@ -47,32 +47,34 @@ pub const FINISH: &str = "finish";
 pub const SHUT_DOWN: &str = "node shutting down; resubmit the job once both nodes run";
 
 /// A protocol phase: runs on both nodes with the same channel; returns when its messages are done.
-pub type PhaseFn = fn(&mut PhaseContext<'_>, &mut Channel) -> Result<()>;
+pub type PhaseFn<'p> = Box<dyn Fn(&mut PhaseContext<'_>, &mut Channel) -> Result<()> + 'p>;
 
-pub struct Phase {
+pub struct Phase<'p> {
     /// Step name shown to operators and recorded as the transcript phase of its frames.
     pub name: &'static str,
-    pub run: PhaseFn,
+    pub run: PhaseFn<'p>,
 }
 
-/// The phases of each job kind, run in this order on both nodes after the policy step.
-/// To add PSI or training, append `Phase { name: "psi", run: psi_phase }` etc. here.
-pub fn phases(kind: JobKind) -> Vec<Phase> {
+/// The phases of each job kind, run in this order on both nodes after the policy step; each
+/// gets its kind's typed `[params]`.
+pub fn phases(params: &Params) -> Vec<Phase<'_>> {
     use super::phases::{checkup, psi, score, train};
-    let psi = Phase { name: "psi", run: psi::run };
-    match kind {
-        JobKind::Psi => vec![psi],
-        JobKind::Train => vec![psi, Phase { name: "train", run: train::run }],
-        JobKind::Score => vec![psi, Phase { name: "score", run: score::run }],
-        JobKind::Watchlist => vec![psi, Phase { name: "watchlist", run: score::watchlist }],
-        JobKind::Checkup => vec![Phase { name: "checkup", run: checkup::run }],
+    let psi = Phase { name: "psi", run: Box::new(psi::run) };
+    match params {
+        Params::Psi => vec![psi],
+        Params::Train(p) => vec![psi, Phase { name: "train", run: Box::new(move |ctx, ch| train::run(ctx, ch, p)) }],
+        Params::Score(p) => vec![psi, Phase { name: "score", run: Box::new(move |ctx, ch| score::run(ctx, ch, p)) }],
+        Params::Watchlist(p) => {
+            vec![psi, Phase { name: "watchlist", run: Box::new(move |ctx, ch| score::watchlist(ctx, ch, p)) }]
+        }
+        Params::Checkup(p) => vec![Phase { name: "checkup", run: Box::new(move |ctx, ch| checkup::run(ctx, ch, p)) }],
     }
 }
 
-/// All steps of a job of `kind`, as listed in its record.
-pub fn step_names(kind: JobKind) -> Vec<&'static str> {
+/// All steps of a job with `params`, as listed in its record.
+pub fn step_names(params: &Params) -> Vec<&'static str> {
     let mut names = vec![CONNECT, POLICY];
-    names.extend(phases(kind).iter().map(|p| p.name));
+    names.extend(phases(params).iter().map(|p| p.name));
     names.push(FINISH);
     names
 }
@@ -82,32 +84,6 @@ pub fn step_names(kind: JobKind) -> Vec<&'static str> {
 pub struct Artifacts {
     /// The `psi` phase's aligned rows (when this node learns them: reveal `intersection_ids`).
     pub aligned: Option<super::phases::psi::Aligned>,
-}
-
-/// Who learns a revealed value (see [`PhaseContext::reveal`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RevealTo {
-    Gov,
-    Bank,
-    Both,
-}
-
-impl RevealTo {
-    /// The party `role` alone.
-    pub fn from_role(role: Role) -> RevealTo {
-        match role {
-            Role::Gov => RevealTo::Gov,
-            Role::Bank => RevealTo::Bank,
-        }
-    }
-
-    fn roles(self) -> &'static [Role] {
-        match self {
-            RevealTo::Gov => &[Role::Gov],
-            RevealTo::Bank => &[Role::Bank],
-            RevealTo::Both => &[Role::Gov, Role::Bank],
-        }
-    }
 }
 
 /// ROC curve and score histogram a training job attaches to its transcript outcome.
@@ -164,27 +140,17 @@ impl PhaseContext<'_> {
     }
 
     /// Records in this node's transcript that the value `name` left party `from` and is now
-    /// known to `to`: `value` is its canonical bytes (only their BLAKE3 is recorded), `summary`
-    /// a short readable text or a JSON object of metrics (reports show it as a table), `rule`
-    /// the policy rule that allowed it (e.g. `policy.reveals: intersection_size`).
+    /// known to its peer: `value` is its canonical bytes (only their BLAKE3 is recorded),
+    /// `summary` a short readable text or a JSON object of metrics (reports show it as a table),
+    /// `rule` the policy rule that allowed it (recorded as `policy.reveals: <rule>`).
     ///
     /// **Both nodes must call this with identical arguments for the same reveal**, in the same
     /// order relative to their other reveals (`tandem audit compare` requires equal reveal
     /// records); call it when the value has been sent/received, before the phase returns.
-    /// The recorded recipients are `to` without `from` (the sender had the value), so `Both`
-    /// from gov records `to: [bank]`; `to` naming only `from` is an error. A value opened from
-    /// secret shares to both parties is two reveals, one per direction (each party's share left
-    /// it).
-    pub fn reveal(
-        &mut self,
-        name: &str,
-        value: &[u8],
-        summary: &str,
-        from: Role,
-        to: RevealTo,
-        rule: &str,
-    ) -> Result<()> {
-        self.reveal_hash(name, value_hash(value), summary, from, to, rule)
+    /// A value both parties learn from a joint computation is two reveals, one per direction
+    /// (each party's share left it).
+    pub fn reveal(&mut self, name: &str, value: &[u8], summary: &str, from: Role, rule: Reveal) -> Result<()> {
+        self.reveal_hash(name, value_hash(value), summary, from, rule)
     }
 
     /// [`Self::reveal`] of a value whose recorded hash is `value_hash` rather than the value's
@@ -196,21 +162,16 @@ impl PhaseContext<'_> {
         value_hash: [u8; 32],
         summary: &str,
         from: Role,
-        to: RevealTo,
-        rule: &str,
+        rule: Reveal,
     ) -> Result<()> {
-        let recipients: Vec<Role> = to.roles().iter().copied().filter(|r| *r != from).collect();
-        if recipients.is_empty() {
-            crate::job_bail!("reveal '{name}' in phase '{}': {from} cannot reveal a value to itself only", self.phase);
-        }
-        Ok(self.transcript.reveal(Reveal {
+        Ok(self.transcript.reveal(audit::Reveal {
             phase: self.phase.to_string(),
             name: name.to_string(),
             value_hash,
             summary: summary.to_string(),
             from,
-            to: recipients,
-            rule: rule.to_string(),
+            to: vec![from.peer()],
+            rule: Reveal::transcript_rule(rule.as_str()),
             frames: Vec::new(),
         })?)
     }
@@ -262,8 +223,8 @@ impl protocol::disclose::Gate for JobGate {
     }
 
     fn record(&mut self, d: protocol::disclose::Disclosure) -> protocol::Result<()> {
-        let rule = format!("policy.reveals: {}", d.rule);
-        let reveal = Reveal { rule, ..Reveal::from(d) };
+        let rule = Reveal::transcript_rule(&d.rule);
+        let reveal = audit::Reveal { rule, ..audit::Reveal::from(d) };
         self.writer.reveal(reveal).map_err(|e| protocol::Error::Record(format!("{e:#}")))
     }
 }
@@ -516,7 +477,7 @@ pub fn run_responder(env: &JobEnv, id: &str, transport: Box<dyn Transport>) {
             }
         }
     }
-    let mut record = JobRecord::new(id, spec.clone(), &peer, &peer, &step_names(spec.kind));
+    let mut record = JobRecord::new(id, spec.clone(), &peer, &peer, &step_names(&spec.params));
     record.operator = proposal.operator.clone();
     record.state = JobState::Running;
     if let Some(s) = record.step_mut(CONNECT) {
@@ -603,7 +564,7 @@ fn run_agreed(
     let mut artifacts = Artifacts::default();
     let mut plot = None;
     let mut files = Vec::new();
-    for phase in phases(spec.kind) {
+    for phase in phases(&spec.params) {
         if let Some(stop) = *env.stop.borrow() {
             crate::job_bail!("{stop} before phase '{}'", phase.name);
         }
@@ -761,7 +722,7 @@ mod tests {
     }
 
     /// A phase like a training phase's end: the bank sends a metric, both record its reveal, and
-    /// the gov attaches a plot. Also makes two wrong calls and returns their errors.
+    /// the gov attaches a plot. Also makes a wrong call and returns its error.
     fn metric_phase(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<Option<String>> {
         let auc = match ctx.role {
             Role::Bank => {
@@ -771,19 +732,18 @@ mod tests {
             Role::Gov => ch.recv::<f64>("metric.auc")?,
         };
         let summary = serde_json::json!({ "auc": auc }).to_string();
-        ctx.reveal("metrics", &auc.to_le_bytes(), &summary, Role::Bank, RevealTo::Both, "policy.reveals: metrics")?;
-        let to_self = ctx.reveal("x", b"x", "x", ctx.role, RevealTo::from_role(ctx.role), "r").unwrap_err().to_string();
+        ctx.reveal("metrics", &auc.to_le_bytes(), &summary, Role::Bank, Reveal::Metrics)?;
         let bad_hist = ScoreHist { edges: vec![0.0, 0.5], good: vec![1, 2], bad: vec![] };
         let hist_err = ctx.set_outcome_plot(vec![], bad_hist).unwrap_err().to_string();
         if ctx.role == Role::Gov {
             let hist = ScoreHist { edges: vec![0.0, 0.5, 1.0], good: vec![3, 1], bad: vec![1, 2] };
             ctx.set_outcome_plot(vec![[0.0, 0.0], [0.25, 0.75], [1.0, 1.0]], hist)?;
         }
-        Ok(Some(format!("{to_self} | {hist_err}")))
+        Ok(Some(hist_err))
     }
 
     /// Runs `metric_phase` on one node with a real context and transcript; returns the
-    /// transcript path and the errors of the wrong calls.
+    /// transcript path and the error of the wrong call.
     fn node_side(role: Role, keys: &[SigningKey; 2], dir: &Path, ch: &mut Channel) -> (PathBuf, Option<String>) {
         let config =
             Config::load(&repo_file(if role == Role::Gov { "configs/gov.toml" } else { "configs/bank.toml" })).unwrap();
@@ -832,13 +792,12 @@ mod tests {
             |ch| node_side(Role::Bank, &keys, dir.path(), ch),
         );
         let gov_err = gov_err.unwrap();
-        assert!(gov_err.contains("gov cannot reveal a value to itself only"), "{gov_err}");
         assert!(gov_err.contains("2 edges need 1 good counts, got 2 and 0"), "{gov_err}");
 
         let c = audit::compare(&gov, &bank).unwrap();
         assert!(c.failures.is_empty(), "{:?}", c.failures);
         let v = c.gov.unwrap();
-        let reveals: Vec<&Reveal> = v
+        let reveals: Vec<&audit::Reveal> = v
             .transcript
             .records
             .iter()

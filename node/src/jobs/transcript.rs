@@ -171,7 +171,7 @@ pub fn manifest(
     let policy = |side: Option<&Side>| side.map_or(Value::Null, |s| s.policy.clone());
     Ok(Manifest {
         job_id: terms.job_id.to_string(),
-        kind: terms.spec.kind.as_str().to_string(),
+        kind: terms.spec.kind().as_str().to_string(),
         created: terms.created.to_string(),
         proposer: terms.proposer,
         nodes: vec![gov_node, bank_node],
@@ -179,7 +179,7 @@ pub fn manifest(
         parameters: serde_json::to_value(terms.spec)?,
         policies: Policies { gov: policy(gov_side), bank: policy(bank_side) },
         operator: terms.operator.to_string(),
-        consent: terms.spec.params().map(|p| p.consent_refs.into_iter().chain(p.consent).collect()).unwrap_or_default(),
+        consent: terms.spec.consents(),
     })
 }
 

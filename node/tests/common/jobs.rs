@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use node::config::Config;
 use node::jobs::record::{JobRecord, JobState};
-use node::jobs::spec::JobSpec;
+use node::jobs::spec::{CheckupJobParams, JobSpec, Params, ScoreJobParams, TrainJobParams, WatchlistJobParams};
 
 pub use super::daemons::repo_root;
 
@@ -134,4 +134,43 @@ pub fn transcript_records(record: &JobRecord, kind: &str) -> Vec<serde_json::Val
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|r| r["type"] == kind)
         .collect()
+}
+
+/// The typed `[params]` of a train job, to edit.
+pub fn train(s: &mut JobSpec) -> &mut TrainJobParams {
+    match &mut s.params {
+        Params::Train(p) => p,
+        other => panic!("not a train job: {other:?}"),
+    }
+}
+
+/// The typed `[params]` of a score job, to edit.
+pub fn score(s: &mut JobSpec) -> &mut ScoreJobParams {
+    match &mut s.params {
+        Params::Score(p) => p,
+        other => panic!("not a score job: {other:?}"),
+    }
+}
+
+/// The typed `[params]` of a watchlist job, to edit.
+pub fn watchlist(s: &mut JobSpec) -> &mut WatchlistJobParams {
+    match &mut s.params {
+        Params::Watchlist(p) => p,
+        other => panic!("not a watchlist job: {other:?}"),
+    }
+}
+
+/// The typed `[params]` of a checkup job, to edit.
+pub fn checkup(s: &mut JobSpec) -> &mut CheckupJobParams {
+    match &mut s.params {
+        Params::Checkup(p) => p,
+        other => panic!("not a checkup job: {other:?}"),
+    }
+}
+
+/// A train job that holds out the ids of the file `name` (in each node's data_dir) instead of
+/// a hashed fraction.
+pub fn test_ids_file(s: &mut JobSpec, name: &str) {
+    let p = train(s);
+    (p.test_fraction, p.split_seed, p.test_ids_file) = (None, None, Some(name.into()));
 }

@@ -31,9 +31,10 @@ use super::{add_warnings, load_dataset, prepare_ids};
 use crate::audit::checkup_report;
 use crate::jobs::failure::{JobContext, JobError, Result, input};
 use crate::jobs::runner::PhaseContext;
+use crate::jobs::spec::{CheckupJobParams, Reveal};
 
 /// Policy rule of the one value a check-up opens.
-pub const RULE: &str = "checkup_to_gov";
+pub const RULE: &str = Reveal::CheckupToGov.as_str();
 /// The report's file name in the gov's job directory.
 pub const REPORT_FILE: &str = "checkup.html";
 /// Largest magnitude of the bank's points the gov accepts.
@@ -57,10 +58,9 @@ fn grant() -> Grant {
     )
 }
 
-pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    let params = ctx.spec.params()?;
-    let entity = params.entity.context("params.entity is missing")?;
-    let consent = params.consent.context("params.consent is missing")?;
+pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, params: &CheckupJobParams) -> Result<()> {
+    let entity = params.entity.clone().context("params.entity is missing")?;
+    let consent = params.consent.clone().context("params.consent is missing")?;
     ctx.outcome.insert("entity".into(), entity.clone().into());
     ctx.outcome.insert("consent".into(), consent.clone().into());
     let saved = scoring_model(ctx)?;
@@ -78,7 +78,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     let id = protocol::ids::normalize(ctx.dataset.id_kind, &entity)
         .map_err(|why| input(anyhow!("params.entity: the id {why}")))?;
     let data = load_dataset(ctx, &own.input_columns(), None)?;
-    let prepared = prepare_ids(ctx, &data, params.skip_invalid_ids)?;
+    let prepared = prepare_ids(ctx, &data, ctx.spec.common.skip_invalid_ids())?;
     let row = prepared.ids.iter().position(|i| *i == id).map(|i| prepared.rows[i]);
     // Gov first, then bank: both nodes record the two openings in the same order.
     let here = [u8::from(row.is_some())];

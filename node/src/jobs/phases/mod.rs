@@ -20,7 +20,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::failure::{JobContext, Result, input};
-use super::runner::{PhaseContext, RevealTo};
+use super::runner::PhaseContext;
+use super::spec::Reveal;
 
 /// A fresh CSPRNG seeded from the operating system, for a phase's secrets.
 pub fn os_rng() -> StdRng {
@@ -28,7 +29,7 @@ pub fn os_rng() -> StdRng {
 }
 
 /// Records a value both parties learn from a joint computation: one reveal per direction.
-pub fn reveal_joint(ctx: &mut PhaseContext<'_>, name: &str, value: &[u8], summary: &str, rule: &str) -> Result<()> {
+pub fn reveal_joint(ctx: &mut PhaseContext<'_>, name: &str, value: &[u8], summary: &str, rule: Reveal) -> Result<()> {
     reveal_joint_hash(ctx, name, crate::audit::value_hash(value), summary, rule)
 }
 
@@ -38,10 +39,10 @@ pub fn reveal_joint_hash(
     name: &str,
     value_hash: [u8; 32],
     summary: &str,
-    rule: &str,
+    rule: Reveal,
 ) -> Result<()> {
-    ctx.reveal_hash(name, value_hash, summary, Role::Gov, RevealTo::Bank, rule)?;
-    ctx.reveal_hash(name, value_hash, summary, Role::Bank, RevealTo::Gov, rule)
+    ctx.reveal_hash(name, value_hash, summary, Role::Gov, rule)?;
+    ctx.reveal_hash(name, value_hash, summary, Role::Bank, rule)
 }
 
 /// Loads this node's dataset for the job with the given feature columns (all but id and label

@@ -35,8 +35,8 @@ use protocol::{Channel, Role};
 use zeroize::Zeroizing;
 
 use super::{load_dataset, os_rng, prepare_ids, reveal_joint, reveal_joint_hash, write_csv};
-use crate::jobs::runner::{PhaseContext, RevealTo};
-use crate::jobs::spec::{JobKind, ScoreTarget};
+use crate::jobs::runner::PhaseContext;
+use crate::jobs::spec::Reveal;
 
 /// This node's rows of the intersection, in the order both nodes share.
 pub struct Aligned {
@@ -48,15 +48,14 @@ pub struct Aligned {
 }
 
 pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    let params = ctx.spec.params()?;
-    if ctx.spec.kind == JobKind::Score && matches!(params.target, Some(ScoreTarget::Ids | ScoreTarget::Session)) {
+    if !ctx.spec.params.runs_psi() {
         ctx.progress(1.0, "not needed: named ids are scored by private lookup");
         return Ok(());
     }
     ctx.progress(0.0, "reading ids");
     let side = ctx.spec.side(ctx.role);
     let data = load_dataset(ctx, &side.columns, side.label.as_deref())?;
-    let prepared = prepare_ids(ctx, &data, params.skip_invalid_ids)?;
+    let prepared = prepare_ids(ctx, &data, ctx.spec.common.skip_invalid_ids())?;
     ctx.outcome.insert("ids_invalid_skipped".into(), prepared.skipped_invalid.into());
     ctx.outcome.insert("ids_duplicate_skipped".into(), prepared.skipped_duplicate.into());
     ctx.progress(0.1, &format!("{} ids here; intersecting", prepared.ids.len()));
@@ -80,15 +79,10 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
     if let Some(w) = format.mismatch_warning(out.size) {
         super::add_warnings(ctx, [format!("dataset '{}': {w}", ctx.dataset_name)]);
     }
-    let rule = |r: &str| format!("policy.reveals: {r}");
     ctx.outcome.insert("intersection_size".into(), out.size.into());
     let size = out.size as u64;
-    let size_rule = rule(match mode {
-        PsiReveal::Both => "intersection_ids",
-        PsiReveal::BankOnly => "intersection_ids_to_bank",
-        PsiReveal::SizeOnly => "intersection_size",
-    });
-    reveal_joint(ctx, "intersection_size", &size.to_le_bytes(), &format!("{size} common ids"), &size_rule)?;
+    let rule = Reveal::Psi(mode);
+    reveal_joint(ctx, "intersection_size", &size.to_le_bytes(), &format!("{size} common ids"), rule)?;
     match mode {
         PsiReveal::Both => {
             // Both know the matched (normalised) ids in the same order.
@@ -98,11 +92,11 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
                 format!("each node learns which of its ids are among the {size} common ones, in aligned order");
             let key = agree_audit_key(ctx, ch)?;
             let hash = *blake3::keyed_hash(&key, ids.join("\n").as_bytes()).as_bytes();
-            reveal_joint_hash(ctx, "intersection_ids", hash, &summary, &size_rule)?;
+            reveal_joint_hash(ctx, "intersection_ids", hash, &summary, rule)?;
         }
         PsiReveal::BankOnly => {
             let summary = format!("the bank learns which of its ids are among the {size} common ones");
-            ctx.reveal("intersection_ids", &[], &summary, Role::Gov, RevealTo::Bank, &size_rule)?;
+            ctx.reveal("intersection_ids", &[], &summary, Role::Gov, rule)?;
         }
         PsiReveal::SizeOnly => {}
     }

@@ -44,7 +44,7 @@ use crate::jobs::failure::{InputResult, JobError, Result, input};
 use crate::jobs::files::{self, JobFile};
 use crate::jobs::record::JobState;
 use crate::jobs::runner::PhaseContext;
-use crate::jobs::spec::{JobKind, JobParams, ScoreTarget};
+use crate::jobs::spec::{JobKind, Reveal, ScoreJobParams, ScoreTarget, WatchlistJobParams};
 
 /// Most ids one lookup job may score (the gov refuses a larger announced batch).
 pub const MAX_QUERIES: u64 = 1 << 20;
@@ -61,7 +61,7 @@ pub const SCORED_ENTITIES: &str = "scored_entities";
 fn lookup_grant(n: usize) -> Grant {
     Grant::new(
         "partial_scores",
-        "partial_scores_to_bank",
+        Reveal::PartialScoresToBank.as_str(),
         format!(
             "the gov's partial score of each of {n} ids the bank names (the gov does not learn which), to the bank"
         ),
@@ -96,8 +96,8 @@ pub(crate) fn check_budget(ctx: &PhaseContext<'_>, model: &str, n: u64) -> Resul
 pub(crate) fn used_on_day(store: &crate::jobs::store::Store, jobs_dir: &Path, model: &str, day: u64) -> Result<u64> {
     let mut used = 0;
     for r in store.list()? {
-        let scores = matches!(r.spec.kind, JobKind::Score | JobKind::Watchlist | JobKind::Checkup);
-        if !scores || r.spec.params.get("model").and_then(|m| m.as_str()) != Some(model) {
+        let scores = matches!(r.spec.kind(), JobKind::Score | JobKind::Watchlist | JobKind::Checkup);
+        if !scores || r.spec.params.model_id() != Some(model) {
             continue;
         }
         used += match r.state {
@@ -111,13 +111,12 @@ pub(crate) fn used_on_day(store: &crate::jobs::store::Store, jobs_dir: &Path, mo
     Ok(used)
 }
 
-pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    let params = ctx.spec.params()?;
+pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, params: &ScoreJobParams) -> Result<()> {
     let saved = scoring_model(ctx)?;
     match params.target.context("params.target is missing")? {
-        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, &params),
-        ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params.skip_invalid_ids),
-        ScoreTarget::Session => crate::sessions::run(ctx, ch, &saved, params.skip_invalid_ids),
+        ScoreTarget::Intersection => score_aligned(ctx, ch, &saved, params),
+        ScoreTarget::Ids => score_by_lookup(ctx, ch, &saved, params),
+        ScoreTarget::Session => crate::sessions::run(ctx, ch, &saved, params),
     }
 }
 
@@ -125,8 +124,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
 /// entities' joint PD under `params.model` is above `params.threshold`
 /// ([`models::watchlist`]), the bank their number. The gov writes `<job_dir>/watchlist.csv`
 /// (`id`, the flagged ids). Every aligned entity counts against `policy.score_budget_per_day`.
-pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    let params = ctx.spec.params()?;
+pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel, params: &WatchlistJobParams) -> Result<()> {
     let threshold = params.threshold.context("params.threshold is missing")?;
     let saved = scoring_model(ctx)?;
     let aligned = take_aligned(ctx)?;
@@ -161,7 +159,7 @@ pub fn watchlist(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
 /// The model `params.model` names, approved for scoring, whose columns of this node the job
 /// uses; recorded in the outcome.
 pub(crate) fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
-    let model_id = ctx.spec.params()?.model.unwrap_or_default();
+    let model_id = ctx.spec.params.model_id().unwrap_or_default().to_string();
     let saved = load_model(ctx.config, &model_id).input()?;
     if !saved.for_scoring {
         return Err(JobError::Policy {
@@ -186,7 +184,12 @@ pub(crate) fn scoring_model(ctx: &mut PhaseContext<'_>) -> Result<SavedModel> {
     Ok(saved)
 }
 
-fn score_aligned(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, params: &JobParams) -> Result<()> {
+fn score_aligned(
+    ctx: &mut PhaseContext<'_>,
+    ch: &mut Channel,
+    saved: &SavedModel,
+    params: &ScoreJobParams,
+) -> Result<()> {
     let aligned = take_aligned(ctx)?;
     let art = &saved.artifact;
     check_budget(ctx, &saved.job_id, aligned.data.rows() as u64)?;
@@ -308,21 +311,26 @@ pub(crate) fn lookup_weights<'m>(ctx: &PhaseContext<'_>, ch: &mut Channel, saved
     Ok(weights)
 }
 
-fn score_by_lookup(ctx: &mut PhaseContext<'_>, ch: &mut Channel, saved: &SavedModel, skip_bad: bool) -> Result<()> {
+fn score_by_lookup(
+    ctx: &mut PhaseContext<'_>,
+    ch: &mut Channel,
+    saved: &SavedModel,
+    params: &ScoreJobParams,
+) -> Result<()> {
     let art = &saved.artifact;
     let own = art.block(ctx.role);
     let weights = lookup_weights(ctx, ch, saved)?;
     let fp = FixedPoint::new(art.params.frac_bits);
-    let queries = match (ctx.role, ctx.spec.params()?.queries_file) {
+    let queries = match (ctx.role, &params.queries_file) {
         (Role::Bank, Some(name)) => {
-            let file = files::read(&ctx.config.node.data_dir, "params.queries_file", &name)?;
+            let file = files::read(&ctx.config.node.data_dir, "params.queries_file", name)?;
             Some(read_queries(&file, ctx.dataset.id_kind).context("params.queries_file").input()?)
         }
         _ => None,
     };
 
     let data = load_dataset(ctx, &own.input_columns(), None)?;
-    let prepared = prepare_ids(ctx, &data, skip_bad)?;
+    let prepared = prepare_ids(ctx, &data, ctx.spec.common.skip_invalid_ids())?;
     let x = model_inputs(ctx, own, &data)?;
     let card = FixedScorecard::new(&art.scorecard, fp).map_err(|e| anyhow::anyhow!("model '{}': {e}", saved.job_id))?;
     let cols = own.features.len();

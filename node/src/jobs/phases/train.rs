@@ -65,7 +65,7 @@ use crate::config::Config;
 use crate::jobs::failure::{InputResult, JobError, Result, input};
 use crate::jobs::files;
 use crate::jobs::runner::PhaseContext;
-use crate::jobs::spec::TrainModel;
+use crate::jobs::spec::{Reveal, TrainJobParams, TrainModel};
 
 /// A node's stored model: its [`ModelArtifact`] and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,8 +199,7 @@ struct SplitDigest {
     digest: [u8; 32],
 }
 
-pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
-    let params = ctx.spec.params().input()?;
+pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel, params: &TrainJobParams) -> Result<()> {
     let train_params = params.train_params();
     let aligned = take_aligned(ctx)?;
     let order = row_order(&aligned.ids, train_params.seed);
@@ -264,11 +263,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
             params: &train_params,
             reveal: model_reveal,
             scorecard: &scorecard,
-            test_output: ctx
-                .spec
-                .reveal
-                .contains(&crate::jobs::spec::Reveal::ScoresToBank)
-                .then_some(params.score_output()),
+            test_output: ctx.spec.reveal.contains(&Reveal::ScoresToBank).then_some(params.score_output()),
         };
         let out = match &raw {
             None => {
@@ -348,7 +343,7 @@ pub fn run(ctx: &mut PhaseContext<'_>, ch: &mut Channel) -> Result<()> {
         job_id: ctx.job_id.to_string(),
         gov_dataset: ctx.spec.gov.dataset.clone(),
         bank_dataset: ctx.spec.bank.dataset.clone(),
-        for_scoring: params.for_scoring,
+        for_scoring: params.for_scoring(),
         artifact,
     };
     let json = serde_json::to_vec_pretty(&saved)?;
