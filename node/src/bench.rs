@@ -161,7 +161,7 @@ pub struct LrArgs {
     pub model: TrainModel,
     /// Correlated-OT sources to train with, one line each (same PSI, data and parameters):
     /// comma-separated `iknp`, `silent` (e.g. `--correlations iknp,silent` compares both).
-    #[arg(long, default_value = "iknp", value_delimiter = ',', value_parser = parse_correlations)]
+    #[arg(long, default_value = "silent", value_delimiter = ',', value_parser = parse_correlations)]
     pub correlations: Vec<Correlations>,
 }
 

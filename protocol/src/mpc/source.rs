@@ -21,17 +21,17 @@ use crate::{Channel, Error, InputError, PeerError, Result, Role};
 
 /// Which correlated OTs an engine runs on (the node's job parameter `correlations`).
 ///
-/// Default IKNP: faster end to end on loopback in `tandem bench lr` (synthetic_30k, 10 epochs:
-/// 20.5 s against 107.7 s, 2026-11-29, loaded 2-core machine), while silent sends 0.34× the
-/// bytes (379 MB against 1126 MB) and wins on slow links (predicted 53 s against 112 s at
-/// 100 Mbit/s, 20 ms RTT). Revisit when the silent generator gets faster.
+/// Default silent: in `tandem bench lr` (synthetic_30k, raw_lr, linear sigmoid, 10 epochs,
+/// 2026-11-30, same run) it trains in 15.9 s against IKNP's 15.3 s on loopback while sending
+/// 167 MB against 854 MB, so it wins on any real link (predicted 36 s against 91 s at
+/// 100 Mbit/s, 20 ms RTT). IKNP stays available (`correlations = "iknp"`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Correlations {
     /// IKNP OT extension: 128 base OTs per direction at set-up, then 16 bytes per OT.
-    #[default]
     Iknp,
     /// Silent random COT ([`crate::pcg`]) in batches, derandomised with 1 bit per OT.
+    #[default]
     Silent,
 }
 
