@@ -542,6 +542,12 @@ fn generated_sets(n: usize, overlap: f64) -> Result<(PreparedIds, PreparedIds, u
     Ok((gov, bank, common))
 }
 
+/// The PSI parameters of `bench psi` and the protocols it runs (VOLE then ECDH, or only `only`).
+fn psi_plan(only: Option<PsiProtocol>) -> (PsiParams, Vec<PsiProtocol>) {
+    let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
+    (params, only.map_or_else(|| vec![PsiProtocol::Vole, PsiProtocol::Ecdh], |p| vec![p]))
+}
+
 /// `tandem bench psi`: VOLE-PSI then ECDH-PSI (or only `only`) over QUIC on the same sets, both
 /// parties in this process; ECDH then against the EC reference (`psi::ec_reference_work`, n
 /// hash-to-group + 2n scalar multiplications per party). With both, the VOLE line gives its
@@ -550,11 +556,7 @@ fn generated_sets(n: usize, overlap: f64) -> Result<(PreparedIds, PreparedIds, u
 pub fn psi(n: usize, overlap: f64, only: Option<PsiProtocol>) -> Result<Vec<Value>> {
     let (gov_ids, bank_ids, expected) = generated_sets(n, overlap)?;
     let lo = Loopback::start(IO_TIMEOUT)?;
-    let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
-    let protocols = match only {
-        Some(p) => vec![p],
-        None => vec![PsiProtocol::Vole, PsiProtocol::Ecdh],
-    };
+    let (params, protocols) = psi_plan(only);
     let mut lines = Vec::new();
     for protocol in protocols {
         let (outcome, seconds, cpu) = clocked(|| {
@@ -619,11 +621,7 @@ pub fn psi_two_processes(n: usize, overlap: f64, only: Option<PsiProtocol>) -> R
     let seed: [u8; 16] = rand::rng().random();
     let (gov_ids, expected) = generated_set(n, overlap, &seed, Role::Gov)?;
     let gov_rss_ids = rss_bytes();
-    let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
-    let protocols = match only {
-        Some(p) => vec![p],
-        None => vec![PsiProtocol::Vole, PsiProtocol::Ecdh],
-    };
+    let (params, protocols) = psi_plan(only);
     let mut lines = Vec::new();
     for protocol in protocols {
         let me = EndIdentity::fresh(Role::Gov)?;
