@@ -273,16 +273,30 @@ impl AdminClient {
         format!("Bearer {}", self.token)
     }
 
+    /// `GET path` (e.g. `/v1/jobs`), its JSON answer.
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.answer(self.agent.get(format!("{}{path}", self.base)).header("Authorization", self.bearer()).call())
+    }
+
+    /// `POST path` with `body` as JSON (or no body when `None`), its JSON answer.
+    fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: Option<&[u8]>) -> Result<T> {
+        let request = self.agent.post(format!("{}{path}", self.base)).header("Authorization", self.bearer());
+        self.answer(match body {
+            Some(body) => request.header("Content-Type", "application/json").send(body),
+            None => request.send_empty(),
+        })
+    }
+
     pub fn status(&self) -> Result<Status> {
-        self.answer(self.agent.get(format!("{}/v1/status", self.base)).header("Authorization", self.bearer()).call())
+        self.get("/v1/status")
     }
 
     pub fn list(&self) -> Result<Vec<JobRecord>> {
-        self.answer(self.agent.get(format!("{}/v1/jobs", self.base)).header("Authorization", self.bearer()).call())
+        self.get("/v1/jobs")
     }
 
     pub fn job(&self, id: &str) -> Result<JobRecord> {
-        self.answer(self.agent.get(format!("{}/v1/jobs/{id}", self.base)).header("Authorization", self.bearer()).call())
+        self.get(&format!("/v1/jobs/{id}"))
     }
 
     /// Submits `spec` on behalf of `operator`. A job over [`MAX_BODY`] bytes as JSON is refused
@@ -296,47 +310,25 @@ impl AdminClient {
                 body.len()
             );
         }
-        self.answer(
-            self.agent
-                .post(format!("{}/v1/jobs", self.base))
-                .header("Authorization", self.bearer())
-                .header("Content-Type", "application/json")
-                .send(&body[..]),
-        )
+        self.post("/v1/jobs", Some(&body))
     }
 
     pub fn cancel(&self, id: &str) -> Result<JobRecord> {
-        self.answer(
-            self.agent
-                .post(format!("{}/v1/jobs/{id}/cancel", self.base))
-                .header("Authorization", self.bearer())
-                .send_empty(),
-        )
+        self.post(&format!("/v1/jobs/{id}/cancel"), None)
     }
 
     pub fn sessions(&self) -> Result<Vec<SessionInfo>> {
-        self.answer(self.agent.get(format!("{}/v1/sessions", self.base)).header("Authorization", self.bearer()).call())
+        self.get("/v1/sessions")
     }
 
     /// Scores `queries` in an open session (the only one when `session` is `None`). Bank only.
     pub fn score(&self, session: Option<&str>, queries: Vec<Query>) -> Result<Vec<QueryResult>> {
         let body = serde_json::to_vec(&ScoreRequest { session: session.map(str::to_string), queries })?;
-        self.answer(
-            self.agent
-                .post(format!("{}/v1/sessions/score", self.base))
-                .header("Authorization", self.bearer())
-                .header("Content-Type", "application/json")
-                .send(&body[..]),
-        )
+        self.post("/v1/sessions/score", Some(&body))
     }
 
     pub fn close_session(&self, id: &str) -> Result<SessionInfo> {
-        self.answer(
-            self.agent
-                .post(format!("{}/v1/sessions/{id}/close", self.base))
-                .header("Authorization", self.bearer())
-                .send_empty(),
-        )
+        self.post(&format!("/v1/sessions/{id}/close"), None)
     }
 
     /// Polls job `id` until it ends, calling `on_update` with every new state.
