@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use protocol::{Channel, Role};
+use quinn::{RecvStream, SendStream};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
@@ -54,16 +55,49 @@ fn settings(name: &str, role: Role, peer_name: &str) -> LinkSettings {
     }
 }
 
+/// A tokio runtime with `workers` worker threads.
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Gov: waits for the bank's connection on `link` and completes the handshake.
+async fn accept_peer(link: &Link) -> Result<PeerConnection> {
+    let incoming = link.accept().await.ok_or_else(|| anyhow!("gov endpoint closed"))?;
+    link.handshake(incoming).await
+}
+
+/// Gov: accepts the bank's next job stream on `conn`, which must open job `job`.
+async fn accept_job(conn: &PeerConnection, job: &str, io_timeout: Duration) -> Result<(SendStream, RecvStream)> {
+    let (send, mut recv) = conn.connection.accept_bi().await?;
+    let id = read_job_open(&mut recv, io_timeout).await?;
+    anyhow::ensure!(id == job, "gov accepted stream of job '{id}', expected '{job}'");
+    Ok((send, recv))
+}
+
+/// `role`'s channel over a job stream. Benchmarks run without a policy: every reveal allowed.
+fn bench_channel(
+    (send, recv): (SendStream, RecvStream),
+    role: Role,
+    runtime: &tokio::runtime::Runtime,
+    io_timeout: Duration,
+    stop: &watch::Sender<Option<Stop>>,
+) -> Channel {
+    let transport = QuicTransport::new(send, recv, runtime.handle().clone(), io_timeout, stop.subscribe());
+    let mut ch = Channel::new(Box::new(transport), role);
+    ch.set_gate(Box::new(protocol::disclose::Ledger::allow_all()));
+    ch
+}
+
 impl Loopback {
     /// Starts both endpoints (2 runtime workers) and connects bank → gov. Receives on the
     /// channels fail after `io_timeout` of peer silence (pick it above the longest local compute
     /// step of the protocol run over it).
     pub fn start(io_timeout: Duration) -> Result<Loopback> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
+        let runtime = runtime(2)?;
         let (gov_id, gov_fp) = identity("gov")?;
         let (bank_id, bank_fp) = identity("bank")?;
         let local = "127.0.0.1:0".parse().expect("socket address");
@@ -72,11 +106,7 @@ impl Loopback {
             let bank =
                 Link::bind_addr(&bank_id, &PeerTrust::Pinned(gov_fp), settings("bank", Role::Bank, "gov"), local)?;
             let addr = gov.local_addr()?;
-            let accept = async {
-                let incoming = gov.accept().await.ok_or_else(|| anyhow!("gov endpoint closed"))?;
-                gov.handshake(incoming).await
-            };
-            let (at_gov, at_bank) = tokio::join!(accept, bank.connect(addr));
+            let (at_gov, at_bank) = tokio::join!(accept_peer(&gov), bank.connect(addr));
             anyhow::Ok((gov, bank, at_gov?, at_bank?))
         })?;
         Ok(Loopback {
@@ -96,24 +126,11 @@ impl Loopback {
     pub fn pair(&self) -> Result<(Channel, Channel)> {
         let job = format!("loopback-{}", self.next_job.fetch_add(1, Ordering::Relaxed));
         let (gov_stream, bank_stream) = self.runtime.block_on(async {
-            let accept = async {
-                let (send, mut recv) = self.at_gov.connection.accept_bi().await?;
-                let id = read_job_open(&mut recv, self.io_timeout).await?;
-                anyhow::ensure!(id == job, "gov accepted stream of job '{id}', expected '{job}'");
-                anyhow::Ok((send, recv))
-            };
             let open = async { anyhow::Ok(open_job_stream(&self.at_bank.connection, &job).await?) };
-            let (g, b) = tokio::join!(accept, open);
+            let (g, b) = tokio::join!(accept_job(&self.at_gov, &job, self.io_timeout), open);
             anyhow::Ok((g?, b?))
         })?;
-        let channel = |(send, recv), role| {
-            let handle = self.runtime.handle().clone();
-            let transport = QuicTransport::new(send, recv, handle, self.io_timeout, self.stop.subscribe());
-            let mut ch = Channel::new(Box::new(transport), role);
-            // Benchmarks run both parties in one process without a policy: every reveal allowed.
-            ch.set_gate(Box::new(protocol::disclose::Ledger::allow_all()));
-            ch
-        };
+        let channel = |stream, role| bench_channel(stream, role, &self.runtime, self.io_timeout, &self.stop);
         Ok((channel(gov_stream, Role::Gov), channel(bank_stream, Role::Bank)))
     }
 
@@ -172,18 +189,10 @@ pub struct GovListening {
     runtime: tokio::runtime::Runtime,
 }
 
-fn end_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 impl LoopbackEnd {
     /// Gov: binds an ephemeral port on 127.0.0.1 that accepts only `bank_fingerprint`.
     pub fn listen(me: &EndIdentity, bank_fingerprint: [u8; 32]) -> Result<GovListening> {
-        let runtime = end_runtime()?;
+        let runtime = runtime(1)?;
         let local = "127.0.0.1:0".parse().expect("socket address");
         let link = runtime.block_on(async {
             Link::bind_addr(&me.tls, &PeerTrust::Pinned(bank_fingerprint), settings("gov", Role::Gov, "bank"), local)
@@ -198,7 +207,7 @@ impl LoopbackEnd {
         addr: std::net::SocketAddr,
         io_timeout: Duration,
     ) -> Result<LoopbackEnd> {
-        let runtime = end_runtime()?;
+        let runtime = runtime(1)?;
         let local = "127.0.0.1:0".parse().expect("socket address");
         let (link, conn) = runtime.block_on(async {
             let link = Link::bind_addr(
@@ -215,20 +224,13 @@ impl LoopbackEnd {
 
     /// The channel of job stream `job` (bank opens it, gov accepts it); every reveal allowed.
     pub fn channel(&self, job: &str) -> Result<Channel> {
-        let (send, recv) = self.runtime.block_on(async {
-            if self.role == Role::Bank {
-                return anyhow::Ok(open_job_stream(&self.conn.connection, job).await?);
+        let stream = self.runtime.block_on(async {
+            match self.role {
+                Role::Bank => anyhow::Ok(open_job_stream(&self.conn.connection, job).await?),
+                Role::Gov => accept_job(&self.conn, job, self.io_timeout).await,
             }
-            let (send, mut recv) = self.conn.connection.accept_bi().await?;
-            let id = read_job_open(&mut recv, self.io_timeout).await?;
-            anyhow::ensure!(id == job, "gov accepted stream of job '{id}', expected '{job}'");
-            anyhow::Ok((send, recv))
         })?;
-        let handle = self.runtime.handle().clone();
-        let transport = QuicTransport::new(send, recv, handle, self.io_timeout, self.stop.subscribe());
-        let mut ch = Channel::new(Box::new(transport), self.role);
-        ch.set_gate(Box::new(protocol::disclose::Ledger::allow_all()));
-        Ok(ch)
+        Ok(bench_channel(stream, self.role, &self.runtime, self.io_timeout, &self.stop))
     }
 }
 
@@ -240,10 +242,7 @@ impl GovListening {
     /// Waits for the bank's connection and completes the handshake.
     pub fn accept(self, io_timeout: Duration) -> Result<LoopbackEnd> {
         let GovListening { link, runtime } = self;
-        let conn = runtime.block_on(async {
-            let incoming = link.accept().await.ok_or_else(|| anyhow!("gov endpoint closed"))?;
-            link.handshake(incoming).await
-        })?;
+        let conn = runtime.block_on(accept_peer(&link))?;
         Ok(LoopbackEnd { conn, _link: link, role: Role::Gov, stop: watch::channel(None).0, io_timeout, runtime })
     }
 }
