@@ -700,7 +700,7 @@ pub fn psi_bank_process(n: usize, overlap: f64, seed: &str, protocol: PsiProtoco
     let (fp, addr) = line.trim().split_once(' ').context("expected '<fingerprint> <address>' on stdin")?;
     let end = LoopbackEnd::connect(&me, parse_fingerprint(fp)?, addr.parse().context("gov address")?, IO_TIMEOUT)?;
     let mut ch = end.channel("bench-psi")?;
-    let params = PsiParams { domain: "bench".into(), reveal: PsiReveal::Both, min_intersection: 0 };
+    let (params, _) = psi_plan(Some(protocol));
     let (outcome, seconds, cpu) = clocked(|| protocol.intersect(&mut ch, &bank_ids.ids, &params, &mut rand::rng()));
     let b = outcome.map_err(|e| anyhow!("bank: {e}"))?;
     let _: u8 = ch.recv(PSI_DONE).map_err(|e| anyhow!("bank: {e}"))?;
