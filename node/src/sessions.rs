@@ -621,24 +621,11 @@ fn apply_update(ch: &mut Channel, table: &mut VersionedTable, totals: &mut Total
         table.clear();
     }
     if u.upserts > 0 {
-        let bytes = ch.recv_bulk("session.upsert", u.upserts * VERSIONED_ENTRY_LEN as u64)?;
-        if bytes.len() as u64 != u.upserts * VERSIONED_ENTRY_LEN as u64 {
-            return Err(protocol::PeerError::wrong_bytes(
-                "'session.upsert'",
-                u.upserts * VERSIONED_ENTRY_LEN as u64,
-                bytes.len() as u64,
-            )
-            .into());
-        }
+        let bytes = ch.recv_bulk_exact("session.upsert", u.upserts * VERSIONED_ENTRY_LEN as u64)?;
         table.upsert(&bytes, MAX_TABLE)?;
     }
     if u.deletions > 0 {
-        let tags = ch.recv_bulk("session.delete", u.deletions * 16)?;
-        if tags.len() as u64 != u.deletions * 16 {
-            return Err(
-                protocol::PeerError::wrong_bytes("'session.delete'", u.deletions * 16, tags.len() as u64).into()
-            );
-        }
+        let tags = ch.recv_bulk_exact("session.delete", u.deletions * 16)?;
         table.delete(&tags)?;
     }
     if u.rotated {

@@ -320,6 +320,16 @@ impl Channel {
         Ok(out)
     }
 
+    /// Receives a bulk transfer of `kind` of exactly `len` bytes; any other size is the peer's
+    /// protocol violation.
+    pub fn recv_bulk_exact(&mut self, kind: &str, len: u64) -> Result<Vec<u8>> {
+        let bytes = self.recv_bulk(kind, len)?;
+        if bytes.len() as u64 != len {
+            return Err(PeerError::wrong_bytes(format!("'{kind}'"), len, bytes.len() as u64).into());
+        }
+        Ok(bytes)
+    }
+
     /// Sends a vector of ring elements (little-endian u64s) as bulk data.
     pub fn send_u64s(&mut self, kind: &str, values: &[u64]) -> Result<()> {
         self.send_bulk(kind, &u64s_to_bytes(values))

@@ -310,10 +310,7 @@ pub(crate) fn gov_verdict(ch: &mut Channel, order: &[u32], n_bank: usize, params
         (Verdict::BelowMinimum, _) => Err(refusal(params, "")),
         (Verdict::Positions(k), PsiReveal::Both) => {
             let k = valid_size(k)?;
-            let bytes = ch.recv_bulk("psi.positions", k as u64 * 4)?;
-            if bytes.len() != k * 4 {
-                return Err(PeerError::wrong_bytes("'psi.positions'", k as u64 * 4, bytes.len() as u64).into());
-            }
+            let bytes = ch.recv_bulk_exact("psi.positions", k as u64 * 4)?;
             let mut seen = vec![0u64; n_gov.div_ceil(64)];
             let mut rows = Vec::with_capacity(k);
             for p in bytes.chunks_exact(4) {

@@ -317,15 +317,7 @@ impl Engine<'_> {
             }
         }
         self.ch.send_bulk("he.ct", &cts)?;
-        let replies = self.ch.recv_bulk("he.prod", layout.reply_bytes(ring) as u64)?;
-        if replies.len() != layout.reply_bytes(ring) {
-            return Err(crate::PeerError::wrong_bytes(
-                "he.prod",
-                layout.reply_bytes(ring) as u64,
-                replies.len() as u64,
-            )
-            .into());
-        }
+        let replies = self.ch.recv_bulk_exact("he.prod", layout.reply_bytes(ring) as u64)?;
         let mut w = vec![0u64; layout.x_cols * layout.y_cols];
         let mut rest = replies.as_slice();
         for u in 0..layout.x_groups() {
@@ -349,12 +341,7 @@ impl Engine<'_> {
             self.he.peer_key = Some(PublicKey::from_bytes(&self.ch.recv_bulk("he.pk", he::PK_BYTES as u64)?)?);
         }
         let count = layout.blocks() * layout.x_groups();
-        let bytes = self.ch.recv_bulk("he.ct", (count * he::CT_BYTES) as u64)?;
-        if bytes.len() != count * he::CT_BYTES {
-            return Err(
-                crate::PeerError::wrong_bytes("he.ct", (count * he::CT_BYTES) as u64, bytes.len() as u64).into()
-            );
-        }
+        let bytes = self.ch.recv_bulk_exact("he.ct", (count * he::CT_BYTES) as u64)?;
         let cts = bytes.chunks_exact(he::CT_BYTES).map(Ciphertext::from_bytes).collect::<Result<Vec<_>>>()?;
         // plains[blk][v]
         let plains: Vec<Vec<Plain>> = (0..layout.blocks())
