@@ -301,8 +301,13 @@ pub(crate) fn open_binned_counts(
             (0..times).flat_map(|_| per_row.iter().flatten().copied()).collect()
         })
     };
-    let mut selected = engine.select(Role::Bank, values(k).as_deref(), 2, &above, k * n)?;
-    selected.extend(engine.select(Role::Bank, values(cuts).as_deref(), 2, &cut_above, cuts * n)?);
+    // Every count is at most n, so the products and sums live in Z_2^ring with n < 2^ring
+    // (ring bits of OT correction per value instead of 64); the shares are reduced to it
+    // before they are opened, so an opened share says nothing beyond its count.
+    let ring = (usize::BITS - n.leading_zeros()).max(1);
+    let mask = if ring == 64 { u64::MAX } else { (1u64 << ring) - 1 };
+    let mut selected = engine.select(Role::Bank, values(k).as_deref(), 2, &above, k * n, ring)?;
+    selected.extend(engine.select(Role::Bank, values(cuts).as_deref(), 2, &cut_above, cuts * n, ring)?);
     // Positives above each threshold (grid, then cut-offs), negatives above each, the totals.
     let all = k + cuts;
     let mut counts = vec![0u64; 2 * all + 2];
@@ -325,7 +330,8 @@ pub(crate) fn open_binned_counts(
              grade cut-offs, of {n} {rows} rows, to both"
         ),
     );
-    let opened = engine.reveal_both(&grant, &counts)?;
+    counts.iter_mut().for_each(|c| *c &= mask);
+    let opened: Vec<u64> = engine.reveal_both(&grant, &counts)?.iter().map(|c| c & mask).collect();
     let (p, q) = (opened[2 * all], opened[2 * all + 1]);
     // Thresholds in ascending order with their counts above; a cut-off on the grid once.
     let mut merged: Vec<(f64, u64, u64)> =
