@@ -666,7 +666,7 @@ pub(crate) fn recv_chunks(
 }
 
 /// The receiver's progress through a flight of `count` items of `item_len` bytes sent in frames
-/// of [`CHUNK`] items ([`send_chunks`]).
+/// of [`CHUNK`] items (the last one the rest).
 #[derive(Clone, Copy, Debug)]
 pub struct Chunks {
     kind: &'static str,
