@@ -152,6 +152,14 @@ fn signed_digits(v: u64, digits: usize, k: u32) -> impl Iterator<Item = i64> {
     })
 }
 
+/// A prepared matrix used with an engine that holds no key for it.
+fn foreign_matrix(op: &'static str) -> Error {
+    Error::Input(InputError::Usage {
+        op,
+        detail: "the matrix was prepared by another engine: prepare it with this one".into(),
+    })
+}
+
 impl Engine<'_> {
     fn check_matrix(&self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize) -> Result<()> {
         if owner == self.role {
@@ -292,7 +300,7 @@ impl Engine<'_> {
         let before = self.ch.stats().total_bytes();
         let replies = self.ch.recv_bulk_exact("he.prod", layout.reply_bytes(transposed) as u64)?;
         self.correction_bytes += self.ch.stats().total_bytes() - before;
-        let key = self.he.key.as_ref().expect("the owner made its key when it prepared the matrix");
+        let key = self.he.key.as_ref().ok_or_else(|| foreign_matrix(if transposed { "matvec_t" } else { "matvec" }))?;
         let mut rest = replies.as_slice();
         let mut out = Vec::with_capacity(if transposed { layout.cols } else { layout.rows });
         for p in &positions {
@@ -354,7 +362,7 @@ impl Engine<'_> {
                 evals.push(eval);
             }
         }
-        let pk = self.he.peer_key.as_ref().expect("received with the owner's matrix");
+        let pk = self.he.peer_key.as_ref().ok_or_else(|| foreign_matrix(op))?;
         let mut reply = Vec::with_capacity(layout.reply_bytes(transposed));
         let mut masks = Vec::with_capacity(if transposed { layout.cols } else { layout.rows });
         for (eval, p) in evals.into_iter().zip(&positions) {
