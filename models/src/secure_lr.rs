@@ -783,6 +783,11 @@ pub(crate) fn agreed_logits<P: Serialize>(
     shared_logits(engine, artifact, x)
 }
 
+/// Rows per chunk of [`shared_logits`] with a shared model: the peer keeps one chunk's encrypted
+/// rows at a time (about 2·rows·cols/8192 ciphertexts of 393 KB in memory), and up to 2048 rows
+/// two 32-bit digits per share fit the homomorphic noise budget.
+const SCORE_CHUNK_ROWS: usize = 2048;
+
 /// Shares of the joint logits of the given rows; nothing is opened. Blocks the owner knows in
 /// plaintext are multiplied locally (the product is the owner's share, the other party's share
 /// is 0), and each owner checks its partial logit against [`PARTIAL_MAX`], so the second value
@@ -819,14 +824,24 @@ fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Re
     } else {
         let shares = artifact.shares.as_ref().ok_or_else(|| input_err("the artifact lacks the model shares".into()))?;
         let own_m = PlainMatrix::from_f64(rows, cols, x, fp);
-        z = vec![shares.bias; rows];
+        z = Vec::with_capacity(rows);
         for (owner, w) in ROLES.into_iter().zip([&shares.gov, &shares.bank]) {
             if w.len() != artifact.block(owner).features.len() {
                 return Err(input_err(format!("the {owner} share has the wrong length")));
             }
-            let m = engine.prepare_matrix(owner, (me == owner).then_some(&own_m), rows, w.len())?;
-            let part = engine.matvec(&m, w)?;
-            z = engine.add(&z, &part);
+        }
+        // In chunks of rows: each chunk's matrices are prepared for one product, which bounds
+        // the peer's kept ciphertexts and keeps two digits per share (see `SCORE_CHUNK_ROWS`).
+        for start in (0..rows).step_by(SCORE_CHUNK_ROWS) {
+            let chunk: Vec<usize> = (start..(start + SCORE_CHUNK_ROWS).min(rows)).collect();
+            let own_chunk = own_m.select_rows(&chunk);
+            let mut zc = vec![shares.bias; chunk.len()];
+            for (owner, w) in ROLES.into_iter().zip([&shares.gov, &shares.bank]) {
+                let m = engine.prepare_matrix(owner, (me == owner).then_some(&own_chunk), chunk.len(), w.len())?;
+                let part = engine.matvec(&m, w)?;
+                zc = engine.add(&zc, &part);
+            }
+            z.extend(zc);
         }
         let cal = artifact.calibration;
         if cal != Calibration::default() {
