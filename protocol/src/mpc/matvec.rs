@@ -15,7 +15,7 @@
 //!   ciphertext block; `Mᵀ·v`: `Σ_i v_i·X^(−i·cols)`, results at `0..cols`, all blocks summed
 //!   into one reply), masks with a fresh uniform `r`, re-randomises, floods and replies; the
 //!   owner's share is the decryption `M·v_peer − r`, the peer's `r`. `D` is the smallest digit
-//!   count whose noise budget holds for both products (2 up to 1024-row batches).
+//!   count whose noise budget holds for both products (2 up to 2,978 rows).
 //! - Gilboa (correlated OT, [`super::cot`]), for shapes where the set-up plus one homomorphic
 //!   product costs more bytes than one OT product (small matrices): one product per element of
 //!   the peer's share, the peer OT receiver with its 64 bits, the owner's correlation the matching
@@ -405,7 +405,9 @@ mod tests {
         assert_eq!(batch.reply_bytes(true), 80_896 + 119);
         assert!(HeLayout::choose(8, 3).is_none());
         assert!(HeLayout::choose(100, N + 1).is_none());
-        // Many rows need more digits for Mᵀ·v's budget.
+        // Many rows need more digits for Mᵀ·v's budget: two up to 2,978 rows.
+        assert_eq!(HeLayout::choose(2978, 4).expect("homomorphic").digits, 2);
+        assert_eq!(HeLayout::choose(2979, 4).expect("homomorphic").digits, 3);
         assert!(HeLayout::choose(1 << 16, 4).expect("homomorphic").digits > 2);
     }
 }
