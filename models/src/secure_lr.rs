@@ -39,7 +39,10 @@
 //! rows, 10 + 13 features, batch 1024, 10 epochs) the cross blocks and label products take
 //! about 1.3 MB per batch, 31 MB in all (250–310 MB with the earlier OT products, silent / IKNP
 //! correlations); the whole training job, steps included, 167 MB with silent correlations.
-//! Other sigmoids run four batch-size products per step.
+//! Other sigmoids run four batch-size products per step (`run_general`): each party's batch
+//! matrices are prepared once (engine `prepare_matrix`: homomorphic form, the owner's encrypted
+//! batch kept by the peer for all epochs) and each step's `matvec` / `matvec_t` costs one reply of
+//! about 81 KB per ciphertext block instead of `rows·cols·260` B of OT corrections.
 //! Fixed point: every truncation is the engine's exact one (no failure probability) while each
 //! product stays below `protocol::mpc::product_bound` = 2^(62−2f) in magnitude (2^14 at f = 24).
 //! The largest products here are the batch gradient sums Xᵀe of the clipped-linear and poly3
@@ -49,7 +52,7 @@
 
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
-use protocol::mpc::{Engine, PlainMatrix, Sigmoid};
+use protocol::mpc::{Engine, PlainMatrix, PreparedMatrix, Sigmoid};
 use protocol::{Error, InputError, PeerError, Result, Role};
 use serde::{Deserialize, Serialize};
 
@@ -780,11 +783,16 @@ pub(crate) fn agreed_logits<P: Serialize>(
     shared_logits(engine, artifact, x)
 }
 
+/// Rows per chunk of [`shared_logits`] with a shared model: the peer keeps one chunk's encrypted
+/// rows at a time (about 2·rows·cols/8192 ciphertexts of 393 KB in memory), and up to 2048 rows
+/// two 32-bit digits per share fit the homomorphic noise budget.
+const SCORE_CHUNK_ROWS: usize = 2048;
+
 /// Shares of the joint logits of the given rows; nothing is opened. Blocks the owner knows in
 /// plaintext are multiplied locally (the product is the owner's share, the other party's share
 /// is 0), and each owner checks its partial logit against [`PARTIAL_MAX`], so the second value
 /// (`bounded`, the same at both parties) says |z| ≤ `LOGIT_MAX`; shared blocks go through the
-/// engine's `matvec` (not bounded).
+/// engine's `matvec` on a matrix prepared for this one product (not bounded).
 fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Result<(Vec<u64>, bool)> {
     let me = engine.role();
     let fp = engine.fixed();
@@ -816,14 +824,24 @@ fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Re
     } else {
         let shares = artifact.shares.as_ref().ok_or_else(|| input_err("the artifact lacks the model shares".into()))?;
         let own_m = PlainMatrix::from_f64(rows, cols, x, fp);
-        z = vec![shares.bias; rows];
+        z = Vec::with_capacity(rows);
         for (owner, w) in ROLES.into_iter().zip([&shares.gov, &shares.bank]) {
             if w.len() != artifact.block(owner).features.len() {
                 return Err(input_err(format!("the {owner} share has the wrong length")));
             }
-            let m = (me == owner).then_some(&own_m);
-            let part = engine.matvec(owner, m, rows, w.len(), w)?;
-            z = engine.add(&z, &part);
+        }
+        // In chunks of rows: each chunk's matrices are prepared for one product, which bounds
+        // the peer's kept ciphertexts and keeps two digits per share (see `SCORE_CHUNK_ROWS`).
+        for start in (0..rows).step_by(SCORE_CHUNK_ROWS) {
+            let chunk: Vec<usize> = (start..(start + SCORE_CHUNK_ROWS).min(rows)).collect();
+            let own_chunk = own_m.select_rows(&chunk);
+            let mut zc = vec![shares.bias; chunk.len()];
+            for (owner, w) in ROLES.into_iter().zip([&shares.gov, &shares.bank]) {
+                let m = engine.prepare_matrix(owner, (me == owner).then_some(&own_chunk), chunk.len(), w.len())?;
+                let part = engine.matvec(&m, w)?;
+                zc = engine.add(&zc, &part);
+            }
+            z.extend(zc);
         }
         let cal = artifact.calibration;
         if cal != Calibration::default() {
@@ -868,10 +886,20 @@ impl Training<'_> {
     }
 
     /// Any sigmoid: per batch a secure forward pass, the engine sigmoid and a secure backward pass
-    /// (four matrix–vector products of batch size per iteration).
+    /// (four matrix–vector products of batch size per iteration, on batch matrices prepared once
+    /// before the first epoch).
     fn run_general(&self, engine: &mut Engine) -> Result<Shares> {
         let (me, ncols, fp) = (self.me, self.ncols, engine.fixed());
-        let batches: Vec<PlainMatrix> = self.plan.batches.iter().map(|b| self.own.select_rows(b)).collect();
+        // Each party's batch matrices, prepared once for all epochs (homomorphic form: the
+        // owner's encrypted batch, kept by the peer).
+        let mut batches: Vec<PerRole<PreparedMatrix>> = Vec::with_capacity(self.plan.batches.len());
+        for rows in &self.plan.batches {
+            let own = self.own.select_rows(rows);
+            let mut prepare = |owner: Role| {
+                engine.prepare_matrix(owner, (me == owner).then_some(&own), rows.len(), ncols[owner.index()])
+            };
+            batches.push([prepare(Role::Gov)?, prepare(Role::Bank)?]);
+        }
         let neg_labels: Option<Vec<Vec<u64>>> = self
             .labels
             .map(|y| self.plan.batches.iter().map(|b| b.iter().map(|&r| fp.encode(-y[r])).collect()).collect());
@@ -884,8 +912,7 @@ impl Training<'_> {
                 let n = self.plan.batches[k].len();
                 let mut z = vec![bias; n];
                 for owner in ROLES {
-                    let m = (me == owner).then_some(&batches[k]);
-                    let part = engine.matvec(owner, m, n, ncols[owner.index()], &w[owner.index()])?;
+                    let part = engine.matvec(&batches[k][owner.index()], &w[owner.index()])?;
                     z = engine.add(&z, &part);
                 }
                 let p = engine.sigmoid(&z, self.params.sigmoid)?;
@@ -893,8 +920,7 @@ impl Training<'_> {
                 let step = self.params.learning_rate / n as f64;
                 let mut grad = Vec::with_capacity(ncols[0] + ncols[1] + 1);
                 for owner in ROLES {
-                    let m = (me == owner).then_some(&batches[k]);
-                    grad.extend(engine.matvec_t(owner, m, n, ncols[owner.index()], &e)?);
+                    grad.extend(engine.matvec_t(&batches[k][owner.index()], &e)?);
                 }
                 grad.push(engine.sum(&e));
                 let theta = [w[0].as_slice(), &w[1], &[bias]].concat();

@@ -119,7 +119,8 @@ fn secure_training_matches_reference_on_default_credit() {
 fn model_reveal_policies_are_honoured_and_scoring_matches() {
     let d = common::default_credit(1500, 7);
     let params = TrainParams { epochs: 1, batch_size: 128, learning_rate: 0.5, seed: 3, ..Default::default() };
-    let score_rows: Vec<usize> = d.test.iter().take(50).copied().collect();
+    // More rows than one chunk of shared-model scoring (2048: homomorphic, then a small rest).
+    let score_rows: Vec<usize> = d.train.iter().cycle().take(2100).copied().collect();
     let block = |x: &[f64], cols: usize| -> Vec<f64> {
         score_rows.iter().flat_map(|&r| x[r * cols..(r + 1) * cols].to_vec()).collect()
     };

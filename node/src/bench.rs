@@ -399,8 +399,10 @@ fn engine_ops(ch: &mut Channel) -> protocol::Result<Vec<Measured>> {
     let mat = PlainMatrix { rows, cols, data: vals(rows * cols) };
     let (v, u, x) = (vals(cols), vals(rows), vals(1024));
     let owner_m = (me == Role::Gov).then_some(&mat);
-    measure(&mut e, &mut out, "matvec", "1024x32", |e| e.matvec(Role::Gov, owner_m, rows, cols, &v))?;
-    measure(&mut e, &mut out, "matvec_t", "1024x32", |e| e.matvec_t(Role::Gov, owner_m, rows, cols, &u))?;
+    let prepared =
+        measure(&mut e, &mut out, "prepare_matrix", "1024x32", |e| e.prepare_matrix(Role::Gov, owner_m, rows, cols))?;
+    measure(&mut e, &mut out, "matvec", "1024x32", |e| e.matvec(&prepared, &v))?;
+    measure(&mut e, &mut out, "matvec_t", "1024x32", |e| e.matvec_t(&prepared, &u))?;
     measure(&mut e, &mut out, "mul", "1024", |e| e.mul(&x, &u))?;
     for s in [Sigmoid::Linear, Sigmoid::Poly3, Sigmoid::ClippedLinear] {
         let name = format!("sigmoid_{}", serde_json::to_value(s).expect("sigmoid name").as_str().unwrap_or("?"));
@@ -412,12 +414,14 @@ fn engine_ops(ch: &mut Channel) -> protocol::Result<Vec<Measured>> {
     let xb = PlainMatrix { rows: 1024, cols: 13, data: vals(13312) };
     let (wg, wb) = (vals(10), vals(13));
     let (gm, bm) = ((me == Role::Gov).then_some(&xg), (me == Role::Bank).then_some(&xb));
+    // The batch matrices are prepared once per training job; the iteration reuses them.
+    let (pg, pb) = (e.prepare_matrix(Role::Gov, gm, 1024, 10)?, e.prepare_matrix(Role::Bank, bm, 1024, 13)?);
     measure(&mut e, &mut out, "lr_iteration_linear", "gov 1024x10 + bank 1024x13", |e| {
-        let zg = e.matvec(Role::Gov, gm, 1024, 10, &wg)?;
-        let zb = e.matvec(Role::Bank, bm, 1024, 13, &wb)?;
+        let zg = e.matvec(&pg, &wg)?;
+        let zb = e.matvec(&pb, &wb)?;
         let p = e.sigmoid(&e.add(&zg, &zb), Sigmoid::Linear)?;
-        e.matvec_t(Role::Gov, gm, 1024, 10, &p)?;
-        e.matvec_t(Role::Bank, bm, 1024, 13, &p)
+        e.matvec_t(&pg, &p)?;
+        e.matvec_t(&pb, &p)
     })?;
     Ok(out)
 }

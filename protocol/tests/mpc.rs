@@ -123,8 +123,10 @@ fn matvec_case(owner: Role, rows: usize, cols: usize, seed: u64) {
         // v shared by the non-owner, u by the owner: the cross term always involves the peer share.
         let vs = e.share(owner.peer(), (me == owner.peer()).then_some(&v[..]), cols).unwrap();
         let us = e.share(owner, (me == owner).then_some(&u[..]), rows).unwrap();
-        let mv = e.matvec(owner, mine, rows, cols, &vs).unwrap();
-        let mtu = e.matvec_t(owner, mine, rows, cols, &us).unwrap();
+        let pm = e.prepare_matrix(owner, mine, rows, cols).unwrap();
+        assert!(!pm.homomorphic(), "small matrices take the Gilboa products");
+        let mv = e.matvec(&pm, &vs).unwrap();
+        let mtu = e.matvec_t(&pm, &us).unwrap();
         (e.reveal_both(&opened(), &mv).unwrap(), e.reveal_both(&opened(), &mtu).unwrap())
     });
     let at = |i: usize, j: usize| m.data[i * cols + j] as i64 as i128;
@@ -157,12 +159,17 @@ fn matvec_rejects_wrong_dimensions_without_talking() {
                     other => panic!("expected an input error containing {want:?}, got {other:?}"),
                 };
                 let before = e.stats();
-                input_error(e.matvec(Role::Gov, Some(&m), 3, 2, &[0, 0]), "2×2 with 4 entries, the call says 3×2");
-                input_error(e.matvec(Role::Gov, None, 2, 2, &[0, 0]), "the matrix owner must pass its matrix");
                 input_error(
-                    e.matvec_t(Role::Gov, Some(&m), 2, 2, &[0, 0, 0]),
-                    "vector has 3 entries, matrix has 2 rows",
+                    e.prepare_matrix(Role::Gov, Some(&m), 3, 2).map(|_| vec![]),
+                    "2×2 with 4 entries, the call says 3×2",
                 );
+                input_error(
+                    e.prepare_matrix(Role::Gov, None, 2, 2).map(|_| vec![]),
+                    "the matrix owner must pass its matrix",
+                );
+                let prepared = e.prepare_matrix(Role::Gov, Some(&m), 2, 2).unwrap();
+                input_error(e.matvec_t(&prepared, &[0, 0, 0]), "vector has 3 entries, the 2×2 matrix needs 2");
+                input_error(e.matvec(&prepared, &[0]), "vector has 1 entries, the 2×2 matrix needs 2");
                 assert_eq!(e.stats(), before, "refused before sending anything");
             }
         });
@@ -292,7 +299,8 @@ fn bank_view_of_mul(gov_input: &[u64], bank_input: &[u64]) -> Vec<u8> {
             let xs = e.share(Role::Gov, Some(gov_input), n).unwrap();
             let ys = e.share(Role::Bank, None, n).unwrap();
             let z = e.mul(&xs, &ys).unwrap();
-            e.matvec_t(Role::Bank, None, n, 2, &z).unwrap();
+            let pm = e.prepare_matrix(Role::Bank, None, n, 2).unwrap();
+            e.matvec_t(&pm, &z).unwrap();
         },
         move |ch: &mut Channel| {
             ch.set_observer(Box::new(Recorder(rec)));
@@ -301,7 +309,8 @@ fn bank_view_of_mul(gov_input: &[u64], bank_input: &[u64]) -> Vec<u8> {
             let ys = e.share(Role::Bank, Some(bank_input), n).unwrap();
             let z = e.mul(&xs, &ys).unwrap();
             let m = PlainMatrix { rows: n, cols: 2, data: bank_input.iter().flat_map(|v| [*v, v ^ 1]).collect() };
-            e.matvec_t(Role::Bank, Some(&m), n, 2, &z).unwrap();
+            let pm = e.prepare_matrix(Role::Bank, Some(&m), n, 2).unwrap();
+            e.matvec_t(&pm, &z).unwrap();
         },
     );
     seen.lock().unwrap().clone()

@@ -147,8 +147,14 @@ fn products_near_the_bound_at_f24_are_exact() {
             let outs = [
                 e.mul(&xs, &ys).unwrap(),
                 e.mul_public(&xs, -91.25).unwrap(),
-                e.matvec(Role::Gov, gov_owns, n, cols, &vs).unwrap(),
-                e.matvec_t(Role::Gov, gov_owns, n, cols, &us).unwrap(),
+                {
+                    let pm = e.prepare_matrix(Role::Gov, gov_owns, n, cols).unwrap();
+                    e.matvec(&pm, &vs).unwrap()
+                },
+                {
+                    let pm = e.prepare_matrix(Role::Gov, gov_owns, n, cols).unwrap();
+                    e.matvec_t(&pm, &us).unwrap()
+                },
                 e.matvec_shared(if me == Role::Gov { &gov_m } else { &bank_m }, &vs[..3]).unwrap(),
                 e.sigmoid(&xs, Sigmoid::Linear).unwrap(),
             ];

@@ -9,7 +9,7 @@
 //! secret, σ ≈ 3.2) allows `log2 q ≤ 218` at `N = 8192` for 128-bit classical security; 186
 //! is within it.
 //!
-//! Plaintexts live in `Z_t[X]/(X^N + 1)`, `t = 2^ℓ`, `ℓ ≤ `[`MAX_PLAIN_BITS`], encoded as
+//! Plaintexts live in `Z_t[X]/(X^N + 1)`, `t = 2^ℓ`, `ℓ ≤ `[`RING_BITS`]` = 64`, encoded as
 //! `Δ(m) = round(q·m/t)` (t need not divide q; the rounding error `|ε| ≤ ½` per coefficient
 //! becomes at most `‖p‖₁/2` after a product with a plaintext polynomial `p`).
 //!
@@ -59,7 +59,10 @@ const LOG_Q: u32 = 185;
 pub(crate) const FLOOD_STAT_BITS: u32 = 70;
 /// Flooded coefficients one key may receive: `2^30·2^−70 = 2^−40` in all.
 pub(crate) const MAX_FLOODED: u64 = 1 << 30;
-/// Largest plaintext modulus bits `ℓ` (the returned modulus `2^(ℓ+15)` fits a u64).
+/// Largest plaintext modulus bits `ℓ`: the shares' ring `Z_2^64` (replies then carry
+/// `ℓ + 15 = 79`-bit coefficients).
+pub(crate) const RING_BITS: u32 = 64;
+/// Largest `ℓ` of one `cross_gram` chunk: keeps its reply coefficients within 64 bits.
 pub(crate) const MAX_PLAIN_BITS: u32 = 49;
 /// Bytes of one fresh ciphertext on the wire: the seed of `a` and the `b` limbs.
 pub(crate) const CT_BYTES: usize = 32 + 3 * N * 8;
@@ -157,19 +160,23 @@ impl Poly {
         }
     }
 
-    /// Coefficients `k` of `x·2^L/q` rounded, mod `2^L` (fractional CRT: error at most 0.875;
-    /// `L ≤ 64`).
-    fn switch_to_pow2(&self, l: u32, coefficients: &[usize]) -> Vec<u64> {
+    /// Coefficients `k` of `x·2^L/q` rounded, mod `2^L` (fractional CRT with 64 fractional
+    /// bits: `x/q ≡ Σ y_i/p_i (mod 1)`, error at most 0.875; `L ≤ 79`). The weights
+    /// `w_i = round(2^(L+64)/p_i)` are split at bit 64 so every product fits a u128.
+    fn switch_to_pow2(&self, l: u32, coefficients: &[usize]) -> Vec<u128> {
         let r = ring();
         let w: [u128; 3] = std::array::from_fn(|i| round_pow2_div(l + 64, PRIMES[i]));
+        let (w_hi, w_lo) = (w.map(|w| w >> 64), w.map(|w| w & u64::MAX as u128));
         coefficients
             .iter()
             .map(|&k| {
-                let acc = (0..3).fold(0u128, |acc, i| {
-                    let y = r.primes[i].mul(self.0[i * N + k], r.crt_inv[i]);
-                    acc.wrapping_add((y as u128).wrapping_mul(w[i]))
-                });
-                (acc.wrapping_add(1 << 63) >> 64) as u64 & low_mask(l)
+                let (mut hi, mut lo) = (0u128, 0u128);
+                for i in 0..3 {
+                    let y = r.primes[i].mul(self.0[i * N + k], r.crt_inv[i]) as u128;
+                    hi = hi.wrapping_add(y.wrapping_mul(w_hi[i]));
+                    lo += y * w_lo[i]; // < 3·2^126
+                }
+                hi.wrapping_add((lo + (1 << 63)) >> 64) & low_mask128(l)
             })
             .collect()
     }
@@ -192,21 +199,27 @@ impl Poly {
     }
 }
 
-/// `round(2^e / p) mod 2^128` for `e ≤ 128`.
+/// `round(2^e / p)` for `p ≥ 2` and `2^e/p < 2^127` (binary long division).
 fn round_pow2_div(e: u32, p: u64) -> u128 {
     let p = p as u128;
-    let (q, r) = if e < 128 {
-        ((1u128 << e) / p, (1u128 << e) % p)
-    } else {
-        // 2^128 = (MAX/p)·p + MAX%p + 1.
-        let (q, r) = (u128::MAX / p, u128::MAX % p + 1);
-        if r == p { (q + 1, 0) } else { (q, r) }
-    };
-    if 2 * r >= p { q.wrapping_add(1) } else { q }
+    let (mut q, mut r) = (0u128, 1u128);
+    for _ in 0..e {
+        q <<= 1;
+        r <<= 1;
+        if r >= p {
+            r -= p;
+            q |= 1;
+        }
+    }
+    if 2 * r >= p { q + 1 } else { q }
 }
 
 fn low_mask(bits: u32) -> u64 {
     if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+}
+
+fn low_mask128(bits: u32) -> u128 {
+    if bits >= 128 { u128::MAX } else { (1u128 << bits) - 1 }
 }
 
 /// Uniform ternary coefficients.
@@ -337,9 +350,11 @@ impl SecretKey {
         let (a_bytes, b_bytes) = reply.split_at(packed_len(N, l));
         let a = unpack_bits(a_bytes, l, N);
         let b = unpack_bits(b_bytes, l, positions.len());
-        // a·s over the integers (|coefficient| < N·2^64 < p0·p1/2): limbs 0 and 1, then Garner.
+        // a·s over the integers (|coefficient| < N·2^L ≤ 2^92 < p0·p1/2): limbs 0 and 1, then
+        // Garner.
         let r = ring();
-        let mut limbs: [Vec<u64>; 2] = std::array::from_fn(|i| a.iter().map(|&v| v % PRIMES[i]).collect());
+        let mut limbs: [Vec<u64>; 2] =
+            std::array::from_fn(|i| a.iter().map(|&v| (v % PRIMES[i] as u128) as u64).collect());
         for (i, limb) in limbs.iter_mut().enumerate() {
             let pr = &r.primes[i];
             pr.forward(limb);
@@ -356,8 +371,8 @@ impl SecretKey {
                 let (x0, x1) = (limbs[0][k], limbs[1][k]);
                 let h = r.primes[1].mul(r.primes[1].sub(x1, x0 % PRIMES[1]), r.p0_inv_p1);
                 let x = x0 as u128 + p0 * h as u128;
-                let a_s = if x > half { (x as i128 - (p0 * p1) as i128) as u64 } else { x as u64 };
-                let v = (bk.wrapping_add(a_s) & low_mask(l)) as u128;
+                let a_s = if x > half { (x as i128 - (p0 * p1) as i128) as u128 } else { x };
+                let v = bk.wrapping_add(a_s) & low_mask128(l);
                 (((v + (1 << (shift - 1))) >> shift) as u64) & low_mask(bits)
             })
             .collect())
@@ -400,11 +415,11 @@ fn packed_len(count: usize, bits: u32) -> usize {
     (count * bits as usize).div_ceil(8)
 }
 
-/// Little-endian bit stream of `bits`-bit values.
-fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
+/// Little-endian bit stream of `bits`-bit values (`bits ≤ 120`).
+fn pack_bits(values: &[u128], bits: u32, out: &mut Vec<u8>) {
     let (mut acc, mut have) = (0u128, 0u32);
     for &v in values {
-        acc |= (v as u128) << have;
+        acc |= v << have;
         have += bits;
         while have >= 8 {
             out.push(acc as u8);
@@ -417,7 +432,7 @@ fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
     }
 }
 
-fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Vec<u64> {
+fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Vec<u128> {
     let (mut acc, mut have, mut it) = (0u128, 0u32, bytes.iter());
     (0..count)
         .map(|_| {
@@ -425,7 +440,7 @@ fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Vec<u64> {
                 acc |= (*it.next().unwrap_or(&0) as u128) << have;
                 have += 8;
             }
-            let v = acc as u64 & low_mask(bits);
+            let v = acc & low_mask128(bits);
             acc >>= bits;
             have -= bits;
             v
@@ -448,11 +463,11 @@ impl Budget {
         // B = 21.5·‖p‖₁ ≤ 22·‖p‖₁ ≤ 2^noise_bits.
         let noise_bits = 128 - (l1_bound.saturating_mul(22)).leading_zeros();
         let flood_bits = FLOOD_STAT_BITS + noise_bits.max(20);
-        if bits == 0 || bits > MAX_PLAIN_BITS || flood_bits + 3 + bits > LOG_Q {
+        if bits == 0 || bits > RING_BITS || flood_bits + 3 + bits > LOG_Q {
             return Err(Error::Input(InputError::Usage {
                 op,
                 detail: format!(
-                    "a homomorphic product with {bits}-bit plaintexts and plaintext-polynomial norm up to 2^{} exceeds the noise budget (plaintext bits 1..={MAX_PLAIN_BITS}, plaintext bits + log2 norm ≤ {}); use smaller batches or fewer value bits",
+                    "a homomorphic product with {bits}-bit plaintexts and plaintext-polynomial norm up to 2^{} exceeds the noise budget (plaintext bits 1..={RING_BITS}, plaintext bits + log2 norm ≤ {}); use smaller batches or fewer value bits",
                     128 - l1_bound.leading_zeros(),
                     LOG_Q - 3 - FLOOD_STAT_BITS - 5
                 ),
@@ -614,10 +629,29 @@ mod tests {
     }
 
     #[test]
+    fn rounded_powers_of_two_over_primes_match_u128_division() {
+        // The ciphertext primes leave small remainders; the others test the rounding up.
+        for p in PRIMES.into_iter().chain([3, 1_000_003, 0x2f3a_5b7c_9d1e_0f23, (1 << 63) - 25]) {
+            for e in [2, 64, 100, 127] {
+                let (q, r) = ((1u128 << e) / p as u128, (1u128 << e) % p as u128);
+                assert_eq!(round_pow2_div(e, p), q + (2 * r >= p as u128) as u128, "e = {e}");
+            }
+            if p < 1 << 20 {
+                continue;
+            }
+            // 2^143/p = 2^16·(2^127/p): floor within 2^16 of 2^16·floor(2^127/p).
+            let q127 = (1u128 << 127) / p as u128;
+            let q143 = round_pow2_div(143, p);
+            assert!(q143 >= q127 << 16 && q143 <= (q127 + 1) << 16, "e = 143");
+        }
+    }
+
+    #[test]
     fn bit_packing_round_trips() {
         let mut g = rng(3);
-        for bits in [1, 7, 33, 61, 64] {
-            let v: Vec<u64> = (0..101).map(|_| g.next_u64() & low_mask(bits)).collect();
+        for bits in [1, 7, 33, 61, 64, 79] {
+            let v: Vec<u128> =
+                (0..101).map(|_| (((g.next_u64() as u128) << 64) | g.next_u64() as u128) & low_mask128(bits)).collect();
             let mut out = Vec::new();
             pack_bits(&v, bits, &mut out);
             assert_eq!(out.len(), packed_len(v.len(), bits));
@@ -674,7 +708,8 @@ mod tests {
 
     #[test]
     fn decryption_is_exact_at_the_maximal_bounds() {
-        round_trip(MAX_PLAIN_BITS, 1, 4);
+        round_trip(RING_BITS, 2, 4);
+        round_trip(MAX_PLAIN_BITS, 1, 9);
         round_trip(46, 2, 5);
         round_trip(1, 1, 6);
     }
@@ -700,14 +735,16 @@ mod tests {
         let all: Vec<usize> = (0..N).collect();
         let plain_a = a_p.intt().switch_to_pow2(l, &all);
         let close =
-            got.iter().zip(&plain_a).filter(|(x, y)| x.wrapping_sub(**y).wrapping_add(2) & low_mask(l) <= 4).count();
+            got.iter().zip(&plain_a).filter(|(x, y)| x.wrapping_sub(**y).wrapping_add(2) & low_mask128(l) <= 4).count();
         assert!(close < 10, "{close} of {N} coefficients of the reply's a part equal a·p");
     }
 
     #[test]
     fn budget_refuses_plaintext_bits_and_norms_outside_it() {
         assert!(Budget::check("t", 0, 1).is_err());
-        assert!(Budget::check("t", MAX_PLAIN_BITS + 1, 1).is_err());
+        assert!(Budget::check("t", RING_BITS + 1, 1).is_err());
+        assert!(Budget::check("t", RING_BITS, 1 << 43).is_ok());
+        assert!(Budget::check("t", RING_BITS, 1 << 44).is_err());
         assert!(Budget::check("t", 46, 1 << 62).is_err());
         assert!(Budget::check("t", 46, 1 << 58).is_ok());
         assert!(Budget::check("t", 46, 1 << 32).is_ok());

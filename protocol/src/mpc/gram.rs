@@ -146,13 +146,13 @@ impl Layout {
 #[derive(Default)]
 pub(super) struct HeState {
     /// This party's key (made at its first encryption).
-    key: Option<SecretKey>,
+    pub(super) key: Option<SecretKey>,
     /// The peer's public key (received with its first ciphertexts).
-    peer_key: Option<PublicKey>,
+    pub(super) peer_key: Option<PublicKey>,
     /// Whether the gov's / the bank's public key has been sent (index: [`Role::index`]).
-    keys_sent: [bool; 2],
+    pub(super) keys_sent: [bool; 2],
     /// Flooded coefficients sent under the gov's / the bank's key.
-    flooded: [u64; 2],
+    pub(super) flooded: [u64; 2],
 }
 
 impl Engine<'_> {

@@ -14,8 +14,10 @@
 //!   nothing else: the other share is `value − own share`). Both go through the channel's one
 //!   reveal path ([`crate::disclose`]): a [`Grant`] names the policy rule, the gate refuses a
 //!   rule the job does not allow, and both parties record the disclosure.
-//! - `mul`, `matvec`, `matvec_t`, `matvec_shared`: Gilboa OT multiplication on correlated OT
-//!   ([`cot`]); see there.
+//! - `mul`, `matvec_shared`: Gilboa OT multiplication on correlated OT ([`cot`]); see there.
+//! - `matvec`, `matvec_t` (one party's plaintext matrix, prepared once by `prepare_matrix`,
+//!   times a shared vector): homomorphic (RLWE under the matrix owner's key, the encrypted
+//!   matrix reused by every product) or, for small matrices, Gilboa; see [`matvec`].
 //! - `cross_gram` (product of two parties' bounded plaintext matrices, homomorphic: RLWE
 //!   ciphertexts under one party's key, [`crate::he`]) and `lift` (shares mod 2^ℓ to Z_2^64):
 //!   see [`gram`].
@@ -36,6 +38,7 @@ mod boolean;
 mod compare;
 mod cot;
 mod gram;
+mod matvec;
 pub mod sigmoid;
 mod source;
 mod trunc;
@@ -43,6 +46,7 @@ mod trunc;
 pub use source::Correlations;
 
 pub use gram::cross_gram_ring;
+pub use matvec::PreparedMatrix;
 
 pub use sigmoid::Sigmoid;
 pub use trunc::{TRUNC_BOUND_BITS, check_range, product_bound};
@@ -142,7 +146,8 @@ pub struct Traffic {
     /// and derandomisation bits.
     pub correlation_bytes: u64,
     /// Products: Gilboa corrections (the sender's `m0 − m1 + c` words of each correlated OT
-    /// product) and the homomorphic products' keys, ciphertexts and replies (`cross_gram`).
+    /// product) and the homomorphic products' keys, ciphertexts and replies (`cross_gram`,
+    /// `prepare_matrix`, `matvec`, `matvec_t`).
     pub correction_bytes: u64,
     /// Everything else: input shares, AND-gate openings, reveals and the caller's own messages.
     pub opening_bytes: u64,
@@ -390,96 +395,6 @@ impl<'c> Engine<'c> {
         )?;
         let z: Vec<u64> = (0..n).map(|i| x[i].wrapping_mul(y[i]).wrapping_add(s[i]).wrapping_add(r[i])).collect();
         self.truncate(&z, self.fp.frac_bits)
-    }
-
-    fn check_matrix(&self, owner: Role, m: Option<&PlainMatrix>, rows: usize, cols: usize) -> Result<()> {
-        if owner == self.role {
-            match m {
-                Some(m) if m.rows == rows && m.cols == cols && m.data.len() == rows * cols => Ok(()),
-                Some(m) => Err(Error::Input(InputError::Usage {
-                    op: "matrix",
-                    detail: format!("{}×{} with {} entries, the call says {rows}×{cols}", m.rows, m.cols, m.data.len()),
-                })),
-                None => Err(Error::Input(InputError::Usage {
-                    op: "matrix",
-                    detail: "the matrix owner must pass its matrix".into(),
-                })),
-            }
-        } else {
-            Ok(())
-        }
-    }
-
-    /// `owner` holds the plaintext matrix `m` (Some at the owner, None + dims at the other party);
-    /// `v` is a shared vector of length cols. Returns shares of m·v (length rows), truncated.
-    ///
-    /// The owner computes `M·v_owner` locally; the cross term `M·v_peer` is one Gilboa product
-    /// per column `j`: the peer is OT receiver with the 64 bits of `v_peer[j]` as choices, the
-    /// owner's correlation for bit `k` is column `j` scaled by `2^k` (only the low `64 − k` bits of
-    /// each correction are sent). Bytes: `cols · (64·16 + rows · 260)` from owner side + receiver.
-    pub fn matvec(
-        &mut self,
-        owner: Role,
-        m: Option<&PlainMatrix>,
-        rows: usize,
-        cols: usize,
-        v: &[u64],
-    ) -> Result<Vec<u64>> {
-        self.check_matrix(owner, m, rows, cols)?;
-        if v.len() != cols {
-            return Err(Error::Input(InputError::Usage {
-                op: "matvec",
-                detail: format!("vector has {} entries, matrix has {cols} columns", v.len()),
-            }));
-        }
-        match m.filter(|_| owner == self.role) {
-            Some(m) => self.plain_cross_product(Some((&m.column_major(), m.mul_vec(v))), v, cols, rows),
-            None => self.plain_cross_product(None, v, cols, rows),
-        }
-    }
-
-    /// Same with the transpose: `v` shared of length rows; returns shares of mᵀ·v (length cols).
-    /// One Gilboa product per row `i`: choices are the bits of `v_peer[i]`, the correlation is
-    /// row `i` of the matrix.
-    pub fn matvec_t(
-        &mut self,
-        owner: Role,
-        m: Option<&PlainMatrix>,
-        rows: usize,
-        cols: usize,
-        v: &[u64],
-    ) -> Result<Vec<u64>> {
-        self.check_matrix(owner, m, rows, cols)?;
-        if v.len() != rows {
-            return Err(Error::Input(InputError::Usage {
-                op: "matvec_t",
-                detail: format!("vector has {} entries, matrix has {rows} rows", v.len()),
-            }));
-        }
-        match m.filter(|_| owner == self.role) {
-            Some(m) => self.plain_cross_product(Some((&m.data, m.mul_vec_t(v))), v, rows, cols),
-            None => self.plain_cross_product(None, v, rows, cols),
-        }
-    }
-
-    /// The interactive half of [`Engine::matvec`] / [`Engine::matvec_t`]: one Gilboa product per
-    /// element of the peer's vector share (`groups` of them, each `width` outputs long). The
-    /// matrix owner passes its correlation rows (group-major) and its local product `M·v_own`;
-    /// the other party passes `None` and is the OT receiver with its share's bits. Returns this
-    /// party's truncated share of the `width` results.
-    fn plain_cross_product(
-        &mut self,
-        own: Option<(&[u64], Vec<u64>)>,
-        v: &[u64],
-        groups: usize,
-        width: usize,
-    ) -> Result<Vec<u64>> {
-        let (mut out, cross) = match own {
-            Some((corr, local)) => (local, self.cot(Some(cot::CotSend { corr, groups, width, bits: 64 }), None)?.0),
-            None => (vec![0u64; width], self.cot(None, Some(cot::CotRecv { choices: v, groups, width, bits: 64 }))?.1),
-        };
-        add_groups(&mut out, &cross);
-        self.truncate(&out, self.fp.frac_bits)
     }
 }
 
