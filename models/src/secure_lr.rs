@@ -44,8 +44,9 @@
 //! product stays below `protocol::mpc::product_bound` = 2^(62−2f) in magnitude (2^14 at f = 24).
 //! The largest products here are the batch gradient sums Xᵀe of the clipped-linear and poly3
 //! sigmoids, at most batch_size·[`GRAM_MAX_ABS`]·2, which `TrainParams::validate` keeps in bound
-//! through frac_bits; the logits and the linear sigmoid's G·θ are far below it for any sane
-//! model (|z| < 2^14).
+//! through frac_bits; the logits are far below it for any sane model (|z| < 2^14), and the
+//! linear sigmoid's G·θ runs in a narrower ring under the public bound
+//! [`GRAM_THETA_BOUND_BITS`].
 
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
@@ -75,6 +76,18 @@ pub const GRAM_CHOICE_FRAC: u32 = 8;
 /// [`GRAM_CHOICE_FRAC`] and batch size 1024 the product's ring is 10 + 16 + 20 = 46 bits, within
 /// the homomorphic product's 49.
 pub const GRAM_CORR_FRAC: u32 = 12;
+/// Public bound on the linear sigmoid's per-step product: every `|(G·θ)_i| < 2^12` (real),
+/// so `Engine::matvec_shared` runs in a ring of `12 + 2f + 2` bits (46 at f = 16) instead of
+/// 64. Derivation: `(G·θ)_i` is ¼ of the batch mean of `x̃_i·z` (`z = x̃·θ` a training row's
+/// logit), so `|(G·θ)_i| ≤ ¼·GRAM_MAX_ABS·max|z|`: the bound holds while the logits of the
+/// batch stay within ±128, where σ̃(z) = ½ + z/4 is already 32 times beyond [0, 1] (sound
+/// linear-sigmoid models have |z| of a few units). Up to fixed-point rounding the secure θ is
+/// the reference trainer's, so it can fail only where the reference itself diverges. If it
+/// fails, a gradient entry may be off by a multiple of 2^14 and θ jumps by `lr`·2^14: with
+/// the weights revealed, the training warnings (|w| > [`WEIGHT_WARN`]) and the partial-logit
+/// check on the training rows (a "training diverged" error) report it; with
+/// [`ModelReveal::None`] only the metrics show it.
+pub const GRAM_THETA_BOUND_BITS: u32 = 12;
 
 /// Policy rules under which this module opens values ([`protocol::disclose`]), besides
 /// [`ModelReveal::rule`].
@@ -918,8 +931,8 @@ impl Training<'_> {
     /// - X_gᵀ(½ − y) = ½·X_gᵀ1 − X_gᵀy: `cross_gram` with the bank's −y (1-bit entries) against
     ///   the gov's features.
     ///
-    /// Per iteration one `matvec_shared` of the shared (c_g + c_b + 1)² matrix G with θ, truncated
-    /// once. Nothing is opened; each party learns nothing beyond `run_general`. Same algorithm and
+    /// Per iteration one `matvec_shared` of the shared (c_g + c_b + 1)² matrix G with θ in the
+    /// ring of [`GRAM_THETA_BOUND_BITS`] + 2f + 2 bits, lifted and truncated once. Nothing is opened; each party learns nothing beyond `run_general`. Same algorithm and
     /// same batches as the reference trainer; the only differences are fixed-point rounding and
     /// the rounding of the cross-block inputs (per entry of G/4n at most about 2^-17 in standard
     /// deviation at batch size 1024).
@@ -1024,7 +1037,7 @@ impl Training<'_> {
         for epoch in 0..self.params.epochs {
             for k in self.plan.epoch_order(epoch) {
                 let (g, c) = &grams[k];
-                let g_theta = engine.matvec_shared(g, &theta)?;
+                let g_theta = engine.matvec_shared(g, &theta, GRAM_THETA_BOUND_BITS)?;
                 let grad = engine.add(&g_theta, c);
                 theta = Self::update(engine, &theta, &grad, dim - 1, decay, lr)?;
             }

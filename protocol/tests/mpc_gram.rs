@@ -213,32 +213,97 @@ fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking()
     });
 }
 
+/// Reveals `matvec_shared` of `m` (rows × cols, ring units, shared as a uniform gov share and
+/// the bank's complement) with the bank's `v` at public `bound_bits`.
+fn reveal_matvec_shared(m: &[i64], rows: usize, cols: usize, v: &[i64], bound_bits: u32, seed: u64) -> Vec<i64> {
+    let mut r = ChaCha20Rng::seed_from_u64(seed);
+    let gov_m: Vec<u64> = (0..rows * cols).map(|_| r.next_u64()).collect();
+    let bank_m: Vec<u64> = m.iter().zip(&gov_m).map(|(&x, g)| (x as u64).wrapping_sub(*g)).collect();
+    let v: Vec<u64> = v.iter().map(|&x| x as u64).collect();
+    let (g, b) = both(|e| {
+        let me = e.role();
+        let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
+        let own = PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
+        let out = e.matvec_shared(&own, &vs, bound_bits).unwrap();
+        e.reveal_both(&opened(), &out).unwrap()
+    });
+    assert_eq!(g, b);
+    g.iter().map(|&x| x as i64).collect()
+}
+
+/// `⌊M·v / 2^F⌋` in i128 (ring units).
+fn plain_matvec(m: &[i64], cols: usize, v: &[i64]) -> Vec<i128> {
+    m.chunks_exact(cols).map(|row| row.iter().zip(v).map(|(&a, &b)| a as i128 * b as i128).sum::<i128>() >> F).collect()
+}
+
 #[test]
-fn matvec_shared_matches_plaintext() {
+fn matvec_shared_is_exact_up_to_the_bound() {
     sources::each_source(|| {
-        let fp = FixedPoint::new(F);
         let mut r = ChaCha20Rng::seed_from_u64(200);
-        for (rows, cols) in [(24usize, 24usize), (7, 13), (1, 1)] {
-            let m: Vec<u64> = (0..rows * cols).map(|_| fp.encode(r.random_range(-8.0..8.0))).collect();
-            let v: Vec<u64> = (0..cols).map(|_| fp.encode(r.random_range(-20.0..20.0))).collect();
-            // Full-range shares of M: the truncation must come after the sum.
-            let gov_m: Vec<u64> = (0..rows * cols).map(|_| r.next_u64()).collect();
-            let bank_m: Vec<u64> = m.iter().zip(&gov_m).map(|(x, g)| x.wrapping_sub(*g)).collect();
-            let (g, b) = both(|e| {
-                let me = e.role();
-                let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
-                let own =
-                    PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
-                let out = e.matvec_shared(&own, &vs).unwrap();
-                e.reveal_both(&opened(), &out).unwrap()
-            });
-            assert_eq!(g, b);
-            for i in 0..rows {
-                let want: i128 = (0..cols).map(|j| m[i * cols + j] as i64 as i128 * v[j] as i64 as i128).sum();
-                let diff = (g[i] as i64).wrapping_sub((want >> F) as i64);
-                assert!(diff.abs() <= 1, "row {i} of {rows}×{cols}: off by {diff} ulps");
+        // Rings m = bound_bits + 2F + 2: 34 (the smallest), 46 (training), 64 (no lift).
+        for bound_bits in [0u32, 12, 30] {
+            for (rows, cols) in [(24usize, 24usize), (7, 13), (1, 1), (3, 2)] {
+                // |M_ij|, |v_j| ≤ a with cols·a² < 2^(bound_bits + 2F) ring units: every |M·v| is
+                // below the bound, rows 0 and 1 (all entries ±a) just below it.
+                let a = (2f64.powi((bound_bits + 2 * F) as i32) / cols as f64).sqrt() as i64 - 1;
+                let mut m: Vec<i64> = (0..rows * cols).map(|_| r.random_range(-a..=a)).collect();
+                let v: Vec<i64> = (0..cols).map(|_| if r.random_bool(0.5) { a } else { -a }).collect();
+                for j in 0..cols {
+                    m[j] = v[j].signum() * a;
+                    if rows > 1 {
+                        m[cols + j] = -v[j].signum() * a;
+                    }
+                }
+                let extreme = cols as i128 * a as i128 * a as i128;
+                assert!(extreme < 1 << (bound_bits + 2 * F) && extreme > 1 << (bound_bits + 2 * F - 1));
+                let got = reveal_matvec_shared(&m, rows, cols, &v, bound_bits, r.next_u64());
+                for (i, want) in plain_matvec(&m, cols, &v).into_iter().enumerate() {
+                    let diff = got[i] as i128 - want;
+                    assert!(
+                        diff == 0 || diff == -1,
+                        "bound 2^{bound_bits}, row {i} of {rows}×{cols}: off by {diff} ulps"
+                    );
+                }
             }
         }
+    });
+}
+
+#[test]
+fn matvec_shared_beyond_the_bound_is_off_by_multiples_of_the_ring() {
+    sources::each_source(|| {
+        // |M·v| between 2^(bound_bits + 2F) and 3 times that: right or off by a multiple of
+        // 2^(m − F) ulps (m = bound_bits + 2F + 2) depending on the random shares, unnoticed.
+        let (bound_bits, rows) = (6u32, 200);
+        let a = 3i64 << ((bound_bits + 2 * F - 2) / 2);
+        let m = vec![a; rows];
+        let got = reveal_matvec_shared(&m, rows, 1, &[a], bound_bits, 7);
+        let want = plain_matvec(&m, 1, &[a])[0];
+        let period = 1i128 << (bound_bits + F + 2);
+        let mut wrong = 0;
+        for &g in &got {
+            let diff = g as i128 - want;
+            assert!(diff.rem_euclid(period) == 0 || (diff + 1).rem_euclid(period) == 0, "off by {diff}");
+            wrong += (diff.abs() > 1) as usize;
+        }
+        assert!((rows / 10..rows).contains(&wrong), "{wrong} of {rows} wrong");
+    });
+}
+
+#[test]
+fn matvec_shared_refuses_a_bound_beyond_64_bits() {
+    sources::each_source(|| {
+        let ((), ()) = both(|e| {
+            let own = PlainMatrix { rows: 1, cols: 1, data: vec![0] };
+            let before = e.stats();
+            match e.matvec_shared(&own, &[0], 31) {
+                Err(Error::Input(InputError::Usage { detail, .. })) => {
+                    assert!(detail.contains("65-bit ring; use bound_bits ≤ 30"), "{detail}")
+                }
+                other => panic!("expected an input error, got {other:?}"),
+            }
+            assert_eq!(e.stats(), before, "refused before sending anything");
+        });
     });
 }
 

@@ -393,80 +393,65 @@ impl Engine<'_> {
     /// `3..=64` (64: returned unchanged, no message). Values outside the bound come out wrong by
     /// a multiple of `2^ring`; callers guarantee the bound (e.g. [`Engine::cross_gram`]).
     ///
-    /// Protocol: the gov adds `2^(ring−2)` to its share, so `T = v + 2^(ring−2) ∈ [0, 2^(ring−1))`
-    /// with shares `g, h < 2^ring`: `g + h = T + 2^ring·w`. Since `T`'s top bit is 0, the wrap is
-    /// `w = α ∨ β = α + β − αβ` for the top bits `α` of `g` and `β` of `h`. The product `αβ` is
-    /// one COT (gov receiver with choice `α`, bank sender with correlation `β`) in
-    /// `Z_2^(64−ring)`, because it is scaled by `2^ring`. Each party then outputs
-    /// `own − 2^ring·(own top bit) + 2^ring·(COT share)`, and the gov subtracts `2^(ring−2)`.
-    ///
-    /// What each party learns: nothing. `α`, `β` are functions of its own share; the COT reveals
-    /// nothing (see `cot`), and each output share is uniform on its own (the input shares are
-    /// uniform mod `2^ring`, the COT shares mod `2^(64−ring)`). Bytes: one OT (16 B) plus
-    /// `64 − ring` bits per element.
+    /// [`Engine::lift_truncate`] by 0 bits: one COT per element in `Z_2^(64−ring)` for the wrap
+    /// bit of the two shares. What each party learns: nothing; each output share alone is
+    /// uniform. Bytes: one OT (16 B) plus `64 − ring` bits per element, one round trip.
     pub fn lift(&mut self, x: &[u64], ring: u32) -> Result<Vec<u64>> {
-        if !(3..=64).contains(&ring) {
-            return Err(Error::Input(InputError::Usage {
-                op: "lift",
-                detail: format!("ring of {ring} bits, use 3..=64"),
-            }));
-        }
-        if ring == 64 {
-            return Ok(x.to_vec());
-        }
-        let mask = low_mask(ring);
-        let offset = 1u64 << (ring - 2);
-        let own: Vec<u64> = match self.role {
-            Role::Gov => x.iter().map(|v| v.wrapping_add(offset) & mask).collect(),
-            Role::Bank => x.iter().map(|v| v & mask).collect(),
-        };
-        let top: Vec<u64> = own.iter().map(|v| v >> (ring - 1)).collect();
-        let n = x.len();
-        let and_shares = match self.role {
-            Role::Gov => {
-                self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), 64 - ring)?.1
-            }
-            Role::Bank => self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, 64 - ring)?.0,
-        };
-        let gov = self.role == Role::Gov;
-        Ok((0..n)
-            .map(|i| {
-                let v = own[i].wrapping_sub(top[i] << ring).wrapping_add(and_shares[i] << ring);
-                if gov { v.wrapping_sub(offset) } else { v }
-            })
-            .collect())
+        self.lift_truncate(x, ring, 0)
     }
 
-    /// Shares of `M·v`, truncated, where the matrix `M` (`rows × cols`) is itself shared: each
-    /// party passes its share as the plaintext matrix `own` (e.g. its own plaintext block padded
-    /// with zeros, or its share of a block computed earlier) and `v` (length `cols`) is shared.
-    /// Both must pass the same shape.
+    /// Shares of `M·v`, truncated by `f` bits, where the matrix `M` (`rows × cols`) is itself
+    /// shared: each party passes its share as the plaintext matrix `own` (e.g. its own plaintext
+    /// block padded with zeros, or its share of a block computed earlier) and `v` (length
+    /// `cols`) is shared. Both must pass the same shape and the same public `bound_bits`.
+    ///
+    /// Exact (the truncation's `⌊M·v⌋` or one ulp below) while the real value satisfies
+    /// `|M·v| < 2^bound_bits` (`M` and `v` with `f` fractional bits each): the product is computed
+    /// in the ring `Z_2^m`, `m = bound_bits + 2f + 2 ≤ 64` (so `|M·v| < 2^(m−2)` ring units), from
+    /// the shares reduced mod `2^m`. Beyond it an entry may come out off by a multiple of
+    /// `2^(bound_bits + 2)` (real; whether depends on the random shares) and nothing tells: the
+    /// caller's bound must hold.
     ///
     /// `M·v = M_me·v_me + M_me·v_peer + M_peer·v_me + M_peer·v_peer`: the two cross terms are
-    /// Gilboa products with each party COT sender with the columns of its `M` share and
-    /// receiver with the 64 bits of its `v` share (both directions at once, two flights). The
-    /// sum is truncated once, so the shares of `M` may be full-range ring elements.
+    /// Gilboa products in `Z_2^m`, each party COT sender with the columns of its `M` share and
+    /// receiver with the `m` low bits of its `v` share (both directions at once, two flights).
+    /// The sum mod `2^m` is lifted to `Z_2^64` and truncated in one step
+    /// ([`Engine::lift_truncate`]), so the shares of `M` may be full-range ring elements.
     ///
-    /// What each party learns: nothing (COT security, see `cot`, and [`Engine::truncate`]);
-    /// output shares are uniform. Exact while `|M·v| <` [`super::product_bound`].
-    /// Bytes: per direction `cols` × 64 OTs (16 B each) plus `rows·cols·260` B of corrections,
-    /// then the truncation (one OT and `f` bits per row).
-    pub fn matvec_shared(&mut self, own: &PlainMatrix, v: &[u64]) -> Result<Vec<u64>> {
+    /// What each party learns: nothing (COT security, see `cot`, and [`Engine::lift_truncate`]);
+    /// output shares are uniform. Bytes: per direction `cols·m` OTs (16 B each with IKNP) plus
+    /// `rows·cols·m(m+1)/16` B of corrections (`Σ_{k<m}(m − k)` bits per entry; 135 B at m = 46,
+    /// 260 B at m = 64), then one OT and `64 − m + f` bits per row.
+    pub fn matvec_shared(&mut self, own: &PlainMatrix, v: &[u64], bound_bits: u32) -> Result<Vec<u64>> {
         let (rows, cols) = (own.rows, own.cols);
+        let f = self.fp.frac_bits;
         if own.data.len() != rows * cols || v.len() != cols {
             return Err(Error::Input(InputError::Usage {
                 op: "matvec_shared",
                 detail: format!("matrix {rows}×{cols} with {} entries, vector of {}", own.data.len(), v.len()),
             }));
         }
-        let cols_major = own.column_major();
-        let (s, r) = self.cot(
-            Some(CotSend { corr: &cols_major, groups: cols, width: rows, bits: 64 }),
-            Some(CotRecv { choices: v, groups: cols, width: rows, bits: 64 }),
+        let ring = bound_bits + 2 * f + 2;
+        if ring > 64 {
+            return Err(Error::Input(InputError::Usage {
+                op: "matvec_shared",
+                detail: format!(
+                    "a bound of 2^{bound_bits} at {f} fractional bits needs a {ring}-bit ring; use bound_bits ≤ {}",
+                    62u32.saturating_sub(2 * f)
+                ),
+            }));
+        }
+        let mask = low_mask(ring);
+        let cols_major: Vec<u64> = own.column_major().iter().map(|x| x & mask).collect();
+        let choices: Vec<u64> = v.iter().map(|x| x & mask).collect();
+        let (s, r) = self.cot_ring(
+            Some(CotSend { corr: &cols_major, groups: cols, width: rows, bits: ring }),
+            Some(CotRecv { choices: &choices, groups: cols, width: rows, bits: ring }),
+            ring,
         )?;
         let mut out = own.mul_vec(v);
         add_groups(&mut out, &s);
         add_groups(&mut out, &r);
-        self.truncate(&out, self.fp.frac_bits)
+        self.lift_truncate(&out, ring, f)
     }
 }
