@@ -213,22 +213,42 @@ fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking()
     });
 }
 
-/// Reveals `matvec_shared` of `m` (rows × cols, ring units, shared as a uniform gov share and
-/// the bank's complement) with the bank's `v` at public `bound_bits`.
-fn reveal_matvec_shared(m: &[i64], rows: usize, cols: usize, v: &[i64], bound_bits: u32, seed: u64) -> Vec<i64> {
+/// Reveals `matvec_shared` of `m` (rows × cols, ring units) with the bank's `v` at public
+/// `bound_bits`: the entries `known_by` a party are its plaintext (the other passes random
+/// values there, which must be ignored), the others shared as a uniform gov share and the
+/// bank's complement. Also returns the correction bytes of the call.
+fn reveal_matvec_shared(
+    m: &[i64],
+    known_by: &[Option<Role>],
+    (rows, cols): (usize, usize),
+    v: &[i64],
+    bound_bits: u32,
+    seed: u64,
+) -> (Vec<i64>, u64) {
     let mut r = ChaCha20Rng::seed_from_u64(seed);
-    let gov_m: Vec<u64> = (0..rows * cols).map(|_| r.next_u64()).collect();
-    let bank_m: Vec<u64> = m.iter().zip(&gov_m).map(|(&x, g)| (x as u64).wrapping_sub(*g)).collect();
+    let (mut gov_m, mut bank_m) = (Vec::new(), Vec::new());
+    for (&x, who) in m.iter().zip(known_by) {
+        let (x, noise) = (x as u64, r.next_u64());
+        let (g, b) = match who {
+            Some(Role::Gov) => (x, noise),
+            Some(Role::Bank) => (noise, x),
+            None => (noise, x.wrapping_sub(noise)),
+        };
+        gov_m.push(g);
+        bank_m.push(b);
+    }
     let v: Vec<u64> = v.iter().map(|&x| x as u64).collect();
     let (g, b) = both(|e| {
         let me = e.role();
         let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
         let own = PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
-        let out = e.matvec_shared(&own, &vs, bound_bits).unwrap();
-        e.reveal_both(&opened(), &out).unwrap()
+        let before = e.traffic().correction_bytes;
+        let out = e.matvec_shared(&own, known_by, &vs, bound_bits).unwrap();
+        let bytes = e.traffic().correction_bytes - before;
+        (e.reveal_both(&opened(), &out).unwrap(), bytes)
     });
     assert_eq!(g, b);
-    g.iter().map(|&x| x as i64).collect()
+    (g.0.iter().map(|&x| x as i64).collect(), g.1)
 }
 
 /// `⌊M·v / 2^F⌋` in i128 (ring units).
@@ -256,7 +276,10 @@ fn matvec_shared_is_exact_up_to_the_bound() {
                 }
                 let extreme = cols as i128 * a as i128 * a as i128;
                 assert!(extreme < 1 << (bound_bits + 2 * F) && extreme > 1 << (bound_bits + 2 * F - 1));
-                let got = reveal_matvec_shared(&m, rows, cols, &v, bound_bits, r.next_u64());
+                // Each entry the gov's, the bank's or shared, at random.
+                let known_by: Vec<Option<Role>> =
+                    (0..rows * cols).map(|_| [Some(Role::Gov), Some(Role::Bank), None][r.random_range(0..3)]).collect();
+                let (got, _) = reveal_matvec_shared(&m, &known_by, (rows, cols), &v, bound_bits, r.next_u64());
                 for (i, want) in plain_matvec(&m, cols, &v).into_iter().enumerate() {
                     let diff = got[i] as i128 - want;
                     assert!(
@@ -277,7 +300,7 @@ fn matvec_shared_beyond_the_bound_is_off_by_multiples_of_the_ring() {
         let (bound_bits, rows) = (6u32, 200);
         let a = 3i64 << ((bound_bits + 2 * F - 2) / 2);
         let m = vec![a; rows];
-        let got = reveal_matvec_shared(&m, rows, 1, &[a], bound_bits, 7);
+        let (got, _) = reveal_matvec_shared(&m, &vec![None; rows], (rows, 1), &[a], bound_bits, 7);
         let want = plain_matvec(&m, 1, &[a])[0];
         let period = 1i128 << (bound_bits + F + 2);
         let mut wrong = 0;
@@ -291,12 +314,34 @@ fn matvec_shared_beyond_the_bound_is_off_by_multiples_of_the_ring() {
 }
 
 #[test]
+fn matvec_shared_sends_corrections_one_way_for_plaintext_entries() {
+    sources::each_source(|| {
+        // 24 × 24 at m = 12 + 2F + 2 = 46: all shared, all the gov's, all the bank's. One
+        // direction's corrections are 576 entries × Σ_{k<46}(46 − k) = 1081 bits, in 64-bit words.
+        let (rows, cols, bound_bits) = (24usize, 24usize, 12u32);
+        let one_way = (rows * cols * 1081).div_ceil(64) as u64 * 8;
+        let m = vec![1i64 << 20; rows * cols];
+        let v = vec![1i64 << 10; cols];
+        let mut bytes = Vec::new();
+        for who in [None, Some(Role::Gov), Some(Role::Bank)] {
+            let (got, b) = reveal_matvec_shared(&m, &vec![who; rows * cols], (rows, cols), &v, bound_bits, 9);
+            assert!(got.iter().all(|&x| x == (24i64 << 30) >> F || x == ((24i64 << 30) >> F) - 1), "{who:?}");
+            bytes.push(b);
+        }
+        for b in &bytes[1..] {
+            let saved = bytes[0] - b;
+            assert!((one_way..one_way + 64).contains(&saved), "saved {saved} B, one direction is {one_way} B");
+        }
+    });
+}
+
+#[test]
 fn matvec_shared_refuses_a_bound_beyond_64_bits() {
     sources::each_source(|| {
         let ((), ()) = both(|e| {
             let own = PlainMatrix { rows: 1, cols: 1, data: vec![0] };
             let before = e.stats();
-            match e.matvec_shared(&own, &[0], 31) {
+            match e.matvec_shared(&own, &[None], &[0], 31) {
                 Err(Error::Input(InputError::Usage { detail, .. })) => {
                     assert!(detail.contains("65-bit ring; use bound_bits ≤ 30"), "{detail}")
                 }

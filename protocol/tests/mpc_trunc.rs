@@ -149,7 +149,8 @@ fn products_near_the_bound_at_f24_are_exact() {
                 e.mul_public(&xs, -91.25).unwrap(),
                 e.matvec(Role::Gov, gov_owns, n, cols, &vs).unwrap(),
                 e.matvec_t(Role::Gov, gov_owns, n, cols, &us).unwrap(),
-                e.matvec_shared(if me == Role::Gov { &gov_m } else { &bank_m }, &vs[..3], 62 - 2 * f).unwrap(),
+                e.matvec_shared(if me == Role::Gov { &gov_m } else { &bank_m }, &[None; 15], &vs[..3], 62 - 2 * f)
+                    .unwrap(),
                 e.sigmoid(&xs, Sigmoid::Linear).unwrap(),
             ];
             outs.map(|o| e.reveal_both(&opened(), &o).unwrap())

@@ -9,7 +9,7 @@
 //! `a_cols·b_cols·rows·(ℓ + 15)` bits, independent of the entries' bit widths.
 
 use super::cot::{CotRecv, CotSend, low_mask};
-use super::{Engine, PlainMatrix, add_groups};
+use super::{Engine, PlainMatrix};
 use crate::he::{self, Budget, Ciphertext, Evaluator, N, Plain, PublicKey, SecretKey};
 use crate::{Error, InputError, Result, Role};
 
@@ -400,10 +400,12 @@ impl Engine<'_> {
         self.lift_truncate(x, ring, 0)
     }
 
-    /// Shares of `M·v`, truncated by `f` bits, where the matrix `M` (`rows × cols`) is itself
-    /// shared: each party passes its share as the plaintext matrix `own` (e.g. its own plaintext
-    /// block padded with zeros, or its share of a block computed earlier) and `v` (length
-    /// `cols`) is shared. Both must pass the same shape and the same public `bound_bits`.
+    /// Shares of `M·v`, truncated by `f` bits, for a `rows × cols` matrix `M` whose entries are
+    /// each known to one party in plaintext or additively shared, as the public `known_by` says
+    /// (row-major; `Some(r)`: `r`'s plaintext, `None`: shared), and a shared `v` (length
+    /// `cols`). Each party passes as `own` its plaintext at its entries, its share at the shared
+    /// ones and anything at the peer's (ignored). Both pass the same shape, `known_by` and
+    /// public `bound_bits`.
     ///
     /// Exact (the truncation's `⌊M·v⌋` or one ulp below) while the real value satisfies
     /// `|M·v| < 2^bound_bits` (`M` and `v` with `f` fractional bits each): the product is computed
@@ -412,23 +414,38 @@ impl Engine<'_> {
     /// `2^(bound_bits + 2)` (real; whether depends on the random shares) and nothing tells: the
     /// caller's bound must hold.
     ///
-    /// `M·v = M_me·v_me + M_me·v_peer + M_peer·v_me + M_peer·v_peer`: the two cross terms are
-    /// Gilboa products in `Z_2^m`, each party COT sender with the columns of its `M` share and
-    /// receiver with the `m` low bits of its `v` share (both directions at once, two flights).
-    /// The sum mod `2^m` is lifted to `Z_2^64` and truncated in one step
-    /// ([`Engine::lift_truncate`]), so the shares of `M` may be full-range ring elements.
+    /// Protocol: with `M = M_me + M_peer` (a party's part is zero at the peer's entries),
+    /// `M·v = M_me·v_me + M_me·v_peer + M_peer·v_me + M_peer·v_peer`. The cross terms are Gilboa
+    /// products in `Z_2^m`: each party is COT sender, per column `j`, with its entries of column
+    /// `j` (its own and the shared ones) and receiver with the `m` low bits of its `v_j` share
+    /// for the peer's and the shared entries. A plaintext entry thus costs one direction, a
+    /// shared one two. Both directions and all column widths run in one batch (two flights). The
+    /// sum mod `2^m` is lifted to `Z_2^64` and truncated in one step ([`Engine::lift_truncate`],
+    /// one more round trip), so shares of `M` may be full-range ring elements.
     ///
-    /// What each party learns: nothing (COT security, see `cot`, and [`Engine::lift_truncate`]);
-    /// output shares are uniform. Bytes: per direction `cols·m` OTs (16 B each with IKNP) plus
-    /// `rows·cols·m(m+1)/16` B of corrections (`Σ_{k<m}(m − k)` bits per entry; 135 B at m = 46,
-    /// 260 B at m = 64), then one OT and `64 − m + f` bits per row.
-    pub fn matvec_shared(&mut self, own: &PlainMatrix, v: &[u64], bound_bits: u32) -> Result<Vec<u64>> {
+    /// What each party learns: nothing beyond the public shape, `known_by` and bound (COT
+    /// security, see `cot`, and [`Engine::lift_truncate`]); output shares are uniform. Bytes:
+    /// per direction `m` OTs per column with an entry in that direction (16 B each with IKNP),
+    /// `m(m+1)/16` B of corrections per entry and direction (`Σ_{k<m}(m − k)` bits; 135 B at
+    /// m = 46, 260 B at m = 64), then one OT and `64 − m + f` bits per row.
+    pub fn matvec_shared(
+        &mut self,
+        own: &PlainMatrix,
+        known_by: &[Option<Role>],
+        v: &[u64],
+        bound_bits: u32,
+    ) -> Result<Vec<u64>> {
         let (rows, cols) = (own.rows, own.cols);
         let f = self.fp.frac_bits;
-        if own.data.len() != rows * cols || v.len() != cols {
+        if own.data.len() != rows * cols || known_by.len() != rows * cols || v.len() != cols {
             return Err(Error::Input(InputError::Usage {
                 op: "matvec_shared",
-                detail: format!("matrix {rows}×{cols} with {} entries, vector of {}", own.data.len(), v.len()),
+                detail: format!(
+                    "matrix {rows}×{cols} with {} entries and {} holders, vector of {}",
+                    own.data.len(),
+                    known_by.len(),
+                    v.len()
+                ),
             }));
         }
         let ring = bound_bits + 2 * f + 2;
@@ -442,16 +459,60 @@ impl Engine<'_> {
             }));
         }
         let mask = low_mask(ring);
-        let cols_major: Vec<u64> = own.column_major().iter().map(|x| x & mask).collect();
-        let choices: Vec<u64> = v.iter().map(|x| x & mask).collect();
-        let (s, r) = self.cot_ring(
-            Some(CotSend { corr: &cols_major, groups: cols, width: rows, bits: ring }),
-            Some(CotRecv { choices: &choices, groups: cols, width: rows, bits: ring }),
-            ring,
-        )?;
-        let mut out = own.mul_vec(v);
-        add_groups(&mut out, &s);
-        add_groups(&mut out, &r);
+        let me = self.role;
+        // Rows of column j with entries this party / the peer contributes.
+        let rows_of = |j: usize, who: Role| -> Vec<usize> {
+            (0..rows).filter(|&i| known_by[i * cols + j] != Some(who.peer())).collect()
+        };
+        let mut out = vec![0u64; rows];
+        for (i, o) in out.iter_mut().enumerate() {
+            for j in 0..cols {
+                if known_by[i * cols + j] != Some(me.peer()) {
+                    *o = o.wrapping_add(own.data[i * cols + j].wrapping_mul(v[j]));
+                }
+            }
+        }
+        // Columns grouped by width (ascending, columns ascending: the peer groups alike), per
+        // direction: (width, columns, rows of each column).
+        let shapes = |who: Role| -> Vec<(usize, Vec<usize>, Vec<Vec<usize>>)> {
+            let mut by_width = std::collections::BTreeMap::<usize, (Vec<usize>, Vec<Vec<usize>>)>::new();
+            for j in 0..cols {
+                let r = rows_of(j, who);
+                if !r.is_empty() {
+                    let e = by_width.entry(r.len()).or_default();
+                    e.0.push(j);
+                    e.1.push(r);
+                }
+            }
+            by_width.into_iter().map(|(w, (js, rs))| (w, js, rs)).collect()
+        };
+        let (send_shapes, recv_shapes) = (shapes(me), shapes(me.peer()));
+        let corr: Vec<Vec<u64>> = send_shapes
+            .iter()
+            .map(|(_, js, rs)| {
+                js.iter().zip(rs).flat_map(|(&j, r)| r.iter().map(move |&i| own.data[i * cols + j] & mask)).collect()
+            })
+            .collect();
+        let choices: Vec<Vec<u64>> =
+            recv_shapes.iter().map(|(_, js, _)| js.iter().map(|&j| v[j] & mask).collect()).collect();
+        let send: Vec<CotSend> = send_shapes
+            .iter()
+            .zip(&corr)
+            .map(|((w, js, _), c)| CotSend { corr: c, groups: js.len(), width: *w, bits: ring })
+            .collect();
+        let recv: Vec<CotRecv> = recv_shapes
+            .iter()
+            .zip(&choices)
+            .map(|((w, js, _), c)| CotRecv { choices: c, groups: js.len(), width: *w, bits: ring })
+            .collect();
+        let (s, r) = self.cot_many(&send, &recv, ring)?;
+        for (shapes, shares) in [(&send_shapes, &s), (&recv_shapes, &r)] {
+            for ((w, _, rs), sh) in shapes.iter().zip(shares) {
+                for (r, col) in rs.iter().zip(sh.chunks_exact(*w)) {
+                    r.iter().zip(col).for_each(|(&i, x)| out[i] = out[i].wrapping_add(*x));
+                }
+            }
+        }
         self.lift_truncate(&out, ring, f)
     }
 }
