@@ -35,10 +35,13 @@
 //! Cost: with the linear sigmoid the per-batch Gram matrices are computed once and reused every
 //! epoch (`Training::run_linear_gram`): the cross block X_gᵀX_b by the engine's `cross_gram`
 //! (a homomorphic product of bounded 16- and 20-bit inputs in a ring just wide enough for the
-//! exact block), then one shared (c+1)² matrix–vector product per step. On synthetic_30k (24k
-//! rows, 10 + 13 features, batch 1024, 10 epochs) the cross blocks and label products take
-//! about 1.3 MB per batch, 31 MB in all (250–310 MB with the earlier OT products, silent / IKNP
-//! correlations); the whole training job, steps included, 167 MB with silent correlations.
+//! exact block), then one (c+1)² matrix–vector product per step, with the owners' plaintext
+//! blocks of G in one COT direction and the shared cross blocks in both, in a 46-bit ring
+//! ([`GRAM_THETA_BOUND_BITS`]). On synthetic_30k (24k rows, 10 + 13 features, batch 1024,
+//! 10 epochs) the cross blocks and label products take about 1.3 MB per batch, 31 MB in all
+//! (250–310 MB with the earlier OT products, silent / IKNP correlations), and the steps about
+//! 113 kB of corrections each, 27 MB in all (72 MB with all of G shared in a 64-bit ring); the
+//! whole training job 123 MB with silent correlations (167 MB before).
 //! Other sigmoids run four batch-size products per step.
 //! Fixed point: every truncation is the engine's exact one (no failure probability) while each
 //! product stays below `protocol::mpc::product_bound` = 2^(62−2f) in magnitude (2^14 at f = 24).

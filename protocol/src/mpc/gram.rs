@@ -1,6 +1,7 @@
 //! Products for Gram-type blocks: the cross product `AᵀB` of two parties' plaintext matrices
-//! (homomorphic, [`crate::he`]), lifting shares from `Z_2^ℓ` to `Z_2^64`, and a shared matrix
-//! times a shared vector.
+//! (homomorphic, [`crate::he`]), lifting shares from `Z_2^ℓ` to `Z_2^64`, and a matrix whose
+//! entries are each one party's plaintext or shared times a shared vector, in a ring just wide
+//! enough for a public bound on the product ([`Engine::matvec_shared`]).
 //!
 //! Cost model (why the cross product is homomorphic): a Gilboa OT product costs, per entry of
 //! the choice matrix, one OT per bit and a correction of up to `ℓ` bits per correlation element,
@@ -393,11 +394,12 @@ impl Engine<'_> {
     /// `3..=64` (64: returned unchanged, no message). Values outside the bound come out wrong by
     /// a multiple of `2^ring`; callers guarantee the bound (e.g. [`Engine::cross_gram`]).
     ///
-    /// [`Engine::lift_truncate`] by 0 bits: one COT per element in `Z_2^(64−ring)` for the wrap
-    /// bit of the two shares. What each party learns: nothing; each output share alone is
-    /// uniform. Bytes: one OT (16 B) plus `64 − ring` bits per element, one round trip.
+    /// `lift_truncate` by 0 bits: one COT per element in `Z_2^(64−ring)` for the wrap
+    /// bit of the two shares (the bank COT sender). What each party learns: nothing; each output
+    /// share alone is uniform. Bytes: one OT (16 B) plus `64 − ring` bits per element, one round
+    /// trip.
     pub fn lift(&mut self, x: &[u64], ring: u32) -> Result<Vec<u64>> {
-        self.lift_truncate(x, ring, 0)
+        self.lift_truncate(x, ring, 0, Role::Bank)
     }
 
     /// Shares of `M·v`, truncated by `f` bits, for a `rows × cols` matrix `M` whose entries are
@@ -420,11 +422,11 @@ impl Engine<'_> {
     /// `j` (its own and the shared ones) and receiver with the `m` low bits of its `v_j` share
     /// for the peer's and the shared entries. A plaintext entry thus costs one direction, a
     /// shared one two. Both directions and all column widths run in one batch (two flights). The
-    /// sum mod `2^m` is lifted to `Z_2^64` and truncated in one step ([`Engine::lift_truncate`],
+    /// sum mod `2^m` is lifted to `Z_2^64` and truncated in one step (`lift_truncate`,
     /// one more round trip), so shares of `M` may be full-range ring elements.
     ///
     /// What each party learns: nothing beyond the public shape, `known_by` and bound (COT
-    /// security, see `cot`, and [`Engine::lift_truncate`]); output shares are uniform. Bytes:
+    /// security, see `cot`, and `lift_truncate`); output shares are uniform. Bytes:
     /// per direction `m` OTs per column with an entry in that direction (16 B each with IKNP),
     /// `m(m+1)/16` B of corrections per entry and direction (`Σ_{k<m}(m − k)` bits; 135 B at
     /// m = 46, 260 B at m = 64), then one OT and `64 − m + f` bits per row.
@@ -513,6 +515,6 @@ impl Engine<'_> {
                 }
             }
         }
-        self.lift_truncate(&out, ring, f)
+        self.lift_truncate(&out, ring, f, Role::Gov)
     }
 }

@@ -67,7 +67,7 @@ impl Engine<'_> {
     /// failure probability (module docs: protocol, what each party learns, what happens outside
     /// the bound). `bits` in `0..=62` (0: returned unchanged, no message). One round trip.
     pub fn truncate(&mut self, x: &[u64], bits: u32) -> Result<Vec<u64>> {
-        self.lift_truncate(x, 64, bits)
+        self.lift_truncate(x, 64, bits, Role::Gov)
     }
 
     /// [`Engine::truncate`] of values given by shares mod `2^ring` (the low `ring` bits of each
@@ -80,14 +80,15 @@ impl Engine<'_> {
     /// adds `2^(ring−2)` to its share mod `2^ring`, so the sum of the shares is
     /// `T = v + 2^(ring−2) + 2^ring·w` with `w = a ∨ b` (top bits `a`, `b` of the shares); `ab`
     /// is needed mod `2^(64−ring+bits)` (it is scaled by `2^(ring−bits)`), one COT per element
-    /// (the gov sender with `a`, the bank receiver with `b`). Each party outputs
+    /// (`cot_sender` with its top bit as correlation, the other party receiver with its top bit
+    /// as choice; callers pick the direction that saves a flight). Each party outputs
     /// `⌊own/2^bits⌋ − 2^(ring−bits)·(own top bit) + 2^(ring−bits)·(COT share)`, and the gov
     /// subtracts `2^(ring−2−bits)`.
     ///
     /// What each party learns: nothing (as for [`Engine::truncate`]); each output share alone is
     /// uniform. Bytes: one OT (16 B) plus `64 − ring + bits` bits per element, one round trip
     /// (`ring = 64`, `bits = 0`: returned unchanged, no message).
-    pub fn lift_truncate(&mut self, x: &[u64], ring: u32, bits: u32) -> Result<Vec<u64>> {
+    pub(super) fn lift_truncate(&mut self, x: &[u64], ring: u32, bits: u32, cot_sender: Role) -> Result<Vec<u64>> {
         if !(3..=64).contains(&ring) || bits > ring - 2 {
             return Err(Error::Input(InputError::Usage {
                 op: "lift_truncate",
@@ -109,11 +110,10 @@ impl Engine<'_> {
         let top: Vec<u64> = own.iter().map(|v| v >> (ring - 1)).collect();
         // Shares of a·b mod 2^(64 − ring + bits).
         let cot_ring = 64 - ring + bits;
-        let and_shares = match self.role {
-            Role::Gov => self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, cot_ring)?.0,
-            Role::Bank => {
-                self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), cot_ring)?.1
-            }
+        let and_shares = if self.role == cot_sender {
+            self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, cot_ring)?.0
+        } else {
+            self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), cot_ring)?.1
         };
         let high = ring - bits;
         let shifted_offset = offset >> bits;
