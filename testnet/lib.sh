@@ -50,13 +50,14 @@ write_pair_configs() {
 }
 
 # start_node NAME: starts `tandem serve` for node NAME in the background (appending to its
-# node.log), records its pid in NODE_PID[NAME] and waits until its admin API answers.
+# node.log), records its pid in NODE_PID[NAME] and waits until its admin API answers (at most
+# START_WAIT_TENTHS tenths of a second, default 100).
 start_node() {
     local n="$1"
     # shellcheck disable=SC2086 # NODE_EXEC is a word list
     ${NODE_EXEC[$n]:-} "$BIN" serve --config "$RUN/$n/tandem.toml" >> "$RUN/$n/node.log" 2>&1 < /dev/null &
     NODE_PID[$n]=$!
-    for _ in $(seq 100); do
+    for _ in $(seq "${START_WAIT_TENTHS:-100}"); do
         tandem_at "$n" status > /dev/null 2>&1 && break
         kill -0 "${NODE_PID[$n]}" 2>/dev/null || break
         sleep 0.1

@@ -263,6 +263,9 @@ pub(crate) fn open_scores(
     Ok(Some(scores))
 }
 
+/// Rows per chunk of [`open_binned_counts`].
+const BIN_CHUNK_ROWS: usize = 1 << 14;
+
 /// Counts of positives and negatives per logit bin, from shares `z` of the logits of the `rows`
 /// rows ("test": the test metrics; "training": the calibration) and the bank's labels (Some at
 /// the bank, one 0/1 per row); only the counts are opened, to both. The bin thresholds are
@@ -278,38 +281,37 @@ pub(crate) fn open_binned_counts(
     labels: Option<&[f64]>,
     rows: &str,
 ) -> Result<ScoreBins> {
+    open_binned_counts_in_chunks(engine, card, z, bounded, labels, rows, BIN_CHUNK_ROWS)
+}
+
+/// [`open_binned_counts`] with `chunk_rows` rows per chunk.
+fn open_binned_counts_in_chunks(
+    engine: &mut Engine,
+    card: &FixedScorecard,
+    z: &[u64],
+    bounded: bool,
+    labels: Option<&[f64]>,
+    rows: &str,
+    chunk_rows: usize,
+) -> Result<ScoreBins> {
     let n = z.len();
-    let f = engine.fixed().frac_bits;
     let thresholds = bin_thresholds();
     let k = thresholds.len();
-    // With q = ⌊(z − 1 ulp) / 2^(f − 3)⌋ (z in ⅛-logit units, exact) and v = q − 8·BIN_LOW,
-    // z > t_k = BIN_LOW + k/8 ⟺ v ≥ k: the thermometer of v gives every threshold at once.
-    // |v| ≤ 2^13 + 65 when bounded; otherwise v is valid modulo 2^(64 − s).
-    let s = f - BIN_STEP_BITS;
-    let z_minus_ulp = engine.add_public(z, &vec![1u64.wrapping_neg(); n]);
-    let q = engine.floor_shift(&z_minus_ulp, s)?;
-    let v = engine.add_public(&q, &vec![(-BIN_LOW << BIN_STEP_BITS) as u64; n]);
-    let width = if bounded { LOGIT_MAX_BITS + BIN_STEP_BITS + 2 } else { 64 - s };
-    let above = engine.thermometer(&v, BIN_BITS, width)?;
     let cut_ring: Vec<u64> = card.cuts.iter().map(|&t| t as u64).collect();
-    let cut_above = engine.greater_than(z, &cut_ring, card.logit_width(bounded))?;
     let cuts = cut_ring.len();
-    // Each row's (positive, negative) indicator, once per threshold.
-    let values = |times: usize| -> Option<Vec<u64>> {
-        labels.map(|y| {
-            let per_row: Vec<[u64; 2]> = y.iter().map(|&l| if l == 1.0 { [1, 0] } else { [0, 1] }).collect();
-            (0..times).flat_map(|_| per_row.iter().flatten().copied()).collect()
-        })
-    };
-    let mut selected = engine.select(Role::Bank, values(k).as_deref(), 2, &above, k * n)?;
-    selected.extend(engine.select(Role::Bank, values(cuts).as_deref(), 2, &cut_above, cuts * n)?);
-    // Positives above each threshold (grid, then cut-offs), negatives above each, the totals.
     let all = k + cuts;
+    // Every count is at most n, so the products and sums live in Z_2^ring with n < 2^ring
+    // (ring bits of OT correction per value instead of 64); the shares are reduced to it
+    // before they are opened, so an opened share says nothing beyond its count.
+    let ring = (usize::BITS - n.leading_zeros()).max(1);
+    let mask = if ring == 64 { u64::MAX } else { (1u64 << ring) - 1 };
+    // Positives above each threshold (grid, then cut-offs), negatives above each, the totals;
+    // row chunk by row chunk, so the working memory (about 4 kB per row) stays bounded.
     let mut counts = vec![0u64; 2 * all + 2];
-    for (j, pair) in selected.chunks_exact(2).enumerate() {
-        let t = j / n.max(1);
-        counts[t] = counts[t].wrapping_add(pair[0]);
-        counts[all + t] = counts[all + t].wrapping_add(pair[1]);
+    for r0 in (0..n).step_by(chunk_rows) {
+        let r1 = (r0 + chunk_rows).min(n);
+        let part = binned_counts_chunk(engine, card, &z[r0..r1], bounded, labels.map(|y| &y[r0..r1]), &cut_ring, ring)?;
+        counts.iter_mut().zip(part).for_each(|(c, p)| *c = c.wrapping_add(p));
     }
     if let Some(y) = labels {
         let positives = y.iter().filter(|&&l| l == 1.0).count() as u64;
@@ -325,7 +327,8 @@ pub(crate) fn open_binned_counts(
              grade cut-offs, of {n} {rows} rows, to both"
         ),
     );
-    let opened = engine.reveal_both(&grant, &counts)?;
+    counts.iter_mut().for_each(|c| *c &= mask);
+    let opened: Vec<u64> = engine.reveal_both(&grant, &counts)?.iter().map(|c| c & mask).collect();
     let (p, q) = (opened[2 * all], opened[2 * all + 1]);
     // Thresholds in ascending order with their counts above; a cut-off on the grid once.
     let mut merged: Vec<(f64, u64, u64)> =
@@ -359,10 +362,83 @@ pub(crate) fn open_binned_counts(
     }
 }
 
+/// One row chunk of [`open_binned_counts`]: shares in `Z_2^ring` of the positives above each
+/// threshold (grid, then cut-offs) and the negatives above each (`2·(k + cuts)` values, then two
+/// zeros for the totals).
+fn binned_counts_chunk(
+    engine: &mut Engine,
+    card: &FixedScorecard,
+    z: &[u64],
+    bounded: bool,
+    labels: Option<&[f64]>,
+    cut_ring: &[u64],
+    ring: u32,
+) -> Result<Vec<u64>> {
+    let n = z.len();
+    let f = engine.fixed().frac_bits;
+    let k = bin_thresholds().len();
+    // With q = ⌊(z − 1 ulp) / 2^(f − 3)⌋ (z in ⅛-logit units, exact) and v = q − 8·BIN_LOW,
+    // z > t_k = BIN_LOW + k/8 ⟺ v ≥ k: the thermometer of v gives every threshold at once.
+    // |v| ≤ 2^13 + 65 when bounded; otherwise v is valid modulo 2^(64 − s).
+    let s = f - BIN_STEP_BITS;
+    let z_minus_ulp = engine.add_public(z, &vec![1u64.wrapping_neg(); n]);
+    let q = engine.floor_shift(&z_minus_ulp, s)?;
+    let v = engine.add_public(&q, &vec![(-BIN_LOW << BIN_STEP_BITS) as u64; n]);
+    let width = if bounded { LOGIT_MAX_BITS + BIN_STEP_BITS + 2 } else { 64 - s };
+    let above = engine.thermometer(&v, BIN_BITS, width)?;
+    let cut_above = engine.greater_than(z, cut_ring, card.logit_width(bounded))?;
+    let cuts = cut_ring.len();
+    // Each row's (positive, negative) indicator, once per threshold.
+    let values = |times: usize| -> Option<Vec<u64>> {
+        labels.map(|y| {
+            let per_row: Vec<[u64; 2]> = y.iter().map(|&l| if l == 1.0 { [1, 0] } else { [0, 1] }).collect();
+            (0..times).flat_map(|_| per_row.iter().flatten().copied()).collect()
+        })
+    };
+    let mut selected = engine.select(Role::Bank, values(k).as_deref(), 2, &above, k * n, ring)?;
+    selected.extend(engine.select(Role::Bank, values(cuts).as_deref(), 2, &cut_above, cuts * n, ring)?);
+    let all = k + cuts;
+    let mut counts = vec![0u64; 2 * all + 2];
+    for (j, pair) in selected.chunks_exact(2).enumerate() {
+        let t = j / n.max(1);
+        counts[t] = counts[t].wrapping_add(pair[0]);
+        counts[all + t] = counts[all + t].wrapping_add(pair[1]);
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scorecard::GradeCut;
+    use rand::{RngExt, SeedableRng};
+
+    /// Chunked binned counts equal the counts of the plaintext logits computed here, for a
+    /// chunk size that splits the rows unevenly and for one chunk.
+    #[test]
+    fn binned_counts_in_chunks_equal_the_plaintext_counts() {
+        let fp = FixedPoint::new(16);
+        let card = FixedScorecard::new(&Scorecard::default(), fp).unwrap();
+        let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let z: Vec<f64> = (0..700).map(|_| r.random_range(-9.0..9.0)).collect();
+        let y: Vec<f64> = z.iter().map(|&v| if r.random_range(-12.0..12.0) < v { 1.0 } else { 0.0 }).collect();
+        let ring: Vec<u64> = z.iter().map(|&v| fp.encode(v)).collect();
+        let thresholds = metric_thresholds(&card);
+        let want = ScoreBins::count(&ring.iter().map(|&v| fp.decode(v)).collect::<Vec<_>>(), &y, &thresholds);
+        for chunk in [256, 700] {
+            let run = |ch: &mut protocol::Channel| {
+                let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(ch.role().index() as u64);
+                let mut e = Engine::with_test_dealer(ch, fp, 9, &mut rng);
+                let gov = e.role() == Role::Gov;
+                let shares = e.share(Role::Gov, gov.then_some(&ring[..]), ring.len()).unwrap();
+                let labels = (!gov).then_some(&y[..]);
+                open_binned_counts_in_chunks(&mut e, &card, &shares, true, labels, "test", chunk).unwrap()
+            };
+            let (g, b) = protocol::channel::run_pair(run, run);
+            assert_eq!(g, b);
+            assert_eq!(g, want, "chunks of {chunk} rows");
+        }
+    }
 
     #[test]
     fn fixed_scorecard_matches_the_scorecard_on_its_integer_points() {

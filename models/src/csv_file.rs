@@ -27,73 +27,135 @@ pub struct CsvRow {
 /// The UTF-8 byte order mark that some editors (and spreadsheet exports) put first.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Reads `bytes`, the text of `file`. With `header`, the first non-blank line holds the column
-/// names (non-empty, unique) and every row must have one field per column. A file without any
-/// non-blank line is [`DataError::Empty`].
+/// Reads `bytes`, the text of `file`, into memory. With `header`, the first non-blank line holds
+/// the column names (non-empty, unique) and every row must have one field per column. A file
+/// without any non-blank line is [`DataError::Empty`]. For large files use [`Rows`], which
+/// holds one row at a time.
 pub fn read(file: &str, bytes: &[u8], header: bool) -> Result<CsvFile, DataError> {
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(DataError::Empty { file: file.to_string() });
+    let mut rows = Rows::open(file, bytes, header)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next_row()? {
+        out.push(CsvRow { line: row.line, fields: row.fields.iter().map(|f| f.to_string()).collect() });
     }
-    let row_err = |line: u64, message: String| DataError::Row { file: file.to_string(), line, message };
-    // File line of a byte offset (csv's own line counter skips blank lines).
-    let newlines: Vec<usize> = bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n').map(|(i, _)| i).collect();
-    let line_at = |byte: u64| {
-        let mut at = byte as usize;
-        while at < bytes.len() && matches!(bytes[at], b'\n' | b'\r') {
-            at += 1; // a record's position can point at preceding blank lines
+    Ok(CsvFile { header: rows.header, rows: out })
+}
+
+/// The rows of a CSV file one at a time (the same rules and errors as [`read`]), so a file of
+/// millions of rows never becomes millions of strings.
+pub struct Rows<'a> {
+    file: &'a str,
+    bytes: &'a [u8],
+    /// Byte offset of every `\n`, for the file line of a record.
+    newlines: Vec<usize>,
+    reader: csv::Reader<&'a [u8]>,
+    record: csv::ByteRecord,
+    /// Column names (trimmed) when opened with a header, else empty.
+    pub header: Vec<String>,
+    /// Whether every row must have one field per header column.
+    check_width: bool,
+}
+
+/// One non-blank row of [`Rows`], borrowed until the next one is read.
+pub struct RowRef<'r> {
+    /// 1-based line of the file where the row starts.
+    pub line: u64,
+    /// Trimmed fields; with a header exactly one per column.
+    pub fields: Vec<&'r str>,
+}
+
+impl<'a> Rows<'a> {
+    /// Opens `bytes`, the text of `file`, and reads the header if `header`. A file without any
+    /// non-blank line is [`DataError::Empty`].
+    pub fn open(file: &'a str, bytes: &'a [u8], header: bool) -> Result<Rows<'a>, DataError> {
+        let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(DataError::Empty { file: file.to_string() });
         }
-        1 + newlines.partition_point(|&i| i < at) as u64
-    };
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
-    let mut out = CsvFile { header: Vec::new(), rows: Vec::new() };
-    let mut record = csv::ByteRecord::new();
-    let mut have_header = !header;
-    loop {
-        let start = reader.position().byte();
-        let more = reader.read_byte_record(&mut record).map_err(|e| {
-            row_err(
-                line_at(e.position().map_or(start, |p| p.byte())),
-                format!("cannot parse CSV ({e}); fix the quoting on this line"),
-            )
-        })?;
-        if !more {
-            break;
-        }
-        let line = line_at(record.position().map_or(start, |p| p.byte()));
-        if record.len() == 1 && record[0].iter().all(|b| b.is_ascii_whitespace()) {
-            continue; // a blank line
-        }
-        let fields: Vec<String> = record
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                std::str::from_utf8(f).map(|s| s.trim().to_string()).map_err(|_| {
-                    let column = out.header.get(i).map_or(format!("column {}", i + 1), |n| format!("column '{n}'"));
-                    row_err(line, format!("{column} is not valid UTF-8; save the file as UTF-8"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        if !have_header {
-            check_header(&fields)
+        let newlines = bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n').map(|(i, _)| i).collect();
+        let reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+        let mut rows = Rows {
+            file,
+            bytes,
+            newlines,
+            reader,
+            record: csv::ByteRecord::new(),
+            header: Vec::new(),
+            check_width: false,
+        };
+        if header {
+            let line = rows.advance()?.expect("the file has a non-blank line");
+            let names = rows.fields(line)?.into_iter().map(str::to_string).collect::<Vec<_>>();
+            check_header(&names)
                 .map_err(|m| DataError::Header { file: file.to_string(), message: format!("line {line}: {m}") })?;
-            out.header = fields;
-            have_header = true;
-            continue;
+            rows.header = names;
+            rows.check_width = true;
         }
-        if header && fields.len() != out.header.len() {
-            return Err(row_err(
+        Ok(rows)
+    }
+
+    /// The next non-blank row, or None at the end of the file.
+    pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>, DataError> {
+        let Some(line) = self.advance()? else { return Ok(None) };
+        let fields = self.fields(line)?;
+        if self.check_width && fields.len() != self.header.len() {
+            return Err(self.row_err(
                 line,
                 format!(
                     "{} fields but the header has {} columns; every row needs exactly one value per column",
                     fields.len(),
-                    out.header.len()
+                    self.header.len()
                 ),
             ));
         }
-        out.rows.push(CsvRow { line, fields });
+        Ok(Some(RowRef { line, fields }))
     }
-    Ok(out)
+
+    fn row_err(&self, line: u64, message: String) -> DataError {
+        DataError::Row { file: self.file.to_string(), line, message }
+    }
+
+    /// File line of a byte offset (csv's own line counter skips blank lines).
+    fn line_at(&self, byte: u64) -> u64 {
+        let mut at = byte as usize;
+        while at < self.bytes.len() && matches!(self.bytes[at], b'\n' | b'\r') {
+            at += 1; // a record's position can point at preceding blank lines
+        }
+        1 + self.newlines.partition_point(|&i| i < at) as u64
+    }
+
+    /// Reads the next non-blank record into `self.record`; its line, or None at the end.
+    fn advance(&mut self) -> Result<Option<u64>, DataError> {
+        loop {
+            let start = self.reader.position().byte();
+            let more = self.reader.read_byte_record(&mut self.record).map_err(|e| {
+                self.row_err(
+                    self.line_at(e.position().map_or(start, |p| p.byte())),
+                    format!("cannot parse CSV ({e}); fix the quoting on this line"),
+                )
+            })?;
+            if !more {
+                return Ok(None);
+            }
+            if self.record.len() == 1 && self.record[0].iter().all(|b| b.is_ascii_whitespace()) {
+                continue; // a blank line
+            }
+            return Ok(Some(self.line_at(self.record.position().map_or(start, |p| p.byte()))));
+        }
+    }
+
+    /// The trimmed fields of the current record.
+    fn fields(&self, line: u64) -> Result<Vec<&str>, DataError> {
+        self.record
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                std::str::from_utf8(f).map(str::trim).map_err(|_| {
+                    let column = self.header.get(i).map_or(format!("column {}", i + 1), |n| format!("column '{n}'"));
+                    self.row_err(line, format!("{column} is not valid UTF-8; save the file as UTF-8"))
+                })
+            })
+            .collect()
+    }
 }
 
 /// Column names must be non-empty and unique; a single name holding `;` or a tab means the file

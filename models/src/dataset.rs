@@ -143,8 +143,8 @@ pub fn parse_with(
     format: &CellFormat,
 ) -> Result<Dataset, DataError> {
     let header_err = |message: String| DataError::Header { file: file.to_string(), message };
-    let table = crate::csv_file::read(file, bytes, true)?;
-    let names = &table.header;
+    let mut rows = crate::csv_file::Rows::open(file, bytes, true)?;
+    let names = &rows.header.clone();
     let available = names.join(", ");
     let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let find = |name: &str, role: &str| {
@@ -187,29 +187,37 @@ pub fn parse_with(
     }
     let columns: Vec<String> = feature_idx.iter().map(|&i| names[i].clone()).collect();
     let categorical: Vec<bool> = columns.iter().map(|c| format.categorical.contains(c)).collect();
-    // Levels of the categorical columns: sorted distinct texts of non-missing cells.
-    let levels: Vec<Option<Vec<String>>> = feature_idx
-        .iter()
-        .zip(&categorical)
-        .map(|(&i, &cat)| {
-            cat.then(|| {
-                let set: std::collections::BTreeSet<&str> =
-                    table.rows.iter().map(|r| r.fields[i].as_str()).filter(|t| !format.is_missing(t)).collect();
-                set.into_iter().map(str::to_string).collect()
-            })
-        })
-        .collect();
+    // Levels of the categorical columns: sorted distinct texts of non-missing cells (a first
+    // pass over the file, only when there are categorical columns).
+    let mut level_sets: Vec<Option<std::collections::BTreeSet<String>>> =
+        categorical.iter().map(|&cat| cat.then(Default::default)).collect();
+    if categorical.contains(&true) {
+        let mut first_pass = crate::csv_file::Rows::open(file, bytes, true)?;
+        while let Some(row) = first_pass.next_row()? {
+            for (&i, set) in feature_idx.iter().zip(level_sets.iter_mut()) {
+                if let Some(set) = set
+                    && !format.is_missing(row.fields[i])
+                    && !set.contains(row.fields[i])
+                {
+                    set.insert(row.fields[i].to_string());
+                }
+            }
+        }
+    }
+    let levels: Vec<Option<Vec<String>>> = level_sets.into_iter().map(|s| s.map(|s| s.into_iter().collect())).collect();
 
+    // A capacity hint: rows of about 8 bytes per field.
+    let estimate = (bytes.len() / 8 / (feature_idx.len() + 1)).max(1);
     let mut ds = Dataset {
         source: file.to_string(),
-        ids: Vec::with_capacity(table.rows.len()),
-        id_lines: Vec::with_capacity(table.rows.len()),
+        ids: Vec::with_capacity(estimate),
+        id_lines: Vec::with_capacity(estimate),
         columns,
-        x: Vec::with_capacity(table.rows.len() * feature_idx.len()),
+        x: Vec::with_capacity(estimate * feature_idx.len()),
         levels,
-        label: label_idx.map(|_| Vec::with_capacity(table.rows.len())),
+        label: label_idx.map(|_| Vec::with_capacity(estimate)),
     };
-    for row in &table.rows {
+    while let Some(row) = rows.next_row()? {
         let line = row.line;
         let row_err = |message: String| DataError::Row { file: file.to_string(), line, message };
         let id = &row.fields[id_idx];
@@ -217,7 +225,7 @@ pub fn parse_with(
             return Err(row_err(format!("column '{id_column}': empty ID; every row needs an ID")));
         }
         for (&i, levels) in feature_idx.iter().zip(&ds.levels) {
-            let text = row.fields[i].as_str();
+            let text = row.fields[i];
             let v = match levels {
                 _ if format.is_missing(text) => f64::NAN,
                 Some(levels) => {
@@ -228,7 +236,7 @@ pub fn parse_with(
             ds.x.push(v);
         }
         if let (Some(li), Some(labels)) = (label_idx, ds.label.as_mut()) {
-            let text = &row.fields[li];
+            let text = row.fields[li];
             let y = match text.parse::<f64>() {
                 Ok(v) if v == 0.0 || v == 1.0 => v,
                 _ => {

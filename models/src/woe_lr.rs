@@ -29,6 +29,8 @@ use crate::secure_lr::{ModelArtifact, PartyData, TrainJob, TrainOutput, secure_t
 pub const WOE_TO_OWNER: &str = "woe_to_owner";
 /// Most bins the bank accepts from the gov for the secure count.
 pub const MAX_GOV_BINS: usize = 1 << 14;
+/// Training rows per homomorphic product of [`gov_event_counts`].
+const WOE_CHUNK_ROWS: usize = 1 << 14;
 
 /// Shares of nothing: the gov's event counts per bin, column by column (Some at the gov, None at
 /// the bank). `bins`/`rows`: the gov's column bins and each training row's bin per column (the
@@ -61,36 +63,44 @@ pub fn gov_event_counts(
             total as usize
         }
     };
-    let own = match (me, labels) {
-        (Role::Bank, Some(y)) if y.len() == n_train => {
-            PlainMatrix { rows: n_train, cols: 1, data: y.iter().map(|&l| (-(l as i64)) as u64).collect() }
-        }
-        (Role::Bank, _) => {
-            return Err(Error::Input(InputError::Usage {
-                op: "woe",
-                detail: format!("the bank needs {n_train} training labels"),
-            }));
-        }
-        (Role::Gov, _) => {
-            let mut m = PlainMatrix { rows: n_train, cols: total, data: vec![0; n_train * total] };
-            let mut first = 0;
-            for (col, assigned) in bins.iter().zip(rows) {
-                if assigned.len() != n_train {
-                    return Err(Error::Input(InputError::Usage {
-                        op: "woe",
-                        detail: format!("column '{}': {} rows, not {n_train}", col.feature, assigned.len()),
-                    }));
-                }
-                for (r, &b) in assigned.iter().enumerate() {
-                    m.data[r * total + first + b] = 1;
-                }
-                first += col.len();
+    if me == Role::Bank && labels.is_none_or(|y| y.len() != n_train) {
+        return Err(Error::Input(InputError::Usage {
+            op: "woe",
+            detail: format!("the bank needs {n_train} training labels"),
+        }));
+    }
+    if me == Role::Gov
+        && let Some((col, assigned)) = bins.iter().zip(rows).find(|(_, a)| a.len() != n_train)
+    {
+        return Err(Error::Input(InputError::Usage {
+            op: "woe",
+            detail: format!("column '{}': {} rows, not {n_train}", col.feature, assigned.len()),
+        }));
+    }
+    // −Σ_r y_r·[bin(r) = k] per gov bin k, summed over row chunks (so the gov's one-hot
+    // indicator matrix is never held for all rows at once: 8 bytes per row and bin).
+    let mut neg = vec![0u64; total];
+    for r0 in (0..n_train).step_by(WOE_CHUNK_ROWS) {
+        let r1 = (r0 + WOE_CHUNK_ROWS).min(n_train);
+        let own = match (me, labels) {
+            (Role::Bank, Some(y)) => {
+                PlainMatrix { rows: r1 - r0, cols: 1, data: y[r0..r1].iter().map(|&l| (-(l as i64)) as u64).collect() }
             }
-            m
-        }
-    };
-    // −Σ_r y_r·[bin(r) = k] per gov bin k.
-    let neg = engine.cross_gram(Role::Bank, &own, n_train, 1, total, 1, 2)?;
+            _ => {
+                let mut m = PlainMatrix { rows: r1 - r0, cols: total, data: vec![0; (r1 - r0) * total] };
+                let mut first = 0;
+                for (col, assigned) in bins.iter().zip(rows) {
+                    for (r, &b) in assigned[r0..r1].iter().enumerate() {
+                        m.data[r * total + first + b] = 1;
+                    }
+                    first += col.len();
+                }
+                m
+            }
+        };
+        let part = engine.cross_gram(Role::Bank, &own, r1 - r0, 1, total, 1, 2)?;
+        neg.iter_mut().zip(part).for_each(|(t, v)| *t = t.wrapping_add(v));
+    }
     let grant = Grant::new(
         "woe_gov_event_counts",
         WOE_TO_OWNER,

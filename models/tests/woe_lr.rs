@@ -135,7 +135,8 @@ fn found(haystack: &[u8], windows: &HashSet<Vec<u8>>) -> usize {
 
 #[test]
 fn the_gov_learns_its_bins_event_counts_and_its_wire_holds_no_label() {
-    let d = common::default_credit(4000, 11);
+    // 17,500 training rows: the secure count runs in two row chunks (2^14 rows each).
+    let d = common::default_credit(25_000, 11);
     let (gov_x, gov_levels) = gov_block_with_missing_and_levels(&d);
     let params = BinningParams { monotonic: true, ..Default::default() };
     let (gov, bank, gov_view) = two_party(16, true, |e, role| match role {

@@ -104,19 +104,29 @@ pub struct PsiOutput {
     pub rows: Option<Vec<usize>>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Hello {
+/// Step 0 of both protocols (frame `psi.hello`, both ways, bincode, 33..=41 bytes): the hash of
+/// the parameters and protocol constants, and the sender's set size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
     params_hash: [u8; 32],
     set_size: u64,
 }
 
-/// The bank's last message.
-#[derive(Debug, Serialize, Deserialize)]
-enum Verdict {
+/// The bank's last message (frame `psi.verdict`, bincode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
     BelowMinimum,
     Size(u64),
     /// Followed by `psi.positions`: that many u32 LE positions in gov's step-1 order.
     Positions(u64),
+}
+
+/// The bank's last flight: the [`Verdict`] and, for [`Verdict::Positions`], the positions
+/// (frame `psi.positions`, bulk, 4 bytes per position; empty otherwise).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerdictMessage {
+    pub verdict: Verdict,
+    pub positions: Vec<u8>,
 }
 
 /// Runs PSI on `ids` (normalised and unique, see [`crate::ids::prepare_ids`]) with the peer.
@@ -198,45 +208,73 @@ pub(crate) struct Sizes {
     pub params_hash: [u8; 32],
 }
 
-/// Step 0 of both protocols: exchange `psi.hello` (parameter hash under the protocol `label`, own
-/// set size), check that the hashes match and the announced size is within limits, and apply the
-/// `min_intersection` rule to the set sizes.
+/// Step 0 of both protocols: exchange `psi.hello` and check it ([`Hello::check`]).
 pub(crate) fn hello(ch: &mut Channel, own_size: usize, params: &PsiParams, label: &[u8]) -> Result<Sizes> {
-    if own_size > MAX_SET_SIZE {
-        return Err(InputError::TooManyIds { n: own_size, limit: MAX_SET_SIZE }.into());
-    }
-    let params_hash = params_hash_with(label, params);
-    ch.send("psi.hello", &Hello { params_hash, set_size: own_size as u64 })?;
-    let peer: Hello = ch.recv("psi.hello")?;
-    if peer.params_hash != params_hash {
-        return Err(Error::Mismatch {
-            what: "PSI parameters",
-            detail: format!(
-                "ours: protocol {}, domain '{}', reveal {:?}, min_intersection {}; both nodes must run the same job \
-                 under the same PSI policy and psi_protocol: compare job id, job params and policies",
-                String::from_utf8_lossy(label),
-                params.domain,
-                params.reveal,
-                params.min_intersection
-            ),
-        });
-    }
-    if peer.set_size > MAX_SET_SIZE as u64 {
-        return Err(PeerError::BadCount {
-            what: "'psi.hello' set size".into(),
-            got: peer.set_size,
-            allowed: format!("up to {MAX_SET_SIZE} IDs"),
+    let own = Hello::new(own_size, params, label)?;
+    let peer = swap_hello(ch, &own)?;
+    own.check(&peer, ch.role(), params, label)
+}
+
+/// Sends our hello and receives the peer's.
+pub(crate) fn swap_hello(ch: &mut Channel, own: &Hello) -> Result<Hello> {
+    ch.send_frame(Hello::KIND, own.encode()?)?;
+    Hello::decode(&ch.recv_frame(Hello::KIND)?)
+}
+
+impl Hello {
+    pub const KIND: &'static str = "psi.hello";
+
+    /// This party's hello under the protocol `label`; a set above [`MAX_SET_SIZE`] is refused.
+    pub(crate) fn new(own_size: usize, params: &PsiParams, label: &[u8]) -> Result<Hello> {
+        if own_size > MAX_SET_SIZE {
+            return Err(InputError::TooManyIds { n: own_size, limit: MAX_SET_SIZE }.into());
         }
-        .into());
+        Ok(Hello { params_hash: params_hash_with(label, params), set_size: own_size as u64 })
     }
-    let (n_gov, n_bank) = match ch.role() {
-        Role::Gov => (own_size, peer.set_size as usize),
-        Role::Bank => (peer.set_size as usize, own_size),
-    };
-    if (n_gov.min(n_bank) as u64) < params.min_intersection {
-        return Err(refusal(params, &format!("the sets have {n_gov} (gov) and {n_bank} (bank) IDs, so")));
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        crate::channel::encode(Self::KIND, self)
     }
-    Ok(Sizes { n_gov, n_bank, params_hash })
+
+    /// Decodes the peer's hello; any other length or content is a [`PeerError`].
+    pub fn decode(bytes: &[u8]) -> Result<Hello> {
+        crate::channel::decode(Self::KIND, bytes)
+    }
+
+    /// Checks the peer's hello against ours (`self`, as `role`): the hashes must match and the
+    /// announced size be within limits; then applies the `min_intersection` rule to the sizes.
+    pub(crate) fn check(&self, peer: &Hello, role: Role, params: &PsiParams, label: &[u8]) -> Result<Sizes> {
+        if peer.params_hash != self.params_hash {
+            return Err(Error::Mismatch {
+                what: "PSI parameters",
+                detail: format!(
+                    "ours: protocol {}, domain '{}', reveal {:?}, min_intersection {}; both nodes must run the same job \
+                     under the same PSI policy and psi_protocol: compare job id, job params and policies",
+                    String::from_utf8_lossy(label),
+                    params.domain,
+                    params.reveal,
+                    params.min_intersection
+                ),
+            });
+        }
+        if peer.set_size > MAX_SET_SIZE as u64 {
+            return Err(PeerError::BadCount {
+                what: "'psi.hello' set size".into(),
+                got: peer.set_size,
+                allowed: format!("up to {MAX_SET_SIZE} IDs"),
+            }
+            .into());
+        }
+        let (own, theirs) = (self.set_size as usize, peer.set_size as usize);
+        let (n_gov, n_bank) = match role {
+            Role::Gov => (own, theirs),
+            Role::Bank => (theirs, own),
+        };
+        if (n_gov.min(n_bank) as u64) < params.min_intersection {
+            return Err(refusal(params, &format!("the sets have {n_gov} (gov) and {n_bank} (bank) IDs, so")));
+        }
+        Ok(Sizes { n_gov, n_bank, params_hash: self.params_hash })
+    }
 }
 
 fn run<R: rand::CryptoRng + ?Sized>(
@@ -290,52 +328,106 @@ fn run_gov<R: rand::CryptoRng + ?Sized>(
     gov_verdict(ch, order, n_bank, params)
 }
 
-/// Gov's last step (both protocols): receive the bank's [`Verdict`] (and for `both` the matched
-/// positions in gov's sent `order`) and map it to gov's rows.
+/// Gov's last step (both protocols): receive the bank's [`VerdictMessage`] and map it to gov's
+/// rows ([`gov_output`]).
 pub(crate) fn gov_verdict(ch: &mut Channel, order: &[u32], n_bank: usize, params: &PsiParams) -> Result<PsiOutput> {
-    let n_gov = order.len();
-    let max_size = n_gov.min(n_bank) as u64;
-    let valid_size = |k: u64| {
+    let msg = recv_verdict(ch, order.len(), n_bank, params)?;
+    gov_output(msg, order, n_bank, params)
+}
+
+/// Receives the bank's verdict, and the positions only after their count was checked.
+pub(crate) fn recv_verdict(
+    ch: &mut Channel,
+    n_gov: usize,
+    n_bank: usize,
+    params: &PsiParams,
+) -> Result<VerdictMessage> {
+    let verdict = Verdict::decode(&ch.recv_frame(Verdict::KIND)?)?;
+    let positions = match verdict.positions_len(n_gov, n_bank, params)? {
+        Some(len) => ch.recv_bulk_exact(Verdict::POSITIONS_KIND, len)?,
+        None => Vec::new(),
+    };
+    Ok(VerdictMessage { verdict, positions })
+}
+
+impl Verdict {
+    pub const KIND: &'static str = "psi.verdict";
+    /// Frame kind of the positions that follow [`Verdict::Positions`].
+    pub const POSITIONS_KIND: &'static str = "psi.positions";
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        crate::channel::encode(Self::KIND, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Verdict> {
+        crate::channel::decode(Self::KIND, bytes)
+    }
+
+    /// The intersection size this verdict reports, checked against the set sizes, the
+    /// `min_intersection` rule and the reveal mode (gov's side; a refusal is an error).
+    fn checked_size(&self, n_gov: usize, n_bank: usize, params: &PsiParams) -> Result<usize> {
+        let max_size = n_gov.min(n_bank) as u64;
+        let k = match (self, params.reveal) {
+            (Verdict::BelowMinimum, _) => return Err(refusal(params, "")),
+            (Verdict::Positions(k), PsiReveal::Both)
+            | (Verdict::Size(k), PsiReveal::BankOnly | PsiReveal::SizeOnly) => *k,
+            (v, reveal) => {
+                return Err(PeerError::Inconsistent {
+                    what: format!("bank sent verdict {v:?}, which does not fit reveal mode {reveal:?}"),
+                }
+                .into());
+            }
+        };
         if k > max_size || k < params.min_intersection {
-            Err(Error::from(PeerError::OutOfRange {
+            return Err(PeerError::OutOfRange {
                 what: "the bank's reported intersection size".into(),
                 got: k,
                 range: format!("{}..={max_size}", params.min_intersection),
-            }))
-        } else {
-            Ok(k as usize)
-        }
-    };
-    match (ch.recv::<Verdict>("psi.verdict")?, params.reveal) {
-        (Verdict::BelowMinimum, _) => Err(refusal(params, "")),
-        (Verdict::Positions(k), PsiReveal::Both) => {
-            let k = valid_size(k)?;
-            let bytes = ch.recv_bulk_exact("psi.positions", k as u64 * 4)?;
-            let mut seen = vec![0u64; n_gov.div_ceil(64)];
-            let mut rows = Vec::with_capacity(k);
-            for p in bytes.chunks_exact(4) {
-                let p = u32::from_le_bytes(p.try_into().expect("4 bytes")) as usize;
-                if p >= n_gov || seen[p / 64] & (1 << (p % 64)) != 0 {
-                    return Err(PeerError::OutOfRange {
-                        what: "a position the bank sent".into(),
-                        got: p as u64,
-                        range: format!("0..{n_gov}"),
-                    }
-                    .into());
-                }
-                seen[p / 64] |= 1 << (p % 64);
-                rows.push(order[p] as usize);
             }
-            Ok(PsiOutput { size: k, rows: Some(rows) })
+            .into());
         }
-        (Verdict::Size(k), PsiReveal::BankOnly | PsiReveal::SizeOnly) => {
-            Ok(PsiOutput { size: valid_size(k)?, rows: None })
-        }
-        (v, reveal) => Err(PeerError::Inconsistent {
-            what: format!("bank sent verdict {v:?}, which does not fit reveal mode {reveal:?}"),
-        }
-        .into()),
+        Ok(k as usize)
     }
+
+    /// Bytes of `psi.positions` that must follow this verdict (`None`: no such frame).
+    pub(crate) fn positions_len(&self, n_gov: usize, n_bank: usize, params: &PsiParams) -> Result<Option<u64>> {
+        let k = self.checked_size(n_gov, n_bank, params)?;
+        Ok(matches!(self, Verdict::Positions(_)).then_some(k as u64 * 4))
+    }
+}
+
+/// Gov's output from the bank's verdict: the size, and for `both` its rows `order[p]` for the
+/// positions `p` in the aligned order (each below |X| and distinct, else a [`PeerError`]).
+pub(crate) fn gov_output(msg: VerdictMessage, order: &[u32], n_bank: usize, params: &PsiParams) -> Result<PsiOutput> {
+    let n_gov = order.len();
+    let k = msg.verdict.checked_size(n_gov, n_bank, params)?;
+    if !matches!(msg.verdict, Verdict::Positions(_)) {
+        return Ok(PsiOutput { size: k, rows: None });
+    }
+    if msg.positions.len() != 4 * k {
+        return Err(PeerError::wrong_bytes(
+            format!("'{}'", Verdict::POSITIONS_KIND),
+            4 * k as u64,
+            msg.positions.len() as u64,
+        )
+        .into());
+    }
+    let mut seen = vec![0u64; n_gov.div_ceil(64)];
+    let mut rows = Vec::with_capacity(k);
+    for p in msg.positions.chunks_exact(4) {
+        let p = u32::from_le_bytes(p.try_into().expect("4 bytes")) as usize;
+        if p >= n_gov || seen[p / 64] & (1 << (p % 64)) != 0 {
+            return Err(PeerError::OutOfRange {
+                what: "a position the bank sent".into(),
+                got: p as u64,
+                range: format!("0..{n_gov}"),
+            }
+            .into());
+        }
+        seen[p / 64] |= 1 << (p % 64);
+        rows.push(order[p] as usize);
+    }
+    Ok(PsiOutput { size: k, rows: Some(rows) })
 }
 
 fn run_bank(
@@ -352,9 +444,7 @@ fn run_bank(
     bank_verdict(ch, gov_tags, own_tags, order, params)
 }
 
-/// The bank's last step (both protocols): match gov's tags (in gov's sent order) against the
-/// bank's own (in the bank's `order`), apply `min_intersection` and send the [`Verdict`] for the
-/// reveal mode. Equal tags within one side are refused (repeated IDs).
+/// The bank's last step (both protocols): [`bank_decides`], then sends the verdict.
 pub(crate) fn bank_verdict(
     ch: &mut Channel,
     gov_tags: Vec<u128>,
@@ -362,6 +452,30 @@ pub(crate) fn bank_verdict(
     order: &[u32],
     params: &PsiParams,
 ) -> Result<PsiOutput> {
+    let (output, msg) = bank_decides(gov_tags, own_tags, order, params)?;
+    send_verdict(ch, &msg)?;
+    output
+}
+
+/// Sends `psi.verdict` and, for [`Verdict::Positions`], `psi.positions`.
+pub(crate) fn send_verdict(ch: &mut Channel, msg: &VerdictMessage) -> Result<()> {
+    ch.send_frame(Verdict::KIND, msg.verdict.encode()?)?;
+    if matches!(msg.verdict, Verdict::Positions(_)) {
+        ch.send_bulk(Verdict::POSITIONS_KIND, &msg.positions)?;
+    }
+    Ok(())
+}
+
+/// The bank's decision (both protocols): match gov's tags (in gov's sent order) against the
+/// bank's own (in the bank's `order`), apply `min_intersection` and build the [`VerdictMessage`]
+/// for the reveal mode. Returns the bank's own result (the refusal below `min_intersection`) and
+/// the message to send; an `Err` (equal tags within one side: repeated IDs) sends no verdict.
+pub(crate) fn bank_decides(
+    gov_tags: Vec<u128>,
+    own_tags: Vec<u128>,
+    order: &[u32],
+    params: &PsiParams,
+) -> Result<(Result<PsiOutput>, VerdictMessage)> {
     let gov = sorted_unique(gov_tags).ok_or_else(|| PeerError::DuplicateTag {
         what: format!("'psi.tags' (the gov's PSI input contains repeated IDs, or two tags collide: probability below 2^-{STAT_BITS})"),
     })?;
@@ -370,27 +484,22 @@ pub(crate) fn bank_verdict(
     drop((gov, bank));
 
     let k = matched.len();
+    let message = |verdict| VerdictMessage { verdict, positions: Vec::new() };
     if (k as u64) < params.min_intersection {
-        ch.send("psi.verdict", &Verdict::BelowMinimum)?;
-        return Err(refusal(params, ""));
+        return Ok((Err(refusal(params, "")), message(Verdict::BelowMinimum)));
     }
     let rows = || Some(matched.iter().map(|&(_, b)| order[b as usize] as usize).collect());
-    match params.reveal {
+    Ok(match params.reveal {
         PsiReveal::Both => {
-            ch.send("psi.verdict", &Verdict::Positions(k as u64))?;
-            let bytes: Vec<u8> = matched.iter().flat_map(|&(g, _)| g.to_le_bytes()).collect();
-            ch.send_bulk("psi.positions", &bytes)?;
-            Ok(PsiOutput { size: k, rows: rows() })
+            let positions = matched.iter().flat_map(|&(g, _)| g.to_le_bytes()).collect();
+            (
+                Ok(PsiOutput { size: k, rows: rows() }),
+                VerdictMessage { verdict: Verdict::Positions(k as u64), positions },
+            )
         }
-        PsiReveal::BankOnly => {
-            ch.send("psi.verdict", &Verdict::Size(k as u64))?;
-            Ok(PsiOutput { size: k, rows: rows() })
-        }
-        PsiReveal::SizeOnly => {
-            ch.send("psi.verdict", &Verdict::Size(k as u64))?;
-            Ok(PsiOutput { size: k, rows: None })
-        }
-    }
+        PsiReveal::BankOnly => (Ok(PsiOutput { size: k, rows: rows() }), message(Verdict::Size(k as u64))),
+        PsiReveal::SizeOnly => (Ok(PsiOutput { size: k, rows: None }), message(Verdict::Size(k as u64))),
+    })
 }
 
 /// The refusal both parties report when the `min_intersection` rule fails.
@@ -463,7 +572,7 @@ fn send_blinded_ids(ch: &mut Channel, kind: &str, ids: &[String], order: &[u32],
 }
 
 /// Receives `n` peer points, raises each to the own key and returns their tags in arrival order.
-fn recv_points_as_tags(ch: &mut Channel, kind: &str, n: usize, job: &Job) -> Result<Vec<u128>> {
+fn recv_points_as_tags(ch: &mut Channel, kind: &'static str, n: usize, job: &Job) -> Result<Vec<u128>> {
     let mut tags = vec![0u128; n];
     recv_chunks(ch, kind, n, 32, |start, bytes| {
         let out = &mut tags[start..start + bytes.len() / 32];
@@ -487,22 +596,30 @@ fn recv_points_as_tags(ch: &mut Channel, kind: &str, n: usize, job: &Job) -> Res
 
 /// Sends `tags` truncated to `t` bytes each, in frames of [`CHUNK`].
 pub(crate) fn send_tags(ch: &mut Channel, kind: &str, tags: &[u128], t: usize) -> Result<()> {
-    send_chunks(ch, kind, tags.len(), t, |start, out| {
-        for (o, tag) in out.chunks_exact_mut(t).zip(&tags[start..]) {
-            o.copy_from_slice(&tag.to_le_bytes()[..t]);
-        }
-    })
+    send_chunks(ch, kind, tags.len(), t, |start, out| encode_tags(&tags[start..], t, out))
+}
+
+/// Writes tags truncated to `t` bytes each into `out` (as many as fit).
+pub(crate) fn encode_tags(tags: &[u128], t: usize, out: &mut [u8]) {
+    for (o, tag) in out.chunks_exact_mut(t).zip(tags) {
+        o.copy_from_slice(&tag.to_le_bytes()[..t]);
+    }
+}
+
+/// Reads `t`-byte tags from `bytes` into `tags` (as many as fit).
+pub(crate) fn decode_tags(bytes: &[u8], t: usize, tags: &mut [u128]) {
+    for (tag, b) in tags.iter_mut().zip(bytes.chunks_exact(t)) {
+        let mut full = [0u8; 16];
+        full[..t].copy_from_slice(b);
+        *tag = u128::from_le_bytes(full);
+    }
 }
 
 /// Receives `n` tags of `t` bytes sent by [`send_tags`].
-pub(crate) fn recv_tags(ch: &mut Channel, kind: &str, n: usize, t: usize) -> Result<Vec<u128>> {
+pub(crate) fn recv_tags(ch: &mut Channel, kind: &'static str, n: usize, t: usize) -> Result<Vec<u128>> {
     let mut tags = vec![0u128; n];
     recv_chunks(ch, kind, n, t, |start, bytes| {
-        for (tag, b) in tags[start..].iter_mut().zip(bytes.chunks_exact(t)) {
-            let mut full = [0u8; 16];
-            full[..t].copy_from_slice(b);
-            *tag = u128::from_le_bytes(full);
-        }
+        decode_tags(bytes, t, &mut tags[start..]);
         Ok(())
     })?;
     Ok(tags)
@@ -518,36 +635,83 @@ pub(crate) fn send_chunks(
     mut fill: impl FnMut(usize, &mut [u8]),
 ) -> Result<()> {
     for start in (0..count).step_by(CHUNK) {
-        let mut buf = vec![0u8; CHUNK.min(count - start) * item_len];
-        fill(start, &mut buf);
-        ch.send_frame(kind, buf)?;
+        ch.send_frame(kind, chunk(count, item_len, start, &mut fill))?;
     }
     Ok(())
+}
+
+/// The frame of items `start..` (at most [`CHUNK`]) of `count` items of `item_len` bytes,
+/// written by `fill(start, buf)`.
+pub(crate) fn chunk(count: usize, item_len: usize, start: usize, fill: impl FnOnce(usize, &mut [u8])) -> Vec<u8> {
+    let mut buf = vec![0u8; CHUNK.min(count - start) * item_len];
+    fill(start, &mut buf);
+    buf
 }
 
 /// Receives exactly `count` items of `item_len` bytes sent by [`send_chunks`]; any other frame
 /// size is a protocol error.
 pub(crate) fn recv_chunks(
     ch: &mut Channel,
-    kind: &str,
+    kind: &'static str,
     count: usize,
     item_len: usize,
     mut take: impl FnMut(usize, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    for start in (0..count).step_by(CHUNK) {
-        let expected = CHUNK.min(count - start) * item_len;
+    let mut flight = Chunks::new(kind, count, item_len);
+    while !flight.is_complete() {
         let bytes = ch.recv_frame(kind)?;
-        if bytes.len() != expected {
+        take(flight.accept(&bytes)?, &bytes)?;
+    }
+    Ok(())
+}
+
+/// The receiver's progress through a flight of `count` items of `item_len` bytes sent in frames
+/// of [`CHUNK`] items (the last one the rest).
+#[derive(Clone, Copy, Debug)]
+pub struct Chunks {
+    kind: &'static str,
+    count: usize,
+    item_len: usize,
+    /// First item of the next frame.
+    next: usize,
+}
+
+impl Chunks {
+    pub(crate) fn new(kind: &'static str, count: usize, item_len: usize) -> Chunks {
+        Chunks { kind, count, item_len, next: 0 }
+    }
+
+    /// Bytes the next frame must have (`None`: the flight is complete).
+    pub fn next_len(&self) -> Option<usize> {
+        (!self.is_complete()).then(|| CHUNK.min(self.count - self.next) * self.item_len)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.next >= self.count
+    }
+
+    /// Checks that `len` is the next frame's length (any other, or a frame after the last, is
+    /// a [`PeerError`]) and returns the index of its first item.
+    pub fn check(&self, len: usize) -> Result<usize> {
+        let expected = self.next_len().unwrap_or(0);
+        if len != expected || self.is_complete() {
+            let items = expected / self.item_len;
             return Err(PeerError::wrong_bytes(
-                format!("'{kind}' frame at element {start} ({} elements of {item_len} bytes)", expected / item_len),
+                format!("'{}' frame at element {} ({items} elements of {} bytes)", self.kind, self.next, self.item_len),
                 expected as u64,
-                bytes.len() as u64,
+                len as u64,
             )
             .into());
         }
-        take(start, &bytes)?;
+        Ok(self.next)
     }
-    Ok(())
+
+    /// [`Chunks::check`], then expects the frame after.
+    pub(crate) fn accept(&mut self, bytes: &[u8]) -> Result<usize> {
+        let start = self.check(bytes.len())?;
+        self.next += CHUNK;
+        Ok(start)
+    }
 }
 
 /// `(tag, position)` pairs sorted by tag; equal tags (repeated IDs, or a collision with

@@ -114,6 +114,7 @@ fn floor_shift_is_exact() {
 
 #[test]
 fn select_multiplies_xor_shared_bits_with_one_partys_plaintext() {
+    const NARROW: u32 = 13;
     sources::each_source(|| {
         let n: usize = 150;
         let random_bits = |seed| {
@@ -128,17 +129,23 @@ fn select_multiplies_xor_shared_bits_with_one_partys_plaintext() {
             let me = e.role();
             let mine = if me == Role::Gov { &gov_bits } else { &bank_bits };
             let own_values = (me == Role::Bank).then_some(&values[..]);
-            let sel = e.select(Role::Bank, own_values, 2, mine, n).unwrap();
+            let sel = e.select(Role::Bank, own_values, 2, mine, n, 64).unwrap();
             let ones = e.bits_to_arith(mine, n).unwrap();
-            let refused = e.select(Role::Bank, own_values, 2, &mine[..1], n).is_err();
-            ([sel, ones].map(|v| e.reveal_both(&opened(), &v).unwrap()), refused)
+            let narrow = e.select(Role::Bank, own_values, 2, mine, n, NARROW).unwrap();
+            let refused = e.select(Role::Bank, own_values, 2, &mine[..1], n, 64).is_err();
+            let in_ring = narrow.iter().all(|&v| v >> NARROW == 0);
+            ([sel, ones, narrow].map(|v| e.reveal_both(&opened(), &v).unwrap()), refused, in_ring)
         });
         assert_eq!(g.0, b.0);
         assert!(g.1 && b.1, "a bit vector of the wrong length is refused");
+        assert!(g.2 && b.2, "narrow-ring shares are reduced to the ring");
         for i in 0..n {
             let beta = ((gov_bits[i / 64] ^ bank_bits[i / 64]) >> (i % 64)) & 1;
             assert_eq!(g.0[1][i], beta);
             assert_eq!(&g.0[0][2 * i..2 * i + 2], &[values[2 * i] * beta, values[2 * i + 1] * beta]);
+            let low = |v: u64| v & ((1 << NARROW) - 1);
+            let narrow = [low(g.0[2][2 * i]), low(g.0[2][2 * i + 1])];
+            assert_eq!(narrow, [low(values[2 * i] * beta), low(values[2 * i + 1] * beta)], "product mod 2^{NARROW}");
         }
     });
 }
@@ -160,6 +167,38 @@ fn thermometer_gives_every_at_least_bit_inside_and_outside_the_range() {
                 let got = ((g[e / 64] ^ b[e / 64]) >> (e % 64)) & 1;
                 assert_eq!(got == 1, v as i64 >= k as i64, "[{} ≥ {k}]", v as i64);
             }
+        }
+    });
+}
+
+/// Calls larger than one piece (more than 2^21 OTs in `select`'s COT, more than 2^20 AND
+/// triples in `greater_than`) are cut into pieces at both parties alike; results unchanged.
+#[test]
+fn calls_larger_than_one_piece_match_plaintext() {
+    sources::each_source(|| {
+        let n: usize = (1 << 21) + 1000;
+        let mut r = ChaCha20Rng::seed_from_u64(20);
+        let (gov_bits, bank_bits): (Vec<u64>, Vec<u64>) =
+            (0..n.div_ceil(64)).map(|_| (r.next_u64(), r.next_u64())).unzip();
+        let mask_last = |mut w: Vec<u64>| {
+            *w.last_mut().unwrap() &= (1 << (n % 64)) - 1;
+            w
+        };
+        let (gov_bits, bank_bits) = (mask_last(gov_bits), mask_last(bank_bits));
+        let x = small_values(21, 20_000, 1 << 30);
+        let (g, b) = both(|e| {
+            let mine = if e.role() == Role::Gov { &gov_bits } else { &bank_bits };
+            let ones = e.bits_to_arith(mine, n).unwrap();
+            let xs = shared(e, &x);
+            let above = e.greater_than(&xs, &[0], 64).unwrap();
+            (e.reveal_both(&opened(), &ones).unwrap(), above)
+        });
+        assert_eq!(g.0, b.0);
+        for i in 0..n {
+            assert_eq!(g.0[i], ((gov_bits[i / 64] ^ bank_bits[i / 64]) >> (i % 64)) & 1, "bit {i}");
+        }
+        for (i, &v) in x.iter().enumerate() {
+            assert_eq!(((g.1[i / 64] ^ b.1[i / 64]) >> (i % 64)) & 1 == 1, v as i64 > 0, "[{} > 0]", v as i64);
         }
     });
 }

@@ -35,6 +35,9 @@ pub(crate) struct Triples {
     used: usize,
 }
 
+/// Words of AND triples (64 each) made at once by [`Engine::and_triples`]: 2^20 triples.
+const TRIPLE_WORDS_PER_PIECE: usize = 1 << 14;
+
 /// Number of AND gates (per element) of the carry tree over `n` leaves, leaves excluded.
 fn tree_ands(mut n: usize) -> usize {
     let mut total = 0;
@@ -50,8 +53,27 @@ fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
 }
 
 impl Engine<'_> {
-    /// `64·words` AND triples from random OTs in both directions (at most one flight).
+    /// `64·words` AND triples from random OTs in both directions (at most one flight per
+    /// [`TRIPLE_WORDS_PER_PIECE`] words, none with silent correlations). Made piece by piece, so
+    /// the working memory (about 100 bytes per triple while a piece is made) stays bounded
+    /// whatever the number of triples; the triples themselves take 3 bits each.
     pub(crate) fn and_triples(&mut self, words: usize) -> Result<Triples> {
+        let mut all = Triples {
+            a: Vec::with_capacity(words),
+            b: Vec::with_capacity(words),
+            c: Vec::with_capacity(words),
+            used: 0,
+        };
+        for start in (0..words.max(1)).step_by(TRIPLE_WORDS_PER_PIECE) {
+            let piece = self.and_triple_piece((words - start).min(TRIPLE_WORDS_PER_PIECE))?;
+            all.a.extend_from_slice(&piece.a);
+            all.b.extend_from_slice(&piece.b);
+            all.c.extend_from_slice(&piece.c);
+        }
+        Ok(all)
+    }
+
+    fn and_triple_piece(&mut self, words: usize) -> Result<Triples> {
         let m = 64 * words;
         let (sent, received) = self.ot_keys("mpc.and.u", Some(m), Some((m, None)), true)?;
         let (sent, received) = (sent.expect("sender part"), received.expect("receiver part"));

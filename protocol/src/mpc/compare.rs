@@ -23,7 +23,7 @@
 //! Nothing is opened here; every result stays shared.
 
 use super::Engine;
-use super::cot::{CotRecv, CotSend};
+use super::cot::{CotRecv, CotSend, low_mask};
 use crate::{Error, InputError, Result, Role};
 
 /// Bit `e` of a packed XOR-share vector.
@@ -57,9 +57,12 @@ impl Engine<'_> {
         self.msb_width(&diffs, width)
     }
 
-    /// Shares of `β_e · v_e` for the XOR-shared packed bits `β` (`n` of them) and `owner`'s
-    /// plaintext ring values `v` (`width` per bit, element-major; Some at the owner, None at the
-    /// peer). Returns `n × width` shares. One correlated OT per bit, owner to peer.
+    /// Shares of `β_e · v_e` in `Z_2^ring` for the XOR-shared packed bits `β` (`n` of them) and
+    /// `owner`'s plaintext values `v` (`width` per bit, element-major; Some at the owner, None at
+    /// the peer). Returns `n × width` shares, each reduced to its low `ring` bits. One correlated
+    /// OT per bit, owner to peer, with `ring` bits of correction per value: pass the smallest ring
+    /// that holds the sums the caller forms (e.g. counts of at most `n` rows), 64 for values that
+    /// go on into fixed-point arithmetic.
     pub fn select(
         &mut self,
         owner: Role,
@@ -67,11 +70,18 @@ impl Engine<'_> {
         width: usize,
         bits: &[u64],
         n: usize,
+        ring: u32,
     ) -> Result<Vec<u64>> {
         if bits.len() != n.div_ceil(64) {
             return Err(Error::Input(InputError::Usage {
                 op: "select",
                 detail: format!("{} bit words for {n} bits", bits.len()),
+            }));
+        }
+        if !(1..=64).contains(&ring) {
+            return Err(Error::Input(InputError::Usage {
+                op: "select",
+                detail: format!("ring of {ring} bits, use 1..=64"),
             }));
         }
         if n == 0 || width == 0 {
@@ -80,7 +90,7 @@ impl Engine<'_> {
         if owner != self.role {
             let choices: Vec<u64> = (0..n).map(|e| bit(bits, e)).collect();
             let recv = CotRecv { choices: &choices, groups: n, width, bits: 1 };
-            return Ok(self.cot(None, Some(recv))?.1);
+            return Ok(self.cot_ring(None, Some(recv), ring)?.1);
         }
         let v = values.ok_or_else(|| {
             Error::Input(InputError::Usage { op: "select", detail: "the owner must pass its values".into() })
@@ -94,18 +104,18 @@ impl Engine<'_> {
         // (1 − 2β_o)·v: v or −v.
         let corr: Vec<u64> =
             v.iter().enumerate().map(|(j, &x)| if bit(bits, j / width) == 1 { x.wrapping_neg() } else { x }).collect();
-        let (cross, _) = self.cot(Some(CotSend { corr: &corr, groups: n, width, bits: 1 }), None)?;
+        let (cross, _) = self.cot_ring(Some(CotSend { corr: &corr, groups: n, width, bits: 1 }), None, ring)?;
         Ok(v.iter()
             .zip(cross)
             .enumerate()
-            .map(|(j, (&x, c))| c.wrapping_add(x.wrapping_mul(bit(bits, j / width))))
+            .map(|(j, (&x, c))| c.wrapping_add(x.wrapping_mul(bit(bits, j / width))) & low_mask(ring))
             .collect())
     }
 
     /// Arithmetic shares (integers 0 or 1, not fixed point) of `n` XOR-shared packed bits.
     pub fn bits_to_arith(&mut self, bits: &[u64], n: usize) -> Result<Vec<u64>> {
         let ones = (self.role == Role::Gov).then(|| vec![1u64; n]);
-        self.select(Role::Gov, ones.as_deref(), 1, bits, n)
+        self.select(Role::Gov, ones.as_deref(), 1, bits, n, 64)
     }
 
     /// Integer shares of `#{k : x_i > t_k}` per element: how many of the public thresholds each

@@ -42,6 +42,11 @@ pub(crate) struct CotRecv<'a> {
 /// Output shares of [`Engine::cot_many`], one vector per shape.
 type SharesPerShape = Vec<Vec<u64>>;
 
+/// Most OTs in one piece of an [`Engine::cot_ring`] call (2^21: 64 MB of keys at the sender).
+const PIECE_OTS: usize = 1 << 21;
+/// Most element-bits (`groups · width · bits`) in one piece: at most 2^25 corrections.
+const PIECE_ENTRIES: usize = 1 << 25;
+
 /// Tweak base for OT number `start` of the instance whose sender is `sender`.
 fn tweak_base(sender: Role, start: u64) -> u128 {
     ((sender.index() as u128) << 120) | ((start as u128) << 32)
@@ -158,12 +163,49 @@ impl Engine<'_> {
     }
 
     /// [`Engine::cot`] in `Z_2^ring`: outputs are shares mod `2^ring` (low `ring` bits set only).
+    ///
+    /// A large call runs in pieces of whole groups, each at most [`PIECE_OTS`] OTs and
+    /// [`PIECE_ENTRIES`] element-bits (unless one group alone is larger), two flights each, so
+    /// that its keys, pads and corrections stay bounded in memory. The pieces follow from the
+    /// public shape, so both parties cut alike.
     pub(crate) fn cot_ring(
         &mut self,
         send: Option<CotSend>,
         recv: Option<CotRecv>,
         ring: u32,
     ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let per_piece = |groups: usize, width: usize, bits: u32| -> usize {
+            let ots = PIECE_OTS / bits.max(1) as usize;
+            let entries = PIECE_ENTRIES / (width.max(1) * bits.max(1) as usize);
+            ots.min(entries).clamp(1, groups.max(1))
+        };
+        let send_step = send.as_ref().map_or(1, |s| per_piece(s.groups, s.width, s.bits));
+        let recv_step = recv.as_ref().map_or(1, |r| per_piece(r.groups, r.width, r.bits));
+        let pieces = |groups: usize, step: usize| groups.div_ceil(step).max(1);
+        let count = pieces(send.as_ref().map_or(0, |s| s.groups), send_step)
+            .max(pieces(recv.as_ref().map_or(0, |r| r.groups), recv_step));
+        if count == 1 {
+            return self.cot_piece(send, recv, ring);
+        }
+        let (mut sender_shares, mut receiver_shares) = (Vec::new(), Vec::new());
+        for p in 0..count {
+            let send_part = send.as_ref().map(|s| {
+                let (g0, g1) = ((p * send_step).min(s.groups), ((p + 1) * send_step).min(s.groups));
+                CotSend { corr: &s.corr[g0 * s.width..g1 * s.width], groups: g1 - g0, width: s.width, bits: s.bits }
+            });
+            let recv_part = recv.as_ref().map(|r| {
+                let (g0, g1) = ((p * recv_step).min(r.groups), ((p + 1) * recv_step).min(r.groups));
+                CotRecv { choices: &r.choices[g0..g1], groups: g1 - g0, width: r.width, bits: r.bits }
+            });
+            let (s, r) = self.cot_piece(send_part, recv_part, ring)?;
+            sender_shares.extend(s);
+            receiver_shares.extend(r);
+        }
+        Ok((sender_shares, receiver_shares))
+    }
+
+    /// One piece of [`Engine::cot_ring`]: [`Engine::cot_many`] with one shape.
+    fn cot_piece(&mut self, send: Option<CotSend>, recv: Option<CotRecv>, ring: u32) -> Result<(Vec<u64>, Vec<u64>)> {
         let (s, r) = self.cot_many(send.as_slice(), recv.as_slice(), ring)?;
         Ok((s.into_iter().next().unwrap_or_default(), r.into_iter().next().unwrap_or_default()))
     }
@@ -171,7 +213,8 @@ impl Engine<'_> {
     /// [`Engine::cot_ring`] for several shapes at once (e.g. groups of different widths), in the
     /// same two flights: the OTs of all shapes in one batch, the corrections in one message. The
     /// peer passes the mirror image (its `recv` shapes are this party's `send` shapes, in the
-    /// same order). Returns the output shares per shape.
+    /// same order). Returns the output shares per shape. Not cut into pieces: for calls of
+    /// moderate size (a few thousand OTs).
     pub(crate) fn cot_many(
         &mut self,
         send: &[CotSend],

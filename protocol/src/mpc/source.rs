@@ -180,8 +180,8 @@ impl OtSource for Iknp {
 ///
 /// Batches: both parties' pools mirror each other (the sender's pool in one direction is the
 /// receiver's in the other party), so both decide refills alike; a refill makes
-/// `max(shortfall, next)` COTs, `next` doubling from [`Silent::FIRST_BATCH`] to
-/// [`Silent::MAX_BATCH`]. OTs left in the pools when the engine is dropped are wiped unused.
+/// `min(max(shortfall, next), MAX_BATCH)` COTs, `next` doubling from [`Silent::FIRST_BATCH`]
+/// to [`Silent::MAX_BATCH`], until the shortfall is covered. OTs left in the pools when the engine is dropped are wiped unused.
 pub(crate) struct Silent {
     send: VecDeque<SendBatch>,
     recv: VecDeque<RecvBatch>,
@@ -231,10 +231,12 @@ impl Silent {
         self.recv.iter().map(|b| b.t.len() - b.used).sum()
     }
 
-    /// Size of the next refill in the direction whose sender is `sender`.
+    /// Size of the next refill in the direction whose sender is `sender`: at most
+    /// [`Silent::MAX_BATCH`], so the generator's working memory stays bounded (a larger
+    /// shortfall takes several refills).
     fn batch(&mut self, sender: Role, shortfall: usize) -> usize {
         let next = &mut self.next[sender.index()];
-        let n = shortfall.max(*next);
+        let n = shortfall.max(*next).min(Self::MAX_BATCH);
         *next = (*next * 2).min(Self::MAX_BATCH);
         n
     }
@@ -261,11 +263,12 @@ impl OtSource for Silent {
         let me = ch.role();
         // The gov-sender direction first, then the bank-sender one: the same order at both.
         for sender in [Role::Gov, Role::Bank] {
-            if sender == me && self.available_send() < send {
+            while sender == me && self.available_send() < send {
                 let n = self.batch(sender, send - self.available_send());
                 let (delta, s) = crate::pcg::cot_send(ch, n, rng)?;
                 self.send.push_back(SendBatch { delta: delta.0, s, used: 0 });
-            } else if sender != me && self.available_recv() < recv {
+            }
+            while sender != me && self.available_recv() < recv {
                 let n = self.batch(sender, recv - self.available_recv());
                 let (x, t) = crate::pcg::cot_receive(ch, n, rng)?;
                 self.recv.push_back(RecvBatch { x, t, used: 0 });

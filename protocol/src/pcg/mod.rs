@@ -124,12 +124,10 @@ impl Drop for VoleReceiver {
 fn send<R: CryptoRng + ?Sized>(ch: &mut Channel, kind: Kind, n: usize, rng: &mut R) -> Result<silent::SenderOutput> {
     let start = SenderStart::new(kind, n)?;
     let params = Params::new(n)?;
-    let offer = BaseOffer(ch.recv_frame(BaseOffer::KIND)?);
-    let (extending, answer) = start.on_base_offer(&offer, rng)?;
-    ch.send_bulk(BaseAnswer::KIND, &answer.0)?;
-    let ext = Extension(ch.recv_bulk(Extension::KIND, Extension::len(&params, kind) as u64)?);
-    let (encoding, trees) = extending.on_extension(&ext, rng)?;
-    ch.send_bulk(TreeMessage::KIND, &trees.encode())?;
+    let (extending, answer) = start.on_base_offer(&BaseOffer::recv(ch)?, rng)?;
+    answer.send(ch)?;
+    let (encoding, trees) = extending.on_extension(&Extension::recv(ch, &params, kind)?, rng)?;
+    trees.send(ch)?;
     Ok(encoding.finish())
 }
 
@@ -142,12 +140,46 @@ fn receive<R: CryptoRng + ?Sized>(
 ) -> Result<(silent::ReceiverExtended, TreeMessage)> {
     let params = Params::new(n)?;
     let (start, offer) = ReceiverStart::start(kind, n, rng)?;
-    ch.send_frame(BaseOffer::KIND, offer.0)?;
-    let answer = BaseAnswer(ch.recv_bulk(BaseAnswer::KIND, BaseAnswer::LEN as u64)?);
-    let (extended, ext) = start.on_base_answer(&answer, rng)?;
-    ch.send_bulk(Extension::KIND, &ext.0)?;
-    let bytes = ch.recv_bulk(TreeMessage::KIND, (TreeMessage::elements(&params, kind) * 16) as u64)?;
-    Ok((extended, TreeMessage::decode(&params, kind, &bytes)?))
+    offer.send(ch)?;
+    let (extended, ext) = start.on_base_answer(&BaseAnswer::recv(ch)?, rng)?;
+    ext.send(ch)?;
+    Ok((extended, TreeMessage::recv(ch, &params, kind)?))
+}
+
+// How each flight travels over a channel (the drivers here and [`crate::psi_vole`]'s). Every
+// receive is size-limited before anything is allocated.
+impl BaseOffer {
+    pub(crate) fn send(self, ch: &mut Channel) -> Result<()> {
+        ch.send_frame(Self::KIND, self.0)
+    }
+    pub(crate) fn recv(ch: &mut Channel) -> Result<BaseOffer> {
+        Ok(BaseOffer(ch.recv_frame(Self::KIND)?))
+    }
+}
+impl BaseAnswer {
+    pub(crate) fn send(&self, ch: &mut Channel) -> Result<()> {
+        ch.send_bulk(Self::KIND, &self.0)
+    }
+    pub(crate) fn recv(ch: &mut Channel) -> Result<BaseAnswer> {
+        Ok(BaseAnswer(ch.recv_bulk(Self::KIND, Self::LEN as u64)?))
+    }
+}
+impl Extension {
+    pub(crate) fn send(&self, ch: &mut Channel) -> Result<()> {
+        ch.send_bulk(Self::KIND, &self.0)
+    }
+    pub(crate) fn recv(ch: &mut Channel, p: &Params, kind: Kind) -> Result<Extension> {
+        Ok(Extension(ch.recv_bulk(Self::KIND, Extension::len(p, kind) as u64)?))
+    }
+}
+impl TreeMessage {
+    pub(crate) fn send(&self, ch: &mut Channel) -> Result<()> {
+        ch.send_bulk(Self::KIND, &self.encode())
+    }
+    pub(crate) fn recv(ch: &mut Channel, p: &Params, kind: Kind) -> Result<TreeMessage> {
+        let bytes = ch.recv_bulk(Self::KIND, (TreeMessage::elements(p, kind) * 16) as u64)?;
+        TreeMessage::decode(p, kind, &bytes)
+    }
 }
 
 /// Random COT, sender side: returns (Δ, s).
