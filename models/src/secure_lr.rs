@@ -35,10 +35,12 @@
 //! Cost: with the linear sigmoid the per-batch Gram matrices are computed once and reused every
 //! epoch (`Training::run_linear_gram`): the cross block X_gᵀX_b by the engine's `cross_gram`
 //! (a homomorphic product of bounded 16- and 20-bit inputs in a ring just wide enough for the
-//! exact block), then one shared (c+1)² matrix–vector product per step. On synthetic_30k (24k
-//! rows, 10 + 13 features, batch 1024, 10 epochs) the cross blocks and label products take
-//! about 1.3 MB per batch, 31 MB in all (250–310 MB with the earlier OT products, silent / IKNP
-//! correlations); the whole training job, steps included, 167 MB with silent correlations.
+//! exact block), then one (c+1)² matrix–vector product per step, with the owners' plaintext
+//! blocks of G in one COT direction and the shared cross blocks in both, in a 46-bit ring
+//! ([`GRAM_THETA_BOUND_BITS`]). On synthetic_30k (24k rows, 10 + 13 features, batch 1024,
+//! 10 epochs) the cross blocks and label products take about 1.3 MB per batch, 31 MB in all
+//! (250–310 MB with the earlier OT products, silent / IKNP correlations), and the steps about
+//! 113 kB of corrections each, 27 MB in all (72 MB with all of G shared in a 64-bit ring).
 //! Other sigmoids run four batch-size products per step (`run_general`): each party's batch
 //! matrices are prepared once (engine `prepare_matrix`: homomorphic form, the owner's encrypted
 //! batch kept by the peer for all epochs) and each step's `matvec` / `matvec_t` costs one reply of
@@ -47,8 +49,9 @@
 //! product stays below `protocol::mpc::product_bound` = 2^(62−2f) in magnitude (2^14 at f = 24).
 //! The largest products here are the batch gradient sums Xᵀe of the clipped-linear and poly3
 //! sigmoids, at most batch_size·[`GRAM_MAX_ABS`]·2, which `TrainParams::validate` keeps in bound
-//! through frac_bits; the logits and the linear sigmoid's G·θ are far below it for any sane
-//! model (|z| < 2^14).
+//! through frac_bits; the logits are far below it for any sane model (|z| < 2^14), and the
+//! linear sigmoid's G·θ runs in a narrower ring under the public bound
+//! [`GRAM_THETA_BOUND_BITS`].
 
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
@@ -78,6 +81,18 @@ pub const GRAM_CHOICE_FRAC: u32 = 8;
 /// [`GRAM_CHOICE_FRAC`] and batch size 1024 the product's ring is 10 + 16 + 20 = 46 bits, within
 /// the homomorphic product's 49.
 pub const GRAM_CORR_FRAC: u32 = 12;
+/// Public bound on the linear sigmoid's per-step product: every `|(G·θ)_i| < 2^12` (real),
+/// so `Engine::matvec_shared` runs in a ring of `12 + 2f + 2` bits (46 at f = 16) instead of
+/// 64. Derivation: `(G·θ)_i` is ¼ of the batch mean of `x̃_i·z` (`z = x̃·θ` a training row's
+/// logit), so `|(G·θ)_i| ≤ ¼·GRAM_MAX_ABS·max|z|`: the bound holds while the logits of the
+/// batch stay within ±128, where σ̃(z) = ½ + z/4 is already 32 times beyond [0, 1] (sound
+/// linear-sigmoid models have |z| of a few units). Up to fixed-point rounding the secure θ is
+/// the reference trainer's, so it can fail only where the reference itself diverges. If it
+/// fails, a gradient entry may be off by a multiple of 2^14 and θ jumps by `lr`·2^14: with
+/// the weights revealed, the training warnings (|w| > [`WEIGHT_WARN`]) and the partial-logit
+/// check on the training rows (a "training diverged" error) report it; with
+/// [`ModelReveal::None`] only the metrics show it.
+pub const GRAM_THETA_BOUND_BITS: u32 = 12;
 
 /// Policy rules under which this module opens values ([`protocol::disclose`]), besides
 /// [`ModelReveal::rule`].
@@ -944,8 +959,12 @@ impl Training<'_> {
     /// - X_gᵀ(½ − y) = ½·X_gᵀ1 − X_gᵀy: `cross_gram` with the bank's −y (1-bit entries) against
     ///   the gov's features.
     ///
-    /// Per iteration one `matvec_shared` of the shared (c_g + c_b + 1)² matrix G with θ, truncated
-    /// once. Nothing is opened; each party learns nothing beyond `run_general`. Same algorithm and
+    /// Per iteration one `matvec_shared` of G ((c_g + c_b + 1)², each block marked as the gov's,
+    /// the bank's or shared) with the shared θ in the ring of [`GRAM_THETA_BOUND_BITS`] + 2f + 2
+    /// bits (46 at f = 16), lifted and truncated once: COT corrections for each owner block in
+    /// one direction (owner sender, peer receiver with its θ share) and for the cross blocks in
+    /// both, (c_g + 1)² − 1 + (c_b + 1)² + 4·c_g·c_b entry-directions of 135 B at m = 46
+    /// (836 on synthetic_30k, 113 kB per step), plus `2·(c_g + c_b + 1)·m` OTs and the lift. Nothing is opened; each party learns nothing beyond `run_general`. Same algorithm and
     /// same batches as the reference trainer; the only differences are fixed-point rounding and
     /// the rounding of the cross-block inputs (per entry of G/4n at most about 2^-17 in standard
     /// deviation at batch size 1024).
@@ -1043,6 +1062,20 @@ impl Training<'_> {
             grams.push((g, c));
         }
 
+        // Who knows each entry of G: the gov its block (rows and columns of w_g and the bias,
+        // except bias × bias), the bank its block with n; the cross blocks are shared.
+        let side = |i: usize| match i {
+            i if i < cg => Some(Role::Gov),
+            i if i < dim - 1 => Some(Role::Bank),
+            _ => None,
+        };
+        let known_by: Vec<Option<Role>> = (0..dim * dim)
+            .map(|k| match (side(k / dim), side(k % dim)) {
+                (Some(a), Some(b)) if a != b => None,
+                (Some(a), _) | (None, Some(a)) => Some(a),
+                (None, None) => Some(Role::Bank),
+            })
+            .collect();
         engine.channel().set_phase("lr-train");
         let (lr, decay) = (self.params.learning_rate, self.decay());
         // θ = (w_g, w_b, b) as shares, all zero at the start.
@@ -1050,7 +1083,7 @@ impl Training<'_> {
         for epoch in 0..self.params.epochs {
             for k in self.plan.epoch_order(epoch) {
                 let (g, c) = &grams[k];
-                let g_theta = engine.matvec_shared(g, &theta)?;
+                let g_theta = engine.matvec_shared(g, &known_by, &theta, GRAM_THETA_BOUND_BITS)?;
                 let grad = engine.add(&g_theta, c);
                 theta = Self::update(engine, &theta, &grad, dim - 1, decay, lr)?;
             }

@@ -84,7 +84,7 @@ fn secure_training_matches_reference_on_default_credit() {
     let max_dw = revealed.weights.iter().zip(&reference.weights).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     println!("max |w_secure - w_reference| = {max_dw:.2e}, bias diff {:.2e}", (revealed.bias - reference.bias).abs());
     assert!(
-        max_dw < 1e-2 && (revealed.bias - reference.bias).abs() < 1e-2,
+        max_dw < 1e-3 && (revealed.bias - reference.bias).abs() < 1e-3,
         "weights drift from the reference by {max_dw}"
     );
 
@@ -95,7 +95,7 @@ fn secure_training_matches_reference_on_default_credit() {
     let secure_logits: Vec<f64> = scores.iter().map(|s| s.logit.unwrap()).collect();
     let metrics = bank.artifact.metrics.clone().unwrap();
     println!("test AUC: secure {:.4}, reference {ref_auc:.4}; KS {:.4}", metrics.auc, metrics.ks);
-    assert!((metrics.auc - ref_auc).abs() <= 0.005);
+    assert!((metrics.auc - ref_auc).abs() <= 0.001);
     assert_eq!(gov.artifact.metrics, Some(metrics.clone()), "the gov receives the bank's metrics");
     assert_eq!(metrics, Metrics::compute(&secure_logits, &y));
     // Scores are the plaintext scoring of the revealed model, up to fixed-point rounding (each
@@ -262,7 +262,7 @@ fn linear_training_matches_reference_when_the_bank_has_fewer_columns() {
     let max_dw = revealed.weights.iter().zip(&reference.weights).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     println!("max |w_secure - w_reference| = {max_dw:.2e}, bias diff {:.2e}", (revealed.bias - reference.bias).abs());
     assert!(
-        max_dw < 2e-3 && (revealed.bias - reference.bias).abs() < 2e-3,
+        max_dw < 5e-4 && (revealed.bias - reference.bias).abs() < 5e-4,
         "weights drift from the reference by {max_dw}"
     );
 }

@@ -213,32 +213,142 @@ fn cross_gram_refuses_out_of_bound_entries_and_oversized_rings_without_talking()
     });
 }
 
+/// Reveals `matvec_shared` of `m` (rows × cols, ring units) with the bank's `v` at public
+/// `bound_bits`: the entries `known_by` a party are its plaintext (the other passes random
+/// values there, which must be ignored), the others shared as a uniform gov share and the
+/// bank's complement. Also returns the correction bytes of the call.
+fn reveal_matvec_shared(
+    m: &[i64],
+    known_by: &[Option<Role>],
+    (rows, cols): (usize, usize),
+    v: &[i64],
+    bound_bits: u32,
+    seed: u64,
+) -> (Vec<i64>, u64) {
+    let mut r = ChaCha20Rng::seed_from_u64(seed);
+    let (mut gov_m, mut bank_m) = (Vec::new(), Vec::new());
+    for (&x, who) in m.iter().zip(known_by) {
+        let (x, noise) = (x as u64, r.next_u64());
+        let (g, b) = match who {
+            Some(Role::Gov) => (x, noise),
+            Some(Role::Bank) => (noise, x),
+            None => (noise, x.wrapping_sub(noise)),
+        };
+        gov_m.push(g);
+        bank_m.push(b);
+    }
+    let v: Vec<u64> = v.iter().map(|&x| x as u64).collect();
+    let (g, b) = both(|e| {
+        let me = e.role();
+        let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
+        let own = PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
+        let before = e.traffic().correction_bytes;
+        let out = e.matvec_shared(&own, known_by, &vs, bound_bits).unwrap();
+        let bytes = e.traffic().correction_bytes - before;
+        (e.reveal_both(&opened(), &out).unwrap(), bytes)
+    });
+    assert_eq!(g, b);
+    (g.0.iter().map(|&x| x as i64).collect(), g.1)
+}
+
+/// `⌊M·v / 2^F⌋` in i128 (ring units).
+fn plain_matvec(m: &[i64], cols: usize, v: &[i64]) -> Vec<i128> {
+    m.chunks_exact(cols).map(|row| row.iter().zip(v).map(|(&a, &b)| a as i128 * b as i128).sum::<i128>() >> F).collect()
+}
+
 #[test]
-fn matvec_shared_matches_plaintext() {
+fn matvec_shared_is_exact_up_to_the_bound() {
     sources::each_source(|| {
-        let fp = FixedPoint::new(F);
         let mut r = ChaCha20Rng::seed_from_u64(200);
-        for (rows, cols) in [(24usize, 24usize), (7, 13), (1, 1)] {
-            let m: Vec<u64> = (0..rows * cols).map(|_| fp.encode(r.random_range(-8.0..8.0))).collect();
-            let v: Vec<u64> = (0..cols).map(|_| fp.encode(r.random_range(-20.0..20.0))).collect();
-            // Full-range shares of M: the truncation must come after the sum.
-            let gov_m: Vec<u64> = (0..rows * cols).map(|_| r.next_u64()).collect();
-            let bank_m: Vec<u64> = m.iter().zip(&gov_m).map(|(x, g)| x.wrapping_sub(*g)).collect();
-            let (g, b) = both(|e| {
-                let me = e.role();
-                let vs = e.share(Role::Bank, (me == Role::Bank).then_some(&v[..]), cols).unwrap();
-                let own =
-                    PlainMatrix { rows, cols, data: if me == Role::Gov { gov_m.clone() } else { bank_m.clone() } };
-                let out = e.matvec_shared(&own, &vs).unwrap();
-                e.reveal_both(&opened(), &out).unwrap()
-            });
-            assert_eq!(g, b);
-            for i in 0..rows {
-                let want: i128 = (0..cols).map(|j| m[i * cols + j] as i64 as i128 * v[j] as i64 as i128).sum();
-                let diff = (g[i] as i64).wrapping_sub((want >> F) as i64);
-                assert!(diff.abs() <= 1, "row {i} of {rows}×{cols}: off by {diff} ulps");
+        // Rings m = bound_bits + 2F + 2: 34 (the smallest), 46 (training), 64 (no lift).
+        for bound_bits in [0u32, 12, 30] {
+            for (rows, cols) in [(24usize, 24usize), (7, 13), (1, 1), (3, 2)] {
+                // |M_ij|, |v_j| ≤ a with cols·a² < 2^(bound_bits + 2F) ring units: every |M·v| is
+                // below the bound, rows 0 and 1 (all entries ±a) just below it.
+                let a = (2f64.powi((bound_bits + 2 * F) as i32) / cols as f64).sqrt() as i64 - 1;
+                let mut m: Vec<i64> = (0..rows * cols).map(|_| r.random_range(-a..=a)).collect();
+                let v: Vec<i64> = (0..cols).map(|_| if r.random_bool(0.5) { a } else { -a }).collect();
+                for j in 0..cols {
+                    m[j] = v[j].signum() * a;
+                    if rows > 1 {
+                        m[cols + j] = -v[j].signum() * a;
+                    }
+                }
+                let extreme = cols as i128 * a as i128 * a as i128;
+                assert!(extreme < 1 << (bound_bits + 2 * F) && extreme > 1 << (bound_bits + 2 * F - 1));
+                // Each entry the gov's, the bank's or shared, at random.
+                let known_by: Vec<Option<Role>> =
+                    (0..rows * cols).map(|_| [Some(Role::Gov), Some(Role::Bank), None][r.random_range(0..3)]).collect();
+                let (got, _) = reveal_matvec_shared(&m, &known_by, (rows, cols), &v, bound_bits, r.next_u64());
+                for (i, want) in plain_matvec(&m, cols, &v).into_iter().enumerate() {
+                    let diff = got[i] as i128 - want;
+                    assert!(
+                        diff == 0 || diff == -1,
+                        "bound 2^{bound_bits}, row {i} of {rows}×{cols}: off by {diff} ulps"
+                    );
+                }
             }
         }
+    });
+}
+
+#[test]
+fn matvec_shared_beyond_the_bound_is_off_by_multiples_of_the_ring() {
+    sources::each_source(|| {
+        // |M·v| between 2^(bound_bits + 2F) and 3 times that: right or off by a multiple of
+        // 2^(m − F) ulps (m = bound_bits + 2F + 2) depending on the random shares, unnoticed.
+        let (bound_bits, rows) = (6u32, 200);
+        let a = 3i64 << ((bound_bits + 2 * F - 2) / 2);
+        let m = vec![a; rows];
+        let (got, _) = reveal_matvec_shared(&m, &vec![None; rows], (rows, 1), &[a], bound_bits, 7);
+        let want = plain_matvec(&m, 1, &[a])[0];
+        let period = 1i128 << (bound_bits + F + 2);
+        let mut wrong = 0;
+        for &g in &got {
+            let diff = g as i128 - want;
+            assert!(diff.rem_euclid(period) == 0 || (diff + 1).rem_euclid(period) == 0, "off by {diff}");
+            wrong += (diff.abs() > 1) as usize;
+        }
+        assert!((rows / 10..rows).contains(&wrong), "{wrong} of {rows} wrong");
+    });
+}
+
+#[test]
+fn matvec_shared_sends_corrections_one_way_for_plaintext_entries() {
+    sources::each_source(|| {
+        // 24 × 24 at m = 12 + 2F + 2 = 46: all shared, all the gov's, all the bank's. One
+        // direction's corrections are 576 entries × Σ_{k<46}(46 − k) = 1081 bits, in 64-bit words.
+        let (rows, cols, bound_bits) = (24usize, 24usize, 12u32);
+        let one_way = (rows * cols * 1081).div_ceil(64) as u64 * 8;
+        let m = vec![1i64 << 20; rows * cols];
+        let v = vec![1i64 << 10; cols];
+        let mut bytes = Vec::new();
+        for who in [None, Some(Role::Gov), Some(Role::Bank)] {
+            let (got, b) = reveal_matvec_shared(&m, &vec![who; rows * cols], (rows, cols), &v, bound_bits, 9);
+            assert!(got.iter().all(|&x| x == (24i64 << 30) >> F || x == ((24i64 << 30) >> F) - 1), "{who:?}");
+            bytes.push(b);
+        }
+        for b in &bytes[1..] {
+            let saved = bytes[0] - b;
+            assert!((one_way..one_way + 64).contains(&saved), "saved {saved} B, one direction is {one_way} B");
+        }
+    });
+}
+
+#[test]
+fn matvec_shared_refuses_a_bound_beyond_64_bits() {
+    sources::each_source(|| {
+        let ((), ()) = both(|e| {
+            let own = PlainMatrix { rows: 1, cols: 1, data: vec![0] };
+            let before = e.stats();
+            match e.matvec_shared(&own, &[None], &[0], 31) {
+                Err(Error::Input(InputError::Usage { detail, .. })) => {
+                    assert!(detail.contains("65-bit ring; use bound_bits ≤ 30"), "{detail}")
+                }
+                other => panic!("expected an input error, got {other:?}"),
+            }
+            assert_eq!(e.stats(), before, "refused before sending anything");
+        });
     });
 }
 

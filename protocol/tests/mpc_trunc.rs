@@ -155,7 +155,8 @@ fn products_near_the_bound_at_f24_are_exact() {
                     let pm = e.prepare_matrix(Role::Gov, gov_owns, n, cols).unwrap();
                     e.matvec_t(&pm, &us).unwrap()
                 },
-                e.matvec_shared(if me == Role::Gov { &gov_m } else { &bank_m }, &vs[..3]).unwrap(),
+                e.matvec_shared(if me == Role::Gov { &gov_m } else { &bank_m }, &[None; 15], &vs[..3], 62 - 2 * f)
+                    .unwrap(),
                 e.sigmoid(&xs, Sigmoid::Linear).unwrap(),
             ];
             outs.map(|o| e.reveal_both(&opened(), &o).unwrap())

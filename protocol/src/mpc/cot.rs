@@ -39,6 +39,9 @@ pub(crate) struct CotRecv<'a> {
     pub bits: u32,
 }
 
+/// Output shares of [`Engine::cot_many`], one vector per shape.
+type SharesPerShape = Vec<Vec<u64>>;
+
 /// Most OTs in one piece of an [`Engine::cot_ring`] call (2^21: 64 MB of keys at the sender).
 const PIECE_OTS: usize = 1 << 21;
 /// Most element-bits (`groups · width · bits`) in one piece: at most 2^25 corrections.
@@ -201,30 +204,50 @@ impl Engine<'_> {
         Ok((sender_shares, receiver_shares))
     }
 
+    /// One piece of [`Engine::cot_ring`]: [`Engine::cot_many`] with one shape.
     fn cot_piece(&mut self, send: Option<CotSend>, recv: Option<CotRecv>, ring: u32) -> Result<(Vec<u64>, Vec<u64>)> {
+        let (s, r) = self.cot_many(send.as_slice(), recv.as_slice(), ring)?;
+        Ok((s.into_iter().next().unwrap_or_default(), r.into_iter().next().unwrap_or_default()))
+    }
+
+    /// [`Engine::cot_ring`] for several shapes at once (e.g. groups of different widths), in the
+    /// same two flights: the OTs of all shapes in one batch, the corrections in one message. The
+    /// peer passes the mirror image (its `recv` shapes are this party's `send` shapes, in the
+    /// same order). Returns the output shares per shape. Not cut into pieces: for calls of
+    /// moderate size (a few thousand OTs).
+    pub(crate) fn cot_many(
+        &mut self,
+        send: &[CotSend],
+        recv: &[CotRecv],
+        ring: u32,
+    ) -> Result<(SharesPerShape, SharesPerShape)> {
         assert!(ring <= 64, "cot: ring of {ring} bits");
         assert!(
-            send.as_ref().is_none_or(|s| s.bits <= ring) && recv.as_ref().is_none_or(|r| r.bits <= ring),
+            send.iter().all(|s| s.bits <= ring) && recv.iter().all(|r| r.bits <= ring),
             "cot: more choice bits than ring bits"
         );
-        let words = recv.as_ref().map(|r| {
-            assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
-            let m = r.groups * r.bits as usize;
+        let ots = |groups: usize, bits: u32| groups * bits as usize;
+        let words = (!recv.is_empty()).then(|| {
+            let m: usize = recv.iter().map(|r| ots(r.groups, r.bits)).sum();
             let mut words = vec![0u128; m.div_ceil(128)];
-            for (g, &c) in r.choices.iter().enumerate() {
-                for k in 0..r.bits as usize {
-                    let i = g * r.bits as usize + k;
-                    words[i / 128] |= (((c >> k) & 1) as u128) << (i % 128);
+            let mut i = 0;
+            for r in recv {
+                assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
+                for &c in r.choices {
+                    for k in 0..r.bits as usize {
+                        words[i / 128] |= (((c >> k) & 1) as u128) << (i % 128);
+                        i += 1;
+                    }
                 }
             }
             (m, words)
         });
-        if let Some(s) = &send {
+        for s in send {
             assert_eq!(s.corr.len(), s.groups * s.width, "cot: correlation shape");
         }
         let (sent, received) = self.ot_keys(
             "mpc.cot.u",
-            send.as_ref().map(|s| s.groups * s.bits as usize),
+            (!send.is_empty()).then(|| send.iter().map(|s| ots(s.groups, s.bits)).sum()),
             words.as_ref().map(|(m, w)| (*m, Some(w.as_slice()))),
             false,
         )?;
@@ -232,26 +255,52 @@ impl Engine<'_> {
             w.zeroize();
         }
         let before = self.ch.stats().total_bytes();
-        let sender_shares = match (&send, &sent) {
-            (Some(s), Some(keys)) => {
-                let (shares, packed) = self.sender_corrections(s, keys, tweak_base(self.role, keys.start), ring);
-                self.ch.send_u64s("mpc.cot.d", &packed)?;
-                shares
+        let mut sender_shares = Vec::with_capacity(send.len());
+        if let Some(keys) = &sent {
+            let (mut packed, mut off) = (Vec::new(), 0);
+            for s in send {
+                let m = ots(s.groups, s.bits);
+                let tweak = tweak_base(self.role, keys.start + off as u64);
+                let (shares, words) =
+                    self.sender_corrections(s, &keys.k0[off..off + m], &keys.k1[off..off + m], tweak, ring);
+                sender_shares.push(shares);
+                packed.extend(words);
+                off += m;
             }
-            _ => Vec::new(),
-        };
-        let receiver_shares = match (&recv, &received) {
-            (Some(r), Some(keys)) => {
-                let d = self.ch.recv_u64s("mpc.cot.d", correction_words(r.groups, r.width, r.bits, ring))?;
-                self.receiver_outputs(r, &keys.keys, &d, tweak_base(self.role.peer(), keys.start), ring)
+            self.ch.send_u64s("mpc.cot.d", &packed)?;
+        }
+        let mut receiver_shares = Vec::with_capacity(recv.len());
+        if let Some(keys) = &received {
+            let total = recv.iter().map(|r| correction_words(r.groups, r.width, r.bits, ring)).sum();
+            let d = self.ch.recv_u64s("mpc.cot.d", total)?;
+            let (mut off, mut word) = (0, 0);
+            for r in recv {
+                let (m, w) = (ots(r.groups, r.bits), correction_words(r.groups, r.width, r.bits, ring));
+                let tweak = tweak_base(self.role.peer(), keys.start + off as u64);
+                receiver_shares.push(self.receiver_outputs(
+                    r,
+                    &keys.keys[off..off + m],
+                    &d[word..word + w],
+                    tweak,
+                    ring,
+                ));
+                off += m;
+                word += w;
             }
-            _ => Vec::new(),
-        };
+        }
         self.correction_bytes += self.ch.stats().total_bytes() - before;
         Ok((sender_shares, receiver_shares))
     }
 
-    fn sender_corrections(&self, s: &CotSend, keys: &Sent, tweak: u128, ring: u32) -> (Vec<u64>, Vec<u64>) {
+    /// `k0`, `k1`: this shape's OT keys (`groups·bits` each).
+    fn sender_corrections(
+        &self,
+        s: &CotSend,
+        k0: &[u128],
+        k1: &[u128],
+        tweak: u128,
+        ring: u32,
+    ) -> (Vec<u64>, Vec<u64>) {
         let (bits, width) = (s.bits as usize, s.width);
         let blocks = width.div_ceil(2);
         let mut shares = vec![0u64; s.groups * width];
@@ -266,8 +315,8 @@ impl Engine<'_> {
             let tw = tweak + (((g0 * bits) as u128) << 32);
             m0.resize((hi - lo) * blocks, 0);
             m1.resize((hi - lo) * blocks, 0);
-            self.hash.expand(&keys.k0[lo..hi], tw, blocks, &mut m0);
-            self.hash.expand(&keys.k1[lo..hi], tw, blocks, &mut m1);
+            self.hash.expand(&k0[lo..hi], tw, blocks, &mut m0);
+            self.hash.expand(&k1[lo..hi], tw, blocks, &mut m1);
             for g in g0..g1 {
                 let c = &s.corr[g * width..(g + 1) * width];
                 let out = &mut shares[g * width..(g + 1) * width];

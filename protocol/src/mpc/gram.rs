@@ -1,6 +1,7 @@
 //! Products for Gram-type blocks: the cross product `AᵀB` of two parties' plaintext matrices
-//! (homomorphic, [`crate::he`]), lifting shares from `Z_2^ℓ` to `Z_2^64`, and a shared matrix
-//! times a shared vector.
+//! (homomorphic, [`crate::he`]), lifting shares from `Z_2^ℓ` to `Z_2^64`, and a matrix whose
+//! entries are each one party's plaintext or shared times a shared vector, in a ring just wide
+//! enough for a public bound on the product ([`Engine::matvec_shared`]).
 //!
 //! Cost model (why the cross product is homomorphic): a Gilboa OT product costs, per entry of
 //! the choice matrix, one OT per bit and a correction of up to `ℓ` bits per correlation element,
@@ -9,7 +10,7 @@
 //! `a_cols·b_cols·rows·(ℓ + 15)` bits, independent of the entries' bit widths.
 
 use super::cot::{CotRecv, CotSend, low_mask};
-use super::{Engine, PlainMatrix, add_groups};
+use super::{Engine, PlainMatrix};
 use crate::he::{self, Budget, Ciphertext, Evaluator, N, Plain, PublicKey, SecretKey};
 use crate::{Error, InputError, Result, Role};
 
@@ -393,80 +394,127 @@ impl Engine<'_> {
     /// `3..=64` (64: returned unchanged, no message). Values outside the bound come out wrong by
     /// a multiple of `2^ring`; callers guarantee the bound (e.g. [`Engine::cross_gram`]).
     ///
-    /// Protocol: the gov adds `2^(ring−2)` to its share, so `T = v + 2^(ring−2) ∈ [0, 2^(ring−1))`
-    /// with shares `g, h < 2^ring`: `g + h = T + 2^ring·w`. Since `T`'s top bit is 0, the wrap is
-    /// `w = α ∨ β = α + β − αβ` for the top bits `α` of `g` and `β` of `h`. The product `αβ` is
-    /// one COT (gov receiver with choice `α`, bank sender with correlation `β`) in
-    /// `Z_2^(64−ring)`, because it is scaled by `2^ring`. Each party then outputs
-    /// `own − 2^ring·(own top bit) + 2^ring·(COT share)`, and the gov subtracts `2^(ring−2)`.
-    ///
-    /// What each party learns: nothing. `α`, `β` are functions of its own share; the COT reveals
-    /// nothing (see `cot`), and each output share is uniform on its own (the input shares are
-    /// uniform mod `2^ring`, the COT shares mod `2^(64−ring)`). Bytes: one OT (16 B) plus
-    /// `64 − ring` bits per element.
+    /// `lift_truncate` by 0 bits: one COT per element in `Z_2^(64−ring)` for the wrap
+    /// bit of the two shares (the bank COT sender). What each party learns: nothing; each output
+    /// share alone is uniform. Bytes: one OT (16 B) plus `64 − ring` bits per element, one round
+    /// trip.
     pub fn lift(&mut self, x: &[u64], ring: u32) -> Result<Vec<u64>> {
-        if !(3..=64).contains(&ring) {
-            return Err(Error::Input(InputError::Usage {
-                op: "lift",
-                detail: format!("ring of {ring} bits, use 3..=64"),
-            }));
-        }
-        if ring == 64 {
-            return Ok(x.to_vec());
-        }
-        let mask = low_mask(ring);
-        let offset = 1u64 << (ring - 2);
-        let own: Vec<u64> = match self.role {
-            Role::Gov => x.iter().map(|v| v.wrapping_add(offset) & mask).collect(),
-            Role::Bank => x.iter().map(|v| v & mask).collect(),
-        };
-        let top: Vec<u64> = own.iter().map(|v| v >> (ring - 1)).collect();
-        let n = x.len();
-        let and_shares = match self.role {
-            Role::Gov => {
-                self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), 64 - ring)?.1
-            }
-            Role::Bank => self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, 64 - ring)?.0,
-        };
-        let gov = self.role == Role::Gov;
-        Ok((0..n)
-            .map(|i| {
-                let v = own[i].wrapping_sub(top[i] << ring).wrapping_add(and_shares[i] << ring);
-                if gov { v.wrapping_sub(offset) } else { v }
-            })
-            .collect())
+        self.lift_truncate(x, ring, 0, Role::Bank)
     }
 
-    /// Shares of `M·v`, truncated, where the matrix `M` (`rows × cols`) is itself shared: each
-    /// party passes its share as the plaintext matrix `own` (e.g. its own plaintext block padded
-    /// with zeros, or its share of a block computed earlier) and `v` (length `cols`) is shared.
-    /// Both must pass the same shape.
+    /// Shares of `M·v`, truncated by `f` bits, for a `rows × cols` matrix `M` whose entries are
+    /// each known to one party in plaintext or additively shared, as the public `known_by` says
+    /// (row-major; `Some(r)`: `r`'s plaintext, `None`: shared), and a shared `v` (length
+    /// `cols`). Each party passes as `own` its plaintext at its entries, its share at the shared
+    /// ones and anything at the peer's (ignored). Both pass the same shape, `known_by` and
+    /// public `bound_bits`.
     ///
-    /// `M·v = M_me·v_me + M_me·v_peer + M_peer·v_me + M_peer·v_peer`: the two cross terms are
-    /// Gilboa products with each party COT sender with the columns of its `M` share and
-    /// receiver with the 64 bits of its `v` share (both directions at once, two flights). The
-    /// sum is truncated once, so the shares of `M` may be full-range ring elements.
+    /// Exact (the truncation's `⌊M·v⌋` or one ulp below) while the real value satisfies
+    /// `|M·v| < 2^bound_bits` (`M` and `v` with `f` fractional bits each): the product is computed
+    /// in the ring `Z_2^m`, `m = bound_bits + 2f + 2 ≤ 64` (so `|M·v| < 2^(m−2)` ring units), from
+    /// the shares reduced mod `2^m`. Beyond it an entry may come out off by a multiple of
+    /// `2^(bound_bits + 2)` (real; whether depends on the random shares) and nothing tells: the
+    /// caller's bound must hold.
     ///
-    /// What each party learns: nothing (COT security, see `cot`, and [`Engine::truncate`]);
-    /// output shares are uniform. Exact while `|M·v| <` [`super::product_bound`].
-    /// Bytes: per direction `cols` × 64 OTs (16 B each) plus `rows·cols·260` B of corrections,
-    /// then the truncation (one OT and `f` bits per row).
-    pub fn matvec_shared(&mut self, own: &PlainMatrix, v: &[u64]) -> Result<Vec<u64>> {
+    /// Protocol: with `M = M_me + M_peer` (a party's part is zero at the peer's entries),
+    /// `M·v = M_me·v_me + M_me·v_peer + M_peer·v_me + M_peer·v_peer`. The cross terms are Gilboa
+    /// products in `Z_2^m`: each party is COT sender, per column `j`, with its entries of column
+    /// `j` (its own and the shared ones) and receiver with the `m` low bits of its `v_j` share
+    /// for the peer's and the shared entries. A plaintext entry thus costs one direction, a
+    /// shared one two. Both directions and all column widths run in one batch (two flights). The
+    /// sum mod `2^m` is lifted to `Z_2^64` and truncated in one step (`lift_truncate`,
+    /// one more round trip), so shares of `M` may be full-range ring elements.
+    ///
+    /// What each party learns: nothing beyond the public shape, `known_by` and bound (COT
+    /// security, see `cot`, and `lift_truncate`); output shares are uniform. Bytes:
+    /// per direction `m` OTs per column with an entry in that direction (16 B each with IKNP),
+    /// `m(m+1)/16` B of corrections per entry and direction (`Σ_{k<m}(m − k)` bits; 135 B at
+    /// m = 46, 260 B at m = 64), then one OT and `64 − m + f` bits per row.
+    pub fn matvec_shared(
+        &mut self,
+        own: &PlainMatrix,
+        known_by: &[Option<Role>],
+        v: &[u64],
+        bound_bits: u32,
+    ) -> Result<Vec<u64>> {
         let (rows, cols) = (own.rows, own.cols);
-        if own.data.len() != rows * cols || v.len() != cols {
+        let f = self.fp.frac_bits;
+        if own.data.len() != rows * cols || known_by.len() != rows * cols || v.len() != cols {
             return Err(Error::Input(InputError::Usage {
                 op: "matvec_shared",
-                detail: format!("matrix {rows}×{cols} with {} entries, vector of {}", own.data.len(), v.len()),
+                detail: format!(
+                    "matrix {rows}×{cols} with {} entries and {} holders, vector of {}",
+                    own.data.len(),
+                    known_by.len(),
+                    v.len()
+                ),
             }));
         }
-        let cols_major = own.column_major();
-        let (s, r) = self.cot(
-            Some(CotSend { corr: &cols_major, groups: cols, width: rows, bits: 64 }),
-            Some(CotRecv { choices: v, groups: cols, width: rows, bits: 64 }),
-        )?;
-        let mut out = own.mul_vec(v);
-        add_groups(&mut out, &s);
-        add_groups(&mut out, &r);
-        self.truncate(&out, self.fp.frac_bits)
+        let ring = bound_bits + 2 * f + 2;
+        if ring > 64 {
+            return Err(Error::Input(InputError::Usage {
+                op: "matvec_shared",
+                detail: format!(
+                    "a bound of 2^{bound_bits} at {f} fractional bits needs a {ring}-bit ring; use bound_bits ≤ {}",
+                    62u32.saturating_sub(2 * f)
+                ),
+            }));
+        }
+        let mask = low_mask(ring);
+        let me = self.role;
+        // Rows of column j with entries this party / the peer contributes.
+        let rows_of = |j: usize, who: Role| -> Vec<usize> {
+            (0..rows).filter(|&i| known_by[i * cols + j] != Some(who.peer())).collect()
+        };
+        let mut out = vec![0u64; rows];
+        for (i, o) in out.iter_mut().enumerate() {
+            for j in 0..cols {
+                if known_by[i * cols + j] != Some(me.peer()) {
+                    *o = o.wrapping_add(own.data[i * cols + j].wrapping_mul(v[j]));
+                }
+            }
+        }
+        // Columns grouped by width (ascending, columns ascending: the peer groups alike), per
+        // direction: (width, columns, rows of each column).
+        let shapes = |who: Role| -> Vec<(usize, Vec<usize>, Vec<Vec<usize>>)> {
+            let mut by_width = std::collections::BTreeMap::<usize, (Vec<usize>, Vec<Vec<usize>>)>::new();
+            for j in 0..cols {
+                let r = rows_of(j, who);
+                if !r.is_empty() {
+                    let e = by_width.entry(r.len()).or_default();
+                    e.0.push(j);
+                    e.1.push(r);
+                }
+            }
+            by_width.into_iter().map(|(w, (js, rs))| (w, js, rs)).collect()
+        };
+        let (send_shapes, recv_shapes) = (shapes(me), shapes(me.peer()));
+        let corr: Vec<Vec<u64>> = send_shapes
+            .iter()
+            .map(|(_, js, rs)| {
+                js.iter().zip(rs).flat_map(|(&j, r)| r.iter().map(move |&i| own.data[i * cols + j] & mask)).collect()
+            })
+            .collect();
+        let choices: Vec<Vec<u64>> =
+            recv_shapes.iter().map(|(_, js, _)| js.iter().map(|&j| v[j] & mask).collect()).collect();
+        let send: Vec<CotSend> = send_shapes
+            .iter()
+            .zip(&corr)
+            .map(|((w, js, _), c)| CotSend { corr: c, groups: js.len(), width: *w, bits: ring })
+            .collect();
+        let recv: Vec<CotRecv> = recv_shapes
+            .iter()
+            .zip(&choices)
+            .map(|((w, js, _), c)| CotRecv { choices: c, groups: js.len(), width: *w, bits: ring })
+            .collect();
+        let (s, r) = self.cot_many(&send, &recv, ring)?;
+        for (shapes, shares) in [(&send_shapes, &s), (&recv_shapes, &r)] {
+            for ((w, _, rs), sh) in shapes.iter().zip(shares) {
+                for (r, col) in rs.iter().zip(sh.chunks_exact(*w)) {
+                    r.iter().zip(col).for_each(|(&i, x)| out[i] = out[i].wrapping_add(*x));
+                }
+            }
+        }
+        self.lift_truncate(&out, ring, f, Role::Gov)
     }
 }

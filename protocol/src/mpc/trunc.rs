@@ -30,7 +30,7 @@
 //! overflow instead of passing a wrong result.
 
 use super::Engine;
-use super::cot::{CotRecv, CotSend};
+use super::cot::{CotRecv, CotSend, low_mask};
 use crate::fixed::FixedPoint;
 use crate::{Error, InputError, Result, Role};
 
@@ -67,28 +67,55 @@ impl Engine<'_> {
     /// failure probability (module docs: protocol, what each party learns, what happens outside
     /// the bound). `bits` in `0..=62` (0: returned unchanged, no message). One round trip.
     pub fn truncate(&mut self, x: &[u64], bits: u32) -> Result<Vec<u64>> {
-        if bits > TRUNC_BOUND_BITS {
+        self.lift_truncate(x, 64, bits, Role::Gov)
+    }
+
+    /// [`Engine::truncate`] of values given by shares mod `2^ring` (the low `ring` bits of each
+    /// `x`; higher bits are ignored): shares in `Z_2^64` of `⌊v/2^bits⌋` or one less, for each
+    /// value with `|v| < 2^(ring−2)`. `ring` in `3..=64`, `bits` in `0..=ring−2`; `bits = 0` is
+    /// [`Engine::lift`]. Outside the bound the result may be off by a multiple of
+    /// `2^(ring−bits)` (ulps of the output), depending on the random shares.
+    ///
+    /// Protocol: the module docs' with `2^(ring−2)` for the offset and `ring` for 64: the gov
+    /// adds `2^(ring−2)` to its share mod `2^ring`, so the sum of the shares is
+    /// `T = v + 2^(ring−2) + 2^ring·w` with `w = a ∨ b` (top bits `a`, `b` of the shares); `ab`
+    /// is needed mod `2^(64−ring+bits)` (it is scaled by `2^(ring−bits)`), one COT per element
+    /// (`cot_sender` with its top bit as correlation, the other party receiver with its top bit
+    /// as choice; callers pick the direction that saves a flight). Each party outputs
+    /// `⌊own/2^bits⌋ − 2^(ring−bits)·(own top bit) + 2^(ring−bits)·(COT share)`, and the gov
+    /// subtracts `2^(ring−2−bits)`.
+    ///
+    /// What each party learns: nothing (as for [`Engine::truncate`]); each output share alone is
+    /// uniform. Bytes: one OT (16 B) plus `64 − ring + bits` bits per element, one round trip
+    /// (`ring = 64`, `bits = 0`: returned unchanged, no message).
+    pub(super) fn lift_truncate(&mut self, x: &[u64], ring: u32, bits: u32, cot_sender: Role) -> Result<Vec<u64>> {
+        if !(3..=64).contains(&ring) || bits > ring - 2 {
             return Err(Error::Input(InputError::Usage {
-                op: "truncate",
-                detail: format!("by {bits} bits, use 0..={TRUNC_BOUND_BITS}"),
+                op: "lift_truncate",
+                detail: format!(
+                    "ring of {ring} bits and truncation by {bits}: use a ring of 3..=64 bits and 0..=ring−2"
+                ),
             }));
         }
-        if bits == 0 || x.is_empty() {
+        if (ring == 64 && bits == 0) || x.is_empty() {
             return Ok(x.to_vec());
         }
         let n = x.len();
-        let offset = 1u64 << TRUNC_BOUND_BITS;
+        let mask = low_mask(ring);
+        let offset = 1u64 << (ring - 2);
         let own: Vec<u64> = match self.role {
-            Role::Gov => x.iter().map(|v| v.wrapping_add(offset)).collect(),
-            Role::Bank => x.to_vec(),
+            Role::Gov => x.iter().map(|v| v.wrapping_add(offset) & mask).collect(),
+            Role::Bank => x.iter().map(|v| v & mask).collect(),
         };
-        let top: Vec<u64> = own.iter().map(|v| v >> 63).collect();
-        // Shares of a·b mod 2^bits.
-        let and_shares = match self.role {
-            Role::Gov => self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, bits)?.0,
-            Role::Bank => self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), bits)?.1,
+        let top: Vec<u64> = own.iter().map(|v| v >> (ring - 1)).collect();
+        // Shares of a·b mod 2^(64 − ring + bits).
+        let cot_ring = 64 - ring + bits;
+        let and_shares = if self.role == cot_sender {
+            self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, cot_ring)?.0
+        } else {
+            self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), cot_ring)?.1
         };
-        let high = 64 - bits;
+        let high = ring - bits;
         let shifted_offset = offset >> bits;
         Ok((0..n)
             .map(|i| {
