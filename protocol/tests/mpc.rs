@@ -25,14 +25,9 @@ fn fp() -> FixedPoint {
     FixedPoint::new(F)
 }
 
-/// Runs `f` at both parties (gov seed 1, bank seed 2) and returns (gov result, bank result).
+/// Runs `f` at both parties (see [`sources::both_at`]).
 fn both<T: Send>(f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
-    let src = sources::source();
-    let f = &f;
-    run_pair(
-        move |ch| f(&mut Engine::with_correlations(ch, fp(), src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::with_correlations(ch, fp(), src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
-    )
+    sources::both_at(F, f)
 }
 
 fn reals(seed: u64, n: usize, range: f64) -> Vec<f64> {

@@ -6,8 +6,6 @@
 mod sources;
 
 use protocol::Role;
-use protocol::channel::run_pair;
-use protocol::fixed::FixedPoint;
 use protocol::mpc::Engine;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -16,15 +14,9 @@ fn opened() -> protocol::disclose::Grant {
     protocol::disclose::Grant::new("test", "test", "a value the test checks")
 }
 
-/// Runs `f` at both parties and returns (gov result, bank result).
+/// Runs `f` at both parties (see [`sources::both_at`]).
 fn both<T: Send>(f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
-    let src = sources::source();
-    let f = &f;
-    let fp = FixedPoint::new(16);
-    run_pair(
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
-    )
+    sources::both_at(16, f)
 }
 
 /// `x` secret-shared by the gov (uniform shares).

@@ -22,15 +22,9 @@ fn opened() -> protocol::disclose::Grant {
 
 const F: u32 = 16;
 
-/// Runs `f` at both parties (gov seed 1, bank seed 2) and returns (gov result, bank result).
+/// Runs `f` at both parties (see [`sources::both_at`]).
 fn both<T: Send>(f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
-    let src = sources::source();
-    let f = &f;
-    let fp = FixedPoint::new(F);
-    run_pair(
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
-    )
+    sources::both_at(F, f)
 }
 
 fn mask(bits: u32) -> u64 {

@@ -21,15 +21,9 @@ const F: u32 = 16;
 /// Bytes of one fresh ciphertext (seed + 3 limbs of N = 8192 u64).
 const CT_BYTES: usize = 32 + 3 * 8192 * 8;
 
-/// Runs `f` at both parties (gov seed 1, bank seed 2) and returns (gov result, bank result).
+/// Runs `f` at both parties (see [`sources::both_at`]).
 fn both<T: Send>(f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
-    let src = sources::source();
-    let f = &f;
-    let fp = FixedPoint::new(F);
-    run_pair(
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
-    )
+    sources::both_at(F, f)
 }
 
 fn ints(seed: u64, n: usize, bits: u32) -> Vec<u64> {

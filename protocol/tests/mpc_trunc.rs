@@ -4,7 +4,6 @@
 
 mod sources;
 
-use protocol::channel::run_pair;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix, Sigmoid, check_range, product_bound};
 use protocol::{Error, InputError, Role};
@@ -15,14 +14,9 @@ fn opened() -> protocol::disclose::Grant {
     protocol::disclose::Grant::new("test", "test", "a value the test checks")
 }
 
-/// Runs `f` at both parties with `frac_bits` (gov seed 1, bank seed 2).
+/// Runs `f` at both parties with `frac_bits` (see [`sources::both_at`]).
 fn both<T: Send>(frac_bits: u32, f: impl Fn(&mut Engine) -> T + Sync) -> (T, T) {
-    let src = sources::source();
-    let (f, fp) = (&f, FixedPoint::new(frac_bits));
-    run_pair(
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()),
-        move |ch| f(&mut Engine::with_correlations(ch, fp, src, &mut ChaCha20Rng::seed_from_u64(2)).unwrap()),
-    )
+    sources::both_at(frac_bits, f)
 }
 
 /// Truncates the given share pairs with the engine; returns the opened results.
