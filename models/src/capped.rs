@@ -264,7 +264,7 @@ pub(crate) fn open_scores(
 }
 
 /// Rows per chunk of [`open_binned_counts`].
-const BIN_CHUNK_ROWS: usize = 1 << 14;
+const BIN_CHUNK_ROWS: usize = 1 << 15;
 
 /// Counts of positives and negatives per logit bin, from shares `z` of the logits of the `rows`
 /// rows ("test": the test metrics; "training": the calibration) and the bank's labels (Some at
