@@ -184,9 +184,6 @@ impl Engine<'_> {
         let pieces = |groups: usize, step: usize| groups.div_ceil(step).max(1);
         let count = pieces(send.as_ref().map_or(0, |s| s.groups), send_step)
             .max(pieces(recv.as_ref().map_or(0, |r| r.groups), recv_step));
-        if count == 1 {
-            return self.cot_piece(send, recv, ring);
-        }
         let (mut sender_shares, mut receiver_shares) = (Vec::new(), Vec::new());
         for p in 0..count {
             let send_part = send.as_ref().map(|s| {

@@ -240,6 +240,22 @@ impl Engine<'_> {
         Ok(total)
     }
 
+    /// Counts `outputs` flooded coefficients under `owner`'s key (error beyond the session cap).
+    pub(super) fn he_count_flooded(&mut self, owner: Role, outputs: usize, op: &'static str) -> Result<()> {
+        let flooded = &mut self.he.flooded[owner.index()];
+        if *flooded + outputs as u64 > he::MAX_FLOODED {
+            return Err(Error::Input(InputError::Usage {
+                op,
+                detail: format!(
+                    "more than {} homomorphic results under one key in one session: split the job into sessions",
+                    he::MAX_FLOODED
+                ),
+            }));
+        }
+        *flooded += outputs as u64;
+        Ok(())
+    }
+
     /// Shares mod `2^ring` of `AᵀB` for one row chunk (`own` already checked), by the
     /// homomorphic product described at [`Engine::cross_gram`].
     fn he_cross(
@@ -254,17 +270,7 @@ impl Engine<'_> {
         let rows = own.rows;
         let (layout, budget) = Layout::choose(rows, a_owner, a_cols, b_cols, bits, ring, self.he.keys_sent)?;
         let encryptor = if layout.a_encrypts { a_owner } else { a_owner.peer() };
-        let outputs = (a_cols * b_cols) as u64;
-        if self.he.flooded[encryptor.index()] + outputs > he::MAX_FLOODED {
-            return Err(Error::Input(InputError::Usage {
-                op: "cross_gram",
-                detail: format!(
-                    "more than {} homomorphic results under one key in one session: split the job into sessions",
-                    he::MAX_FLOODED
-                ),
-            }));
-        }
-        self.he.flooded[encryptor.index()] += outputs;
+        self.he_count_flooded(encryptor, a_cols * b_cols, "cross_gram")?;
         let before = self.ch.stats().total_bytes();
         let w = if encryptor == self.role {
             self.he_encrypting_side(own, &layout, ring)?

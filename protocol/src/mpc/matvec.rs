@@ -276,22 +276,6 @@ impl Engine<'_> {
         self.truncate(&out, self.fp.frac_bits)
     }
 
-    /// Counts `outputs` flooded coefficients under `owner`'s key (error beyond the session cap).
-    fn he_count_flooded(&mut self, owner: Role, outputs: usize, op: &'static str) -> Result<()> {
-        let flooded = &mut self.he.flooded[owner.index()];
-        if *flooded + outputs as u64 > he::MAX_FLOODED {
-            return Err(Error::Input(InputError::Usage {
-                op,
-                detail: format!(
-                    "more than {} homomorphic results under one key in one session: split the job into sessions",
-                    he::MAX_FLOODED
-                ),
-            }));
-        }
-        *flooded += outputs as u64;
-        Ok(())
-    }
-
     /// The owner's side: receives and decrypts the replies, `M·v_peer − r`.
     fn he_decrypt_product(&mut self, layout: &HeLayout, transposed: bool) -> Result<Vec<u64>> {
         let positions = layout.positions(transposed);
