@@ -244,6 +244,9 @@ fn secure_sigmoids_match_plaintext_approximations() {
     sources::each_source(|| {
         let mut xs = reals(70, 200, 6.0);
         xs.extend([-2.0, 2.0, 0.0, -1e-4, 1e-4, -30.0, 30.0]);
+        // Up to the engine's bound (`product_bound` = 2^30 at f = 16): the narrow sign tests hold.
+        let big = protocol::mpc::product_bound(fp()) - 1.0;
+        xs.extend([-1e6, 1e6, -big, big]);
         let x = fp().encode_all(&xs);
         let (g, b) = both(|e| {
             let me = e.role();

@@ -67,16 +67,33 @@ fn greater_than_and_count_above_match_plaintext_over_full_and_narrow_widths() {
     });
 }
 
+/// Every width 2..=64 (so every leaf split of the carry tree, a short top leaf included):
+/// random values in range, zero, ±1 and the range ends (long carry and propagate chains).
 #[test]
-fn narrow_msb_is_the_sign_of_small_values() {
+fn narrow_msb_is_the_sign_of_small_values_at_every_width() {
     sources::each_source(|| {
-        let x = small_values(7, 200, (1 << 13) - 1);
+        let per_width: Vec<Vec<u64>> = (2..=64u32)
+            .map(|w| {
+                let bound = ((1u128 << (w - 1)) - 1) as i64;
+                let mut x = small_values(u64::from(w), 40, bound);
+                x.extend([0, 1, -1, bound, -bound, -bound - 1].map(|v: i64| v as u64));
+                x
+            })
+            .collect();
         let (g, b) = both(|e| {
-            let xs = shared(e, &x);
-            e.msb_width(&xs, 14).unwrap()
+            (2..=64u32)
+                .zip(&per_width)
+                .map(|(w, x)| {
+                    let xs = shared(e, x);
+                    e.msb_width(&xs, w).unwrap()
+                })
+                .collect::<Vec<_>>()
         });
-        for (i, &v) in x.iter().enumerate() {
-            assert_eq!(((g[i / 64] ^ b[i / 64]) >> (i % 64)) & 1 == 1, (v as i64) < 0, "sign of {}", v as i64);
+        for ((w, x), (gw, bw)) in (2..=64u32).zip(&per_width).zip(g.iter().zip(&b)) {
+            for (i, &v) in x.iter().enumerate() {
+                let got = ((gw[i / 64] ^ bw[i / 64]) >> (i % 64)) & 1 == 1;
+                assert_eq!(got, (v as i64) < 0, "sign of {} at width {w}", v as i64);
+            }
         }
     });
 }
@@ -163,8 +180,9 @@ fn thermometer_gives_every_at_least_bit_inside_and_outside_the_range() {
     });
 }
 
-/// Calls larger than one piece (more than 2^21 OTs in `select`'s COT, more than 2^20 AND
-/// triples in `greater_than`) are cut into pieces at both parties alike; results unchanged.
+/// Calls larger than one piece (more than 2^21 OTs in `select`'s COT; more than 2^18 leaf OTs
+/// and 2^20 two-AND triples in `greater_than`) are cut into pieces at both parties alike;
+/// results unchanged.
 #[test]
 fn calls_larger_than_one_piece_match_plaintext() {
     sources::each_source(|| {
@@ -177,7 +195,7 @@ fn calls_larger_than_one_piece_match_plaintext() {
             w
         };
         let (gov_bits, bank_bits) = (mask_last(gov_bits), mask_last(bank_bits));
-        let x = small_values(21, 20_000, 1 << 30);
+        let x = small_values(21, 80_000, 1 << 30);
         let (g, b) = both(|e| {
             let mine = if e.role() == Role::Gov { &gov_bits } else { &bank_bits };
             let ones = e.bits_to_arith(mine, n).unwrap();

@@ -8,14 +8,26 @@
 //!   `v = u_peer ⊕ b·a_peer`. Then `c = a·b ⊕ u ⊕ v` gives `(a0⊕a1)(b0⊕b1) = c0⊕c1`. Each party
 //!   only knows its own `a, b, c`: its `a` is a hash of OT keys the peer cannot compute
 //!   (unknown Δ / unchosen message), its `b` are OT choices hidden from the peer (random choices,
-//!   so the silent source sends nothing for them; see `source`).
-//! - AND gate (Beaver): open `x⊕a`, `y⊕b` (uniform, since `a`, `b` are unknown to the peer).
+//!   so the silent source sends nothing for them; see `source`). Two bits of each hash give two
+//!   triples `(a1, b, c1)`, `(a2, b, c2)` with a common `b` from the same two OTs.
+//! - AND gate (Beaver): open `x⊕a`, `y⊕b` (uniform, since `a`, `b` are unknown to the peer);
+//!   two gates with a common operand `y` open `y⊕b` once.
 //! - MSB of an arithmetic share `x = x0 + x1`: `msb(x) = msb(x0) ⊕ msb(x1) ⊕ carry`, where the
-//!   carry out of the low 63 bits of `x0 + x1` is computed by a generate/propagate tree
-//!   (`G = a∧b`, `P = a⊕b`; combine `G = G_hi ⊕ P_hi∧G_lo`, `P = P_hi∧P_lo`): 63 + 123 ANDs per
-//!   element in 7 AND layers, bit-sliced over all elements. `msb_width` does the same on
-//!   `x mod 2^width` (the low `width` bits of the shares) for values known to be small. Parties learn only uniformly masked
-//!   openings; the output stays XOR-shared.
+//!   carry out of the low `w − 1` bits of `x0 + x1` (`w` = 64, or the width of `msb_width`) is
+//!   computed as in CrypTFlow2's millionaires' protocol (Rathee et al., CCS 2020): the bits are
+//!   cut into leaves of 4; for each leaf, with the gov's bits `α` and the bank's `β`, XOR shares
+//!   of generate `G = [α + β ≥ 16]` and propagate `P = [α + β = 15]` come from one 1-of-16 OT
+//!   made of 4 correlated OTs (the bank receiver with its bits as choices, the gov sending the
+//!   16-entry table of `(G(α, v), P(α, v))` masked with its random output bits, entry `v`
+//!   encrypted under the XOR of `H(k_i^{v_i}, tweak(OT i, v without bit i))`); then the
+//!   generate/propagate tree over the leaves (`G = G_hi ⊕ P_hi∧G_lo`, `P = P_hi∧P_lo`, one
+//!   two-AND triple per combination), one layer per flight, bit-sliced over all elements. At
+//!   `w = 64`: 63 OTs and 15 two-AND triples (30 random OTs) per element, 1 + 4 flights (the
+//!   bit-by-bit tree took 372 random OTs and 7 flights). What each party learns: the gov sees
+//!   the source's receiver message (uniform; `source`); the bank sees the tables, whose entries
+//!   other than its own `β` are masked by hashes of keys it does not hold (at least one `k_i`
+//!   of the other choice), and its own entry is masked by the gov's uniform output bits; AND
+//!   openings are uniformly masked. The output stays XOR-shared.
 //! - Multiplexer `β·y` for XOR-shared `β` and arithmetic `y`: each party is COT sender with
 //!   correlation `(1 − 2β_me)·y_me` against the peer's choice `β_peer` (one OT per element and
 //!   direction); adding `β_me·y_me` locally gives shares of `(β_me ⊕ β_peer)·y_me`. Security is
@@ -24,56 +36,67 @@
 use super::Engine;
 use super::cot::{CotRecv, CotSend};
 use crate::{Result, Role};
+use rand::Rng;
 use zeroize::Zeroize;
 
-/// XOR shares of AND triples, packed; wiped on drop.
+/// XOR shares of AND triples with a common second operand, packed: `c[j] = a[j] ∧ b` for
+/// `j < arity` (each of `a[j]`, `c[j]` as long as `b`); wiped on drop.
 #[derive(zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub(crate) struct Triples {
-    a: Vec<u64>,
+    a: Vec<Vec<u64>>,
     b: Vec<u64>,
-    c: Vec<u64>,
+    c: Vec<Vec<u64>>,
     used: usize,
 }
 
 /// Words of AND triples (64 each) made at once by [`Engine::and_triples`]: 2^20 triples.
 const TRIPLE_WORDS_PER_PIECE: usize = 1 << 14;
 
-/// Number of AND gates (per element) of the carry tree over `n` leaves, leaves excluded.
-fn tree_ands(mut n: usize) -> usize {
-    let mut total = 0;
-    while n > 1 {
-        total += (n / 2) * if n == 2 { 1 } else { 2 };
-        n = n / 2 + n % 2;
-    }
-    total
-}
+/// Bits of a share per leaf of the carry tree ([`Engine::carry_out`]): one 1-of-16 OT per leaf.
+const LEAF_BITS: usize = 4;
+
+/// Most leaf OTs per flight pair of [`Engine::carry_out`] (2^18: 8 MB of sender keys).
+const LEAF_OTS_PER_PIECE: usize = 1 << 18;
+
+/// Hash outputs of one block of the gov's leaf pads (1 MB per key set).
+const LEAF_HASH_BLOCKS: usize = 1 << 16;
 
 fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
     x.iter().zip(y).map(|(a, b)| a ^ b).collect()
 }
 
+/// `v` without bit `i` (the lower bits stay, the higher move down by one).
+fn without_bit(v: usize, i: usize) -> usize {
+    ((v >> (i + 1)) << i) | (v & ((1 << i) - 1))
+}
+
 impl Engine<'_> {
-    /// `64·words` AND triples from random OTs in both directions (at most one flight per
-    /// [`TRIPLE_WORDS_PER_PIECE`] words, none with silent correlations). Made piece by piece, so
-    /// the working memory (about 100 bytes per triple while a piece is made) stays bounded
-    /// whatever the number of triples; the triples themselves take 3 bits each.
-    pub(crate) fn and_triples(&mut self, words: usize) -> Result<Triples> {
+    /// `64·words` AND triples of each of `arity` (1 or 2) first operands against one common
+    /// second operand, from random OTs in both directions (at most one flight per
+    /// [`TRIPLE_WORDS_PER_PIECE`] words, none with silent correlations): the common operand `b`
+    /// is the OT choices, the first operands are bits of the OT hashes, so two triples with one
+    /// common operand cost what one does. Made piece by piece, so the working memory (about 100
+    /// bytes per triple while a piece is made) stays bounded whatever the number of triples.
+    pub(crate) fn and_triples(&mut self, words: usize, arity: usize) -> Result<Triples> {
+        assert!((1..=2).contains(&arity), "and_triples: arity {arity}");
         let mut all = Triples {
-            a: Vec::with_capacity(words),
+            a: vec![Vec::with_capacity(words); arity],
             b: Vec::with_capacity(words),
-            c: Vec::with_capacity(words),
+            c: vec![Vec::with_capacity(words); arity],
             used: 0,
         };
         for start in (0..words.max(1)).step_by(TRIPLE_WORDS_PER_PIECE) {
-            let piece = self.and_triple_piece((words - start).min(TRIPLE_WORDS_PER_PIECE))?;
-            all.a.extend_from_slice(&piece.a);
+            let piece = self.and_triple_piece((words - start).min(TRIPLE_WORDS_PER_PIECE), arity)?;
+            for j in 0..arity {
+                all.a[j].extend_from_slice(&piece.a[j]);
+                all.c[j].extend_from_slice(&piece.c[j]);
+            }
             all.b.extend_from_slice(&piece.b);
-            all.c.extend_from_slice(&piece.c);
         }
         Ok(all)
     }
 
-    fn and_triple_piece(&mut self, words: usize) -> Result<Triples> {
+    fn and_triple_piece(&mut self, words: usize, arity: usize) -> Result<Triples> {
         let m = 64 * words;
         let (sent, received) = self.ot_keys("mpc.and.u", Some(m), Some((m, None)), true)?;
         let (sent, received) = (sent.expect("sender part"), received.expect("receiver part"));
@@ -83,22 +106,27 @@ impl Engine<'_> {
         self.hash.expand(&sent.k0, send_tweak, 1, &mut h0);
         self.hash.expand(&sent.k1, send_tweak, 1, &mut h1);
         self.hash.expand(&received.keys, recv_tweak, 1, &mut hv);
-        let pack = |h: &[u128]| -> Vec<u64> {
+        // Bit j of every hash, packed.
+        let pack = |h: &[u128], j: usize| -> Vec<u64> {
             let mut out = vec![0u64; words];
             for (i, v) in h.iter().enumerate() {
-                out[i / 64] |= ((v & 1) as u64) << (i % 64);
+                out[i / 64] |= (((v >> j) & 1) as u64) << (i % 64);
             }
             out
         };
-        let (mut u, mut h1p, mut v) = (pack(&h0), pack(&h1), pack(&hv));
-        let a = xor(&u, &h1p);
         let b: Vec<u64> = (0..words).map(|w| (received.choices[w / 2] >> (64 * (w % 2))) as u64).collect();
-        let c: Vec<u64> = (0..words).map(|w| (a[w] & b[w]) ^ u[w] ^ v[w]).collect();
+        let (mut a, mut c) = (Vec::with_capacity(arity), Vec::with_capacity(arity));
+        for j in 0..arity {
+            let (mut u, mut h1p, mut v) = (pack(&h0, j), pack(&h1, j), pack(&hv, j));
+            let aj = xor(&u, &h1p);
+            c.push((0..words).map(|w| (aj[w] & b[w]) ^ u[w] ^ v[w]).collect());
+            a.push(aj);
+            for buf in [&mut u, &mut h1p, &mut v] {
+                buf.zeroize();
+            }
+        }
         // Wipe the hashes the triples were made from (the keys wipe themselves on drop).
         for buf in [&mut h0, &mut h1, &mut hv] {
-            buf.zeroize();
-        }
-        for buf in [&mut u, &mut h1p, &mut v] {
             buf.zeroize();
         }
         Ok(Triples { a, b, c, used: 0 })
@@ -106,18 +134,34 @@ impl Engine<'_> {
 
     /// XOR shares of `x ∧ y` (packed, equal lengths) using the next triples (one flight).
     pub(super) fn and(&mut self, x: &[u64], y: &[u64], tr: &mut Triples) -> Result<Vec<u64>> {
-        let n = x.len();
-        let (a, b, c) = (&tr.a[tr.used..tr.used + n], &tr.b[tr.used..tr.used + n], &tr.c[tr.used..tr.used + n]);
+        Ok(self.and_common(&[x], y, tr)?.swap_remove(0))
+    }
+
+    /// XOR shares of `x_j ∧ y` for each `x_j` in `xs` (at most the triples' arity; packed, all
+    /// as long as `y`) using the next triples: one flight, opening `x_j ⊕ a_j` and `y ⊕ b` once.
+    pub(super) fn and_common(&mut self, xs: &[&[u64]], y: &[u64], tr: &mut Triples) -> Result<Vec<Vec<u64>>> {
+        let (n, k) = (y.len(), xs.len());
+        assert!(k <= tr.a.len() && xs.iter().all(|x| x.len() == n), "and_common: {k} operands");
+        let range = tr.used..tr.used + n;
         tr.used += n;
-        let mut open = xor(x, a);
-        open.extend(xor(y, b));
+        let mut open: Vec<u64> = Vec::with_capacity((k + 1) * n);
+        for (x, a) in xs.iter().zip(&tr.a) {
+            open.extend(xor(x, &a[range.clone()]));
+        }
+        open.extend(xor(y, &tr.b[range.clone()]));
         self.ch.send_u64s("mpc.and.open", &open)?;
-        let peer = self.ch.recv_u64s("mpc.and.open", 2 * n)?;
+        let peer = self.ch.recv_u64s("mpc.and.open", (k + 1) * n)?;
         let gov = self.role == Role::Gov;
-        Ok((0..n)
-            .map(|i| {
-                let (d, e) = (open[i] ^ peer[i], open[n + i] ^ peer[n + i]);
-                c[i] ^ (d & b[i]) ^ (e & a[i]) ^ if gov { d & e } else { 0 }
+        let b = &tr.b[range.clone()];
+        Ok((0..k)
+            .map(|j| {
+                let (a, c) = (&tr.a[j][range.clone()], &tr.c[j][range.clone()]);
+                (0..n)
+                    .map(|i| {
+                        let (d, e) = (open[j * n + i] ^ peer[j * n + i], open[k * n + i] ^ peer[k * n + i]);
+                        c[i] ^ (d & b[i]) ^ (e & a[i]) ^ if gov { d & e } else { 0 }
+                    })
+                    .collect()
             })
             .collect())
     }
@@ -130,73 +174,212 @@ impl Engine<'_> {
 
     /// XOR shares of bit `width − 1` of each `x mod 2^width` (packed): `[x < 0]` whenever the
     /// true value satisfies `|x| < 2^(width−1)`. Shares mod 2^width are the low bits of the
-    /// shares, so a narrower width costs fewer ANDs (`width − 1` leaves plus the tree).
+    /// shares, so a narrower width costs less (`width − 1` leaf OTs, `⌈(width − 1)/4⌉ − 1` triples).
     pub fn msb_width(&mut self, x: &[u64], width: u32) -> Result<Vec<u64>> {
+        self.msb_offsets(x, &[0], width)
+    }
+
+    /// [`Engine::msb_width`] of `x + t_k` for each public offset `t_k` (element `k·n + i`):
+    /// `[x_i + t_k < 0]` whenever `|x_i + t_k| < 2^(width−1)`. The leaf OTs on the bank's bits
+    /// are shared by all offsets (only the gov's tables and the trees are per offset).
+    pub fn msb_offsets(&mut self, x: &[u64], offsets: &[u64], width: u32) -> Result<Vec<u64>> {
         assert!((2..=64).contains(&width), "msb_width: width {width} not in 2..=64");
         let top_bit = width - 1;
-        let mut out = self.carry_out(x, top_bit as usize)?;
-        for (e, v) in x.iter().enumerate() {
-            out[e / 64] ^= ((v >> top_bit) & 1) << (e % 64);
+        let gov = self.role == Role::Gov;
+        let mut out = self.carry_out(x, offsets, top_bit as usize)?;
+        for (k, t) in offsets.iter().enumerate() {
+            for (i, v) in x.iter().enumerate() {
+                let e = k * x.len() + i;
+                let own = if gov { v.wrapping_add(*t) } else { *v };
+                out[e / 64] ^= ((own >> top_bit) & 1) << (e % 64);
+            }
         }
         Ok(out)
     }
 
-    /// XOR shares (packed) of the carry out of the low `low` bits of `x_gov + x_bank`, i.e.
-    /// `[(x_gov mod 2^low) + (x_bank mod 2^low) ≥ 2^low]` (1 ≤ `low` ≤ 63).
-    pub(crate) fn carry_out(&mut self, x: &[u64], low: usize) -> Result<Vec<u64>> {
+    /// XOR shares (packed) of the carry out of the low `low` bits of `x_gov + t_k + x_bank` for
+    /// each public offset `t_k` (added to the gov's share), i.e. `[((x_gov + t_k) mod 2^low) +
+    /// (x_bank mod 2^low) ≥ 2^low]`, element `k·n + i` (1 ≤ `low` ≤ 63).
+    ///
+    /// Leaves of [`LEAF_BITS`] bits (the module docs' 1-of-16 OT: one set of OTs on the bank's
+    /// bits serves every offset, the gov sending one table per offset), then the
+    /// generate/propagate tree over the leaves, one layer per flight, each combination
+    /// `G = G_hi ⊕ P_hi∧G_lo`, `P = P_hi∧P_lo` two ANDs with the common operand `P_hi` (one
+    /// two-AND triple).
+    pub(crate) fn carry_out(&mut self, x: &[u64], offsets: &[u64], low: usize) -> Result<Vec<u64>> {
         assert!((1..64).contains(&low), "carry_out: {low} low bits");
-        let nw = x.len().div_ceil(64);
-        if nw == 0 {
+        let (n, k) = (x.len(), offsets.len());
+        let (all, nw) = (n * k, (n * k).div_ceil(64));
+        if all == 0 {
             return Ok(Vec::new());
         }
-        // Bit slices of this party's share: slice p (nw words) holds bit p of every element.
-        let mut own = vec![0u64; low * nw];
-        for (e, v) in x.iter().enumerate() {
-            for p in 0..low {
-                own[p * nw + e / 64] |= ((v >> p) & 1) << (e % 64);
-            }
-        }
-        let mut tr = self.and_triples(nw * (low + tree_ands(low)))?;
-        let zeros = vec![0u64; own.len()];
-        // Leaves: G_p = a_p ∧ b_p where gov holds a (its share bits) and bank holds b.
-        let g =
-            if self.role == Role::Gov { self.and(&own, &zeros, &mut tr)? } else { self.and(&zeros, &own, &mut tr)? };
-        let mut nodes: Vec<(Vec<u64>, Vec<u64>)> =
-            (0..low).map(|p| (g[p * nw..(p + 1) * nw].to_vec(), own[p * nw..(p + 1) * nw].to_vec())).collect();
-        while nodes.len() > 1 {
-            let last = nodes.len() == 2;
-            let (mut xs, mut ys) = (Vec::new(), Vec::new());
-            for pair in nodes.chunks_exact(2) {
-                let ((g_lo, p_lo), (_, p_hi)) = (&pair[0], &pair[1]);
-                xs.extend_from_slice(p_hi);
-                ys.extend_from_slice(g_lo);
-                if !last {
-                    xs.extend_from_slice(p_hi);
-                    ys.extend_from_slice(p_lo);
+        let per_piece = (LEAF_OTS_PER_PIECE / low).max(1);
+        let mut leaves: Vec<(Vec<u64>, Vec<u64>)> = vec![(vec![0; nw], vec![0; nw]); low.div_ceil(LEAF_BITS)];
+        for first in (0..n).step_by(per_piece) {
+            let piece = &x[first..n.min(first + per_piece)];
+            for (e, per_leaf) in self.carry_leaves(piece, offsets, low)?.into_iter().enumerate() {
+                for (l, leaf) in leaves.iter_mut().enumerate() {
+                    for (j, &(g, p)) in per_leaf[l * k..(l + 1) * k].iter().enumerate() {
+                        let i = j * n + first + e;
+                        leaf.0[i / 64] |= (g as u64) << (i % 64);
+                        leaf.1[i / 64] |= (p as u64) << (i % 64);
+                    }
                 }
             }
-            let z = self.and(&xs, &ys, &mut tr)?;
-            let per = if last { nw } else { 2 * nw };
-            let mut next: Vec<(Vec<u64>, Vec<u64>)> = nodes
-                .chunks_exact(2)
-                .enumerate()
-                .map(|(i, pair)| {
-                    let zi = &z[i * per..(i + 1) * per];
-                    let g = xor(&pair[1].0, &zi[..nw]);
-                    let p = if last { Vec::new() } else { zi[nw..].to_vec() };
-                    (g, p)
+        }
+        let mut tr = self.and_triples(nw * (leaves.len() - 1), 2)?;
+        while leaves.len() > 1 {
+            let pairs = leaves.len() / 2;
+            let (mut g_lo, mut p_lo, mut p_hi) = (Vec::new(), Vec::new(), Vec::new());
+            for pair in leaves.chunks_exact(2) {
+                g_lo.extend_from_slice(&pair[0].0);
+                p_lo.extend_from_slice(&pair[0].1);
+                p_hi.extend_from_slice(&pair[1].1);
+            }
+            // The last combination's P is never used.
+            let z = if leaves.len() == 2 {
+                self.and_common(&[&g_lo], &p_hi, &mut tr)?
+            } else {
+                self.and_common(&[&g_lo, &p_lo], &p_hi, &mut tr)?
+            };
+            let mut next: Vec<(Vec<u64>, Vec<u64>)> = (0..pairs)
+                .map(|i| {
+                    let w = i * nw..(i + 1) * nw;
+                    let g = xor(&leaves[2 * i + 1].0, &z[0][w.clone()]);
+                    (g, z.get(1).map_or_else(Vec::new, |p| p[w].to_vec()))
                 })
                 .collect();
-            if nodes.len() % 2 == 1 {
-                next.push(nodes.pop().expect("odd node"));
+            if leaves.len() % 2 == 1 {
+                next.push(leaves.pop().expect("odd leaf"));
             }
-            nodes = next;
+            leaves = next;
         }
-        let mut out = nodes.swap_remove(0).0;
-        if !x.len().is_multiple_of(64) {
-            out[nw - 1] &= (1u64 << (x.len() % 64)) - 1;
+        let mut out = leaves.swap_remove(0).0;
+        if !all.is_multiple_of(64) {
+            out[nw - 1] &= (1u64 << (all % 64)) - 1;
         }
         Ok(out)
+    }
+
+    /// This party's XOR shares `(G, P)` of every leaf and offset of every element (per element
+    /// `leaf·K + k` for `K` offsets): for leaf `l` over bits `4l..min(4l + 4, low)` with the
+    /// bits `α` of `x_gov + t_k` and `β` of `x_bank`, `G = [α + β ≥ 2^m]` and
+    /// `P = [α + β = 2^m − 1]`. The bank is receiver of one OT per bit with its share bits as
+    /// choices (the source's message, if any, first); the gov sends each leaf's table per
+    /// offset, the 2^m entries `(G(α, v) ⊕ r_G, P(α, v) ⊕ r_P)`, entry `v` masked by the XOR
+    /// over the leaf's OTs `i` of `H(k_i^{v_i}, tweak(OT, offset, v without bit i))`, and
+    /// keeps `(r_G, r_P)`.
+    fn carry_leaves(&mut self, x: &[u64], offsets: &[u64], low: usize) -> Result<Vec<Vec<(bool, bool)>>> {
+        let (leaves, k) = (low.div_ceil(LEAF_BITS), offsets.len());
+        let ots = x.len() * low;
+        let leaf = |l: usize| (LEAF_BITS * l, LEAF_BITS.min(low - LEAF_BITS * l));
+        // Hash outputs per key: one per offset and per value of the leaf's other bits.
+        let half = 1 << (LEAF_BITS - 1);
+        let per_key = half * k;
+        let tables_len = (x.len() * leaves * k).div_ceil(2);
+        let table_at = |tables: &[u64], t: usize| (tables[t / 2] >> (32 * (t % 2))) as u32;
+        if self.role == Role::Bank {
+            let mut choices = vec![0u128; ots.div_ceil(128)];
+            for (e, v) in x.iter().enumerate() {
+                for p in 0..low {
+                    let o = e * low + p;
+                    choices[o / 128] |= (((v >> p) & 1) as u128) << (o % 128);
+                }
+            }
+            let (_, received) = self.ot_keys("mpc.cmp.leaf", None, Some((ots, Some(&choices))), false)?;
+            choices.zeroize();
+            let received = received.expect("receiver part");
+            let tables = self.ch.recv_u64s("mpc.cmp.table", tables_len)?;
+            let base = ((Role::Gov.index() as u128) << 120) | ((received.start as u128) << 32);
+            let mut out = Vec::with_capacity(x.len());
+            let (mut keys, mut tweaks, mut pads) = (Vec::new(), Vec::new(), Vec::new());
+            for (e, v) in x.iter().enumerate() {
+                // Key of bit p, offset j: pads[p·K + j].
+                keys.clear();
+                tweaks.clear();
+                for l in 0..leaves {
+                    let (p0, m) = leaf(l);
+                    let beta = ((v >> p0) as usize) & ((1 << m) - 1);
+                    for i in 0..m {
+                        let o = e * low + p0 + i;
+                        for j in 0..k {
+                            keys.push(received.keys[o]);
+                            tweaks.push(base + ((o as u128) << 32) + (j * half + without_bit(beta, i)) as u128);
+                        }
+                    }
+                }
+                pads.resize(keys.len(), 0);
+                self.hash.hash_each(&keys, &tweaks, &mut pads);
+                let mut per_leaf = Vec::with_capacity(leaves * k);
+                for l in 0..leaves {
+                    let (p0, m) = leaf(l);
+                    let beta = ((v >> p0) as usize) & ((1 << m) - 1);
+                    for j in 0..k {
+                        let pad = (p0..p0 + m).fold(0, |acc, p| acc ^ pads[p * k + j] as u32);
+                        let entry = ((table_at(&tables, (e * leaves + l) * k + j) >> (2 * beta)) ^ pad) & 3;
+                        per_leaf.push((entry & 1 == 1, entry & 2 == 2));
+                    }
+                }
+                out.push(per_leaf);
+            }
+            keys.zeroize();
+            pads.zeroize();
+            return Ok(out);
+        }
+        let (sent, _) = self.ot_keys("mpc.cmp.leaf", Some(ots), None, false)?;
+        let sent = sent.expect("sender part");
+        let mut tables = vec![0u64; tables_len];
+        let mut out = Vec::with_capacity(x.len());
+        let (mut h0, mut h1) = (Vec::new(), Vec::new());
+        let block_elements = (LEAF_HASH_BLOCKS / (low * per_key)).max(1);
+        for first in (0..x.len()).step_by(block_elements) {
+            let block = &x[first..x.len().min(first + block_elements)];
+            let keys = first * low..(first + block.len()) * low;
+            let base = ((self.role.index() as u128) << 120) | (((sent.start + keys.start as u64) as u128) << 32);
+            h0.resize(keys.len() * per_key, 0);
+            h1.resize(keys.len() * per_key, 0);
+            self.hash.expand(&sent.k0[keys.clone()], base, per_key, &mut h0);
+            self.hash.expand(&sent.k1[keys.clone()], base, per_key, &mut h1);
+            for (b, v) in block.iter().enumerate() {
+                let e = first + b;
+                let mut per_leaf = Vec::with_capacity(leaves * k);
+                for l in 0..leaves {
+                    let (p0, m) = leaf(l);
+                    for (j, t) in offsets.iter().enumerate() {
+                        let alpha = ((v.wrapping_add(*t) >> p0) as usize) & ((1 << m) - 1);
+                        let r = self.rng.0.next_u32() & 3;
+                        let mut table = 0u32;
+                        for beta in 0..1usize << m {
+                            let sum = alpha + beta;
+                            let entry = (sum >> m) as u32 | (u32::from(sum == (1 << m) - 1) << 1);
+                            let pad = (0..m).fold(0, |acc, i| {
+                                let h = if (beta >> i) & 1 == 1 { &h1 } else { &h0 };
+                                acc ^ h[(b * low + p0 + i) * per_key + j * half + without_bit(beta, i)] as u32
+                            });
+                            table |= ((entry ^ r ^ pad) & 3) << (2 * beta);
+                        }
+                        let t = (e * leaves + l) * k + j;
+                        tables[t / 2] |= (table as u64) << (32 * (t % 2));
+                        per_leaf.push((r & 1 == 1, r & 2 == 2));
+                    }
+                }
+                out.push(per_leaf);
+            }
+        }
+        h0.zeroize();
+        h1.zeroize();
+        self.ch.send_u64s("mpc.cmp.table", &tables)?;
+        Ok(out)
+    }
+
+    /// Negates the XOR-shared bits `from..from + count` of a packed vector (the gov flips its
+    /// share bits; no message).
+    pub(super) fn not_bits(&self, bits: &mut [u64], from: usize, count: usize) {
+        if self.role == Role::Gov {
+            for e in from..from + count {
+                bits[e / 64] ^= 1 << (e % 64);
+            }
+        }
     }
 
     /// Shares of `β_i · y_i` for XOR-shared bits `β` (packed) and shared ring elements `y`.

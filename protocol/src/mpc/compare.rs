@@ -2,8 +2,9 @@
 //! one party's plaintext, for outputs that must be opened exactly (grades, integer points, bin
 //! counts).
 //!
-//! - `greater_than`: `[x > t] = msb(t − x)` ([`Engine::msb_width`]); over `width < 64` bits when
-//!   the caller knows `|x − t| < 2^(width−1)`, which saves ANDs.
+//! - `greater_than`: `[x > t] = msb(t − x)` ([`Engine::msb_offsets`]: the leaf OTs on the bank's
+//!   bits serve every threshold); over `width < 64` bits when the caller knows
+//!   `|x − t| < 2^(width−1)`, which saves OTs.
 //! - `select`: shares of `β·v` for an XOR-shared bit `β = β_o ⊕ β_p` and a plaintext `v` of the
 //!   owner `o`: `β·v = β_o·v + β_p·(1 − 2β_o)·v`, the second term by one correlated OT (owner
 //!   is COT sender with correlation `(1 − 2β_o)·v`, the peer receiver with choice `β_p`). One OT
@@ -49,12 +50,8 @@ impl Engine<'_> {
     /// thresholds `t` (K): element `k·n + i`. Exact when `|x_i − t_k| < 2^(width−1)` as signed
     /// values (always for `width = 64` unless the difference wraps the ring).
     pub fn greater_than(&mut self, x: &[u64], thresholds: &[u64], width: u32) -> Result<Vec<u64>> {
-        let gov = self.role == Role::Gov;
-        let diffs: Vec<u64> = thresholds
-            .iter()
-            .flat_map(|&t| x.iter().map(move |&v| if gov { t.wrapping_sub(v) } else { v.wrapping_neg() }))
-            .collect();
-        self.msb_width(&diffs, width)
+        let neg: Vec<u64> = x.iter().map(|v| v.wrapping_neg()).collect();
+        self.msb_offsets(&neg, thresholds, width)
     }
 
     /// Shares of `β_e · v_e` in `Z_2^ring` for the XOR-shared packed bits `β` (`n` of them) and
@@ -136,21 +133,17 @@ impl Engine<'_> {
     /// (element `k·n + i`), exact when `|x_i|` and `|x_i − 2^m|` are below `2^(width−1)`.
     pub fn thermometer(&mut self, x: &[u64], m: u32, width: u32) -> Result<Vec<u64>> {
         assert!((1..=12).contains(&m) && m < width, "thermometer: {m} bits over width {width}");
-        let (n, gov) = (x.len(), self.role == Role::Gov);
+        let n = x.len();
         let (nw, top) = (n.div_ceil(64), 1usize << m);
         if n == 0 {
             return Ok(Vec::new());
         }
-        // XOR shares of NOT v: the gov flips its share (within the n valid bits).
-        let valid: Vec<u64> =
-            (0..nw).map(|w| if w + 1 < nw || n % 64 == 0 { u64::MAX } else { (1 << (n % 64)) - 1 }).collect();
-        let not = |v: &[u64]| if gov { xor(v, &valid) } else { v.to_vec() };
-        // Signs of x and x − 2^m in one batch.
-        let mut both = x.to_vec();
-        both.extend(x.iter().map(|&v| if gov { v.wrapping_sub(top as u64) } else { v }));
-        let signs = self.msb_width(&both, width)?;
-        let (at_least_zero, below_top) = (not(&extract(&signs, 0, n)), extract(&signs, n, n));
-        let at_least_top = not(&below_top);
+        // Signs of x and x − 2^m in one batch (the leaf OTs on the bank's bits serve both).
+        let signs = self.msb_offsets(x, &[0, (top as u64).wrapping_neg()], width)?;
+        let (mut at_least_zero, below_top) = (extract(&signs, 0, n), extract(&signs, n, n));
+        let mut at_least_top = below_top.clone();
+        self.not_bits(&mut at_least_zero, 0, n);
+        self.not_bits(&mut at_least_top, 0, n);
         // Bits of x mod 2^m: this party's share bit ⊕ its share of the carry into the bit.
         let mut bits: Vec<Vec<u64>> = Vec::with_capacity(m as usize);
         for j in 0..m as usize {
@@ -159,12 +152,12 @@ impl Engine<'_> {
                 b[e / 64] |= ((v >> j) & 1) << (e % 64);
             }
             if j > 0 {
-                b = xor(&b, &self.carry_out(x, j)?);
+                b = xor(&b, &self.carry_out(x, &[0], j)?);
             }
             bits.push(b);
         }
         let ands = (1..m).map(|l| (1usize << l) - 1).sum::<usize>() + top;
-        let mut tr = self.and_triples(nw * ands)?;
+        let mut tr = self.and_triples(nw * ands, 1)?;
         // g[k − 1] = [v_l ≥ k] for the low l bits, k = 1..2^l − 1.
         let mut g: Vec<Vec<u64>> = vec![bits[0].clone()];
         for t in &bits[1..] {
@@ -195,7 +188,7 @@ impl Engine<'_> {
     /// the high `s` bits of the result are meaningless, so the caller reduces it (e.g. shifts
     /// it left by `s` before opening, or compares it over at most `64 − s` bits).
     pub fn floor_shift(&mut self, x: &[u64], s: u32) -> Result<Vec<u64>> {
-        let carry = self.carry_out(x, s as usize)?;
+        let carry = self.carry_out(x, &[0], s as usize)?;
         let carry = self.bits_to_arith(&carry, x.len())?;
         Ok(x.iter().zip(carry).map(|(v, c)| (v >> s).wrapping_add(c)).collect())
     }

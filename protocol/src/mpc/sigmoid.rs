@@ -58,14 +58,19 @@ impl Sigmoid {
 impl Engine<'_> {
     /// Secure sigmoid approximation, element-wise (results carry `frac_bits`).
     /// Linear: `0.5 + x/4` with one truncation (one round trip). Poly3: x clipped to ±5 as
-    /// `x + [x>5]·(5−x) − [x<−5]·(x+5)` (one batched MSB extraction over `(5−x, x+5)` and one
-    /// batched multiplexer), then `0.5 + x·(c1 + c3·x²)`, two multiplications and one public
-    /// scaling. ClippedLinear: `y = 0.5 + x/4`, then
-    /// `y − [y<0]·y + [y>1]·(1−y)` with one batched MSB extraction over `(y, 1−y)` and one
-    /// batched multiplexer. Every truncation is exact (`mpc` module docs for the bound).
+    /// `x + [x>5]·(5−x) − [x<−5]·(x+5)` (one MSB extraction of `x` at two offsets,
+    /// `[x > 5] = ¬[x − 5 − ulp < 0]` and `[x + 5 < 0]`, and one batched multiplexer), then
+    /// `0.5 + x·(c1 + c3·x²)`, two multiplications and one public scaling. ClippedLinear:
+    /// `y = 0.5 + x/4`, then `y − [y<0]·y + [y>1]·(1−y)` with one MSB extraction of `y` at two
+    /// offsets (`[y < 0]`, `[y > 1] = ¬[y − 1 − ulp < 0]`) and one batched multiplexer. Every
+    /// truncation is exact (`mpc` module docs for the bound). The MSB extractions
+    /// ([`Engine::msb_offsets`]) run over the low `64 − f` bits: exact for every
+    /// `|x|` below [`super::product_bound`] (2^30 at f = 16), the bound every product truncation
+    /// already needs.
     pub fn sigmoid(&mut self, x: &[u64], approx: Sigmoid) -> Result<Vec<u64>> {
         let fp = self.fp;
         let n = x.len();
+        let sign_width = 64 - fp.frac_bits;
         let half = vec![fp.encode(0.5); n];
         match approx {
             Sigmoid::Linear => {
@@ -76,7 +81,10 @@ impl Engine<'_> {
                 let r = vec![fp.encode(POLY3_RANGE); n];
                 let neg_x: Vec<u64> = x.iter().map(|v| v.wrapping_neg()).collect();
                 let both = [self.add_public(&neg_x, &r), self.add_public(x, &r)].concat();
-                let beyond = self.msb(&both)?;
+                // [x > 5] = ¬[x − 5 − ulp < 0] and [x < −5], both on the bank's share of x.
+                let range = fp.encode(POLY3_RANGE);
+                let mut beyond = self.msb_offsets(x, &[range.wrapping_add(1).wrapping_neg(), range], sign_width)?;
+                self.not_bits(&mut beyond, 0, n);
                 let picked = self.mux(&beyond, &both)?;
                 let x = &self.sub(&self.add(x, &picked[..n]), &picked[n..]);
                 let x2 = self.mul(x, x)?;
@@ -91,7 +99,10 @@ impl Engine<'_> {
                 let neg_y: Vec<u64> = y.iter().map(|v| v.wrapping_neg()).collect();
                 let one_minus_y = self.add_public(&neg_y, &vec![fp.encode(1.0); n]);
                 let both = [y.as_slice(), one_minus_y.as_slice()].concat();
-                let below = self.msb(&both)?;
+                // [y < 0] and [y > 1] = ¬[y − 1 − ulp < 0], both on the bank's share of y.
+                let mut below =
+                    self.msb_offsets(&y, &[0, fp.encode(1.0).wrapping_add(1).wrapping_neg()], sign_width)?;
+                self.not_bits(&mut below, n, n);
                 let picked = self.mux(&below, &both)?;
                 let out = self.sub(&y, &picked[..n]);
                 Ok(self.add(&out, &picked[n..]))

@@ -93,6 +93,22 @@ impl CrHash {
             }
         }
     }
+
+    /// One hash per input with its own tweak: `out[o] = H(xs[o], tweaks[o])` (equal lengths).
+    /// `expand` with `blocks = 1` is this with `tweaks[o] = base + (o << 32)`.
+    pub fn hash_each(&self, xs: &[u128], tweaks: &[u128], out: &mut [u128]) {
+        assert!(xs.len() == tweaks.len() && out.len() == xs.len());
+        let mut px = xs.to_vec();
+        aes_encrypt_all(&self.pi, &mut px);
+        for ((o, p), t) in out.iter_mut().zip(&px).zip(tweaks) {
+            *o = p ^ t;
+        }
+        aes_encrypt_all(&self.pi, out);
+        for (o, p) in out.iter_mut().zip(&px) {
+            *o ^= p;
+        }
+        px.zeroize();
+    }
 }
 
 /// AES-128 in counter mode: a stateful PRG whose stream continues across calls, so every call
