@@ -850,13 +850,12 @@ fn shared_logits(engine: &mut Engine, artifact: &ModelArtifact, x: &[f64]) -> Re
         for start in (0..rows).step_by(SCORE_CHUNK_ROWS) {
             let chunk: Vec<usize> = (start..(start + SCORE_CHUNK_ROWS).min(rows)).collect();
             let own_chunk = own_m.select_rows(&chunk);
-            let mut zc = vec![shares.bias; chunk.len()];
-            for (owner, w) in ROLES.into_iter().zip([&shares.gov, &shares.bank]) {
-                let m = engine.prepare_matrix(owner, (me == owner).then_some(&own_chunk), chunk.len(), w.len())?;
-                let part = engine.matvec(&m, w)?;
-                zc = engine.add(&zc, &part);
-            }
-            z.extend(zc);
+            let mut prepare = |owner: Role, cols: usize| {
+                engine.prepare_matrix(owner, (me == owner).then_some(&own_chunk), chunk.len(), cols)
+            };
+            let (gov, bank) = (prepare(Role::Gov, shares.gov.len())?, prepare(Role::Bank, shares.bank.len())?);
+            let parts = engine.matvec_each(&[(&gov, &shares.gov), (&bank, &shares.bank)], false)?;
+            z.extend(engine.add(&engine.add(&vec![shares.bias; chunk.len()], &parts[0]), &parts[1]));
         }
         let cal = artifact.calibration;
         if cal != Calibration::default() {
@@ -925,18 +924,13 @@ impl Training<'_> {
         for epoch in 0..self.params.epochs {
             for k in self.plan.epoch_order(epoch) {
                 let n = self.plan.batches[k].len();
-                let mut z = vec![bias; n];
-                for owner in ROLES {
-                    let part = engine.matvec(&batches[k][owner.index()], &w[owner.index()])?;
-                    z = engine.add(&z, &part);
-                }
+                let [gov, bank] = &batches[k];
+                let parts = engine.matvec_each(&[(gov, &w[0]), (bank, &w[1])], false)?;
+                let z = engine.add(&engine.add(&vec![bias; n], &parts[0]), &parts[1]);
                 let p = engine.sigmoid(&z, self.params.sigmoid)?;
                 let e = engine.add_private(Role::Bank, &p, neg_labels.as_ref().map(|l| l[k].as_slice()));
                 let step = self.params.learning_rate / n as f64;
-                let mut grad = Vec::with_capacity(ncols[0] + ncols[1] + 1);
-                for owner in ROLES {
-                    grad.extend(engine.matvec_t(&batches[k][owner.index()], &e)?);
-                }
+                let mut grad = engine.matvec_each(&[(gov, &e), (bank, &e)], true)?.concat();
                 grad.push(engine.sum(&e));
                 let theta = [w[0].as_slice(), &w[1], &[bias]].concat();
                 let theta = Self::update(engine, &theta, &grad, ncols[0] + ncols[1], decay, step)?;

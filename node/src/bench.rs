@@ -417,11 +417,9 @@ fn engine_ops(ch: &mut Channel) -> protocol::Result<Vec<Measured>> {
     // The batch matrices are prepared once per training job; the iteration reuses them.
     let (pg, pb) = (e.prepare_matrix(Role::Gov, gm, 1024, 10)?, e.prepare_matrix(Role::Bank, bm, 1024, 13)?);
     measure(&mut e, &mut out, "lr_iteration_linear", "gov 1024x10 + bank 1024x13", |e| {
-        let zg = e.matvec(&pg, &wg)?;
-        let zb = e.matvec(&pb, &wb)?;
-        let p = e.sigmoid(&e.add(&zg, &zb), Sigmoid::Linear)?;
-        e.matvec_t(&pg, &p)?;
-        e.matvec_t(&pb, &p)
+        let z = e.matvec_each(&[(&pg, &wg), (&pb, &wb)], false)?;
+        let p = e.sigmoid(&e.add(&z[0], &z[1]), Sigmoid::Linear)?;
+        Ok(e.matvec_each(&[(&pg, &p), (&pb, &p)], true)?.concat())
     })?;
     Ok(out)
 }

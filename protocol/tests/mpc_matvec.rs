@@ -178,3 +178,65 @@ fn malformed_ciphertexts_and_replies_are_peer_errors() {
         assert!(matches!(got, Err(Error::Peer(PeerError::OutOfRange { .. }))), "{got:?}");
     });
 }
+
+/// `matvec_each` over a gov and a bank matrix (homomorphic) and a small gov matrix (Gilboa), in
+/// both orientations, equals the plaintext products; the two homomorphic products together take
+/// the round trips of one (both parties evaluate, then both decrypt).
+#[test]
+fn matvec_each_matches_plaintext_and_takes_the_rounds_of_one_product() {
+    sources::each_source(|| {
+        let shapes = [(Role::Gov, 400, 7), (Role::Bank, 400, 9), (Role::Gov, 8, 3)];
+        let ms: Vec<PlainMatrix> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, rows, cols))| PlainMatrix { rows, cols, data: ints(40 + k as u64, rows * cols, 40) })
+            .collect();
+        let vs: Vec<Vec<u64>> = shapes.iter().enumerate().map(|(k, s)| ints(50 + k as u64, s.2, 12)).collect();
+        let u = ints(60, 400, 8);
+        let u_small = ints(61, 8, 8);
+        let (g, b) = both(|e| {
+            let me = e.role();
+            let pms: Vec<_> = shapes
+                .iter()
+                .zip(&ms)
+                .map(|(&(owner, rows, cols), m)| {
+                    e.prepare_matrix(owner, (me == owner).then_some(m), rows, cols).unwrap()
+                })
+                .collect();
+            assert_eq!(pms.iter().map(|p| p.homomorphic()).collect::<Vec<_>>(), [true, true, false]);
+            let vsh: Vec<Vec<u64>> =
+                vs.iter().map(|v| e.share(Role::Gov, (me == Role::Gov).then_some(&v[..]), v.len()).unwrap()).collect();
+            let ush = e.share(Role::Bank, (me == Role::Bank).then_some(&u[..]), u.len()).unwrap();
+            let ush_small = e.share(Role::Bank, (me == Role::Bank).then_some(&u_small[..]), u_small.len()).unwrap();
+            let mv = e.matvec_each(&[(&pms[0], &vsh[0]), (&pms[1], &vsh[1]), (&pms[2], &vsh[2])], false).unwrap();
+            let mtu = e.matvec_each(&[(&pms[0], &ush), (&pms[1], &ush), (&pms[2], &ush_small)], true).unwrap();
+            let rounds = |e: &mut Engine, f: &dyn Fn(&mut Engine)| {
+                let before = e.stats().rounds;
+                f(e);
+                e.stats().rounds - before
+            };
+            let one = rounds(e, &|e: &mut Engine| drop(e.matvec(&pms[0], &vsh[0]).unwrap()));
+            let two = rounds(e, &|e: &mut Engine| {
+                drop(e.matvec_each(&[(&pms[0], &vsh[0]), (&pms[1], &vsh[1])], false).unwrap())
+            });
+            let open = |e: &mut Engine, xs: &[Vec<u64>]| {
+                xs.iter().map(|x| e.reveal_both(&opened(), x).unwrap()).collect::<Vec<_>>()
+            };
+            (open(e, &mv), open(e, &mtu), one, two)
+        });
+        assert_eq!((&g.0, &g.1), (&b.0, &b.1));
+        assert_eq!(g.3, g.2, "two products at once took {} round trips, one product {}", g.3, g.2);
+        for (k, (m, v)) in ms.iter().zip(&vs).enumerate() {
+            let at = |i: usize, j: usize| m.data[i * m.cols + j] as i64 as i128;
+            for i in 0..m.rows {
+                let want: i128 = (0..m.cols).map(|j| at(i, j) * v[j] as i64 as i128).sum();
+                assert_truncated(g.0[k][i], want, &format!("product {k} M·v row {i}"));
+            }
+            let u = if k == 2 { &u_small } else { &u };
+            for j in 0..m.cols {
+                let want: i128 = (0..m.rows).map(|i| at(i, j) * u[i] as i64 as i128).sum();
+                assert_truncated(g.1[k][j], want, &format!("product {k} Mᵀ·u column {j}"));
+            }
+        }
+    });
+}

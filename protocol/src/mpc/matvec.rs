@@ -241,39 +241,72 @@ impl Engine<'_> {
     /// (length `cols`); see the `matvec` module docs for the protocol, what each party learns
     /// and the bytes. Exact while `|M·v| <` [`super::product_bound`].
     pub fn matvec(&mut self, m: &PreparedMatrix, v: &[u64]) -> Result<Vec<u64>> {
-        self.prepared_product(m, v, false)
+        Ok(self.matvec_each(&[(m, v)], false)?.swap_remove(0))
     }
 
     /// Shares of `Mᵀ·v` (length `cols`), truncated, for a prepared matrix `M` and a shared `v`
     /// (length `rows`); as [`Engine::matvec`].
     pub fn matvec_t(&mut self, m: &PreparedMatrix, v: &[u64]) -> Result<Vec<u64>> {
-        self.prepared_product(m, v, true)
+        Ok(self.matvec_each(&[(m, v)], true)?.swap_remove(0))
     }
 
-    fn prepared_product(&mut self, m: &PreparedMatrix, v: &[u64], transposed: bool) -> Result<Vec<u64>> {
-        let (len, width) = if transposed { (m.rows, m.cols) } else { (m.cols, m.rows) };
-        if v.len() != len {
-            return Err(Error::Input(InputError::Usage {
-                op: if transposed { "matvec_t" } else { "matvec" },
-                detail: format!("vector has {} entries, the {}×{} matrix needs {len}", v.len(), m.rows, m.cols),
-            }));
-        }
-        let mut out = match &m.matrix {
-            Some(own) if transposed => own.mul_vec_t(v),
-            Some(own) => own.mul_vec(v),
-            None => vec![0; width],
-        };
-        let cross = match (&m.he, &m.matrix) {
-            (Some(layout), Some(_)) => self.he_decrypt_product(layout, transposed)?,
-            (Some(layout), None) => self.he_evaluate_product(layout, &m.cts, v, transposed)?,
-            (None, Some(own)) => {
-                let corr = if transposed { own.data.clone() } else { own.column_major() };
-                self.cot(Some(CotSend { corr: &corr, groups: len, width, bits: 64 }), None)?.0
+    /// [`Engine::matvec`] (or, `transposed`, [`Engine::matvec_t`]) of several prepared matrices,
+    /// each with its shared vector, at once: each party first evaluates and sends the
+    /// homomorphic products of the peer's matrices, then decrypts the replies for its own, so the
+    /// two parties compute at the same time and the products share one flight and one
+    /// truncation. Same messages and leakage as the products one by one.
+    pub fn matvec_each(&mut self, products: &[(&PreparedMatrix, &[u64])], transposed: bool) -> Result<Vec<Vec<u64>>> {
+        for (m, v) in products {
+            let len = if transposed { m.rows } else { m.cols };
+            if v.len() != len {
+                return Err(Error::Input(InputError::Usage {
+                    op: if transposed { "matvec_t" } else { "matvec" },
+                    detail: format!("vector has {} entries, the {}×{} matrix needs {len}", v.len(), m.rows, m.cols),
+                }));
             }
-            (None, None) => self.cot(None, Some(CotRecv { choices: v, groups: len, width, bits: 64 }))?.1,
-        };
-        add_groups(&mut out, &cross);
-        self.truncate(&out, self.fp.frac_bits)
+        }
+        let width = |m: &PreparedMatrix| if transposed { m.cols } else { m.rows };
+        let mut outs: Vec<Vec<u64>> = products
+            .iter()
+            .map(|(m, v)| match &m.matrix {
+                Some(own) if transposed => own.mul_vec_t(v),
+                Some(own) => own.mul_vec(v),
+                None => vec![0; width(m)],
+            })
+            .collect();
+        // The peer's homomorphic matrices first (send), then this party's own (receive).
+        for ((m, v), out) in products.iter().zip(&mut outs) {
+            if let (Some(layout), None) = (&m.he, &m.matrix) {
+                add_groups(out, &self.he_evaluate_product(layout, &m.cts, v, transposed)?);
+            }
+        }
+        for ((m, _), out) in products.iter().zip(&mut outs) {
+            if let (Some(layout), Some(_)) = (&m.he, &m.matrix) {
+                add_groups(out, &self.he_decrypt_product(layout, transposed)?);
+            }
+        }
+        for ((m, v), out) in products.iter().zip(&mut outs) {
+            let (len, width) = (v.len(), width(m));
+            let cross = match (&m.he, &m.matrix) {
+                (Some(_), _) => continue,
+                (None, Some(own)) => {
+                    let corr = if transposed { own.data.clone() } else { own.column_major() };
+                    self.cot(Some(CotSend { corr: &corr, groups: len, width, bits: 64 }), None)?.0
+                }
+                (None, None) => self.cot(None, Some(CotRecv { choices: v, groups: len, width, bits: 64 }))?.1,
+            };
+            add_groups(out, &cross);
+        }
+        let truncated = self.truncate(&outs.concat(), self.fp.frac_bits)?;
+        let mut rest = truncated.as_slice();
+        Ok(outs
+            .iter()
+            .map(|o| {
+                let (head, tail) = rest.split_at(o.len());
+                rest = tail;
+                head.to_vec()
+            })
+            .collect())
     }
 
     /// The owner's side: receives and decrypts the replies, `M·v_peer − r`.
