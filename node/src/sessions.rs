@@ -13,19 +13,22 @@
 //! One request of the bank, answered by the gov, makes one round trip:
 //! - bank → gov: `session.req` (`Ping`, `Query` with one keyed consent hash per id, or `Close`),
 //!   for a query followed by `lookup.query` (the blinded points `H(id)^b`);
-//! - gov → bank: `session.update` (table changes since the last answer, see below), `session.status`
-//!   (`Ok`, `OverBudget`: the gov's `policy.score_budget_per_day` is used up, `Closed`), then for an
-//!   admitted query the evaluated points through the reveal path (rule `partial_scores_to_bank`).
+//! - gov → bank: for a query, the table update (changes since the last one, see below) through
+//!   the reveal path (`session_table`, rule `partial_scores_to_bank`); `session.status` (`Ok`,
+//!   `OverBudget`: the gov's `policy.score_budget_per_day` is used up, `Closed`); then for an
+//!   admitted query the evaluated points through the reveal path (`partial_scores`, same rule).
 //!
 //! The bank pings when idle (every quarter of its `timeouts.read_secs`, at most 20 s), so the gov,
 //! which only answers, is never left waiting past its read timeout.
 //!
-//! **Refresh.** Before answering any request the gov checks whether its dataset file changed
-//! (modification time and length); if so it reloads it and sends, under the same key, the entries
-//! of changed and added rows (`session.upsert`, each row's version increased, so each version is
-//! masked with its own pad) and the tags of deleted rows (`session.delete`). **Rotation.** When
+//! **Refresh.** Before answering a query (not a ping) the gov checks whether its dataset file
+//! changed (modification time and length); if so it reloads it and sends, under the same key, the
+//! entries of changed and added rows (each row's version increased, so each version is masked
+//! with its own pad) and the tags of deleted rows. **Rotation.** When
 //! `policy.score_session_rotate_minutes` (gov) have passed since the table was keyed, the gov
-//! keys it anew and sends the whole table, which replaces the bank's.
+//! keys it anew ahead of the next query and sends the whole table, which replaces the bank's.
+//! The set-up's table, each refresh and each rotation (an empty update when nothing changed) go
+//! as one `session_table` reveal, so both transcripts hold a reveal record of every update.
 //!
 //! What each party learns (besides what the score job's set-up shows: model, table size):
 //! - the gov: for each request its kind, time and number of ids, and one 128-bit consent hash per
@@ -38,8 +41,9 @@
 //!   not query (their tags and masked payloads are pseudorandom, a new version's pad is
 //!   independent of the old one's). A rotation makes every tag new, so this linkage ends there.
 //!
-//! Records: every request's frames are in both nodes' transcripts, and every answer is a reveal
-//! record in both whose summary lists the consent hashes of its ids; both nodes sign all of them
+//! Records: every request's frames are in both nodes' transcripts, every table update is a
+//! `session_table` reveal record in both, and every answer is a reveal record in both whose
+//! summary lists the consent hashes of its ids; both nodes sign all of them
 //! when the session closes (the job's last phase end). The bank also appends each query to its
 //! owner-only `<job_dir>/session-log.jsonl` (id, consent reference, consent hash, result); its
 //! first line holds the consent hash key. An auditor recomputes each consent hash from the bank's
@@ -146,16 +150,6 @@ enum Request {
     /// One keyed consent hash per id; the blinded points follow in `lookup.query`.
     Query(Vec<[u8; 16]>),
     Close,
-}
-
-/// Table changes ahead of an answer (`session.update`); the entries and tags follow as
-/// `session.upsert` and `session.delete` when their counts are not zero.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Update {
-    /// A new key: the upserts replace the whole table.
-    rotated: bool,
-    upserts: u64,
-    deletions: u64,
 }
 
 /// A request the bank's admin API hands to its session.
@@ -419,20 +413,32 @@ impl GovTable {
     }
 }
 
+/// Bytes ahead of a table update's entries: `rotated` (one byte), then the numbers of upserts
+/// and deletions (u64 little-endian each).
+const UPDATE_HEADER: usize = 17;
+
+/// The grant of a table update (the set-up, a refresh or a rotation) under the session's rule:
+/// the bank learns the numbers of changed/added and of deleted rows, and for an id it queried
+/// under the current key that its row changed (module docs).
+fn table_grant() -> Grant {
+    Grant::new(
+        "session_table",
+        Reveal::PartialScoresToBank.as_str(),
+        "the gov's keyed lookup table or its changes ahead of an answer (set-up, refresh or rotation): \
+         masked entries of changed and added rows, tags of deleted rows, and their numbers",
+    )
+}
+
+/// Sends a table update through the reveal path (a reveal record at both nodes).
 fn send_changes(ch: &mut Channel, c: &Changes) -> protocol::Result<()> {
-    let update = Update {
-        rotated: c.rotated,
-        upserts: (c.entries.len() / VERSIONED_ENTRY_LEN) as u64,
-        deletions: c.deleted.len() as u64,
-    };
-    ch.send("session.update", &update)?;
-    if update.upserts > 0 {
-        ch.send_bulk("session.upsert", &c.entries)?;
-    }
-    if update.deletions > 0 {
-        ch.send_bulk("session.delete", c.deleted.as_flattened())?;
-    }
-    Ok(())
+    let upserts = (c.entries.len() / VERSIONED_ENTRY_LEN) as u64;
+    let mut update = Vec::with_capacity(UPDATE_HEADER + c.entries.len() + 16 * c.deleted.len());
+    update.push(u8::from(c.rotated));
+    update.extend(upserts.to_le_bytes());
+    update.extend((c.deleted.len() as u64).to_le_bytes());
+    update.extend_from_slice(&c.entries);
+    update.extend_from_slice(c.deleted.as_flattened());
+    ch.reveal_send(&table_grant(), &update)
 }
 
 /// What the gov's loop needs from its node.
@@ -508,19 +514,22 @@ fn serve_gov(
             Some(h) => Some(ch.recv_bulk("lookup.query", (h.len() * 32) as u64)?),
             None => None,
         };
-        let changes = if table.keyed_at.elapsed() >= hooks.rotate_after {
-            totals.rotations += 1;
-            match (hooks.reload)()? {
-                Some(rows) => table.rekey(rows),
-                None => table.rotate(),
-            }
-        } else if let Some(rows) = (hooks.reload)()? {
-            totals.refreshes += 1;
-            table.refresh(rows)
-        } else {
-            Changes { rotated: false, entries: Vec::new(), deleted: Vec::new() }
-        };
-        send_changes(ch, &changes)?;
+        // Ahead of a query's answer only: the table's refresh or rotation (pings get none).
+        if hashes.is_some() {
+            let changes = if table.keyed_at.elapsed() >= hooks.rotate_after {
+                totals.rotations += 1;
+                match (hooks.reload)()? {
+                    Some(rows) => table.rekey(rows),
+                    None => table.rotate(),
+                }
+            } else if let Some(rows) = (hooks.reload)()? {
+                totals.refreshes += 1;
+                table.refresh(rows)
+            } else {
+                Changes { rotated: false, entries: Vec::new(), deleted: Vec::new() }
+            };
+            send_changes(ch, &changes)?;
+        }
         let status = match &hashes {
             _ if reg.close.load(Ordering::SeqCst) => Status::Closed,
             Some(h) if !(hooks.admit)(h.len() as u64) => Status::OverBudget,
@@ -606,31 +615,43 @@ impl SessionLog {
     }
 }
 
-/// Receives a `session.update` and applies it to `table`, counting a refresh or rotation.
+/// Receives a table update (see [`send_changes`]) and applies it to `table`, counting a refresh
+/// or rotation.
 fn apply_update(ch: &mut Channel, table: &mut VersionedTable, totals: &mut Totals) -> protocol::Result<()> {
-    let u: Update = ch.recv("session.update")?;
-    if u.upserts > MAX_TABLE as u64 || u.deletions > MAX_TABLE as u64 {
+    const WHAT: &str = "session table update";
+    let max = UPDATE_HEADER + MAX_TABLE * (VERSIONED_ENTRY_LEN + 16);
+    let update = ch.reveal_recv(&table_grant(), max as u64)?;
+    let Some((header, body)) = update.split_at_checked(UPDATE_HEADER) else {
+        return Err(protocol::PeerError::wrong_bytes(WHAT, UPDATE_HEADER as u64, update.len() as u64).into());
+    };
+    let count = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    let (rotated, upserts, deletions) = (header[0] != 0, count(1), count(9));
+    if upserts > MAX_TABLE as u64 || deletions > MAX_TABLE as u64 {
         return Err(protocol::PeerError::BadCount {
             what: "entries of a session table update".into(),
-            got: u.upserts.max(u.deletions),
+            got: upserts.max(deletions),
             allowed: format!("at most {MAX_TABLE}"),
         }
         .into());
     }
-    if u.rotated {
+    let entries_len = upserts as usize * VERSIONED_ENTRY_LEN;
+    if body.len() != entries_len + deletions as usize * 16 {
+        let expected = (UPDATE_HEADER + entries_len + deletions as usize * 16) as u64;
+        return Err(protocol::PeerError::wrong_bytes(WHAT, expected, update.len() as u64).into());
+    }
+    if rotated {
         table.clear();
     }
-    if u.upserts > 0 {
-        let bytes = ch.recv_bulk_exact("session.upsert", u.upserts * VERSIONED_ENTRY_LEN as u64)?;
-        table.upsert(&bytes, MAX_TABLE)?;
+    let (entries, tags) = body.split_at(entries_len);
+    if upserts > 0 {
+        table.upsert(entries, MAX_TABLE)?;
     }
-    if u.deletions > 0 {
-        let tags = ch.recv_bulk_exact("session.delete", u.deletions * 16)?;
-        table.delete(&tags)?;
+    if deletions > 0 {
+        table.delete(tags)?;
     }
-    if u.rotated {
+    if rotated {
         totals.rotations += 1;
-    } else if u.upserts + u.deletions > 0 {
+    } else if upserts + deletions > 0 {
         totals.refreshes += 1;
     }
     Ok(())
@@ -697,7 +718,6 @@ fn serve_bank(
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
                 ch.send("session.req", &Request::Ping)?;
-                apply_update(ch, table, totals)?;
                 if ch.recv::<Status>("session.status")? == Status::Closed {
                     return Ok(());
                 }

@@ -133,8 +133,25 @@ fn a_session_scores_after_a_refresh_and_refuses_past_budget_or_without_consent()
     let log: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let key: [u8; 32] = hex::decode(log[0]["consent_hash_key"].as_str().unwrap()).unwrap().try_into().unwrap();
     assert_eq!(log.len(), 1 + 3 + 2 + 5 + 1, "a line per query (and the key)");
-    let reveals = transcript_records(&gov, "reveal");
+    let named = |record: &node::jobs::record::JobRecord, name: &str| -> Vec<Value> {
+        transcript_records(record, "reveal").into_iter().filter(|r| r["reveal"]["name"] == name).collect()
+    };
+    let reveals = named(&gov, "partial_scores");
     assert_eq!(reveals.len(), 3, "one reveal per answered request");
+    // Every table update is a reveal record at both nodes: the set-up and one ahead of each of
+    // the four queries (the refused one too); the one after the data change holds two entries
+    // (x changed, bank_only added), the others none.
+    for record in [&gov, &bank] {
+        assert_eq!(named(record, "session_table").len(), 1 + 4);
+        let lens: Vec<u64> = transcript_records(record, "frame")
+            .iter()
+            .filter(|f| f["kind"] == "open.session_table")
+            .map(|f| f["len"].as_u64().unwrap())
+            .collect();
+        let entry = protocol::lookup::VERSIONED_ENTRY_LEN as u64;
+        // Each update: its length (8 bytes), then its 17-byte header and the entries.
+        assert_eq!(lens[lens.len() - 8..], [8, 17, 8, 17 + 2 * entry, 8, 17, 8, 17], "{lens:?}");
+    }
     let hash = |consent: &str| hex::encode(&blake3::keyed_hash(&key, consent.as_bytes()).as_bytes()[..16]);
     for line in &log[1..] {
         let consent = line["result"]["consent_ref"].as_str().unwrap();
