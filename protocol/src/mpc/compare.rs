@@ -16,7 +16,7 @@
 //!   modulo `2^(64−s)`, the carry by [`Engine::carry_out`].
 //! - `thermometer`: `[x ≥ k]` for every `k = 0..=2^m` at once, far cheaper than `2^m + 1`
 //!   comparisons: two signs (`x < 0`, `x < 2^m`), the low `m` bits of `x` (XOR-shared: share
-//!   bit ⊕ carry into the bit), then `[v ≥ k]` for the m-bit `v` level by level: with top bit
+//!   bit ⊕ carry into the bit, every carry from one `carry_out` on shifted shares), then `[v ≥ k]` for the m-bit `v` level by level: with top bit
 //!   `t` and the lower levels' `G[k] = [r ≥ k]`, `[v ≥ k] = t ∨ G[k]` below `2^(l−1)`, `t` at
 //!   `2^(l−1)`, `t ∧ G[k − 2^(l−1)]` above; one AND `t ∧ G[k]` serves both (about `2^m` ANDs
 //!   in `m` layers), and `2^m` more ANDs mask the result outside `[0, 2^m)`.
@@ -144,7 +144,12 @@ impl Engine<'_> {
         let mut at_least_top = below_top.clone();
         self.not_bits(&mut at_least_zero, 0, n);
         self.not_bits(&mut at_least_top, 0, n);
-        // Bits of x mod 2^m: this party's share bit ⊕ its share of the carry into the bit.
+        // Bits of x mod 2^m: this party's share bit ⊕ its share of the carry into the bit. The
+        // carry into bit j is the carry out of the low m − 1 bits of both shares shifted up by
+        // m − 1 − j: one call for every j.
+        let low = m as usize - 1;
+        let shifted: Vec<u64> = (1..=low).flat_map(|j| x.iter().map(move |v| v << (low - j))).collect();
+        let carries = if low > 0 { self.carry_out(&shifted, &[0], low)? } else { Vec::new() };
         let mut bits: Vec<Vec<u64>> = Vec::with_capacity(m as usize);
         for j in 0..m as usize {
             let mut b = vec![0u64; nw];
@@ -152,7 +157,7 @@ impl Engine<'_> {
                 b[e / 64] |= ((v >> j) & 1) << (e % 64);
             }
             if j > 0 {
-                b = xor(&b, &self.carry_out(x, &[0], j)?);
+                b = xor(&b, &extract(&carries, (j - 1) * n, n));
             }
             bits.push(b);
         }
