@@ -427,9 +427,10 @@ impl Engine<'_> {
     /// products in `Z_2^m`: each party is COT sender, per column `j`, with its entries of column
     /// `j` (its own and the shared ones) and receiver with the `m` low bits of its `v_j` share
     /// for the peer's and the shared entries. A plaintext entry thus costs one direction, a
-    /// shared one two. Both directions and all column widths run in one batch (two flights). The
-    /// sum mod `2^m` is lifted to `Z_2^64` and truncated in one step (`lift_truncate`,
-    /// one more round trip), so shares of `M` may be full-range ring elements.
+    /// shared one two. Both directions and all column widths run in one batch (one flight with
+    /// the silent source, two with IKNP). The sum mod `2^m` is lifted to `Z_2^64` and truncated
+    /// in one step (`lift_truncate`, one more round trip), so shares of `M` may be full-range
+    /// ring elements.
     ///
     /// What each party learns: nothing beyond the public shape, `known_by` and bound (COT
     /// security, see `cot`, and `lift_truncate`); output shares are uniform. Bytes:
