@@ -45,7 +45,7 @@ mod trunc;
 
 pub use source::Correlations;
 
-pub use gram::cross_gram_ring;
+pub use gram::{CrossGram, cross_gram_ring};
 pub use matvec::PreparedMatrix;
 
 pub use sigmoid::Sigmoid;
