@@ -176,11 +176,12 @@ impl Engine<'_> {
     /// (mod `2^cot_ring` or a multiple of it). With all-zero COT shares the result is already
     /// right in its low `ring − bits` bits: the COT only fixes the bits above.
     pub(super) fn trunc_finish(&self, t: &TruncStart, and_shares: &[u64]) -> Vec<u64> {
-        let high = t.ring - t.bits;
+        // Multiples of 2^high, mod 2^64 (0 for high = 64: ring 64, bits 0).
+        let high = |v: u64| v.checked_shl(t.ring - t.bits).unwrap_or(0);
         let shifted_offset = (1u64 << (t.ring - 2)) >> t.bits;
         (0..t.own.len())
             .map(|i| {
-                let v = (t.own[i] >> t.bits).wrapping_sub(t.top[i] << high).wrapping_add(and_shares[i] << high);
+                let v = (t.own[i] >> t.bits).wrapping_sub(high(t.top[i])).wrapping_add(high(and_shares[i]));
                 if self.role == Role::Gov { v.wrapping_sub(shifted_offset) } else { v }
             })
             .collect()
