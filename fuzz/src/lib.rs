@@ -27,6 +27,7 @@ pub const KINDS: &[&str] = &[
     "open.fuzz",
     "mpc.cot.u",
     "mpc.cot.d",
+    "mpc.cot.f",
     "mpc.and.u",
     "mpc.and.open",
     "lookup.table",

@@ -55,7 +55,7 @@
 
 use protocol::disclose::Grant;
 use protocol::fixed::FixedPoint;
-use protocol::mpc::{Engine, PlainMatrix, PreparedMatrix, Sigmoid};
+use protocol::mpc::{CrossGram, Engine, PlainMatrix, PreparedMatrix, Sigmoid};
 use protocol::{Error, InputError, PeerError, Result, Role};
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,9 @@ pub const GRAM_CORR_FRAC: u32 = 12;
 /// check on the training rows (a "training diverged" error) report it; with
 /// [`ModelReveal::None`] only the metrics show it.
 pub const GRAM_THETA_BOUND_BITS: u32 = 12;
+/// Batches whose Gram cross products run in one `cross_grams` call (bounds the ciphertexts held
+/// at once: about 0.4 MB sent and 0.5 MB received per batch of 1024 rows, 10 × 13 columns).
+const GRAM_BATCHES_PER_CALL: usize = 32;
 
 /// Policy rules under which this module opens values ([`protocol::disclose`]), besides
 /// [`ModelReveal::rule`].
@@ -891,12 +894,18 @@ impl Training<'_> {
     /// w ← w·decay − step·g on shares, the first `decayed` entries decayed (the bias is not): both
     /// products are summed in the ring and truncated once (one round trip for the whole vector).
     fn update(engine: &mut Engine, w: &[u64], g: &[u64], decayed: usize, decay: f64, step: f64) -> Result<Vec<u64>> {
+        let wide = Self::update_wide(engine, w, g, decayed, decay, step);
+        engine.truncate(&wide, engine.fixed().frac_bits)
+    }
+
+    /// [`Training::update`] before its truncation (local): `w·decay − step·g` with `2f`
+    /// fractional bits.
+    fn update_wide(engine: &Engine, w: &[u64], g: &[u64], decayed: usize, decay: f64, step: f64) -> Vec<u64> {
         let fp = engine.fixed();
         let (d, one, s) = (fp.encode(decay), fp.encode(1.0), fp.encode(step));
-        let wide: Vec<u64> = (0..w.len())
+        (0..w.len())
             .map(|i| w[i].wrapping_mul(if i < decayed { d } else { one }).wrapping_sub(g[i].wrapping_mul(s)))
-            .collect();
-        engine.truncate(&wide, fp.frac_bits)
+            .collect()
     }
 
     /// Any sigmoid: per batch a secure forward pass, the engine sigmoid and a secure backward pass
@@ -978,82 +987,126 @@ impl Training<'_> {
         let (choice_fp, corr_fp) = (FixedPoint::new(GRAM_CHOICE_FRAC), FixedPoint::new(GRAM_CORR_FRAC));
 
         engine.channel().set_phase("lr-train-gram");
-        // Per batch: this party's shares of G (dim × dim) and of c (dim).
+        // Per batch: this party's shares of G (dim × dim) and of c (dim). The cross products of
+        // up to GRAM_BATCHES_PER_CALL batches run in one `cross_grams` call (the turns of one
+        // product), each lifted and rescaled to f fractional bits in its lift.
         let mut grams: Vec<(PlainMatrix, Vec<u64>)> = Vec::with_capacity(self.plan.batches.len());
-        for batch in &self.plan.batches {
-            let n = batch.len();
-            let nf = n as f64;
-            let rows: Vec<f64> =
-                batch.iter().flat_map(|&r| self.x[r * own_cols..(r + 1) * own_cols].iter().copied()).collect();
-            let mut g = PlainMatrix { rows: dim, cols: dim, data: vec![0; dim * dim] };
-            // Own diagonal block ¼·X̃ᵀX̃/n (the bank holds the 1ᵀ1 entry).
-            let d = own_cols + 1;
-            let mut local = vec![0.0; d * d];
-            for xr in rows.chunks_exact(own_cols) {
-                for i in 0..own_cols {
-                    for j in 0..own_cols {
-                        local[i * d + j] += xr[i] * xr[j];
+        for group in self.plan.batches.chunks(GRAM_BATCHES_PER_CALL) {
+            // Per batch: its rows, 2^s ≥ n, and this party's inputs to the two cross products.
+            let inputs: Vec<(Vec<f64>, u32, PlainMatrix, PlainMatrix)> = group
+                .iter()
+                .map(|batch| {
+                    let (n, nf) = (batch.len(), batch.len() as f64);
+                    let rows: Vec<f64> =
+                        batch.iter().flat_map(|&r| self.x[r * own_cols..(r + 1) * own_cols].iter().copied()).collect();
+                    // Correlation inputs are pre-scaled by 2^s/n ∈ (½, 1] so that dividing by n is
+                    // an exact power-of-two rescaling of the shares.
+                    let s = usize::BITS - (n - 1).leading_zeros(); // 2^s ≥ n
+                    let scaled: Vec<f64> = rows.iter().map(|v| v * (1u64 << s) as f64 / nf).collect();
+                    // Cross block ¼·X_gᵀX_b/n (choice_cols × corr_cols, placed both ways below).
+                    let own_input = if me == chooser {
+                        PlainMatrix::from_f64(n, own_cols, &rows, choice_fp)
+                    } else {
+                        PlainMatrix::from_f64(n, own_cols, &scaled, corr_fp)
+                    };
+                    // c: −X_gᵀy/n by the bank's −y bits against the gov's features.
+                    let label_input = match self.labels {
+                        Some(y) => PlainMatrix {
+                            rows: n,
+                            cols: 1,
+                            data: batch.iter().map(|&r| (-(y[r] as i64)) as u64).collect(),
+                        },
+                        None => PlainMatrix::from_f64(n, cg, &scaled, corr_fp),
+                    };
+                    (rows, s, own_input, label_input)
+                })
+                .collect();
+            // Fractional bits of the two products: rescaled to f (shifted right in the lift, or
+            // left here when they have fewer).
+            let cross_frac = |s: u32| GRAM_CHOICE_FRAC + GRAM_CORR_FRAC + s + 2;
+            let label_frac = |s: u32| GRAM_CORR_FRAC + s;
+            let calls: Vec<CrossGram> = inputs
+                .iter()
+                .flat_map(|(_, s, own_input, label_input)| {
+                    let n = own_input.rows;
+                    [
+                        CrossGram {
+                            a_owner: chooser,
+                            own: own_input,
+                            rows: n,
+                            a_cols: choice_cols,
+                            b_cols: corr_cols,
+                            a_bits: choice_bits,
+                            b_bits: corr_bits,
+                            shift: cross_frac(*s).saturating_sub(f),
+                        },
+                        CrossGram {
+                            a_owner: Role::Bank,
+                            own: label_input,
+                            rows: n,
+                            a_cols: 1,
+                            b_cols: cg,
+                            a_bits: 1,
+                            b_bits: corr_bits,
+                            shift: label_frac(*s).saturating_sub(f),
+                        },
+                    ]
+                })
+                .collect();
+            let raw = engine.cross_grams(&calls)?;
+            for ((batch, (rows, s, ..)), products) in group.iter().zip(&inputs).zip(raw.chunks_exact(2)) {
+                let nf = batch.len() as f64;
+                let mut g = PlainMatrix { rows: dim, cols: dim, data: vec![0; dim * dim] };
+                // Own diagonal block ¼·X̃ᵀX̃/n (the bank holds the 1ᵀ1 entry).
+                let d = own_cols + 1;
+                let mut local = vec![0.0; d * d];
+                for xr in rows.chunks_exact(own_cols) {
+                    for i in 0..own_cols {
+                        for j in 0..own_cols {
+                            local[i * d + j] += xr[i] * xr[j];
+                        }
+                        local[i * d + own_cols] += xr[i];
+                        local[own_cols * d + i] += xr[i];
                     }
-                    local[i * d + own_cols] += xr[i];
-                    local[own_cols * d + i] += xr[i];
                 }
-            }
-            if me == Role::Bank {
-                local[d * d - 1] = nf;
-            }
-            for i in 0..d {
-                for j in 0..d {
-                    g.data[pos(i) * dim + pos(j)] = fp.encode(local[i * d + j] / (4.0 * nf));
+                if me == Role::Bank {
+                    local[d * d - 1] = nf;
                 }
-            }
-            // Correlation inputs are pre-scaled by 2^s/n ∈ (½, 1] so that dividing by n is an
-            // exact power-of-two rescaling of the shares.
-            let s = usize::BITS - (n - 1).leading_zeros(); // 2^s ≥ n
-            let scaled: Vec<f64> = rows.iter().map(|v| v * (1u64 << s) as f64 / nf).collect();
-            // Cross block ¼·X_gᵀX_b/n (choice_cols × corr_cols from the engine, placed both ways).
-            let own_input = if me == chooser {
-                PlainMatrix::from_f64(n, own_cols, &rows, choice_fp)
-            } else {
-                PlainMatrix::from_f64(n, own_cols, &scaled, corr_fp)
-            };
-            let raw = engine.cross_gram(chooser, &own_input, n, choice_cols, corr_cols, choice_bits, corr_bits)?;
-            let cross = rescale(engine, &raw, GRAM_CHOICE_FRAC + GRAM_CORR_FRAC + s + 2, f)?;
-            for (i, row) in cross.chunks_exact(corr_cols).enumerate() {
-                for (t, &v) in row.iter().enumerate() {
-                    let (gi, bj) = if chooser == Role::Gov { (i, cg + t) } else { (t, cg + i) };
-                    g.data[gi * dim + bj] = v;
-                    g.data[bj * dim + gi] = v;
+                for i in 0..d {
+                    for j in 0..d {
+                        g.data[pos(i) * dim + pos(j)] = fp.encode(local[i * d + j] / (4.0 * nf));
+                    }
                 }
-            }
-            // c: −X_gᵀy/n by the bank's −y bits against the gov's features, plus the gov's ½·X_gᵀ1/n;
-            // the bank's part is its plaintext.
-            let label_input = match self.labels {
-                Some(y) => {
-                    PlainMatrix { rows: n, cols: 1, data: batch.iter().map(|&r| (-(y[r] as i64)) as u64).collect() }
+                let cross = widen(&products[0], cross_frac(*s), f);
+                for (i, row) in cross.chunks_exact(corr_cols).enumerate() {
+                    for (t, &v) in row.iter().enumerate() {
+                        let (gi, bj) = if chooser == Role::Gov { (i, cg + t) } else { (t, cg + i) };
+                        g.data[gi * dim + bj] = v;
+                        g.data[bj * dim + gi] = v;
+                    }
                 }
-                None => PlainMatrix::from_f64(n, cg, &scaled, corr_fp),
-            };
-            let raw = engine.cross_gram(Role::Bank, &label_input, n, 1, cg, 1, corr_bits)?;
-            let mut c = vec![0u64; dim];
-            c[..cg].copy_from_slice(&rescale(engine, &raw, GRAM_CORR_FRAC + s, f)?);
-            let mut sums = vec![0.0; own_cols + 1];
-            for (k, xr) in rows.chunks_exact(own_cols).enumerate() {
-                let weight = match self.labels {
-                    Some(y) => 0.5 - y[batch[k]],
-                    None => 0.5,
-                };
-                xr.iter().zip(sums.iter_mut()).for_each(|(v, si)| *si += v * weight);
-                sums[own_cols] += weight;
-            }
-            let own_part: Vec<u64> = sums.iter().map(|v| fp.encode(v / nf)).collect();
-            match me {
-                Role::Gov => {
-                    let gov_part = engine.add(&c[..cg], &own_part[..cg]);
-                    c[..cg].copy_from_slice(&gov_part);
+                // c: the product above plus the gov's ½·X_gᵀ1/n; the bank's part is its plaintext.
+                let mut c = vec![0u64; dim];
+                c[..cg].copy_from_slice(&widen(&products[1], label_frac(*s), f));
+                let mut sums = vec![0.0; own_cols + 1];
+                for (k, xr) in rows.chunks_exact(own_cols).enumerate() {
+                    let weight = match self.labels {
+                        Some(y) => 0.5 - y[batch[k]],
+                        None => 0.5,
+                    };
+                    xr.iter().zip(sums.iter_mut()).for_each(|(v, si)| *si += v * weight);
+                    sums[own_cols] += weight;
                 }
-                Role::Bank => c[cg..].copy_from_slice(&own_part),
+                let own_part: Vec<u64> = sums.iter().map(|v| fp.encode(v / nf)).collect();
+                match me {
+                    Role::Gov => {
+                        let gov_part = engine.add(&c[..cg], &own_part[..cg]);
+                        c[..cg].copy_from_slice(&gov_part);
+                    }
+                    Role::Bank => c[cg..].copy_from_slice(&own_part),
+                }
+                grams.push((g, c));
             }
-            grams.push((g, c));
         }
 
         // Who knows each entry of G: the gov its block (rows and columns of w_g and the bias,
@@ -1072,24 +1125,38 @@ impl Training<'_> {
             .collect();
         engine.channel().set_phase("lr-train");
         let (lr, decay) = (self.params.learning_rate, self.decay());
-        // θ = (w_g, w_b, b) as shares, all zero at the start.
+        // θ = (w_g, w_b, b) as shares, all zero at the start. Each step's update is truncated
+        // together with the next step's product (`truncate_then_matvec_shared`: the same values
+        // as truncating first, without a turn of its own); the last one alone.
         let mut theta = vec![0u64; dim];
+        let mut pending: Option<Vec<u64>> = None;
         for epoch in 0..self.params.epochs {
             for k in self.plan.epoch_order(epoch) {
                 let (g, c) = &grams[k];
-                let g_theta = engine.matvec_shared(g, &known_by, &theta, GRAM_THETA_BOUND_BITS)?;
+                let g_theta = match pending.take() {
+                    None => engine.matvec_shared(g, &known_by, &theta, GRAM_THETA_BOUND_BITS)?,
+                    Some(wide) => {
+                        let (t, g_theta) =
+                            engine.truncate_then_matvec_shared(&wide, f, g, &known_by, GRAM_THETA_BOUND_BITS)?;
+                        theta = t;
+                        g_theta
+                    }
+                };
                 let grad = engine.add(&g_theta, c);
-                theta = Self::update(engine, &theta, &grad, dim - 1, decay, lr)?;
+                pending = Some(Self::update_wide(engine, &theta, &grad, dim - 1, decay, lr));
             }
+        }
+        if let Some(wide) = pending {
+            theta = engine.truncate(&wide, f)?;
         }
         Ok(([theta[..cg].to_vec(), theta[cg..dim - 1].to_vec()], theta[dim - 1]))
     }
 }
 
-/// Shares of `x / 2^(from − to)`: the engine's exact truncation (one round trip; `cross_gram`
-/// results satisfy its bound, |x| < 2^62) or a left shift.
-fn rescale(engine: &mut Engine, x: &[u64], from: u32, to: u32) -> Result<Vec<u64>> {
-    if from >= to { engine.truncate(x, from - to) } else { Ok(x.iter().map(|v| v << (to - from)).collect()) }
+/// Shares with `from` fractional bits brought to `to ≥ from` by a left shift (shares with more
+/// were shifted right in their lift, see `CrossGram::shift`).
+fn widen(x: &[u64], from: u32, to: u32) -> Vec<u64> {
+    x.iter().map(|v| v << to.saturating_sub(from)).collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use protocol::channel::run_pair;
 use protocol::fixed::FixedPoint;
-use protocol::mpc::{Engine, PlainMatrix, cross_gram_ring};
+use protocol::mpc::{CrossGram, Engine, PlainMatrix, cross_gram_ring};
 use protocol::transcript::{Direction, FrameEvent, FrameObserver};
 use protocol::{Channel, Error, InputError, Role};
 use rand::{Rng, RngExt, SeedableRng};
@@ -105,6 +105,79 @@ fn cross_gram_matches_plaintext_for_either_owner() {
         cross_case(Role::Gov, 3000, 1, 150, 1, 2, 7);
         // a_bits + b_bits = 49: one row per chunk.
         cross_case(Role::Gov, 3, 2, 1, 25, 24, 8);
+    });
+}
+
+#[test]
+fn cross_grams_give_every_shifted_product_in_three_turns() {
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(500);
+        // (a_owner, rows, a_cols, b_cols, a_bits, b_bits, shift): both parties encrypt some, the
+        // second has two row chunks (8192 rows at 16 + 20 bits).
+        let calls = [
+            (Role::Gov, 1000, 10, 13, 16, 20, 16),
+            (Role::Bank, 9000, 2, 3, 16, 20, 20),
+            (Role::Bank, 1000, 1, 10, 1, 20, 6),
+            (Role::Gov, 5, 2, 2, 5, 5, 0),
+        ];
+        let mats: Vec<(Vec<i64>, Vec<i64>)> = calls
+            .iter()
+            .map(|&(_, rows, a_cols, b_cols, a_bits, b_bits, _)| {
+                let (a_hi, b_hi) = (1i64 << (a_bits - 1), 1i64 << (b_bits - 1));
+                let a = (0..rows * a_cols).map(|_| r.random_range(-a_hi..a_hi)).collect();
+                (a, (0..rows * b_cols).map(|_| r.random_range(-b_hi + 1..b_hi)).collect())
+            })
+            .collect();
+        let as_matrix = |v: &[i64], rows: usize, cols: usize| PlainMatrix {
+            rows,
+            cols,
+            data: v.iter().map(|&x| x as u64).collect(),
+        };
+        let (g, b) = both(|e| {
+            let owns: Vec<PlainMatrix> = calls
+                .iter()
+                .zip(&mats)
+                .map(
+                    |(&(a_owner, rows, a_cols, b_cols, ..), (a, b))| {
+                        if e.role() == a_owner { as_matrix(a, rows, a_cols) } else { as_matrix(b, rows, b_cols) }
+                    },
+                )
+                .collect();
+            let list: Vec<CrossGram> = calls
+                .iter()
+                .zip(&owns)
+                .map(|(&(a_owner, rows, a_cols, b_cols, a_bits, b_bits, shift), own)| CrossGram {
+                    a_owner,
+                    own,
+                    rows,
+                    a_cols,
+                    b_cols,
+                    a_bits,
+                    b_bits,
+                    shift,
+                })
+                .collect();
+            e.lift(&[1, 2, 3], 10).unwrap(); // warm-up: the silent source's first OTs
+            let before = e.stats();
+            let out = e.cross_grams(&list).unwrap();
+            let turns = e.stats().since(&before).rounds;
+            let too_far = CrossGram { shift: 45, ..list[0] }; // ℓ = 46
+            let refused = matches!(e.cross_grams(&[too_far]), Err(Error::Input(InputError::Usage { .. })));
+            (out.iter().map(|o| e.reveal_both(&opened(), o).unwrap()).collect::<Vec<_>>(), turns, refused)
+        });
+        assert_eq!(g.0, b.0);
+        assert!(g.1 <= 3 && b.1 <= 3, "turns: gov {}, bank {}", g.1, b.1);
+        assert!(g.2 && b.2, "a shift beyond ℓ − 2 bits is refused");
+        for (c, (&(_, rows, a_cols, b_cols, _, _, shift), (a, bm))) in calls.iter().zip(&mats).enumerate() {
+            let chunks = rows.div_ceil(8192) as i128;
+            for i in 0..a_cols {
+                for t in 0..b_cols {
+                    let want: i128 = (0..rows).map(|k| a[k * a_cols + i] as i128 * bm[k * b_cols + t] as i128).sum();
+                    let diff = g.0[c][i * b_cols + t] as i64 as i128 - (want >> shift);
+                    assert!((-chunks..=0).contains(&diff), "call {c}, entry ({i}, {t}): off by {diff}");
+                }
+            }
+        }
     });
 }
 
@@ -281,6 +354,67 @@ fn matvec_shared_is_exact_up_to_the_bound() {
                         "bound 2^{bound_bits}, row {i} of {rows}×{cols}: off by {diff} ulps"
                     );
                 }
+            }
+        }
+    });
+}
+
+#[test]
+fn truncate_then_matvec_shared_gives_both_results_in_the_turns_of_the_product() {
+    sources::each_source(|| {
+        let mut r = ChaCha20Rng::seed_from_u64(300);
+        let (rows, cols, bound_bits) = (9usize, 9usize, 12u32);
+        // x with 2F fractional bits, |x| < 2^12 real; M within the product's bound for such v.
+        let x: Vec<i64> = (0..cols).map(|_| r.random_range(-(1i64 << (12 + 2 * F))..1 << (12 + 2 * F))).collect();
+        let m: Vec<i64> = (0..rows * cols).map(|_| r.random_range(-(1i64 << (F - 4))..1 << (F - 4))).collect();
+        let known_by: Vec<Option<Role>> =
+            (0..rows * cols).map(|_| [Some(Role::Gov), Some(Role::Bank), None][r.random_range(0..3)]).collect();
+        let xu: Vec<u64> = x.iter().map(|&v| v as u64).collect();
+        // Each party's entries: its plaintext, its share of a shared entry, noise at the peer's.
+        let parts: Vec<(u64, u64)> = m
+            .iter()
+            .zip(&known_by)
+            .map(|(&v, who)| {
+                let noise = r.next_u64();
+                match who {
+                    Some(Role::Gov) => (v as u64, noise),
+                    Some(Role::Bank) => (noise, v as u64),
+                    None => (noise, (v as u64).wrapping_sub(noise)),
+                }
+            })
+            .collect();
+        let (g, b) = both(|e| {
+            let me = e.role();
+            let xs = e.share(Role::Bank, (me == Role::Bank).then_some(&xu[..]), cols).unwrap();
+            let data = parts.iter().map(|&(g, b)| if me == Role::Gov { g } else { b }).collect();
+            let own = PlainMatrix { rows, cols, data };
+            // Warm-up: the silent source makes its first batch of OTs (turns of its own).
+            e.matvec_shared(&own, &known_by, &vec![0; cols], bound_bits).unwrap();
+            // By F bits: merged; by 64 − m + 1 bits (m = 46): the two calls.
+            [F, 64 - (bound_bits + 2 * F + 2) + 1].map(|bits| {
+                let before = e.stats();
+                let (t, p) = e.truncate_then_matvec_shared(&xs, bits, &own, &known_by, bound_bits).unwrap();
+                let turns = e.stats().since(&before).rounds;
+                let before = e.stats();
+                e.matvec_shared(&own, &known_by, &t, bound_bits).unwrap();
+                let product_alone = e.stats().since(&before).rounds;
+                let (t, p) = (e.reveal_both(&opened(), &t).unwrap(), e.reveal_both(&opened(), &p).unwrap());
+                (bits, t, p, turns - product_alone)
+            })
+        });
+        // Merged: no turn beyond the product's at either party (the two calls: more at one).
+        assert_eq!((g[0].3, b[0].3), (0, 0), "by F bits: turns beyond the product's");
+        assert!(g[1].3 + b[1].3 > 0, "by 19 bits: the two calls");
+        for ((bits, t, p, _), (_, bt, bp, _)) in g.into_iter().zip(b) {
+            assert_eq!((&t, &p), (&bt, &bp));
+            let t: Vec<i64> = t.iter().map(|&v| v as i64).collect();
+            for (j, (&got, &xj)) in t.iter().zip(&x).enumerate() {
+                let diff = got - (xj >> bits);
+                assert!(diff == 0 || diff == -1, "by {bits} bits, truncation {j}: off by {diff} ulps");
+            }
+            for (i, want) in plain_matvec(&m, cols, &t).into_iter().enumerate() {
+                let diff = p[i] as i64 as i128 - want;
+                assert!(diff == 0 || diff == -1, "by {bits} bits, product row {i}: off by {diff} ulps");
             }
         }
     });

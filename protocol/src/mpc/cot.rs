@@ -10,14 +10,26 @@
 //! are the tweakable-hash expansions of the source's OT keys (`k0`, `k1 = k0 ⊕ Δ`); the
 //! receiver's `H(k_β)` equals `m_β`.
 //!
-//! What each party learns: the sender sees only the source's receiver message (IKNP columns or
-//! derandomisation bits, independent of the choices; see [`super::source`]). The receiver sees
-//! `d`, which is masked by the pad of the unchosen message `m_{1−β}` (pseudorandom to it since
-//! it does not know Δ), so `d` is uniform in its view; its output share is masked by `m0`. Both
-//! output shares are uniform on their own. Nothing is reused: each call takes fresh OTs, and
-//! pads are bound to the OT index and element block by the tweak.
+//! Flights. With IKNP two: the receiver's OT message for its choices `β = b` bits, then the
+//! corrections. With a source whose random-choice OTs cost no message (silent, the test dealer)
+//! one: the receiver takes OTs with random choices `c` and sends the flips `f = b ⊕ c` (1 bit
+//! per OT) while the sender, in the same flight, sends the corrections for those OTs (which do
+//! not depend on `f`); the transfer above gives shares `s_send + s_recv = c·c_g·2^k`. Since
+//! `b·x = f·x + (1 − 2f)·c·x`, the sender outputs `f·c_g·2^k + (1 − 2f)·s_send` (it hashes its
+//! `k0` again once the flips arrive) and the receiver `(1 − 2f)·s_recv`. A party that is
+//! sender and receiver in one call sends its flips and corrections, then receives: one turn.
+//!
+//! What each party learns: the sender sees only the receiver's OT message: the IKNP columns,
+//! independent of the choices, or the flips, which are `b` one-time-padded by the OTs' random
+//! choices `c` (uniform and unknown to the sender, see [`super::source`]): exactly the silent
+//! source's derandomisation bits of the two-flight protocol, so uniform in its view. The
+//! receiver sees `d`, which is masked by the pad of the unchosen message `m_{1−β}`
+//! (pseudorandom to it since it does not know Δ), so `d` is uniform in its view; its output
+//! share is masked by `m0`. Both output shares are uniform on their own (the fix-up multiplies
+//! a uniform share by ±1 and adds a value the party knows). Nothing is reused: each call takes
+//! fresh OTs, and pads are bound to the OT index and element block by the tweak.
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::Engine;
 use super::source::{Received, Sent};
@@ -37,6 +49,14 @@ pub(crate) struct CotRecv<'a> {
     pub groups: usize,
     pub width: usize,
     pub bits: u32,
+}
+
+/// The receiver's choice bits of a call, packed 128 per word in OT order: the OTs' (`used`:
+/// random with one flight) and its own (`own`), from OT `first` on (one shape's first OT).
+struct Choices<'a> {
+    used: &'a [u128],
+    own: &'a [u128],
+    first: usize,
 }
 
 /// Output shares of [`Engine::cot_many`], one vector per shape.
@@ -157,7 +177,7 @@ impl Engine<'_> {
 
     /// Runs this party's sender and/or receiver part (the peer runs the mirror image) and
     /// returns (sender output shares, receiver output shares), each `groups × width` values.
-    /// Two flights: OT messages (none for some sources), then corrections.
+    /// One flight or two (module docs: flights).
     pub(crate) fn cot(&mut self, send: Option<CotSend>, recv: Option<CotRecv>) -> Result<(Vec<u64>, Vec<u64>)> {
         self.cot_ring(send, recv, 64)
     }
@@ -165,7 +185,8 @@ impl Engine<'_> {
     /// [`Engine::cot`] in `Z_2^ring`: outputs are shares mod `2^ring` (low `ring` bits set only).
     ///
     /// A large call runs in pieces of whole groups, each at most [`PIECE_OTS`] OTs and
-    /// [`PIECE_ENTRIES`] element-bits (unless one group alone is larger), two flights each, so
+    /// [`PIECE_ENTRIES`] element-bits (unless one group alone is larger), one call of
+    /// [`Engine::cot_many`] each, so
     /// that its keys, pads and corrections stay bounded in memory. The pieces follow from the
     /// public shape, so both parties cut alike.
     pub(crate) fn cot_ring(
@@ -207,11 +228,14 @@ impl Engine<'_> {
         Ok((s.into_iter().next().unwrap_or_default(), r.into_iter().next().unwrap_or_default()))
     }
 
-    /// [`Engine::cot_ring`] for several shapes at once (e.g. groups of different widths), in the
-    /// same two flights: the OTs of all shapes in one batch, the corrections in one message. The
-    /// peer passes the mirror image (its `recv` shapes are this party's `send` shapes, in the
-    /// same order). Returns the output shares per shape. Not cut into pieces: for calls of
-    /// moderate size (a few thousand OTs).
+    /// [`Engine::cot_ring`] for several shapes at once (e.g. groups of different widths): the OTs
+    /// of all shapes in one batch, the corrections in one message. The peer passes the mirror
+    /// image (its `recv` shapes are this party's `send` shapes, in the same order). Returns the
+    /// output shares per shape. Not cut into pieces: for calls of moderate size (a few thousand
+    /// OTs).
+    ///
+    /// One flight if the source's random-choice OTs need no message (`message_len(m, true)` is
+    /// 0: silent, test dealer), else two (module docs: flights).
     pub(crate) fn cot_many(
         &mut self,
         send: &[CotSend],
@@ -224,34 +248,42 @@ impl Engine<'_> {
             "cot: more choice bits than ring bits"
         );
         let ots = |groups: usize, bits: u32| groups * bits as usize;
-        let words = (!recv.is_empty()).then(|| {
-            let m: usize = recv.iter().map(|r| ots(r.groups, r.bits)).sum();
-            let mut words = vec![0u128; m.div_ceil(128)];
-            let mut i = 0;
-            for r in recv {
-                assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
-                for &c in r.choices {
-                    for k in 0..r.bits as usize {
-                        words[i / 128] |= (((c >> k) & 1) as u128) << (i % 128);
-                        i += 1;
-                    }
+        let (m_send, m_recv): (usize, usize) =
+            (send.iter().map(|s| ots(s.groups, s.bits)).sum(), recv.iter().map(|r| ots(r.groups, r.bits)).sum());
+        let mut words = Zeroizing::new(vec![0u128; m_recv.div_ceil(128)]);
+        let mut i = 0;
+        for r in recv {
+            assert_eq!(r.choices.len(), r.groups, "cot: one choice value per group");
+            for &c in r.choices {
+                for k in 0..r.bits as usize {
+                    words[i / 128] |= (((c >> k) & 1) as u128) << (i % 128);
+                    i += 1;
                 }
             }
-            (m, words)
-        });
+        }
         for s in send {
             assert_eq!(s.corr.len(), s.groups * s.width, "cot: correlation shape");
         }
+        let one_flight = self.ots.message_len(1, true) == 0;
+        // One flight: random choices c (the source sends nothing), fixed up by the flips b ⊕ c.
         let (sent, received) = self.ot_keys(
             "mpc.cot.u",
-            (!send.is_empty()).then(|| send.iter().map(|s| ots(s.groups, s.bits)).sum()),
-            words.as_ref().map(|(m, w)| (*m, Some(w.as_slice()))),
-            false,
+            (!send.is_empty()).then_some(m_send),
+            (!recv.is_empty()).then_some((m_recv, (!one_flight).then_some(words.as_slice()))),
+            one_flight,
         )?;
-        if let Some((_, mut w)) = words {
-            w.zeroize();
-        }
         let before = self.ch.stats().total_bytes();
+        if one_flight && let Some(keys) = &received {
+            let mut flips: Vec<u8> = (0..m_recv.div_ceil(8))
+                .map(|j| ((words[j / 16] ^ keys.choices[j / 16]) >> (8 * (j % 16))) as u8)
+                .collect();
+            if let Some(last) = flips.last_mut() {
+                *last &= low_mask(((m_recv - 1) % 8 + 1) as u32) as u8;
+            }
+            self.ch.send_bulk("mpc.cot.f", &flips)?;
+        }
+        self.correlation_bytes += self.ch.stats().total_bytes() - before;
+        let mut before = self.ch.stats().total_bytes();
         let mut sender_shares = Vec::with_capacity(send.len());
         if let Some(keys) = &sent {
             let (mut packed, mut off) = (Vec::new(), 0);
@@ -265,6 +297,20 @@ impl Engine<'_> {
                 off += m;
             }
             self.ch.send_u64s("mpc.cot.d", &packed)?;
+            if one_flight {
+                self.correction_bytes += self.ch.stats().total_bytes() - before;
+                let flips_at = self.ch.stats().total_bytes();
+                let flips = self.ch.recv_bulk_exact("mpc.cot.f", m_send.div_ceil(8) as u64)?;
+                self.correlation_bytes += self.ch.stats().total_bytes() - flips_at;
+                before = self.ch.stats().total_bytes();
+                let mut off = 0;
+                for (s, shares) in send.iter().zip(&mut sender_shares) {
+                    let m = ots(s.groups, s.bits);
+                    let tweak = tweak_base(self.role, keys.start + off as u64);
+                    self.sender_unflip(s, &keys.k0[off..off + m], tweak, ring, (&flips, off), shares);
+                    off += m;
+                }
+            }
         }
         let mut receiver_shares = Vec::with_capacity(recv.len());
         if let Some(keys) = &received {
@@ -277,6 +323,7 @@ impl Engine<'_> {
                 receiver_shares.push(self.receiver_outputs(
                     r,
                     &keys.keys[off..off + m],
+                    Choices { used: &keys.choices, own: &words, first: off },
                     &d[word..word + w],
                     tweak,
                     ring,
@@ -334,7 +381,60 @@ impl Engine<'_> {
         (shares, w.finish())
     }
 
-    fn receiver_outputs(&self, r: &CotRecv, t_rows: &[u128], d: &[u64], tweak: u128, ring: u32) -> Vec<u64> {
+    /// Adds `f·(c + 2·m0)·2^k` to the sender's share of each OT `(g, k)` whose flip bit `f` is
+    /// set, so that the shares of `c_OT·c_g` (random choice `c_OT`) become shares of
+    /// `b·c_g` for `b = c_OT ⊕ f`: `f·c_g + (1 − 2f)·(−m0)`. `flips`: the peer's flip bits and
+    /// the index of this shape's first OT in them; `k0`: this shape's keys (for `m0` again).
+    fn sender_unflip(
+        &self,
+        s: &CotSend,
+        k0: &[u128],
+        tweak: u128,
+        ring: u32,
+        (flips, first): (&[u8], usize),
+        shares: &mut [u64],
+    ) {
+        let (bits, width) = (s.bits as usize, s.width);
+        let blocks = width.div_ceil(2);
+        let per = groups_per_batch(width, s.bits);
+        let mut m0 = Vec::new();
+        for g0 in (0..s.groups).step_by(per) {
+            let g1 = (g0 + per).min(s.groups);
+            let (lo, hi) = (g0 * bits, g1 * bits);
+            m0.resize((hi - lo) * blocks, 0);
+            self.hash.expand(&k0[lo..hi], tweak + ((lo as u128) << 32), blocks, &mut m0);
+            for g in g0..g1 {
+                let c = &s.corr[g * width..(g + 1) * width];
+                let out = &mut shares[g * width..(g + 1) * width];
+                for k in 0..bits {
+                    let i = first + g * bits + k;
+                    if (flips[i / 8] >> (i % 8)) & 1 == 0 {
+                        continue;
+                    }
+                    let o = (g - g0) * bits + k;
+                    let p0 = &m0[o * blocks..(o + 1) * blocks];
+                    for t in 0..width {
+                        out[t] = out[t].wrapping_add(c[t].wrapping_add(pad(p0, t) << 1) << k);
+                    }
+                }
+            }
+        }
+        m0.zeroize();
+        shares.iter_mut().for_each(|v| *v &= low_mask(ring));
+    }
+
+    /// The receiver's output shares of one shape: per OT `(g, k)` with OT choice `β` (from
+    /// `choices.used`) and flip `f = β ⊕ b` (`b` from `choices.own`; 0 with two flights),
+    /// `(1 − 2f)·(m_β + β·d)·2^k`.
+    fn receiver_outputs(
+        &self,
+        r: &CotRecv,
+        t_rows: &[u128],
+        choices: Choices,
+        d: &[u64],
+        tweak: u128,
+        ring: u32,
+    ) -> Vec<u64> {
         assert_eq!(t_rows.len(), r.groups * r.bits as usize, "cot: one key per OT");
         let (bits, width) = (r.bits as usize, r.width);
         let blocks = width.div_ceil(2);
@@ -342,6 +442,7 @@ impl Engine<'_> {
         let mut rd = BitReader { words: d, pos: 0, acc: 0, n: 0 };
         let per = groups_per_batch(width, r.bits);
         let mut mb = Vec::new();
+        let bit = |w: &[u128], i: usize| ((w[i / 128] >> (i % 128)) & 1) as u64;
         for g0 in (0..r.groups).step_by(per) {
             let g1 = (g0 + per).min(r.groups);
             let rows = &t_rows[g0 * bits..g1 * bits];
@@ -350,13 +451,15 @@ impl Engine<'_> {
             for g in g0..g1 {
                 let out = &mut shares[g * width..(g + 1) * width];
                 for k in 0..bits {
-                    let beta = (r.choices[g] >> k) & 1;
+                    let i = choices.first + g * bits + k;
+                    let beta = bit(choices.used, i);
+                    let flip = beta ^ bit(choices.own, i);
                     let o = (g - g0) * bits + k;
                     let p = &mb[o * blocks..(o + 1) * blocks];
                     for t in 0..width {
                         let dv = rd.pull(ring - k as u32);
-                        let v = pad(p, t).wrapping_add(dv.wrapping_mul(beta));
-                        out[t] = out[t].wrapping_add(v << k);
+                        let v = pad(p, t).wrapping_add(dv.wrapping_mul(beta)) << k;
+                        out[t] = if flip == 1 { out[t].wrapping_sub(v) } else { out[t].wrapping_add(v) };
                     }
                 }
             }
@@ -364,5 +467,133 @@ impl Engine<'_> {
         mb.zeroize();
         shares.iter_mut().for_each(|v| *v &= low_mask(ring));
         shares
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    use super::*;
+    use crate::channel::run_pair;
+    use crate::fixed::FixedPoint;
+    use crate::mpc::Correlations;
+    use crate::{Channel, Error, PeerError};
+
+    /// Shapes of one call as (groups, width, bits), by sender: the gov's, then the bank's.
+    const GOV_SENDS: [(usize, usize, u32); 2] = [(5, 3, 46), (130, 1, 1)];
+    const BANK_SENDS: [(usize, usize, u32); 1] = [(7, 4, 46)];
+    const RING: u32 = 46;
+
+    /// Correlations and choices of a shape (the sender's and the receiver's inputs), from a seed
+    /// both the parties and the check use.
+    fn inputs(seed: u64, (groups, width, _): (usize, usize, u32)) -> (Vec<u64>, Vec<u64>) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let corr = (0..groups * width).map(|_| rng.next_u64()).collect();
+        (corr, (0..groups).map(|_| rng.next_u64()).collect())
+    }
+
+    fn engine(ch: &mut Channel, c: Correlations) -> Engine<'_> {
+        let seed = ch.role().index() as u64;
+        Engine::with_correlations(ch, FixedPoint::new(16), c, &mut ChaCha20Rng::seed_from_u64(seed)).unwrap()
+    }
+
+    /// One `cot_many` call with the gov's and the bank's shapes: (sender shares, receiver shares,
+    /// turns of the call; the OTs are reserved before counting).
+    fn party(ch: &mut Channel, c: Correlations) -> (SharesPerShape, SharesPerShape, u64) {
+        let mut e = engine(ch, c);
+        let me = e.role();
+        let (mine, peers): (&[_], &[_]) =
+            if me == Role::Gov { (&GOV_SENDS, &BANK_SENDS) } else { (&BANK_SENDS, &GOV_SENDS) };
+        let seed = |who: Role, i: usize| 10 * who.index() as u64 + i as u64;
+        let sends: Vec<_> = mine.iter().enumerate().map(|(i, &s)| inputs(seed(me, i), s).0).collect();
+        let recvs: Vec<_> = peers.iter().enumerate().map(|(i, &s)| inputs(seed(me.peer(), i), s).1).collect();
+        let send: Vec<CotSend> = mine
+            .iter()
+            .zip(&sends)
+            .map(|(&(groups, width, bits), corr)| CotSend { corr, groups, width, bits })
+            .collect();
+        let recv: Vec<CotRecv> = peers
+            .iter()
+            .zip(&recvs)
+            .map(|(&(groups, width, bits), choices)| CotRecv { choices, groups, width, bits })
+            .collect();
+        let ots = |shapes: &[(usize, usize, u32)]| shapes.iter().map(|&(g, _, b)| g * b as usize).sum::<usize>();
+        e.ots.reserve(e.ch, ots(mine), ots(peers), &mut e.rng.0).unwrap();
+        let before = e.stats();
+        let (s, r) = e.cot_many(&send, &recv, RING).unwrap();
+        (s, r, e.stats().since(&before).rounds)
+    }
+
+    /// Checks that the sender's and the receiver's shares add up to `b·c` mod 2^RING per shape.
+    fn check(sender: Role, sent: &SharesPerShape, received: &SharesPerShape, shapes: &[(usize, usize, u32)]) {
+        for (i, &shape) in shapes.iter().enumerate() {
+            let (corr, _) = inputs(10 * sender.index() as u64 + i as u64, shape);
+            let (_, choices) = inputs(10 * sender.index() as u64 + i as u64, shape);
+            let (groups, width, bits) = shape;
+            for g in 0..groups {
+                let b = choices[g] & low_mask(bits);
+                for t in 0..width {
+                    let want = b.wrapping_mul(corr[g * width + t]) & low_mask(RING);
+                    let got = sent[i][g * width + t].wrapping_add(received[i][g * width + t]) & low_mask(RING);
+                    assert_eq!(got, want, "{sender} sends, shape {i}, group {g}, element {t}");
+                }
+            }
+        }
+    }
+
+    fn run(c: Correlations) -> u64 {
+        let ((gs, gr, g_turns), (bs, br, b_turns)) = run_pair(|ch| party(ch, c), |ch| party(ch, c));
+        check(Role::Gov, &gs, &br, &GOV_SENDS);
+        check(Role::Bank, &bs, &gr, &BANK_SENDS);
+        assert_eq!(g_turns, b_turns);
+        g_turns
+    }
+
+    #[test]
+    fn silent_cot_takes_one_turn_in_both_directions_and_gives_the_products() {
+        assert_eq!(run(Correlations::Silent), 1);
+    }
+
+    #[test]
+    fn iknp_cot_keeps_two_turns_and_gives_the_products() {
+        assert_eq!(run(Correlations::Iknp), 2);
+    }
+
+    /// The gov runs one silent call of 130 one-bit OTs in `Z_2^8` as sender (`gov_sends`) or
+    /// receiver; the bank, honest up to its reservation of the OTs, then sends one bulk message of
+    /// `kind` with `bytes` zero bytes and reads the gov's message. Returns the gov's error.
+    fn gov_error_on(gov_sends: bool, kind: &'static str, bytes: usize) -> Error {
+        let (gov, ()) = run_pair(
+            |ch| {
+                let mut e = engine(ch, Correlations::Silent);
+                let v = vec![1u64; 130];
+                let (send, recv) = if gov_sends {
+                    (vec![CotSend { corr: &v, groups: 130, width: 1, bits: 1 }], vec![])
+                } else {
+                    (vec![], vec![CotRecv { choices: &v, groups: 130, width: 1, bits: 1 }])
+                };
+                e.cot_many(&send, &recv, 8).expect_err("a short frame is refused")
+            },
+            |ch| {
+                let mut e = engine(ch, Correlations::Silent);
+                let (send, recv) = if gov_sends { (0, 130) } else { (130, 0) };
+                e.ots.reserve(e.ch, send, recv, &mut e.rng.0).unwrap();
+                e.ch.send_bulk(kind, &vec![0; bytes]).unwrap();
+                // The gov's own message (its corrections or flips), sent before it reads.
+                let _ = e.ch.recv_bulk(if gov_sends { "mpc.cot.d" } else { "mpc.cot.f" }, 1 << 10);
+            },
+        );
+        gov
+    }
+
+    #[test]
+    fn short_flips_and_short_corrections_are_peer_errors() {
+        // 130 OTs: 17 bytes of flips; corrections of 8 − 0 bits each, 17 words.
+        let short_flips = gov_error_on(true, "mpc.cot.f", 16);
+        assert!(matches!(short_flips, Error::Peer(PeerError::WrongLength { .. })), "{short_flips:?}");
+        let short_corrections = gov_error_on(false, "mpc.cot.d", 16 * 8);
+        assert!(matches!(short_corrections, Error::Peer(PeerError::WrongLength { .. })), "{short_corrections:?}");
     }
 }

@@ -10,6 +10,7 @@
 //! `a_cols·b_cols·rows·(ℓ + 15)` bits, independent of the entries' bit widths.
 
 use super::cot::{CotRecv, CotSend, low_mask};
+use super::trunc::TruncStart;
 use super::{Engine, PlainMatrix};
 use crate::he::{self, Budget, Ciphertext, Evaluator, N, Plain, PublicKey, SecretKey};
 use crate::{Error, InputError, Result, Role};
@@ -143,6 +144,31 @@ impl Layout {
     }
 }
 
+/// One product of [`Engine::cross_grams`]: the arguments of [`Engine::cross_gram`], and the
+/// bits by which its result is shifted right (truncated) in its lift.
+#[derive(Clone, Copy, Debug)]
+pub struct CrossGram<'a> {
+    pub a_owner: Role,
+    /// This party's matrix (A at `a_owner`, B at the other).
+    pub own: &'a PlainMatrix,
+    pub rows: usize,
+    pub a_cols: usize,
+    pub b_cols: usize,
+    pub a_bits: u32,
+    pub b_bits: u32,
+    pub shift: u32,
+}
+
+/// One row chunk of a [`CrossGram`] and how its homomorphic product is packed.
+struct Chunk {
+    call: usize,
+    part: PlainMatrix,
+    ring: u32,
+    layout: Layout,
+    budget: Budget,
+    encryptor: Role,
+}
+
 /// This session's homomorphic-encryption state, mirrored at both parties except the keys.
 #[derive(Default)]
 pub(super) struct HeState {
@@ -193,6 +219,73 @@ impl Engine<'_> {
         a_bits: u32,
         b_bits: u32,
     ) -> Result<Vec<u64>> {
+        let call = CrossGram { a_owner, own, rows, a_cols, b_cols, a_bits, b_bits, shift: 0 };
+        Ok(self.cross_grams(&[call])?.pop().expect("one product per call"))
+    }
+
+    /// Several independent [`Engine::cross_gram`] products in the turns of one, each output
+    /// shifted right by its `shift` bits: shares of `⌊AᵀB / 2^shift⌋`, minus at most one per
+    /// row chunk of the product (`shift` at most `ℓ − 2` for the chunks' rings `ℓ`, an error
+    /// otherwise; `shift` 0: exact). Both parties pass the same calls in the same order (each
+    /// its own matrix per call).
+    ///
+    /// Protocol: the homomorphic products of all calls' row chunks in one exchange (each party
+    /// sends the ciphertexts of the chunks it encrypts, then answers the peer's, then decrypts
+    /// its replies: one turn, two if both parties encrypt), then one
+    /// [`Engine::lift_truncate`] of every chunk by its call's `shift` in one COT call, and the
+    /// chunks' shares are summed. What each party learns: what it learns from the calls made
+    /// one by one ([`Engine::cross_gram`], [`Engine::lift_truncate`]): nothing beyond the public
+    /// shapes and bounds. Bytes: those of the calls one by one (the lifts' corrections in the
+    /// widest COT ring of all chunks).
+    pub fn cross_grams(&mut self, calls: &[CrossGram]) -> Result<Vec<Vec<u64>>> {
+        let mut chunks = Vec::new();
+        let mut keys_sent = self.he.keys_sent;
+        for (index, call) in calls.iter().enumerate() {
+            for (part, ring) in self.cross_gram_chunks(call)? {
+                if call.shift > ring - 2 {
+                    return Err(Error::Input(InputError::Usage {
+                        op: "cross_grams",
+                        detail: format!("shift of {} bits on a {ring}-bit product: at most {}", call.shift, ring - 2),
+                    }));
+                }
+                let (a, b) = (call.a_cols, call.b_cols);
+                let (layout, budget) =
+                    Layout::choose(part.rows, call.a_owner, a, b, (call.a_bits, call.b_bits), ring, keys_sent)?;
+                let encryptor = if layout.a_encrypts { call.a_owner } else { call.a_owner.peer() };
+                self.he_count_flooded(encryptor, a * b, "cross_gram")?;
+                keys_sent[encryptor.index()] = true;
+                chunks.push(Chunk { call: index, part, ring, layout, budget, encryptor });
+            }
+        }
+        let before = self.ch.stats().total_bytes();
+        let mut shares = self.he_exchange(&chunks)?;
+        self.correction_bytes += self.ch.stats().total_bytes() - before;
+        for (w, c) in shares.iter_mut().zip(&chunks) {
+            // w is x_cols × y_cols; the result is a_cols × b_cols.
+            if !c.layout.a_encrypts {
+                let (a_cols, b_cols) = (calls[c.call].a_cols, calls[c.call].b_cols);
+                *w = (0..a_cols)
+                    .flat_map(|i| (0..b_cols).map(move |k| (i, k)))
+                    .map(|(i, k)| w[k * a_cols + i])
+                    .collect();
+            }
+        }
+        let lifts: Vec<(&[u64], u32, u32)> =
+            shares.iter().zip(&chunks).map(|(w, c)| (w.as_slice(), c.ring, calls[c.call].shift)).collect();
+        let lifted = self.lift_truncate_many(&lifts, Role::Bank)?;
+        let mut out: Vec<Vec<u64>> = calls.iter().map(|c| vec![0u64; c.a_cols * c.b_cols]).collect();
+        for (l, c) in lifted.iter().zip(&chunks) {
+            out[c.call].iter_mut().zip(l).for_each(|(t, v)| *t = t.wrapping_add(*v));
+        }
+        Ok(out)
+    }
+
+    /// Checks one call of [`Engine::cross_grams`] (shape, and this party's entries against its
+    /// bound, before anything is sent) and cuts it into row chunks small enough that each
+    /// chunk's product fits a ring of at most [`he::MAX_PLAIN_BITS`] bits: (this party's rows of
+    /// the chunk, the chunk's ring); none for an empty product.
+    fn cross_gram_chunks(&self, call: &CrossGram) -> Result<Vec<(PlainMatrix, u32)>> {
+        let CrossGram { a_owner, own, rows, a_cols, b_cols, a_bits, b_bits, .. } = *call;
         let i_own_a = a_owner == self.role;
         let own_cols = if i_own_a { a_cols } else { b_cols };
         if own.rows != rows || own.cols != own_cols || own.data.len() != rows * own_cols {
@@ -222,22 +315,56 @@ impl Engine<'_> {
             let hi = 1i64 << (b_bits - 1);
             check_entry_bounds(own, -hi + 1, hi, "B")?;
         }
-        let mut total = vec![0u64; a_cols * b_cols];
         if rows == 0 || a_cols == 0 || b_cols == 0 {
-            return Ok(total);
+            return Ok(Vec::new());
         }
         // Largest power-of-two chunk whose ring fits the homomorphic product.
         let chunk = 1usize << (he::MAX_PLAIN_BITS - a_bits - b_bits).min(usize::BITS - 2);
-        for r0 in (0..rows).step_by(chunk) {
-            let r1 = (r0 + chunk).min(rows);
-            let part =
-                PlainMatrix { rows: r1 - r0, cols: own_cols, data: own.data[r0 * own_cols..r1 * own_cols].to_vec() };
-            let ring = cross_gram_ring(r1 - r0, a_bits, b_bits).max(3);
-            let shares = self.he_cross(a_owner, &part, a_cols, b_cols, (a_bits, b_bits), ring)?;
-            let lifted = self.lift(&shares, ring)?;
-            total.iter_mut().zip(&lifted).for_each(|(t, v)| *t = t.wrapping_add(*v));
-        }
-        Ok(total)
+        Ok((0..rows)
+            .step_by(chunk)
+            .map(|r0| {
+                let r1 = (r0 + chunk).min(rows);
+                let data = own.data[r0 * own_cols..r1 * own_cols].to_vec();
+                (PlainMatrix { rows: r1 - r0, cols: own_cols, data }, cross_gram_ring(r1 - r0, a_bits, b_bits).max(3))
+            })
+            .collect())
+    }
+
+    /// The homomorphic products of `chunks` in one exchange: sends the ciphertexts of the chunks
+    /// this party encrypts, answers the peer's chunks in order, then decrypts its replies.
+    /// Returns this party's shares mod `2^ring` of each chunk's `XᵀY` (`x_cols × y_cols`).
+    fn he_exchange(&mut self, chunks: &[Chunk]) -> Result<Vec<Vec<u64>>> {
+        let me = self.role;
+        let key = match self.he.key.take() {
+            Some(key) => Some(key),
+            None if chunks.iter().any(|c| c.encryptor == me) => Some(SecretKey::generate(&mut self.rng.0)),
+            None => None,
+        };
+        let mut exchange = |key: Option<&SecretKey>| -> Result<Vec<Vec<u64>>> {
+            for c in chunks.iter().filter(|c| c.encryptor == me) {
+                self.he_encrypt(key.expect("made above"), &c.part, &c.layout, c.ring)?;
+            }
+            // All the peer's ciphertexts first, then all replies: one turn for the exchange.
+            let cts = chunks
+                .iter()
+                .map(|c| if c.encryptor == me { Ok(Vec::new()) } else { self.he_receive(&c.layout) })
+                .collect::<Result<Vec<_>>>()?;
+            let mut shares = Vec::with_capacity(chunks.len());
+            for (c, cts) in chunks.iter().zip(&cts) {
+                shares.push(if c.encryptor == me {
+                    Vec::new()
+                } else {
+                    self.he_evaluate(&c.part, &c.layout, &c.budget, cts)?
+                });
+            }
+            for (w, c) in shares.iter_mut().zip(chunks).filter(|(_, c)| c.encryptor == me) {
+                *w = self.he_decrypt(key.expect("made above"), &c.layout, c.ring)?;
+            }
+            Ok(shares)
+        };
+        let result = exchange(key.as_ref());
+        self.he.key = key;
+        result
     }
 
     /// Counts `outputs` flooded coefficients under `owner`'s key (error beyond the session cap).
@@ -256,58 +383,11 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Shares mod `2^ring` of `AᵀB` for one row chunk (`own` already checked), by the
-    /// homomorphic product described at [`Engine::cross_gram`].
-    fn he_cross(
-        &mut self,
-        a_owner: Role,
-        own: &PlainMatrix,
-        a_cols: usize,
-        b_cols: usize,
-        bits: (u32, u32),
-        ring: u32,
-    ) -> Result<Vec<u64>> {
-        let rows = own.rows;
-        let (layout, budget) = Layout::choose(rows, a_owner, a_cols, b_cols, bits, ring, self.he.keys_sent)?;
-        let encryptor = if layout.a_encrypts { a_owner } else { a_owner.peer() };
-        self.he_count_flooded(encryptor, a_cols * b_cols, "cross_gram")?;
-        let before = self.ch.stats().total_bytes();
-        let w = if encryptor == self.role {
-            self.he_encrypting_side(own, &layout, ring)?
-        } else {
-            self.he_evaluating_side(own, &layout, &budget)?
-        };
-        self.he.keys_sent[encryptor.index()] = true;
-        self.correction_bytes += self.ch.stats().total_bytes() - before;
-        // w is x_cols × y_cols; the result is a_cols × b_cols.
-        Ok(if layout.a_encrypts {
-            w
-        } else {
-            (0..a_cols).flat_map(|i| (0..b_cols).map(move |k| (i, k))).map(|(i, k)| w[k * a_cols + i]).collect()
-        })
-    }
-
-    /// Encrypts `own` (the layout's X), sends it, decrypts the replies: this party's shares of
-    /// `XᵀY` (`x_cols × y_cols`) mod `2^ring`.
-    fn he_encrypting_side(&mut self, own: &PlainMatrix, layout: &Layout, ring: u32) -> Result<Vec<u64>> {
-        let key = match self.he.key.take() {
-            Some(key) => key,
-            None => SecretKey::generate(&mut self.rng.0),
-        };
-        let result = self.he_encrypt_and_decrypt(&key, own, layout, ring);
-        self.he.key = Some(key);
-        result
-    }
-
-    fn he_encrypt_and_decrypt(
-        &mut self,
-        key: &SecretKey,
-        own: &PlainMatrix,
-        layout: &Layout,
-        ring: u32,
-    ) -> Result<Vec<u64>> {
+    /// Encrypts `own` (the layout's X) and sends it, with this party's public key the first time.
+    fn he_encrypt(&mut self, key: &SecretKey, own: &PlainMatrix, layout: &Layout, ring: u32) -> Result<()> {
         if !self.he.keys_sent[self.role.index()] {
             self.ch.send_bulk("he.pk", &key.public_key_bytes())?;
+            self.he.keys_sent[self.role.index()] = true;
         }
         let mask = low_mask(ring);
         let mut cts = Vec::with_capacity(layout.blocks() * layout.x_groups() * he::CT_BYTES);
@@ -323,7 +403,12 @@ impl Engine<'_> {
                 cts.extend(key.encrypt(&m, ring, &mut self.rng.0));
             }
         }
-        self.ch.send_bulk("he.ct", &cts)?;
+        self.ch.send_bulk("he.ct", &cts)
+    }
+
+    /// Receives the replies to this party's ciphertexts of X and decrypts them: its shares of
+    /// `XᵀY` (`x_cols × y_cols`) mod `2^ring`.
+    fn he_decrypt(&mut self, key: &SecretKey, layout: &Layout, ring: u32) -> Result<Vec<u64>> {
         let replies = self.ch.recv_bulk_exact("he.prod", layout.reply_bytes(ring) as u64)?;
         let mut w = vec![0u64; layout.x_cols * layout.y_cols];
         let mut rest = replies.as_slice();
@@ -341,15 +426,26 @@ impl Engine<'_> {
         Ok(w)
     }
 
-    /// Receives the peer's ciphertexts of X, multiplies by `own` (the layout's Y) and replies:
-    /// this party's shares (the masks `r`) of `XᵀY` (`x_cols × y_cols`) mod `2^ring`.
-    fn he_evaluating_side(&mut self, own: &PlainMatrix, layout: &Layout, budget: &Budget) -> Result<Vec<u64>> {
+    /// Receives the peer's ciphertexts of X for `layout` (and its public key the first time).
+    fn he_receive(&mut self, layout: &Layout) -> Result<Vec<Ciphertext>> {
+        self.he.keys_sent[self.role.peer().index()] = true;
         if self.he.peer_key.is_none() {
             self.he.peer_key = Some(PublicKey::from_bytes(&self.ch.recv_bulk("he.pk", he::PK_BYTES as u64)?)?);
         }
         let count = layout.blocks() * layout.x_groups();
         let bytes = self.ch.recv_bulk_exact("he.ct", (count * he::CT_BYTES) as u64)?;
-        let cts = bytes.chunks_exact(he::CT_BYTES).map(Ciphertext::from_bytes).collect::<Result<Vec<_>>>()?;
+        bytes.chunks_exact(he::CT_BYTES).map(Ciphertext::from_bytes).collect()
+    }
+
+    /// Multiplies the peer's ciphertexts `cts` of X by `own` (the layout's Y) and replies: this
+    /// party's shares (the masks `r`) of `XᵀY` (`x_cols × y_cols`) mod `2^ring`.
+    fn he_evaluate(
+        &mut self,
+        own: &PlainMatrix,
+        layout: &Layout,
+        budget: &Budget,
+        cts: &[Ciphertext],
+    ) -> Result<Vec<u64>> {
         // plains[blk][v]
         let plains: Vec<Vec<Plain>> = (0..layout.blocks())
             .map(|blk| {
@@ -427,9 +523,10 @@ impl Engine<'_> {
     /// products in `Z_2^m`: each party is COT sender, per column `j`, with its entries of column
     /// `j` (its own and the shared ones) and receiver with the `m` low bits of its `v_j` share
     /// for the peer's and the shared entries. A plaintext entry thus costs one direction, a
-    /// shared one two. Both directions and all column widths run in one batch (two flights). The
-    /// sum mod `2^m` is lifted to `Z_2^64` and truncated in one step (`lift_truncate`,
-    /// one more round trip), so shares of `M` may be full-range ring elements.
+    /// shared one two. Both directions and all column widths run in one batch (one flight with
+    /// the silent source, two with IKNP). The sum mod `2^m` is lifted to `Z_2^64` and truncated
+    /// in one step (`lift_truncate`, one more round trip), so shares of `M` may be full-range
+    /// ring elements.
     ///
     /// What each party learns: nothing beyond the public shape, `known_by` and bound (COT
     /// security, see `cot`, and `lift_truncate`); output shares are uniform. Bytes:
@@ -443,6 +540,53 @@ impl Engine<'_> {
         v: &[u64],
         bound_bits: u32,
     ) -> Result<Vec<u64>> {
+        Ok(self.matvec_shared_with(own, known_by, v, bound_bits, None)?.0)
+    }
+
+    /// [`Engine::truncate`] of `x` by `bits`, then [`Engine::matvec_shared`] with the result as
+    /// `v`: returns (the truncated `x`, the product), exactly as the two calls give them, in the
+    /// turns of the product alone when `bits` is in `1..=min(m, 64 − m)` (`m = bound_bits + 2f +
+    /// 2`, the product's ring; otherwise it makes the two calls). The truncation's output is
+    /// right in its low `64 − bits` bits before its COT (which only fixes the bits above, see
+    /// `trunc`), and the product reads only the low `m` bits of `v`, so the product starts at
+    /// once and the truncation's COT runs in the product's own COT call (in its ring `Z_2^m`,
+    /// reduced to the `bits` bits it needs).
+    ///
+    /// What each party learns: what it learns from the two calls (the same messages, sent
+    /// together): nothing beyond the public shapes and bound. Bytes: the two calls' bytes, the
+    /// truncation's corrections `m` instead of `bits` bits per element.
+    pub fn truncate_then_matvec_shared(
+        &mut self,
+        x: &[u64],
+        bits: u32,
+        own: &PlainMatrix,
+        known_by: &[Option<Role>],
+        bound_bits: u32,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let ring = bound_bits + 2 * self.fp.frac_bits + 2;
+        if bits == 0 || bits > ring || ring + bits > 64 {
+            let t = self.truncate(x, bits)?;
+            let product = self.matvec_shared(own, known_by, &t, bound_bits)?;
+            return Ok((t, product));
+        }
+        let t = self.trunc_start(x, 64, bits, Role::Gov)?;
+        let low = self.trunc_finish(&t, &vec![0; x.len()]);
+        let (product, and_shares) = self.matvec_shared_with(own, known_by, &low, bound_bits, Some(&t))?;
+        let mask = low_mask(t.cot_ring());
+        let and_shares: Vec<u64> = and_shares.iter().map(|v| v & mask).collect();
+        Ok((self.trunc_finish(&t, &and_shares), product))
+    }
+
+    /// [`Engine::matvec_shared`], with the COT of a started truncation `pending` (if any) in the
+    /// same COT call: returns (product, this party's COT shares of the truncation mod `2^m`).
+    fn matvec_shared_with(
+        &mut self,
+        own: &PlainMatrix,
+        known_by: &[Option<Role>],
+        v: &[u64],
+        bound_bits: u32,
+        pending: Option<&TruncStart>,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
         let (rows, cols) = (own.rows, own.cols);
         let f = self.fp.frac_bits;
         if own.data.len() != rows * cols || known_by.len() != rows * cols || v.len() != cols {
@@ -503,17 +647,31 @@ impl Engine<'_> {
             .collect();
         let choices: Vec<Vec<u64>> =
             recv_shapes.iter().map(|(_, js, _)| js.iter().map(|&j| v[j] & mask).collect()).collect();
-        let send: Vec<CotSend> = send_shapes
+        let mut send: Vec<CotSend> = send_shapes
             .iter()
             .zip(&corr)
             .map(|((w, js, _), c)| CotSend { corr: c, groups: js.len(), width: *w, bits: ring })
             .collect();
-        let recv: Vec<CotRecv> = recv_shapes
+        let mut recv: Vec<CotRecv> = recv_shapes
             .iter()
             .zip(&choices)
             .map(|((w, js, _), c)| CotRecv { choices: c, groups: js.len(), width: *w, bits: ring })
             .collect();
-        let (s, r) = self.cot_many(&send, &recv, ring)?;
+        // The pending truncation's COT goes last, after the product's shapes, at both parties.
+        if let Some(t) = pending {
+            let n = t.top.len();
+            if t.cot_sender == me {
+                send.push(CotSend { corr: &t.top, groups: n, width: 1, bits: 1 });
+            } else {
+                recv.push(CotRecv { choices: &t.top, groups: n, width: 1, bits: 1 });
+            }
+        }
+        let (mut s, mut r) = self.cot_many(&send, &recv, ring)?;
+        let and_shares = match pending {
+            Some(t) if t.cot_sender == me => s.pop(),
+            Some(_) => r.pop(),
+            None => None,
+        };
         for (shapes, shares) in [(&send_shapes, &s), (&recv_shapes, &r)] {
             for ((w, _, rs), sh) in shapes.iter().zip(shares) {
                 for (r, col) in rs.iter().zip(sh.chunks_exact(*w)) {
@@ -521,6 +679,6 @@ impl Engine<'_> {
                 }
             }
         }
-        self.lift_truncate(&out, ring, f, Role::Gov)
+        Ok((self.lift_truncate(&out, ring, f, Role::Gov)?, and_shares.unwrap_or_default()))
     }
 }

@@ -45,7 +45,7 @@ mod trunc;
 
 pub use source::Correlations;
 
-pub use gram::cross_gram_ring;
+pub use gram::{CrossGram, cross_gram_ring};
 pub use matvec::PreparedMatrix;
 
 pub use sigmoid::Sigmoid;
@@ -380,7 +380,8 @@ impl<'c> Engine<'c> {
 
     /// Element-wise product of two shared vectors, truncated. Each party is COT sender with its
     /// `x` share as correlation and COT receiver with the bits of its `y` share, so the two
-    /// Gilboa cross terms `x_me·y_peer` and `x_peer·y_me` run at once (two flights).
+    /// Gilboa cross terms `x_me·y_peer` and `x_peer·y_me` run at once (one flight with the silent
+    /// source, two with IKNP; see `cot`).
     pub fn mul(&mut self, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
         if x.len() != y.len() {
             return Err(Error::Input(InputError::Usage {

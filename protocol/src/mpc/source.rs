@@ -179,7 +179,8 @@ impl OtSource for Iknp {
 /// random choices (AND triples) `x_i` itself is the choice and nothing is sent.
 ///
 /// Batches: both parties' pools mirror each other (the sender's pool in one direction is the
-/// receiver's in the other party), so both decide refills alike; a refill makes
+/// receiver's in the other party), so both decide refills alike (both directions short: the
+/// two refills run interleaved, [`crate::pcg::cot_both`]); a refill makes
 /// `min(max(shortfall, next), MAX_BATCH)` COTs, `next` doubling from [`Silent::FIRST_BATCH`]
 /// to [`Silent::MAX_BATCH`], until the shortfall is covered. OTs left in the pools when the engine is dropped are wiped unused.
 pub(crate) struct Silent {
@@ -261,20 +262,29 @@ impl Silent {
 impl OtSource for Silent {
     fn reserve(&mut self, ch: &mut Channel, send: usize, recv: usize, rng: &mut ChaCha20Rng) -> Result<()> {
         let me = ch.role();
-        // The gov-sender direction first, then the bank-sender one: the same order at both.
-        for sender in [Role::Gov, Role::Bank] {
-            while sender == me && self.available_send() < send {
-                let n = self.batch(sender, send - self.available_send());
-                let (delta, s) = crate::pcg::cot_send(ch, n, rng)?;
-                self.send.push_back(SendBatch { delta: delta.0, s, used: 0 });
-            }
-            while sender != me && self.available_recv() < recv {
-                let n = self.batch(sender, recv - self.available_recv());
-                let (x, t) = crate::pcg::cot_receive(ch, n, rng)?;
-                self.recv.push_back(RecvBatch { x, t, used: 0 });
+        // Both pools short: one refill each way, interleaved (`pcg::cot_both`); the peer sees
+        // the same shortfalls with the directions swapped.
+        loop {
+            let (short_send, short_recv) =
+                (send.saturating_sub(self.available_send()), recv.saturating_sub(self.available_recv()));
+            match (short_send > 0, short_recv > 0) {
+                (true, true) => {
+                    let (n_send, n_recv) = (self.batch(me, short_send), self.batch(me.peer(), short_recv));
+                    let ((delta, s), (x, t)) = crate::pcg::cot_both(ch, n_send, n_recv, rng)?;
+                    self.send.push_back(SendBatch { delta: delta.0, s, used: 0 });
+                    self.recv.push_back(RecvBatch { x, t, used: 0 });
+                }
+                (true, false) => {
+                    let (delta, s) = crate::pcg::cot_send(ch, self.batch(me, short_send), rng)?;
+                    self.send.push_back(SendBatch { delta: delta.0, s, used: 0 });
+                }
+                (false, true) => {
+                    let (x, t) = crate::pcg::cot_receive(ch, self.batch(me.peer(), short_recv), rng)?;
+                    self.recv.push_back(RecvBatch { x, t, used: 0 });
+                }
+                (false, false) => return Ok(()),
             }
         }
-        Ok(())
     }
 
     fn receive(&mut self, m: usize, choices: Option<&[u128]>, _: &mut ChaCha20Rng) -> Received {
@@ -493,6 +503,18 @@ mod tests {
     #[test]
     fn dealer_gives_correct_correlated_ots_in_both_directions() {
         check_source(|ch| Box::new(Dealer::new(9, ch.role())));
+    }
+
+    #[test]
+    fn silent_refills_of_both_directions_take_two_turns() {
+        // Both pools empty: one refill each way, interleaved (four turns one after the other).
+        let party = |ch: &mut Channel| {
+            let (send, recv) = if ch.role() == Role::Gov { (1000, 300) } else { (300, 1000) };
+            let before = ch.stats();
+            Silent::new().reserve(ch, send, recv, &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
+            ch.stats().since(&before).rounds
+        };
+        assert_eq!(run_pair(party, party), (2, 2));
     }
 
     #[test]

@@ -62,6 +62,24 @@ pub fn check_range(what: &str, values: &[u64], fp: FixedPoint, max_abs: f64) -> 
     }
 }
 
+/// One party's state between the two local halves of [`Engine::lift_truncate`]
+/// ([`Engine::trunc_start`], [`Engine::trunc_finish`]): its share mod `2^ring` (offset added at
+/// the gov) and its top bit, the COT's correlation (at `cot_sender`) or choice (at the other).
+pub(super) struct TruncStart {
+    pub own: Vec<u64>,
+    pub top: Vec<u64>,
+    ring: u32,
+    bits: u32,
+    pub cot_sender: Role,
+}
+
+impl TruncStart {
+    /// Ring of the COT for `a·b`: it is needed mod `2^(64 − ring + bits)`.
+    pub fn cot_ring(&self) -> u32 {
+        64 - self.ring + self.bits
+    }
+}
+
 impl Engine<'_> {
     /// Shares of `⌊x/2^bits⌋` or `⌊x/2^bits⌋ − 1` for each shared `x` with `|x| < 2^62`, with no
     /// failure probability (module docs: protocol, what each party learns, what happens outside
@@ -89,6 +107,53 @@ impl Engine<'_> {
     /// uniform. Bytes: one OT (16 B) plus `64 − ring + bits` bits per element, one round trip
     /// (`ring = 64`, `bits = 0`: returned unchanged, no message).
     pub(super) fn lift_truncate(&mut self, x: &[u64], ring: u32, bits: u32, cot_sender: Role) -> Result<Vec<u64>> {
+        let t = self.trunc_start(x, ring, bits, cot_sender)?;
+        if t.own.is_empty() || (ring == 64 && bits == 0) {
+            return Ok(x.to_vec());
+        }
+        let n = t.own.len();
+        let and_shares = if self.role == cot_sender {
+            self.cot_ring(Some(CotSend { corr: &t.top, groups: n, width: 1, bits: 1 }), None, t.cot_ring())?.0
+        } else {
+            self.cot_ring(None, Some(CotRecv { choices: &t.top, groups: n, width: 1, bits: 1 }), t.cot_ring())?.1
+        };
+        Ok(self.trunc_finish(&t, &and_shares))
+    }
+
+    /// [`Engine::lift_truncate`] of several vectors, each with its own `ring` and `bits`, in one
+    /// COT call (of moderate size: not cut into pieces). The COTs run in the widest COT ring
+    /// any vector needs and each vector's shares are reduced to its own. What each party
+    /// learns: as for one call (nothing).
+    pub(super) fn lift_truncate_many(&mut self, xs: &[(&[u64], u32, u32)], cot_sender: Role) -> Result<Vec<Vec<u64>>> {
+        let starts = xs
+            .iter()
+            .map(|&(x, ring, bits)| self.trunc_start(x, ring, bits, cot_sender))
+            .collect::<Result<Vec<_>>>()?;
+        let cot_ring = starts.iter().map(TruncStart::cot_ring).max().unwrap_or(1).max(1);
+        let shapes = starts.iter().map(|t| (t.top.as_slice(), t.top.len()));
+        let (s, r) = if self.role == cot_sender {
+            let send: Vec<CotSend> =
+                shapes.map(|(top, n)| CotSend { corr: top, groups: n, width: 1, bits: 1 }).collect();
+            self.cot_many(&send, &[], cot_ring)?
+        } else {
+            let recv: Vec<CotRecv> =
+                shapes.map(|(top, n)| CotRecv { choices: top, groups: n, width: 1, bits: 1 }).collect();
+            self.cot_many(&[], &recv, cot_ring)?
+        };
+        Ok(starts
+            .iter()
+            .zip(if self.role == cot_sender { s } else { r })
+            .map(|(t, shares)| {
+                let mask = low_mask(t.cot_ring());
+                let shares: Vec<u64> = shares.iter().map(|v| v & mask).collect();
+                self.trunc_finish(t, &shares)
+            })
+            .collect())
+    }
+
+    /// The local first half of [`Engine::lift_truncate`]: checks the arguments, reduces this
+    /// party's share mod `2^ring` (the gov adding the offset) and takes its top bits.
+    pub(super) fn trunc_start(&self, x: &[u64], ring: u32, bits: u32, cot_sender: Role) -> Result<TruncStart> {
         if !(3..=64).contains(&ring) || bits > ring - 2 {
             return Err(Error::Input(InputError::Usage {
                 op: "lift_truncate",
@@ -97,10 +162,6 @@ impl Engine<'_> {
                 ),
             }));
         }
-        if (ring == 64 && bits == 0) || x.is_empty() {
-            return Ok(x.to_vec());
-        }
-        let n = x.len();
         let mask = low_mask(ring);
         let offset = 1u64 << (ring - 2);
         let own: Vec<u64> = match self.role {
@@ -108,20 +169,21 @@ impl Engine<'_> {
             Role::Bank => x.iter().map(|v| v & mask).collect(),
         };
         let top: Vec<u64> = own.iter().map(|v| v >> (ring - 1)).collect();
-        // Shares of a·b mod 2^(64 − ring + bits).
-        let cot_ring = 64 - ring + bits;
-        let and_shares = if self.role == cot_sender {
-            self.cot_ring(Some(CotSend { corr: &top, groups: n, width: 1, bits: 1 }), None, cot_ring)?.0
-        } else {
-            self.cot_ring(None, Some(CotRecv { choices: &top, groups: n, width: 1, bits: 1 }), cot_ring)?.1
-        };
-        let high = ring - bits;
-        let shifted_offset = offset >> bits;
-        Ok((0..n)
+        Ok(TruncStart { own, top, ring, bits, cot_sender })
+    }
+
+    /// The output shares of [`Engine::lift_truncate`] from this party's COT shares of `a·b`
+    /// (mod `2^cot_ring` or a multiple of it). With all-zero COT shares the result is already
+    /// right in its low `ring − bits` bits: the COT only fixes the bits above.
+    pub(super) fn trunc_finish(&self, t: &TruncStart, and_shares: &[u64]) -> Vec<u64> {
+        // Multiples of 2^high, mod 2^64 (0 for high = 64: ring 64, bits 0).
+        let high = |v: u64| v.checked_shl(t.ring - t.bits).unwrap_or(0);
+        let shifted_offset = (1u64 << (t.ring - 2)) >> t.bits;
+        (0..t.own.len())
             .map(|i| {
-                let v = (own[i] >> bits).wrapping_sub(top[i] << high).wrapping_add(and_shares[i] << high);
+                let v = (t.own[i] >> t.bits).wrapping_sub(high(t.top[i])).wrapping_add(high(and_shares[i]));
                 if self.role == Role::Gov { v.wrapping_sub(shifted_offset) } else { v }
             })
-            .collect())
+            .collect()
     }
 }
