@@ -8,7 +8,17 @@ mod sources;
 use protocol::channel::run_pair;
 use protocol::fixed::FixedPoint;
 use protocol::mpc::{Engine, PlainMatrix};
+use protocol::transcript::{Direction, FrameEvent, FrameObserver};
 use protocol::{Error, PeerError, Role, TransportError};
+use std::sync::{Arc, Mutex};
+
+/// Records the direction of every frame.
+struct Directions(Arc<Mutex<Vec<Direction>>>);
+impl FrameObserver for Directions {
+    fn on_frame(&mut self, f: &FrameEvent<'_>) {
+        self.0.lock().unwrap().push(f.direction);
+    }
+}
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -180,10 +190,10 @@ fn malformed_ciphertexts_and_replies_are_peer_errors() {
 }
 
 /// `matvec_each` over a gov and a bank matrix (homomorphic) and a small gov matrix (Gilboa), in
-/// both orientations, equals the plaintext products; the two homomorphic products together take
-/// the round trips of one (both parties evaluate, then both decrypt).
+/// both orientations, equals the plaintext products; at once, both parties evaluate the peer's
+/// product before they wait for their own (one flight for both, then one truncation).
 #[test]
-fn matvec_each_matches_plaintext_and_takes_the_rounds_of_one_product() {
+fn matvec_each_matches_plaintext_and_both_parties_evaluate_at_once() {
     sources::each_source(|| {
         let shapes = [(Role::Gov, 400, 7), (Role::Bank, 400, 9), (Role::Gov, 8, 3)];
         let ms: Vec<PlainMatrix> = shapes
@@ -210,22 +220,32 @@ fn matvec_each_matches_plaintext_and_takes_the_rounds_of_one_product() {
             let ush_small = e.share(Role::Bank, (me == Role::Bank).then_some(&u_small[..]), u_small.len()).unwrap();
             let mv = e.matvec_each(&[(&pms[0], &vsh[0]), (&pms[1], &vsh[1]), (&pms[2], &vsh[2])], false).unwrap();
             let mtu = e.matvec_each(&[(&pms[0], &ush), (&pms[1], &ush), (&pms[2], &ush_small)], true).unwrap();
-            let rounds = |e: &mut Engine, f: &dyn Fn(&mut Engine)| {
-                let before = e.stats().rounds;
+            // The directions of this party's frames during `f`.
+            let directions = |e: &mut Engine, f: &dyn Fn(&mut Engine)| {
+                let seen = Arc::new(Mutex::new(Vec::new()));
+                e.channel().set_observer(Box::new(Directions(seen.clone())));
                 f(e);
-                e.stats().rounds - before
+                seen.lock().unwrap().clone()
             };
-            let one = rounds(e, &|e: &mut Engine| drop(e.matvec(&pms[0], &vsh[0]).unwrap()));
-            let two = rounds(e, &|e: &mut Engine| {
+            let one_by_one = directions(e, &|e: &mut Engine| {
+                drop(e.matvec(&pms[0], &vsh[0]).unwrap());
+                drop(e.matvec(&pms[1], &vsh[1]).unwrap());
+            });
+            let at_once = directions(e, &|e: &mut Engine| {
                 drop(e.matvec_each(&[(&pms[0], &vsh[0]), (&pms[1], &vsh[1])], false).unwrap())
             });
             let open = |e: &mut Engine, xs: &[Vec<u64>]| {
                 xs.iter().map(|x| e.reveal_both(&opened(), x).unwrap()).collect::<Vec<_>>()
             };
-            (open(e, &mv), open(e, &mtu), one, two)
+            (open(e, &mv), open(e, &mtu), one_by_one, at_once)
         });
         assert_eq!((&g.0, &g.1), (&b.0, &b.1));
-        assert_eq!(g.3, g.2, "two products at once took {} round trips, one product {}", g.3, g.2);
+        // One by one, the gov waits for the bank's reply to its matrix before it evaluates the
+        // bank's; at once, each party sends its evaluation before it waits for anything.
+        assert_eq!(g.2[0], Direction::Received, "one by one, the gov starts by waiting");
+        for (party, at_once) in [("gov", &g.3), ("bank", &b.3)] {
+            assert_eq!(at_once[0], Direction::Sent, "the {party} evaluates before it waits: {at_once:?}");
+        }
         for (k, (m, v)) in ms.iter().zip(&vs).enumerate() {
             let at = |i: usize, j: usize| m.data[i * m.cols + j] as i64 as i128;
             for i in 0..m.rows {
