@@ -164,9 +164,19 @@ impl Engine<'_> {
         let ands = (1..m).map(|l| (1usize << l) - 1).sum::<usize>() + top;
         let mut tr = self.and_triples(nw * ands, 1)?;
         // g[k − 1] = [v_l ≥ k] for the low l bits, k = 1..2^l − 1.
+        // The first layer also computes `in_range` (below), saving it a flight.
         let mut g: Vec<Vec<u64>> = vec![bits[0].clone()];
+        let mut in_range = None;
         for t in &bits[1..] {
-            let both_set = self.and(&t.repeat(g.len()), &g.concat(), &mut tr)?;
+            let (mut xs, mut ys) = (t.repeat(g.len()), g.concat());
+            if in_range.is_none() {
+                xs.extend_from_slice(&at_least_zero);
+                ys.extend_from_slice(&below_top);
+            }
+            let mut both_set = self.and(&xs, &ys, &mut tr)?;
+            if in_range.is_none() {
+                in_range = Some(both_set.split_off(g.len() * nw));
+            }
             let both_set: Vec<&[u64]> = both_set.chunks_exact(nw).collect();
             let mut next: Vec<Vec<u64>> = g.iter().zip(&both_set).map(|(gk, a)| xor(&xor(t, gk), a)).collect();
             next.push(t.clone());
@@ -174,7 +184,10 @@ impl Engine<'_> {
             g = next;
         }
         // Outside [0, 2^m) the low bits mean nothing: [x ≥ k] = [x ≥ 2^m] there (0 < k < 2^m).
-        let in_range = self.and(&at_least_zero, &below_top, &mut tr)?;
+        let in_range = match in_range {
+            Some(r) => r,
+            None => self.and(&at_least_zero, &below_top, &mut tr)?,
+        };
         let masked = self.and(&in_range.repeat(g.len()), &g.concat(), &mut tr)?;
         let mut per_k: Vec<Vec<u64>> = vec![at_least_zero];
         per_k.extend(masked.chunks_exact(nw).map(|v| xor(v, &at_least_top)));

@@ -181,7 +181,7 @@ impl OtSource for Iknp {
 /// Batches: both parties' pools mirror each other (the sender's pool in one direction is the
 /// receiver's in the other party), so both decide refills alike (both directions short: the
 /// two refills run interleaved, [`crate::pcg::cot_both`]); a refill makes
-/// `min(max(shortfall, next), MAX_BATCH)` COTs, `next` doubling from [`Silent::FIRST_BATCH`]
+/// `min(shortfall + next, MAX_BATCH)` COTs, `next` doubling from [`Silent::FIRST_BATCH`]
 /// to [`Silent::MAX_BATCH`], until the shortfall is covered. OTs left in the pools when the engine is dropped are wiped unused.
 pub(crate) struct Silent {
     send: VecDeque<SendBatch>,
@@ -232,12 +232,13 @@ impl Silent {
         self.recv.iter().map(|b| b.t.len() - b.used).sum()
     }
 
-    /// Size of the next refill in the direction whose sender is `sender`: at most
-    /// [`Silent::MAX_BATCH`], so the generator's working memory stays bounded (a larger
-    /// shortfall takes several refills).
+    /// Size of the next refill in the direction whose sender is `sender`: the shortfall plus
+    /// `next` (so the calls after this one find OTs left and the job makes fewer refills, each
+    /// a few turns), at most [`Silent::MAX_BATCH`], so the generator's working memory stays
+    /// bounded (a larger shortfall takes several refills).
     fn batch(&mut self, sender: Role, shortfall: usize) -> usize {
         let next = &mut self.next[sender.index()];
-        let n = shortfall.max(*next).min(Self::MAX_BATCH);
+        let n = (shortfall + *next).min(Self::MAX_BATCH);
         *next = (*next * 2).min(Self::MAX_BATCH);
         n
     }
