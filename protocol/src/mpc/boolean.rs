@@ -19,7 +19,8 @@
 //!   of generate `G = [α + β ≥ 16]` and propagate `P = [α + β = 15]` come from one 1-of-16 OT
 //!   made of 4 correlated OTs (the bank receiver with its bits as choices, the gov sending the
 //!   16-entry table of `(G(α, v), P(α, v))` masked with its random output bits, entry `v`
-//!   encrypted under the XOR of `H(k_i^{v_i}, tweak(OT i, v without bit i))`); then the
+//!   encrypted under the XOR of `H(k_i^{v_i}, tweak(OT i, v without bit i))`; for the lowest
+//!   leaf only `G`, whose `P` the tree never uses); then the
 //!   generate/propagate tree over the leaves (`G = G_hi ⊕ P_hi∧G_lo`, `P = P_hi∧P_lo`, one
 //!   two-AND triple per combination), one layer per flight, bit-sliced over all elements. At
 //!   `w = 64`: 63 OTs and 15 two-AND triples (30 random OTs) per element, 1 + 4 flights (the
@@ -34,7 +35,7 @@
 //!   that of the arithmetic COT (see `cot`).
 
 use super::Engine;
-use super::cot::{CotRecv, CotSend};
+use super::cot::{BitReader, BitWriter, CotRecv, CotSend};
 use crate::{Result, Role};
 use rand::Rng;
 use zeroize::Zeroize;
@@ -276,8 +277,10 @@ impl Engine<'_> {
         // Hash outputs per key: one per offset and per value of the leaf's other bits.
         let half = 1 << (LEAF_BITS - 1);
         let per_key = half * k;
-        let tables_len = (x.len() * leaves * k).div_ceil(2);
-        let table_at = |tables: &[u64], t: usize| (tables[t / 2] >> (32 * (t % 2))) as u32;
+        // Table bits of leaf `l` (m bits): 2^m entries of (G, P), of G alone for the lowest leaf
+        // (its P is never used: the lowest node of the tree is never a high half).
+        let table_bits = |l: usize| (if l == 0 { 1u32 } else { 2 }) << leaf(l).1;
+        let tables_len = (x.len() * k * (0..leaves).map(|l| table_bits(l) as usize).sum::<usize>()).div_ceil(64);
         if self.role == Role::Bank {
             let mut choices = vec![0u128; ots.div_ceil(128)];
             for (e, v) in x.iter().enumerate() {
@@ -290,6 +293,7 @@ impl Engine<'_> {
             choices.zeroize();
             let received = received.expect("receiver part");
             let tables = self.ch.recv_u64s("mpc.cmp.table", tables_len)?;
+            let mut tables = BitReader::new(&tables);
             let base = ((Role::Gov.index() as u128) << 120) | ((received.start as u128) << 32);
             let mut out = Vec::with_capacity(x.len());
             let (mut keys, mut tweaks, mut pads) = (Vec::new(), Vec::new(), Vec::new());
@@ -314,9 +318,11 @@ impl Engine<'_> {
                 for l in 0..leaves {
                     let (p0, m) = leaf(l);
                     let beta = ((v >> p0) as usize) & ((1 << m) - 1);
+                    let width = if l == 0 { 1 } else { 2 };
                     for j in 0..k {
                         let pad = (p0..p0 + m).fold(0, |acc, p| acc ^ pads[p * k + j] as u32);
-                        let entry = ((table_at(&tables, (e * leaves + l) * k + j) >> (2 * beta)) ^ pad) & 3;
+                        let table = tables.pull(table_bits(l)) as u32;
+                        let entry = ((table >> (width * beta)) ^ pad) & if l == 0 { 1 } else { 3 };
                         per_leaf.push((entry & 1 == 1, entry & 2 == 2));
                     }
                 }
@@ -328,7 +334,7 @@ impl Engine<'_> {
         }
         let (sent, _) = self.ot_keys("mpc.cmp.leaf", Some(ots), None, false)?;
         let sent = sent.expect("sender part");
-        let mut tables = vec![0u64; tables_len];
+        let mut tables = BitWriter::new(tables_len);
         let mut out = Vec::with_capacity(x.len());
         let (mut h0, mut h1) = (Vec::new(), Vec::new());
         let block_elements = (LEAF_HASH_BLOCKS / (low * per_key)).max(1);
@@ -341,13 +347,13 @@ impl Engine<'_> {
             self.hash.expand(&sent.k0[keys.clone()], base, per_key, &mut h0);
             self.hash.expand(&sent.k1[keys.clone()], base, per_key, &mut h1);
             for (b, v) in block.iter().enumerate() {
-                let e = first + b;
                 let mut per_leaf = Vec::with_capacity(leaves * k);
                 for l in 0..leaves {
                     let (p0, m) = leaf(l);
+                    let (width, mask) = if l == 0 { (1, 1) } else { (2, 3) };
                     for (j, t) in offsets.iter().enumerate() {
                         let alpha = ((v.wrapping_add(*t) >> p0) as usize) & ((1 << m) - 1);
-                        let r = self.rng.0.next_u32() & 3;
+                        let r = self.rng.0.next_u32() & mask;
                         let mut table = 0u32;
                         for beta in 0..1usize << m {
                             let sum = alpha + beta;
@@ -356,10 +362,9 @@ impl Engine<'_> {
                                 let h = if (beta >> i) & 1 == 1 { &h1 } else { &h0 };
                                 acc ^ h[(b * low + p0 + i) * per_key + j * half + without_bit(beta, i)] as u32
                             });
-                            table |= ((entry ^ r ^ pad) & 3) << (2 * beta);
+                            table |= ((entry ^ r ^ pad) & mask) << (width * beta);
                         }
-                        let t = (e * leaves + l) * k + j;
-                        tables[t / 2] |= (table as u64) << (32 * (t % 2));
+                        tables.push(table as u64, table_bits(l));
                         per_leaf.push((r & 1 == 1, r & 2 == 2));
                     }
                 }
@@ -368,7 +373,7 @@ impl Engine<'_> {
         }
         h0.zeroize();
         h1.zeroize();
-        self.ch.send_u64s("mpc.cmp.table", &tables)?;
+        self.ch.send_u64s("mpc.cmp.table", &tables.finish())?;
         Ok(out)
     }
 

@@ -92,14 +92,17 @@ pub(super) fn low_mask(n: u32) -> u64 {
     if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
-struct BitWriter {
+pub(super) struct BitWriter {
     out: Vec<u64>,
     acc: u128,
     n: u32,
 }
 
 impl BitWriter {
-    fn push(&mut self, v: u64, bits: u32) {
+    pub(super) fn new(words: usize) -> BitWriter {
+        BitWriter { out: Vec::with_capacity(words), acc: 0, n: 0 }
+    }
+    pub(super) fn push(&mut self, v: u64, bits: u32) {
         self.acc |= ((v & low_mask(bits)) as u128) << self.n;
         self.n += bits;
         if self.n >= 64 {
@@ -108,7 +111,7 @@ impl BitWriter {
             self.n -= 64;
         }
     }
-    fn finish(mut self) -> Vec<u64> {
+    pub(super) fn finish(mut self) -> Vec<u64> {
         if self.n > 0 {
             self.out.push(self.acc as u64);
         }
@@ -116,16 +119,19 @@ impl BitWriter {
     }
 }
 
-struct BitReader<'a> {
+pub(super) struct BitReader<'a> {
     words: &'a [u64],
     pos: usize,
     acc: u128,
     n: u32,
 }
 
-impl BitReader<'_> {
+impl<'a> BitReader<'a> {
+    pub(super) fn new(words: &'a [u64]) -> BitReader<'a> {
+        BitReader { words, pos: 0, acc: 0, n: 0 }
+    }
     /// Callers read exactly the bits the (validated) word count holds.
-    fn pull(&mut self, bits: u32) -> u64 {
+    pub(super) fn pull(&mut self, bits: u32) -> u64 {
         if self.n < bits {
             self.acc |= (self.words[self.pos] as u128) << self.n;
             self.pos += 1;
