@@ -43,8 +43,9 @@
 //! 113 kB of corrections each, 27 MB in all (72 MB with all of G shared in a 64-bit ring).
 //! Other sigmoids run four batch-size products per step (`run_general`): each party's batch
 //! matrices are prepared once (engine `prepare_matrix`: homomorphic form, the owner's encrypted
-//! batch kept by the peer for all epochs) and each step's `matvec` / `matvec_t` costs one reply of
-//! about 81 KB per ciphertext block instead of `rows·cols·260` B of OT corrections.
+//! batch kept by the peer for all epochs) and each step's products cost one reply of about 81 KB
+//! per ciphertext block instead of `rows·cols·260` B of OT corrections; both parties' products
+//! run at once (`matvec_each`: each evaluates the peer's, then decrypts its own).
 //! Fixed point: every truncation is the engine's exact one (no failure probability) while each
 //! product stays below `protocol::mpc::product_bound` = 2^(62−2f) in magnitude (2^14 at f = 24).
 //! The largest products here are the batch gradient sums Xᵀe of the clipped-linear and poly3
