@@ -30,6 +30,8 @@ pub const KINDS: &[&str] = &[
     "mpc.cot.f",
     "mpc.and.u",
     "mpc.and.open",
+    "mpc.cmp.leaf",
+    "mpc.cmp.table",
     "lookup.table",
     "lookup.query",
     "open.partial_scores",
