@@ -1116,6 +1116,34 @@ mod tests {
         assert_eq!(bank, gov);
     }
 
+    /// Malformed table updates from the gov are peer errors at the bank, and nothing is applied:
+    /// shorter than the header, counts past the table limit, a length that does not match.
+    #[test]
+    fn malformed_table_updates_are_peer_errors() {
+        let header = |rotated: u8, upserts: u64, deletions: u64| {
+            let mut h = vec![rotated];
+            h.extend(upserts.to_le_bytes());
+            h.extend(deletions.to_le_bytes());
+            h
+        };
+        let mut one_short = header(0, 1, 1);
+        one_short.extend(vec![0u8; VERSIONED_ENTRY_LEN + 15]);
+        let cases = [vec![0u8; UPDATE_HEADER - 1], header(0, MAX_TABLE as u64 + 1, 0), header(1, 0, 2), one_short];
+        for update in cases {
+            let (_, (result, len)) = run_pair(
+                |ch| ch.reveal_send(&table_grant(), &update).unwrap(),
+                |ch| {
+                    let mut table = VersionedTable::default();
+                    let result = apply_update(ch, &mut table, &mut Totals::default());
+                    (result, table.len())
+                },
+            );
+            let e = result.expect_err("a malformed update is refused");
+            assert!(matches!(e, protocol::Error::Peer(_)), "{e}");
+            assert_eq!(len, 0, "nothing applied");
+        }
+    }
+
     #[test]
     fn a_rotation_sends_the_whole_table_under_a_new_key() {
         let table = rows(0..30, -1.0);
