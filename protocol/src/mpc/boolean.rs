@@ -35,7 +35,7 @@
 //!   that of the arithmetic COT (see `cot`).
 
 use super::Engine;
-use super::cot::{BitReader, BitWriter, CotRecv, CotSend};
+use super::cot::{BitReader, BitWriter, CotRecv, CotSend, tweak_base};
 use crate::{Result, Role};
 use rand::Rng;
 use zeroize::Zeroize;
@@ -59,10 +59,11 @@ const LEAF_BITS: usize = 4;
 /// Most leaf OTs per flight pair of [`Engine::carry_out`] (2^18: 8 MB of sender keys).
 const LEAF_OTS_PER_PIECE: usize = 1 << 18;
 
-/// Hash outputs of one block of the gov's leaf pads (1 MB per key set).
+/// Hash outputs of one block of leaf pads (1 MB per key set).
 const LEAF_HASH_BLOCKS: usize = 1 << 16;
 
-fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
+/// Word-wise XOR of two packed bit vectors (XOR shares add locally).
+pub(super) fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
     x.iter().zip(y).map(|(a, b)| a ^ b).collect()
 }
 
@@ -102,8 +103,8 @@ impl Engine<'_> {
         let (sent, received) = self.ot_keys("mpc.and.u", Some(m), Some((m, None)), true)?;
         let (sent, received) = (sent.expect("sender part"), received.expect("receiver part"));
         let (mut h0, mut h1, mut hv) = (vec![0u128; m], vec![0u128; m], vec![0u128; m]);
-        let send_tweak = ((self.role.index() as u128) << 120) | ((sent.start as u128) << 32);
-        let recv_tweak = ((self.role.peer().index() as u128) << 120) | ((received.start as u128) << 32);
+        let send_tweak = tweak_base(self.role, sent.start);
+        let recv_tweak = tweak_base(self.role.peer(), received.start);
         self.hash.expand(&sent.k0, send_tweak, 1, &mut h0);
         self.hash.expand(&sent.k1, send_tweak, 1, &mut h1);
         self.hash.expand(&received.keys, recv_tweak, 1, &mut hv);
@@ -277,9 +278,10 @@ impl Engine<'_> {
         // Hash outputs per key: one per offset and per value of the leaf's other bits.
         let half = 1 << (LEAF_BITS - 1);
         let per_key = half * k;
-        // Table bits of leaf `l` (m bits): 2^m entries of (G, P), of G alone for the lowest leaf
-        // (its P is never used: the lowest node of the tree is never a high half).
-        let table_bits = |l: usize| (if l == 0 { 1u32 } else { 2 }) << leaf(l).1;
+        // Bits per table entry of leaf `l`: (G, P), or G alone for the lowest leaf (its P is
+        // never used: the lowest node of the tree is never a high half); 2^m entries per table.
+        let entry_bits = |l: usize| if l == 0 { 1u32 } else { 2 };
+        let table_bits = |l: usize| entry_bits(l) << leaf(l).1;
         let tables_len = (x.len() * k * (0..leaves).map(|l| table_bits(l) as usize).sum::<usize>()).div_ceil(64);
         if self.role == Role::Bank {
             let mut choices = vec![0u128; ots.div_ceil(128)];
@@ -294,39 +296,46 @@ impl Engine<'_> {
             let received = received.expect("receiver part");
             let tables = self.ch.recv_u64s("mpc.cmp.table", tables_len)?;
             let mut tables = BitReader::new(&tables);
-            let base = ((Role::Gov.index() as u128) << 120) | ((received.start as u128) << 32);
+            let base = tweak_base(Role::Gov, received.start);
             let mut out = Vec::with_capacity(x.len());
             let (mut keys, mut tweaks, mut pads) = (Vec::new(), Vec::new(), Vec::new());
-            for (e, v) in x.iter().enumerate() {
-                // Key of bit p, offset j: pads[p·K + j].
+            // Per block of elements, one hash per key and offset: element b's bit p, offset j at
+            // pads[(b·low + p)·K + j].
+            let block_elements = (LEAF_HASH_BLOCKS / (low * k)).max(1);
+            for first in (0..x.len()).step_by(block_elements) {
+                let block = &x[first..x.len().min(first + block_elements)];
                 keys.clear();
                 tweaks.clear();
-                for l in 0..leaves {
-                    let (p0, m) = leaf(l);
-                    let beta = ((v >> p0) as usize) & ((1 << m) - 1);
-                    for i in 0..m {
-                        let o = e * low + p0 + i;
-                        for j in 0..k {
-                            keys.push(received.keys[o]);
-                            tweaks.push(base + ((o as u128) << 32) + (j * half + without_bit(beta, i)) as u128);
+                for (b, v) in block.iter().enumerate() {
+                    for l in 0..leaves {
+                        let (p0, m) = leaf(l);
+                        let beta = ((v >> p0) as usize) & ((1 << m) - 1);
+                        for i in 0..m {
+                            let o = (first + b) * low + p0 + i;
+                            for j in 0..k {
+                                keys.push(received.keys[o]);
+                                tweaks.push(base + ((o as u128) << 32) + (j * half + without_bit(beta, i)) as u128);
+                            }
                         }
                     }
                 }
                 pads.resize(keys.len(), 0);
                 self.hash.hash_each(&keys, &tweaks, &mut pads);
-                let mut per_leaf = Vec::with_capacity(leaves * k);
-                for l in 0..leaves {
-                    let (p0, m) = leaf(l);
-                    let beta = ((v >> p0) as usize) & ((1 << m) - 1);
-                    let width = if l == 0 { 1 } else { 2 };
-                    for j in 0..k {
-                        let pad = (p0..p0 + m).fold(0, |acc, p| acc ^ pads[p * k + j] as u32);
-                        let table = tables.pull(table_bits(l)) as u32;
-                        let entry = ((table >> (width * beta)) ^ pad) & if l == 0 { 1 } else { 3 };
-                        per_leaf.push((entry & 1 == 1, entry & 2 == 2));
+                for (b, v) in block.iter().enumerate() {
+                    let mut per_leaf = Vec::with_capacity(leaves * k);
+                    for l in 0..leaves {
+                        let (p0, m) = leaf(l);
+                        let beta = ((v >> p0) as usize) & ((1 << m) - 1);
+                        for j in 0..k {
+                            let pad = (p0..p0 + m).fold(0, |acc, p| acc ^ pads[(b * low + p) * k + j] as u32);
+                            let table = tables.pull(table_bits(l)) as u32;
+                            let entry = (table >> (entry_bits(l) * beta as u32)) ^ pad;
+                            let entry = entry & ((1 << entry_bits(l)) - 1);
+                            per_leaf.push((entry & 1 == 1, entry & 2 == 2));
+                        }
                     }
+                    out.push(per_leaf);
                 }
-                out.push(per_leaf);
             }
             keys.zeroize();
             pads.zeroize();
@@ -341,7 +350,7 @@ impl Engine<'_> {
         for first in (0..x.len()).step_by(block_elements) {
             let block = &x[first..x.len().min(first + block_elements)];
             let keys = first * low..(first + block.len()) * low;
-            let base = ((self.role.index() as u128) << 120) | (((sent.start + keys.start as u64) as u128) << 32);
+            let base = tweak_base(self.role, sent.start + keys.start as u64);
             h0.resize(keys.len() * per_key, 0);
             h1.resize(keys.len() * per_key, 0);
             self.hash.expand(&sent.k0[keys.clone()], base, per_key, &mut h0);
@@ -350,7 +359,7 @@ impl Engine<'_> {
                 let mut per_leaf = Vec::with_capacity(leaves * k);
                 for l in 0..leaves {
                     let (p0, m) = leaf(l);
-                    let (width, mask) = if l == 0 { (1, 1) } else { (2, 3) };
+                    let mask = (1 << entry_bits(l)) - 1;
                     for (j, t) in offsets.iter().enumerate() {
                         let alpha = ((v.wrapping_add(*t) >> p0) as usize) & ((1 << m) - 1);
                         let r = self.rng.0.next_u32() & mask;
@@ -362,7 +371,7 @@ impl Engine<'_> {
                                 let h = if (beta >> i) & 1 == 1 { &h1 } else { &h0 };
                                 acc ^ h[(b * low + p0 + i) * per_key + j * half + without_bit(beta, i)] as u32
                             });
-                            table |= ((entry ^ r ^ pad) & mask) << (width * beta);
+                            table |= ((entry ^ r ^ pad) & mask) << (entry_bits(l) * beta as u32);
                         }
                         tables.push(table as u64, table_bits(l));
                         per_leaf.push((r & 1 == 1, r & 2 == 2));

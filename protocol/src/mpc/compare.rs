@@ -24,16 +24,13 @@
 //! Nothing is opened here; every result stays shared.
 
 use super::Engine;
+use super::boolean::xor;
 use super::cot::{CotRecv, CotSend, low_mask};
 use crate::{Error, InputError, Result, Role};
 
 /// Bit `e` of a packed XOR-share vector.
 fn bit(bits: &[u64], e: usize) -> u64 {
     (bits[e / 64] >> (e % 64)) & 1
-}
-
-fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
-    x.iter().zip(y).map(|(a, b)| a ^ b).collect()
 }
 
 /// `count` bits starting at bit `from` of a packed vector, packed from bit 0.

@@ -68,7 +68,7 @@ const PIECE_OTS: usize = 1 << 21;
 const PIECE_ENTRIES: usize = 1 << 25;
 
 /// Tweak base for OT number `start` of the instance whose sender is `sender`.
-fn tweak_base(sender: Role, start: u64) -> u128 {
+pub(super) fn tweak_base(sender: Role, start: u64) -> u128 {
     ((sender.index() as u128) << 120) | ((start as u128) << 32)
 }
 
@@ -354,8 +354,7 @@ impl Engine<'_> {
         let (bits, width) = (s.bits as usize, s.width);
         let blocks = width.div_ceil(2);
         let mut shares = vec![0u64; s.groups * width];
-        let mut w =
-            BitWriter { out: Vec::with_capacity(correction_words(s.groups, width, s.bits, ring)), acc: 0, n: 0 };
+        let mut w = BitWriter::new(correction_words(s.groups, width, s.bits, ring));
         let per = groups_per_batch(width, s.bits);
         let mut m0 = Vec::new();
         let mut m1 = Vec::new();
@@ -445,7 +444,7 @@ impl Engine<'_> {
         let (bits, width) = (r.bits as usize, r.width);
         let blocks = width.div_ceil(2);
         let mut shares = vec![0u64; r.groups * width];
-        let mut rd = BitReader { words: d, pos: 0, acc: 0, n: 0 };
+        let mut rd = BitReader::new(d);
         let per = groups_per_batch(width, r.bits);
         let mut mb = Vec::new();
         let bit = |w: &[u128], i: usize| ((w[i / 128] >> (i % 128)) & 1) as u64;
