@@ -52,11 +52,6 @@ fn main() {
         let t = now();
         p.code.expand(&mut x);
         step("code alone: expand u128", t);
-        let ones: Vec<usize> = (0..p.trees).map(|t| t * p.shape.leaves + 5).collect();
-        let t = now();
-        let bits = p.code.encode_sparse_bits(&ones);
-        step("code alone: sparse bits", t);
-        assert_eq!(bits.len(), p.code.n.div_ceil(64));
     }
 }
 

@@ -133,44 +133,6 @@ impl Code {
             });
         }
     }
-
-    /// The map on the bit vector with ones exactly at `ones` (distinct, each `< big_n`): the
-    /// `n` output bits packed 64 to a word, bit `k % 64` of word `k / 64` (the bits past `n`
-    /// zero). The bits take `N / 8` bytes, so their expansion reads from cache.
-    pub fn encode_sparse_bits(&self, ones: &[usize]) -> Vec<u64> {
-        let mut p = vec![0u64; self.n.div_ceil(64)];
-        let len = self.big_n - self.n;
-        let mut s = vec![0u64; len.div_ceil(64) + 1];
-        for &i in ones {
-            assert!(i < self.big_n, "noise position {i} outside the code length {}", self.big_n);
-            let (v, j) = if i < self.n { (&mut p, i) } else { (&mut s, i - self.n) };
-            v[j / 64] ^= 1 << (j % 64);
-        }
-        for domain in PASSES {
-            convolute_bits(&mut s, len, domain);
-        }
-        let region = self.region();
-        for k in 0..WEIGHT {
-            let aes = Aes128::new(&Array::from(key(b'0' + k as u8)));
-            let part = k * region;
-            p.par_chunks_mut(CHUNK / 64).enumerate().for_each(|(c, words)| {
-                let mut draws = draws(&aes, c);
-                for word in words.iter_mut() {
-                    let mut acc = 0u64;
-                    for (b, r) in draws.by_ref().take(64).enumerate() {
-                        let j = part + scale(r, region);
-                        acc |= ((s[j / 64] >> (j % 64)) & 1) << b;
-                    }
-                    *word ^= acc;
-                }
-            });
-        }
-        // Draws past `n` landed in the last word's unused bits: clear them.
-        if !self.n.is_multiple_of(64) {
-            *p.last_mut().expect("n > 0") &= (1 << (self.n % 64)) - 1;
-        }
-        p
-    }
 }
 
 /// One convolution pass over `s` in place (see the module docs), masks from stream `domain`.
@@ -287,42 +249,6 @@ fn wrap_step(s: &mut [u128], i: usize, m: u32) {
     }
 }
 
-/// [`convolute`] on the first `len` bits of `s` (packed, one spare word at the end). Word by
-/// word, the word and the next in one register (a step reaches at most 26 bits ahead).
-fn convolute_bits(s: &mut [u64], len: usize, domain: u8) {
-    let (mut stream, mut used) = (Masks::new(domain), usize::MAX);
-    let mut next_mask = || {
-        if used >= stream.masks.len() {
-            stream.batch();
-            used = 0;
-        }
-        used += 1;
-        stream.masks[used - 1]
-    };
-    // Targets i + 1 + b for the set bits b of (accumulator ‖ band), if bit i is set.
-    let pattern = |m: u32, bit: u128| (1 | ((m as u128) << 1)) & 0u128.wrapping_sub(bit);
-    let mut i = 0;
-    while i + 64 + REACH <= len {
-        let w = i / 64;
-        let mut window = s[w] as u128 | ((s[w + 1] as u128) << 64);
-        for b in 0..64 {
-            window ^= pattern(next_mask(), (window >> b) & 1) << (b + 1);
-        }
-        s[w] = window as u64;
-        s[w + 1] = (window >> 64) as u64;
-        i += 64;
-    }
-    for i in i..len {
-        let p = pattern(next_mask(), ((s[i / 64] >> (i % 64)) & 1) as u128);
-        for b in 0..=BAND as usize {
-            if (p >> b) & 1 == 1 {
-                let t = (i + 1 + b) % len;
-                s[t / 64] ^= 1 << (t % 64);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,29 +306,6 @@ mod tests {
             let code = Code::new(n, big_n);
             let x = random_blocks(&mut rng, big_n);
             assert_eq!(encode(&code, &x), reference(&code, &x), "n {n}, N {big_n}");
-        }
-    }
-
-    /// The sparse bit encoder gives bit 0 of the reference on the same unit positions.
-    #[test]
-    fn sparse_bits_encode_like_the_low_bit_of_strings() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        for (n, big_n, weight) in [(40, 80, 3), (100, 230, 10), (3 * CHUNK + 5, 6 * CHUNK + 77, 40)] {
-            let code = Code::new(n, big_n);
-            let mut ones: Vec<usize> = (0..weight).map(|_| rng.random_range(0..big_n)).collect();
-            ones.sort_unstable();
-            ones.dedup();
-            ones.push(big_n - 1);
-            ones.push(0);
-            let mut x = vec![0u128; big_n];
-            ones.iter().for_each(|&i| x[i] = 1);
-            let want = reference(&code, &x);
-            let got = code.encode_sparse_bits(&ones);
-            assert_eq!(got.len(), n.div_ceil(64));
-            for k in 0..n {
-                assert_eq!((got[k / 64] >> (k % 64)) & 1, want[k] as u64, "n {n}, bit {k}");
-            }
-            assert_eq!(got[n / 64] >> (n % 64), 0, "bits past n");
         }
     }
 

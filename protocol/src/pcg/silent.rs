@@ -35,7 +35,12 @@ use crate::{Error, InputError, PeerError, Result};
 /// The correlation a run produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Bits `x_i` (`t_i = s_i ⊕ x_i·Δ`).
+    /// Bits `x_i` (`t_i = s_i ⊕ x_i·Δ`), packed into the low bits ("choice-bit packing", as in
+    /// libOTe and emp-ot): Δ's low bit is 1 and every leaf's low bit is cleared (at the sender
+    /// all of them, at the receiver the known ones), so the noise `e` is the low bit of the
+    /// receiver's leaves and, the code being linear over GF(2), `x = H·e` is the low bit of
+    /// `t = H·u`; `s_i`'s low bit is 0. The receiver needs no separate encoding of its noise.
+    /// Δ keeps 127 secret bits, which caps guessing Δ at `2^−127`.
     Cot,
     /// GF(2^128) elements `a_i` (`c_i = b_i + a_i·Δ`).
     Vole,
@@ -110,6 +115,11 @@ fn encode_in_place(p: &Params, x: &mut Vec<u128>) {
     x.truncate(p.n);
 }
 
+/// Clears the low bit of every leaf (COT: the sender's leaves, the receiver's known ones).
+fn clear_low_bits(leaves: &mut [u128]) {
+    leaves.iter_mut().for_each(|v| *v &= !1);
+}
+
 /// Hashed OT pads `H(x_j, j)` for the GGM OTs.
 fn pads(xs: &[u128]) -> Vec<u128> {
     let mut out = vec![0u128; xs.len()];
@@ -179,6 +189,9 @@ impl SenderStart {
         rng: &mut R,
     ) -> Result<(SenderExtending, BaseAnswer)> {
         let mut delta = Gf128::random(rng).0;
+        if self.kind == Kind::Cot {
+            delta |= 1; // choice-bit packing, see [`Kind::Cot`]
+        }
         let mut choices: Vec<bool> = (0..128).map(|j| (delta >> j) & 1 == 1).collect();
         let answered = base::receive(rng, &offer.0, &choices);
         choices.zeroize();
@@ -226,7 +239,10 @@ impl SenderExtending {
             .zip(sums.par_chunks_mut(depth))
             .enumerate()
             .for_each_init(Vec::new, |scratch, (t, (tree, sums))| {
-                expand_full(&hash, seeds[t], offsets[t], tree, sums, scratch)
+                expand_full(&hash, seeds[t], offsets[t], tree, sums, scratch);
+                if kind == Kind::Cot {
+                    clear_low_bits(tree);
+                }
             });
         seeds.zeroize();
         let mut msg = Vec::with_capacity(TreeMessage::elements(&p, kind));
@@ -370,7 +386,11 @@ impl ReceiverExtended {
                 // The known leaves sum to `w_α ⊕ r_t`.
                 let known = own.iter().fold(0u128, |a, v| a ^ v);
                 own[alpha] = match kind {
-                    Kind::Cot => known,
+                    // The sender's leaf with its low bit cleared, plus Δ (low bit 1).
+                    Kind::Cot => {
+                        clear_low_bits(own);
+                        known | 1
+                    }
                     Kind::Vole => corrections[t].0 ^ known ^ c_base[t].0,
                 };
             },
@@ -387,17 +407,12 @@ impl ReceiverExtended {
     }
 
     /// Flight 4 in (COT): choice bits packed 64 to a word (bit `i % 64` of word `i / 64`) and
-    /// `t`. The noise is one bit per tree, so its encoding runs on packed bits.
+    /// `t`. The choice bits are the low bits of `t` (see [`Kind::Cot`]).
     pub fn on_trees_cot(self, trees: &TreeMessage) -> Result<ReceiverOutput<u64>> {
         self.expect(Kind::Cot)?;
-        let p = &self.params;
         let mut c = self.leaves(trees)?;
-        encode_in_place(p, &mut c);
-        let mut a = p.code.encode_sparse_bits(&self.noise_positions());
-        a.truncate(p.n.div_ceil(64));
-        if !p.n.is_multiple_of(64) {
-            *a.last_mut().expect("n > 0") &= (1 << (p.n % 64)) - 1;
-        }
+        encode_in_place(&self.params, &mut c);
+        let a = c.chunks(64).map(|t| t.iter().rev().fold(0u64, |a, &t| (a << 1) | (t & 1) as u64)).collect();
         Ok(ReceiverOutput { a, c })
     }
 

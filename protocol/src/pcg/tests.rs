@@ -80,7 +80,8 @@ fn assert_distinct(what: &str, values: impl Iterator<Item = u128>) {
 }
 
 /// The outputs look uniform: every bit position of `a`, `b`, `c` is balanced over the outputs,
-/// no value repeats, and the COT choice bits are balanced and not periodic. A generator that
+/// no value repeats, and the COT choice bits are balanced and not periodic (and packed in the
+/// low bits, the rest of `s` balanced). A generator that
 /// left the noise sparse (no code), or reused a tree, fails these.
 #[test]
 fn outputs_look_uniform() {
@@ -94,8 +95,16 @@ fn outputs_look_uniform() {
         }
         assert_distinct(what, xs.iter().map(|v| v.0));
     }
-    let ((_, s), (x, t)) = cot_pair(n, false, 8);
+    let ((delta, s), (x, t)) = cot_pair(n, false, 8);
     assert_balanced("choice bits", x.iter().filter(|&&b| b).count(), n);
+    // Choice-bit packing: Δ and t carry the choice in bit 0, s has it clear; the other bits of
+    // s are balanced.
+    assert_eq!(delta.0 & 1, 1, "Δ's low bit");
+    assert!(s.iter().all(|v| v & 1 == 0), "s's low bits");
+    assert!(x.iter().zip(&t).all(|(&x, t)| (t & 1 == 1) == x), "t's low bits are the choices");
+    for bit in 1..128 {
+        assert_balanced(&format!("s bit {bit}"), s.iter().filter(|v| (*v >> bit) & 1 == 1).count(), n);
+    }
     let agree = x.windows(2).filter(|w| w[0] == w[1]).count();
     assert_balanced("equal neighbouring choice bits", agree, n - 1);
     assert_distinct("s", s.iter().copied());
