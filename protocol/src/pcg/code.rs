@@ -252,7 +252,7 @@ fn wrap_step(s: &mut [u128], i: usize, m: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, RngExt, SeedableRng};
+    use rand::{Rng, SeedableRng};
 
     /// The map straight from its definition in the module docs, one position and one index at
     /// a time (sequential PRG streams, `%` on every target): the reference for the fast code.

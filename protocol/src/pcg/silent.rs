@@ -115,9 +115,12 @@ fn encode_in_place(p: &Params, x: &mut Vec<u128>) {
     x.truncate(p.n);
 }
 
-/// Clears the low bit of every leaf (COT: the sender's leaves, the receiver's known ones).
-fn clear_low_bits(leaves: &mut [u128]) {
-    leaves.iter_mut().for_each(|v| *v &= !1);
+/// What both parties AND into every leaf: COT clears the low bit (see [`Kind::Cot`]).
+fn leaf_mask(kind: Kind) -> u128 {
+    match kind {
+        Kind::Cot => !1,
+        Kind::Vole => !0,
+    }
 }
 
 /// Hashed OT pads `H(x_j, j)` for the GGM OTs.
@@ -239,10 +242,7 @@ impl SenderExtending {
             .zip(sums.par_chunks_mut(depth))
             .enumerate()
             .for_each_init(Vec::new, |scratch, (t, (tree, sums))| {
-                expand_full(&hash, seeds[t], offsets[t], tree, sums, scratch);
-                if kind == Kind::Cot {
-                    clear_low_bits(tree);
-                }
+                expand_full(&hash, seeds[t], offsets[t], tree, sums, scratch, leaf_mask(kind))
             });
         seeds.zeroize();
         let mut msg = Vec::with_capacity(TreeMessage::elements(&p, kind));
@@ -382,15 +382,11 @@ impl ReceiverExtended {
             Vec::new,
             |scratch, (t, (own, received))| {
                 let alpha = self.alphas[t];
-                expand_punctured(&hash, alpha, received, own, scratch);
                 // The known leaves sum to `w_α ⊕ r_t`.
-                let known = own.iter().fold(0u128, |a, v| a ^ v);
+                let known = expand_punctured(&hash, alpha, received, own, scratch, leaf_mask(kind));
                 own[alpha] = match kind {
-                    // The sender's leaf with its low bit cleared, plus Δ (low bit 1).
-                    Kind::Cot => {
-                        clear_low_bits(own);
-                        known | 1
-                    }
+                    // COT: the sender's leaf, low bit cleared, plus Δ (low bit 1).
+                    Kind::Cot => known | 1,
                     Kind::Vole => corrections[t].0 ^ known ^ c_base[t].0,
                 };
             },

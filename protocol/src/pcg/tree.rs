@@ -63,18 +63,32 @@ const BATCH: usize = 1024;
 
 impl NodeHash {
     /// Expands one tree in place: `nodes[..2]` holds level 1 (`nodes.len() = 2^depth`);
-    /// afterwards `nodes` holds the leaves. `level(l, nodes)` runs on each level `l = 1..=depth`
-    /// (its `2^l` nodes) before the next level is built from it. The children of `p` are
-    /// `H(p)` and `p ⊕ H(p)`; a level is built from its last parents back (child `2k + 1 ≥ k`),
-    /// batch by batch, so no parent is overwritten before it is hashed.
-    pub fn expand_tree(&self, nodes: &mut [u128], scratch: &mut Vec<u128>, mut level: impl FnMut(usize, &mut [u128])) {
+    /// afterwards `nodes` holds the leaves, each ANDed with `leaf_mask`. `level(l, nodes, sums)`
+    /// runs on each level `l = 1..=depth` (its `2^l` nodes, and the XOR of its even and of its
+    /// odd nodes, summed while they are written) before the next level is built from it. The
+    /// children of `p` are `H(p)` and `p ⊕ H(p)`; a level is built from its last parents back
+    /// (child `2k + 1 ≥ k`), batch by batch, so no parent is overwritten before it is hashed.
+    pub fn expand_tree(
+        &self,
+        nodes: &mut [u128],
+        scratch: &mut Vec<u128>,
+        leaf_mask: u128,
+        mut level: impl FnMut(usize, &mut [u128], [u128; 2]),
+    ) {
         let depth = nodes.len().ilog2() as usize;
         assert!(nodes.len() == 1 << depth && depth >= 1, "tree of {} nodes", nodes.len());
         scratch.resize(2 * BATCH, 0);
         let (parents, hashes) = scratch.split_at_mut(BATCH);
-        level(1, &mut nodes[..2]);
+        if depth == 1 {
+            nodes[0] &= leaf_mask;
+            nodes[1] &= leaf_mask;
+        }
+        let top = [nodes[0], nodes[1]];
+        level(1, &mut nodes[..2], top);
         for l in 2..=depth {
             let width: usize = 1 << (l - 1);
+            let mask = if l == depth { leaf_mask } else { !0 };
+            let mut sums = [0u128; 2];
             let mut end = width;
             while end > 0 {
                 let start = end.saturating_sub(BATCH);
@@ -86,24 +100,23 @@ impl NodeHash {
                 aes_encrypt_all(&self.pi, &mut hashes[..count]);
                 for (k, (&p, &e)) in parents[..count].iter().zip(&hashes[..count]).enumerate() {
                     let h = e ^ sigma(p);
-                    nodes[2 * (start + k)] = h;
-                    nodes[2 * (start + k) + 1] = p ^ h;
+                    let children = [h & mask, (p ^ h) & mask];
+                    nodes[2 * (start + k)..2 * (start + k) + 2].copy_from_slice(&children);
+                    sums[0] ^= children[0];
+                    sums[1] ^= children[1];
                 }
                 end = start;
             }
-            level(l, &mut nodes[..2 * width]);
+            level(l, &mut nodes[..2 * width], sums);
         }
         zeroize::Zeroize::zeroize(&mut scratch[..]);
     }
 }
 
-/// XOR of the even-indexed nodes of one tree's level (`K_0`; `K_1 = K_0 ⊕ r`).
-fn even_sum(nodes: &[u128]) -> u128 {
-    nodes.iter().step_by(2).fold(0, |a, v| a ^ v)
-}
-
 /// Sender: expands one tree in place from level 1 `(seed, seed ⊕ offset)` into `leaves`
-/// (`2^depth` of them) and writes `K_0` of levels `1..=depth` to `sums`.
+/// (`2^depth` of them, each ANDed with `leaf_mask`) and writes `K_0` (the XOR of the even
+/// nodes; `K_1 = K_0 ⊕ r`) of levels `1..=depth` to `sums`. With a mask the leaf level's sums
+/// are of the masked leaves (`K_0 & mask`; the receiver masks what it rebuilds).
 pub fn expand_full(
     h: &NodeHash,
     seed: u128,
@@ -111,10 +124,11 @@ pub fn expand_full(
     leaves: &mut [u128],
     sums: &mut [u128],
     scratch: &mut Vec<u128>,
+    leaf_mask: u128,
 ) {
     leaves[0] = seed;
     leaves[1] = seed ^ offset;
-    h.expand_tree(leaves, scratch, |l, nodes| sums[l - 1] = even_sum(nodes));
+    h.expand_tree(leaves, scratch, leaf_mask, |l, _, level_sums| sums[l - 1] = level_sums[0]);
 }
 
 /// Bit of `alpha` that selects the level-`l` path node's side (top bit at level 1).
@@ -123,24 +137,34 @@ pub fn path_bit(shape: &Shape, alpha: usize, l: usize) -> usize {
 }
 
 /// Receiver: rebuilds one tree punctured at `alpha` in place into `leaves` from `received[l − 1]`
-/// = `K_{1−b_l}^l`. Leaf `alpha` is left 0 (unknown).
-pub fn expand_punctured(h: &NodeHash, alpha: usize, received: &[u128], leaves: &mut [u128], scratch: &mut Vec<u128>) {
+/// = `K_{1−b_l}^l`, the leaves ANDed with `leaf_mask` (as the sender's). Leaf `alpha` is left 0
+/// (unknown). Returns the XOR of the known leaves.
+pub fn expand_punctured(
+    h: &NodeHash,
+    alpha: usize,
+    received: &[u128],
+    leaves: &mut [u128],
+    scratch: &mut Vec<u128>,
+    leaf_mask: u128,
+) -> u128 {
     let depth = leaves.len().ilog2() as usize;
     assert_eq!(received.len(), depth);
     leaves[0] = 0;
     leaves[1] = 0;
-    h.expand_tree(leaves, scratch, |l, nodes| {
+    let mut known = 0;
+    h.expand_tree(leaves, scratch, leaf_mask, |l, nodes, sums| {
         let path = alpha >> (depth - l);
         let sibling = path ^ 1;
-        // The path parent was unknown: both its children are garbage until set here.
+        // The path parent was unknown: both its children are garbage until set here. The
+        // sibling is the received sum of its parity's nodes less the others (the garbage
+        // sibling taken back out of the level's sum).
+        let rebuilt = received[l - 1] ^ sums[sibling & 1] ^ nodes[sibling];
+        let rebuilt = if l == depth { rebuilt & leaf_mask } else { rebuilt };
+        known = sums[0] ^ sums[1] ^ nodes[path] ^ nodes[sibling] ^ rebuilt;
         nodes[path] = 0;
-        nodes[sibling] = 0;
-        let mut s = received[l - 1];
-        for v in nodes.iter().skip(sibling & 1).step_by(2) {
-            s ^= v;
-        }
-        nodes[sibling] = s;
+        nodes[sibling] = rebuilt;
     });
+    known
 }
 
 #[cfg(test)]
@@ -148,12 +172,12 @@ mod tests {
     use super::*;
 
     /// Sender's leaves and level sums of `trees` trees, tree-major.
-    fn full(shape: &Shape, seeds: &[u128], offsets: &[u128]) -> (Vec<u128>, Vec<u128>) {
+    fn full(shape: &Shape, seeds: &[u128], offsets: &[u128], mask: u128) -> (Vec<u128>, Vec<u128>) {
         let (hash, mut scratch) = (NodeHash::default(), Vec::new());
         let mut leaves = vec![0u128; seeds.len() * shape.leaves];
         let mut sums = vec![0u128; seeds.len() * shape.depth];
         for (t, (tree, sums)) in leaves.chunks_mut(shape.leaves).zip(sums.chunks_mut(shape.depth)).enumerate() {
-            expand_full(&hash, seeds[t], offsets[t], tree, sums, &mut scratch);
+            expand_full(&hash, seeds[t], offsets[t], tree, sums, &mut scratch, mask);
         }
         (leaves, sums)
     }
@@ -185,34 +209,42 @@ mod tests {
             .collect()
     }
 
-    fn punctured(shape: &Shape, alphas: &[usize], received: &[u128]) -> Vec<u128> {
+    /// The receiver's leaves, and the sums of its known leaves it returns per tree.
+    fn punctured(shape: &Shape, alphas: &[usize], received: &[u128], mask: u128) -> (Vec<u128>, Vec<u128>) {
         let (hash, mut scratch) = (NodeHash::default(), Vec::new());
         let mut leaves = vec![7u128; alphas.len() * shape.leaves];
+        let mut known = Vec::new();
         for (t, tree) in leaves.chunks_mut(shape.leaves).enumerate() {
-            expand_punctured(&hash, alphas[t], &received[t * shape.depth..(t + 1) * shape.depth], tree, &mut scratch);
+            let received = &received[t * shape.depth..(t + 1) * shape.depth];
+            known.push(expand_punctured(&hash, alphas[t], received, tree, &mut scratch, mask));
         }
-        leaves
+        (leaves, known)
     }
 
     #[test]
     fn receiver_rebuilds_every_leaf_but_the_punctured_one_and_leaves_sum_to_the_offset() {
-        // Depth 12: levels wider than one hashing batch.
-        for depth in [1usize, 2, 3, 6, 9, 12] {
+        // Depth 12: levels wider than one hashing batch. Mask !1: COT's cleared low bits.
+        for (depth, mask) in [1usize, 2, 3, 6, 9, 12].into_iter().flat_map(|d| [(d, !0u128), (d, !1)]) {
             let shape = Shape::new(depth);
             let trees = 5;
-            let seeds: Vec<u128> = (0..trees as u128).map(|t| t.wrapping_mul(0x9e37_79b9_7f4a_7c15) + 1).collect();
+            let seeds: Vec<u128> =
+                (1..=trees as u128).map(|t| t.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_0123_4567_89ab)).collect();
             let offsets: Vec<u128> =
-                (0..trees as u128).map(|t| (t + 7).wrapping_mul(0x1234_5678_9abc_def1) << 3).collect();
-            let (full, sums) = full(&shape, &seeds, &offsets);
+                (0..trees as u128).map(|t| ((t + 7).wrapping_mul(0x1234_5678_9abc_def1) << 3) | 1).collect();
+            let (full, sums) = full(&shape, &seeds, &offsets, mask);
             assert_eq!(full.len(), trees * shape.leaves);
             for t in 0..trees {
                 let tree = &full[t * shape.leaves..(t + 1) * shape.leaves];
-                assert_eq!(tree, &reference_leaves(depth, seeds[t], offsets[t])[..], "depth {depth} tree {t}");
-                assert_eq!(tree.iter().fold(0, |a, v| a ^ v), offsets[t], "depth {depth} tree {t}: leaf sum");
+                let reference: Vec<u128> =
+                    reference_leaves(depth, seeds[t], offsets[t]).iter().map(|v| v & mask).collect();
+                assert_eq!(tree, &reference[..], "depth {depth} tree {t}");
+                assert_eq!(tree.iter().fold(0, |a, v| a ^ v), offsets[t] & mask, "depth {depth} tree {t}: leaf sum");
             }
             let alphas: Vec<usize> = (0..trees).map(|t| (t * 7 + 3) % shape.leaves).collect();
-            let got = punctured(&shape, &alphas, &received(&shape, &sums, &offsets, &alphas));
+            let (got, known) = punctured(&shape, &alphas, &received(&shape, &sums, &offsets, &alphas), mask);
             for t in 0..trees {
+                let tree = &got[t * shape.leaves..(t + 1) * shape.leaves];
+                assert_eq!(known[t], tree.iter().fold(0, |a, v| a ^ v), "depth {depth} tree {t}: known sum");
                 for j in 0..shape.leaves {
                     let (g, f) = (got[t * shape.leaves + j], full[t * shape.leaves + j]);
                     if j == alphas[t] {
@@ -236,11 +268,11 @@ mod tests {
     fn wrong_level_sums_rebuild_wrong_leaves() {
         let shape = Shape::new(5);
         let (seeds, offsets) = ([11u128, 12], [1u128 << 100, 3]);
-        let (full, sums) = full(&shape, &seeds, &offsets);
+        let (full, sums) = full(&shape, &seeds, &offsets, !0);
         let alphas = [4usize, 31];
         let mut wrong = received(&shape, &sums, &offsets, &alphas);
         wrong[0] ^= offsets[0];
-        let got = punctured(&shape, &alphas, &wrong);
+        let (got, _) = punctured(&shape, &alphas, &wrong, !0);
         let half = shape.leaves / 2;
         // Flipping level 1 of tree 0 spoils the half of tree 0 that the sibling roots.
         assert!((half..shape.leaves).all(|j| got[j] != full[j]), "sibling half rebuilt despite wrong sum");
