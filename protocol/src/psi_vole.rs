@@ -111,8 +111,9 @@ fn run_gov<R: rand::CryptoRng + ?Sized>(
     let (gov, hello) = GovStart::new(ids, params)?;
     let gov = gov.on_hello(&swap_hello(ch, &hello)?)?;
     let vole = crate::pcg::Params::new(gov.vole_len())?;
-    let (gov, answer) = gov.on_base_offer(&BaseOffer::recv(ch)?, rng)?;
+    let (mut gov, answer) = gov.on_base_offer(&BaseOffer::recv(ch)?, rng)?;
     answer.send(ch)?;
+    gov.expand_trees(rng);
     let (gov, trees) = gov.on_extension(&Extension::recv(ch, &vole, Kind::Vole)?, rng)?;
     trees.send(ch)?;
     let gov = gov.finish();
@@ -337,6 +338,11 @@ impl<'a> GovVole<'a> {
 }
 
 impl<'a> GovExtending<'a> {
+    /// The VOLE sender's trees, expanded while the bank computes its extension (optional).
+    pub fn expand_trees<R: rand::CryptoRng + ?Sized>(&mut self, rng: &mut R) {
+        self.vole.expand_trees(rng);
+    }
+
     pub fn on_extension<R: rand::CryptoRng + ?Sized>(
         self,
         ext: &Extension,

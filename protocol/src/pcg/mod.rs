@@ -125,8 +125,9 @@ impl Drop for VoleReceiver {
 fn send<R: CryptoRng + ?Sized>(ch: &mut Channel, kind: Kind, n: usize, rng: &mut R) -> Result<silent::SenderOutput> {
     let start = SenderStart::new(kind, n)?;
     let params = Params::new(n)?;
-    let (extending, answer) = start.on_base_offer(&BaseOffer::recv(ch)?, rng)?;
+    let (mut extending, answer) = start.on_base_offer(&BaseOffer::recv(ch)?, rng)?;
     answer.send(ch)?;
+    extending.expand_trees(rng);
     let (encoding, trees) = extending.on_extension(&Extension::recv(ch, &params, kind)?, rng)?;
     trees.send(ch)?;
     Ok(encoding.finish())
@@ -215,9 +216,10 @@ pub fn cot_both<R: CryptoRng + ?Sized>(
     let (receiver, offer) = ReceiverStart::start(Kind::Cot, n_recv, rng)?;
     let (encoding, extended, trees) = if ch.role() == crate::Role::Gov {
         // The bank's offer leads; the gov answers it with its own offer, and so on.
-        let (extending, answer) = sender.on_base_offer(&BaseOffer::recv(ch)?, rng)?;
+        let (mut extending, answer) = sender.on_base_offer(&BaseOffer::recv(ch)?, rng)?;
         answer.send(ch)?;
         offer.send(ch)?;
+        extending.expand_trees(rng);
         let (encoding, my_trees) = extending.on_extension(&Extension::recv(ch, &send_params, Kind::Cot)?, rng)?;
         let (extended, ext) = receiver.on_base_answer(&BaseAnswer::recv(ch)?, rng)?;
         my_trees.send(ch)?;
@@ -228,9 +230,10 @@ pub fn cot_both<R: CryptoRng + ?Sized>(
         let answer = BaseAnswer::recv(ch)?;
         let peer_offer = BaseOffer::recv(ch)?;
         let (extended, ext) = receiver.on_base_answer(&answer, rng)?;
-        let (extending, my_answer) = sender.on_base_offer(&peer_offer, rng)?;
+        let (mut extending, my_answer) = sender.on_base_offer(&peer_offer, rng)?;
         ext.send(ch)?;
         my_answer.send(ch)?;
+        extending.expand_trees(rng);
         let trees = TreeMessage::recv(ch, &recv_params, Kind::Cot)?;
         let (encoding, my_trees) = extending.on_extension(&Extension::recv(ch, &send_params, Kind::Cot)?, rng)?;
         my_trees.send(ch)?;

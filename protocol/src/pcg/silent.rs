@@ -136,11 +136,28 @@ pub struct SenderStart {
     kind: Kind,
 }
 
-/// Sender after flight 2: holds Δ inside the IKNP sender.
+/// Sender after flight 2: holds Δ inside the IKNP sender (and its trees, once expanded).
 pub struct SenderExtending {
     params: Params,
     kind: Kind,
     ot: iknp::Sender,
+    trees: Option<Trees>,
+}
+
+/// The sender's expanded trees: the leaves `w`, the level sums `K_0` (tree-major) and the
+/// trees' offsets. Zeroized on drop.
+struct Trees {
+    w: Vec<u128>,
+    sums: Vec<u128>,
+    offsets: Vec<u128>,
+}
+
+impl Drop for Trees {
+    fn drop(&mut self) {
+        self.w.zeroize();
+        self.sums.zeroize();
+        self.offsets.zeroize();
+    }
 }
 
 /// Sender after flight 4 went out: the leaves, to be compressed by [`SenderEncoding::finish`]
@@ -202,22 +219,51 @@ impl SenderStart {
         let ot = iknp::Sender::new(delta, &keys);
         delta.zeroize();
         keys.zeroize();
-        Ok((SenderExtending { params: self.params, kind: self.kind, ot }, BaseAnswer(msg)))
+        Ok((SenderExtending { params: self.params, kind: self.kind, ot, trees: None }, BaseAnswer(msg)))
     }
 }
 
 impl SenderExtending {
-    /// Flight 3 in, flight 4 out: expands the trees; [`SenderEncoding::finish`] then computes
-    /// this party's output.
+    /// Expands the trees (they do not depend on flight 3): a driver calls this after sending
+    /// flight 2, so that the work overlaps the peer's; else [`SenderExtending::on_extension`]
+    /// does it.
+    pub fn expand_trees<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) {
+        if self.trees.is_some() {
+            return;
+        }
+        let (p, kind) = (self.params, self.kind);
+        // Every tree in place in its slice of `w`, in parallel.
+        let hash = NodeHash::default();
+        let mut seeds: Vec<u128> = (0..p.trees).map(|_| Gf128::random(rng).0).collect();
+        let offsets: Vec<u128> = match kind {
+            Kind::Cot => vec![self.ot.delta(); p.trees],
+            Kind::Vole => (0..p.trees).map(|_| Gf128::random(rng).0).collect(),
+        };
+        let mut trees = Trees { w: vec![0u128; p.code.big_n], sums: vec![0u128; p.trees * p.shape.depth], offsets };
+        let Trees { w, sums, offsets } = &mut trees;
+        w.par_chunks_mut(p.shape.leaves)
+            .zip(sums.par_chunks_mut(p.shape.depth))
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (t, (tree, sums))| {
+                expand_full(&hash, seeds[t], offsets[t], tree, sums, scratch, leaf_mask(kind))
+            });
+        seeds.zeroize();
+        self.trees = Some(trees);
+    }
+
+    /// Flight 3 in, flight 4 out: the level sums under the OTs; [`SenderEncoding::finish`]
+    /// then computes this party's output.
     pub fn on_extension<R: CryptoRng + ?Sized>(
         mut self,
         ext: &Extension,
         rng: &mut R,
     ) -> Result<(SenderEncoding, TreeMessage)> {
         let (p, kind) = (self.params, self.kind);
+        self.expand_trees(rng);
+        let mut trees = self.trees.take().expect("expanded above");
         let mut q = self.ot.extend(ot_count(&p, kind), &ext.0)?;
         let delta = self.ot.delta();
-        let (g, depth, leaves) = (gilboa_count(&p, kind), p.shape.depth, p.shape.leaves);
+        let (g, depth) = (gilboa_count(&p, kind), p.shape.depth);
         let mut b_base = gilboa(&q[..g], g / 128);
         let ggm = &q[g..];
         // VOLE: the level sums travel under hashed pads (their offset is not Δ).
@@ -228,23 +274,7 @@ impl SenderExtending {
             pad1 = pads(&shifted);
             shifted.zeroize();
         }
-
-        // Every tree in place in its slice of `w`, in parallel.
-        let hash = NodeHash::default();
-        let mut w = vec![0u128; p.code.big_n];
-        let mut seeds: Vec<u128> = (0..p.trees).map(|_| Gf128::random(rng).0).collect();
-        let mut offsets: Vec<u128> = match kind {
-            Kind::Cot => vec![delta; p.trees],
-            Kind::Vole => (0..p.trees).map(|_| Gf128::random(rng).0).collect(),
-        };
-        let mut sums = vec![0u128; p.trees * depth];
-        w.par_chunks_mut(leaves)
-            .zip(sums.par_chunks_mut(depth))
-            .enumerate()
-            .for_each_init(Vec::new, |scratch, (t, (tree, sums))| {
-                expand_full(&hash, seeds[t], offsets[t], tree, sums, scratch, leaf_mask(kind))
-            });
-        seeds.zeroize();
+        let (sums, offsets) = (&trees.sums, &trees.offsets);
         let mut msg = Vec::with_capacity(TreeMessage::elements(&p, kind));
         for t in 0..p.trees {
             for l in 0..depth {
@@ -262,12 +292,11 @@ impl SenderExtending {
         if kind == Kind::Vole {
             msg.extend(offsets.iter().zip(&b_base).map(|(&r, &b)| Gf128(r) + b));
         }
-        sums.zeroize();
-        offsets.zeroize();
         q.zeroize();
         pad0.zeroize();
         pad1.zeroize();
         b_base.zeroize();
+        let w = std::mem::take(&mut trees.w);
         Ok((SenderEncoding { params: p, delta, w }, TreeMessage(msg)))
     }
 }
