@@ -60,8 +60,9 @@ impl Prime {
         (((w as u128) << 64) / self.p as u128) as u64
     }
 
-    /// `x·w mod p` for `w < p` with `w_shoup = shoup(w)`, any `x < 2^64`.
-    #[inline]
+    /// `x·w mod p` for `w < p` with `w_shoup = shoup(w)`, any `x < 2^64` (the reduced form of
+    /// the NTT's lazy product, for tests).
+    #[cfg(test)]
     pub fn mul_shoup(&self, x: u64, w: u64, w_shoup: u64) -> u64 {
         reduce_once(lazy_mul_shoup(x, w, w_shoup, self.p), self.p)
     }

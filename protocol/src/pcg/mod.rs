@@ -23,9 +23,11 @@
 //! 3. Compression by the public linear map `H: F^N → F^n` of a systematic Expand-Convolute
 //!    code ([`code`]): `b = H·w`, `c = H·u`, `a = H·e`.
 //!
-//! Parameters (128-bit security): `N ≥ 2n` (for `n < 4096` the generator runs at `n = 4096` and
-//! truncates): `t ≥ NOISE_WEIGHT` trees of `2^d` leaves, `d` the largest with `256·2^d ≤ 2n`,
-//! `t = ⌈2n / 2^d⌉ < 512` (more trees than 256 only add noise). The code is `ExConv7x24` of
+//! Parameters (128-bit security), per piece of `n ≤ 2^20` outputs (larger runs are cut into
+//! `⌈n / 2^20⌉` equal pieces, each an independent instance with its own trees and noise: the
+//! same security as that many runs): `N ≥ 2n` (for `n < 4096` the generator runs at `n = 4096`
+//! and truncates): `t ≥ NOISE_WEIGHT` trees of `2^d` leaves, `d` the largest with
+//! `256·2^d ≤ 2n`, `t = ⌈2n / 2^d⌉ < 512` (more trees than 256 only add noise). The code is `ExConv7x24` of
 //! Raghuraman–Rindal–Tanguy (CRYPTO 2023, eprint 2023/882; the same paper shows the Silver codes
 //! are broken) in libOTe's form: systematic, expander weight 7 (regular: one index per seventh
 //! of the non-systematic part), convolution band 24, convolution run twice (libOTe's
@@ -68,15 +70,23 @@ pub const MAX_N: usize = 1 << 26;
 pub const NOISE_WEIGHT: usize = 256;
 /// The generator never runs below this many outputs (smaller requests are truncated).
 pub const MIN_INTERNAL_N: usize = 4096;
+/// Most outputs of one piece: larger runs are cut into equal independent pieces of at most
+/// this many, each with its own trees and code (a piece's `2·2^20` leaves keep the code's
+/// random reads in cache; 256 trees per piece still cost under 1 bit per output).
+pub const PIECE_N: usize = 1 << 20;
 
 /// The public sizes of one run, the same at both parties for the same `n`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Params {
     /// Outputs returned.
     pub n: usize,
-    /// GGM trees (= noise weight, at least [`NOISE_WEIGHT`]).
+    /// Independent pieces: piece `k` is trees `k·trees/pieces ..` (leaves `k·code.big_n ..`),
+    /// compressed by `code` into outputs `k·code.n ..`.
+    pub pieces: usize,
+    /// GGM trees in all (per piece at least [`NOISE_WEIGHT`], the noise weight).
     pub trees: usize,
     pub shape: Shape,
+    /// One piece's code.
     pub code: Code,
 }
 
@@ -86,12 +96,35 @@ impl Params {
             return Err(Error::Input(InputError::Usage { op: "pcg", detail: format!("n = {n} outside 1..={MAX_N}") }));
         }
         let internal = n.max(MIN_INTERNAL_N);
-        // Trees of 2^depth leaves (the half-tree needs whole levels), at least NOISE_WEIGHT of
-        // them, together at least 2·internal leaves (fewer than 2·internal + 2^depth).
-        let depth = (2 * internal / NOISE_WEIGHT).ilog2() as usize;
+        let pieces = internal.div_ceil(PIECE_N);
+        let piece_n = internal.div_ceil(pieces);
+        // Per piece: trees of 2^depth leaves (the half-tree needs whole levels), at least
+        // NOISE_WEIGHT of them, together at least 2·piece_n leaves (fewer than
+        // 2·piece_n + 2^depth).
+        let depth = (2 * piece_n / NOISE_WEIGHT).ilog2() as usize;
         let shape = Shape::new(depth);
-        let trees = (2 * internal).div_ceil(shape.leaves);
-        Ok(Params { n, trees, shape, code: Code::new(internal, trees * shape.leaves) })
+        let per_piece = (2 * piece_n).div_ceil(shape.leaves);
+        Ok(Params { n, pieces, trees: pieces * per_piece, shape, code: Code::new(piece_n, per_piece * shape.leaves) })
+    }
+
+    /// Leaves of all pieces.
+    pub fn leaves(&self) -> usize {
+        self.pieces * self.code.big_n
+    }
+
+    /// Compresses `x` ([`Params::leaves`] long) to the `n` outputs in place: each piece's code,
+    /// its outputs moved down behind the previous piece's; the rest wiped and cut off (the
+    /// capacity stays, wiped again on drop by the output types).
+    pub fn encode_in_place(&self, x: &mut Vec<u128>) {
+        assert_eq!(x.len(), self.leaves());
+        let (n, big_n) = (self.code.n, self.code.big_n);
+        for k in 0..self.pieces {
+            self.code.dual_encode(&mut x[k * big_n..(k + 1) * big_n]);
+            // Below piece k's own leaves (n ≤ big_n − n), over pieces already encoded.
+            x.copy_within(k * big_n..k * big_n + n, k * n);
+        }
+        x[self.n..].zeroize();
+        x.truncate(self.n);
     }
 }
 

@@ -107,14 +107,6 @@ fn gilboa(cots: &[u128], count: usize) -> Vec<Gf128> {
     (0..count).map(|i| (0..128).map(|k| basis[k].mul(Gf128(cots[128 * i + k]))).sum()).collect()
 }
 
-/// Compresses `x` (`N` long) to this party's `n` outputs in place: the code's map, then the
-/// rest wiped and cut off (the capacity stays, wiped again on drop by the output types).
-fn encode_in_place(p: &Params, x: &mut Vec<u128>) {
-    p.code.dual_encode(x);
-    x[p.n..].zeroize();
-    x.truncate(p.n);
-}
-
 /// What both parties AND into every leaf: COT clears the low bit (see [`Kind::Cot`]).
 fn leaf_mask(kind: Kind) -> u128 {
     match kind {
@@ -179,7 +171,7 @@ impl SenderEncoding {
     /// Compresses the leaves into the sender's output.
     pub fn finish(mut self) -> SenderOutput {
         let mut b = std::mem::take(&mut self.w);
-        encode_in_place(&self.params, &mut b);
+        self.params.encode_in_place(&mut b);
         SenderOutput { delta: self.delta, b }
     }
 }
@@ -239,7 +231,7 @@ impl SenderExtending {
             Kind::Cot => vec![self.ot.delta(); p.trees],
             Kind::Vole => (0..p.trees).map(|_| Gf128::random(rng).0).collect(),
         };
-        let mut trees = Trees { w: vec![0u128; p.code.big_n], sums: vec![0u128; p.trees * p.shape.depth], offsets };
+        let mut trees = Trees { w: vec![0u128; p.leaves()], sums: vec![0u128; p.trees * p.shape.depth], offsets };
         let Trees { w, sums, offsets } = &mut trees;
         w.par_chunks_mut(p.shape.leaves)
             .zip(sums.par_chunks_mut(p.shape.depth))
@@ -406,7 +398,7 @@ impl ReceiverExtended {
             .collect();
         let corrections = if kind == Kind::Vole { &trees.0[p.trees * 2 * depth..] } else { &[] };
         let hash = NodeHash::default();
-        let mut u = vec![0u128; p.code.big_n];
+        let mut u = vec![0u128; p.leaves()];
         u.par_chunks_mut(leaves).zip(received.par_chunks(depth)).enumerate().for_each_init(
             Vec::new,
             |scratch, (t, (own, received))| {
@@ -436,7 +428,7 @@ impl ReceiverExtended {
     pub fn on_trees_cot(self, trees: &TreeMessage) -> Result<ReceiverOutput<u64>> {
         self.expect(Kind::Cot)?;
         let mut c = self.leaves(trees)?;
-        encode_in_place(&self.params, &mut c);
+        self.params.encode_in_place(&mut c);
         let a = c.chunks(64).map(|t| t.iter().rev().fold(0u64, |a, &t| (a << 1) | (t & 1) as u64)).collect();
         Ok(ReceiverOutput { a, c })
     }
@@ -445,16 +437,16 @@ impl ReceiverExtended {
     pub fn on_trees_vole(self, trees: &TreeMessage) -> Result<ReceiverOutput<u128>> {
         self.expect(Kind::Vole)?;
         // `a` first, into a buffer of its own size, so that at most two `N`-long vectors live.
-        let mut e = vec![0u128; self.params.code.big_n];
+        let mut e = vec![0u128; self.params.leaves()];
         for (&i, &beta) in self.noise_positions().iter().zip(&self.betas) {
             e[i] = beta;
         }
-        self.params.code.dual_encode(&mut e);
-        let a = e[..self.params.n].to_vec();
+        self.params.encode_in_place(&mut e);
+        let a = e.to_vec();
         e.zeroize();
         drop(e);
         let mut c = self.leaves(trees)?;
-        encode_in_place(&self.params, &mut c);
+        self.params.encode_in_place(&mut c);
         Ok(ReceiverOutput { a, c })
     }
 

@@ -3,7 +3,7 @@ use super::*;
 use crate::PeerError;
 use crate::channel::{mem_pair, run_pair};
 use crate::gf128::Multiplier;
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 fn rng(seed: u64) -> ChaCha20Rng {
@@ -175,4 +175,50 @@ fn noise_weight_is_the_smallest_that_bounds_the_linear_test() {
     assert_eq!(NOISE_WEIGHT % 8, 0);
     assert!(security_bits(NOISE_WEIGHT) >= 128.0, "t = {NOISE_WEIGHT} too small");
     assert!(security_bits(NOISE_WEIGHT - 8) < 128.0, "t = {NOISE_WEIGHT} not the smallest");
+}
+
+/// Above [`PIECE_N`] the run is cut into pieces, each compressed on its own and its outputs
+/// moved behind the previous piece's: the correlations hold on every output of both kinds, and
+/// each piece's choice bits are balanced (outputs left uncompressed would be the sparse noise).
+#[test]
+fn correlations_hold_across_pieces() {
+    let n = PIECE_N + 5000;
+    let p = Params::new(n).unwrap();
+    assert_eq!((p.pieces, p.code.n), (2, n.div_ceil(2)), "two equal pieces");
+    assert!(p.trees.is_multiple_of(2) && p.trees / 2 >= NOISE_WEIGHT, "{} trees", p.trees);
+    let ((delta, s), (x, t)) = cot_pair(n, true, 300);
+    assert_eq!((s.len(), x.len()), (n, n));
+    assert!((0..n).all(|i| t[i] == s[i] ^ if x[i] { delta.0 } else { 0 }), "COT correlation");
+    for range in [0..p.code.n, p.code.n..n] {
+        let len = range.len();
+        assert_balanced("choice bits of one piece", x[range].iter().filter(|&&b| b).count(), len);
+    }
+    let (s, r) = vole_pair(n, false, 310);
+    let mut times_delta = Multiplier::new(s.delta);
+    let boundary = p.code.n - 50..p.code.n + 50;
+    for i in (0..n).step_by(101).chain(boundary).chain(n - 10..n) {
+        assert_eq!(r.c[i], s.b[i] + times_delta.mul(r.a[i]), "VOLE output {i}");
+    }
+    let ones = r.a[p.code.n..].iter().filter(|v| v.0 & 1 == 1).count();
+    assert_balanced("low bits of the second piece's a", ones, n - p.code.n);
+}
+
+/// `encode_in_place` equals each piece's code applied to its own copy of its leaves, the
+/// outputs concatenated in piece order.
+#[test]
+fn pieces_encode_like_separate_codes() {
+    let p = Params::new(2 * PIECE_N + 3).unwrap();
+    assert_eq!(p.pieces, 3);
+    let mut g = rng(320);
+    let x: Vec<u128> = (0..p.leaves()).map(|_| g.random()).collect();
+    let mut want = Vec::with_capacity(p.n);
+    for piece in x.chunks_exact(p.code.big_n) {
+        let mut own = piece.to_vec();
+        p.code.dual_encode(&mut own);
+        want.extend_from_slice(&own[..p.code.n]);
+    }
+    want.truncate(p.n);
+    let mut got = x;
+    p.encode_in_place(&mut got);
+    assert!(got == want, "pieces encoded differently");
 }
