@@ -163,18 +163,20 @@ fn select_multiplies_xor_shared_bits_with_one_partys_plaintext() {
 fn thermometer_gives_every_at_least_bit_inside_and_outside_the_range() {
     sources::each_source(|| {
         let mut x = small_values(13, 300, 300);
-        x.extend([0, 1, 127, 128, 129, u64::MAX, 64]);
-        let m = 7;
-        let (g, b) = both(|e| {
-            let xs = shared(e, &x);
-            e.thermometer(&xs, m, 12).unwrap()
-        });
-        let n = x.len();
-        for k in 0..=(1usize << m) {
-            for (i, &v) in x.iter().enumerate() {
-                let e = k * n + i;
-                let got = ((g[e / 64] ^ b[e / 64]) >> (e % 64)) & 1;
-                assert_eq!(got == 1, v as i64 >= k as i64, "[{} ≥ {k}]", v as i64);
+        x.extend([0, 1, 127, 128, 129, u64::MAX, 64, 511, 512]);
+        // m = 9: more ANDs on one common operand than one set of triples' arity (groups).
+        for m in [1, 2, 7, 9] {
+            let (g, b) = both(|e| {
+                let xs = shared(e, &x);
+                e.thermometer(&xs, m, 12).unwrap()
+            });
+            let n = x.len();
+            for k in 0..=(1usize << m) {
+                for (i, &v) in x.iter().enumerate() {
+                    let e = k * n + i;
+                    let got = ((g[e / 64] ^ b[e / 64]) >> (e % 64)) & 1;
+                    assert_eq!(got == 1, v as i64 >= k as i64, "m {m}: [{} ≥ {k}]", v as i64);
+                }
             }
         }
     });

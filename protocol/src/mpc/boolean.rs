@@ -50,6 +50,9 @@ pub(crate) struct Triples {
     used: usize,
 }
 
+/// Most first operands per common operand in one set of triples: the bits of one OT hash.
+pub(super) const MAX_ARITY: usize = 128;
+
 /// Words of AND triples (64 each) made at once by [`Engine::and_triples`]: 2^20 triples.
 const TRIPLE_WORDS_PER_PIECE: usize = 1 << 14;
 
@@ -73,14 +76,14 @@ fn without_bit(v: usize, i: usize) -> usize {
 }
 
 impl Engine<'_> {
-    /// `64·words` AND triples of each of `arity` (1 or 2) first operands against one common
-    /// second operand, from random OTs in both directions (at most one flight per
+    /// `64·words` AND triples of each of `arity` (1 to [`MAX_ARITY`]) first operands against
+    /// one common second operand, from random OTs in both directions (at most one flight per
     /// [`TRIPLE_WORDS_PER_PIECE`] words, none with silent correlations): the common operand `b`
-    /// is the OT choices, the first operands are bits of the OT hashes, so two triples with one
-    /// common operand cost what one does. Made piece by piece, so the working memory (about 100
+    /// is the OT choices, the first operands are bits `0..arity` of the OT hashes (independent
+    /// uniform bits), so `arity` triples with one common operand cost what one does. Made piece by piece, so the working memory (about 100
     /// bytes per triple while a piece is made) stays bounded whatever the number of triples.
     pub(crate) fn and_triples(&mut self, words: usize, arity: usize) -> Result<Triples> {
-        assert!((1..=2).contains(&arity), "and_triples: arity {arity}");
+        assert!((1..=MAX_ARITY).contains(&arity), "and_triples: arity {arity}");
         let mut all = Triples {
             a: vec![Vec::with_capacity(words); arity],
             b: Vec::with_capacity(words),
@@ -139,28 +142,35 @@ impl Engine<'_> {
         Ok(self.and_common(&[x], y, tr)?.swap_remove(0))
     }
 
-    /// XOR shares of `x_j ∧ y` for each `x_j` in `xs` (at most the triples' arity; packed, all
-    /// as long as `y`) using the next triples: one flight, opening `x_j ⊕ a_j` and `y ⊕ b` once.
+    /// XOR shares of `x_j ∧ y` for each `x_j` in `xs` (packed, all as long as `y`) using the
+    /// next triples, in one flight: the operands in groups of the triples' arity, each group
+    /// on the next `y.len()` words of triples, opening `x_j ⊕ a_j` and, per group, `y ⊕ b`.
     pub(super) fn and_common(&mut self, xs: &[&[u64]], y: &[u64], tr: &mut Triples) -> Result<Vec<Vec<u64>>> {
-        let (n, k) = (y.len(), xs.len());
-        assert!(k <= tr.a.len() && xs.iter().all(|x| x.len() == n), "and_common: {k} operands");
-        let range = tr.used..tr.used + n;
-        tr.used += n;
-        let mut open: Vec<u64> = Vec::with_capacity((k + 1) * n);
-        for (x, a) in xs.iter().zip(&tr.a) {
-            open.extend(xor(x, &a[range.clone()]));
+        let (n, k, arity) = (y.len(), xs.len(), tr.a.len());
+        assert!(xs.iter().all(|x| x.len() == n), "and_common: operand lengths");
+        let groups = k.div_ceil(arity).max(1);
+        // Operand j: slot j % arity of group j / arity; group g on words `range(g)`.
+        let first = tr.used;
+        tr.used += groups * n;
+        let range = |g: usize| first + g * n..first + (g + 1) * n;
+        let mut open: Vec<u64> = Vec::with_capacity((k + groups) * n);
+        for (j, x) in xs.iter().enumerate() {
+            open.extend(xor(x, &tr.a[j % arity][range(j / arity)]));
         }
-        open.extend(xor(y, &tr.b[range.clone()]));
+        for g in 0..groups {
+            open.extend(xor(y, &tr.b[range(g)]));
+        }
         self.ch.send_u64s("mpc.and.open", &open)?;
-        let peer = self.ch.recv_u64s("mpc.and.open", (k + 1) * n)?;
+        let peer = self.ch.recv_u64s("mpc.and.open", (k + groups) * n)?;
         let gov = self.role == Role::Gov;
-        let b = &tr.b[range.clone()];
         Ok((0..k)
             .map(|j| {
-                let (a, c) = (&tr.a[j][range.clone()], &tr.c[j][range.clone()]);
+                let g = j / arity;
+                let (a, b, c) = (&tr.a[j % arity][range(g)], &tr.b[range(g)], &tr.c[j % arity][range(g)]);
+                let e_at = (k + g) * n;
                 (0..n)
                     .map(|i| {
-                        let (d, e) = (open[j * n + i] ^ peer[j * n + i], open[k * n + i] ^ peer[k * n + i]);
+                        let (d, e) = (open[j * n + i] ^ peer[j * n + i], open[e_at + i] ^ peer[e_at + i]);
                         c[i] ^ (d & b[i]) ^ (e & a[i]) ^ if gov { d & e } else { 0 }
                     })
                     .collect()

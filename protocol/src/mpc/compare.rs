@@ -24,7 +24,7 @@
 //! Nothing is opened here; every result stays shared.
 
 use super::Engine;
-use super::boolean::xor;
+use super::boolean::{MAX_ARITY, xor};
 use super::cot::{CotRecv, CotSend, low_mask};
 use crate::{Error, InputError, Result, Role};
 
@@ -158,26 +158,31 @@ impl Engine<'_> {
             }
             bits.push(b);
         }
-        let ands = (1..m).map(|l| (1usize << l) - 1).sum::<usize>() + top;
-        let mut tr = self.and_triples(nw * ands, 1)?;
+        // Every AND below has one common operand per call (the next bit, then `in_range`), so
+        // the triples share theirs: a call on k operands takes ⌈k / arity⌉ words per word of
+        // input, whatever k.
+        let arity = (top - 1).clamp(1, MAX_ARITY);
+        let group_words = |k: usize| k.div_ceil(arity).max(1) * nw;
+        let words = 2 * nw + (2..m).map(|l| group_words((1 << l) - 1)).sum::<usize>() + group_words(top - 1);
+        let mut tr = self.and_triples(words, arity)?;
         // g[k − 1] = [v_l ≥ k] for the low l bits, k = 1..2^l − 1.
         // The first layer also computes `in_range` (below), saving it a flight.
         let mut g: Vec<Vec<u64>> = vec![bits[0].clone()];
         let mut in_range = None;
         for t in &bits[1..] {
-            let (mut xs, mut ys) = (t.repeat(g.len()), g.concat());
-            if in_range.is_none() {
-                xs.extend_from_slice(&at_least_zero);
-                ys.extend_from_slice(&below_top);
-            }
-            let mut both_set = self.and(&xs, &ys, &mut tr)?;
-            if in_range.is_none() {
-                in_range = Some(both_set.split_off(g.len() * nw));
-            }
-            let both_set: Vec<&[u64]> = both_set.chunks_exact(nw).collect();
+            let both_set = if in_range.is_none() {
+                // g = [bits[0]]: one operand, so the range pair rides along as more elements.
+                let x = [g[0].as_slice(), &at_least_zero].concat();
+                let mut both = self.and_common(&[&x], &[t.as_slice(), &below_top].concat(), &mut tr)?.swap_remove(0);
+                in_range = Some(both.split_off(nw));
+                vec![both]
+            } else {
+                let xs: Vec<&[u64]> = g.iter().map(Vec::as_slice).collect();
+                self.and_common(&xs, t, &mut tr)?
+            };
             let mut next: Vec<Vec<u64>> = g.iter().zip(&both_set).map(|(gk, a)| xor(&xor(t, gk), a)).collect();
             next.push(t.clone());
-            next.extend(both_set.iter().map(|a| a.to_vec()));
+            next.extend(both_set);
             g = next;
         }
         // Outside [0, 2^m) the low bits mean nothing: [x ≥ k] = [x ≥ 2^m] there (0 < k < 2^m).
@@ -185,9 +190,10 @@ impl Engine<'_> {
             Some(r) => r,
             None => self.and(&at_least_zero, &below_top, &mut tr)?,
         };
-        let masked = self.and(&in_range.repeat(g.len()), &g.concat(), &mut tr)?;
+        let xs: Vec<&[u64]> = g.iter().map(Vec::as_slice).collect();
+        let masked = self.and_common(&xs, &in_range, &mut tr)?;
         let mut per_k: Vec<Vec<u64>> = vec![at_least_zero];
-        per_k.extend(masked.chunks_exact(nw).map(|v| xor(v, &at_least_top)));
+        per_k.extend(masked.iter().map(|v| xor(v, &at_least_top)));
         per_k.push(at_least_top);
         let mut out = vec![0u64; (per_k.len() * n).div_ceil(64)];
         for (k, v) in per_k.iter().enumerate() {
