@@ -373,16 +373,22 @@ impl Engine<'_> {
                     for (j, t) in offsets.iter().enumerate() {
                         let alpha = ((v.wrapping_add(*t) >> p0) as usize) & ((1 << m) - 1);
                         let r = self.rng.0.next_u32() & mask;
+                        // Entry β's pad: ⊕_i H(k_i^{β_i}, β without bit i), bit by bit over all β.
+                        let mut pads = [0u32; 1 << LEAF_BITS];
+                        for i in 0..m {
+                            let at = (b * low + p0 + i) * per_key + j * half;
+                            let hashes = [&h0[at..at + half], &h1[at..at + half]];
+                            for (beta, pad) in pads[..1 << m].iter_mut().enumerate() {
+                                *pad ^= hashes[(beta >> i) & 1][without_bit(beta, i)] as u32;
+                            }
+                        }
                         let mut table = 0u32;
-                        for beta in 0..1usize << m {
+                        for (beta, pad) in pads[..1 << m].iter().enumerate() {
                             let sum = alpha + beta;
                             let entry = (sum >> m) as u32 | (u32::from(sum == (1 << m) - 1) << 1);
-                            let pad = (0..m).fold(0, |acc, i| {
-                                let h = if (beta >> i) & 1 == 1 { &h1 } else { &h0 };
-                                acc ^ h[(b * low + p0 + i) * per_key + j * half + without_bit(beta, i)] as u32
-                            });
                             table |= ((entry ^ r ^ pad) & mask) << (entry_bits(l) * beta as u32);
                         }
+                        pads.zeroize();
                         tables.push(table as u64, table_bits(l));
                         per_leaf.push((r & 1 == 1, r & 2 == 2));
                     }
