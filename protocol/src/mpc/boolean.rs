@@ -8,10 +8,11 @@
 //!   `v = u_peer ⊕ b·a_peer`. Then `c = a·b ⊕ u ⊕ v` gives `(a0⊕a1)(b0⊕b1) = c0⊕c1`. Each party
 //!   only knows its own `a, b, c`: its `a` is a hash of OT keys the peer cannot compute
 //!   (unknown Δ / unchosen message), its `b` are OT choices hidden from the peer (random choices,
-//!   so the silent source sends nothing for them; see `source`). Two bits of each hash give two
-//!   triples `(a1, b, c1)`, `(a2, b, c2)` with a common `b` from the same two OTs.
+//!   so the silent source sends nothing for them; see `source`). Bits `j < k ≤ 128` of each hash
+//!   give `k` triples `(a_j, b, c_j)` with a common `b` from the same two OTs (the hash bits are
+//!   independent and uniform to the peer, so each `a_j` is).
 //! - AND gate (Beaver): open `x⊕a`, `y⊕b` (uniform, since `a`, `b` are unknown to the peer);
-//!   two gates with a common operand `y` open `y⊕b` once.
+//!   `k` gates with a common operand `y` open `y⊕b` once.
 //! - MSB of an arithmetic share `x = x0 + x1`: `msb(x) = msb(x0) ⊕ msb(x1) ⊕ carry`, where the
 //!   carry out of the low `w − 1` bits of `x0 + x1` (`w` = 64, or the width of `msb_width`) is
 //!   computed as in CrypTFlow2's millionaires' protocol (Rathee et al., CCS 2020): the bits are
@@ -80,8 +81,9 @@ impl Engine<'_> {
     /// one common second operand, from random OTs in both directions (at most one flight per
     /// [`TRIPLE_WORDS_PER_PIECE`] words, none with silent correlations): the common operand `b`
     /// is the OT choices, the first operands are bits `0..arity` of the OT hashes (independent
-    /// uniform bits), so `arity` triples with one common operand cost what one does. Made piece by piece, so the working memory (about 100
-    /// bytes per triple while a piece is made) stays bounded whatever the number of triples.
+    /// uniform bits), so `arity` triples with one common operand cost what one does. Made piece
+    /// by piece, so the working memory (about 100 bytes per triple while a piece is made) stays
+    /// bounded whatever the number of triples.
     pub(crate) fn and_triples(&mut self, words: usize, arity: usize) -> Result<Triples> {
         assert!((1..=MAX_ARITY).contains(&arity), "and_triples: arity {arity}");
         let mut all = Triples {

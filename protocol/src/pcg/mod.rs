@@ -46,6 +46,8 @@
 //! dual LPN for the code):
 //! - The sender sees only IKNP columns, whose choice bits (the punctured positions and `β_i`) are
 //!   hidden by IKNP: it learns nothing about `a` / `x`.
+//! - COT fixes Δ's low bit to 1 and clears the leaves' low bits (choice-bit packing, see
+//!   [`silent::Kind::Cot`]): Δ has 127 secret bits, so guessing it succeeds with `2^−127`.
 //! - The receiver sees the masked level sums (and for VOLE one correction per tree). It learns
 //!   every leaf but its punctured ones, which stay pseudorandom, so `Δ` stays hidden: `b_i = c_i + a_i·Δ`
 //!   is pseudorandom to it. The outputs `a`, `x` are pseudorandom under dual LPN.
