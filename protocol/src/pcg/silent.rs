@@ -138,18 +138,11 @@ pub struct SenderExtending {
 
 /// The sender's expanded trees: the leaves `w`, the level sums `K_0` (tree-major) and the
 /// trees' offsets. Zeroized on drop.
+#[derive(zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 struct Trees {
     w: Vec<u128>,
     sums: Vec<u128>,
     offsets: Vec<u128>,
-}
-
-impl Drop for Trees {
-    fn drop(&mut self) {
-        self.w.zeroize();
-        self.sums.zeroize();
-        self.offsets.zeroize();
-    }
 }
 
 /// Sender after flight 4 went out: the leaves, to be compressed by [`SenderEncoding::finish`]
