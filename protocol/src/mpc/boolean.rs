@@ -20,16 +20,20 @@
 //!   of generate `G = [α + β ≥ 16]` and propagate `P = [α + β = 15]` come from one 1-of-16 OT
 //!   made of 4 correlated OTs (the bank receiver with its bits as choices, the gov sending the
 //!   16-entry table of `(G(α, v), P(α, v))` masked with its random output bits, entry `v`
-//!   encrypted under the XOR of `H(k_i^{v_i}, tweak(OT i, v without bit i))`; for the lowest
-//!   leaf only `G`, whose `P` the tree never uses); then the
+//!   encrypted under `H(⊕_i K_i^{v_i}, tweak(leaf, offset, v))` with the hashed keys
+//!   `K_i^b = H(k_i^b, tweak(OT i))`; for the lowest leaf only `G`, whose `P` the tree never
+//!   uses): 2 key hashes per bit and 16 pad hashes per leaf and offset at the gov, 1 and 1 at the
+//!   bank; then the
 //!   generate/propagate tree over the leaves (`G = G_hi ⊕ P_hi∧G_lo`, `P = P_hi∧P_lo`, one
 //!   two-AND triple per combination), one layer per flight, bit-sliced over all elements. At
 //!   `w = 64`: 63 OTs and 15 two-AND triples (30 random OTs) per element, 1 + 4 flights (the
 //!   bit-by-bit tree took 372 random OTs and 7 flights). What each party learns: the gov sees
 //!   the source's receiver message (uniform; `source`); the bank sees the tables, whose entries
-//!   other than its own `β` are masked by hashes of keys it does not hold (at least one `k_i`
-//!   of the other choice), and its own entry is masked by the gov's uniform output bits; AND
-//!   openings are uniformly masked. The output stays XOR-shared.
+//!   other than its own `β` are masked by hashes whose input contains a hashed key it does not
+//!   hold (`K_i^{1−β_i}` for some `i`: `H` of the other OT message, unpredictable without Δ), so
+//!   every such input is unpredictable to it and the pads are pseudorandom (random-oracle /
+//!   ideal-permutation model for `H`, as the tree hash), and its own entry is masked by the gov's
+//!   uniform output bits; AND openings are uniformly masked. The output stays XOR-shared.
 //! - Multiplexer `β·y` for XOR-shared `β` and arithmetic `y`: each party is COT sender with
 //!   correlation `(1 − 2β_me)·y_me` against the peer's choice `β_peer` (one OT per element and
 //!   direction); adding `β_me·y_me` locally gives shares of `(β_me ⊕ β_peer)·y_me`. Security is
@@ -69,11 +73,6 @@ const LEAF_HASH_BLOCKS: usize = 1 << 16;
 /// Word-wise XOR of two packed bit vectors (XOR shares add locally).
 pub(super) fn xor(x: &[u64], y: &[u64]) -> Vec<u64> {
     x.iter().zip(y).map(|(a, b)| a ^ b).collect()
-}
-
-/// `v` without bit `i` (the lower bits stay, the higher move down by one).
-fn without_bit(v: usize, i: usize) -> usize {
-    ((v >> (i + 1)) << i) | (v & ((1 << i) - 1))
 }
 
 impl Engine<'_> {
@@ -279,22 +278,27 @@ impl Engine<'_> {
     /// `leaf·K + k` for `K` offsets): for leaf `l` over bits `4l..min(4l + 4, low)` with the
     /// bits `α` of `x_gov + t_k` and `β` of `x_bank`, `G = [α + β ≥ 2^m]` and
     /// `P = [α + β = 2^m − 1]`. The bank is receiver of one OT per bit with its share bits as
-    /// choices (the source's message, if any, first); the gov sends each leaf's table per
-    /// offset, the 2^m entries `(G(α, v) ⊕ r_G, P(α, v) ⊕ r_P)`, entry `v` masked by the XOR
-    /// over the leaf's OTs `i` of `H(k_i^{v_i}, tweak(OT, offset, v without bit i))`, and
-    /// keeps `(r_G, r_P)`.
+    /// choices (the source's message, if any, first); both hash each OT key once,
+    /// `K_i^b = H(k_i^b, tweak(OT i, 0))` (so the two keys of an OT are unrelated), and the gov
+    /// sends each leaf's table per offset, the 2^m entries `(G(α, v) ⊕ r_G, P(α, v) ⊕ r_P)`,
+    /// entry `v` masked by `H(⊕_i K_i^{v_i}, tweak(the leaf's first OT, 1 + offset·2^4 + v))`,
+    /// and keeps `(r_G, r_P)`.
     fn carry_leaves(&mut self, x: &[u64], offsets: &[u64], low: usize) -> Result<Vec<Vec<(bool, bool)>>> {
         let (leaves, k) = (low.div_ceil(LEAF_BITS), offsets.len());
         let ots = x.len() * low;
         let leaf = |l: usize| (LEAF_BITS * l, LEAF_BITS.min(low - LEAF_BITS * l));
-        // Hash outputs per key: one per offset and per value of the leaf's other bits.
-        let half = 1 << (LEAF_BITS - 1);
-        let per_key = half * k;
         // Bits per table entry of leaf `l`: (G, P), or G alone for the lowest leaf (its P is
         // never used: the lowest node of the tree is never a high half); 2^m entries per table.
         let entry_bits = |l: usize| if l == 0 { 1u32 } else { 2 };
         let table_bits = |l: usize| entry_bits(l) << leaf(l).1;
         let tables_len = (x.len() * k * (0..leaves).map(|l| table_bits(l) as usize).sum::<usize>()).div_ceil(64);
+        // Tweak of entry `v`'s pad for offset `j` of the leaf whose first OT is `o` (the key
+        // hashes have 0 below bit 32).
+        let pad_tweak =
+            |base: u128, o: usize, j: usize, v: usize| base + ((o as u128) << 32) + (1 + (j << LEAF_BITS) + v) as u128;
+        // The XOR of the leaf's hashed keys chosen by the bits of `v`.
+        let key_sum =
+            |keys: &[[u128; 2]], v: usize| keys.iter().enumerate().fold(0, |a, (i, key)| a ^ key[(v >> i) & 1]);
         if self.role == Role::Bank {
             let mut choices = vec![0u128; ots.div_ceil(128)];
             for (e, v) in x.iter().enumerate() {
@@ -309,88 +313,102 @@ impl Engine<'_> {
             let tables = self.ch.recv_u64s("mpc.cmp.table", tables_len)?;
             let mut tables = BitReader::new(&tables);
             let base = tweak_base(Role::Gov, received.start);
+            let mut hashed = vec![0u128; ots];
+            self.hash.expand(&received.keys, base, 1, &mut hashed);
             let mut out = Vec::with_capacity(x.len());
-            let (mut keys, mut tweaks, mut pads) = (Vec::new(), Vec::new(), Vec::new());
-            // Per block of elements, one hash per key and offset: element b's bit p, offset j at
-            // pads[(b·low + p)·K + j].
-            let block_elements = (LEAF_HASH_BLOCKS / (low * k)).max(1);
+            let (mut sums, mut tweaks, mut pads) = (Vec::new(), Vec::new(), Vec::new());
+            // Per block of elements: the pad of the bank's entry for every leaf and offset.
+            let block_elements = (LEAF_HASH_BLOCKS / (leaves * k)).max(1);
             for first in (0..x.len()).step_by(block_elements) {
                 let block = &x[first..x.len().min(first + block_elements)];
-                keys.clear();
+                sums.clear();
                 tweaks.clear();
                 for (b, v) in block.iter().enumerate() {
                     for l in 0..leaves {
                         let (p0, m) = leaf(l);
                         let beta = ((v >> p0) as usize) & ((1 << m) - 1);
-                        for i in 0..m {
-                            let o = (first + b) * low + p0 + i;
-                            for j in 0..k {
-                                keys.push(received.keys[o]);
-                                tweaks.push(base + ((o as u128) << 32) + (j * half + without_bit(beta, i)) as u128);
-                            }
+                        let o = (first + b) * low + p0;
+                        let sum = hashed[o..o + m].iter().fold(0, |a, h| a ^ h);
+                        for j in 0..k {
+                            sums.push(sum);
+                            tweaks.push(pad_tweak(base, o, j, beta));
                         }
                     }
                 }
-                pads.resize(keys.len(), 0);
-                self.hash.hash_each(&keys, &tweaks, &mut pads);
-                for (b, v) in block.iter().enumerate() {
+                pads.resize(sums.len(), 0);
+                self.hash.hash_each(&sums, &tweaks, &mut pads);
+                let mut next = pads.iter();
+                for v in block {
                     let mut per_leaf = Vec::with_capacity(leaves * k);
                     for l in 0..leaves {
                         let (p0, m) = leaf(l);
                         let beta = ((v >> p0) as usize) & ((1 << m) - 1);
-                        for j in 0..k {
-                            let pad = (p0..p0 + m).fold(0, |acc, p| acc ^ pads[(b * low + p) * k + j] as u32);
+                        for _ in 0..k {
+                            let pad = *next.next().expect("one pad per leaf and offset") as u32;
                             let table = tables.pull(table_bits(l)) as u32;
-                            let entry = (table >> (entry_bits(l) * beta as u32)) ^ pad;
-                            let entry = entry & ((1 << entry_bits(l)) - 1);
+                            let entry = ((table >> (entry_bits(l) * beta as u32)) ^ pad) & ((1 << entry_bits(l)) - 1);
                             per_leaf.push((entry & 1 == 1, entry & 2 == 2));
                         }
                     }
                     out.push(per_leaf);
                 }
             }
-            keys.zeroize();
-            pads.zeroize();
+            for buf in [&mut hashed, &mut sums, &mut pads] {
+                buf.zeroize();
+            }
             return Ok(out);
         }
         let (sent, _) = self.ot_keys("mpc.cmp.leaf", Some(ots), None, false)?;
         let sent = sent.expect("sender part");
+        let base = tweak_base(self.role, sent.start);
+        let (mut h0, mut h1) = (vec![0u128; ots], vec![0u128; ots]);
+        self.hash.expand(&sent.k0, base, 1, &mut h0);
+        self.hash.expand(&sent.k1, base, 1, &mut h1);
+        let mut hashed: Vec<[u128; 2]> = h0.iter().zip(&h1).map(|(&a, &b)| [a, b]).collect();
+        h0.zeroize();
+        h1.zeroize();
         let mut tables = BitWriter::new(tables_len);
         let mut out = Vec::with_capacity(x.len());
-        let (mut h0, mut h1) = (Vec::new(), Vec::new());
-        let block_elements = (LEAF_HASH_BLOCKS / (low * per_key)).max(1);
+        let (mut sums, mut tweaks, mut pads) = (Vec::new(), Vec::new(), Vec::new());
+        // Per block of elements: every entry's pad of every leaf and offset.
+        let block_elements = (LEAF_HASH_BLOCKS / ((leaves * k) << LEAF_BITS)).max(1);
         for first in (0..x.len()).step_by(block_elements) {
             let block = &x[first..x.len().min(first + block_elements)];
-            let keys = first * low..(first + block.len()) * low;
-            let base = tweak_base(self.role, sent.start + keys.start as u64);
-            h0.resize(keys.len() * per_key, 0);
-            h1.resize(keys.len() * per_key, 0);
-            self.hash.expand(&sent.k0[keys.clone()], base, per_key, &mut h0);
-            self.hash.expand(&sent.k1[keys.clone()], base, per_key, &mut h1);
-            for (b, v) in block.iter().enumerate() {
+            sums.clear();
+            tweaks.clear();
+            for b in 0..block.len() {
+                for l in 0..leaves {
+                    let (p0, m) = leaf(l);
+                    let o = (first + b) * low + p0;
+                    let mut leaf_sums = [0u128; 1 << LEAF_BITS];
+                    for (v, sum) in leaf_sums[..1 << m].iter_mut().enumerate() {
+                        *sum = key_sum(&hashed[o..o + m], v);
+                    }
+                    for j in 0..k {
+                        sums.extend_from_slice(&leaf_sums[..1 << m]);
+                        tweaks.extend((0..1 << m).map(|v| pad_tweak(base, o, j, v)));
+                    }
+                    leaf_sums.zeroize();
+                }
+            }
+            pads.resize(sums.len(), 0);
+            self.hash.hash_each(&sums, &tweaks, &mut pads);
+            let mut next = pads.iter();
+            for v in block {
                 let mut per_leaf = Vec::with_capacity(leaves * k);
                 for l in 0..leaves {
                     let (p0, m) = leaf(l);
                     let mask = (1 << entry_bits(l)) - 1;
-                    for (j, t) in offsets.iter().enumerate() {
+                    for t in offsets {
                         let alpha = ((v.wrapping_add(*t) >> p0) as usize) & ((1 << m) - 1);
                         let r = self.rng.0.next_u32() & mask;
-                        // Entry β's pad: ⊕_i H(k_i^{β_i}, β without bit i), bit by bit over all β.
-                        let mut pads = [0u32; 1 << LEAF_BITS];
-                        for i in 0..m {
-                            let at = (b * low + p0 + i) * per_key + j * half;
-                            let hashes = [&h0[at..at + half], &h1[at..at + half]];
-                            for (beta, pad) in pads[..1 << m].iter_mut().enumerate() {
-                                *pad ^= hashes[(beta >> i) & 1][without_bit(beta, i)] as u32;
-                            }
-                        }
                         let mut table = 0u32;
-                        for (beta, pad) in pads[..1 << m].iter().enumerate() {
+                        for beta in 0..1usize << m {
                             let sum = alpha + beta;
                             let entry = (sum >> m) as u32 | (u32::from(sum == (1 << m) - 1) << 1);
+                            let pad = *next.next().expect("one pad per entry") as u32;
                             table |= ((entry ^ r ^ pad) & mask) << (entry_bits(l) * beta as u32);
                         }
-                        pads.zeroize();
                         tables.push(table as u64, table_bits(l));
                         per_leaf.push((r & 1 == 1, r & 2 == 2));
                     }
@@ -398,8 +416,9 @@ impl Engine<'_> {
                 out.push(per_leaf);
             }
         }
-        h0.zeroize();
-        h1.zeroize();
+        hashed.zeroize();
+        sums.zeroize();
+        pads.zeroize();
         self.ch.send_u64s("mpc.cmp.table", &tables.finish())?;
         Ok(out)
     }
