@@ -67,7 +67,7 @@ const LEAF_BITS: usize = 4;
 /// Most leaf OTs per flight pair of [`Engine::carry_out`] (2^18: 8 MB of sender keys).
 const LEAF_OTS_PER_PIECE: usize = 1 << 18;
 
-/// Hash outputs of one block of leaf pads (1 MB per key set).
+/// Pads hashed per block of elements in [`Engine::carry_out`]'s leaves (1 MB of hash inputs).
 const LEAF_HASH_BLOCKS: usize = 1 << 16;
 
 /// Word-wise XOR of two packed bit vectors (XOR shares add locally).
@@ -187,7 +187,8 @@ impl Engine<'_> {
 
     /// XOR shares of bit `width − 1` of each `x mod 2^width` (packed): `[x < 0]` whenever the
     /// true value satisfies `|x| < 2^(width−1)`. Shares mod 2^width are the low bits of the
-    /// shares, so a narrower width costs less (`width − 1` leaf OTs, `⌈(width − 1)/4⌉ − 1` triples).
+    /// shares, so a narrower width costs less (`width − 1` leaf OTs, `⌈(width − 1)/4⌉ − 1`
+    /// triples).
     pub fn msb_width(&mut self, x: &[u64], width: u32) -> Result<Vec<u64>> {
         self.msb_offsets(x, &[0], width)
     }
@@ -287,6 +288,11 @@ impl Engine<'_> {
         let (leaves, k) = (low.div_ceil(LEAF_BITS), offsets.len());
         let ots = x.len() * low;
         let leaf = |l: usize| (LEAF_BITS * l, LEAF_BITS.min(low - LEAF_BITS * l));
+        // The bits of `v` in leaf `l`, as a table index.
+        let leaf_value = |v: u64, l: usize| {
+            let (p0, m) = leaf(l);
+            ((v >> p0) as usize) & ((1 << m) - 1)
+        };
         // Bits per table entry of leaf `l`: (G, P), or G alone for the lowest leaf (its P is
         // never used: the lowest node of the tree is never a high half); 2^m entries per table.
         let entry_bits = |l: usize| if l == 0 { 1u32 } else { 2 };
@@ -296,9 +302,6 @@ impl Engine<'_> {
         // hashes have 0 below bit 32).
         let pad_tweak =
             |base: u128, o: usize, j: usize, v: usize| base + ((o as u128) << 32) + (1 + (j << LEAF_BITS) + v) as u128;
-        // The XOR of the leaf's hashed keys chosen by the bits of `v`.
-        let key_sum =
-            |keys: &[[u128; 2]], v: usize| keys.iter().enumerate().fold(0, |a, (i, key)| a ^ key[(v >> i) & 1]);
         if self.role == Role::Bank {
             let mut choices = vec![0u128; ots.div_ceil(128)];
             for (e, v) in x.iter().enumerate() {
@@ -323,10 +326,10 @@ impl Engine<'_> {
                 let block = &x[first..x.len().min(first + block_elements)];
                 sums.clear();
                 tweaks.clear();
-                for (b, v) in block.iter().enumerate() {
+                for (b, &v) in block.iter().enumerate() {
                     for l in 0..leaves {
                         let (p0, m) = leaf(l);
-                        let beta = ((v >> p0) as usize) & ((1 << m) - 1);
+                        let beta = leaf_value(v, l);
                         let o = (first + b) * low + p0;
                         let sum = hashed[o..o + m].iter().fold(0, |a, h| a ^ h);
                         for j in 0..k {
@@ -338,11 +341,10 @@ impl Engine<'_> {
                 pads.resize(sums.len(), 0);
                 self.hash.hash_each(&sums, &tweaks, &mut pads);
                 let mut next = pads.iter();
-                for v in block {
+                for &v in block {
                     let mut per_leaf = Vec::with_capacity(leaves * k);
                     for l in 0..leaves {
-                        let (p0, m) = leaf(l);
-                        let beta = ((v >> p0) as usize) & ((1 << m) - 1);
+                        let beta = leaf_value(v, l);
                         for _ in 0..k {
                             let pad = *next.next().expect("one pad per leaf and offset") as u32;
                             let table = tables.pull(table_bits(l)) as u32;
@@ -361,12 +363,12 @@ impl Engine<'_> {
         let (sent, _) = self.ot_keys("mpc.cmp.leaf", Some(ots), None, false)?;
         let sent = sent.expect("sender part");
         let base = tweak_base(self.role, sent.start);
-        let (mut h0, mut h1) = (vec![0u128; ots], vec![0u128; ots]);
-        self.hash.expand(&sent.k0, base, 1, &mut h0);
-        self.hash.expand(&sent.k1, base, 1, &mut h1);
-        let mut hashed: Vec<[u128; 2]> = h0.iter().zip(&h1).map(|(&a, &b)| [a, b]).collect();
-        h0.zeroize();
-        h1.zeroize();
+        // The hashed keys `K^0`, `K^1` of every OT.
+        let mut hashed = [vec![0u128; ots], vec![0u128; ots]];
+        self.hash.expand(&sent.k0, base, 1, &mut hashed[0]);
+        self.hash.expand(&sent.k1, base, 1, &mut hashed[1]);
+        // The XOR of the hashed keys of OTs `o..o + m` chosen by the bits of `v`.
+        let key_sum = |o: usize, m: usize, v: usize| (0..m).fold(0, |a, i| a ^ hashed[(v >> i) & 1][o + i]);
         let mut tables = BitWriter::new(tables_len);
         let mut out = Vec::with_capacity(x.len());
         let (mut sums, mut tweaks, mut pads) = (Vec::new(), Vec::new(), Vec::new());
@@ -382,7 +384,7 @@ impl Engine<'_> {
                     let o = (first + b) * low + p0;
                     let mut leaf_sums = [0u128; 1 << LEAF_BITS];
                     for (v, sum) in leaf_sums[..1 << m].iter_mut().enumerate() {
-                        *sum = key_sum(&hashed[o..o + m], v);
+                        *sum = key_sum(o, m, v);
                     }
                     for j in 0..k {
                         sums.extend_from_slice(&leaf_sums[..1 << m]);
@@ -394,13 +396,13 @@ impl Engine<'_> {
             pads.resize(sums.len(), 0);
             self.hash.hash_each(&sums, &tweaks, &mut pads);
             let mut next = pads.iter();
-            for v in block {
+            for &v in block {
                 let mut per_leaf = Vec::with_capacity(leaves * k);
                 for l in 0..leaves {
-                    let (p0, m) = leaf(l);
+                    let m = leaf(l).1;
                     let mask = (1 << entry_bits(l)) - 1;
-                    for t in offsets {
-                        let alpha = ((v.wrapping_add(*t) >> p0) as usize) & ((1 << m) - 1);
+                    for &t in offsets {
+                        let alpha = leaf_value(v.wrapping_add(t), l);
                         let r = self.rng.0.next_u32() & mask;
                         let mut table = 0u32;
                         for beta in 0..1usize << m {

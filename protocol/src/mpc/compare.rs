@@ -16,10 +16,12 @@
 //!   modulo `2^(64−s)`, the carry by [`Engine::carry_out`].
 //! - `thermometer`: `[x ≥ k]` for every `k = 0..=2^m` at once, far cheaper than `2^m + 1`
 //!   comparisons: two signs (`x < 0`, `x < 2^m`), the low `m` bits of `x` (XOR-shared: share
-//!   bit ⊕ carry into the bit, every carry from one `carry_out` on shifted shares), then `[v ≥ k]` for the m-bit `v` level by level: with top bit
-//!   `t` and the lower levels' `G[k] = [r ≥ k]`, `[v ≥ k] = t ∨ G[k]` below `2^(l−1)`, `t` at
-//!   `2^(l−1)`, `t ∧ G[k − 2^(l−1)]` above; one AND `t ∧ G[k]` serves both (about `2^m` ANDs
-//!   in `m` layers), and `2^m` more ANDs mask the result outside `[0, 2^m)`.
+//!   bit ⊕ carry into the bit, every carry from one `carry_out` on shifted shares), then
+//!   `[v ≥ k]` for the m-bit `v` level by level: with top bit `t` and the lower levels'
+//!   `G[k] = [r ≥ k]`, `[v ≥ k] = t ∨ G[k]` below `2^(l−1)`, `t` at `2^(l−1)`,
+//!   `t ∧ G[k − 2^(l−1)]` above; one AND `t ∧ G[k]` serves both (about `2^m` ANDs in `m`
+//!   layers), and `2^m` more ANDs mask the result outside `[0, 2^m)`. Each layer's ANDs share
+//!   one operand, so their triples come from one pair of random OTs per element and layer.
 //!
 //! Nothing is opened here; every result stays shared.
 

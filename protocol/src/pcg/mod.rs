@@ -27,13 +27,13 @@
 //! `⌈n / 2^20⌉` equal pieces, each an independent instance with its own trees and noise: the
 //! same security as that many runs): `N ≥ 2n` (for `n < 4096` the generator runs at `n = 4096`
 //! and truncates): `t ≥ NOISE_WEIGHT` trees of `2^d` leaves, `d` the largest with
-//! `256·2^d ≤ 2n`, `t = ⌈2n / 2^d⌉ < 512` (more trees than 256 only add noise). The code is `ExConv7x24` of
-//! Raghuraman–Rindal–Tanguy (CRYPTO 2023, eprint 2023/882; the same paper shows the Silver codes
-//! are broken) in libOTe's form: systematic, expander weight 7 (regular: one index per seventh
-//! of the non-systematic part), convolution band 24, convolution run twice (libOTe's
-//! `accTwice`). Least noise weight [`NOISE_WEIGHT`] `t = 256`: the smallest multiple of 8 with
-//! `(1 − 2δ)^t ≤ 2^-128`, i.e. the bias of the best linear test against regular noise stays
-//! below 2^-128, for the relative (pseudo) minimum distance `δ = 0.15` that libOTe currently
+//! `256·2^d ≤ 2n`, `t = ⌈2n / 2^d⌉ < 512` (more trees than 256 only add noise). The code is
+//! `ExConv7x24` of Raghuraman–Rindal–Tanguy (CRYPTO 2023, eprint 2023/882; the same paper shows
+//! the Silver codes are broken) in libOTe's form: systematic, expander weight 7 (regular: one
+//! index per seventh of the non-systematic part), convolution band 24, convolution run twice
+//! (libOTe's `accTwice`). Least noise weight [`NOISE_WEIGHT`] `t = 256`: the smallest multiple
+//! of 8 with `(1 − 2δ)^t ≤ 2^-128`, i.e. the bias of the best linear test against regular noise
+//! stays below 2^-128, for the relative (pseudo) minimum distance `δ = 0.15` that libOTe currently
 //! estimates for `ExConv7x24` (`ExConvConfigure` in libOTe's `TwoChooseOne/ConfigureCode.cpp`;
 //! the older `δ = 0.1` gave `t = 400`). libOTe's own `getRegNoiseWeight` is now less strict: it
 //! asks only 64 bits against that linear test and at least 128 noise positions (`t = 128` here);
@@ -49,8 +49,8 @@
 //! - COT fixes Δ's low bit to 1 and clears the leaves' low bits (choice-bit packing, see
 //!   [`silent::Kind::Cot`]): Δ has 127 secret bits, so guessing it succeeds with `2^−127`.
 //! - The receiver sees the masked level sums (and for VOLE one correction per tree). It learns
-//!   every leaf but its punctured ones, which stay pseudorandom, so `Δ` stays hidden: `b_i = c_i + a_i·Δ`
-//!   is pseudorandom to it. The outputs `a`, `x` are pseudorandom under dual LPN.
+//!   every leaf but its punctured ones, which stay pseudorandom, so `Δ` stays hidden:
+//!   `b_i = c_i + a_i·Δ` is pseudorandom to it. The outputs `a`, `x` are pseudorandom under dual LPN.
 
 pub mod code;
 pub mod silent;
