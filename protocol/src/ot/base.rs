@@ -11,10 +11,11 @@
 //! is proven for (semi-honest, ROM); it is not used against malicious parties here.
 
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoBasepointTable, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use rand::CryptoRng;
+use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::{Channel, PeerError, Result};
@@ -75,7 +76,8 @@ impl Sender {
             )
             .into());
         }
-        msg.chunks_exact(32)
+        // One variable-base multiplication per OT, spread over the cores.
+        msg.par_chunks_exact(32)
             .enumerate()
             .map(|(j, b)| {
                 let (rc, rp) = decompress(b, "receiver point")?;
@@ -91,27 +93,32 @@ impl Sender {
 }
 
 /// Receiver side: answers the sender's `S` for the given choices; returns (message, chosen keys).
-/// The per-OT secrets `x_j`, `x_j·G` and `x_j·S` are zeroized as soon as they are used.
+/// The per-OT secrets `x_j`, `x_j·G` and `x_j·S` are zeroized once used.
 pub fn receive<R: CryptoRng + ?Sized>(rng: &mut R, sender_msg: &[u8], choices: &[bool]) -> Result<(Vec<u8>, Vec<Key>)> {
     let (sc, sp) = decompress(sender_msg, "sender point")?;
     if sp == RistrettoPoint::identity() {
         return Err(PeerError::NotOnCurve { what: "base OT: sender point (the identity)".into() }.into());
     }
-    let mut msg = Vec::with_capacity(32 * choices.len());
-    let mut keys = Vec::with_capacity(choices.len());
-    for (j, &c) in choices.iter().enumerate() {
-        let mut x = Scalar::random(rng);
-        let mut xg = &x * RISTRETTO_BASEPOINT_TABLE;
-        let r = if c { xg + sp } else { xg };
-        let rc = r.compress();
-        msg.extend_from_slice(rc.as_bytes());
-        let mut xs = x * sp;
-        keys.push(kdf(j, &sc, &rc, &xs));
-        x.zeroize();
-        xg.zeroize();
-        xs.zeroize();
-    }
-    Ok((msg, keys))
+    // `S` is public: a table of its multiples makes each `x_j·S` a fixed-base multiplication
+    // (a few per cent faster than variable-base here); the OTs are spread over the cores.
+    let s_table = RistrettoBasepointTable::create(&sp);
+    let mut secrets: Vec<Scalar> = choices.iter().map(|_| Scalar::random(rng)).collect();
+    let (points, keys): (Vec<[u8; 32]>, Vec<Key>) = secrets
+        .par_iter()
+        .zip(choices)
+        .enumerate()
+        .map(|(j, (x, &c))| {
+            let mut xg = x * RISTRETTO_BASEPOINT_TABLE;
+            let rc = if c { xg + sp } else { xg }.compress();
+            let mut xs = x * &s_table;
+            let key = kdf(j, &sc, &rc, &xs);
+            xg.zeroize();
+            xs.zeroize();
+            (rc.to_bytes(), key)
+        })
+        .unzip();
+    secrets.zeroize();
+    Ok((points.concat(), keys))
 }
 
 /// This party's key pairs as sender and its chosen keys as receiver.
