@@ -235,7 +235,7 @@ fn block4(s: &mut [u128], i: usize, m: &[u32; 4]) {
     let subsets = (0..4).map(|k| spread(p[k]) << (5 * k)).fold(0, |a, b| a | b);
     // Targets d = 3..=15 read nibbles of the low word, d = 16..=27 of the high one (64-bit
     // shifts: a variable 128-bit shift costs a branch-free five-instruction sequence).
-    let (low, high) = (&mut s[i + 4..i + 4 + REACH]).split_at_mut(13);
+    let (low, high) = s[i + 4..i + 4 + REACH].split_at_mut(13);
     for (d, slot) in (3..).zip(low) {
         *slot ^= sums[((subsets as u64 >> (4 * d)) & 15) as usize];
     }
