@@ -92,6 +92,11 @@ pub enum BenchCommand {
         /// COTs per run.
         #[arg(long, default_value_t = 1 << 20)]
         n: usize,
+        /// Runs of each generator, alternated (silent, IKNP, silent, ...): the figures are the
+        /// median run's, with the fastest and slowest beside them (a shared machine's speed
+        /// swings between seconds).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// Single-entity scoring by private lookup (gov serves per-entity partial scores, the bank
     /// sends one-ID queries); against raw QUIC round trips.
@@ -236,7 +241,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
             }
             lines
         }
-        BenchCommand::Cot { n } => cot(n)?,
+        BenchCommand::Cot { n, runs } => cot(n, runs)?,
         BenchCommand::Watchlist { lr, rows, threshold } => vec![watchlist(&lr, rows, threshold)?],
     };
     for line in lines {
@@ -474,34 +479,47 @@ fn iknp_cots(ch: &mut Channel, n: usize) -> protocol::Result<usize> {
 }
 
 /// `tandem bench cot`: `n` random COTs from the silent generator (gov sends, bank receives)
-/// and from IKNP, each with setup (base OTs) included; COTs per second of wall time with both
-/// parties on this machine, and bits on the wire per COT.
-pub fn cot(n: usize) -> Result<Vec<Value>> {
+/// and from IKNP, each with setup (base OTs) included, `runs` times each, alternated; COTs per
+/// second of wall time of the median run with both parties on this machine, and bits on the
+/// wire per COT.
+pub fn cot(n: usize, runs: usize) -> Result<Vec<Value>> {
     ensure!((1..=protocol::pcg::MAX_N).contains(&n), "--n {n}: use 1..={}", protocol::pcg::MAX_N);
+    ensure!(runs >= 1, "--runs {runs}: use at least 1");
     let lo = Loopback::start(IO_TIMEOUT)?;
-    let (silent, silent_seconds, silent_cpu) = clocked(|| {
-        run_both(
-            &lo,
-            |ch| protocol::pcg::cot_send(ch, n, &mut rand::rng()).map(|(_, s)| s.len()),
-            |ch| protocol::pcg::cot_receive(ch, n, &mut rand::rng()).map(|(x, _)| x.len()),
-        )
-    });
-    let ((gs_n, gs), (bs_n, bs)) = silent?;
-    ensure!(gs_n == n && bs_n == n, "silent COT returned {gs_n} / {bs_n} outputs, expected {n}");
-    let (iknp, iknp_seconds, iknp_cpu) = clocked(|| run_both(&lo, |ch| iknp_cots(ch, n), |ch| iknp_cots(ch, n)));
-    let ((gi_n, gi), (bi_n, bi)) = iknp?;
-    ensure!(gi_n == n && bi_n == n, "IKNP returned {gi_n} / {bi_n} outputs, expected {n}");
-    let line = |name: &str, seconds: f64, cpu: Option<f64>, bytes: u64, rounds: u64| {
-        json!({
-            "bench": "cot", "generator": name, "n": n, "seconds": round(seconds, 4),
+    let (mut silent, mut iknp) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (outcome, seconds, cpu) = clocked(|| {
+            run_both(
+                &lo,
+                |ch| protocol::pcg::cot_send(ch, n, &mut rand::rng()).map(|(_, s)| s.len()),
+                |ch| protocol::pcg::cot_receive(ch, n, &mut rand::rng()).map(|(x, _)| x.len()),
+            )
+        });
+        let ((g_n, g), (b_n, b)) = outcome?;
+        ensure!(g_n == n && b_n == n, "silent COT returned {g_n} / {b_n} outputs, expected {n}");
+        silent.push((seconds, cpu, bytes_sent(&g, &b), g.rounds.max(b.rounds)));
+        let (outcome, seconds, cpu) = clocked(|| run_both(&lo, |ch| iknp_cots(ch, n), |ch| iknp_cots(ch, n)));
+        let ((g_n, g), (b_n, b)) = outcome?;
+        ensure!(g_n == n && b_n == n, "IKNP returned {g_n} / {b_n} outputs, expected {n}");
+        iknp.push((seconds, cpu, bytes_sent(&g, &b), g.rounds.max(b.rounds)));
+    }
+    let line = |name: &str, runs: &mut Vec<(f64, Option<f64>, u64, u64)>| {
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (seconds, cpu, bytes, rounds) = runs[runs.len() / 2];
+        let line = json!({
+            "bench": "cot", "generator": name, "n": n, "runs": runs.len(), "seconds": round(seconds, 4),
             "cpu_seconds": cpu.map(|c| round(c, 2)), "cot_per_s": round(n as f64 / seconds, 0),
+            "fastest_cot_per_s": round(n as f64 / runs[0].0, 0),
+            "slowest_cot_per_s": round(n as f64 / runs[runs.len() - 1].0, 0),
             "bytes": bytes, "bits_per_cot": round(bytes as f64 * 8.0 / n as f64, 3), "rounds": rounds,
-        })
+        });
+        (line, seconds, bytes)
     };
-    let (silent_bytes, iknp_bytes) = (bytes_sent(&gs, &bs), bytes_sent(&gi, &bi));
+    let ((silent_line, silent_seconds, silent_bytes), (iknp_line, iknp_seconds, iknp_bytes)) =
+        (line("silent", &mut silent), line("iknp", &mut iknp));
     Ok(vec![
-        line("silent", silent_seconds, silent_cpu, silent_bytes, gs.rounds.max(bs.rounds)),
-        line("iknp", iknp_seconds, iknp_cpu, iknp_bytes, gi.rounds.max(bi.rounds)),
+        silent_line,
+        iknp_line,
         json!({
             "bench": "cot", "n": n, "speed_ratio_silent_to_iknp": round(iknp_seconds / silent_seconds, 3),
             "bytes_ratio_silent_to_iknp": round(silent_bytes as f64 / iknp_bytes as f64, 4),

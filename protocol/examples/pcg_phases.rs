@@ -39,11 +39,7 @@ fn main() {
         let out_r = receiver.on_trees_cot(&trees).unwrap();
         step("R: trees + code", t);
         step("total (both parties, serial)", all);
-        assert!(
-            (0..n).step_by(997).all(
-                |i| out_r.c[i] == out_s.b[i] ^ if (out_r.a[i / 64] >> (i % 64)) & 1 == 1 { out_s.delta } else { 0 }
-            )
-        );
+        assert!((0..n).step_by(997).all(|i| out_r.c[i] == out_s.b[i] ^ if out_r.a[i] { out_s.delta } else { 0 }));
         drop((out_s, out_r));
         let mut x: Vec<u128> = (0..p.code.big_n as u128).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c)).collect();
         let t = now();

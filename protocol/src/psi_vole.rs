@@ -63,6 +63,7 @@ use zeroize::Zeroizing;
 
 use crate::gf128::{Gf128, Multiplier};
 use crate::okvs::{Okvs, ROW_HASH_LEN, Row};
+use crate::pcg::Blocks;
 use crate::pcg::silent::{
     BaseAnswer, BaseOffer, Extension, Kind, ReceiverExtended, ReceiverOutput, ReceiverStart, SenderEncoding,
     SenderExtending, SenderOutput, SenderStart, TreeMessage,
@@ -289,7 +290,8 @@ pub struct GovUnmasking<'a> {
     job: Job<'a>,
     hasher: IdHasher,
     delta: Zeroizing<Gf128>,
-    keys: Zeroizing<Vec<u128>>,
+    /// Wiped on drop ([`Blocks`]).
+    keys: Blocks,
     incoming: Chunks,
 }
 
@@ -365,7 +367,7 @@ impl<'a> GovAwaitOkvs<'a> {
     pub fn on_okvs_header(mut self, header: &OkvsHeader) -> GovUnmasking<'a> {
         let hasher = IdHasher::new(&self.job.sizes.params_hash, &header.seed, self.job.okvs);
         // Moved, not copied: no copy of `b` left behind.
-        let keys = Zeroizing::new(std::mem::take(&mut self.vole.b));
+        let keys = std::mem::take(&mut self.vole.b);
         let incoming = Chunks::new(MaskedChunk::KIND, self.job.okvs.columns(), 16);
         GovUnmasking { delta: Zeroizing::new(Gf128(self.vole.delta)), hasher, keys, incoming, job: self.job }
     }
@@ -452,7 +454,7 @@ pub struct BankMasking<'a> {
     job: Job<'a>,
     seed: [u8; 32],
     store: Vec<u128>,
-    vole: ReceiverOutput<u128>,
+    vole: ReceiverOutput<Blocks>,
 }
 
 /// The bank with its own tags, receiving gov's.
@@ -523,7 +525,7 @@ impl<'a> BankMasking<'a> {
     /// follows).
     pub fn sent(mut self) -> BankAwaitTags<'a> {
         drop(self.store);
-        let c = Zeroizing::new(std::mem::take(&mut self.vole.c));
+        let c = std::mem::take(&mut self.vole.c);
         drop(self.vole);
         let hasher = IdHasher::new(&self.job.sizes.params_hash, &self.seed, self.job.okvs);
         let own_tags = receiver_tags(&hasher, &c, self.job.ids, &self.job.tag_key, self.job.t);

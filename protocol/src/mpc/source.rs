@@ -190,29 +190,28 @@ pub(crate) struct Silent {
     counts: (u64, u64),
 }
 
+/// `s` and `t` wipe themselves on drop ([`crate::pcg::Blocks`]).
 struct SendBatch {
     delta: u128,
-    s: Vec<u128>,
+    s: crate::pcg::Blocks,
     used: usize,
 }
 
 struct RecvBatch {
     x: Vec<bool>,
-    t: Vec<u128>,
+    t: crate::pcg::Blocks,
     used: usize,
 }
 
 impl Drop for SendBatch {
     fn drop(&mut self) {
         self.delta.zeroize();
-        self.s.zeroize();
     }
 }
 
 impl Drop for RecvBatch {
     fn drop(&mut self) {
         self.x.zeroize();
-        self.t.zeroize();
     }
 }
 

@@ -69,7 +69,8 @@ impl Masks {
         self.masks.clear();
         // Constant shifts (a variable 128-bit shift costs a five-instruction sequence).
         let mask = |w: u128, part: u32| ((w >> (BAND * part)) as u32) & ((1 << BAND) - 1);
-        self.masks.extend(self.words.iter().flat_map(|&w| [mask(w, 0), mask(w, 1), mask(w, 2), mask(w, 3), mask(w, 4)]));
+        self.masks
+            .extend(self.words.iter().flat_map(|&w| [mask(w, 0), mask(w, 1), mask(w, 2), mask(w, 3), mask(w, 4)]));
         &self.masks
     }
 }

@@ -52,9 +52,12 @@
 //!   every leaf but its punctured ones, which stay pseudorandom, so `Δ` stays hidden:
 //!   `b_i = c_i + a_i·Δ` is pseudorandom to it. The outputs `a`, `x` are pseudorandom under dual LPN.
 
+mod blocks;
 pub mod code;
 pub mod silent;
 pub mod tree;
+
+pub use blocks::Blocks;
 
 use rand::CryptoRng;
 use zeroize::Zeroize;
@@ -115,17 +118,18 @@ impl Params {
     }
 
     /// Compresses `x` ([`Params::leaves`] long) to the `n` outputs in place: each piece's code,
-    /// its outputs moved down behind the previous piece's; the rest wiped and cut off (the
-    /// capacity stays, wiped again on drop by the output types).
-    pub fn encode_in_place(&self, x: &mut Vec<u128>) {
+    /// its outputs moved down behind the previous piece's; the rest wiped and cut off.
+    pub fn encode_in_place(&self, x: &mut Blocks) {
         assert_eq!(x.len(), self.leaves());
         let (n, big_n) = (self.code.n, self.code.big_n);
         for k in 0..self.pieces {
             self.code.dual_encode(&mut x[k * big_n..(k + 1) * big_n]);
-            // Below piece k's own leaves (n ≤ big_n − n), over pieces already encoded.
-            x.copy_within(k * big_n..k * big_n + n, k * n);
+            // Below piece k's own leaves (n ≤ big_n − n), over pieces already encoded (piece 0's
+            // are in place).
+            if k > 0 {
+                x.copy_within(k * big_n..k * big_n + n, k * n);
+            }
         }
-        x[self.n..].zeroize();
         x.truncate(self.n);
     }
 }
@@ -220,17 +224,16 @@ impl TreeMessage {
 }
 
 /// Random COT, sender side: returns (Δ, s).
-pub fn cot_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Gf128, Vec<u128>)> {
+pub fn cot_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Gf128, Blocks)> {
     let mut out = send(ch, Kind::Cot, n, rng)?;
     Ok((Gf128(out.delta), std::mem::take(&mut out.b)))
 }
 
 /// Random COT, receiver side: returns (x, t) with `t_i = s_i ⊕ x_i·Δ`.
-pub fn cot_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Vec<bool>, Vec<u128>)> {
+pub fn cot_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<(Vec<bool>, Blocks)> {
     let (extended, trees) = receive(ch, Kind::Cot, n, rng)?;
     let mut out = extended.on_trees_cot(&trees)?;
-    let x = (0..n).map(|i| (out.a[i / 64] >> (i % 64)) & 1 == 1).collect();
-    Ok((x, std::mem::take(&mut out.c)))
+    Ok((std::mem::take(&mut out.a), std::mem::take(&mut out.c)))
 }
 
 /// Random COTs in both directions at once: this party is the sender of `n_send` COTs (returns
@@ -245,7 +248,7 @@ pub fn cot_both<R: CryptoRng + ?Sized>(
     n_send: usize,
     n_recv: usize,
     rng: &mut R,
-) -> Result<((Gf128, Vec<u128>), (Vec<bool>, Vec<u128>))> {
+) -> Result<((Gf128, Blocks), (Vec<bool>, Blocks))> {
     let (send_params, recv_params) = (Params::new(n_send)?, Params::new(n_recv)?);
     let sender = SenderStart::new(Kind::Cot, n_send)?;
     let (receiver, offer) = ReceiverStart::start(Kind::Cot, n_recv, rng)?;
@@ -276,23 +279,22 @@ pub fn cot_both<R: CryptoRng + ?Sized>(
     };
     let mut sent = encoding.finish();
     let mut out = extended.on_trees_cot(&trees)?;
-    let x = (0..n_recv).map(|i| (out.a[i / 64] >> (i % 64)) & 1 == 1).collect();
-    Ok(((Gf128(sent.delta), std::mem::take(&mut sent.b)), (x, std::mem::take(&mut out.c))))
+    Ok(((Gf128(sent.delta), std::mem::take(&mut sent.b)), (std::mem::take(&mut out.a), std::mem::take(&mut out.c))))
 }
 
 /// Random VOLE over GF(2^128), sender side.
 pub fn vole_send<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<VoleSender> {
-    let mut out = send(ch, Kind::Vole, n, rng)?;
-    let b = std::mem::take(&mut out.b).into_iter().map(Gf128).collect();
+    let out = send(ch, Kind::Vole, n, rng)?;
+    let b = out.b.iter().map(|&v| Gf128(v)).collect();
     Ok(VoleSender { delta: Gf128(out.delta), b })
 }
 
 /// Random VOLE over GF(2^128), receiver side.
 pub fn vole_receive<R: CryptoRng + ?Sized>(ch: &mut Channel, n: usize, rng: &mut R) -> Result<VoleReceiver> {
     let (extended, trees) = receive(ch, Kind::Vole, n, rng)?;
-    let mut out = extended.on_trees_vole(&trees)?;
-    let a = std::mem::take(&mut out.a).into_iter().map(Gf128).collect();
-    let c = std::mem::take(&mut out.c).into_iter().map(Gf128).collect();
+    let out = extended.on_trees_vole(&trees)?;
+    let a = out.a.iter().map(|&v| Gf128(v)).collect();
+    let c = out.c.iter().map(|&v| Gf128(v)).collect();
     Ok(VoleReceiver { a, c })
 }
 

@@ -24,10 +24,10 @@
 
 use rand::{CryptoRng, RngExt};
 use rayon::prelude::*;
-use zeroize::{DefaultIsZeroes, Zeroize};
+use zeroize::Zeroize;
 
-use super::Params;
 use super::tree::{NodeHash, expand_full, expand_punctured, path_bit};
+use super::{Blocks, Params};
 use crate::gf128::{self, Gf128, Multiplier};
 use crate::ot::{CrHash, base, iknp};
 use crate::{Error, InputError, PeerError, Result};
@@ -140,7 +140,7 @@ pub struct SenderExtending {
 /// trees' offsets. Zeroized on drop.
 #[derive(zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 struct Trees {
-    w: Vec<u128>,
+    w: Blocks,
     sums: Vec<u128>,
     offsets: Vec<u128>,
 }
@@ -150,13 +150,12 @@ struct Trees {
 pub struct SenderEncoding {
     params: Params,
     delta: u128,
-    w: Vec<u128>,
+    w: Blocks,
 }
 
 impl Drop for SenderEncoding {
     fn drop(&mut self) {
         self.delta.zeroize();
-        self.w.zeroize();
     }
 }
 
@@ -172,13 +171,12 @@ impl SenderEncoding {
 /// Sender's output: Δ and `b` (COT: `s`). Zeroized on drop.
 pub struct SenderOutput {
     pub delta: u128,
-    pub b: Vec<u128>,
+    pub b: Blocks,
 }
 
 impl Drop for SenderOutput {
     fn drop(&mut self) {
         self.delta.zeroize();
-        self.b.zeroize();
     }
 }
 
@@ -224,7 +222,7 @@ impl SenderExtending {
             Kind::Cot => vec![self.ot.delta(); p.trees],
             Kind::Vole => (0..p.trees).map(|_| Gf128::random(rng).0).collect(),
         };
-        let mut trees = Trees { w: vec![0u128; p.leaves()], sums: vec![0u128; p.trees * p.shape.depth], offsets };
+        let mut trees = Trees { w: Blocks::zeroed(p.leaves()), sums: vec![0u128; p.trees * p.shape.depth], offsets };
         let Trees { w, sums, offsets } = &mut trees;
         w.par_chunks_mut(p.shape.leaves)
             .zip(sums.par_chunks_mut(p.shape.depth))
@@ -311,17 +309,16 @@ impl Drop for ReceiverExtended {
     }
 }
 
-/// Receiver's output: the encoded noise (`x` bits packed in `u64` words for COT, `a` for VOLE)
-/// and `c`. Zeroized on drop.
-pub struct ReceiverOutput<T: DefaultIsZeroes> {
-    pub a: Vec<T>,
-    pub c: Vec<u128>,
+/// Receiver's output: the encoded noise (COT: the choice bits `x`, VOLE: `a`) and `c`.
+/// Zeroized on drop.
+pub struct ReceiverOutput<A: Zeroize> {
+    pub a: A,
+    pub c: Blocks,
 }
 
-impl<T: DefaultIsZeroes> Drop for ReceiverOutput<T> {
+impl<A: Zeroize> Drop for ReceiverOutput<A> {
     fn drop(&mut self) {
         self.a.zeroize();
-        self.c.zeroize();
     }
 }
 
@@ -364,7 +361,7 @@ impl ReceiverStart {
 impl ReceiverExtended {
     /// Flight 4 in: rebuilds the punctured trees into `u = w + e·Δ` (every leaf but the
     /// punctured ones from the level sums, the punctured ones from the known leaves' sum).
-    fn leaves(&self, trees: &TreeMessage) -> Result<Vec<u128>> {
+    fn leaves(&self, trees: &TreeMessage) -> Result<Blocks> {
         let (p, kind) = (&self.params, self.kind);
         if trees.0.len() != TreeMessage::elements(p, kind) {
             return Err(PeerError::WrongLength {
@@ -391,7 +388,7 @@ impl ReceiverExtended {
             .collect();
         let corrections = if kind == Kind::Vole { &trees.0[p.trees * 2 * depth..] } else { &[] };
         let hash = NodeHash::default();
-        let mut u = vec![0u128; p.leaves()];
+        let mut u = Blocks::zeroed(p.leaves());
         u.par_chunks_mut(leaves).zip(received.par_chunks(depth)).enumerate().for_each_init(
             Vec::new,
             |scratch, (t, (own, received))| {
@@ -416,27 +413,27 @@ impl ReceiverExtended {
         self.alphas.iter().enumerate().map(|(t, &alpha)| t * self.params.shape.leaves + alpha).collect()
     }
 
-    /// Flight 4 in (COT): choice bits packed 64 to a word (bit `i % 64` of word `i / 64`) and
-    /// `t`. The choice bits are the low bits of `t` (see [`Kind::Cot`]).
-    pub fn on_trees_cot(self, trees: &TreeMessage) -> Result<ReceiverOutput<u64>> {
+    /// Flight 4 in (COT): the choice bits and `t`. The choice bits are the low bits of `t`
+    /// (see [`Kind::Cot`]).
+    pub fn on_trees_cot(self, trees: &TreeMessage) -> Result<ReceiverOutput<Vec<bool>>> {
         self.expect(Kind::Cot)?;
         let mut c = self.leaves(trees)?;
         self.params.encode_in_place(&mut c);
-        let a = c.chunks(64).map(|t| t.iter().rev().fold(0u64, |a, &t| (a << 1) | (t & 1) as u64)).collect();
+        let a = c.iter().map(|t| t & 1 == 1).collect();
         Ok(ReceiverOutput { a, c })
     }
 
     /// Flight 4 in (VOLE): `a` and `c`.
-    pub fn on_trees_vole(self, trees: &TreeMessage) -> Result<ReceiverOutput<u128>> {
+    pub fn on_trees_vole(self, trees: &TreeMessage) -> Result<ReceiverOutput<Blocks>> {
         self.expect(Kind::Vole)?;
-        // `a` first, into a buffer of its own size, so that at most two `N`-long vectors live.
-        let mut e = vec![0u128; self.params.leaves()];
+        // `a` first, into a buffer of its own size, so that at most two `N`-long buffers live.
+        let mut e = Blocks::zeroed(self.params.leaves());
         for (&i, &beta) in self.noise_positions().iter().zip(&self.betas) {
             e[i] = beta;
         }
         self.params.encode_in_place(&mut e);
-        let a = e.to_vec();
-        e.zeroize();
+        let mut a = Blocks::zeroed(self.params.n);
+        a.copy_from_slice(&e);
         drop(e);
         let mut c = self.leaves(trees)?;
         self.params.encode_in_place(&mut c);
