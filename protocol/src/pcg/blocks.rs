@@ -1,40 +1,49 @@
-//! [`Blocks`]: the generator's leaf and output buffers.
+//! [`Blocks`]: the generator's leaf and output buffers, recycled within the process.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
 
-use memmap2::{MmapMut, MmapOptions};
-use zerocopy::FromBytes;
 use zeroize::Zeroize;
 
-/// 128-bit blocks in an anonymous mapping of their own, advised for transparent huge pages on
-/// Linux: a run's leaves (32 bytes per output, tens of MB) are first written front to back,
-/// and 4 KiB page faults cost more than the generator's arithmetic (12 ms against 5 ms per
-/// 32 MB on the reference machine). The blocks start zeroed; they are wiped on drop and when
-/// truncated, so no secret outlives the buffer.
+/// Bytes of freed, wiped buffers the process keeps for the next runs: both buffers of one
+/// party's largest training refill (2^22 COTs each way, 128 MB of leaves each).
+pub const POOL_BYTES: usize = 256 << 20;
+
+/// Freed buffers, every block zero.
+static POOL: Mutex<Vec<Vec<u128>>> = Mutex::new(Vec::new());
+
+/// 128-bit blocks: a run's leaves (32 bytes per output), compressed in place to its outputs.
+/// Fresh memory costs the kernel a page fault and a page wipe per 4 KiB (12 ms per 32 MB on
+/// the reference machine, as much as the convolution), so buffers are recycled: a dropped
+/// buffer is wiped and kept for the next run while the pool holds under [`POOL_BYTES`]. The
+/// blocks start zeroed; they are wiped on drop and when truncated, so no secret outlives its
+/// use.
 #[derive(Default)]
 pub struct Blocks {
-    /// `None` when empty (a mapping cannot be empty).
-    map: Option<MmapMut>,
+    /// At least `len` blocks; those past `len` are zero.
+    buf: Vec<u128>,
     len: usize,
 }
 
 impl Blocks {
-    /// `len` zero blocks. Panics if the mapping fails, as `Vec` aborts when allocation fails.
+    /// `len` zero blocks: a pooled buffer of `len` to `2·len` blocks if there is one, else fresh.
     pub fn zeroed(len: usize) -> Blocks {
         if len == 0 {
             return Blocks::default();
         }
-        let map = MmapOptions::new().len(len * 16).map_anon().expect("anonymous mapping for the generator's blocks");
-        // A hint: without transparent huge pages the mapping works with small pages.
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
-        Blocks { map: Some(map), len }
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = (0..pool.len()).filter(|&i| (len..=2 * len).contains(&pool[i].len())).min_by_key(|&i| pool[i].len());
+        let buf = match fits {
+            Some(i) => pool.swap_remove(i),
+            None => vec![0u128; len],
+        };
+        Blocks { buf, len }
     }
 
     /// Keeps the first `len` blocks, wiping the rest.
     pub fn truncate(&mut self, len: usize) {
         if len < self.len {
-            self[len..].zeroize();
+            self.buf[len..self.len].zeroize();
             self.len = len;
         }
     }
@@ -43,20 +52,13 @@ impl Blocks {
 impl Deref for Blocks {
     type Target = [u128];
     fn deref(&self) -> &[u128] {
-        match &self.map {
-            // A page-aligned mapping of 16·len bytes: the cast cannot fail.
-            Some(map) => &<[u128]>::ref_from_bytes(&map[..]).expect("page-aligned blocks")[..self.len],
-            None => &[],
-        }
+        &self.buf[..self.len]
     }
 }
 
 impl DerefMut for Blocks {
     fn deref_mut(&mut self) -> &mut [u128] {
-        match &mut self.map {
-            Some(map) => &mut <[u128]>::mut_from_bytes(&mut map[..]).expect("page-aligned blocks")[..self.len],
-            None => &mut [],
-        }
+        &mut self.buf[..self.len]
     }
 }
 
@@ -75,8 +77,15 @@ impl Zeroize for Blocks {
 }
 
 impl Drop for Blocks {
+    /// Wipes the blocks, then keeps the buffer if the pool has room.
     fn drop(&mut self) {
         self.zeroize();
+        let buf = std::mem::take(&mut self.buf);
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let held: usize = pool.iter().map(|b| b.len() * 16).sum();
+        if !buf.is_empty() && held + buf.len() * 16 <= POOL_BYTES {
+            pool.push(buf);
+        }
     }
 }
 
@@ -90,25 +99,26 @@ impl std::fmt::Debug for Blocks {
 mod tests {
     use super::*;
 
+    /// Written blocks read back; truncation wipes what it cuts; a recycled buffer (the same
+    /// size again, from the pool while other tests run too) starts zeroed.
     #[test]
-    fn blocks_start_zeroed_hold_what_is_written_and_truncate() {
+    fn blocks_start_zeroed_hold_what_is_written_and_wipe_what_they_drop() {
+        let pattern = |i: usize| (i as u128) << 64 | 7;
         for len in [0usize, 1, 3, 1 << 17] {
-            let mut b = Blocks::zeroed(len);
-            assert_eq!(b.len(), len);
-            assert!(b.iter().all(|&v| v == 0));
-            for (i, v) in b.iter_mut().enumerate() {
-                *v = (i as u128) << 64 | 7;
+            for _ in 0..2 {
+                let mut b = Blocks::zeroed(len);
+                assert_eq!(b.len(), len);
+                assert!(b.buf.len() >= len && b.iter().all(|&v| v == 0), "not zeroed");
+                for (i, v) in b.iter_mut().enumerate() {
+                    *v = pattern(i);
+                }
+                assert!(b.iter().enumerate().all(|(i, &v)| v == pattern(i)));
+                b.truncate(len / 2);
+                assert_eq!(b.len(), len / 2);
+                assert!(b.buf[len / 2..].iter().all(|&v| v == 0), "truncated blocks not wiped");
+                b.truncate(len); // never grows
+                assert_eq!(b.len(), len / 2);
             }
-            assert!(b.iter().enumerate().all(|(i, &v)| v == (i as u128) << 64 | 7));
-            b.truncate(len / 2);
-            assert_eq!(b.len(), len / 2);
-            if let Some(map) = &b.map {
-                let all = <[u128]>::ref_from_bytes(&map[..]).unwrap();
-                assert!(all[len / 2..].iter().all(|&v| v == 0), "truncated blocks not wiped");
-            }
-            assert_eq!(b.last().copied(), (len / 2).checked_sub(1).map(|i| (i as u128) << 64 | 7));
-            b.truncate(len); // never grows
-            assert_eq!(b.len(), len / 2);
         }
         assert!(Blocks::default().is_empty());
     }
