@@ -89,12 +89,6 @@ impl Drop for Blocks {
     }
 }
 
-impl std::fmt::Debug for Blocks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Blocks({} blocks)", self.len)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
